@@ -1,0 +1,41 @@
+# lrtrain — the two commands:
+#   make demo   set up everything (apt packages, Go modules, gotch for the installed
+#               libtorch) and run the demo
+#   make test   set up everything and run all tests
+# Both are idempotent; a second run only re-checks.
+
+GO ?= go
+export CGO_ENABLED = 1
+# libtorch picks one intra-op thread on some VMs unless told; lrtrain also sets
+# it programmatically (torchrt.Init), this covers the test binaries too.
+export OMP_NUM_THREADS ?= $(shell nproc)
+
+.PHONY: all setup demo test test-short bench vet fmt build clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	$(GO) build -o bin/lrtrain ./cmd/lrtrain
+
+demo: build
+	./bin/lrtrain demo --out runs/demo
+
+vet: setup
+	$(GO) vet ./...
+
+test: setup
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) test -timeout 20m ./...
+
+test-short: setup
+	$(GO) test -short ./...
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./phiop/
+
+clean:
+	rm -rf .build go.work go.work.sum bin

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// TestStubbedOpReturnsClearError calls an op that libtorch 1.13 lacks through
+// the adapted gotch build: it must come back as a Go error naming the op and
+// the libtorch version, not crash the process.
+func TestStubbedOpReturnsClearError(t *testing.T) {
+	b, err := os.ReadFile("../../.build/gotch/.lrtrain-adapt.json")
+	if err != nil {
+		t.Fatalf("the adapted gotch is missing (run make setup): %v", err)
+	}
+	var s stamp
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	stubbed := strings.Join(s.Stubbed, ",")
+	if !strings.Contains(stubbed, "atg_scaled_dot_product_attention,") {
+		if len(s.Stubbed) == 0 {
+			t.Skipf("libtorch %s has every op gotch wraps: nothing is stubbed", s.Torch)
+		}
+		t.Fatalf("expected scaled_dot_product_attention among the stubbed ops of libtorch %s", s.Torch)
+	}
+	q, err := ts.Ones([]int64{1, 2, 4}, gotch.Float, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Drop()
+	out, err := ts.ScaledDotProductAttention(q, q, q, ts.None, 0, false, nil)
+	if err == nil {
+		out.Drop()
+		t.Fatal("a stubbed op returned no error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"scaled_dot_product_attention", "not available in the installed libtorch " + s.Torch} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not contain %q", msg, want)
+		}
+	}
+	// The library is still usable after the error.
+	sum, err := q.Sum(gotch.Float, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sum.Drop()
+	if v := sum.Float64Values()[0]; v != 8 {
+		t.Fatalf("sum after a stubbed call = %v, want 8", v)
+	}
+}
