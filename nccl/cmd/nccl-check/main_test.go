@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lrtrain/lrtrain/nccl"
+	"github.com/lrtrain/lrtrain/nccl/internal/fakelib"
+)
+
+// On the fake libraries (one rank, host memory) every check must pass:
+// this runs the whole check program except the GPU itself.
+func TestChecksPassOnFakeLibraries(t *testing.T) {
+	libs, err := fakelib.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(nccl.EnvNCCLLibrary, libs.NCCL)
+	t.Setenv(nccl.EnvCudartLibrary, libs.Cudart)
+	var out bytes.Buffer
+	code := run(&out, config{device: 0, count: 6, timeout: 5 * time.Second})
+	t.Log("\n" + out.String())
+	if code != exitPass || strings.Contains(out.String(), "FAIL") {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{
+		"INFO nccl 2.21.5 from " + libs.NCCL,
+		"PASS comm queries: count=1 device=0 rank=0",
+		"PASS allreduce bfloat16/avg: n=6 got [-3 -1.5 0 1.5 3 -3 99 99]",
+		"PASS allreduce float16/sum: n=6 got [-3 -1.5 0 1.5 3 -3 99 99]",
+		"PASS allreduce int64/min: n=6 got [-6 -3 0 3 6 -6 99 99]",
+		"PASS allgather float32", "PASS broadcast int64 root=0", "PASS reducescatter float32/sum",
+		"PASS reduce float32/sum root=0", "PASS grouped allreduce float64/sum",
+		"PASS allreduce float32/sum in place: n=6 got [-3 -1.5 0 1.5 3 -3]",
+		"PASS all checks",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+func TestMissingLibraryIsASetupFailure(t *testing.T) {
+	t.Setenv(nccl.EnvNCCLLibrary, filepath.Join(t.TempDir(), "libnccl.so.2"))
+	var out bytes.Buffer
+	if code := run(&out, config{count: 4, timeout: time.Second}); code != exitSetup {
+		t.Fatalf("exit %d, want %d; output:\n%s", code, exitSetup, out.String())
+	}
+	if !strings.HasPrefix(out.String(), "FAIL init: nccl: cannot load libnccl") {
+		t.Errorf("output %q", out.String())
+	}
+}
+
+// A fake whose stream never finishes makes every wait time out: the check
+// reports the watchdog's error instead of hanging.
+func TestHungCollectivesFailWithTheWatchdogError(t *testing.T) {
+	libs, err := fakelib.Build(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(nccl.EnvNCCLLibrary, libs.NCCL)
+	t.Setenv(nccl.EnvCudartLibrary, libs.Cudart)
+	t.Setenv("FAKE_CUDA_STREAM_HANG", "1")
+	var out bytes.Buffer
+	code := run(&out, config{count: 2, timeout: 20 * time.Millisecond})
+	if code != exitFail {
+		t.Fatalf("exit %d, want %d", code, exitFail)
+	}
+	// The first wait aborts the communicator; later checks report it closed.
+	if !strings.Contains(out.String(), "FAIL allreduce float32/sum: wait: nccl: stream wait on rank 0 aborted after") ||
+		!strings.Contains(out.String(), "communicator destroyed or aborted") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// The binary must run where Go and libtorch are absent and NCCL is found at
+// run time: no dynamic dependency on libnccl, libcudart or libtorch.
+func TestBinaryLinksNoGPUOrTorchLibrary(t *testing.T) {
+	ldd, err := exec.LookPath("ldd")
+	if err != nil {
+		t.Skip("no ldd")
+	}
+	bin := filepath.Join(t.TempDir(), "nccl-check")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(ldd, bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ldd: %v\n%s", err, out)
+	}
+	for _, lib := range []string{"libnccl", "libcudart", "libcuda.", "libtorch", "libc10"} {
+		if strings.Contains(string(out), lib) {
+			t.Errorf("nccl-check depends on %s:\n%s", lib, out)
+		}
+	}
+}
+
+func TestWrongResultIsReportedWithValues(t *testing.T) {
+	var out bytes.Buffer
+	c := &checker{w: &out}
+	want := encode(nccl.Float32, []float64{1, 2, 99})
+	c.report("allreduce float32/sum", nccl.Float32, 2, encode(nccl.Float32, []float64{1, 2.5, 99}), want)
+	if c.failed != 1 || out.String() != "FAIL allreduce float32/sum: n=2 got [1 2.5 99] want [1 2 99]\n" {
+		t.Errorf("failed=%d output %q", c.failed, out.String())
+	}
+}
+
+// Half-precision encodings checked against IEEE 754 binary16/bfloat16 bit
+// patterns worked out by hand.
+func TestHalfEncodings(t *testing.T) {
+	for x, bits := range map[float64]uint16{1.5: 0x3e00, -3: 0xc200, 99: 0x5630, 0: 0} {
+		if got := le.Uint16(encode(nccl.Float16, []float64{x})); got != bits {
+			t.Errorf("float16(%v) = %#04x, want %#04x", x, got, bits)
+		}
+		if back := decode(nccl.Float16, encode(nccl.Float16, []float64{x}))[0]; back != x {
+			t.Errorf("float16 round trip of %v = %v", x, back)
+		}
+	}
+	if got := le.Uint16(encode(nccl.BFloat16, []float64{1.5})); got != 0x3fc0 {
+		t.Errorf("bfloat16(1.5) = %#04x, want 0x3fc0", got)
+	}
+}

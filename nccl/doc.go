@@ -1,0 +1,53 @@
+// Package nccl binds the NCCL collective library and the few CUDA runtime
+// calls needed to drive it, for the data-parallel all-reduce of adapter
+// gradients on GPU ranks.
+//
+// Like go-nvml, the package builds and links on machines without NCCL or
+// CUDA: nothing links against libnccl or libcudart. Init dlopens
+// libnccl.so.2 and libcudart.so at run time and resolves each function with
+// dlsym; small C trampolines in cgo.go call through those pointers (cgo,
+// not purego, because ncclCommInitRank takes the 128-byte ncclUniqueId by
+// value). Before a successful Init every call returns ErrNotLoaded; when a
+// library cannot be found, Init returns a *LoadError wrapping
+// ErrLibraryNotFound that lists every path tried with dlopen's message.
+//
+// # Finding the libraries
+//
+// LRTRAIN_NCCL_LIBRARY and LRTRAIN_CUDART_LIBRARY name the files to load;
+// when set, nothing else is tried. Otherwise Init tries each soname bare
+// (the dynamic loader's own search), then every LD_LIBRARY_PATH directory,
+// then pip's layout (nvidia/nccl/lib, nvidia/cuda_runtime/lib) under the
+// site-packages of VIRTUAL_ENV, CONDA_PREFIX, PYTHONHOME and PYTHONPATH,
+// then CUDA_HOME/lib64 and CUDA_PATH/lib64 for libcudart.
+//
+// # Waiting without hanging
+//
+// Collectives are asynchronous: they are enqueued on a CUDA stream and
+// return at once. A rank that waits with cudaStreamSynchronize for a peer
+// that died waits forever, so wait with WaitStream or a Watchdog instead:
+// they poll cudaStreamQuery and ncclCommGetAsyncError, and on a per-collective
+// timeout, on cancellation of the context (the rendezvous cancels it when
+// the etcd session is lost) or on a communicator error they call
+// ncclCommAbort and return an *AbortError naming the collective, the rank
+// and the time waited. The watchdog needs only the three calls of the
+// Pending interface, which is how it is tested without a GPU.
+//
+// # Threads
+//
+// CUDA's current device belongs to the OS thread. Lock the goroutine that
+// drives a GPU with runtime.LockOSThread, call SetDevice, and create the
+// communicator, buffers and streams from it.
+//
+// # Testing
+//
+// The tests load a fake libnccl.so.2 and libcudart.so built from C in
+// internal/fakelib/testdata at test time. The fakes stand for the absent
+// GPU libraries: one rank, host memory as device memory, and a log of the
+// arguments each call received, so the tests cover the real dlopen, dlsym
+// and trampoline path, the by-value unique id included. The real libraries
+// are checked on a GPU machine with the nccl-check binary (cmd/nccl-check),
+// which needs neither Go nor libtorch there:
+//
+//	CGO_ENABLED=1 go build -o nccl-check ./nccl/cmd/nccl-check
+//	./nccl-check -device 0   # on the GPU machine; prints PASS/FAIL lines
+package nccl

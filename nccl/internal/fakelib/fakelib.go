@@ -1,0 +1,58 @@
+package fakelib
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+//go:embed testdata/fake_nccl.c testdata/fake_cudart.c
+var sources embed.FS
+
+// Libs are the paths of the built fakes.
+type Libs struct {
+	NCCL   string // .../libnccl.so.2
+	Cudart string // .../libcudart.so.12
+}
+
+// Build compiles both fakes with the system C compiler (cc, or $CC) into
+// dir, which the caller owns (a t.TempDir()).
+func Build(dir string) (Libs, error) {
+	libs := Libs{
+		NCCL:   filepath.Join(dir, "libnccl.so.2"),
+		Cudart: filepath.Join(dir, "libcudart.so.12"),
+	}
+	for _, b := range []struct{ src, out string }{
+		{"testdata/fake_nccl.c", libs.NCCL},
+		{"testdata/fake_cudart.c", libs.Cudart},
+	} {
+		if err := compile(b.src, b.out); err != nil {
+			return Libs{}, err
+		}
+	}
+	return libs, nil
+}
+
+func compile(src, out string) error {
+	code, err := sources.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("fakelib: %w", err)
+	}
+	cc := strings.Fields(os.Getenv("CC"))
+	if len(cc) == 0 {
+		cc = []string{"cc"}
+	}
+	args := append(cc[1:], "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-x", "c", "-o", out, "-")
+	cmd := exec.Command(cc[0], args...)
+	cmd.Stdin = bytes.NewReader(code)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("fakelib: compiling %s: %w\n%s", src, err, stderr.String())
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+package nccl
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/nccl/internal/fakelib"
+)
+
+// fakes are the stand-in libraries built once for the whole test binary.
+var fakes fakelib.Libs
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nccl-fakes-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fakes, err = fakelib.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	code := m.Run()
+	_ = Shutdown()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
