@@ -29,7 +29,7 @@ import (
 )
 
 // toolVersion changes whenever the adaptation itself changes, invalidating stamps.
-const toolVersion = "gotchadapt-3"
+const toolVersion = "gotchadapt-4"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -90,6 +90,9 @@ func run(root string, printEnv, force bool) error {
 	}
 	libtch := filepath.Join(tmp, "libtch")
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(lt.libGo()), 0o644); err != nil {
+		return err
+	}
+	if err := applyGoFixes(tmp); err != nil {
 		return err
 	}
 	var stubbed []string

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -116,5 +117,31 @@ func TestLibGoFlagsForDebianCPU(t *testing.T) {
 	cuda := libtorch{Version: "2.1.0", Include: "/opt/libtorch/include", Lib: "/opt/libtorch/lib", CUDA: true, CUDAHome: "/usr/local/cuda"}
 	if s := cuda.libGo(); !strings.Contains(s, "-ltorch_cuda") || !strings.Contains(s, "-D_GLIBCXX_USE_CXX11_ABI=0") || !strings.Contains(s, "-Wl,-rpath,/opt/libtorch/lib") {
 		t.Errorf("CUDA lib.go flags wrong:\n%s", s)
+	}
+}
+
+func TestGoFixesApplyExactlyOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range goFixes {
+		path := dir + "/" + f.file
+		if err := os.MkdirAll(path[:strings.LastIndex(path, "/")], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("header\n"+f.old+"footer\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := applyGoFixes(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range goFixes {
+		b, _ := os.ReadFile(dir + "/" + f.file)
+		if !strings.Contains(string(b), f.new) || strings.Contains(string(b), f.old) {
+			t.Errorf("%s not fixed:\n%s", f.file, b)
+		}
+	}
+	// A second application finds nothing to replace: that must be an error.
+	if err := applyGoFixes(dir); err == nil {
+		t.Fatal("applying a fix to code that lacks it must fail")
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -53,5 +54,27 @@ func TestStubbedOpReturnsClearError(t *testing.T) {
 	defer sum.Drop()
 	if v := sum.Float64Values()[0]; v != 8 {
 		t.Fatalf("sum after a stubbed call = %v, want 8", v)
+	}
+}
+
+// TestGradSetEnabledReportsPreviousMode checks the adapted gotch's fix: the
+// previous grad mode it returns is the real one, so no-grad guards restore it.
+func TestGradSetEnabledReportsPreviousMode(t *testing.T) {
+	runtime.LockOSThread() // grad mode is per OS thread
+	defer runtime.UnlockOSThread()
+	var got []bool
+	for _, set := range []bool{true, false, false, true} {
+		prev, err := ts.GradSetEnabled(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, prev)
+	}
+	// Grad mode starts on; the calls set on, off, off, on.
+	want := []bool{true, true, false, false}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("previous modes %v, want %v", got, want)
+		}
 	}
 }

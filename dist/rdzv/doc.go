@@ -1,0 +1,51 @@
+// Package rdzv is lrtrain's rendezvous: node agents meet through etcd's v3
+// API (sessions, leases, transactions, watches), agree on a round's
+// membership and ranks, publish round-scoped values for the collectives and
+// meet at barriers. torchrun's etcd backends need etcd's removed v2 API;
+// this package does not.
+//
+// # Rounds
+//
+// Each node's launcher creates an Agent and calls Join. Every agent holds a
+// concurrency.Session (a lease with keepalive, WithTTL) and registers under
+// it in the job's current round; the round freezes in one transaction when
+// max nodes have joined, or when at least min have joined and the last call
+// (WithLastCall) has passed. Node ranks follow the sorted agent ids; global
+// ranks are node-major with per-node nproc (see Round). All keys live under
+// /lrtrain/<job>/ (see keys.go for the layout).
+//
+// The launcher then starts its workers and waits on Watch, which fires once,
+// for the first of: a member lost (its key deleted when its lease expired or
+// was revoked), a late node waiting while the round has room (scale-up), the
+// round closed by another agent, this agent's session lost, or a watch
+// error. On any of them the launcher stops its workers and calls Join again;
+// Join moves the job to the next round with a compare-and-swap, so all
+// agents follow. Counting restarts is the launcher's business.
+//
+//	a, err := rdzv.NewAgent(ctx, job, rdzv.WithEndpoints(ep), rdzv.WithNodes(2, 4), rdzv.WithNproc(8))
+//	defer a.Close()
+//	for {
+//		round, err := a.Join(ctx)
+//		// start round.LocalWorldSize() workers with ranks round.GlobalRank(local)
+//		ev := <-a.Watch(ctx)
+//		// stop the workers; give up after max restarts
+//	}
+//
+// # Values and barriers
+//
+// Publish and Lookup store and fetch round-scoped values (an NCCL unique id,
+// the CPU backend's address); Lookup waits with a watch. Barrier meets n
+// participants with keys and a watch, no polling. Workers do the same with a
+// Worker (OpenWorker), which has its own session.
+//
+// # Failures
+//
+// Every wait has a timeout and fails with an error wrapping ErrTimeout that
+// names what was waited for: the barrier, the round and the missing members,
+// or who had joined. An unreachable etcd fails NewAgent within the dial
+// timeout with ErrUnreachable and the endpoints. If etcd goes away, the
+// etcd client stops receiving keepalive answers and declares the lease lost
+// after its TTL: Watch fires SessionLost, waits fail with ErrSessionLost and
+// later calls fail within the request timeout. Close revokes the lease so
+// that peers notice at once.
+package rdzv

@@ -1,0 +1,101 @@
+package rdzv
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"go.uber.org/zap"
+)
+
+// Short timeouts keep the suite fast; etcd's minimum lease TTL is about 2 s.
+const (
+	testTTL      = 2 * time.Second
+	testLastCall = 300 * time.Millisecond
+)
+
+func startEtcd(t *testing.T) *etcdembed.Server {
+	t.Helper()
+	srv, err := etcdembed.Start(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// testOptions are the options every test agent and worker uses; later
+// options override them.
+func testOptions(srv *etcdembed.Server, more ...Option) []Option {
+	return append([]Option{
+		WithEndpoints(srv.Endpoint()),
+		WithTTL(testTTL),
+		WithLastCall(testLastCall),
+		WithDialTimeout(2 * time.Second),
+		WithRequestTimeout(3 * time.Second),
+		WithJoinTimeout(15 * time.Second),
+		WithWaitTimeout(10 * time.Second),
+		WithLogger(zap.NewNop()),
+	}, more...)
+}
+
+func newAgent(t *testing.T, srv *etcdembed.Server, job, id string, more ...Option) *Agent {
+	t.Helper()
+	opts := testOptions(srv, append([]Option{WithAgentID(id), WithHostname("host-" + id)}, more...)...)
+	a, err := NewAgent(context.Background(), job, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// joinAll calls Join on every agent concurrently.
+func joinAll(t *testing.T, agents ...*Agent) []*Round {
+	t.Helper()
+	rounds := make([]*Round, len(agents))
+	errs := make([]error, len(agents))
+	var wg sync.WaitGroup
+	for i, a := range agents {
+		wg.Go(func() { rounds[i], errs[i] = a.Join(context.Background()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("agent %s: %v", agents[i].ID(), err)
+		}
+	}
+	return rounds
+}
+
+// firstEvent waits for the event of a Watch channel, failing after limit.
+func firstEvent(t *testing.T, ch <-chan Event, limit time.Duration) Event {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		return ev
+	case <-time.After(limit):
+		t.Fatalf("no watch event within %v", limit)
+	}
+	return Event{}
+}
+
+// checkGoroutines fails if, after a grace period, clearly more goroutines
+// run than before (a few process-wide ones that gRPC starts once are
+// tolerated).
+func checkGoroutines(t *testing.T, before int) {
+	t.Helper()
+	const slack = 5
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+slack {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
