@@ -1,0 +1,69 @@
+package tokenizer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// benchText is about 64 KiB of English-like text with many distinct words, numbers,
+// punctuation and some non-ASCII, so the word cache does not make it trivial.
+func benchText() string {
+	rng := rand.New(rand.NewPCG(1, 2))
+	syll := []string{"ka", "to", "re", "the", "in", "ou", "ng", "str", "e", "a", "ly", "ed", "ion", "é", "ü"}
+	var sb strings.Builder
+	for sb.Len() < 64<<10 {
+		n := 1 + rng.IntN(4)
+		for k := 0; k < n; k++ {
+			sb.WriteString(syll[rng.IntN(len(syll))])
+		}
+		switch r := rng.IntN(20); {
+		case r == 0:
+			fmt.Fprintf(&sb, " %d", rng.IntN(100000))
+		case r == 1:
+			sb.WriteString(".\n")
+		case r == 2:
+			sb.WriteString(", ")
+		case r == 3:
+			sb.WriteString(" 日本語 ")
+		default:
+			sb.WriteByte(' ')
+		}
+	}
+	return sb.String()
+}
+
+// BenchmarkEncode reports Encode throughput in tokens/s on a 64 KiB text, with a warm
+// word cache (steady state) and with the cache cleared before every call.
+func BenchmarkEncode(b *testing.B) {
+	text := benchText()
+	for _, fam := range []string{"llama3", "gpt2", "llama2"} {
+		for _, cold := range []bool{false, true} {
+			name := fam + "/warm"
+			if cold {
+				name = fam + "/cold"
+			}
+			b.Run(name, func(b *testing.B) {
+				tok := loadFamily(b, fam)
+				b.SetBytes(int64(len(text)))
+				tokens := 0
+				for b.Loop() {
+					if cold {
+						b.StopTimer()
+						tok.model.mu.Lock()
+						clear(tok.model.cache)
+						tok.model.mu.Unlock()
+						b.StartTimer()
+					}
+					ids, err := tok.Encode(text, false)
+					if err != nil {
+						b.Fatal(err)
+					}
+					tokens += len(ids)
+				}
+				b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}
