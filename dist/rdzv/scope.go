@@ -116,10 +116,15 @@ func (s *scope) barrier(ctx context.Context, name string, n int) error {
 	dir := s.keys.barrier(s.round, s.group, name, gen)
 	rctx, rcancel := s.request(ctx)
 	defer rcancel()
-	if _, err := s.cli.Put(rctx, dir+s.self, "", clientv3.WithLease(s.sess.Lease())); err != nil {
+	put, err := s.cli.Put(rctx, dir+s.self, "", clientv3.WithLease(s.sess.Lease()))
+	if err != nil {
 		return s.fail(rctx, what, err)
 	}
-	resp, err := s.cli.Get(rctx, dir, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	// Read at the put's revision and watch from there: a participant that saw the
+	// barrier complete and left (its key deleted) between our put and our read
+	// would otherwise be missed, and we would wait for it until the timeout.
+	putRev := put.Header.Revision
+	resp, err := s.cli.Get(rctx, dir, clientv3.WithPrefix(), clientv3.WithKeysOnly(), clientv3.WithRev(putRev))
 	if err != nil {
 		return s.fail(rctx, what, err)
 	}
@@ -128,7 +133,7 @@ func (s *scope) barrier(ctx context.Context, name string, n int) error {
 		arrived[strings.TrimPrefix(string(kv.Key), dir)] = true
 	}
 	if len(arrived) < n {
-		err = s.watchUntil(ctx, s.sess, dir, true, resp.Header.Revision, nil, func(ev *clientv3.Event) bool {
+		err = s.watchUntil(ctx, s.sess, dir, true, putRev, nil, func(ev *clientv3.Event) bool {
 			who := strings.TrimPrefix(string(ev.Kv.Key), dir)
 			if ev.Type == mvccpb.PUT {
 				arrived[who] = true

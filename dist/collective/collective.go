@@ -1,0 +1,103 @@
+package collective
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+)
+
+// ProcessGroup is a fixed set of ranks that run collectives together.
+//
+// Every rank must issue the same collectives in the same order with the
+// same lengths (and the same op and root). Calls on one group are
+// serialised; a group runs one collective at a time. Any failure (a peer
+// died, a timeout, Abort, a cancelled context) breaks the group for good:
+// later calls fail at once with ErrBroken, and the caller forms a new group.
+type ProcessGroup interface {
+	Rank() int
+	Size() int
+
+	// AllReduce reduces buf across all ranks with op, in place.
+	AllReduce(ctx context.Context, buf []float32, op ReduceOp) error
+	// AllReduceFloat64 is AllReduce for float64.
+	AllReduceFloat64(ctx context.Context, buf []float64, op ReduceOp) error
+	// AllGather concatenates send from every rank, in rank order, into recv
+	// (len(recv) == Size()*len(send)).
+	AllGather(ctx context.Context, send, recv []float32) error
+	// Broadcast copies root's buf into every other rank's buf.
+	Broadcast(ctx context.Context, buf []float32, root int) error
+	// ReduceScatter reduces send (Size() blocks of len(recv)) across ranks
+	// with op and leaves block Rank() of the result in recv.
+	ReduceScatter(ctx context.Context, send, recv []float32, op ReduceOp) error
+	// Barrier returns once every rank has entered it.
+	Barrier(ctx context.Context) error
+
+	// Abort fails the collective in flight, if any, and every later one;
+	// it never blocks for long and may be called from any goroutine.
+	Abort()
+	// Close aborts anything in flight and releases the group.
+	Close() error
+}
+
+// RawAllReducer is implemented by groups that reduce memory Go does not own
+// (a libtorch tensor's data, for example) without copying it. ptr must
+// point to n elements of dt and stay valid until the call returns.
+type RawAllReducer interface {
+	AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt DType, op ReduceOp) error
+}
+
+// ReduceOp is the reduction of AllReduce and ReduceScatter.
+type ReduceOp int
+
+// Reductions. Avg is Sum divided by the group size.
+const (
+	Sum ReduceOp = iota
+	Avg
+	Max
+	Min
+)
+
+func (op ReduceOp) String() string {
+	switch op {
+	case Sum:
+		return "sum"
+	case Avg:
+		return "avg"
+	case Max:
+		return "max"
+	case Min:
+		return "min"
+	}
+	return fmt.Sprintf("ReduceOp(%d)", int(op))
+}
+
+func (op ReduceOp) valid() bool { return op >= Sum && op <= Min }
+
+// DType is an element type of the raw interface.
+type DType int
+
+// Element types.
+const (
+	Float32 DType = iota
+	Float64
+)
+
+func (dt DType) String() string {
+	switch dt {
+	case Float32:
+		return "float32"
+	case Float64:
+		return "float64"
+	}
+	return fmt.Sprintf("DType(%d)", int(dt))
+}
+
+// Size is the element size in bytes.
+func (dt DType) Size() int {
+	if dt == Float64 {
+		return 8
+	}
+	return 4
+}
+
+func (dt DType) valid() bool { return dt == Float32 || dt == Float64 }

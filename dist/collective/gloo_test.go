@@ -1,0 +1,299 @@
+package collective_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+)
+
+// groups forms a group of size ranks inside this process (each rank a
+// goroutine) through a TCP store, and closes them when the test ends. edit,
+// if given, adjusts each rank's Config.
+func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c *collective.Config)) []*collective.Gloo {
+	t.Helper()
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx := context.Background()
+	gs := make([]*collective.Gloo, size)
+	errs := make([]error, size)
+	var wg sync.WaitGroup
+	for r := range size {
+		wg.Go(func() {
+			st, err := collective.DialStore(ctx, srv.Addr(), timeout)
+			if err != nil {
+				errs[r] = err
+				return
+			}
+			cfg := collective.Config{Rank: r, Size: size, Store: st, Hostname: "127.0.0.1", Timeout: timeout}
+			for _, e := range edit {
+				e(r, &cfg)
+			}
+			gs[r], errs[r] = collective.NewGloo(ctx, cfg)
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		t.Cleanup(func() { gs[r].Close() })
+	}
+	return gs
+}
+
+// blocked starts an all-reduce on g that no peer joins and returns a
+// channel with its error.
+func blocked(g *collective.Gloo, ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- g.AllReduce(ctx, make([]float32, 1024), collective.Sum) }()
+	time.Sleep(100 * time.Millisecond) // let it reach the wait inside Gloo
+	return done
+}
+
+// within returns the error from done, failing the test if none arrives in d.
+func within(t *testing.T, done <-chan error, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("collective still blocked after %s", d)
+		return nil
+	}
+}
+
+func TestSingleRankGroupNeedsNoPeers(t *testing.T) {
+	ctx := context.Background()
+	g, err := collective.NewGloo(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	buf := []float32{1, -2, 3}
+	for _, op := range allOps {
+		if err := g.AllReduce(ctx, buf, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := make([]float32, 3)
+	if err := g.AllGather(ctx, buf, recv); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, 3)
+	if err := g.ReduceScatter(ctx, buf, out, collective.Avg); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Broadcast(ctx, buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range [][]float32{buf, recv, out} {
+		if got[0] != 1 || got[1] != -2 || got[2] != 3 {
+			t.Fatalf("got %v, want [1 -2 3]", got)
+		}
+	}
+}
+
+func TestBadConfigIsRejected(t *testing.T) {
+	store := &collective.TCPStore{}
+	for _, tc := range []struct {
+		name string
+		cfg  collective.Config
+		want string
+	}{
+		{"world size 0", collective.Config{Size: 0}, "world size 0"},
+		{"rank = size", collective.Config{Rank: 2, Size: 2, Store: store}, "rank 2 out of range for world size 2"},
+		{"negative rank", collective.Config{Rank: -1, Size: 2, Store: store}, "rank -1 out of range"},
+		{"no store", collective.Config{Rank: 0, Size: 2}, "no store"},
+		{"hostname and interface", collective.Config{Size: 1, Hostname: "127.0.0.1", Interface: "lo"}, "both"},
+		{"slash in name", collective.Config{Size: 1, Name: "a/b"}, "'/'"},
+		{"negative timeout", collective.Config{Size: 1, Timeout: -time.Second}, "negative timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := collective.NewGloo(context.Background(), tc.cfg)
+			if !errors.Is(err, collective.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrConfig mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownHostnameFailsQuickly(t *testing.T) {
+	start := time.Now()
+	_, err := collective.NewGloo(context.Background(), collective.Config{Size: 1, Hostname: "no-such-host.invalid", Timeout: 5 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "no-such-host.invalid") {
+		t.Fatalf("got %v, want an error naming the hostname", err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("took %s", time.Since(start))
+	}
+}
+
+func TestGroupOnLoopbackInterface(t *testing.T) {
+	gs := groups(t, 2, 10*time.Second, func(_ int, c *collective.Config) {
+		c.Hostname, c.Interface = "", "lo"
+	})
+	bufs := [][]float32{{1}, {2}}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, g := range gs {
+		wg.Go(func() { errs[r] = g.AllReduce(context.Background(), bufs[r], collective.Max) })
+	}
+	wg.Wait()
+	for r := range gs {
+		if errs[r] != nil || bufs[r][0] != 2 {
+			t.Fatalf("rank %d: %v, %v; want [2]", r, bufs[r], errs[r])
+		}
+	}
+}
+
+func TestBadArgumentsLeaveGroupUsable(t *testing.T) {
+	ctx := context.Background()
+	g, err := collective.NewGloo(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for name, err := range map[string]error{
+		"allgather recv length":     g.AllGather(ctx, make([]float32, 2), make([]float32, 3)),
+		"reducescatter send length": g.ReduceScatter(ctx, make([]float32, 3), make([]float32, 2), collective.Sum),
+		"broadcast root":            g.Broadcast(ctx, make([]float32, 2), 1),
+		"unknown op":                g.AllReduce(ctx, make([]float32, 2), collective.ReduceOp(9)),
+		"raw nil pointer":           g.AllReduceRaw(ctx, nil, 4, collective.Float32, collective.Sum),
+	} {
+		if !errors.Is(err, collective.ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", name, err)
+		}
+	}
+	if err := g.AllReduce(ctx, []float32{1}, collective.Sum); err != nil {
+		t.Fatalf("group unusable after rejected arguments: %v", err)
+	}
+}
+
+func TestUnreachableStore(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	_, err = collective.DialStore(context.Background(), addr, 300*time.Millisecond)
+	if !errors.Is(err, collective.ErrStore) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("got %v, want ErrStore naming %s", err, addr)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %s for a 300ms timeout", d)
+	}
+}
+
+func TestMissingPeerTimesOutNamingIt(t *testing.T) {
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	st, err := collective.DialStore(context.Background(), srv.Addr(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = collective.NewGloo(context.Background(), collective.Config{
+		Rank: 0, Size: 2, Store: st, Hostname: "127.0.0.1", Timeout: 500 * time.Millisecond})
+	if !errors.Is(err, collective.ErrTimeout) || !strings.Contains(err.Error(), "rank 1's") {
+		t.Fatalf("got %v, want ErrTimeout naming rank 1", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %s for a 500ms timeout", d)
+	}
+}
+
+func TestAbortUnblocksCollectiveAndResetsPeers(t *testing.T) {
+	gs := groups(t, 2, 30*time.Second)
+	ctx := context.Background()
+	done := blocked(gs[0], ctx)
+	start := time.Now()
+	gs[0].Abort()
+	err := within(t, done, 2*time.Second)
+	if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "Abort called") {
+		t.Fatalf("got %v, want ErrAborted saying Abort was called", err)
+	}
+	t.Logf("aborted after %s: %v", time.Since(start), err)
+	// The peer's connections were reset: its next collective fails at once.
+	err = within(t, blocked(gs[1], ctx), 2*time.Second)
+	if !errors.Is(err, collective.ErrPeerLost) {
+		t.Fatalf("peer: got %v, want ErrPeerLost", err)
+	}
+	// Both groups are broken for good.
+	for r, g := range gs {
+		if err := g.Barrier(ctx); !errors.Is(err, collective.ErrBroken) {
+			t.Fatalf("rank %d after failure: got %v, want ErrBroken", r, err)
+		}
+	}
+}
+
+func TestCancelledContextAbortsCollective(t *testing.T) {
+	gs := groups(t, 2, 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := blocked(gs[0], ctx)
+	cancel()
+	err := within(t, done, 2*time.Second)
+	if !errors.Is(err, collective.ErrAborted) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want ErrAborted and context.Canceled", err)
+	}
+}
+
+func TestContextDeadlineShortensTimeout(t *testing.T) {
+	gs := groups(t, 2, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := within(t, blocked(gs[0], ctx), 3*time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want context.DeadlineExceeded", err)
+	}
+}
+
+func TestAbortOnChannelAbortsCollective(t *testing.T) {
+	lost := make(chan struct{})
+	gs := groups(t, 2, 30*time.Second, func(r int, c *collective.Config) {
+		if r == 0 {
+			c.AbortOn = lost
+		}
+	})
+	done := blocked(gs[0], context.Background())
+	close(lost)
+	err := within(t, done, 2*time.Second)
+	if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "AbortOn") {
+		t.Fatalf("got %v, want ErrAborted naming AbortOn", err)
+	}
+}
+
+func TestCloseDuringCollective(t *testing.T) {
+	gs := groups(t, 2, 30*time.Second)
+	done := blocked(gs[0], context.Background())
+	closed := make(chan error, 1)
+	go func() { closed <- gs[0].Close() }()
+	if err := within(t, closed, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, done, time.Second); !errors.Is(err, collective.ErrAborted) {
+		t.Fatalf("got %v, want ErrAborted", err)
+	}
+	if err := gs[0].Barrier(context.Background()); !errors.Is(err, collective.ErrClosed) {
+		t.Fatalf("after Close: got %v, want ErrClosed", err)
+	}
+	if err := gs[0].Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,49 @@
+package collective_test
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+)
+
+// TestAllReduceRawOnForeignMemory reduces float64 buffers that Go does not
+// own (mmap'ed, as a libtorch tensor's data would be) through the raw entry
+// point, between two ranks.
+func TestAllReduceRawOnForeignMemory(t *testing.T) {
+	const n = 100_003
+	gs := groups(t, 2, 10*time.Second)
+	bufs := make([][]float64, len(gs))
+	for r := range gs {
+		mem, err := syscall.Mmap(-1, 0, n*8, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Munmap(mem) })
+		bufs[r] = unsafe.Slice((*float64)(unsafe.Pointer(&mem[0])), n)
+		for i := range bufs[r] {
+			bufs[r][i] = input(collective.Max, r, i)
+		}
+	}
+	errs := make([]error, len(gs))
+	var wg sync.WaitGroup
+	for r, g := range gs {
+		var raw collective.RawAllReducer = g
+		wg.Go(func() {
+			errs[r] = raw.AllReduceRaw(context.Background(), unsafe.Pointer(&bufs[r][0]), n, collective.Float64, collective.Max)
+		})
+	}
+	wg.Wait()
+	for r := range gs {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		if s := firstMismatch(bufs[r], func(i int) float64 { return reduced(collective.Max, 2, i) }); s != "" {
+			t.Fatalf("rank %d: %s", r, s)
+		}
+	}
+}
