@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(libopenblas0-pthread g++ make binutils)
+pkgs=(libopenblas0-pthread g++ make binutils libgloo-dev)
 # With LIBTORCH set (an unpacked libtorch, e.g. CUDA 2.1) Debian's is not needed.
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 need=()

@@ -57,7 +57,8 @@
 // bench/allreduce measures all-reduce between processes on one machine and
 // compares it with copy() and with PyTorch's Gloo backend (torch_ref.py).
 // On the 2-core development VM, 256 MiB took 170-290 ms with 2 ranks
-// (bus bandwidth 0.9-1.6 GB/s; copy() runs at 18-20 GB/s) and 1 KiB took
-// 2-5 ms: at or better than PyTorch 1.13's ProcessGroupGloo on the same
-// machine. See bench/allreduce for the table and why.
+// (bus bandwidth 0.9-1.6 GB/s; copy() runs at 18-20 GB/s) and 1 KiB about
+// 1-2 ms (4-5 ms with 4 ranks): as fast as PyTorch 1.13's ProcessGroupGloo
+// on the same machine, faster on large buffers. See bench/allreduce for the
+// table and why loopback on two cores is this slow.
 package collective

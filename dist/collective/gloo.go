@@ -50,8 +50,8 @@ func NewGloo(ctx context.Context, cfg Config) (*Gloo, error) {
 
 	nat, st := nativeNew(cfg.Rank, cfg.Size, cfg.Hostname, cfg.Interface, millis(cfg.Timeout), h)
 	if st.code != codeOK {
-		if err := bridge.firstErr(); err != nil {
-			return nil, fmt.Errorf("collective: %s: %w", desc, err)
+		if sentinel, err := bridge.firstErr(); err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", sentinel, desc, err)
 		}
 		return nil, fmt.Errorf("%w: %s: %s", sentinelOf(st.code, ErrConfig), desc, st.msg)
 	}

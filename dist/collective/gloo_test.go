@@ -132,6 +132,7 @@ func TestBadConfigIsRejected(t *testing.T) {
 func TestUnknownHostnameFailsQuickly(t *testing.T) {
 	start := time.Now()
 	_, err := collective.NewGloo(context.Background(), collective.Config{Size: 1, Hostname: "no-such-host.invalid", Timeout: 5 * time.Second})
+	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "no-such-host.invalid") {
 		t.Fatalf("got %v, want an error naming the hostname", err)
 	}
@@ -211,6 +212,7 @@ func TestMissingPeerTimesOutNamingIt(t *testing.T) {
 	start := time.Now()
 	_, err = collective.NewGloo(context.Background(), collective.Config{
 		Rank: 0, Size: 2, Store: st, Hostname: "127.0.0.1", Timeout: 500 * time.Millisecond})
+	t.Log(err)
 	if !errors.Is(err, collective.ErrTimeout) || !strings.Contains(err.Error(), "rank 1's") {
 		t.Fatalf("got %v, want ErrTimeout naming rank 1", err)
 	}

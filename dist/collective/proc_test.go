@@ -12,7 +12,7 @@ import (
 // processes on loopback and checks the results against references computed
 // independently by each rank (see runSuite).
 func TestCollectivesAcrossProcesses(t *testing.T) {
-	for _, size := range []int{2, 4} {
+	for _, size := range []int{2, 3, 4} {
 		t.Run(fmt.Sprintf("ranks=%d", size), func(t *testing.T) {
 			kids := spawn(t, "suite", size, 10*time.Second, 40*time.Second)
 			var maxEnter, minExit int64

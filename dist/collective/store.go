@@ -26,8 +26,9 @@ type storeBridge struct {
 	ctx    context.Context
 	prefix string
 
-	mu  sync.Mutex
-	err error
+	mu       sync.Mutex
+	err      error
+	sentinel error
 }
 
 func (b *storeBridge) set(key string, value []byte) error {
@@ -51,21 +52,26 @@ func (b *storeBridge) fail(verb, key string, err error) error {
 		what = fmt.Sprintf("rank %d's address (key %q)", r, b.prefix+key)
 	}
 	sentinel := ErrStore
-	if errors.Is(err, context.DeadlineExceeded) || b.ctx.Err() != nil {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(b.ctx.Err(), context.DeadlineExceeded):
 		sentinel = ErrTimeout
+	case b.ctx.Err() != nil:
+		sentinel = ErrAborted
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err == nil {
-		b.err = fmt.Errorf("%w: %s %s: %w", sentinel, verb, what, err)
+		b.err = fmt.Errorf("%s %s: %w", verb, what, err)
+		b.sentinel = sentinel
 	}
 	return b.err
 }
 
-func (b *storeBridge) firstErr() error {
+// firstErr is the first failure and the sentinel that classifies it.
+func (b *storeBridge) firstErr() (sentinel, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err
+	return b.sentinel, b.err
 }
 
 // memStore is the store of a single-rank group, which only talks to itself.

@@ -22,6 +22,10 @@
 //	256 MiB  18-20     |   167-290 ms    285-310 ms     |   391-741 ms    389-683 ms
 //	busbw at 256 MiB   |   0.9-1.6 GB/s  0.9 GB/s       |   0.5-1.0 GB/s  0.6-1.0 GB/s
 //
+// At 1 KiB with 2 ranks, three more back-to-back pairs on a quieter machine
+// gave 0.9-1.1 ms (ours) and 0.6-1.8 ms (torch): the two are within the
+// noise of this machine.
+//
 // Loopback TCP on two cores tops out near 1-2 GB/s of bus bandwidth, an
 // order of magnitude under copy(): every byte is copied into and out of the
 // kernel's socket buffers and reduced, with 2-4 processes (each a caller
