@@ -1,0 +1,60 @@
+package phiop
+
+// The only file of the package that speaks C. The C++ side (phi_shim.cpp,
+// phi_shim_cuda.cpp, phi_kernel_cpu.cpp, phi_kernel_f64.cpp) is compiled by cgo
+// with the flags below; other libtorch installs add their include and library
+// paths through CGO_CXXFLAGS / CGO_LDFLAGS. -fopenmp makes at::parallel_for
+// parallel (Debian's libtorch uses the OpenMP backend);
+// lets GCC vectorise the branch-free selects of the kernels.
+//
+// With the `cuda` build tag the CUDA kernels (cuda/libphiop_cuda.a, built by
+// `make -C phiop cuda`) are linked in; a CUDA libtorch must then be on the
+// include and library paths.
+
+/*
+#cgo CXXFLAGS: -std=c++17 -O3 -fopenmp -I/usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1
+#cgo LDFLAGS: -ltorch -ltorch_cpu -lc10 -lstdc++ -fopenmp
+#cgo cuda CXXFLAGS: -DPHIOP_WITH_CUDA
+#cgo cuda LDFLAGS: -L${SRCDIR}/cuda -lphiop_cuda -ltorch_cuda -lc10_cuda -lcudart
+#include <stdlib.h>
+#include "phiop.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// takeError turns a message returned by the shim into a Go error and frees it.
+func takeError(msg *C.char) error {
+	if msg == nil {
+		return nil
+	}
+	defer C.free(unsafe.Pointer(msg))
+	return fmt.Errorf("%w: %s", ErrTorch, C.GoString(msg))
+}
+
+func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+	var out unsafe.Pointer
+	msg := C.phiop_apply(m.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(),
+		C.int(basis), C.double(scale), &out)
+	if err := takeError(msg); err != nil {
+		return nil, err
+	}
+	return ts.FromCtensor(out), nil
+}
+
+func setNumThreads(n int) error {
+	return takeError(C.phiop_set_num_threads(C.int(n)))
+}
+
+func numThreads() int { return int(C.phiop_num_threads()) }
+
+func builtWithCUDA() bool { return C.phiop_has_cuda() != 0 }
+
+func cudaAvailable() bool { return C.phiop_cuda_available() != 0 }
+
+func torchVersion() string { return C.GoString(C.phiop_torch_version()) }

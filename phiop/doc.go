@@ -1,0 +1,30 @@
+// Package phiop is LR-LoRA's fused transfer-function op (SPEC §1):
+//
+//	φ(x) = Σ_{k=1..K} a_k · f(c · b_k · (x − g_k)),   b_k = softplus(β_k)
+//
+// applied elementwise to a matrix M (in LR-LoRA, M = B·A), with f one of
+// Sinc (the paper's), Gaussian or BSpline, c a constant scale, a and β
+// trained K-vectors and g a constant grid.
+//
+// Apply runs it as one libtorch autograd node (a C++
+// torch::autograd::Function reached through cgo) that saves only M, a, β and
+// g and recomputes the K terms in backward, so memory stays O(numel(M) + K)
+// where the op-by-op form, Naive, keeps O(numel(M)·K). Backward returns
+//
+//	∂L/∂x   = G ⊙ Σ_k a_k c b_k f'(t)        t = c b_k (x − g_k)
+//	∂L/∂a_k = Σ G f(t)
+//	∂L/∂β_k = sigmoid(β_k) · Σ G a_k c (x − g_k) f'(t)
+//
+// The CPU kernels run one pass over M forward and one backward, parallel
+// over fixed chunks of 8192 elements with at::parallel_for; ∂a and ∂β are
+// summed per chunk and then in chunk order, so they are bit-identical for
+// any thread count. float32 uses its own vectorised sin/cos (AVX-512, AVX2 or
+// SSE2 clone picked at load time); float64 uses libm.
+//
+// CUDA kernels live in cuda/phi_kernel.cu and are linked only with the
+// `cuda` build tag (see the Makefile); otherwise CUDA tensors are rejected
+// with ErrNoCUDA.
+//
+// Tests: go test ./phiop/ (finite differences in float64, fused vs Naive,
+// determinism, retained memory); benchmarks: make -C phiop bench.
+package phiop

@@ -1,0 +1,312 @@
+// phi_shim.cpp: the fused transfer-function op as a libtorch autograd
+// Function, and the extern "C" entry points cgo calls.
+//
+// Forward saves M, a, beta and g only (O(numel) + O(K) memory, independent of
+// K); backward recomputes the K terms. Every C++ exception stops here and goes
+// back to Go as an error message.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "phi_kernel.h"
+#include "phi_shim_cuda.h"
+#include "phiop.h"
+
+namespace phiop {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Thread count requested through phiop_set_num_threads; 0 until then. OpenMP
+// keeps the count per OS thread, so calls made from another thread re-apply it.
+std::atomic<int> g_num_threads{0};
+
+void sync_num_threads() {
+  const int want = g_num_threads.load();
+  if (want > 0 && at::get_num_threads() != want) at::set_num_threads(want);
+}
+
+// softplus with libtorch's default threshold (x > 20 returns x), in double.
+double softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// HostConsts holds the K-vectors in double on the host.
+struct HostConsts {
+  std::vector<double> a, b, g, s, as, sig;
+};
+
+std::vector<double> to_host(const at::Tensor& t) {
+  at::Tensor h = t.detach().to(at::kCPU, at::kDouble).contiguous();
+  const double* p = h.data_ptr<double>();
+  return std::vector<double>(p, p + h.numel());
+}
+
+HostConsts host_consts(const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
+                       double scale) {
+  HostConsts c;
+  c.a = to_host(a);
+  c.g = to_host(g);
+  const std::vector<double> beta_h = to_host(beta);
+  const size_t K = c.a.size();
+  c.b.resize(K);
+  c.s.resize(K);
+  c.as.resize(K);
+  c.sig.resize(K);
+  for (size_t k = 0; k < K; ++k) {
+    c.b[k] = softplus(beta_h[k]);
+    c.s[k] = scale * c.b[k];
+    c.as[k] = c.a[k] * c.s[k];
+    c.sig[k] = sigmoid(beta_h[k]);
+  }
+  return c;
+}
+
+// TypedConsts holds the K-vectors in the kernel's element type.
+template <typename T>
+struct TypedConsts {
+  std::vector<T> a, s, g, as;
+  TypedConsts(const HostConsts& h)
+      : a(h.a.begin(), h.a.end()),
+        s(h.s.begin(), h.s.end()),
+        g(h.g.begin(), h.g.end()),
+        as(h.as.begin(), h.as.end()) {}
+  Coeffs<T> coeffs(int basis) const {
+    return Coeffs<T>{basis, static_cast<int64_t>(a.size()), a.data(), s.data(), g.data(),
+                     as.data()};
+  }
+};
+
+int64_t num_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
+
+// for_each_chunk runs fn(chunk) for chunk in [0, chunks) on libtorch's
+// intra-op threads. Threads take chunks from a shared counter rather than a
+// fixed range each, so a core slowed by other work does not hold up the rest.
+// Every chunk writes only its own outputs: results do not depend on which
+// thread ran it.
+template <typename F>
+void for_each_chunk(int64_t chunks, const F& fn) {
+  const int64_t workers = std::min<int64_t>(chunks, at::get_num_threads());
+  if (workers <= 1) {
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) fn(chunk);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1)) fn(chunk);
+  });
+}
+
+template <typename T>
+void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int basis) {
+  const TypedConsts<T> tc(h);
+  const Coeffs<T> c = tc.coeffs(basis);
+  const T* xp = x.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  const int64_t n = x.numel();
+  for_each_chunk(num_chunks(n), [&](int64_t chunk) {
+    const int64_t off = chunk * kChunk;
+    phi_forward(xp + off, yp + off, std::min(kChunk, n - off), c);
+  });
+}
+
+// backward_cpu fills dx (when defined) and the per-k sums da, du. Each chunk
+// sums into its own slots; the slots are added in chunk order afterwards, so
+// the result does not depend on how chunks were spread over threads.
+template <typename T>
+void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, const HostConsts& h,
+                  int basis, std::vector<double>& da, std::vector<double>& du) {
+  const TypedConsts<T> tc(h);
+  const Coeffs<T> c = tc.coeffs(basis);
+  const int64_t K = c.K;
+  const T* xp = x.data_ptr<T>();
+  const T* gp = G.data_ptr<T>();
+  T* dxp = dx != nullptr ? dx->data_ptr<T>() : nullptr;
+  const int64_t n = x.numel();
+  const int64_t chunks = num_chunks(n);
+  std::vector<double> part_a(static_cast<size_t>(chunks * K), 0.0);
+  std::vector<double> part_u(static_cast<size_t>(chunks * K), 0.0);
+  for_each_chunk(chunks, [&](int64_t chunk) {
+    const int64_t off = chunk * kChunk;
+    phi_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
+                 std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K]);
+  });
+  da.assign(K, 0.0);
+  du.assign(K, 0.0);
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    for (int64_t k = 0; k < K; ++k) {
+      da[k] += part_a[chunk * K + k];
+      du[k] += part_u[chunk * K + k];
+    }
+  }
+}
+
+void check_inputs(const at::Tensor& m, const at::Tensor& a, const at::Tensor& beta,
+                  const at::Tensor& g, int basis, double scale) {
+  TORCH_CHECK(basis >= kSinc && basis <= kBSpline, "phiop: unknown basis ", basis);
+  TORCH_CHECK(std::isfinite(scale) && scale > 0, "phiop: scale must be finite and > 0");
+  TORCH_CHECK(m.scalar_type() == at::kFloat || m.scalar_type() == at::kDouble,
+              "phiop: M must be float32 or float64, got ", m.scalar_type());
+  for (const at::Tensor* t : {&a, &beta, &g}) {
+    TORCH_CHECK(t->dim() == 1 && t->numel() == a.numel(),
+                "phiop: amplitude, bandwidth_raw and grid must be 1-D of one length K");
+    TORCH_CHECK(t->scalar_type() == m.scalar_type(), "phiop: K-vectors must have M's dtype");
+    TORCH_CHECK(t->device() == m.device(), "phiop: K-vectors must be on M's device");
+  }
+  TORCH_CHECK(a.numel() >= 1, "phiop: K must be >= 1");
+}
+
+at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const at::Tensor& beta,
+                              const at::Tensor& g, int basis, double scale) {
+  const at::Tensor m = m_in.contiguous();
+  at::Tensor y = at::empty_like(m, at::MemoryFormat::Contiguous);
+  if (m.is_cuda()) {
+    cuda_forward(m, y, a, beta, g, basis, scale);
+    return y;
+  }
+  TORCH_CHECK(m.is_cpu(), "phiop: unsupported device ", m.device());
+  const HostConsts h = host_consts(a, beta, g, scale);
+  if (m.scalar_type() == at::kFloat) {
+    forward_cpu<float>(m, y, h, basis);
+  } else {
+    forward_cpu<double>(m, y, h, basis);
+  }
+  return y;
+}
+
+class PhiFunction : public torch::autograd::Function<PhiFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& m, const at::Tensor& a,
+                            const at::Tensor& beta, const at::Tensor& g, int64_t basis,
+                            double scale) {
+    ctx->save_for_backward({m, a, beta, g});
+    ctx->saved_data["basis"] = basis;
+    ctx->saved_data["scale"] = scale;
+    return phi_forward_tensor(m, a, beta, g, static_cast<int>(basis), scale);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    sync_num_threads();
+    const variable_list saved = ctx->get_saved_variables();
+    const at::Tensor m = saved[0].contiguous();
+    const at::Tensor& a = saved[1];
+    const at::Tensor& beta = saved[2];
+    const at::Tensor& g = saved[3];
+    const int basis = static_cast<int>(ctx->saved_data["basis"].toInt());
+    const double scale = ctx->saved_data["scale"].toDouble();
+    if (!grad_outputs[0].defined()) {
+      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+    const at::Tensor G = grad_outputs[0].to(m.scalar_type()).contiguous();
+    const bool need_m = ctx->needs_input_grad(0);
+
+    at::Tensor dm = need_m ? at::empty_like(m, at::MemoryFormat::Contiguous) : at::Tensor();
+    at::Tensor da, dbeta;
+    if (m.is_cuda()) {
+      cuda_backward(m, G, need_m ? &dm : nullptr, a, beta, g, basis, scale, da, dbeta);
+    } else {
+      const HostConsts h = host_consts(a, beta, g, scale);
+      std::vector<double> sa, su;
+      if (m.scalar_type() == at::kFloat) {
+        backward_cpu<float>(m, G, need_m ? &dm : nullptr, h, basis, sa, su);
+      } else {
+        backward_cpu<double>(m, G, need_m ? &dm : nullptr, h, basis, sa, su);
+      }
+      const int64_t K = a.numel();
+      at::Tensor da_h = at::empty({K}, at::kDouble);
+      at::Tensor dbeta_h = at::empty({K}, at::kDouble);
+      double* da_p = da_h.data_ptr<double>();
+      double* dbeta_p = dbeta_h.data_ptr<double>();
+      for (int64_t k = 0; k < K; ++k) {
+        da_p[k] = sa[k];  // dL/da_k = sum G f(t)
+        // dL/dbeta_k = dL/db_k sigmoid(beta_k),  dL/db_k = a_k c sum G (x - g_k) f'(t)
+        dbeta_p[k] = h.a[k] * scale * su[k] * h.sig[k];
+      }
+      da = da_h.to(a.scalar_type());
+      dbeta = dbeta_h.to(beta.scalar_type());
+    }
+    return {dm, da, dbeta, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+char* copy_message(const char* msg) {
+  const size_t len = std::strlen(msg);
+  char* out = static_cast<char*>(std::malloc(len + 1));
+  if (out != nullptr) std::memcpy(out, msg, len + 1);
+  return out;
+}
+
+template <typename F>
+char* guarded(F&& body) {
+  try {
+    body();
+    return nullptr;
+  } catch (const c10::Error& e) {
+    return copy_message(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return copy_message(e.what());
+  } catch (...) {
+    return copy_message("phiop: unknown C++ exception");
+  }
+}
+
+}  // namespace
+}  // namespace phiop
+
+extern "C" {
+
+char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid, int basis,
+                  double scale, void** out) {
+  return phiop::guarded([&] {
+    *out = nullptr;
+    const at::Tensor& mt = *static_cast<at::Tensor*>(m);
+    const at::Tensor& at_a = *static_cast<at::Tensor*>(amplitude);
+    const at::Tensor& at_beta = *static_cast<at::Tensor*>(bandwidth_raw);
+    const at::Tensor& at_g = *static_cast<at::Tensor*>(grid);
+    phiop::check_inputs(mt, at_a, at_beta, at_g, basis, scale);
+    phiop::sync_num_threads();
+    at::Tensor y = phiop::PhiFunction::apply(mt, at_a, at_beta, at_g,
+                                             static_cast<int64_t>(basis), scale);
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
+char* phiop_set_num_threads(int n) {
+  return phiop::guarded([&] {
+    TORCH_CHECK(n >= 1, "phiop: thread count must be >= 1, got ", n);
+    at::set_num_threads(n);
+    phiop::g_num_threads.store(n);
+  });
+}
+
+int phiop_num_threads(void) {
+  try {
+    phiop::sync_num_threads();
+    return at::get_num_threads();
+  } catch (...) {
+    return 1;
+  }
+}
+
+int phiop_has_cuda(void) { return phiop::kHasCuda ? 1 : 0; }
+
+int phiop_cuda_available(void) {
+  try {
+    return at::hasCUDA() ? 1 : 0;
+  } catch (...) {
+    return 0;
+  }
+}
+
+const char* phiop_torch_version(void) { return TORCH_VERSION; }
+
+}  // extern "C"

@@ -1,0 +1,118 @@
+// phi_shim_cuda.cpp: CUDA tensors -> the raw-pointer kernels of
+// cuda/phi_kernel.cu. Compiled in every build; the body exists only with
+// PHIOP_WITH_CUDA (build tag `cuda`, see cuda.go and the Makefile).
+#include "phi_shim_cuda.h"
+
+#ifdef PHIOP_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "cuda/phi_kernel_cuda.h"
+#endif
+
+namespace phiop {
+
+#ifndef PHIOP_WITH_CUDA
+
+void cuda_forward(const at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
+                  const at::Tensor&, int, double) {
+  TORCH_CHECK(false, "phiop: built without CUDA support");
+}
+
+void cuda_backward(const at::Tensor&, const at::Tensor&, at::Tensor*, const at::Tensor&,
+                   const at::Tensor&, const at::Tensor&, int, double, at::Tensor&, at::Tensor&) {
+  TORCH_CHECK(false, "phiop: built without CUDA support");
+}
+
+#else
+
+namespace {
+
+// The K-vectors stay on the device: s = c softplus(beta), as = a s.
+struct DeviceConsts {
+  at::Tensor a, g, s, as;
+};
+
+DeviceConsts device_consts(const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
+                           double scale) {
+  at::NoGradGuard no_grad;
+  DeviceConsts c;
+  c.a = a.detach().contiguous();
+  c.g = g.detach().contiguous();
+  c.s = (at::softplus(beta.detach()) * scale).contiguous();
+  c.as = (c.a * c.s).contiguous();
+  return c;
+}
+
+void* current_stream() {
+  return static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream());
+}
+
+// The kernels stage the K-vectors in shared memory (48 KiB by default).
+void check_k(const at::Tensor& m, int64_t K) {
+  const int64_t bytes = 3 * K * static_cast<int64_t>(m.element_size());
+  TORCH_CHECK(bytes <= 48 * 1024, "phiop: K = ", K, " is too large for the CUDA kernels (3·K·",
+              m.element_size(), " bytes of shared memory > 48 KiB)");
+}
+
+void check(int code, const char* what) {
+  TORCH_CHECK(code == 0, "phiop: CUDA ", what, " failed: ", phiop_cuda_error_string(code));
+}
+
+}  // namespace
+
+void cuda_forward(const at::Tensor& m, at::Tensor& y, const at::Tensor& a, const at::Tensor& beta,
+                  const at::Tensor& g, int basis, double scale) {
+  const c10::cuda::CUDAGuard guard(m.device());
+  check_k(m, a.numel());
+  const DeviceConsts c = device_consts(a, beta, g, scale);
+  const int K = static_cast<int>(a.numel());
+  if (m.scalar_type() == at::kFloat) {
+    check(phiop_cuda_forward_f32(m.data_ptr<float>(), y.data_ptr<float>(), m.numel(), basis, K,
+                                 c.a.data_ptr<float>(), c.s.data_ptr<float>(),
+                                 c.g.data_ptr<float>(), current_stream()),
+          "forward");
+  } else {
+    check(phiop_cuda_forward_f64(m.data_ptr<double>(), y.data_ptr<double>(), m.numel(), basis, K,
+                                 c.a.data_ptr<double>(), c.s.data_ptr<double>(),
+                                 c.g.data_ptr<double>(), current_stream()),
+          "forward");
+  }
+}
+
+void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, const at::Tensor& a,
+                   const at::Tensor& beta, const at::Tensor& g, int basis, double scale,
+                   at::Tensor& da, at::Tensor& dbeta) {
+  const c10::cuda::CUDAGuard guard(m.device());
+  check_k(m, a.numel());
+  const DeviceConsts c = device_consts(a, beta, g, scale);
+  const int K = static_cast<int>(a.numel());
+  const auto dopts = m.options().dtype(at::kDouble);
+  at::Tensor work = at::empty({phiop_cuda_backward_workspace(m.numel(), K)}, dopts);
+  at::Tensor sa = at::empty({K}, dopts);
+  at::Tensor su = at::empty({K}, dopts);
+  if (m.scalar_type() == at::kFloat) {
+    check(phiop_cuda_backward_f32(m.data_ptr<float>(), G.data_ptr<float>(),
+                                  dm != nullptr ? dm->data_ptr<float>() : nullptr, m.numel(),
+                                  basis, K, c.s.data_ptr<float>(), c.g.data_ptr<float>(),
+                                  c.as.data_ptr<float>(), work.data_ptr<double>(),
+                                  sa.data_ptr<double>(), su.data_ptr<double>(), current_stream()),
+          "backward");
+  } else {
+    check(phiop_cuda_backward_f64(m.data_ptr<double>(), G.data_ptr<double>(),
+                                  dm != nullptr ? dm->data_ptr<double>() : nullptr, m.numel(),
+                                  basis, K, c.s.data_ptr<double>(), c.g.data_ptr<double>(),
+                                  c.as.data_ptr<double>(), work.data_ptr<double>(),
+                                  sa.data_ptr<double>(), su.data_ptr<double>(), current_stream()),
+          "backward");
+  }
+  at::NoGradGuard no_grad;
+  const at::Tensor beta_d = beta.detach().to(at::kDouble);
+  da = sa.to(a.scalar_type());
+  // dL/dbeta_k = a_k c sum G (x - g_k) f'(t) * sigmoid(beta_k)
+  dbeta = (a.detach().to(at::kDouble) * scale * su * at::sigmoid(beta_d)).to(beta.scalar_type());
+}
+
+#endif  // PHIOP_WITH_CUDA
+
+}  // namespace phiop
