@@ -1,0 +1,230 @@
+package lrlora
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// NamedTensor is one adapter tensor with its stable checkpoint name and whether
+// the optimizer trains it (false for buffers such as the φ grid).
+type NamedTensor struct {
+	Name      string
+	Tensor    *ts.Tensor
+	Trainable bool
+}
+
+// Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (SPEC §1):
+//
+//	M     = B·A                  A: r×d_in, Kaiming-uniform (a = √5): U(−1/√d_in, 1/√d_in)
+//	                             B: d_out×r, zeros
+//	ΔW    = s·φ(M)               s = α/r (α defaults to 2r), or α/√r with rsLoRA
+//	y     = x·(W0 + ΔW)ᵀ + bias
+//
+// φ depends on the method: LR-LoRA's learned transfer function
+// φ(x) = Σ_k a_k f(b_k(x − g_k)), b_k = softplus(β_k), a = 0 and b = 1 at
+// initialisation (the LR-LoRA paper; SPEC §1); φ(x) = x for LoRA (Hu et al. 2021);
+// φ(x) = sin(ω·x)/√d_in for SineLoRA (Ji et al. 2025). In every case ΔW = 0 at
+// initialisation because B = 0 (and, for LR-LoRA, a = 0).
+//
+// W0 and bias belong to the model; the adapter owns A, B and its unshared φ tensors
+// and frees them in Close. An Adapter is not safe for concurrent use.
+type Adapter struct {
+	name     string
+	cfg      Config
+	scaling  float64
+	phiScale float64
+	dIn      int64
+	dOut     int64
+	dtype    gotch.DType // dtype of the adapter parameters
+
+	w0, bias *ts.Tensor // not owned
+	a, b     *ts.Tensor // lora_A (r×d_in), lora_B (d_out×r)
+	phi      phiTensors // LR-LoRA only
+
+	training bool
+	closed   bool
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct{ shared *SharedPhi }
+
+// WithSharedPhi makes the adapter use the shared φ tensors of s (see Sharing).
+func WithSharedPhi(s *SharedPhi) Option { return func(o *options) { o.shared = s } }
+
+// New creates the adapter named name (the module path, e.g.
+// "model.layers.0.self_attn.q_proj") for the frozen weight w0 (d_out×d_in) and
+// optional bias (d_out, or nil). A is drawn from rng, so the same seed gives the
+// same adapter. Parameters are float64 when w0 is, float32 otherwise, and live on
+// w0's device. The adapter starts in training mode.
+func New(name string, w0, bias *ts.Tensor, cfg Config, rng *rand.Rand, opts ...Option) (*Adapter, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: new %q: %w", name, err)
+	}
+	if rng == nil {
+		return nil, fmt.Errorf("lrlora: new %q: %w: nil rng", name, ErrConfig)
+	}
+	shape, err := w0.Size()
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: new %q: weight size: %w", name, err)
+	}
+	if len(shape) != 2 {
+		return nil, fmt.Errorf("lrlora: new %q: %w: weight has shape %v, want d_out×d_in", name, ErrShape, shape)
+	}
+	if bias != nil {
+		bs, err := bias.Size()
+		if err != nil {
+			return nil, fmt.Errorf("lrlora: new %q: bias size: %w", name, err)
+		}
+		if len(bs) != 1 || bs[0] != shape[0] {
+			return nil, fmt.Errorf("lrlora: new %q: %w: bias %v for weight %v", name, ErrShape, bs, shape)
+		}
+	}
+	dev, err := w0.Device()
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: new %q: weight device: %w", name, err)
+	}
+	ad := &Adapter{
+		name: name, cfg: cfg, dOut: shape[0], dIn: shape[1],
+		dtype: floatDTypeFor(w0.DType()), w0: w0, bias: bias, training: true,
+	}
+	ad.scaling, _ = cfg.Scaling() // cfg is already validated
+	ad.phiScale, _ = cfg.Transfer.Scale()
+
+	r := int64(cfg.Rank)
+	// Kaiming-uniform with a = √5 (nn.Linear's and PEFT's init of lora_A):
+	// bound = gain·√(3/fan_in), gain = √(2/(1+a²)) = 1/√3, so bound = 1/√fan_in.
+	bound := 1 / math.Sqrt(float64(ad.dIn))
+	av := make([]float64, r*ad.dIn)
+	for i := range av {
+		av[i] = (2*rng.Float64() - 1) * bound
+	}
+	if ad.a, err = newTensor(av, []int64{r, ad.dIn}, ad.dtype, dev, true); err != nil {
+		return nil, fmt.Errorf("lrlora: new %q: lora_A: %w", name, err)
+	}
+	if ad.b, err = newTensor(make([]float64, ad.dOut*r), []int64{ad.dOut, r}, ad.dtype, dev, true); err != nil {
+		ad.Close()
+		return nil, fmt.Errorf("lrlora: new %q: lora_B: %w", name, err)
+	}
+	if cfg.Method == LRLoRA {
+		if ad.phi, err = newPhiTensors(cfg.Transfer, o.shared, ad.dtype, dev); err != nil {
+			ad.Close()
+			return nil, fmt.Errorf("lrlora: new %q: %w", name, err)
+		}
+	} else if o.shared != nil {
+		ad.Close()
+		return nil, fmt.Errorf("lrlora: new %q: %w: SharedPhi given for method %v", name, ErrConfig, cfg.Method)
+	}
+	return ad, nil
+}
+
+// Name is the module path the adapter was created with; tensor names start with it.
+func (ad *Adapter) Name() string { return ad.name }
+
+// Config returns the configuration with defaults filled in.
+func (ad *Adapter) Config() Config { return ad.cfg }
+
+// Scaling returns s (α/r, or α/√r with rsLoRA).
+func (ad *Adapter) Scaling() float64 { return ad.scaling }
+
+// Train switches between training mode (dropout active) and eval mode.
+func (ad *Adapter) Train(on bool) { ad.training = on }
+
+// Training reports whether the adapter is in training mode.
+func (ad *Adapter) Training() bool { return ad.training }
+
+// Weight returns the frozen W0 the adapter was created for (owned by the model).
+func (ad *Adapter) Weight() *ts.Tensor { return ad.w0 }
+
+// Bias returns the frozen bias, or nil.
+func (ad *Adapter) Bias() *ts.Tensor { return ad.bias }
+
+// Tensors lists the adapter's tensors in a fixed order with stable names:
+// <name>.lora_A, <name>.lora_B and, for LR-LoRA, <name>.phi.amplitude,
+// <name>.phi.bandwidth_raw (trained) and <name>.phi.grid (a buffer). Tensors held
+// by a SharedPhi are left out (SharedPhi.Tensors lists them). Freezing, counting,
+// optimizing and saving all derive from this one list.
+func (ad *Adapter) Tensors() []NamedTensor {
+	out := []NamedTensor{
+		{ad.name + ".lora_A", ad.a, true},
+		{ad.name + ".lora_B", ad.b, true},
+	}
+	if ad.cfg.Method != LRLoRA {
+		return out
+	}
+	if ad.phi.ownAmplitude {
+		out = append(out, NamedTensor{ad.name + ".phi.amplitude", ad.phi.amplitude, true})
+	}
+	if ad.phi.ownBandwidth {
+		out = append(out, NamedTensor{ad.name + ".phi.bandwidth_raw", ad.phi.bandwidthRaw, true})
+	}
+	if ad.phi.ownGrid {
+		out = append(out, NamedTensor{ad.name + ".phi.grid", ad.phi.grid, false})
+	}
+	return out
+}
+
+// TrainableParameters is the trainable subset of Tensors, in the same order, in the
+// form the optimizer takes.
+func (ad *Adapter) TrainableParameters() []ts.NamedTensor {
+	return Trainable(ad.Tensors())
+}
+
+// Trainable keeps the trainable entries of list, in order.
+func Trainable(list []NamedTensor) []ts.NamedTensor {
+	var out []ts.NamedTensor
+	for _, nt := range list {
+		if nt.Trainable {
+			out = append(out, ts.NamedTensor{Name: nt.Name, Tensor: nt.Tensor})
+		}
+	}
+	return out
+}
+
+// NumParameters counts the elements of the trainable tensors: r·(d_in + d_out) + 2K
+// for an unshared LR-LoRA adapter, r·(d_in + d_out) for LoRA and SineLoRA.
+func (ad *Adapter) NumParameters() (int64, error) {
+	return CountParameters(ad.Tensors())
+}
+
+// CountParameters sums the element counts of the trainable entries of list.
+func CountParameters(list []NamedTensor) (int64, error) {
+	var n int64
+	for _, nt := range list {
+		if !nt.Trainable {
+			continue
+		}
+		k, err := numel(nt.Tensor)
+		if err != nil {
+			return 0, fmt.Errorf("lrlora: count %s: %w", nt.Name, err)
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// Close frees A, B and the φ tensors the adapter owns (not W0, bias or shared φ).
+func (ad *Adapter) Close() {
+	if ad.closed {
+		return
+	}
+	ad.closed = true
+	if ad.a != nil {
+		ad.a.Drop()
+	}
+	if ad.b != nil {
+		ad.b.Drop()
+	}
+	ad.phi.drop()
+	ad.a, ad.b = nil, nil
+}

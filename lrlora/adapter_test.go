@@ -1,0 +1,209 @@
+package lrlora
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/optim"
+)
+
+var allMethods = []Method{LRLoRA, LoRA, SineLoRA}
+
+// At initialisation ΔW is exactly zero for every method, and the adapted layer's
+// output is bit-identical to the frozen layer's.
+func TestInitialDeltaIsZero(t *testing.T) {
+	lockThread(t)
+	l := newLayer(t, 6, 5, gotch.Float, 1)
+	x := constTensor(t, randVals(3, 4*5), []int64{4, 5}, gotch.Float)
+	frozen := ts.MustLinear(x, l.w0, l.bias)
+	defer frozen.MustDrop()
+	for _, m := range allMethods {
+		t.Run(m.String(), func(t *testing.T) {
+			ad := newAdapter(t, l, Config{Method: m, Rank: 2}, 7)
+			dw, err := ad.DeltaWeight()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dw.Drop()
+			for i, v := range read(t, dw) {
+				if v != 0 {
+					t.Fatalf("ΔW[%d] = %g at initialisation", i, v)
+				}
+			}
+			y, err := ad.Forward(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer y.Drop()
+			if !slices.Equal(read(t, y), read(t, frozen)) {
+				t.Fatal("adapted output differs from the frozen layer's at initialisation")
+			}
+		})
+	}
+}
+
+// SPEC §1: with a = 0, φ' = 0, so the first AdamW step (weight decay 0) moves only
+// the amplitudes; B and β move from the second step (A still not: ∂L/∂A = Bᵀ·∂L/∂M
+// and B was still zero when step 2's gradient was taken), and A from the third.
+func TestOnlyAmplitudeMovesInFirstStep(t *testing.T) {
+	lockThread(t)
+	l := newLayer(t, 6, 5, gotch.Float, 11)
+	ad := newAdapter(t, l, Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 8}}, 12)
+	x := constTensor(t, randVals(13, 4*5), []int64{4, 5}, gotch.Float)
+	r := constTensor(t, randVals(14, 4*6), []int64{4, 6}, gotch.Float)
+	opt, err := optim.NewAdamW(ad.TrainableParameters(), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opt.Close()
+
+	names := []string{".lora_A", ".lora_B", ".phi.amplitude", ".phi.bandwidth_raw"}
+	snapshot := func() map[string][]float64 {
+		s := map[string][]float64{}
+		for _, n := range names {
+			s[n] = read(t, tensorByName(t, ad, n))
+		}
+		return s
+	}
+	step := func() {
+		if err := opt.ZeroGrad(); err != nil {
+			t.Fatal(err)
+		}
+		y, err := ad.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss := weightedSum(t, y, r)
+		y.Drop()
+		if err := loss.Backward(); err != nil {
+			t.Fatal(err)
+		}
+		loss.Drop()
+		if err := opt.Step(1e-2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantMoved := []map[string]bool{
+		{".phi.amplitude": true},
+		{".phi.amplitude": true, ".lora_B": true, ".phi.bandwidth_raw": true},
+		{".phi.amplitude": true, ".lora_B": true, ".phi.bandwidth_raw": true, ".lora_A": true},
+	}
+	for k, want := range wantMoved {
+		before := snapshot()
+		step()
+		after := snapshot()
+		for _, n := range names {
+			moved := !slices.Equal(before[n], after[n])
+			if moved != want[n] {
+				t.Errorf("step %d: %s moved = %v, want %v", k+1, n, moved, want[n])
+			}
+		}
+	}
+}
+
+// LoRA's ΔW is exactly s·B·A: compared with a float64 matmul in Go loops, for the
+// standard scaling α/r and for rsLoRA's α/√r.
+func TestLoRADeltaIsScaledBA(t *testing.T) {
+	lockThread(t)
+	const dOut, dIn, r = 5, 7, 4
+	l := newLayer(t, dOut, dIn, gotch.Double, 21)
+	for _, rs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rslora=%v", rs), func(t *testing.T) {
+			ad := newAdapter(t, l, Config{Method: LoRA, Rank: r, Alpha: 6, RSLoRA: rs}, 22)
+			s := 6.0 / r
+			if rs {
+				s = 6.0 / math.Sqrt(r) // = 3, not 1.5
+			}
+			if ad.Scaling() != s {
+				t.Fatalf("scaling %v, want %v", ad.Scaling(), s)
+			}
+			bv := randVals(23, dOut*r)
+			assign(t, tensorByName(t, ad, ".lora_B"), bv)
+			av := read(t, tensorByName(t, ad, ".lora_A"))
+			dw, err := ad.DeltaWeight()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dw.Drop()
+			got := read(t, dw)
+			for i := 0; i < dOut; i++ {
+				for j := 0; j < dIn; j++ {
+					var m float64
+					for k := 0; k < r; k++ {
+						m += bv[i*r+k] * av[k*dIn+j]
+					}
+					if want := s * m; math.Abs(got[i*dIn+j]-want) > 1e-14*(1+math.Abs(want)) {
+						t.Fatalf("ΔW[%d,%d] = %.17g, s·(BA) = %.17g", i, j, got[i*dIn+j], want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// SineLoRA's ΔW is s·sin(ω·BA)/√d_in, checked the same way.
+func TestSineLoRADelta(t *testing.T) {
+	lockThread(t)
+	const dOut, dIn, r = 3, 4, 2
+	l := newLayer(t, dOut, dIn, gotch.Double, 31)
+	ad := newAdapter(t, l, Config{Method: SineLoRA, Rank: r}, 32)
+	if ad.Config().SineOmega != 200 {
+		t.Fatalf("default ω = %v, want 200", ad.Config().SineOmega)
+	}
+	bv := randVals(33, dOut*r)
+	assign(t, tensorByName(t, ad, ".lora_B"), bv)
+	av := read(t, tensorByName(t, ad, ".lora_A"))
+	dw, err := ad.DeltaWeight()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dw.Drop()
+	got := read(t, dw)
+	for i := 0; i < dOut; i++ {
+		for j := 0; j < dIn; j++ {
+			var m float64
+			for k := 0; k < r; k++ {
+				m += bv[i*r+k] * av[k*dIn+j]
+			}
+			want := 2 * math.Sin(200*m) / math.Sqrt(dIn) // s = α/r = 2
+			if math.Abs(got[i*dIn+j]-want) > 1e-12 {
+				t.Fatalf("ΔW[%d,%d] = %.17g, want %.17g", i, j, got[i*dIn+j], want)
+			}
+		}
+	}
+}
+
+// Same seed, same A; A within Kaiming-uniform's bound 1/√d_in; B zero.
+func TestInitIsDeterministic(t *testing.T) {
+	lockThread(t)
+	l := newLayer(t, 8, 16, gotch.Float, 41)
+	a1 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 99), ".lora_A"))
+	a2 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 99), ".lora_A"))
+	a3 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 100), ".lora_A"))
+	if !slices.Equal(a1, a2) || slices.Equal(a1, a3) {
+		t.Fatal("A is not a function of the seed")
+	}
+	bound, maxAbs := 1/math.Sqrt(16), 0.0
+	for _, v := range a1 {
+		maxAbs = math.Max(maxAbs, math.Abs(v))
+	}
+	if maxAbs > bound || maxAbs < 0.8*bound {
+		t.Errorf("max |A| = %v, want just under the bound %v", maxAbs, bound)
+	}
+	ad := newAdapter(t, l, Config{Rank: 4}, 99)
+	for _, v := range read(t, tensorByName(t, ad, ".lora_B")) {
+		if v != 0 {
+			t.Fatal("B is not zero at initialisation")
+		}
+	}
+	for _, v := range read(t, tensorByName(t, ad, ".phi.bandwidth_raw")) {
+		if b := math.Log1p(math.Exp(v)); math.Abs(b-1) > 1e-7 {
+			t.Fatalf("softplus(β) = %v at initialisation, want 1", b)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package lrlora
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/phiop"
+)
+
+// DeltaWeight returns ΔW = s·φ(B·A) (d_out×d_in, in the adapter's parameter dtype),
+// recorded by autograd when grad mode is on. It is the one function that training
+// (Forward), merging (Merged) and export use. The caller drops the result.
+//
+// For LR-LoRA, φ is the fused phiop node: it keeps M and the K-vectors for
+// backward, not K intermediate d_out×d_in tensors (SPEC §1, "Cost and memory").
+func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
+	if ad.closed {
+		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
+	}
+	m, err := ad.b.Mm(ad.a, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: delta weight %q: B·A: %w", ad.name, err)
+	}
+	var dw *ts.Tensor
+	switch ad.cfg.Method {
+	case LoRA:
+		// φ(x) = x: ΔW = s·B·A.
+		dw, err = mulScalar(m, ad.scaling, true)
+	case SineLoRA:
+		// φ(x) = sin(ω·x)/√d_in: ΔW = (s/√d_in)·sin(ω·B·A).
+		var wm *ts.Tensor
+		if wm, err = mulScalar(m, ad.cfg.SineOmega, true); err == nil {
+			var sin *ts.Tensor
+			if sin, err = wm.Sin(true); err == nil {
+				dw, err = mulScalar(sin, ad.scaling/math.Sqrt(float64(ad.dIn)), true)
+			}
+		}
+	case LRLoRA:
+		var phi *ts.Tensor
+		phi, err = phiop.Apply(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.cfg.Transfer.Basis, ad.phiScale)
+		m.Drop()
+		if err == nil {
+			dw, err = mulScalar(phi, ad.scaling, true)
+		}
+	default:
+		m.Drop()
+		err = fmt.Errorf("%w: method %v", ErrConfig, ad.cfg.Method)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
+	}
+	return dw, nil
+}
+
+// Forward computes the adapted layer for x (…×d_in, in W0's dtype).
+//
+// With dropout 0, or in eval mode, it merges once and does one backbone-shaped
+// matmul: y = x·(W0 + ΔW)ᵀ + bias. With dropout p > 0 in training mode the adapter
+// path cannot be merged: y = x·W0ᵀ + dropout(x)·ΔWᵀ + bias (ΔW already holds s).
+// Dropout draws from libtorch's global generator.
+func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
+	if ad.cfg.Dropout > 0 && ad.training {
+		xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
+		if err != nil {
+			return nil, fmt.Errorf("lrlora: forward %q: dropout: %w", ad.name, err)
+		}
+		defer xd.Drop()
+		return ad.forwardSplit(x, xd)
+	}
+	dw, err := ad.deltaAs(ad.w0)
+	if err != nil {
+		return nil, err
+	}
+	defer dw.Drop()
+	weff, err := ad.w0.Add(dw, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: W0 + ΔW: %w", ad.name, err)
+	}
+	defer weff.Drop()
+	bias, dropBias := ad.biasOrUndefined()
+	defer dropBias()
+	y, err := ts.Linear(x, weff, bias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: x·W_effᵀ: %w", ad.name, err)
+	}
+	return y, nil
+}
+
+// forwardSplit is the unmerged path y = x·W0ᵀ + xa·ΔWᵀ + bias, where xa is the
+// adapter's input (dropout(x) in training).
+func (ad *Adapter) forwardSplit(x, xa *ts.Tensor) (*ts.Tensor, error) {
+	dw, err := ad.deltaAs(ad.w0)
+	if err != nil {
+		return nil, err
+	}
+	defer dw.Drop()
+	bias, dropBias := ad.biasOrUndefined()
+	defer dropBias()
+	base, err := ts.Linear(x, ad.w0, bias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: x·W0ᵀ: %w", ad.name, err)
+	}
+	defer base.Drop()
+	noBias := ts.NewTensor()
+	defer noBias.Drop()
+	upd, err := ts.Linear(xa, dw, noBias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: dropout(x)·ΔWᵀ: %w", ad.name, err)
+	}
+	defer upd.Drop()
+	y, err := base.Add(upd, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
+	}
+	return y, nil
+}
+
+// biasOrUndefined returns the bias, or an undefined tensor (torch::linear's "no
+// bias") together with the function that frees it.
+func (ad *Adapter) biasOrUndefined() (*ts.Tensor, func()) {
+	if ad.bias != nil {
+		return ad.bias, func() {}
+	}
+	u := ts.NewTensor()
+	return u, func() { u.Drop() }
+}
+
+// deltaAs returns DeltaWeight cast to like's dtype (autograd flows through the cast).
+func (ad *Adapter) deltaAs(like *ts.Tensor) (*ts.Tensor, error) {
+	dw, err := ad.DeltaWeight()
+	if err != nil {
+		return nil, err
+	}
+	if dw.DType() == like.DType() {
+		return dw, nil
+	}
+	out, err := dw.Totype(like.DType(), true)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: delta weight %q: cast to %v: %w", ad.name, like.DType(), err)
+	}
+	return out, nil
+}
+
+// Merged returns a new tensor W0 + ΔW (no autograd), as export writes it. It fails
+// with ErrNonFinite, naming the adapter, if any entry is NaN or Inf.
+func (ad *Adapter) Merged() (*ts.Tensor, error) {
+	var out *ts.Tensor
+	err := withNoGrad(func() error {
+		dw, err := ad.DeltaWeight()
+		if err != nil {
+			return err
+		}
+		defer dw.Drop()
+		out, err = Merge(ad.w0, dw, ad.name)
+		return err
+	})
+	return out, err
+}
+
+// Merge is the pure merge of SPEC §1: it returns a new tensor W0 + ΔW in W0's dtype
+// and leaves both inputs untouched. A result with NaN or Inf entries is refused
+// with an error wrapping ErrNonFinite that names the adapter.
+func Merge(w0, delta *ts.Tensor, name string) (*ts.Tensor, error) {
+	ws, err := w0.Size()
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: merge %q: %w", name, err)
+	}
+	ds, err := delta.Size()
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: merge %q: %w", name, err)
+	}
+	if fmt.Sprint(ws) != fmt.Sprint(ds) {
+		return nil, fmt.Errorf("lrlora: merge %q: %w: W0 %v, ΔW %v", name, ErrShape, ws, ds)
+	}
+	d := delta
+	if delta.DType() != w0.DType() {
+		if d, err = delta.Totype(w0.DType(), false); err != nil {
+			return nil, fmt.Errorf("lrlora: merge %q: cast ΔW: %w", name, err)
+		}
+		defer d.Drop()
+	}
+	out, err := w0.Add(d, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: merge %q: W0 + ΔW: %w", name, err)
+	}
+	ok, err := allFinite(out)
+	if err != nil {
+		out.Drop()
+		return nil, fmt.Errorf("lrlora: merge %q: finiteness check: %w", name, err)
+	}
+	if !ok {
+		out.Drop()
+		return nil, fmt.Errorf("lrlora: merge adapter %q: %w in W0 + ΔW", name, ErrNonFinite)
+	}
+	return out, nil
+}

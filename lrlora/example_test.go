@@ -1,0 +1,42 @@
+package lrlora_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+)
+
+// An LR-LoRA adapter of rank 1 on a 2×3 frozen layer: its tensors, its parameter
+// count r·(d_in + d_out) + 2K, and ΔW = 0 at initialisation.
+func Example() {
+	w0 := ts.MustOfSlice([]float32{1, 2, 3, 4, 5, 6}).MustReshape([]int64{2, 3}, true)
+	defer w0.MustDrop()
+
+	ad, err := lrlora.New("layer", w0, nil, lrlora.Config{Rank: 1}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ad.Close()
+
+	for _, nt := range ad.Tensors() {
+		fmt.Println(nt.Name, nt.Tensor.MustSize(), nt.Trainable)
+	}
+	n, _ := ad.NumParameters()
+	fmt.Println("parameters:", n)
+
+	dw, _ := ad.DeltaWeight()
+	defer dw.MustDrop()
+	fmt.Println("ΔW:", dw.Float64Values())
+	// Output:
+	// layer.lora_A [1 3] true
+	// layer.lora_B [2 1] true
+	// layer.phi.amplitude [50] true
+	// layer.phi.bandwidth_raw [50] true
+	// layer.phi.grid [50] false
+	// parameters: 105
+	// ΔW: [0 0 0 0 0 0]
+}

@@ -1,0 +1,97 @@
+package lrlora
+
+import (
+	"math"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/lrtrain/lrtrain/phiop"
+)
+
+// Autograd's gradients of L = Σ forward(x) ⊙ R with respect to A, B, a and β agree
+// with central finite differences in float64, for every method and basis. With
+// step h = 1e-6 the truncation error is O(h²·f”') ≈ 1e-12·f”' and the rounding
+// error O(ε·|L|/h) ≈ 1e-10·|L|, so we allow 1e-6 relative to (1 + |gradient|).
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	lockThread(t)
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"lrlora-sinc", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.Sinc}}},
+		{"lrlora-gaussian", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.Gaussian}}},
+		{"lrlora-bspline", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.BSpline, L: 1.5}}},
+		{"lrlora-chebyshev", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Grid: ChebyshevGrid}}},
+		{"lora", Config{Method: LoRA, Rank: 2, RSLoRA: true}},
+		{"sinelora", Config{Method: SineLoRA, Rank: 2}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLayer(t, 3, 4, gotch.Double, 81)
+			ad := trainedAdapter(t, l, tc.cfg, 82)
+			x := constTensor(t, randVals(83, 5*4), []int64{5, 4}, gotch.Double)
+			r := constTensor(t, randVals(84, 5*3), []int64{5, 3}, gotch.Double)
+			loss := func() float64 {
+				y, err := ad.Forward(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := weightedSum(t, y, r)
+				y.Drop()
+				v := read(t, s)[0]
+				s.Drop()
+				return v
+			}
+
+			y, err := ad.Forward(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := weightedSum(t, y, r)
+			y.Drop()
+			if err := s.Backward(); err != nil {
+				t.Fatal(err)
+			}
+			s.Drop()
+
+			const h = 1e-6
+			for _, p := range ad.TrainableParameters() {
+				g := p.Tensor.MustGrad(false)
+				auto := read(t, g)
+				g.MustDrop()
+				vals := read(t, p.Tensor)
+				var worst float64
+				for i := range vals {
+					orig := vals[i]
+					vals[i] = orig + h
+					assign(t, p.Tensor, vals)
+					up := loss()
+					vals[i] = orig - h
+					assign(t, p.Tensor, vals)
+					down := loss()
+					vals[i] = orig
+					assign(t, p.Tensor, vals)
+					fd := (up - down) / (2 * h)
+					worst = math.Max(worst, math.Abs(auto[i]-fd)/(1+math.Abs(fd)))
+				}
+				t.Logf("%s: max relative error %.3g", p.Name, worst)
+				if worst > 1e-6 {
+					t.Errorf("%s: autograd vs finite differences: max relative error %g", p.Name, worst)
+				}
+				if allZero(auto) {
+					t.Errorf("%s: gradient is identically zero, the check proves nothing", p.Name)
+				}
+			}
+		})
+	}
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}

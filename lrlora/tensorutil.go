@@ -1,0 +1,180 @@
+package lrlora
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Small helpers over gotch that return errors instead of exiting and free every
+// intermediate they create. gotch's `del` flag drops the receiver even when the
+// op fails, so helpers only pass del=true for tensors this package owns.
+
+// newTensor builds a tensor of the given shape, dtype and device from float64 values.
+// With trainable it becomes a leaf that requires grad.
+func newTensor(vals []float64, shape []int64, dtype gotch.DType, dev gotch.Device, trainable bool) (*ts.Tensor, error) {
+	flat, err := ts.OfSlice(vals)
+	if err != nil {
+		return nil, fmt.Errorf("tensor from slice: %w", err)
+	}
+	t, err := flat.Reshape(shape, true)
+	if err != nil {
+		return nil, fmt.Errorf("reshape to %v: %w", shape, err)
+	}
+	if dtype != gotch.Double {
+		if t, err = t.Totype(dtype, true); err != nil {
+			return nil, fmt.Errorf("cast to %v: %w", dtype, err)
+		}
+	}
+	if dev.IsCuda() {
+		if t, err = t.To(dev, true); err != nil {
+			return nil, fmt.Errorf("move to %v: %w", dev, err)
+		}
+	}
+	if trainable {
+		if t, err = t.SetRequiresGrad(true, true); err != nil {
+			return nil, fmt.Errorf("requires grad: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// values copies a tensor's elements into a float64 slice (detached, on the host).
+func values(t *ts.Tensor) ([]float64, error) {
+	shape, err := t.Size()
+	if err != nil {
+		return nil, err
+	}
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	d, err := t.Detach(false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Drop()
+	c, err := d.ToDevice(gotch.CPU, gotch.Double, false, false, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Drop()
+	c2, err := c.Contiguous(false)
+	if err != nil {
+		return nil, err
+	}
+	defer c2.Drop()
+	out := make([]float64, n)
+	if n == 0 {
+		return out, nil
+	}
+	if err := c2.CopyData(out, uint(n)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scalarValue reads a one-element tensor as float64.
+func scalarValue(t *ts.Tensor) (float64, error) {
+	v, err := values(t)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 1 {
+		return 0, fmt.Errorf("want one element, have %d", len(v))
+	}
+	return v[0], nil
+}
+
+// mulScalar returns t·c; with del the receiver is dropped.
+func mulScalar(t *ts.Tensor, c float64, del bool) (*ts.Tensor, error) {
+	s := ts.FloatScalar(c)
+	return t.MulScalar(s, del)
+}
+
+// allFinite reports whether every element of t is finite.
+func allFinite(t *ts.Tensor) (bool, error) {
+	f, err := t.Isfinite(false)
+	if err != nil {
+		return false, err
+	}
+	all, err := f.All(true)
+	if err != nil {
+		return false, err
+	}
+	v, err := scalarValue(all)
+	all.Drop()
+	if err != nil {
+		return false, err
+	}
+	return v != 0, nil
+}
+
+// numel is the product of t's sizes.
+func numel(t *ts.Tensor) (int64, error) {
+	shape, err := t.Size()
+	if err != nil {
+		return 0, err
+	}
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n, nil
+}
+
+// withNoGrad runs fn with libtorch's grad mode off and restores the previous mode
+// afterwards. Grad mode is per OS thread, so the goroutine is pinned for the call
+// (LockOSThread nests: callers that pinned themselves stay pinned).
+func withNoGrad(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, err := gradEnabled()
+	if err != nil {
+		return fmt.Errorf("query grad mode: %w", err)
+	}
+	if _, err := ts.GradSetEnabled(false); err != nil {
+		return fmt.Errorf("disable grad: %w", err)
+	}
+	defer ts.GradSetEnabled(prev)
+	return fn()
+}
+
+// gradEnabled reports whether libtorch's grad mode is on for this OS thread, by
+// probing: an op on a tensor that requires grad records autograd only in grad
+// mode. (gotch v0.9.1's GradSetEnabled cannot tell: it reads the C int it gets
+// back as a 64-bit Go int, so the "previous mode" it returns is garbage.)
+func gradEnabled() (bool, error) {
+	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
+	if err != nil {
+		return false, err
+	}
+	if x, err = x.SetRequiresGrad(true, true); err != nil {
+		return false, err
+	}
+	defer x.Drop()
+	y, err := x.MulScalar(ts.FloatScalar(1), false)
+	if err != nil {
+		return false, err
+	}
+	defer y.Drop()
+	return y.RequiresGrad()
+}
+
+// floatDTypeFor is the dtype of adapter parameters for a backbone of dtype d:
+// float64 backbones get float64 adapters, every other backbone float32 ones
+// (fp32 master weights for bf16/fp16 backbones).
+func floatDTypeFor(d gotch.DType) gotch.DType {
+	if d == gotch.Double {
+		return gotch.Double
+	}
+	return gotch.Float
+}
+
+// sameDevice compares devices by their libtorch index: gotch describes the CPU as
+// {CPU -1} in gotch.CPU but as {CPU 1} when it reads a tensor's device.
+func sameDevice(a, b gotch.Device) bool {
+	return a.IsCuda() == b.IsCuda() && (!a.IsCuda() || a.Value == b.Value)
+}

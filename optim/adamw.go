@@ -1,0 +1,197 @@
+package optim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// Sentinel errors of the package.
+var (
+	ErrConfig        = errors.New("optim: invalid config")
+	ErrUnknownParam  = errors.New("optim: unknown parameter")
+	ErrShape         = errors.New("optim: shape mismatch")
+	ErrNonFiniteGrad = errors.New("optim: non-finite gradient norm")
+)
+
+// AdamWConfig holds AdamW's hyper-parameters; the learning rate is given per step.
+type AdamWConfig struct {
+	Beta1, Beta2 float64 // moment decay rates, in [0, 1)
+	Eps          float64 // added to the denominator, > 0
+	WeightDecay  float64 // decoupled weight decay λ (p ← p·(1 − lr·λ)), ≥ 0
+}
+
+// DefaultAdamWConfig is torch.optim.AdamW's default: β = (0.9, 0.999), ε = 1e-8, λ = 0.01.
+// (The LR-LoRA paper uses λ = 0 for LLMs, 0.01 for GLUE, 0.1 for vision.)
+func DefaultAdamWConfig() AdamWConfig {
+	return AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}
+}
+
+func (c AdamWConfig) validate() error {
+	ok := c.Beta1 >= 0 && c.Beta1 < 1 && c.Beta2 >= 0 && c.Beta2 < 1 && c.Eps > 0 && c.WeightDecay >= 0 &&
+		!math.IsInf(c.Eps, 0) && !math.IsInf(c.WeightDecay, 0)
+	if !ok {
+		return fmt.Errorf("%w: AdamW %+v", ErrConfig, c)
+	}
+	return nil
+}
+
+// ParamState is AdamW's state for one parameter, as torch.optim.AdamW keeps it:
+// the number of steps taken and the first and second moment estimates (same shape,
+// dtype and device as the parameter). The tensors belong to the optimizer.
+type ParamState struct {
+	Step     int64
+	ExpAvg   *ts.Tensor
+	ExpAvgSq *ts.Tensor
+}
+
+// AdamW is torch.optim.AdamW (Loshchilov & Hutter; non-amsgrad, single-tensor path)
+// over named parameters. For each parameter with a gradient g, step t:
+//
+//	t ← t + 1
+//	p ← p·(1 − lr·λ)
+//	m ← β1·m + (1 − β1)·g
+//	v ← β2·v + (1 − β2)·g²
+//	p ← p − (lr/(1 − β1ᵗ)) · m / (√v/√(1 − β2ᵗ) + ε)
+//
+// Like PyTorch, state is created lazily at a parameter's first gradient and
+// parameters without a gradient are skipped (their step count does not advance).
+// An AdamW is not safe for concurrent use.
+type AdamW struct {
+	cfg    AdamWConfig
+	params []ts.NamedTensor
+	index  map[string]int
+	state  map[string]*ParamState
+}
+
+// NewAdamW creates the optimizer for params (the trainable list, e.g. from
+// lrlora's TrainableParameters). Names must be unique; they key the state.
+func NewAdamW(params []ts.NamedTensor, cfg AdamWConfig) (*AdamW, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o := &AdamW{cfg: cfg, index: map[string]int{}, state: map[string]*ParamState{}}
+	seen := map[*ts.Tensor]string{}
+	for i, p := range params {
+		if p.Tensor == nil {
+			return nil, fmt.Errorf("%w: parameter %q is nil", ErrConfig, p.Name)
+		}
+		if _, dup := o.index[p.Name]; dup {
+			return nil, fmt.Errorf("%w: parameter name %q listed twice", ErrConfig, p.Name)
+		}
+		if other, dup := seen[p.Tensor]; dup {
+			return nil, fmt.Errorf("%w: parameters %q and %q are the same tensor", ErrConfig, other, p.Name)
+		}
+		o.index[p.Name] = i
+		seen[p.Tensor] = p.Name
+	}
+	o.params = append([]ts.NamedTensor(nil), params...)
+	return o, nil
+}
+
+// Config returns the hyper-parameters.
+func (o *AdamW) Config() AdamWConfig { return o.cfg }
+
+// Params returns the parameters in the order given to NewAdamW.
+func (o *AdamW) Params() []ts.NamedTensor { return append([]ts.NamedTensor(nil), o.params...) }
+
+// Step applies one AdamW update with learning rate lr to every parameter that has
+// a gradient. It runs without autograd, updates parameters and moments in place
+// and frees every temporary it makes.
+func (o *AdamW) Step(lr float64) error {
+	if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
+		return fmt.Errorf("%w: learning rate %v", ErrConfig, lr)
+	}
+	return withNoGrad(func() error {
+		for _, p := range o.params {
+			if err := o.stepOne(p, lr); err != nil {
+				return fmt.Errorf("optim: adamw step %q: %w", p.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+func (o *AdamW) stepOne(p ts.NamedTensor, lr float64) error {
+	g, err := gradOf(p.Tensor)
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.Drop()
+	st, ok := o.state[p.Name]
+	if !ok {
+		if st, err = o.newState(p.Tensor); err != nil {
+			return err
+		}
+		o.state[p.Name] = st
+	}
+	st.Step++
+	c := o.cfg
+	if c.WeightDecay != 0 {
+		if err := scaleInPlace(p.Tensor, 1-lr*c.WeightDecay); err != nil {
+			return err
+		}
+	}
+	if err := scaleInPlace(st.ExpAvg, c.Beta1); err != nil {
+		return err
+	}
+	if err := axpyInPlace(st.ExpAvg, 1-c.Beta1, g); err != nil {
+		return err
+	}
+	if err := scaleInPlace(st.ExpAvgSq, c.Beta2); err != nil {
+		return err
+	}
+	if err := addcmulInPlace(st.ExpAvgSq, 1-c.Beta2, g, g); err != nil {
+		return err
+	}
+	t := float64(st.Step)
+	bc1 := 1 - math.Pow(c.Beta1, t)
+	bc2Sqrt := math.Sqrt(1 - math.Pow(c.Beta2, t))
+	stepSize := lr / bc1
+
+	denom, err := st.ExpAvgSq.Sqrt(false)
+	if err != nil {
+		return err
+	}
+	defer denom.Drop()
+	if err := done(denom.DivScalarOut(denom, ts.FloatScalar(bc2Sqrt), false)); err != nil {
+		return err
+	}
+	if err := done(denom.AddScalarOut(denom, ts.FloatScalar(c.Eps), false)); err != nil {
+		return err
+	}
+	return addcdivInPlace(p.Tensor, -stepSize, st.ExpAvg, denom)
+}
+
+// newState makes zero moments shaped like p.
+func (o *AdamW) newState(p *ts.Tensor) (*ParamState, error) {
+	m, err := p.ZerosLike(false)
+	if err != nil {
+		return nil, err
+	}
+	v, err := p.ZerosLike(false)
+	if err != nil {
+		m.Drop()
+		return nil, err
+	}
+	return &ParamState{ExpAvg: m, ExpAvgSq: v}, nil
+}
+
+// ZeroGrad sets every parameter's gradient to zero (where one exists), in place.
+func (o *AdamW) ZeroGrad() error {
+	return withNoGrad(func() error {
+		for _, p := range o.params {
+			g, err := gradOf(p.Tensor)
+			if err == nil && g != nil {
+				err = zeroInPlace(g)
+				g.Drop()
+			}
+			if err != nil {
+				return fmt.Errorf("optim: zero grad %q: %w", p.Name, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,75 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// ClipGradNorm scales the gradients of params so that their joint L2 norm is at
+// most maxNorm, with torch.nn.utils.clip_grad_norm_'s semantics: total = the L2
+// norm over all gradients taken together, coef = maxNorm/(total + 1e-6), and the
+// gradients are multiplied by coef only when coef < 1 (torch clamps coef to 1).
+// It returns total, the norm before clipping. Parameters without a gradient are
+// ignored. The per-gradient norms are combined in float64.
+//
+// Unlike torch's default (error_if_nonfinite=False, which scales every gradient
+// by NaN), a NaN or Inf total leaves the gradients untouched and returns
+// ErrNonFiniteGrad with the total, so the caller can skip the step.
+//
+// (gotch's own Optimizer.ClipGradNorm deadlocks; this one does not use gotch's
+// VarStore at all.)
+func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
+	if !(maxNorm > 0) {
+		return 0, fmt.Errorf("%w: max grad norm %v", ErrConfig, maxNorm)
+	}
+	var total float64
+	err := withNoGrad(func() error {
+		var grads []*ts.Tensor
+		defer func() {
+			for _, g := range grads {
+				g.Drop()
+			}
+		}()
+		var sumSq float64
+		for _, p := range params {
+			g, err := gradOf(p.Tensor)
+			if err != nil {
+				return fmt.Errorf("grad of %q: %w", p.Name, err)
+			}
+			if g == nil {
+				continue
+			}
+			grads = append(grads, g)
+			n, err := g.Norm(false)
+			if err != nil {
+				return fmt.Errorf("norm of %q: %w", p.Name, err)
+			}
+			v, err := scalarValue(n)
+			n.Drop()
+			if err != nil {
+				return fmt.Errorf("norm of %q: %w", p.Name, err)
+			}
+			sumSq += v * v
+		}
+		total = math.Sqrt(sumSq)
+		if math.IsNaN(total) || math.IsInf(total, 0) {
+			return fmt.Errorf("%w: %v", ErrNonFiniteGrad, total)
+		}
+		coef := maxNorm / (total + 1e-6)
+		if coef >= 1 {
+			return nil
+		}
+		for _, g := range grads {
+			if err := scaleInPlace(g, coef); err != nil {
+				return fmt.Errorf("scale gradient: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return total, fmt.Errorf("optim: clip grad norm: %w", err)
+	}
+	return total, nil
+}

@@ -1,0 +1,16 @@
+// Package optim holds the optimizer and gradient clipping of lrtrain's training
+// loop, written against gotch tensors without gotch's nn.VarStore:
+//
+//   - AdamW: torch.optim.AdamW (β1 = 0.9, β2 = 0.999, ε = 1e-8 by default, decoupled
+//     weight decay, PyTorch's bias correction) over named parameters, with its state
+//     (step, exp_avg, exp_avg_sq per parameter) exposed by name so a checkpoint can
+//     save and restore it exactly.
+//   - ClipGradNorm: torch.nn.utils.clip_grad_norm_ over the same list.
+//
+// The parameter list is the trainable list that lrlora derives from its adapters'
+// Tensors, so the optimizer, the checkpoint and the parameter count see the same set.
+//
+// Updates run under no-grad, in place, through libtorch's out= kernels, and free
+// every temporary. Grad mode in libtorch is per OS thread: keep the training
+// goroutine on one thread (runtime.LockOSThread).
+package optim
