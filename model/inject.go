@@ -1,0 +1,211 @@
+package model
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strings"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+)
+
+// Targets selects the linear layers that get adapters, with PEFT's target_modules
+// rules: a module path matches a name when it equals it or ends with "." + name; a
+// regular expression must match the whole path; all-linear takes every linear layer
+// except the output layer (lm_head) and the classification head. The language-model
+// head and classification heads are never adapted.
+type Targets struct {
+	Names     []string
+	Regex     string
+	AllLinear bool
+}
+
+// ParseTargets reads a target specification: "all-linear", "re:<regex>" (a full-match
+// regular expression), or a comma-separated list of module names such as
+// "q_proj,k_proj,v_proj,o_proj".
+func ParseTargets(spec string) (Targets, error) {
+	spec = strings.TrimSpace(spec)
+	switch {
+	case spec == "":
+		return Targets{}, fmt.Errorf("%w: empty target list", ErrTarget)
+	case strings.EqualFold(spec, "all-linear"):
+		return Targets{AllLinear: true}, nil
+	case strings.HasPrefix(spec, "re:"):
+		t := Targets{Regex: strings.TrimPrefix(spec, "re:")}
+		_, err := t.compile()
+		return t, err
+	}
+	var names []string
+	for _, n := range strings.Split(spec, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			return Targets{}, fmt.Errorf("%w: empty name in %q", ErrTarget, spec)
+		}
+		names = append(names, n)
+	}
+	return Targets{Names: names}, nil
+}
+
+func (t Targets) String() string {
+	switch {
+	case t.AllLinear:
+		return "all-linear"
+	case t.Regex != "":
+		return "re:" + t.Regex
+	}
+	return strings.Join(t.Names, ",")
+}
+
+func (t Targets) compile() (*regexp.Regexp, error) {
+	if t.Regex == "" {
+		return nil, nil
+	}
+	re, err := regexp.Compile(`^(?:` + t.Regex + `)$`)
+	if err != nil {
+		return nil, fmt.Errorf("%w: regex %q: %v", ErrTarget, t.Regex, err)
+	}
+	return re, nil
+}
+
+// Match reports whether the module path name is a target.
+func (t Targets) Match(name string) bool {
+	if t.AllLinear {
+		return true
+	}
+	if re, err := t.compile(); err == nil && re != nil {
+		return re.MatchString(name)
+	}
+	for _, n := range t.Names {
+		if name == n || strings.HasSuffix(name, "."+n) {
+			return true
+		}
+	}
+	return false
+}
+
+// Inject attaches an adapter built from cfg to every adaptable linear layer that t
+// selects, in module order, drawing A from rng (so a seed fixes the adapters) and
+// passing opts (lrlora.WithSharedPhi) to lrlora.New. It returns the new adapters in
+// module order; Adapters lists all of them. A target list that selects nothing, or a
+// layer that already has an adapter, is an error and leaves the model unchanged.
+func (m *Model) Inject(t Targets, cfg lrlora.Config, rng *rand.Rand, opts ...lrlora.Option) ([]*lrlora.Adapter, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if _, err := t.compile(); err != nil {
+		return nil, err
+	}
+	var chosen []*Linear
+	for _, l := range m.linears {
+		if !l.head && t.Match(l.Name) {
+			if l.adapter != nil {
+				return nil, fmt.Errorf("%w: %s already has an adapter", ErrTarget, l.Name)
+			}
+			chosen = append(chosen, l)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("%w: targets %q match no linear layer of %s (layers look like %q)",
+			ErrTarget, t.String(), m.arch.Name, m.linears[0].Name)
+	}
+	var made []*lrlora.Adapter
+	for _, l := range chosen {
+		a, err := lrlora.New(l.Name, l.Weight, l.Bias, cfg, rng, opts...)
+		if err != nil {
+			for _, x := range made {
+				x.Close()
+			}
+			for _, x := range chosen {
+				x.adapter = nil
+			}
+			return nil, fmt.Errorf("model: inject: %w", err)
+		}
+		a.Train(m.training)
+		l.adapter = a
+		made = append(made, a)
+	}
+	m.adapters = m.adapters[:0]
+	for _, l := range m.linears {
+		if l.adapter != nil {
+			m.adapters = append(m.adapters, l.adapter)
+		}
+	}
+	return made, nil
+}
+
+// Adapters returns every injected adapter, in module order.
+func (m *Model) Adapters() []*lrlora.Adapter { return append([]*lrlora.Adapter(nil), m.adapters...) }
+
+// HeadTensors lists the trainable classification-head tensors under their Hugging Face
+// names (classifier.dense.weight, …), like PEFT's modules_to_save; nil for causal LMs.
+func (m *Model) HeadTensors() []lrlora.NamedTensor {
+	var out []lrlora.NamedTensor
+	for _, w := range m.weights {
+		if w.Trainable {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// TrainableTensors lists, in a fixed order, everything a checkpoint of the fine-tune
+// holds: each adapter's Tensors (module order; φ grids are marked not trainable) and
+// then the head tensors. Tensors of a SharedPhi passed to Inject are not included
+// (SharedPhi.Tensors lists them). Optimising, counting and saving derive from it.
+func (m *Model) TrainableTensors() []lrlora.NamedTensor {
+	var out []lrlora.NamedTensor
+	for _, a := range m.adapters {
+		out = append(out, a.Tensors()...)
+	}
+	return append(out, m.HeadTensors()...)
+}
+
+// ParamCount summarises trainable and total parameters.
+type ParamCount struct {
+	Adapter int64 // trainable adapter elements: Σ r·(d_in + d_out) + 2K for LR-LoRA
+	Head    int64 // classification head elements
+	Frozen  int64 // backbone elements
+}
+
+// Trainable is Adapter + Head.
+func (p ParamCount) Trainable() int64 { return p.Adapter + p.Head }
+
+// All is every parameter: frozen and trainable.
+func (p ParamCount) All() int64 { return p.Frozen + p.Trainable() }
+
+// String reads like PEFT's print_trainable_parameters.
+func (p ParamCount) String() string {
+	pct := 0.0
+	if p.All() > 0 {
+		pct = 100 * float64(p.Trainable()) / float64(p.All())
+	}
+	return fmt.Sprintf("trainable params: %d (adapters %d, head %d) || all params: %d || trainable%%: %.4f",
+		p.Trainable(), p.Adapter, p.Head, p.All(), pct)
+}
+
+// CountParameters counts the model's parameters.
+func (m *Model) CountParameters() (ParamCount, error) {
+	var p ParamCount
+	for _, a := range m.adapters {
+		n, err := a.NumParameters()
+		if err != nil {
+			return p, fmt.Errorf("model: count %s: %w", a.Name(), err)
+		}
+		p.Adapter += n
+	}
+	for _, w := range m.weights {
+		shape, err := w.Tensor.Size()
+		if err != nil {
+			return p, fmt.Errorf("model: count %s: %w", w.Name, err)
+		}
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		if w.Trainable {
+			p.Head += n
+		} else {
+			p.Frozen += n
+		}
+	}
+	return p, nil
+}

@@ -1,0 +1,54 @@
+package model
+
+import (
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// rmsNorm is LlamaRMSNorm: y = w ⊙ (x / √(mean(x²) + ε)), with the normalisation done in
+// float32 (float64 for a float64 model) and cast back to x's dtype before the weight is
+// applied, as transformers does.
+type rmsNorm struct {
+	weight *ts.Tensor
+	eps    float64
+}
+
+func bindRMSNorm(b *binder, name string, size int, eps float64) *rmsNorm {
+	return &rmsNorm{weight: b.weight(name+".weight", []int64{int64(size)}, InitOnes), eps: eps}
+}
+
+func (n *rmsNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
+	if !s.ok(x) {
+		return nil
+	}
+	x32 := s.toDType(x, upcast(x.DType()))
+	inv := s.rsqrt(s.addScalar(s.meanLast(s.square(x32)), n.eps))
+	y := s.toDType(s.mul(x32, inv), x.DType())
+	return s.mul(n.weight, y)
+}
+
+// layerNorm is torch.nn.LayerNorm over the last dimension with weight and bias.
+type layerNorm struct {
+	weight, bias *ts.Tensor
+	eps          float64
+}
+
+func bindLayerNorm(b *binder, name string, size int, eps float64) *layerNorm {
+	return &layerNorm{
+		weight: b.weight(name+".weight", []int64{int64(size)}, InitOnes),
+		bias:   b.weight(name+".bias", []int64{int64(size)}, InitZeros),
+		eps:    eps,
+	}
+}
+
+func (n *layerNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
+	return s.layerNorm(x, n.weight, n.bias, n.eps)
+}
+
+// upcast is the dtype that norms and softmax compute in: float32, or float64 for float64.
+func upcast(dt gotch.DType) gotch.DType {
+	if dt == gotch.Double {
+		return gotch.Double
+	}
+	return gotch.Float
+}

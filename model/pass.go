@@ -1,0 +1,217 @@
+package model
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/sugarme/gotch/ts"
+)
+
+// SetCheckpointing turns activation checkpointing per block on or off for Begin.
+//
+// gotch has no checkpoint API, so the model drives it: Begin runs the embeddings and
+// every block without autograd, keeping only each block's input, and records the head
+// with autograd on a leaf copy of the last hidden state. Pass.Backward first
+// back-propagates the loss to that leaf, then, from the top block down, recomputes
+// block i from its saved input with autograd on and back-propagates the incoming
+// gradient g through it (as backward of ⟨y, g⟩), which accumulates the adapters'
+// gradients and yields the gradient for block i − 1. Memory holds the block inputs
+// plus one block's activations instead of every block's; the price is a second forward
+// pass through the blocks. Dropout in checkpointed passes uses reproducible masks (see
+// SetDropoutSeed), so the recomputation sees the masks of the first pass and the
+// gradients equal those of a pass without checkpointing.
+func (m *Model) SetCheckpointing(on bool) { m.checkpointing = on }
+
+// Checkpointing reports whether Begin checkpoints activations.
+func (m *Model) Checkpointing() bool { return m.checkpointing }
+
+// Pass is one training forward pass whose backward the model drives. Use it from one
+// goroutine locked to its OS thread (libtorch's grad mode is per thread).
+type Pass struct {
+	m      *Model
+	ctx    *fwdCtx
+	logits *ts.Tensor
+	inputs []*ts.Tensor // checkpointing: the input of every block, no grad
+	last   *ts.Tensor   // checkpointing: leaf holding the last block's output
+	done   bool
+}
+
+// Begin runs the forward pass of a training step (see SetCheckpointing) and returns it;
+// Logits gives its output. Call Backward with a loss computed from the logits, then
+// Close.
+func (m *Model) Begin(in Inputs) (*Pass, error) {
+	if m.closed {
+		return nil, ErrClosed
+	}
+	if !m.checkpointing {
+		logits, err := m.Forward(in)
+		if err != nil {
+			return nil, err
+		}
+		return &Pass{m: m, logits: logits}, nil
+	}
+	if m.training {
+		for _, a := range m.adapters {
+			if a.Config().Dropout > 0 {
+				return nil, fmt.Errorf("%w: activation checkpointing with adapter dropout (%s has %v): lrlora draws its dropout masks from libtorch's generator, so a recomputed block would see other masks",
+					ErrUnsupported, a.Name(), a.Config().Dropout)
+			}
+		}
+	}
+	ctx, err := m.newCtx(in, true)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pass{m: m, ctx: ctx}
+	if err := p.forward(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// forward runs embeddings and blocks without autograd and the head with it.
+func (p *Pass) forward() error {
+	h, err := withGrad(false, func() (*ts.Tensor, error) {
+		h, err := p.m.runEmbed(p.ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i < p.m.net.numBlocks(); i++ {
+			p.inputs = append(p.inputs, h)
+			if h, err = p.m.runBlock(p.ctx, i, h); err != nil {
+				return nil, err
+			}
+		}
+		return h, nil
+	})
+	if err != nil {
+		return err
+	}
+	p.last, err = h.SetRequiresGrad(true, true)
+	if err != nil {
+		return fmt.Errorf("model: checkpoint: %w", err)
+	}
+	p.logits, err = withGrad(true, func() (*ts.Tensor, error) { return p.m.runHead(p.ctx, p.last) })
+	return err
+}
+
+// Logits is the pass's output (owned by the pass).
+func (p *Pass) Logits() *ts.Tensor { return p.logits }
+
+// Backward back-propagates loss (a scalar computed from Logits) into the gradients of
+// the adapters and the head. It may be called once.
+func (p *Pass) Backward(loss *ts.Tensor) error {
+	if p.done {
+		return fmt.Errorf("model: backward called twice on one pass")
+	}
+	p.done = true
+	if p.ctx == nil {
+		if err := loss.Backward(); err != nil {
+			return fmt.Errorf("model: backward: %w", err)
+		}
+		return nil
+	}
+	_, err := withGrad(true, func() (*ts.Tensor, error) {
+		if err := loss.Backward(); err != nil {
+			return nil, fmt.Errorf("model: backward through the head: %w", err)
+		}
+		g, err := p.last.Grad(false)
+		if err != nil {
+			return nil, fmt.Errorf("model: checkpoint: gradient of the last block: %w", err)
+		}
+		for i := len(p.inputs) - 1; i >= 0 && g != nil; i-- {
+			next, err := p.backwardBlock(i, g)
+			g.Drop()
+			if err != nil {
+				return nil, err
+			}
+			g = next
+		}
+		if g != nil {
+			g.Drop()
+		}
+		return nil, nil
+	})
+	return err
+}
+
+// backwardBlock recomputes block i and back-propagates g (the gradient of its output).
+// It returns the gradient of the block's input, or nil when nothing below needs one
+// (block 0: the embeddings are frozen).
+func (p *Pass) backwardBlock(i int, g *ts.Tensor) (*ts.Tensor, error) {
+	x, err := p.inputs[i].Detach(false)
+	if err != nil {
+		return nil, fmt.Errorf("model: checkpoint block %d: %w", i, err)
+	}
+	defer x.Drop()
+	if i > 0 {
+		if x, err = x.SetRequiresGrad(true, false); err != nil {
+			return nil, fmt.Errorf("model: checkpoint block %d: %w", i, err)
+		}
+		defer x.Drop()
+	}
+	y, err := p.m.runBlock(p.ctx, i, x)
+	if err != nil {
+		return nil, err
+	}
+	defer y.Drop()
+	if ok, _ := y.RequiresGrad(); !ok {
+		return nil, nil // no adapter in this block or below
+	}
+	s := newScope(fmt.Sprintf("checkpoint block %d", i))
+	defer s.drop()
+	dot := s.mul(y, g)
+	if !s.ok(dot) {
+		return nil, s.err
+	}
+	sum, err := dot.Sum(dot.DType(), false)
+	if sum = s.track(sum, err, "sum"); !s.ok(sum) {
+		return nil, s.err
+	}
+	if err := sum.Backward(); err != nil {
+		return nil, fmt.Errorf("model: checkpoint block %d: backward: %w", i, err)
+	}
+	if i == 0 {
+		return nil, nil
+	}
+	gx, err := x.Grad(false)
+	if err != nil {
+		return nil, fmt.Errorf("model: checkpoint block %d: input gradient: %w", i, err)
+	}
+	return gx, nil
+}
+
+// Close frees the pass's tensors.
+func (p *Pass) Close() {
+	if p.logits != nil {
+		p.logits.Drop()
+		p.logits = nil
+	}
+	for _, t := range p.inputs {
+		t.Drop()
+	}
+	p.inputs = nil
+	if p.last != nil {
+		p.last.Drop()
+		p.last = nil
+	}
+	if p.ctx != nil {
+		p.ctx.close()
+		p.ctx = nil
+	}
+}
+
+// withGrad runs fn with libtorch's grad mode set to on and restores the previous mode.
+// Grad mode is per OS thread, so the goroutine stays on its thread meanwhile
+// (LockOSThread nests: a caller that locked itself stays locked).
+func withGrad(on bool, fn func() (*ts.Tensor, error)) (*ts.Tensor, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, err := ts.GradSetEnabled(on)
+	if err != nil {
+		return nil, fmt.Errorf("model: set grad mode: %w", err)
+	}
+	defer ts.GradSetEnabled(prev)
+	return fn()
+}
