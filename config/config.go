@@ -1,0 +1,246 @@
+package config
+
+import (
+	"math"
+	"path/filepath"
+	"time"
+)
+
+// Config is one run: what to fine-tune, on what, how, and where the results go.
+// The yaml tags are the keys of the file; the alias tags list names other trainers
+// use for the same setting, which the loader suggests when it meets them.
+type Config struct {
+	Model      Model      `yaml:"model"`
+	Adapter    Adapter    `yaml:"adapter"`
+	Data       Data       `yaml:"data"`
+	Train      Train      `yaml:"train"`
+	Checkpoint Checkpoint `yaml:"checkpoint"`
+	Export     Export     `yaml:"export"`
+	Output     Output     `yaml:"output"`
+	Dist       Dist       `yaml:"dist"`
+
+	// where maps a key path ("train.lr") to where its value came from
+	// ("cfg.yaml:12" or "--set train.lr=1e-4"), for Validate's messages.
+	where map[string]string
+}
+
+// Model is the pretrained checkpoint.
+type Model struct {
+	// Path is a Hugging Face model directory (config.json, *.safetensors, tokenizer.json).
+	Path string `yaml:"path" alias:"model_name_or_path,base_model,model_path,pretrained_model"`
+	// DType is the storage dtype of the frozen backbone: float32 or bfloat16.
+	DType string `yaml:"dtype" alias:"torch_dtype"`
+	// ActivationCheckpointing recomputes each block's activations in backward.
+	ActivationCheckpointing bool `yaml:"activation_checkpointing" alias:"gradient_checkpointing"`
+}
+
+// Adapter is the PEFT-style adapter configuration (SPEC §1, §3); names follow lrlora.Config.
+type Adapter struct {
+	// Method is lrlora (the default), lora or sinelora.
+	Method string `yaml:"method" alias:"peft_type,adapter_type,type"`
+	// R is the rank r ≥ 1.
+	R int `yaml:"r" alias:"rank,lora_r"`
+	// Alpha is α; when absent or 0 it resolves to 2r.
+	Alpha float64 `yaml:"alpha" alias:"lora_alpha"`
+	// RSLoRA scales by α/√r instead of α/r.
+	RSLoRA bool `yaml:"rslora" alias:"use_rslora"`
+	// Dropout on the adapter input, in [0, 1); 0 keeps the merged fast path.
+	Dropout float64 `yaml:"dropout" alias:"lora_dropout"`
+	// TargetModules selects the adapted linear layers.
+	TargetModules TargetModules `yaml:"target_modules" alias:"targets,lora_target_modules,target"`
+	// ModulesToSave are modules trained in full and saved with the adapters (e.g. a
+	// classification head), matched like target module names.
+	ModulesToSave []string `yaml:"modules_to_save" alias:"trainable_modules"`
+	// Phi is the transfer function of lrlora adapters.
+	Phi Phi `yaml:"phi" alias:"transfer"`
+	// SineOmega is SineLoRA's frequency ω (method sinelora).
+	SineOmega float64 `yaml:"sine_omega" alias:"omega,sinelora_omega"`
+}
+
+// Phi configures φ(x) = Σ_k a_k f(b_k (x − g_k)) (lrlora.TransferConfig).
+type Phi struct {
+	K     int     `yaml:"k" alias:"num_basis,grid_size,num_grid"`
+	L     float64 `yaml:"l" alias:"grid_range,half_width,range"`
+	Grid  string  `yaml:"grid" alias:"grid_type"`
+	Basis string  `yaml:"basis" alias:"basis_function,kernel"`
+	Share string  `yaml:"share" alias:"sharing,shared"`
+}
+
+// Data says which records to read and how they become examples (see package data).
+type Data struct {
+	// Format is one of data.Formats(); it is never guessed from the files.
+	Format string `yaml:"format" alias:"dataset_format,data_format"`
+	// Train and Eval are files (for text_file also directories); a single string is
+	// accepted for a one-element list.
+	Train Paths `yaml:"train" alias:"train_file,train_files,train_path,data_path,dataset"`
+	Eval  Paths `yaml:"eval" alias:"eval_file,eval_files,eval_path,validation_file,val_path,validation"`
+	// MaxLen is the most tokens per example (and the packed sequence length).
+	MaxLen int `yaml:"max_len" alias:"max_length,max_seq_len,max_seq_length,cutoff_len,seq_len,sequence_len"`
+	// Packing concatenates examples into MaxLen-token sequences (not for classification).
+	Packing bool `yaml:"packing" alias:"pack,sample_packing"`
+	// Template renders instruction prompts: a preset name or with_input/no_input strings.
+	Template Template `yaml:"template" alias:"prompt_template"`
+	// Labels maps string class labels to indices (classification_jsonl).
+	Labels []string `yaml:"labels" alias:"label_names,classes,label_list"`
+	// Regression reads numeric classification labels as scores (e.g. STS-B).
+	Regression bool `yaml:"regression"`
+	// SkipBadRecords skips and counts malformed records instead of failing.
+	SkipBadRecords bool `yaml:"skip_bad_records" alias:"skip_bad,skip_invalid"`
+	// Shuffle orders every epoch by a seeded permutation (false: file order).
+	Shuffle bool `yaml:"shuffle"`
+	// Seed selects the shuffle; when absent it resolves to train.seed.
+	Seed uint64 `yaml:"seed" alias:"shuffle_seed"`
+	// LastBatch is pad (the default: pad the epoch's last global batch with flagged
+	// slots) or drop.
+	LastBatch string `yaml:"last_batch" alias:"drop_last"`
+}
+
+// Train is the optimisation: AdamW with warmup and a decay schedule.
+type Train struct {
+	Seed uint64 `yaml:"seed" alias:"random_seed"`
+	// MaxSteps (optimizer steps) or Epochs says how long to train; set one of them.
+	// When neither is set the run trains one epoch.
+	MaxSteps int `yaml:"max_steps" alias:"steps,num_steps,total_steps,train_steps"`
+	Epochs   int `yaml:"epochs" alias:"num_epochs,num_train_epochs,epoch"`
+	// MicroBatchSize is the examples per rank per forward pass.
+	MicroBatchSize int `yaml:"micro_batch_size" alias:"batch_size,per_device_train_batch_size,micro_batch,train_batch_size"`
+	// GradAccumSteps is the micro batches per optimizer step.
+	GradAccumSteps int `yaml:"grad_accum_steps" alias:"gradient_accumulation_steps,accumulation_steps,grad_accum"`
+	// LR is the peak learning rate.
+	LR          float64    `yaml:"lr" alias:"learning_rate"`
+	WeightDecay float64    `yaml:"weight_decay" alias:"wd"`
+	Betas       [2]float64 `yaml:"betas,flow" alias:"adam_betas,adam_beta1,adam_beta2"`
+	Eps         float64    `yaml:"eps" alias:"adam_epsilon,adam_eps,epsilon"`
+	// WarmupRatio is the fraction of the steps spent warming up linearly from 0.
+	WarmupRatio float64 `yaml:"warmup_ratio" alias:"warmup,warmup_fraction"`
+	// Schedule after warmup: linear (decay to 0), cosine (to 0) or constant.
+	Schedule string `yaml:"schedule" alias:"lr_scheduler_type,scheduler,lr_schedule,lr_scheduler"`
+	// GradClip is the global gradient-norm limit; 0 turns clipping off.
+	GradClip float64 `yaml:"grad_clip" alias:"max_grad_norm,clip_grad_norm,gradient_clipping,clip"`
+	// EvalEvery evaluates every N optimizer steps (0: only at the end).
+	EvalEvery int `yaml:"eval_every" alias:"eval_steps,eval_interval"`
+	// EarlyStoppingPatience stops after N evaluations without a lower eval loss (0: off).
+	EarlyStoppingPatience int `yaml:"early_stopping_patience" alias:"patience,early_stopping"`
+	// LogEvery logs (and appends to the metrics file) every N optimizer steps.
+	LogEvery int `yaml:"log_every" alias:"logging_steps,log_interval"`
+	// ComputeDType is the dtype of activations and matmuls: float32 or bfloat16.
+	ComputeDType string `yaml:"compute_dtype" alias:"dtype,precision,mixed_precision,bf16"`
+}
+
+// Checkpoint is when and where training state is saved.
+type Checkpoint struct {
+	// Dir holds the checkpoints; when absent it resolves to <output.dir>/checkpoints.
+	Dir string `yaml:"dir" alias:"save_dir,checkpoint_dir,path"`
+	// Every saves every N optimizer steps (0: only at the end).
+	Every int `yaml:"every" alias:"save_steps,save_every,interval"`
+	// KeepLast keeps the newest N checkpoints (0: keep all).
+	KeepLast int `yaml:"keep_last" alias:"save_total_limit,keep"`
+	// Resume is auto (the newest complete checkpoint in Dir, if any), never, or the path
+	// of a checkpoint directory.
+	Resume string `yaml:"resume" alias:"resume_from_checkpoint,resume_from"`
+}
+
+// Export is the merged model written after training (an HF-layout directory).
+type Export struct {
+	// Dir is where it goes; when absent it resolves to <output.dir>/merged.
+	Dir string `yaml:"dir" alias:"path,export_dir"`
+	// DType of the written weights: float32, bfloat16 or float16; when absent it
+	// resolves to model.dtype.
+	DType string `yaml:"dtype" alias:"torch_dtype"`
+	// MaxShardSize is the largest safetensors shard, e.g. "5GB", "500MiB" (see ParseSize).
+	MaxShardSize string `yaml:"max_shard_size" alias:"shard_size"`
+}
+
+// Output is the run directory: logs, metrics.jsonl, plots, the resolved config.
+type Output struct {
+	Dir string `yaml:"dir" alias:"output_dir,run_dir,path"`
+}
+
+// Dist is the collective backend for multi-process runs.
+type Dist struct {
+	// Backend is auto (nccl on GPUs, gloo on CPU), nccl or gloo.
+	Backend string `yaml:"backend" alias:"ddp_backend"`
+	// Timeout bounds every collective and barrier, e.g. "30m".
+	Timeout time.Duration `yaml:"timeout" alias:"ddp_timeout,collective_timeout"`
+}
+
+// Defaults of the paper (SPEC §1) and of the trainer. Those of φ and SineLoRA repeat
+// lrlora's (DefaultK, DefaultL, DefaultSineOmega), which this package cannot import
+// without linking libtorch.
+const (
+	DefaultRank      = 8
+	DefaultK         = 50
+	DefaultL         = 3.0
+	DefaultSineOmega = 200.0
+	DefaultGradClip  = 1.0
+	DefaultWarmup    = 0.1
+)
+
+// LLMTargetModules are the paper's adapted modules for decoder LLMs (q,k,v,o,gate,up,down).
+var LLMTargetModules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+// EncoderTargetModules are the paper's adapted modules for RoBERTa/BERT: query, key,
+// value, attention output, intermediate and output (PEFT suffix matching).
+var EncoderTargetModules = []string{"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"}
+
+// Default returns the configuration every file starts from. Model path, data format and
+// training files have no default.
+func Default() *Config {
+	return &Config{
+		Model: Model{DType: "float32"},
+		Adapter: Adapter{
+			Method: "lrlora", R: DefaultRank,
+			TargetModules: TargetModules{Names: append([]string(nil), LLMTargetModules...)},
+			Phi:           Phi{K: DefaultK, L: DefaultL, Grid: "uniform", Basis: "sinc", Share: "none"},
+			SineOmega:     DefaultSineOmega,
+		},
+		Data: Data{MaxLen: 512, Template: Template{Name: "alpaca"}, Shuffle: true, LastBatch: "pad"},
+		Train: Train{
+			Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,
+			Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, WarmupRatio: DefaultWarmup,
+			Schedule: "linear", GradClip: DefaultGradClip, LogEvery: 10, ComputeDType: "float32",
+		},
+		Checkpoint: Checkpoint{KeepLast: 3, Resume: "auto"},
+		Export:     Export{MaxShardSize: "5GB"},
+		Output:     Output{Dir: "runs/lrtrain"},
+		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute},
+	}
+}
+
+// resolve fills the defaults that depend on other keys; present holds the key paths
+// the file or the overrides set.
+func (c *Config) resolve(present map[string]bool) {
+	if c.Adapter.Alpha == 0 {
+		c.Adapter.Alpha = 2 * float64(c.Adapter.R)
+	}
+	if !present["data.seed"] {
+		c.Data.Seed = c.Train.Seed
+	}
+	if c.Train.MaxSteps == 0 && c.Train.Epochs == 0 {
+		c.Train.Epochs = 1
+	}
+	if c.Checkpoint.Dir == "" && c.Output.Dir != "" {
+		c.Checkpoint.Dir = filepath.Join(c.Output.Dir, "checkpoints")
+	}
+	if c.Export.Dir == "" && c.Output.Dir != "" {
+		c.Export.Dir = filepath.Join(c.Output.Dir, "merged")
+	}
+	if c.Export.DType == "" {
+		c.Export.DType = c.Model.DType
+	}
+}
+
+// Scaling is the adapter's ΔW scale s = α/r, or α/√r with rslora (lrlora.Config.Scaling).
+func (a Adapter) Scaling() float64 {
+	if a.R < 1 {
+		return math.NaN()
+	}
+	if a.RSLoRA {
+		return a.Alpha / math.Sqrt(float64(a.R))
+	}
+	return a.Alpha / float64(a.R)
+}
+
+// Where returns where the value of a key path such as "train.lr" was set ("cfg.yaml:12",
+// "--set train.lr=1e-4"), or "" when it holds its default.
+func (c *Config) Where(key string) string { return c.where[key] }
