@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/lrtrain/lrtrain/config"
 	"github.com/lrtrain/lrtrain/dist/launch"
 )
 
@@ -134,4 +135,38 @@ func checkLaunchArgs(t *testing.T, file string, args []string, env map[string]st
 		}
 	}
 	t.Logf("%s: %s", file, s)
+}
+
+// TestKubernetesConfigMapIsAValidRunConfig decodes the run config that the Job's
+// ConfigMap carries with the strict config decoder (unknown keys, wrong types).
+func TestKubernetesConfigMapIsAValidRunConfig(t *testing.T) {
+	raw, err := os.ReadFile("../../k8s/job.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	found := 0
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Kind != "ConfigMap" {
+			continue
+		}
+		for name, src := range doc.Data {
+			found++
+			if _, err := config.Decode([]byte(src), "k8s/job.yaml:"+name, nil); err != nil {
+				t.Errorf("the ConfigMap's %s is not a valid run config: %v", name, err)
+			}
+		}
+	}
+	if found == 0 {
+		t.Fatal("k8s/job.yaml has no ConfigMap with a run config")
+	}
 }
