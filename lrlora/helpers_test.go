@@ -8,6 +8,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/grad"
 )
 
 // lockThread pins the test goroutine: libtorch's grad mode is per OS thread.
@@ -59,7 +61,7 @@ func assign(t *testing.T, x *ts.Tensor, v []float64) {
 		t.Fatal(err)
 	}
 	defer src.Drop()
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		h, err := src.Clone(x, false) // clone_out: copies src into x
 		if err == nil {
 			h.Drop()

@@ -1,9 +1,6 @@
 package optim
 
 import (
-	"fmt"
-	"runtime"
-
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -89,42 +86,4 @@ func scalarValue(t *ts.Tensor) (float64, error) {
 		return 0, err
 	}
 	return v[0], nil
-}
-
-// withNoGrad runs fn with libtorch's grad mode off and restores the previous mode
-// afterwards. Grad mode is per OS thread, so the goroutine is pinned for the call
-// (LockOSThread nests: callers that pinned themselves stay pinned).
-func withNoGrad(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := gradEnabled()
-	if err != nil {
-		return fmt.Errorf("query grad mode: %w", err)
-	}
-	if _, err := ts.GradSetEnabled(false); err != nil {
-		return fmt.Errorf("disable grad: %w", err)
-	}
-	defer ts.GradSetEnabled(prev)
-	return fn()
-}
-
-// gradEnabled reports whether libtorch's grad mode is on for this OS thread, by
-// probing: an op on a tensor that requires grad records autograd only in grad
-// mode. (gotch v0.9.1's GradSetEnabled cannot tell: it reads the C int it gets
-// back as a 64-bit Go int, so the "previous mode" it returns is garbage.)
-func gradEnabled() (bool, error) {
-	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
-	if err != nil {
-		return false, err
-	}
-	if x, err = x.SetRequiresGrad(true, true); err != nil {
-		return false, err
-	}
-	defer x.Drop()
-	y, err := x.MulScalar(ts.FloatScalar(1), false)
-	if err != nil {
-		return false, err
-	}
-	defer y.Drop()
-	return y.RequiresGrad()
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/grad"
 )
 
 // State suffixes used by StateTensors: "<param>.exp_avg" and "<param>.exp_avg_sq".
@@ -69,7 +71,7 @@ func (o *AdamW) SetState(name string, st ParamState) error {
 		return fmt.Errorf("optim: set state %q: %w", name, err)
 	}
 	var copies [2]*ts.Tensor
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		dev, err := p.Device()
 		if err != nil {
 			return err
