@@ -48,6 +48,8 @@ type binder struct {
 	// resizeHeads re-creates head tensors whose checkpoint shape differs (the caller
 	// asked for another number of labels: transformers' ignore_mismatched_sizes).
 	resizeHeads bool
+	// deferrer, when set, is offered every frozen tensor (WithBlockHook).
+	deferrer WeightDeferrer
 
 	specs   []TensorSpec
 	weights []lrlora.NamedTensor // bound tensors in binding order
@@ -177,6 +179,16 @@ func (b *binder) load(spec TensorSpec) (*ts.Tensor, error) {
 	dt, ok := torchDType(info.DType)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: tensor %q is %s (want F32, F16, BF16 or F64)", ErrDType, where, ckName, info.DType)
+	}
+	if !spec.Head && b.deferrer != nil {
+		ph, err := placeholder(spec.Shape, b.dtype, b.device)
+		if err != nil {
+			return nil, fmt.Errorf("model: %s: placeholder for tensor %q: %w", where, ckName, err)
+		}
+		if b.deferrer.DeferWeight(spec.Name, ckName, ph) {
+			return ph, nil
+		}
+		ph.Drop()
 	}
 	raw, err := b.src.Bytes(ckName)
 	if err != nil {

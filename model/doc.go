@@ -46,6 +46,12 @@
 //	LRTRAIN_MEM_PRESET=small LRTRAIN_MEM_BATCH=2 LRTRAIN_MEM_SEQ=512 \
 //	  go test ./model/ -run TestCheckpointingLowersPeakMemory -v
 //
+// Block hooks. WithBlockHook installs a BlockHook that the model calls around the
+// embeddings, each block and the head, and around each block's recomputation in a
+// checkpointed backward; a hook that is also a WeightDeferrer supplies the frozen
+// weights itself, which the model then binds as placeholders without reading them
+// (package shard all-gathers them per block from the ranks of a shard group).
+//
 // Tests compare logits, losses and adapter gradients with golden files written by
 // testdata/golden.py, an independent float64 PyTorch implementation (regenerate with
 // go run ./model/testdata/gen && /usr/bin/python3 model/testdata/golden.py).

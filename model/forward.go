@@ -23,12 +23,12 @@ func (m *Model) Forward(in Inputs) (*ts.Tensor, error) {
 		return nil, err
 	}
 	defer ctx.close()
-	h, err := m.runEmbed(ctx)
+	h, err := m.hooked(-1, func() (*ts.Tensor, error) { return m.runEmbed(ctx) })
 	if err != nil {
 		return nil, err
 	}
 	for i := 0; i < m.net.numBlocks(); i++ {
-		next, err := m.runBlock(ctx, i, h)
+		next, err := m.hooked(i, func() (*ts.Tensor, error) { return m.runBlock(ctx, i, h) })
 		h.Drop()
 		if err != nil {
 			return nil, err
@@ -36,7 +36,7 @@ func (m *Model) Forward(in Inputs) (*ts.Tensor, error) {
 		h = next
 	}
 	defer h.Drop()
-	return m.runHead(ctx, h)
+	return m.hooked(m.net.numBlocks(), func() (*ts.Tensor, error) { return m.runHead(ctx, h) })
 }
 
 // newCtx validates the inputs and prepares the pass. Training passes with a dropout

@@ -65,6 +65,7 @@ type options struct {
 	numLabels int
 	seed      uint64
 	eager     bool
+	hook      BlockHook
 }
 
 // WithDType sets the compute dtype of the backbone: gotch.Float (the default),
@@ -141,6 +142,7 @@ func New(cfg *Config, src safetensors.Reader, opts ...Option) (*Model, error) {
 	}
 	b := &binder{cfg: &c, src: src, dtype: o.dtype, device: o.device, used: map[string]bool{},
 		rng: rand.New(rand.NewPCG(o.seed, 0x6d6f64656c)), resizeHeads: resize}
+	b.deferrer, _ = o.hook.(WeightDeferrer)
 	net, err := arch.build(&c, b)
 	if err == nil {
 		err = b.finish(arch.Name)

@@ -34,6 +34,9 @@ type Pass struct {
 	inputs []*ts.Tensor // checkpointing: the input of every block, no grad
 	last   *ts.Tensor   // checkpointing: leaf holding the last block's output
 	done   bool
+	// headHeld: the block hook's After for the head is due once backward has gone
+	// through the head (or at Close).
+	headHeld bool
 }
 
 // Begin runs the forward pass of a training step (see SetCheckpointing) and returns it;
@@ -73,13 +76,14 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 // forward runs embeddings and blocks without autograd and the head with it.
 func (p *Pass) forward() error {
 	h, err := withGrad(false, func() (*ts.Tensor, error) {
-		h, err := p.m.runEmbed(p.ctx)
+		h, err := p.m.hooked(-1, func() (*ts.Tensor, error) { return p.m.runEmbed(p.ctx) })
 		if err != nil {
 			return nil, err
 		}
 		for i := 0; i < p.m.net.numBlocks(); i++ {
-			p.inputs = append(p.inputs, h)
-			if h, err = p.m.runBlock(p.ctx, i, h); err != nil {
+			in := h
+			p.inputs = append(p.inputs, in)
+			if h, err = p.m.hooked(i, func() (*ts.Tensor, error) { return p.m.runBlock(p.ctx, i, in) }); err != nil {
 				return nil, err
 			}
 		}
@@ -92,8 +96,22 @@ func (p *Pass) forward() error {
 	if err != nil {
 		return fmt.Errorf("model: checkpoint: %w", err)
 	}
+	// The head records autograd: its weights stay until Backward has used them.
+	if err := p.m.hookBefore(p.m.net.numBlocks()); err != nil {
+		return err
+	}
+	p.headHeld = p.m.opt.hook != nil
 	p.logits, err = withGrad(true, func() (*ts.Tensor, error) { return p.m.runHead(p.ctx, p.last) })
 	return err
+}
+
+// releaseHead calls the block hook's After for the head if it is due.
+func (p *Pass) releaseHead() error {
+	if !p.headHeld {
+		return nil
+	}
+	p.headHeld = false
+	return p.m.hookAfter(p.m.net.numBlocks())
 }
 
 // Logits is the pass's output (owned by the pass).
@@ -116,6 +134,9 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		if err := loss.Backward(); err != nil {
 			return nil, fmt.Errorf("model: backward through the head: %w", err)
 		}
+		if err := p.releaseHead(); err != nil {
+			return nil, err
+		}
 		g, err := p.last.Grad(false)
 		if err != nil {
 			return nil, fmt.Errorf("model: checkpoint: gradient of the last block: %w", err)
@@ -136,10 +157,22 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 	return err
 }
 
-// backwardBlock recomputes block i and back-propagates g (the gradient of its output).
-// It returns the gradient of the block's input, or nil when nothing below needs one
-// (block 0: the embeddings are frozen).
-func (p *Pass) backwardBlock(i int, g *ts.Tensor) (*ts.Tensor, error) {
+// backwardBlock recomputes block i and back-propagates g (the gradient of its output),
+// between the block hook's Before(i) and After(i). It returns the gradient of the
+// block's input, or nil when nothing below needs one (block 0: the embeddings are
+// frozen).
+func (p *Pass) backwardBlock(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
+	if err := p.m.hookBefore(i); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if aerr := p.m.hookAfter(i); aerr != nil && err == nil {
+			if gx != nil {
+				gx.Drop()
+			}
+			gx, err = nil, aerr
+		}
+	}()
 	x, err := p.inputs[i].Detach(false)
 	if err != nil {
 		return nil, fmt.Errorf("model: checkpoint block %d: %w", i, err)
@@ -175,15 +208,17 @@ func (p *Pass) backwardBlock(i int, g *ts.Tensor) (*ts.Tensor, error) {
 	if i == 0 {
 		return nil, nil
 	}
-	gx, err := x.Grad(false)
+	gx, err = x.Grad(false)
 	if err != nil {
 		return nil, fmt.Errorf("model: checkpoint block %d: input gradient: %w", i, err)
 	}
 	return gx, nil
 }
 
-// Close frees the pass's tensors.
+// Close frees the pass's tensors (and lets the block hook release the head's weights
+// if Backward did not run).
 func (p *Pass) Close() {
+	_ = p.releaseHead()
 	if p.logits != nil {
 		p.logits.Drop()
 		p.logits = nil

@@ -1,0 +1,316 @@
+package shard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// Gatherer holds one rank's shards of a model's frozen weights and, as the model's
+// BlockHook, all-gathers a unit's flat buffer before the piece of the pass that needs
+// it and frees it after. It is also a model.WeightDeferrer: the model binds every
+// frozen weight as a placeholder and never reads it from the checkpoint.
+//
+// Before(i) gathers the unit straight into a libtorch buffer (the collective writes
+// into the tensor's memory: no copy besides the all-gather itself) and points each of
+// the unit's weight tensors at its slice of that buffer with libtorch's set_, so that
+// the layers and adapters, which hold those tensor objects, compute with the gathered
+// values. After(i) points them back at their placeholders and returns the buffer to a
+// pool for the next unit: buffers are sized for the largest unit and allocated once
+// (one per unit held at the same time, so one, or two for a head with tied word
+// embeddings, which gathers the embeddings too), which keeps resident memory at the
+// shards plus those buffers and spares the page faults of fresh allocations. Reuse is
+// safe because the model calls After only once nothing uses the weights, and any
+// autograd graph that still held them would fail on libtorch's version check rather
+// than read the next unit's values. A unit asked for twice is gathered once (counted).
+//
+// A Gatherer serves one model, from the goroutine that runs its passes.
+type Gatherer struct {
+	ctx context.Context
+	pg  collective.ProcessGroup
+
+	deferred []Tensor              // offered by the model, binding order
+	ckNames  map[string]string     // plan name → checkpoint name
+	weights  map[string]*ts.Tensor // the model's tensors (placeholders when released)
+	spares   map[string]*ts.Tensor // placeholders to return the weights to
+	bound    bool
+
+	plan  *Plan
+	local *Local
+	held  []int         // per unit: how many Before without After
+	bufs  []*ts.Tensor  // per unit: its gathered buffer while held
+	free  []*ts.Tensor  // pooled buffers of the largest unit's length
+	extra map[int][]int // block → units it needs besides its own (tied embeddings)
+	stats Stats
+}
+
+// Stats counts what a Gatherer holds and did.
+type Stats struct {
+	ShardBytes    int64         // this rank's shards of every unit
+	HeldBytes     int64         // gathered buffers held now
+	PeakHeldBytes int64         // most gathered bytes held at once
+	BufferBytes   int64         // pooled gather buffers allocated (each the largest unit)
+	Gathers       int           // all-gathers run
+	GatherTime    time.Duration // spent in them (and binding the views)
+}
+
+// NewGatherer makes the hook for one model of the shard group pg, whose collectives
+// run under ctx. Pass it to model.Load with model.WithBlockHook, then call Bind.
+func NewGatherer(ctx context.Context, pg collective.ProcessGroup) *Gatherer {
+	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{},
+		weights: map[string]*ts.Tensor{}, spares: map[string]*ts.Tensor{}}
+}
+
+// DeferWeight implements model.WeightDeferrer: it takes every frozen weight of the
+// model being loaded.
+func (g *Gatherer) DeferWeight(name, checkpointName string, placeholder *ts.Tensor) bool {
+	if g.bound {
+		return false // a second model: it loads its own weights
+	}
+	shape, err := placeholder.Size()
+	if err != nil {
+		return false
+	}
+	spare, err := placeholder.Detach(false)
+	if err != nil {
+		return false
+	}
+	g.deferred = append(g.deferred, Tensor{Name: name, Shape: shape})
+	g.ckNames[name] = checkpointName
+	g.weights[name], g.spares[name] = placeholder, spare
+	return true
+}
+
+// Bind plans the weights that m deferred to g across the shard group and loads this
+// rank's shards from the checkpoint src (see LoadLocal). m must have been loaded with
+// model.WithBlockHook(g).
+func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
+	if g.bound {
+		return fmt.Errorf("%w: Bind called twice", ErrState)
+	}
+	if len(g.deferred) == 0 {
+		return fmt.Errorf("%w: the model deferred no weights: load it with model.WithBlockHook(g)", ErrState)
+	}
+	if dev := m.Device(); dev != gotch.CPU {
+		return fmt.Errorf("%w: a model on %v (the gathered buffers live on the CPU)", ErrUnsupported, dev)
+	}
+	plan, err := NewPlan(g.deferred, g.pg.Size(), Options{ElemSize: int(m.DType().Size())})
+	if err != nil {
+		return err
+	}
+	if plan.Blocks != m.NumBlocks() {
+		return fmt.Errorf("%w: the plan has %d blocks, the model %d", ErrPlan, plan.Blocks, m.NumBlocks())
+	}
+	local, err := LoadLocal(src, plan, g.pg.Rank(), m.DType(), g.ckNames)
+	if err != nil {
+		return err
+	}
+	g.plan, g.local, g.bound = plan, local, true
+	g.held = make([]int, len(plan.Units))
+	g.bufs = make([]*ts.Tensor, len(plan.Units))
+	g.extra = map[int][]int{}
+	cfg := m.Config()
+	if cfg.TieWordEmbeddings && m.Architecture().Task == model.CausalLM {
+		if u, ok := plan.Unit(Embeddings); ok {
+			g.extra[plan.Blocks] = []int{u}
+		}
+	}
+	g.stats.ShardBytes = plan.ShardBytes()
+	return nil
+}
+
+// Plan is the layout Bind made (nil before).
+func (g *Gatherer) Plan() *Plan { return g.plan }
+
+// Stats reports the memory and time accounting so far.
+func (g *Gatherer) Stats() Stats { return g.stats }
+
+// units lists the units block needs.
+func (g *Gatherer) units(block int) ([]int, error) {
+	if !g.bound {
+		return nil, fmt.Errorf("%w: block %d before Bind", ErrState, block)
+	}
+	if block < Embeddings || block > g.plan.Blocks {
+		return nil, fmt.Errorf("%w: block %d of a plan with %d blocks", ErrState, block, g.plan.Blocks)
+	}
+	var us []int
+	if u, ok := g.plan.Unit(block); ok {
+		us = append(us, u)
+	}
+	return append(us, g.extra[block]...), nil
+}
+
+// Before gathers the units block needs (model.BlockHook).
+func (g *Gatherer) Before(block int) error {
+	us, err := g.units(block)
+	if err != nil {
+		return err
+	}
+	for k, u := range us {
+		if g.held[u] == 0 {
+			if err := g.gather(u); err != nil {
+				for _, v := range us[:k] {
+					g.release(v)
+				}
+				return err
+			}
+		}
+		g.held[u]++
+	}
+	return nil
+}
+
+// After releases the units block needed (model.BlockHook).
+func (g *Gatherer) After(block int) error {
+	us, err := g.units(block)
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		if g.held[u] == 0 {
+			return fmt.Errorf("%w: After(%d) without Before", ErrState, block)
+		}
+	}
+	for _, u := range us {
+		g.release(u)
+	}
+	return nil
+}
+
+// gather all-gathers unit u and points its weights at the gathered buffer.
+func (g *Gatherer) gather(u int) error {
+	start := time.Now()
+	unit := g.plan.Units[u]
+	name := g.plan.unitName(unit)
+	full, err := g.collect(u)
+	if err != nil {
+		return fmt.Errorf("shard: gather %s: %w", name, err)
+	}
+	g.bufs[u] = full
+	for _, e := range unit.Tensors {
+		if err := bindView(g.weights[e.Name], full, e); err != nil {
+			g.unbind(u)
+			return fmt.Errorf("shard: gather %s: bind %q: %w", name, e.Name, err)
+		}
+	}
+	if g.pg.Size() > 1 {
+		g.stats.HeldBytes += unit.Len * int64(g.plan.ElemSize)
+		g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
+	}
+	g.stats.Gathers++
+	g.stats.GatherTime += time.Since(start)
+	return nil
+}
+
+// collect returns a buffer whose first Len elements are unit u's flat buffer:
+// gathered from every rank into a pooled buffer, or with one rank the local shard
+// itself.
+func (g *Gatherer) collect(u int) (*ts.Tensor, error) {
+	shard := g.local.Shards[u]
+	if g.pg.Size() == 1 {
+		return shard.ShallowClone()
+	}
+	unit := g.plan.Units[u]
+	var full *ts.Tensor
+	if n := len(g.free); n > 0 {
+		full, g.free = g.free[n-1], g.free[:n-1]
+	} else {
+		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
+		var err error
+		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, gotch.CPU); err != nil {
+			return nil, err
+		}
+		g.stats.BufferBytes += g.plan.MaxUnitBytes()
+	}
+	recv, err := words(full, unit.Len)
+	if err == nil {
+		var send []float32
+		if send, err = words(shard, unit.ShardLen); err == nil {
+			err = g.pg.AllGather(g.ctx, send, recv)
+		}
+	}
+	if err != nil {
+		g.free = append(g.free, full)
+		return nil, err
+	}
+	return full, nil
+}
+
+// release points unit u's weights back at their placeholders when its last holder
+// is done.
+func (g *Gatherer) release(u int) {
+	g.held[u]--
+	if g.held[u] > 0 {
+		return
+	}
+	g.unbind(u)
+	if g.pg.Size() > 1 {
+		g.stats.HeldBytes -= g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	}
+}
+
+// unbind points unit u's weights at their placeholders and gives its buffer back.
+func (g *Gatherer) unbind(u int) {
+	for _, e := range g.plan.Units[u].Tensors {
+		setSource(g.weights[e.Name], g.spares[e.Name])
+	}
+	if g.pg.Size() > 1 {
+		g.free = append(g.free, g.bufs[u])
+	} else {
+		g.bufs[u].Drop()
+	}
+	g.bufs[u] = nil
+}
+
+// Close frees the shards and placeholders the gatherer holds (after the model's Close).
+func (g *Gatherer) Close() {
+	if g.local != nil {
+		g.local.Close()
+	}
+	for _, b := range append(g.free, g.bufs...) {
+		if b != nil {
+			b.Drop()
+		}
+	}
+	g.free, g.bufs = nil, nil
+	for _, s := range g.spares {
+		s.Drop()
+	}
+	g.spares, g.weights = nil, nil
+}
+
+// bindView points w at entry e's elements of the flat buffer full.
+func bindView(w, full *ts.Tensor, e Entry) error {
+	v, err := full.Narrow(0, e.Offset, e.Numel(), false)
+	if err != nil {
+		return err
+	}
+	defer v.Drop()
+	vv, err := v.View(e.Shape, false)
+	if err != nil {
+		return err
+	}
+	defer vv.Drop()
+	return setSource(w, vv)
+}
+
+// setSource makes dst use src's storage, offset, sizes and strides (libtorch's
+// Tensor::set_): the tensor object, and every holder of it, stays the same. Called
+// directly rather than through gotch's SetSourceTensor_, which would leak a handle.
+func setSource(dst, src *ts.Tensor) error {
+	var out lib.Ctensor
+	lib.AtgSetSourceTensor_(&out, lib.Ctensor(dst.Ctensor()), lib.Ctensor(src.Ctensor()))
+	if err := ts.TorchErr(); err != nil {
+		return err
+	}
+	lib.AtFree(out)
+	return nil
+}

@@ -1,0 +1,210 @@
+package shard_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/model/hfinit"
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(envRole); role != "" {
+		os.Exit(runChild(role))
+	}
+	os.Exit(m.Run())
+}
+
+// writeModel writes a random preset model into a temporary directory.
+func writeModel(t *testing.T, arch, preset, dtype string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), arch)
+	if _, err := hfinit.Write(dir, hfinit.Options{Arch: arch, Preset: preset, Seed: 1, DType: dtype, Perturb: true}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// workload runs what the sharded and the unsharded model must agree on, bit for bit,
+// and returns it as one vector: the logits of an evaluation Forward (grad mode off),
+// then, after adapters are injected (LoRA with B drawn non-zero, so that A, B and the
+// blocks below all get gradient), the logits, loss and every trainable gradient of a
+// checkpointed training pass. It locks the calling goroutine to its OS thread.
+func workload(m *model.Model, batch, seq int) ([]float32, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	vocab := int64(m.Config().VocabSize)
+	ids := make([]int64, batch*seq)
+	for i := range ids {
+		ids[i] = int64(i*7919+13) % vocab
+	}
+	in, err := model.Int64Tensor(ids, int64(batch), int64(seq))
+	if err != nil {
+		return nil, err
+	}
+	defer in.Drop()
+	var out []float32
+
+	prev, err := ts.GradSetEnabled(false)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := m.Forward(model.Inputs{InputIDs: in})
+	ts.GradSetEnabled(prev)
+	if err != nil {
+		return nil, fmt.Errorf("eval forward: %w", err)
+	}
+	out, err = appendValues(out, logits)
+	logits.Drop()
+	if err != nil {
+		return nil, err
+	}
+
+	ads, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Method: lrlora.LoRA, Rank: 2},
+		rand.New(rand.NewPCG(5, 6)))
+	if err != nil {
+		return nil, err
+	}
+	if err := perturbB(ads); err != nil {
+		return nil, err
+	}
+	m.Train(true)
+	m.SetCheckpointing(true)
+	if _, err := ts.GradSetEnabled(true); err != nil {
+		return nil, err
+	}
+	p, err := m.Begin(model.Inputs{InputIDs: in})
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer p.Close()
+	sq, err := p.Logits().Square(false)
+	if err != nil {
+		return nil, err
+	}
+	loss, err := sq.Mean(gotch.Float, true)
+	if err != nil {
+		return nil, err
+	}
+	defer loss.Drop()
+	if err := p.Backward(loss); err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	if out, err = appendValues(out, p.Logits()); err != nil {
+		return nil, err
+	}
+	if out, err = appendValues(out, loss); err != nil {
+		return nil, err
+	}
+	for _, nt := range m.TrainableTensors() {
+		if !nt.Trainable {
+			continue
+		}
+		g, err := nt.Tensor.Grad(false)
+		if err != nil {
+			return nil, fmt.Errorf("grad of %s: %w", nt.Name, err)
+		}
+		out, err = appendValues(out, g)
+		g.Drop()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// perturbB fills every lora_B with small deterministic values (it starts at zero).
+func perturbB(ads []*lrlora.Adapter) error {
+	for k, a := range ads {
+		for _, nt := range a.Tensors() {
+			if !strings.HasSuffix(nt.Name, ".lora_B") {
+				continue
+			}
+			shape, err := nt.Tensor.Size()
+			if err != nil {
+				return err
+			}
+			vals := make([]float32, shape[0]*shape[1])
+			for i := range vals {
+				vals[i] = float32(0.01 * math.Sin(float64(i*31+k)))
+			}
+			src, err := model.Float32Tensor(vals, shape...)
+			if err != nil {
+				return err
+			}
+			prev, _ := ts.GradSetEnabled(false)
+			nt.Tensor.Copy_(src)
+			ts.GradSetEnabled(prev)
+			src.Drop()
+		}
+	}
+	return nil
+}
+
+func appendValues(out []float32, t *ts.Tensor) ([]float32, error) {
+	v, err := model.Float32s(t)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, v...), nil
+}
+
+// writeFloats and readFloats move a result vector between processes.
+func writeFloats(path string, v []float32) error {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func readFloats(path string) ([]float32, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v, nil
+}
+
+// firstDiff returns "" when a and b are bitwise equal.
+func firstDiff(a, b []float32) string {
+	if len(a) != len(b) {
+		return fmt.Sprintf("%d values, want %d", len(a), len(b))
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return fmt.Sprintf("value %d of %d: %v, want %v", i, len(a), a[i], b[i])
+		}
+	}
+	return ""
+}
+
+// reference runs the workload on the model loaded whole.
+func reference(t *testing.T, dir string, opts ...model.Option) []float32 {
+	t.Helper()
+	m, err := model.Load(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v, err := workload(m, 2, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

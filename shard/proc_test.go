@@ -1,0 +1,155 @@
+package shard_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/shard"
+)
+
+// rankRun is one finished child.
+type rankRun struct {
+	rank   int
+	stdout string
+	stderr string
+	err    error
+}
+
+// runRanks runs size children of role on loopback, connected through a store served
+// here, with extra environment, and waits for all of them (killing them after limit).
+func runRanks(t *testing.T, role string, size int, limit time.Duration, env ...string) []rankRun {
+	t.Helper()
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	runs := make([]rankRun, size)
+	done := make(chan int, size)
+	for r := range size {
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+		cmd.Env = append(append(os.Environ(), env...), envRole+"="+role, envRank+"="+strconv.Itoa(r),
+			envSize+"="+strconv.Itoa(size), envStore+"="+srv.Addr(), "OMP_NUM_THREADS=1")
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			err := cmd.Wait()
+			runs[r] = rankRun{rank: r, stdout: out.String(), stderr: errb.String(), err: err}
+			done <- r
+		}()
+	}
+	for range size {
+		<-done
+	}
+	return runs
+}
+
+// Every rank of a Gloo group of real processes loads only its shards, gathers each
+// block for the forward pass and again for the recomputation in a checkpointed
+// backward, and must produce the unsharded model's logits, loss and adapter
+// gradients bit for bit.
+func TestShardedRanksMatchTheWholeModel(t *testing.T) {
+	for _, c := range []struct {
+		arch, diskDType, compute string
+		ranks                    []int
+	}{
+		{"llama", "", "", []int{2, 3}},
+		{"qwen2", "", "", []int{2}}, // tied embeddings: the head gathers them again
+		{"roberta", "", "", []int{3}},
+		{"llama", "", "bfloat16", []int{3}}, // bfloat16 buffers travel as float32 words
+	} {
+		dir := writeModel(t, c.arch, "tiny", c.diskDType)
+		var opts []model.Option
+		if c.compute == "bfloat16" {
+			opts = append(opts, model.WithDType(gotch.BFloat16))
+		}
+		want := reference(t, dir, opts...)
+		cfg, err := model.ReadConfig(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tensors, err := shard.FrozenTensors(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range c.ranks {
+			elem := 4
+			if c.compute == "bfloat16" {
+				elem = 2
+			}
+			plan, err := shard.NewPlan(tensors, size, shard.Options{ElemSize: elem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			acct := expectedStats(plan, cfg.TieWordEmbeddings && c.arch != "roberta")
+			name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size)
+			t.Run(name, func(t *testing.T) {
+				out := t.TempDir()
+				runs := runRanks(t, "workload", size, 60*time.Second,
+					envDir+"="+dir, envOut+"="+out, envDType+"="+c.compute)
+				for _, r := range runs {
+					if r.err != nil {
+						t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
+					}
+					got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d := firstDiff(got, want); d != "" {
+						t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
+					}
+					if st := strings.TrimSpace(r.stdout); st != acct {
+						t.Errorf("rank %d: %s, want %s", r.rank, st, acct)
+					}
+				}
+			})
+		}
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// expectedStats is what a rank's gatherer must report after the workload: its share
+// of the plan, at most one unit gathered at a time (the head and the embeddings
+// together when they are tied), one pooled buffer per unit held at once, nothing held
+// at the end, and one all-gather per unit for the evaluation pass, again for the
+// checkpointed forward pass, and once per block for the recomputation in backward.
+func expectedStats(p *shard.Plan, tied bool) string {
+	es := int64(p.ElemSize)
+	peak, buffers := p.MaxUnitBytes(), p.MaxUnitBytes()
+	perPass := len(p.Units)
+	if tied {
+		e, _ := p.Unit(shard.Embeddings)
+		h, _ := p.Unit(p.Blocks)
+		peak = max(peak, (p.Units[e].Len+p.Units[h].Len)*es)
+		buffers *= 2
+		perPass++
+	}
+	if p.Size == 1 {
+		peak, buffers = 0, 0
+	}
+	return fmt.Sprintf("shard-B=%d peak-held-B=%d held-B=0 buffers-B=%d gathers=%d",
+		p.ShardBytes(), peak, buffers, 2*perPass+p.Blocks)
+}
