@@ -18,10 +18,11 @@ type Spectrum struct {
 	Delta, BA []float64
 }
 
-// zeroFloor is the relative size below which a singular value is numerically zero
-// (float64 SVD noise is ~1e-16·σ_max; float32's ~1e-7): such values cannot be drawn
-// on a log scale and are left out.
-const zeroFloor = 1e-12
+// zeroFloor is the relative size below which a singular value is numerically zero.
+// Adapters train in float32, whose rounding leaves singular values of ~1e-7·σ_max
+// where the exact matrix has none (B·A beyond rank r): those are noise, would
+// stretch the log axis over 10+ decades, and are left out.
+const zeroFloor = 1e-6
 
 // spectrumPoints sorts the values descending and returns (index, σ) for σ > zeroFloor·σ_max.
 func spectrumPoints(what string, sv []float64) (plotter.XYs, error) {
