@@ -29,7 +29,7 @@ import (
 )
 
 // toolVersion changes whenever the adaptation itself changes, invalidating stamps.
-const toolVersion = "gotchadapt-4"
+const toolVersion = "gotchadapt-5"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -93,6 +93,9 @@ func run(root string, printEnv, force bool) error {
 		return err
 	}
 	if err := applyGoFixes(tmp); err != nil {
+		return err
+	}
+	if err := applyMallocFix(tmp); err != nil {
 		return err
 	}
 	var stubbed []string

@@ -145,3 +145,19 @@ func TestGoFixesApplyExactlyOnce(t *testing.T) {
 		t.Fatal("applying a fix to code that lacks it must fail")
 	}
 }
+
+func TestFixMallocsFreesEveryOutputBuffer(t *testing.T) {
+	src := "func a() {\n  ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))\n  lib.AtgAbs(ptr, x)\n}\n" +
+		"func b() {\n\tp0 := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))\n\tdefer C.free(unsafe.Pointer(p0))\n}\n" +
+		"// ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))\n"
+	out, n := fixMallocs(src)
+	if n != 2 {
+		t.Fatalf("rewrote %d sites, want 2 (the comment is not code):\n%s", n, out)
+	}
+	if strings.Count(out, "defer C.free(unsafe.Pointer(ptr))") != 1 || strings.Count(out, "defer C.free(unsafe.Pointer(p0))") != 1 {
+		t.Errorf("each buffer must be freed exactly once:\n%s", out)
+	}
+	if strings.Count(out, "C.malloc(128)") != 2 || !strings.Contains(out, "// ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))") {
+		t.Errorf("allocation sizes wrong or comment changed:\n%s", out)
+	}
+}
