@@ -1,0 +1,108 @@
+package train
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// batchTensors is one collated micro-batch as tensors.
+type batchTensors struct {
+	in                   model.Inputs
+	labels               *ts.Tensor // B×T token labels (language modelling)
+	classes, scores, use *ts.Tensor // B class labels, B scores, B example mask (classification)
+	all                  []*ts.Tensor
+	tokens               int64 // real (non-padding) input tokens
+}
+
+// toTensors makes the model's inputs and the loss targets of a batch. Position and
+// segment ids are passed for packed batches only (otherwise the model's defaults are
+// the same and cheaper).
+func toTensors(b *data.Batch, packed bool) (*batchTensors, error) {
+	bt := &batchTensors{}
+	shape := []int64{int64(b.Size), int64(b.SeqLen)}
+	var err error
+	mk := func(vals []int64, shape ...int64) *ts.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *ts.Tensor
+		if t, err = model.Int64Tensor(vals, shape...); err == nil {
+			bt.all = append(bt.all, t)
+		}
+		return t
+	}
+	bt.in.InputIDs = mk(b.InputIDs, shape...)
+	bt.in.AttentionMask = mk(b.AttentionMask, shape...)
+	if packed {
+		bt.in.PositionIDs = mk(b.PositionIDs, shape...)
+		bt.in.SegmentIDs = mk(b.SegmentIDs, shape...)
+	}
+	if b.Labels != nil {
+		bt.labels = mk(b.Labels, shape...)
+	} else {
+		bt.classes = mk(b.ClassLabels, int64(b.Size))
+		bt.use = mk(b.ExampleMask, int64(b.Size))
+		if err == nil {
+			if bt.scores, err = model.Float32Tensor(b.Scores, int64(b.Size)); err == nil {
+				bt.all = append(bt.all, bt.scores)
+			}
+		}
+	}
+	if err != nil {
+		bt.drop()
+		return nil, fmt.Errorf("train: batch tensors: %w", err)
+	}
+	for _, n := range b.Lengths {
+		bt.tokens += n
+	}
+	return bt, nil
+}
+
+func (bt *batchTensors) drop() {
+	for _, t := range bt.all {
+		t.Drop()
+	}
+	bt.all = nil
+}
+
+// lossSum is the summed loss of the batch (a scalar autograd can differentiate) and the
+// number of targets it sums over: tokens for language modelling, examples for
+// classification and regression.
+func (bt *batchTensors) lossSum(logits *ts.Tensor, regression bool) (*ts.Tensor, int64, error) {
+	switch {
+	case bt.labels != nil:
+		return model.CausalLMLoss(logits, bt.labels)
+	case regression:
+		return model.RegressionLoss(logits, bt.scores, bt.use)
+	}
+	return model.ClassificationLoss(logits, bt.classes)
+}
+
+// scalar reads a one-element float32 or float64 tensor.
+func scalar(t *ts.Tensor) (float64, error) {
+	h, err := readHost("scalar", t)
+	if err != nil {
+		return 0, err
+	}
+	if n := len(h.data) / h.dtype.Size(); n != 1 {
+		return 0, fmt.Errorf("want one element, have %d", n)
+	}
+	if h.dtype == safetensors.F64 {
+		return float64View(h.data)[0], nil
+	}
+	return float64(float32View(h.data)[0]), nil
+}
+
+// targetsOf is the loss normaliser of a step: the global target tokens of a language
+// model, the global examples of a classifier.
+func targetsOf(sd *data.StepData, classify bool) int64 {
+	if classify {
+		return int64(sd.GlobalExamples)
+	}
+	return sd.GlobalTargetTokens
+}

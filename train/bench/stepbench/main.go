@@ -1,0 +1,175 @@
+// Command stepbench measures a training step of LR-LoRA against plain LoRA on the same
+// model and batches, side by side: step time (median after a warmup step) and peak RSS
+// (VmHWM), each method in its own child process so that peaks do not mix.
+//
+//	go run ./train/bench/stepbench                       # small Llama, 2×256 tokens
+//	go run ./train/bench/stepbench -preset tiny -steps 20 -rounds 3
+//
+// Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
+// sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
+// all seven projections, K = 50 for lrlora.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lrtrain/lrtrain/model/hfinit"
+	"github.com/lrtrain/lrtrain/phiop"
+	"github.com/lrtrain/lrtrain/train"
+)
+
+type result struct {
+	Method     string    `json:"method"`
+	StepS      []float64 `json:"step_s"`
+	PeakRSSMiB float64   `json:"peak_rss_mib"`
+	Params     int64     `json:"params"`
+}
+
+func main() {
+	preset := flag.String("preset", "small", "hfinit preset of the Llama")
+	batch := flag.Int("batch", 2, "sequences per step")
+	seq := flag.Int("seq", 256, "tokens per sequence (packed)")
+	steps := flag.Int("steps", 5, "optimizer steps per method (the first is not timed)")
+	rank := flag.Int("r", 8, "adapter rank")
+	methods := flag.String("methods", "lora,lrlora", "methods to compare")
+	rounds := flag.Int("rounds", 1, "rounds of all methods, interleaved (step times pool over rounds; peak RSS is the highest)")
+	child := flag.String("child", "", "internal: run one method against -model")
+	dataPath := flag.String("data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training file")
+	modelDir := flag.String("model", "", "internal: model directory")
+	flag.Parse()
+	if *child != "" {
+		if err := runChild(*child, *modelDir, *dataPath, *batch, *seq, *steps, *rank); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	src, err := filepath.Abs(*dataPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		log.Fatalf("%v (run from the repository root, or pass -data)", err)
+	}
+	dir, err := os.MkdirTemp("", "stepbench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	md := filepath.Join(dir, "model")
+	if _, err := hfinit.Write(md, hfinit.Options{Arch: "llama", Preset: *preset, Seed: 1}); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("llama %s, %d×%d tokens per step, r = %d, all seven projections, %d steps, %d threads\n",
+		*preset, *batch, *seq, *rank, *steps, phiop.InitThreads())
+	byMethod := map[string]*result{}
+	var order []string
+	for round := 0; round < *rounds; round++ {
+		for _, m := range strings.Split(*methods, ",") {
+			cmd := exec.Command(os.Args[0], "-child", m, "-model", md, "-data", src, "-batch", strconv.Itoa(*batch),
+				"-seq", strconv.Itoa(*seq), "-steps", strconv.Itoa(*steps), "-r", strconv.Itoa(*rank))
+			cmd.Stderr = os.Stderr
+			out, err := cmd.Output()
+			if err != nil {
+				log.Fatalf("%s: %v", m, err)
+			}
+			var r result
+			if err := json.Unmarshal(out, &r); err != nil {
+				log.Fatalf("%s: %v (%q)", m, err, out)
+			}
+			if p, ok := byMethod[m]; ok {
+				p.StepS = append(p.StepS, r.StepS...)
+				p.PeakRSSMiB = max(p.PeakRSSMiB, r.PeakRSSMiB)
+			} else {
+				byMethod[m], order = &r, append(order, m)
+			}
+		}
+	}
+	var results []result
+	for _, m := range order {
+		results = append(results, *byMethod[m])
+	}
+	fmt.Printf("%-8s %12s %12s %14s %12s\n", "method", "step (med)", "step (min)", "peak RSS MiB", "params")
+	for _, r := range results {
+		fmt.Printf("%-8s %11.3fs %11.3fs %14.1f %12d\n", r.Method, median(r.StepS), slices.Min(r.StepS), r.PeakRSSMiB, r.Params)
+	}
+	if len(results) == 2 {
+		a, b := results[0], results[1]
+		fmt.Printf("%s/%s: step time ×%.3f (median), ×%.3f (min); peak RSS ×%.3f\n", b.Method, a.Method,
+			median(b.StepS)/median(a.StepS), slices.Min(b.StepS)/slices.Min(a.StepS), b.PeakRSSMiB/a.PeakRSSMiB)
+	}
+}
+
+func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
+	o := train.DefaultOptions()
+	o.Model.Path = modelDir
+	o.Adapter.Method, o.Adapter.R = method, rank
+	o.Data.Format = "alpaca_json"
+	o.Data.Train = []string{src}
+	o.Data.MaxLen, o.Data.Packing = seq, true
+	o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = steps, batch, 1
+	o.Train.LogEvery, o.Checkpoint.Every, o.Checkpoint.Resume = 0, 0, "never"
+	dir, err := os.MkdirTemp("", "stepbench-run")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	o.Output.Dir = dir
+	var r result
+	r.Method = method
+	hook := func(sm train.StepMetrics) {
+		if sm.Step > 1 {
+			r.StepS = append(r.StepS, sm.StepSeconds)
+		}
+	}
+	begin := time.Now()
+	if _, err := train.Run(context.Background(), o, train.Env{Console: io.Discard, Hooks: train.Hooks{Step: hook}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "%s: %d steps in %s\n", method, steps, time.Since(begin).Round(time.Millisecond))
+	if r.PeakRSSMiB, err = statusKiB("VmHWM:"); err != nil {
+		return err
+	}
+	r.PeakRSSMiB /= 1024
+	s, err := train.OpenCheckpoint(filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%06d", steps)))
+	if err != nil {
+		return err
+	}
+	r.Params = s.Manifest.TrainableParameters
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func statusKiB(field string) (float64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
+			return strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}

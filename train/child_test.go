@@ -1,0 +1,139 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+)
+
+// Tests that kill a run, or run several ranks, re-execute the test binary as a child
+// that runs one training process. TestMain turns the binary into that child when
+// envChild names an options file.
+const (
+	envChild     = "LRTRAIN_TRAIN_CHILD"      // options JSON file: run Run with it and exit
+	envStore     = "LRTRAIN_TRAIN_STORE"      // collective store address (multi-rank)
+	envRank      = "LRTRAIN_TRAIN_RANK"       // this child's rank
+	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
+	envCrashSave = "LRTRAIN_TRAIN_CRASH_SAVE" // SIGKILL itself half-way through writing this step's adapter file
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(envChild); path != "" {
+		os.Exit(runChild(path))
+	}
+	code := m.Run()
+	if tinyDir != "" {
+		os.RemoveAll(filepath.Dir(tinyDir))
+	}
+	if refDir != "" {
+		os.RemoveAll(refDir)
+	}
+	os.Exit(code)
+}
+
+// runChild runs one training process as the environment describes.
+func runChild(path string) int {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var o Options
+	if err := json.Unmarshal(raw, &o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if s := os.Getenv(envCrashSave); s != "" {
+		step, _ := strconv.ParseInt(s, 10, 64)
+		saving := int64(0)
+		saveHook = func(name string) {
+			if name == AdapterFile {
+				saving++
+			}
+			// Checkpoints are written at steps every, 2·every, …: count the saves.
+			if name == AdapterFile && saving*int64(o.Checkpoint.Every) == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Minute)
+			}
+		}
+	}
+	env := Env{Console: os.Stderr, JSONConsole: true}
+	ctx := context.Background()
+	if addr := os.Getenv(envStore); addr != "" {
+		rank, _ := strconv.Atoi(os.Getenv(envRank))
+		size, _ := strconv.Atoi(os.Getenv(envSize))
+		store, err := collective.DialStore(ctx, addr, time.Minute)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		g, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store,
+			Hostname: "127.0.0.1", Timeout: time.Minute})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer g.Close()
+		env.Group = g
+	}
+	if _, err := Run(ctx, o, env); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 1
+	}
+	return 0
+}
+
+// startChild starts a training child with options o and extra environment.
+func startChild(t *testing.T, o Options, extra ...string) *exec.Cmd {
+	t.Helper()
+	raw, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "options-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{envChild + "=" + f.Name()}, extra...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, &prefixWriter{t: t}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// runChildToEnd runs a child and fails the test unless it exits 0.
+func runChildToEnd(t *testing.T, o Options, extra ...string) {
+	t.Helper()
+	if err := startChild(t, o, extra...).Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+}
+
+// prefixWriter keeps a child's log for the test's output (shown on failure or -v).
+type prefixWriter struct{ t *testing.T }
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.t.Logf("child: %s", b)
+	return len(b), nil
+}

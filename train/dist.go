@@ -1,0 +1,131 @@
+package train
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// Data parallelism. Every rank holds the same adapters; each optimizer step the
+// gradients of the trainable parameters are copied into one flat float64 bucket,
+// all-reduced (sum) once, and copied back. Each rank's gradients are already divided
+// by the step's global target count (summed over micro-batches and ranks), so the sum
+// is the gradient of the global mean loss. A group of size 1 skips the copies: the
+// reduction over one rank is the identity.
+
+// allReduceGrads sums the gradients of params across the group's ranks, in place.
+func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.NamedTensor) error {
+	if g.Size() == 1 {
+		return nil
+	}
+	grads := make([]*ts.Tensor, len(params))
+	defer func() {
+		for _, t := range grads {
+			if t != nil {
+				t.Drop()
+			}
+		}
+	}()
+	hosts := make([]hostTensor, len(params))
+	var n int
+	for i, p := range params {
+		grad, err := p.Tensor.Grad(false)
+		if err != nil {
+			return fmt.Errorf("train: gradient of %s: %w", p.Name, err)
+		}
+		grads[i] = grad
+		if ok, err := grad.Defined(); err != nil || !ok {
+			return fmt.Errorf("train: %s has no gradient on rank %d (%v)", p.Name, g.Rank(), err)
+		}
+		if hosts[i], err = readHost(p.Name, grad); err != nil {
+			return fmt.Errorf("train: gradient: %w", err)
+		}
+		n += len(hosts[i].data) / hosts[i].dtype.Size()
+	}
+	bucket := make([]float64, 0, n)
+	for _, h := range hosts {
+		bucket = appendFloats(bucket, h)
+	}
+	if err := g.AllReduceFloat64(ctx, bucket, collective.Sum); err != nil {
+		return fmt.Errorf("train: all-reduce gradients: %w", err)
+	}
+	for i, h := range hosts {
+		bucket = takeFloats(bucket, h)
+		if err := writeInto(grads[i], h); err != nil {
+			return fmt.Errorf("train: write reduced gradient: %w", err)
+		}
+	}
+	return nil
+}
+
+// broadcastParams makes every rank's trainable tensors (buffers included) equal to rank
+// 0's: non-zero ranks contribute zeros to a float64 sum, which reproduces rank 0's
+// float32 or float64 values exactly.
+func broadcastParams(ctx context.Context, g collective.ProcessGroup, list []lrlora.NamedTensor) error {
+	if g.Size() == 1 {
+		return nil
+	}
+	hosts := make([]hostTensor, len(list))
+	var bucket []float64
+	for i, p := range list {
+		h, err := readHost(p.Name, p.Tensor)
+		if err != nil {
+			return fmt.Errorf("train: broadcast: %w", err)
+		}
+		if g.Rank() != 0 {
+			clear(h.data)
+		}
+		hosts[i] = h
+		bucket = appendFloats(bucket, h)
+	}
+	if err := g.AllReduceFloat64(ctx, bucket, collective.Sum); err != nil {
+		return fmt.Errorf("train: broadcast initial adapters: %w", err)
+	}
+	for i, p := range list {
+		bucket = takeFloats(bucket, hosts[i])
+		if err := writeInto(p.Tensor, hosts[i]); err != nil {
+			return fmt.Errorf("train: broadcast: %w", err)
+		}
+	}
+	return nil
+}
+
+// sumAcrossRanks all-reduces a few float64 counters (loss sums, token counts).
+func sumAcrossRanks(ctx context.Context, g collective.ProcessGroup, vals []float64) error {
+	if g.Size() == 1 {
+		return nil
+	}
+	if err := g.AllReduceFloat64(ctx, vals, collective.Sum); err != nil {
+		return fmt.Errorf("train: all-reduce metrics: %w", err)
+	}
+	return nil
+}
+
+// appendFloats appends h's values (F32 or F64) to b as float64.
+func appendFloats(b []float64, h hostTensor) []float64 {
+	if h.dtype == safetensors.F64 {
+		return append(b, float64View(h.data)...)
+	}
+	for _, v := range float32View(h.data) {
+		b = append(b, float64(v))
+	}
+	return b
+}
+
+// takeFloats overwrites h's values with the first values of b and returns the rest.
+func takeFloats(b []float64, h hostTensor) []float64 {
+	if h.dtype == safetensors.F64 {
+		dst := float64View(h.data)
+		return b[copy(dst, b):]
+	}
+	dst := float32View(h.data)
+	for i := range dst {
+		dst[i] = float32(b[i])
+	}
+	return b[len(dst):]
+}

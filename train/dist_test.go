@@ -1,0 +1,110 @@
+package train
+
+import (
+	"context"
+	"io"
+	"math"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// distOptions is a float64 run of 4 steps over global batches of 4 examples:
+// micro-batches of `micro` examples, 2 accumulation steps, on `world` ranks.
+func distOptions(t *testing.T, micro int) Options {
+	o := tinyOptions(t, t.TempDir())
+	o.Model.DType = "float64"
+	o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = 4, micro, 2
+	o.Checkpoint.Every = 2
+	return o
+}
+
+// Two data-parallel ranks (Gloo over loopback, one process each) train exactly what one
+// process trains on the same global batches: the same per-step losses and gradient
+// norms, and the same final adapters, up to float64 rounding (the ranks sum their
+// gradients in another order). Only rank 0 writes metrics and checkpoints.
+func TestTwoRanksTrainLikeOne(t *testing.T) {
+	one := distOptions(t, 2)
+	if _, err := Run(context.Background(), one, Env{Console: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+
+	two := distOptions(t, 1)
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var ranks []interface{ Wait() error }
+	for r := range 2 {
+		ranks = append(ranks, startChild(t, two, envStore+"="+srv.Addr(), envRank+"="+strconv.Itoa(r), envSize+"=2"))
+	}
+	for r, c := range ranks {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+
+	want, _ := metricsOf(t, one.Output.Dir)
+	got, _ := metricsOf(t, two.Output.Dir)
+	if len(got) != len(want) {
+		t.Fatalf("%d step records with 2 ranks, %d with 1 (only rank 0 writes)", len(got), len(want))
+	}
+	for i := range want {
+		for _, k := range []string{"loss", "grad_norm"} {
+			w, g := want[i][k].(float64), got[i][k].(float64)
+			if math.Abs(w-g) > 1e-10*math.Abs(w) {
+				t.Errorf("step %d %s: %.15g with 2 ranks, %.15g with 1", i+1, k, g, w)
+			}
+		}
+		if want[i]["tokens"] != got[i]["tokens"] || want[i]["targets"] != got[i]["targets"] {
+			t.Errorf("step %d: tokens/targets %v/%v with 2 ranks, %v/%v with 1",
+				i+1, got[i]["tokens"], got[i]["targets"], want[i]["tokens"], want[i]["targets"])
+		}
+	}
+	a := readAdapters(t, one)
+	b := readAdapters(t, two)
+	var maxDiff, maxAbs float64
+	for name, w := range a {
+		g, ok := b[name]
+		if !ok || len(g) != len(w) {
+			t.Fatalf("%s missing or reshaped with 2 ranks", name)
+		}
+		for i := range w {
+			maxDiff = max(maxDiff, math.Abs(w[i]-g[i]))
+			maxAbs = max(maxAbs, math.Abs(w[i]))
+		}
+	}
+	t.Logf("final adapters: max |difference| %.3g (max |value| %.3g)", maxDiff, maxAbs)
+	if maxDiff > 1e-9*maxAbs {
+		t.Errorf("final adapters differ by up to %.3g", maxDiff)
+	}
+	s, err := OpenCheckpoint(filepath.Join(two.Output.Dir, "checkpoints", checkpoint.DirName(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Manifest.WorldSize != 2 || s.State.WorldSize != 2 || s.State.Cursor.Position != 16 {
+		t.Errorf("2-rank checkpoint: manifest world size %d, state %+v", s.Manifest.WorldSize, s.State)
+	}
+}
+
+// readAdapters reads the final adapter file of a run.
+func readAdapters(t *testing.T, o Options) map[string][]float64 {
+	t.Helper()
+	f, err := safetensors.Open(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(int64(o.Train.MaxSteps)), AdapterFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string][]float64{}
+	for _, n := range f.Names() {
+		if out[n], err = f.Float64s(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}

@@ -1,0 +1,87 @@
+package train
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/model/hfinit"
+)
+
+// The tiny Llama every test trains, written once per test binary.
+var (
+	tinyOnce sync.Once
+	tinyDir  string
+	tinyErr  error
+)
+
+func tinyModel(t testing.TB) string {
+	t.Helper()
+	tinyOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "train-tiny-llama")
+		if err != nil {
+			tinyErr = err
+			return
+		}
+		tinyDir = filepath.Join(dir, "model")
+		_, tinyErr = hfinit.Write(tinyDir, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
+	})
+	if tinyErr != nil {
+		t.Fatal(tinyErr)
+	}
+	return tinyDir
+}
+
+// testdata is a dataset file of package data.
+func testdata(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "data", "testdata", name))
+	return p
+}
+
+// tinyOptions trains the tiny Llama on the tiny alpaca task for a few steps.
+func tinyOptions(t testing.TB, out string) Options {
+	o := DefaultOptions()
+	o.Model.Path = tinyModel(t)
+	o.Adapter.R = 4
+	o.Adapter.K = 8
+	o.Data.Format = "alpaca_json"
+	o.Data.Train = []string{testdata("alpaca_tiny_train.json")}
+	o.Data.MaxLen = 96
+	o.Data.Seed = 7
+	o.Train.Seed = 3
+	o.Train.MaxSteps = 6
+	o.Train.MicroBatchSize = 2
+	o.Train.GradAccumSteps = 2
+	o.Train.LR = 1e-2
+	o.Train.LogEvery = 1
+	o.Checkpoint.Every = 2
+	o.Checkpoint.KeepLast = 2
+	o.Output.Dir = out
+	return o
+}
+
+// metricsOf reads metrics.jsonl: step records and eval records.
+func metricsOf(t testing.TB, dir string) (steps, evals []map[string]any) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("metrics line %q: %v", sc.Text(), err)
+		}
+		if _, ok := rec["eval_loss"]; ok {
+			evals = append(evals, rec)
+		} else {
+			steps = append(steps, rec)
+		}
+	}
+	return steps, evals
+}
