@@ -1,0 +1,220 @@
+package export
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// Adapter-only export file names, as PEFT's save_pretrained writes them.
+const (
+	AdapterWeightsFile = "adapter_model.safetensors"
+	AdapterConfigFile  = "adapter_config.json"
+)
+
+// PEFTPrefix starts every tensor name in adapter_model.safetensors, as in PEFT
+// (base_model.model.<module path>.lora_A.weight).
+const PEFTPrefix = "base_model.model."
+
+// AdapterFormatVersion is the version of the "lrlora" block of adapter_config.json.
+const AdapterFormatVersion = 1
+
+// AdapterConfig is adapter_config.json: PEFT's LoRA fields and an "lrlora" block
+// with what PEFT has no field for. PEFTType is "LORA" only for plain LoRA adapters,
+// which PEFT can then load as they are; LR-LoRA and SineLoRA adapters get "LRLORA",
+// which PEFT refuses instead of silently dropping φ.
+type AdapterConfig struct {
+	PEFTType      string      `json:"peft_type"`
+	TaskType      string      `json:"task_type"`
+	BaseModel     string      `json:"base_model_name_or_path"`
+	R             int         `json:"r"`
+	LoraAlpha     float64     `json:"lora_alpha"`
+	LoraDropout   float64     `json:"lora_dropout"`
+	UseRSLoRA     bool        `json:"use_rslora"`
+	TargetModules []string    `json:"target_modules"`
+	ModulesToSave []string    `json:"modules_to_save"`
+	Bias          string      `json:"bias"`
+	FanInFanOut   bool        `json:"fan_in_fan_out"`
+	InferenceMode bool        `json:"inference_mode"`
+	LRLoRA        LRLoRABlock `json:"lrlora"`
+}
+
+// LRLoRABlock is lrtrain's part of adapter_config.json. φ's tensors are saved as
+// <module>.phi.amplitude, <module>.phi.bandwidth_raw (β; b = softplus(β)) and
+// <module>.phi.grid, or once as phi_shared.* under cross-layer sharing.
+type LRLoRABlock struct {
+	FormatVersion int      `json:"format_version"`
+	Method        string   `json:"method"` // lrlora, lora or sinelora
+	K             int      `json:"K"`
+	L             float64  `json:"L"`
+	Grid          string   `json:"grid"`
+	Basis         string   `json:"basis"`
+	Share         string   `json:"share"`
+	SineOmega     float64  `json:"sine_omega"`
+	Scaling       float64  `json:"scaling"` // s = α/r or α/√r
+	Modules       []string `json:"modules"` // the adapted module paths, in module order
+}
+
+// AdapterOnly writes the adapters of m (and its trainable classification head) into
+// out: adapter_model.safetensors with every tensor of m.TrainableTensors() and
+// Options.Extra under PEFTPrefix (lora_A and lora_B as <module>.lora_A.weight and
+// <module>.lora_B.weight, φ as <module>.phi.*, head tensors under their Hugging Face
+// names), and adapter_config.json (AdapterConfig). Adapters must share one
+// configuration. Like Merged it writes through a temporary directory.
+func AdapterOnly(m *model.Model, out string, o Options) (*Result, error) {
+	ads := m.Adapters()
+	if len(ads) == 0 {
+		return nil, ErrNoAdapters
+	}
+	dt, torchName, err := outputDType(o.DType, "float32")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOutput(filepath.Clean(out), o.Overwrite); err != nil {
+		return nil, err
+	}
+	cfg, err := adapterConfig(m, o)
+	if err != nil {
+		return nil, err
+	}
+	cfgJSON, err := marshalJSON(cfg)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Dir: out, DType: torchName, Merged: cfg.LRLoRA.Modules}
+	var tensors []safetensors.Tensor
+	for _, nt := range append(m.TrainableTensors(), o.Extra...) {
+		st, err := encodeTensor(PEFTPrefix+peftName(nt.Name), nt.Tensor, dt)
+		if err != nil {
+			return nil, err
+		}
+		tensors = append(tensors, st)
+		res.Bytes += int64(len(st.Data))
+	}
+	res.Tensors = len(tensors)
+	err = writeDir(out, o.Overwrite, func(tmp string) error {
+		if err := safetensors.Write(filepath.Join(tmp, AdapterWeightsFile), tensors, o.metadata()); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		return writeFileSync(filepath.Join(tmp, AdapterConfigFile), cfgJSON)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if res.Files, err = listFiles(out); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// peftName maps lrlora's tensor names to PEFT's: X.lora_A → X.lora_A.weight.
+func peftName(name string) string {
+	if strings.HasSuffix(name, ".lora_A") || strings.HasSuffix(name, ".lora_B") {
+		return name + ".weight"
+	}
+	return name
+}
+
+// adapterConfig builds adapter_config.json for m's adapters.
+func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
+	ads := m.Adapters()
+	c := ads[0].Config()
+	for _, ad := range ads[1:] {
+		if ad.Config() != c {
+			return nil, fmt.Errorf("%w: adapters %s and %s have different configurations; adapter_config.json holds one",
+				ErrConfig, ads[0].Name(), ad.Name())
+		}
+	}
+	base, _ := o.baseDir(m)
+	task := "CAUSAL_LM"
+	if isClassifier(m.Config()) {
+		task = "SEQ_CLS"
+	}
+	peftType := "LRLORA"
+	if c.Method == lrlora.LoRA {
+		peftType = "LORA"
+	}
+	var modules []string
+	for _, ad := range ads {
+		modules = append(modules, ad.Name())
+	}
+	return &AdapterConfig{
+		PEFTType: peftType, TaskType: task, BaseModel: base,
+		R: c.Rank, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, UseRSLoRA: c.RSLoRA,
+		TargetModules: targetModules(m), ModulesToSave: modulesToSave(m),
+		Bias: "none", InferenceMode: true,
+		LRLoRA: LRLoRABlock{
+			FormatVersion: AdapterFormatVersion, Method: c.Method.String(),
+			K: c.Transfer.K, L: c.Transfer.L, Grid: c.Transfer.Grid.String(),
+			Basis: c.Transfer.Basis.String(), Share: c.Transfer.Share.String(),
+			SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: modules,
+		},
+	}, nil
+}
+
+// targetModules returns the shortest module-name suffixes that select exactly the
+// adapted layers under PEFT's rule (a path matches a name when it equals it or ends
+// with "." + name), checked against every linear layer and head module of m.
+func targetModules(m *model.Model) []string {
+	adapted := map[string]bool{}
+	var all []string
+	for _, l := range m.Linears() {
+		all = append(all, l.Name)
+		if l.Adapter() != nil {
+			adapted[l.Name] = true
+		}
+	}
+	for _, h := range m.HeadTensors() {
+		all = append(all, strings.TrimSuffix(strings.TrimSuffix(h.Name, ".weight"), ".bias"))
+	}
+	all = append(all, "lm_head")
+	var out []string
+	for _, l := range m.Linears() {
+		if !adapted[l.Name] {
+			continue
+		}
+		parts := strings.Split(l.Name, ".")
+		for n := 1; n <= len(parts); n++ {
+			suffix := strings.Join(parts[len(parts)-n:], ".")
+			if onlyAdapted(suffix, all, adapted) {
+				if !slices.Contains(out, suffix) {
+					out = append(out, suffix)
+				}
+				break
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func onlyAdapted(suffix string, all []string, adapted map[string]bool) bool {
+	for _, name := range all {
+		if (name == suffix || strings.HasSuffix(name, "."+suffix)) && !adapted[name] {
+			return false
+		}
+	}
+	return true
+}
+
+// modulesToSave names the trainable head modules as PEFT's modules_to_save does: the
+// top-level module ("classifier"), or the full path for a head inside the base model
+// (BERT's "bert.pooler.dense").
+func modulesToSave(m *model.Model) []string {
+	var out []string
+	for _, h := range m.HeadTensors() {
+		mod := strings.TrimSuffix(strings.TrimSuffix(h.Name, ".weight"), ".bias")
+		if first, _, ok := strings.Cut(mod, "."); ok && first != m.Config().ModelType {
+			mod = first
+		}
+		if !slices.Contains(out, mod) {
+			out = append(out, mod)
+		}
+	}
+	return out
+}

@@ -1,0 +1,97 @@
+package export
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/safetensors"
+)
+
+// encodeTensor converts t to a safetensors tensor of dtype dt. Float tensors go
+// through float32 (exact for float32, bfloat16 and float16 sources; float64 sources
+// are rounded once to float32 and, for bf16/f16 outputs, once more — export
+// dtypes are at most float32).
+func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.Tensor, error) {
+	shape, err := t.Size()
+	if err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
+	}
+	vals, err := model.Float32s(t)
+	if err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("export: %s: read values: %w", name, err)
+	}
+	data, err := safetensors.EncodeFloat32s(dt, vals)
+	if err != nil {
+		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
+	}
+	return safetensors.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
+}
+
+// mergedWeight returns W0 + ΔW for one adapter, in float32 whatever the backbone's
+// compute dtype (float64 stays float64): ΔW comes from Adapter.DeltaWeight, the
+// sum and its finiteness check from lrlora.Merge, which names the adapter when the
+// result has NaN or Inf entries.
+func mergedWeight(ad *lrlora.Adapter) (*ts.Tensor, error) {
+	var out *ts.Tensor
+	err := withNoGrad(func() error {
+		dw, err := ad.DeltaWeight()
+		if err != nil {
+			return err
+		}
+		defer dw.Drop()
+		w0 := ad.Weight()
+		if dt := w0.DType(); dt != gotch.Float && dt != gotch.Double {
+			if w0, err = w0.Totype(gotch.Float, false); err != nil {
+				return fmt.Errorf("export: %s: upcast W0: %w", ad.Name(), err)
+			}
+			defer w0.Drop()
+		}
+		out, err = lrlora.Merge(w0, dw, ad.Name())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return out, nil
+}
+
+// withNoGrad runs fn with libtorch's grad mode off on a pinned OS thread and
+// restores the previous mode.
+func withNoGrad(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, err := gradEnabled()
+	if err != nil {
+		return fmt.Errorf("export: query grad mode: %w", err)
+	}
+	if _, err := ts.GradSetEnabled(false); err != nil {
+		return fmt.Errorf("export: disable grad: %w", err)
+	}
+	defer ts.GradSetEnabled(prev)
+	return fn()
+}
+
+// gradEnabled probes the thread's grad mode (gotch's GradSetEnabled misreports the
+// previous mode): an op on a tensor that requires grad records autograd only in
+// grad mode.
+func gradEnabled() (bool, error) {
+	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
+	if err != nil {
+		return false, err
+	}
+	if x, err = x.SetRequiresGrad(true, true); err != nil {
+		return false, err
+	}
+	defer x.Drop()
+	y, err := x.MulScalar(ts.FloatScalar(1), false)
+	if err != nil {
+		return false, err
+	}
+	defer y.Drop()
+	return y.RequiresGrad()
+}
