@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+)
+
+// Config is the experiment (config.yaml describes every field).
+type Config struct {
+	Arch           string    `yaml:"arch"`
+	Preset         string    `yaml:"preset"`
+	InitStd        float64   `yaml:"init_std"`
+	Seed           uint64    `yaml:"seed"`
+	Targets        string    `yaml:"targets"`
+	Rank           int       `yaml:"rank"`
+	TeacherRank    int       `yaml:"teacher_rank"`
+	TeacherScale   float64   `yaml:"teacher_scale"`
+	Methods        []string  `yaml:"methods"`
+	K              int       `yaml:"k"`
+	L              float64   `yaml:"l"`
+	SeqLen         int       `yaml:"seq_len"`
+	TrainSequences int       `yaml:"train_sequences"`
+	EvalSequences  int       `yaml:"eval_sequences"`
+	Batch          int       `yaml:"batch"`
+	Steps          int       `yaml:"steps"`
+	LRs            []float64 `yaml:"lrs"`
+	WarmupRatio    float64   `yaml:"warmup_ratio"`
+	GradClip       float64   `yaml:"grad_clip"`
+}
+
+func readConfig(path string) (Config, error) {
+	var c Config
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, m := range c.Methods {
+		if _, err := lrlora.ParseMethod(m); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	switch {
+	case c.Rank < 1 || c.TeacherRank < 1 || c.SeqLen < 2 || c.Batch < 1 || c.Steps < 1:
+		return c, fmt.Errorf("%s: rank, teacher_rank, batch and steps must be ≥ 1 and seq_len ≥ 2", path)
+	case len(c.LRs) == 0:
+		return c, fmt.Errorf("%s: lrs is empty", path)
+	case c.TrainSequences < c.Batch || c.EvalSequences < 1:
+		return c, fmt.Errorf("%s: need train_sequences ≥ batch and eval_sequences ≥ 1", path)
+	}
+	return c, nil
+}
+
+// adapterConfig is the student's adapter configuration for method.
+func (c Config) adapterConfig(method string) lrlora.Config {
+	m, _ := lrlora.ParseMethod(method)
+	return lrlora.Config{Method: m, Rank: c.Rank, Transfer: lrlora.TransferConfig{K: c.K, L: c.L}}
+}
+
+// lrAt is the learning rate of step (0-based) for peak lr: linear warmup, then linear
+// decay to 0.
+func (c Config) lrAt(lr float64, step int) float64 {
+	warm := int(c.WarmupRatio * float64(c.Steps))
+	if step < warm {
+		return lr * float64(step+1) / float64(warm)
+	}
+	rest := c.Steps - warm
+	return lr * float64(c.Steps-step) / float64(max(rest, 1))
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/model/hfinit"
+)
+
+// task is the distillation problem: the base (student) model on disk, random prompts
+// and the teacher's next-token log-probabilities on them.
+type task struct {
+	base             string
+	vocab            int
+	train, eval      []int64    // sequences × seq_len token ids
+	trainLP, evalLP  *ts.Tensor // sequences × seq_len × vocab teacher log-probs, float32
+	teacherSR        map[string]float64
+	teacherRelNorm   float64 // mean ‖ΔW*‖_F / ‖W0‖_F (checks teacher_scale)
+	baseTrainKL      float64 // KL(teacher ‖ base) before any training
+	baseEvalKL       float64
+	teacherEntropyEv float64
+}
+
+func (t *task) drop() {
+	t.trainLP.Drop()
+	t.evalLP.Drop()
+}
+
+// newTask writes the base model into dir, builds the teacher in memory (base + a
+// rank-teacher_rank LoRA update of relative size teacher_scale on every target module)
+// and computes its log-probabilities on random prompts.
+func newTask(c Config, dir string) (*task, error) {
+	t := &task{base: filepath.Join(dir, "base"), teacherSR: map[string]float64{}}
+	cfg, err := hfinit.Write(t.base, hfinit.Options{Arch: c.Arch, Preset: c.Preset, Seed: c.Seed, InitStd: c.InitStd})
+	if err != nil {
+		return nil, err
+	}
+	t.vocab = cfg.VocabSize
+	rng := rand.New(rand.NewPCG(c.Seed, 0x7a5c))
+	t.train = randomTokens(rng, c.TrainSequences*c.SeqLen, t.vocab)
+	t.eval = randomTokens(rng, c.EvalSequences*c.SeqLen, t.vocab)
+
+	teacher, err := model.Load(t.base)
+	if err != nil {
+		return nil, err
+	}
+	defer teacher.Close()
+	if err := t.perturb(c, teacher, rng); err != nil {
+		return nil, err
+	}
+	teacher.Train(false)
+	if t.trainLP, err = logProbs(teacher, t.train, c.SeqLen); err != nil {
+		return nil, err
+	}
+	if t.evalLP, err = logProbs(teacher, t.eval, c.SeqLen); err != nil {
+		t.trainLP.Drop()
+		return nil, err
+	}
+	student, err := model.Load(t.base)
+	if err != nil {
+		t.drop()
+		return nil, err
+	}
+	defer student.Close()
+	if t.baseTrainKL, err = meanKL(student, t.train, t.trainLP, c.SeqLen); err == nil {
+		t.baseEvalKL, err = meanKL(student, t.eval, t.evalLP, c.SeqLen)
+	}
+	if err != nil {
+		t.drop()
+		return nil, err
+	}
+	return t, nil
+}
+
+// perturb adds ΔW* = s·B·A of rank teacher_rank to every target module, with A and B
+// standard normal and B rescaled so that ‖ΔW*‖_F = teacher_scale·‖W0‖_F.
+func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand) error {
+	targets, err := model.ParseTargets(c.Targets)
+	if err != nil {
+		return err
+	}
+	ads, err := m.Inject(targets, lrlora.Config{Method: lrlora.LoRA, Rank: c.TeacherRank, Alpha: float64(c.TeacherRank)}, rng)
+	if err != nil {
+		return err
+	}
+	var rel float64
+	for _, ad := range ads {
+		a, b := ad.Tensors()[0].Tensor, ad.Tensors()[1].Tensor
+		if err := fill(a, rng, 1); err != nil {
+			return err
+		}
+		if err := fill(b, rng, 1); err != nil {
+			return err
+		}
+		dw, err := ad.DeltaWeight()
+		if err != nil {
+			return err
+		}
+		dn, wn := frobenius(dw), frobenius(ad.Weight())
+		dw.Drop()
+		if err := scaleInPlace(b, c.TeacherScale*wn/dn); err != nil {
+			return err
+		}
+		if dw, err = ad.DeltaWeight(); err != nil {
+			return err
+		}
+		rel += frobenius(dw) / wn
+		if t.teacherSR[ad.Name()], err = lrlora.StableRank(dw); err != nil {
+			return err
+		}
+		dw.Drop()
+	}
+	t.teacherRelNorm = rel / float64(len(ads))
+	return nil
+}
+
+func randomTokens(rng *rand.Rand, n, vocab int) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(rng.IntN(vocab))
+	}
+	return out
+}
+
+// fill sets x to N(0, std²) draws, without autograd.
+func fill(x *ts.Tensor, rng *rand.Rand, std float64) error {
+	vals := make([]float32, x.Numel())
+	for i := range vals {
+		vals[i] = float32(std * rng.NormFloat64())
+	}
+	shape, err := x.Size()
+	if err != nil {
+		return err
+	}
+	src, err := model.Float32Tensor(vals, shape...)
+	if err != nil {
+		return err
+	}
+	defer src.Drop()
+	ts.NoGrad(func() { x.Copy_(src) })
+	return nil
+}
+
+func scaleInPlace(x *ts.Tensor, c float64) error {
+	var err error
+	ts.NoGrad(func() {
+		var y *ts.Tensor
+		if y, err = x.MulScalar(ts.FloatScalar(c), false); err == nil {
+			x.Copy_(y)
+			y.Drop()
+		}
+	})
+	return err
+}
+
+func frobenius(x *ts.Tensor) float64 {
+	vals, err := model.Float32s(x)
+	if err != nil {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, v := range vals {
+		s += float64(v) * float64(v)
+	}
+	return math.Sqrt(s)
+}
+
+// logProbs runs m on the sequences (32 at a time, no autograd) and returns the
+// float32 log-softmax of its logits, sequences × seqLen × vocab.
+func logProbs(m *model.Model, tokens []int64, seqLen int) (*ts.Tensor, error) {
+	n := len(tokens) / seqLen
+	var parts []*ts.Tensor
+	defer func() {
+		for _, p := range parts {
+			p.Drop()
+		}
+	}()
+	var err error
+	for start := 0; start < n && err == nil; start += 32 {
+		end := min(start+32, n)
+		ts.NoGrad(func() {
+			var ids, logits, lp *ts.Tensor
+			if ids, err = model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen)); err != nil {
+				return
+			}
+			defer ids.Drop()
+			if logits, err = m.Forward(model.Inputs{InputIDs: ids}); err != nil {
+				return
+			}
+			defer logits.Drop()
+			if lp, err = logits.LogSoftmax(-1, gotch.Float, false); err == nil {
+				parts = append(parts, lp)
+			}
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("teacher log-probs: %w", err)
+	}
+	return ts.Cat(parts, 0)
+}
