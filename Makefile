@@ -21,7 +21,7 @@ build: setup
 	$(GO) build -o bin/lrtrain ./cmd/lrtrain
 
 demo: build
-	./bin/lrtrain demo --out runs/demo
+	scripts/demo.sh
 
 vet: setup
 	$(GO) vet ./...

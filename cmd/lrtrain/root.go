@@ -37,6 +37,8 @@ rank is no longer bounded by r.`,
 		return nil
 	}
 	root.AddCommand(newVersionCmd(), newEnvCmd(), newDemoCmd(&g), newLaunchCmd(&g), newInitModelCmd())
+	root.AddCommand(newExportCmd(), newEvalCmd(), newInspectCmd())
+	root.AddCommand(newTrainCmd(&g))
 	return root
 }
 

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lrtrain/lrtrain/config"
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/launch"
+	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/train"
+)
+
+func newTrainCmd(g *globalFlags) *cobra.Command {
+	var cfgPath, resume string
+	var sets []string
+	cmd := &cobra.Command{
+		Use:   "train --config cfg.yaml [--set section.key=value]... [--resume auto|never|PATH]",
+		Short: "Fine-tune a model with LR-LoRA adapters as a YAML configuration describes",
+		Long: `train reads the configuration (strictly: unknown keys and bad values are reported
+with file and line), builds the data, loads the base model, injects the adapters and
+trains: AdamW, warmup then linear/cosine/constant decay, gradient clipping and
+accumulation, evaluation and early stopping, checkpoints every checkpoint.every steps.
+
+Output goes to output.dir: train.log (JSON lines), metrics.jsonl (one record per step
+and per evaluation) and checkpoints/step-NNNNNN (adapter.safetensors,
+optimizer.safetensors, trainer.json, manifest.json). --resume auto (the default)
+continues from the newest valid checkpoint there, exactly; a checkpoint whose adapter
+settings or base model differ from the configuration is refused.
+
+Started by "lrtrain launch", every worker joins one data-parallel group (Gloo on CPU)
+through the launcher's rendezvous; rank 0 logs and saves.
+
+Exit status: 0 when training finished (or had already finished), 1 when it failed
+(missing tokenizer, empty dataset, non-finite loss, invalid checkpoint, ...), 2 for an
+invalid command line or configuration (including a missing model directory or data file).`,
+		Example: `  lrtrain train --config config/examples/alpaca-tiny.yaml
+  lrtrain train --config cfg.yaml --set train.max_steps=200 --set train.lr=1e-4
+  lrtrain train --config cfg.yaml --resume runs/x/checkpoints/step-000100
+  lrtrain launch --standalone --nproc-per-node 2 -- train --config cfg.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfgPath == "" {
+				return usageError{errors.New("train: --config is required")}
+			}
+			overrides := sets
+			if resume != "" {
+				overrides = append(overrides, "checkpoint.resume="+resume)
+			}
+			c, err := config.Load(cfgPath, overrides)
+			if err != nil {
+				return usageError{err}
+			}
+			opts, err := train.FromConfig(c)
+			if err != nil {
+				return usageError{err}
+			}
+			resolved, err := c.Marshal()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			group, closeGroup, err := workerGroup(ctx, c.Dist)
+			if err != nil {
+				return err
+			}
+			defer closeGroup()
+			env := train.Env{Group: group, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON, Config: string(resolved)}
+			_, err = train.Run(ctx, opts, env)
+			if errors.Is(err, train.ErrConfig) {
+				return usageError{err}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (required)")
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a key, section.key=value (repeatable)")
+	cmd.Flags().StringVar(&resume, "resume", "", "auto, never or a checkpoint directory (default: checkpoint.resume)")
+	return cmd
+}
+
+// workerGroup returns the data-parallel group of a worker started by lrtrain launch
+// (nil for a single process): it opens the worker's rendezvous session for the
+// launcher's round and forms a Gloo group through it, aborted when the session ends.
+func workerGroup(ctx context.Context, d config.Dist) (collective.ProcessGroup, func(), error) {
+	if _, ok := os.LookupEnv("LRTRAIN_RDZV_JOB"); !ok {
+		return nil, func() {}, nil
+	}
+	we, err := launch.ReadWorkerEnv(os.LookupEnv)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	if we.WorldSize == 1 {
+		return nil, func() {}, nil
+	}
+	if d.Backend == "nccl" {
+		return nil, nil, usageError{fmt.Errorf("train: dist.backend nccl is not wired into the trainer yet; use gloo (or auto)")}
+	}
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Minute
+	}
+	w, err := rdzv.OpenWorker(ctx, we.Job, we.Round, we.Rank, we.WorldSize, we.RdzvOptions()...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("train: rank %d: rendezvous: %w", we.Rank, err)
+	}
+	host := "" // Gloo resolves the node's hostname
+	if we.NumNodes == 1 {
+		host = "127.0.0.1"
+	}
+	g, err := collective.NewGloo(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
+		AbortOn: w.Done(), Hostname: host, Timeout: timeout})
+	if err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("train: rank %d: form the group: %w", we.Rank, err)
+	}
+	return g, func() { g.Close(); w.Close() }, nil
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/model/hfinit"
+	"github.com/lrtrain/lrtrain/train"
+)
+
+// trainConfig writes a config for a few steps on a tiny Llama and returns its path.
+func trainConfig(t *testing.T, extra string) (cfg, out string) {
+	t.Helper()
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if _, err := hfinit.Write(base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	out = filepath.Join(dir, "run")
+	cfg = filepath.Join(dir, "cfg.yaml")
+	yaml := fmt.Sprintf(`model: {path: %s}
+adapter: {r: 4, phi: {k: 8}}
+data: {format: alpaca_json, train: %s, max_len: 64}
+train: {max_steps: 3, micro_batch_size: 2, lr: 1.0e-2, log_every: 1}
+checkpoint: {every: 2}
+output: {dir: %s}
+%s`, base, abs(t, "../../data/testdata/alpaca_tiny_train.json"), out, extra)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, out
+}
+
+// runCaptured runs the CLI and returns its exit code and what it wrote to stderr.
+func runCaptured(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	code := run(args)
+	w.Close()
+	os.Stderr = old
+	return code, <-done
+}
+
+// lrtrain train exits 0 after training (and again when the run has already finished),
+// 2 for a bad command line or configuration, 1 when training itself fails.
+func TestTrainCommandExitCodes(t *testing.T) {
+	cfg, out := trainConfig(t, "")
+	code, msg := runCaptured(t, "train", "--config", cfg, "--log-json")
+	if code != exitOK {
+		t.Fatalf("train: exit %d\n%s", code, msg)
+	}
+	s, err := train.OpenCheckpoint(filepath.Join(out, "checkpoints", "step-000003"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s.Manifest.Config, "max_steps: 3") {
+		t.Errorf("the manifest does not record the resolved config:\n%s", s.Manifest.Config)
+	}
+	if code, msg = runCaptured(t, "train", "--config", cfg, "--log-json"); code != exitOK || !strings.Contains(msg, "already finished") {
+		t.Errorf("second run: exit %d\n%s", code, msg)
+	}
+	if code, msg = runCaptured(t, "train", "--config", cfg, "--set", "train.max_steps=4", "--resume", "never"); code != exitError ||
+		!strings.Contains(msg, "holds checkpoints") {
+		t.Errorf("--resume never over a finished run: exit %d\n%s", code, msg)
+	}
+
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	os.WriteFile(empty, []byte("[]"), 0o644)
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no config", []string{"train"}, exitUsage, "--config is required"},
+		{"unknown key", []string{"train", "--config", cfg, "--set", "train.learning_rat=1"}, exitUsage, "did you mean"},
+		{"missing model", []string{"train", "--config", cfg, "--set", "model.path=/nonexistent/model"}, exitUsage, "model.path"},
+		{"bad value", []string{"train", "--config", cfg, "--set", "adapter.r=0"}, exitUsage, "adapter.r"},
+		{"empty dataset", []string{"train", "--config", cfg, "--set", "data.train=" + empty, "--set", "output.dir=" + t.TempDir()},
+			exitError, "empty"},
+		{"changed rank", []string{"train", "--config", cfg, "--set", "adapter.r=8", "--set", "train.max_steps=5"},
+			exitError, "adapter.r is 4 in the checkpoint and 8"},
+	} {
+		code, msg := runCaptured(t, c.args...)
+		if code != c.code || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", c.name, code, c.code, c.want, msg)
+		}
+	}
+}
+
+// envLaunchWorker marks the test binary started by lrtrain launch as a worker.
+const envLaunchWorker = "LRTRAIN_TEST_LAUNCH_WORKER"
+
+// TestLaunchWorkerHelper is the worker process of TestLaunchTwoRanksTrainLikeOne: the
+// launcher runs this test binary (--no-python) with the train arguments after "--".
+func TestLaunchWorkerHelper(t *testing.T) {
+	if os.Getenv(envLaunchWorker) == "" {
+		t.Skip("runs only as a worker of TestLaunchTwoRanksTrainLikeOne")
+	}
+	os.Exit(run(flag.Args()))
+}
+
+// `lrtrain launch --standalone --nproc-per-node 2 -- train ...` trains what one process
+// trains on the same global batches (2 sequences per step): each worker reads the
+// launcher's environment, opens its rendezvous session and joins a Gloo group. The
+// losses agree up to float32 rounding of the gradient sums; only rank 0 writes metrics.
+func TestLaunchTwoRanksTrainLikeOne(t *testing.T) {
+	cfg, out := trainConfig(t, "")
+	if code, msg := runCaptured(t, "train", "--config", cfg, "--log-json"); code != exitOK {
+		t.Fatalf("one process: exit %d\n%s", code, msg)
+	}
+	two := filepath.Join(t.TempDir(), "run2")
+	t.Setenv(envLaunchWorker, "1")
+	code, msg := runCaptured(t, "launch", "--standalone", "--nproc-per-node", "2", "--run-dir", t.TempDir(),
+		"--no-python", "--", os.Args[0], "-test.run=^TestLaunchWorkerHelper$", "--",
+		"train", "--config", cfg, "--set", "output.dir="+two, "--set", "train.micro_batch_size=1", "--log-json")
+	if code != exitOK {
+		t.Fatalf("launch: exit %d\n%s", code, msg)
+	}
+	want := stepLosses(t, out)
+	got := stepLosses(t, two)
+	if len(got) != len(want) || len(want) != 3 {
+		t.Fatalf("%d step records with 2 ranks, %d with 1", len(got), len(want))
+	}
+	for i := range want {
+		if d := math.Abs(got[i] - want[i]); d > 1e-5*want[i] {
+			t.Errorf("step %d: loss %v with 2 ranks, %v with 1", i+1, got[i], want[i])
+		}
+	}
+	s, err := train.OpenCheckpoint(filepath.Join(two, "checkpoints", "step-000003"))
+	if err != nil || s.Manifest.WorldSize != 2 {
+		t.Errorf("2-rank checkpoint: %v, %+v", err, s)
+	}
+}
+
+func stepLosses(t *testing.T, run string) []float64 {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(run, train.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var rec struct {
+			Loss *float64 `json:"loss"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec.Loss != nil {
+			out = append(out, *rec.Loss)
+		}
+	}
+	return out
+}
