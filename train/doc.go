@@ -122,12 +122,11 @@
 // # Measurements (2-core VM shared with other jobs, libtorch 1.13.1 CPU)
 //
 // Memory: over 2,000 steps of the tiny Llama (1 × 32 tokens), gotch's count of live
-// tensors stays at 206 and the Go heap in use at 22 MiB after GC; VmRSS after GC grows
-// by 54 KiB per step. That matches a leak in gotch v0.9.1's generated ops, which never
-// free the C.malloc(0) cell they receive their result in: 200,000 calls of a generated
-// op (Abs) grow VmRSS by 15 MiB (78 bytes each), 200,000 of a hand-written one
-// (ShallowClone) by 1.3 MiB. Without a forced GC, VmRSS swings by about 50 MiB: every
-// gotch tensor carries a 100 KB Go allocation.
+// tensors stays at 206, the Go heap in use at 22.4 MiB and VmRSS after GC at 195 MiB
+// (growth 0.2 MiB in 1,800 steps, 0.1 KiB per step). Before tools/gotchadapt freed the
+// C.malloc(0) cell in which gotch's generated ops return their result, it grew by
+// 54 KiB per step. Without a forced GC, VmRSS swings by about 40 MiB: every gotch tensor
+// carries a 100 KB Go allocation.
 //
 //	LRTRAIN_MEM_STEPS=2000 go test ./train -run TestMemoryStaysFlat -v
 //
