@@ -7,14 +7,15 @@ import (
 	"time"
 )
 
-// Tolerances of the float32 runs. The configuration only accepts float32 (and bfloat16)
+// Tolerance of the float32 runs. The configuration only accepts float32 (and bfloat16)
 // backbones, so ranks that cut the same global batch differently sum the same
 // per-example gradients in another order (the all-reduce itself sums in float64):
-// rounding differences of the order of float32's 1.2e-7, which Adam's normalisation
-// can amplify a little for parameters with tiny gradients. dpTol bounds the final
-// adapters' largest difference relative to their largest value; each test also
-// checks it is far below how much training moved the adapters.
-const dpTol = 1e-4
+// rounding differences of the order of float32's 1.2e-7, which Adam amplifies for
+// parameters with tiny gradients (hence eps 1e-4 in runSpec.config). dpTol bounds the
+// final adapters' largest difference relative to their largest value (measured: a few
+// 1e-7 absolute against a largest value of 3, so about 100× below the bound); each test
+// also checks that it is far below how much training moved the adapters.
+const dpTol = 1e-5
 
 // Four CPU ranks (launch --standalone --nproc-per-node 4, Gloo) with one micro-batch
 // each train the same adapters as one process accumulating four micro-batches: the

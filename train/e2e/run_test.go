@@ -44,16 +44,17 @@ func baseModel(t *testing.T) string {
 // config writes the run's configuration and returns its path. The schedule is constant
 // without warmup, so the learning rate of a step does not depend on max_steps and a run
 // can be continued to more steps exactly as if it had been given them from the start.
-// Adam's eps is 1e-6 rather than 1e-8: with 1e-8, gradient components at float32
+// Adam's eps is 1e-4 rather than 1e-8: with 1e-8, gradient components at float32
 // rounding level get Adam's full-size first step lr·sign(g), so the sign of a rounding
-// error decides a 1e-2 move and runs that cut the batch differently end up to 0.02
-// apart (measured, 4 ranks vs 1); with 1e-6 they agree to a few 1e-6.
+// error decides a 1e-2 move and runs that cut the batch differently end up 0.02 apart
+// (measured, 4 ranks vs 1); with 1e-6 the gap was still up to 1.5e-4, with 1e-4 a few
+// 1e-7, while training still moves the adapters by about 0.02.
 func (s runSpec) config(t *testing.T) string {
 	t.Helper()
 	yaml := fmt.Sprintf(`model: {path: %s, dtype: float32}
 adapter: {method: lrlora, r: 4, dropout: 0.0, phi: {k: 8}}
 data: {format: alpaca_json, train: %s, max_len: 64}
-train: {seed: 7, eps: 1.0e-6, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-2,
+train: {seed: 7, eps: 1.0e-4, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-2,
         warmup_ratio: 0, schedule: constant, grad_clip: 1.0, log_every: 1}
 checkpoint: {every: %d, keep_last: 100}
 dist: {backend: gloo, timeout: 20s}

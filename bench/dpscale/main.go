@@ -1,0 +1,215 @@
+// Command dpscale measures the training throughput (tokens/s) of 1 rank against 2
+// data-parallel ranks (lrtrain launch --standalone, Gloo on CPU) on the same global
+// batch, side by side in one invocation, and prints the scaling ratio.
+//
+//	go run ./bench/dpscale -preset small -steps 8 -rounds 2
+//
+// It builds lrtrain (or takes -lrtrain), writes a randomly initialised Llama of the
+// preset, and runs, in alternation for -rounds rounds, `lrtrain train` with
+// grad_accum_steps 2·A and `lrtrain launch --nproc-per-node 2` with grad_accum_steps A
+// (micro_batch_size -micro), reading each run's metrics.jsonl. The first -warmup steps of
+// every run are left out; throughput is the measured steps' tokens over their summed
+// step times (startup, model loading and checkpointing are not counted). The single
+// process gets OMP_NUM_THREADS = all CPUs, each of the two ranks half of them (the
+// launcher's default), so both use the whole machine.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+type flags struct {
+	bin, preset, data     string
+	steps, warmup, rounds int
+	micro, accum, maxLen  int
+	threads1              int
+	keep                  bool
+}
+
+func main() {
+	var f flags
+	flag.StringVar(&f.bin, "lrtrain", "", "lrtrain binary (default: go build ./cmd/lrtrain into a temporary directory)")
+	flag.StringVar(&f.preset, "preset", "small", "model preset of lrtrain init-model (tiny, small)")
+	flag.StringVar(&f.data, "data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training data")
+	flag.IntVar(&f.steps, "steps", 8, "optimizer steps per run")
+	flag.IntVar(&f.warmup, "warmup", 2, "leading steps of each run left out of the measurement")
+	flag.IntVar(&f.rounds, "rounds", 2, "rounds; each runs 1 rank then 2 ranks")
+	flag.IntVar(&f.micro, "micro", 2, "micro_batch_size")
+	flag.IntVar(&f.accum, "accum", 1, "grad_accum_steps of each of the 2 ranks (1 rank uses twice as many)")
+	flag.IntVar(&f.maxLen, "max-len", 128, "data.max_len")
+	flag.IntVar(&f.threads1, "threads1", 0, "OMP_NUM_THREADS of the single rank (default: all CPUs)")
+	flag.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
+	flag.Parse()
+	if err := run(f); err != nil {
+		fmt.Fprintln(os.Stderr, "dpscale:", err)
+		os.Exit(1)
+	}
+}
+
+// result is one run's measured throughput.
+type result struct {
+	ranks, threads int
+	tokens         float64
+	seconds        float64
+	steps          int
+}
+
+func run(f flags) error {
+	if f.steps <= f.warmup {
+		return fmt.Errorf("-steps %d must exceed -warmup %d", f.steps, f.warmup)
+	}
+	tmp, err := os.MkdirTemp("", "dpscale-")
+	if err != nil {
+		return err
+	}
+	if f.keep {
+		fmt.Println("work directory:", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	if f.bin == "" {
+		f.bin = filepath.Join(tmp, "lrtrain")
+		if out, err := exec.Command("go", "build", "-o", f.bin, "./cmd/lrtrain").CombinedOutput(); err != nil {
+			return fmt.Errorf("build lrtrain (run from the repository root): %w\n%s", err, out)
+		}
+	}
+	data, err := filepath.Abs(f.data)
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(tmp, "base")
+	if out, err := exec.Command(f.bin, "init-model", "--arch", "llama", "--preset", f.preset, "--seed", "1", "--out", base).CombinedOutput(); err != nil {
+		return fmt.Errorf("init-model: %w\n%s", err, out)
+	}
+	cpus := runtime.NumCPU()
+	var results []result
+	for r := range f.rounds {
+		for _, ranks := range []int{1, 2} {
+			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d", r, ranks))
+			res, err := runOnce(f, base, data, dir, ranks, cpus)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "round %d, %d rank(s): %.0f tokens/s\n", r+1, ranks, res.tokens/res.seconds)
+			results = append(results, res)
+		}
+	}
+	report(f, results, cpus)
+	return nil
+}
+
+// runOnce trains one run with 1 or 2 ranks and measures it.
+func runOnce(f flags, base, data, dir string, ranks, cpus int) (result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return result{}, err
+	}
+	accum := f.accum * 2 / ranks
+	cfg := fmt.Sprintf(`model: {path: %s}
+adapter: {method: lrlora, r: 8}
+data: {format: alpaca_json, train: %s, max_len: %d}
+train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
+checkpoint: {every: 1000000}
+dist: {backend: gloo}
+output: {dir: %s}
+`, base, data, f.maxLen, f.steps, f.micro, accum, filepath.Join(dir, "out"))
+	cfgPath := filepath.Join(dir, "cfg.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return result{}, err
+	}
+	threads := f.threads1
+	if threads <= 0 {
+		threads = cpus
+	}
+	var cmd *exec.Cmd
+	if ranks == 1 {
+		cmd = exec.Command(f.bin, "train", "--config", cfgPath)
+		cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	} else {
+		threads = max(1, cpus/ranks)
+		cmd = exec.Command(f.bin, "launch", "--standalone", "--nproc-per-node", strconv.Itoa(ranks),
+			"--run-dir", filepath.Join(dir, "launch"), "--", "train", "--config", cfgPath)
+		cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
+	}
+	started := time.Now()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return result{}, fmt.Errorf("%d rank(s): %w\n%s", ranks, err, tail(out))
+	}
+	res, err := measure(filepath.Join(dir, "out", "metrics.jsonl"), f.warmup)
+	if err != nil {
+		return result{}, err
+	}
+	if res.steps != f.steps-f.warmup {
+		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
+	}
+	res.ranks, res.threads = ranks, threads
+	return res, nil
+}
+
+// measure sums tokens and step times of the step records after the first warmup.
+func measure(path string, warmup int) (result, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return result{}, err
+	}
+	defer fh.Close()
+	var res result
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		var rec struct {
+			Step   *int     `json:"step"`
+			Tokens *float64 `json:"tokens"`
+			StepS  *float64 `json:"step_s"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			return result{}, fmt.Errorf("%s: %w", path, err)
+		}
+		if rec.Step == nil || rec.Tokens == nil || rec.StepS == nil || *rec.Step <= warmup {
+			continue
+		}
+		res.tokens += *rec.Tokens
+		res.seconds += *rec.StepS
+		res.steps++
+	}
+	if err := sc.Err(); err != nil {
+		return result{}, err
+	}
+	if res.seconds <= 0 {
+		return result{}, fmt.Errorf("%s: no measured steps", path)
+	}
+	return res, nil
+}
+
+// report prints one line per run, the best throughput of each world size and their ratio.
+func report(f flags, results []result, cpus int) {
+	fmt.Printf("preset %s, global batch %d examples × max_len %d, %d steps (first %d left out), %d CPUs\n",
+		f.preset, f.micro*f.accum*2, f.maxLen, f.steps, f.warmup, cpus)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "ranks\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\t")
+	best := map[int]float64{}
+	for _, r := range results {
+		tps := r.tokens / r.seconds
+		best[r.ranks] = max(best[r.ranks], tps)
+		fmt.Fprintf(w, "%d\t%d\t%d\t%.0f\t%.3f\t%.0f\t\n", r.ranks, r.threads, f.accum*2/r.ranks, r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps)
+	}
+	w.Flush()
+	fmt.Printf("best: 1 rank %.0f tokens/s, 2 ranks %.0f tokens/s, scaling ratio (2 ranks / 1 rank) %.2f\n",
+		best[1], best[2], best[2]/best[1])
+}
+
+// tail returns the last 3000 bytes of out.
+func tail(out []byte) string {
+	if len(out) > 3000 {
+		out = out[len(out)-3000:]
+	}
+	return string(out)
+}
