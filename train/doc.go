@@ -103,7 +103,10 @@
 // dropout > 0 (lrlora draws its masks from libtorch's generator, which gotch cannot seed
 // or save); a changed world size or micro-batch split (the same examples, summed in
 // another order: equal up to rounding, 1e-11 relative in float64 in
-// TestTwoRanksTrainLikeOne).
+// TestTwoRanksTrainLikeOne). In float32 with Adam's eps = 1e-8 that rounding can
+// matter: a gradient component that is only rounding noise still gets an update of
+// ±lr, its sign set by the noise, so runs on different world sizes drift apart by
+// O(lr) in such components (train/e2e compares 4 ranks with 1 at eps = 1e-4: 3.7e-7).
 //
 // # Outputs
 //
