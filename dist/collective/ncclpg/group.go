@@ -1,0 +1,336 @@
+package ncclpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/nccl"
+)
+
+// ErrDevice is wrapped by errors of CUDA or NCCL calls that failed outright
+// (a copy, an allocation, an enqueue), as opposed to a collective that hung
+// or lost a peer. The group is broken afterwards.
+var ErrDevice = errors.New("ncclpg: device call failed")
+
+// avgVersion is the first NCCL version with ncclAvg (2.10.0).
+const avgVersion = 21000
+
+// Config describes one rank of an NCCL group.
+type Config struct {
+	// Rank is this process's rank, 0 <= Rank < Size.
+	Rank int
+	// Size is the number of ranks, at least 1.
+	Size int
+	// Device is the CUDA device this rank drives.
+	Device int
+	// Store carries the unique id from rank 0 to the others (hex, under
+	// "nccl.<Name>.unique_id"). It may be nil when Size is 1.
+	Store collective.Store
+	// Name separates groups that share a store. Default collective.DefaultName.
+	Name string
+	// Timeout bounds the setup and each collective (a context deadline may
+	// shorten either). Default collective.DefaultTimeout.
+	Timeout time.Duration
+	// AbortOn, when closed, aborts the group: pass the rendezvous worker's
+	// Done() so that a lost etcd session fails the collectives at once.
+	AbortOn <-chan struct{}
+}
+
+func (c Config) withDefaults() Config {
+	if c.Name == "" {
+		c.Name = collective.DefaultName
+	}
+	if c.Timeout == 0 {
+		c.Timeout = collective.DefaultTimeout
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Size < 1:
+		return fmt.Errorf("%w: world size %d, need at least 1", collective.ErrConfig, c.Size)
+	case c.Rank < 0 || c.Rank >= c.Size:
+		return fmt.Errorf("%w: rank %d out of range for world size %d", collective.ErrConfig, c.Rank, c.Size)
+	case c.Device < 0:
+		return fmt.Errorf("%w: negative CUDA device %d", collective.ErrConfig, c.Device)
+	case c.Store == nil && c.Size > 1:
+		return fmt.Errorf("%w: no store for world size %d", collective.ErrConfig, c.Size)
+	case c.Timeout < 0:
+		return fmt.Errorf("%w: negative timeout %s", collective.ErrConfig, c.Timeout)
+	case strings.ContainsFunc(c.Name, func(r rune) bool { return r == '/' || r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%w: group name %q contains '/' or a control character", collective.ErrConfig, c.Name)
+	}
+	return nil
+}
+
+func (c Config) idKey() string { return "nccl." + c.Name + ".unique_id" }
+
+// Group is a collective.ProcessGroup over one NCCL communicator. All CUDA
+// and NCCL calls of a group run on one goroutine locked to its OS thread,
+// on which cfg.Device was made current, so callers need not lock theirs.
+type Group struct {
+	cfg    Config
+	reqs   chan func() // run by the worker, in order
+	done   chan struct{}
+	hasAvg bool
+
+	// Owned by the worker goroutine.
+	comm   *nccl.Comm
+	stream nccl.Stream
+	stage  [2]staging
+
+	opMu sync.Mutex // held for a whole collective, and by Close
+
+	mu        sync.Mutex
+	inFlight  string
+	broken    error
+	closed    bool
+	abortCtx  context.Context // cancelled, with the reason, by abort
+	abortFn   context.CancelCauseFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ collective.ProcessGroup = (*Group)(nil)
+var _ collective.RawAllReducer = (*Group)(nil)
+
+// New loads NCCL (nccl.Init), exchanges the unique id through cfg.Store
+// (rank 0 makes and publishes it, the others wait for it) and joins the
+// communicator on cfg.Device. It fails within cfg.Timeout (or ctx's
+// deadline) when a rank never arrives. Without libnccl it returns the nccl
+// package's *nccl.LoadError (errors.Is nccl.ErrLibraryNotFound).
+func New(ctx context.Context, cfg Config) (*Group, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	desc := fmt.Sprintf("ncclpg: connect rank %d of %d (device %d, timeout %s)", cfg.Rank, cfg.Size, cfg.Device, cfg.Timeout)
+	if err := nccl.Init(); err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+	version, err := nccl.GetVersion()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrDevice, desc, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	id, err := exchangeID(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", desc, err)
+	}
+
+	g := &Group{cfg: cfg, reqs: make(chan func()), done: make(chan struct{}), hasAvg: version >= avgVersion}
+	g.abortCtx, g.abortFn = context.WithCancelCause(context.Background())
+	go g.work()
+	var initErr error
+	joined := g.submit(func() { initErr = g.join(id) })
+	select {
+	case <-joined:
+	case <-cctx.Done():
+		// ncclCommInitRank cannot be interrupted: free whatever it makes
+		// once it returns.
+		go func() { <-joined; g.shutdown() }()
+		sentinel := collective.ErrAborted
+		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			sentinel = collective.ErrTimeout
+		}
+		return nil, fmt.Errorf("%w: %s: waiting for every rank to join the communicator: %w", sentinel, desc, cctx.Err())
+	}
+	if initErr != nil {
+		g.shutdown()
+		return nil, fmt.Errorf("%w: %s: %w", ErrDevice, desc, initErr)
+	}
+	if cfg.AbortOn != nil {
+		go g.watch(cfg.AbortOn)
+	}
+	return g, nil
+}
+
+// exchangeID makes (rank 0) or fetches (the others) the communicator id.
+func exchangeID(ctx context.Context, cfg Config) (nccl.UniqueID, error) {
+	if cfg.Rank == 0 {
+		id, err := nccl.GetUniqueID()
+		if err != nil {
+			return id, fmt.Errorf("%w: %w", ErrDevice, err)
+		}
+		if cfg.Size > 1 {
+			if err := cfg.Store.Publish(ctx, cfg.idKey(), []byte(id.String())); err != nil {
+				return id, fmt.Errorf("%w: publish the unique id (key %q): %w", storeSentinel(ctx, err), cfg.idKey(), err)
+			}
+		}
+		return id, nil
+	}
+	v, err := cfg.Store.Lookup(ctx, cfg.idKey())
+	if err != nil {
+		return nccl.UniqueID{}, fmt.Errorf("%w: wait for rank 0's unique id (key %q): %w", storeSentinel(ctx, err), cfg.idKey(), err)
+	}
+	id, err := nccl.ParseUniqueID(string(v))
+	if err != nil {
+		return id, fmt.Errorf("%w: unique id under key %q: %w", collective.ErrStore, cfg.idKey(), err)
+	}
+	return id, nil
+}
+
+func storeSentinel(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return collective.ErrTimeout
+	case ctx.Err() != nil:
+		return collective.ErrAborted
+	}
+	return collective.ErrStore
+}
+
+// work runs the group's requests on one OS thread, on which the device is
+// current.
+func (g *Group) work() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for f := range g.reqs {
+		f()
+	}
+}
+
+// submit queues f on the worker; the channel closes when f has run.
+func (g *Group) submit(f func()) <-chan struct{} {
+	ran := make(chan struct{})
+	g.reqs <- func() { defer close(ran); f() }
+	return ran
+}
+
+// exec runs f on the worker and waits for it.
+func (g *Group) exec(f func()) { <-g.submit(f) }
+
+// join runs on the worker: device, communicator, stream.
+func (g *Group) join(id nccl.UniqueID) error {
+	if err := nccl.SetDevice(g.cfg.Device); err != nil {
+		return err
+	}
+	comm, err := nccl.CommInitRank(g.cfg.Size, id, g.cfg.Rank)
+	if err != nil {
+		return err
+	}
+	g.comm = comm
+	if g.stream, err = nccl.StreamCreate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// shutdown frees everything on the worker and stops it. A healthy
+// communicator is destroyed; a broken one is aborted (Destroy would wait
+// for work that never finishes).
+func (g *Group) shutdown() error {
+	var errs []error
+	g.exec(func() {
+		if g.comm != nil {
+			g.mu.Lock()
+			broken := g.broken != nil
+			g.mu.Unlock()
+			release := g.comm.Destroy
+			if broken {
+				release = g.comm.Abort
+			}
+			if err := release(); err != nil && !errors.Is(err, nccl.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
+		for i := range g.stage {
+			errs = append(errs, g.stage[i].free())
+		}
+		if g.stream != 0 {
+			errs = append(errs, nccl.StreamDestroy(g.stream))
+		}
+	})
+	close(g.reqs)
+	return errors.Join(errs...)
+}
+
+// Rank is this process's rank.
+func (g *Group) Rank() int { return g.cfg.Rank }
+
+// Size is the number of ranks.
+func (g *Group) Size() int { return g.cfg.Size }
+
+// Device is the CUDA device of the communicator.
+func (g *Group) Device() int { return g.cfg.Device }
+
+// Timeout is the bound on each collective.
+func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
+
+// Abort fails the collective in flight (the watchdog calls ncclCommAbort
+// within milliseconds) and every later one. Safe from any goroutine; it
+// does not block.
+func (g *Group) Abort() { g.abort("Abort called") }
+
+// Close aborts a collective in flight, if any, then frees the
+// communicator, the stream and the staging buffers. Later calls return nil.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		busy := g.inFlight
+		g.mu.Unlock()
+		close(g.done)
+		if busy != "" {
+			g.abort("closed during " + busy)
+		}
+		g.opMu.Lock()
+		defer g.opMu.Unlock()
+		if err := g.shutdown(); err != nil {
+			g.closeErr = fmt.Errorf("ncclpg: close rank %d: %w", g.cfg.Rank, err)
+		}
+	})
+	return g.closeErr
+}
+
+func (g *Group) watch(abortOn <-chan struct{}) {
+	select {
+	case <-abortOn:
+		g.abort("abort signal (AbortOn) fired")
+	case <-g.done:
+	}
+}
+
+// abort breaks the group with reason and cancels the watchdog's context,
+// so that a collective in flight is aborted on the worker.
+func (g *Group) abort(reason string) {
+	err := fmt.Errorf("%w: rank %d of %d: %s", collective.ErrAborted, g.cfg.Rank, g.cfg.Size, reason)
+	g.mu.Lock()
+	if g.broken == nil {
+		g.broken = err
+	}
+	g.mu.Unlock()
+	g.abortFn(err)
+}
+
+// begin marks op in flight, or says why the group cannot run it.
+func (g *Group) begin(op string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.closed:
+		return fmt.Errorf("%w: %s on rank %d", collective.ErrClosed, op, g.cfg.Rank)
+	case g.broken != nil:
+		return fmt.Errorf("%w: %s on rank %d: %w", collective.ErrBroken, op, g.cfg.Rank, g.broken)
+	}
+	g.inFlight = op
+	return nil
+}
+
+// end clears op and records err as the group's failure.
+func (g *Group) end(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inFlight = ""
+	if err != nil && g.broken == nil {
+		g.broken = err
+	}
+}

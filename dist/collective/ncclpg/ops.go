@@ -1,0 +1,317 @@
+package ncclpg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/nccl"
+)
+
+// staging is a device buffer that grows to the largest request seen.
+type staging struct {
+	ptr nccl.DevicePtr
+	cap int // bytes
+}
+
+func (s *staging) ensure(bytes int) (nccl.DevicePtr, error) {
+	if bytes <= s.cap {
+		return s.ptr, nil
+	}
+	if err := s.free(); err != nil {
+		return 0, err
+	}
+	p, err := nccl.Malloc(bytes)
+	if err != nil {
+		return 0, err
+	}
+	s.ptr, s.cap = p, bytes
+	return p, nil
+}
+
+func (s *staging) free() error {
+	if s.ptr == 0 {
+		return nil
+	}
+	p := s.ptr
+	s.ptr, s.cap = 0, 0
+	return nccl.Free(p)
+}
+
+// AllReduce reduces buf across all ranks with op, in place, through a
+// device staging buffer (two host/device copies per call).
+func (g *Group) AllReduce(ctx context.Context, buf []float32, op collective.ReduceOp) error {
+	return allReduceHost(ctx, g, buf, op)
+}
+
+// AllReduceFloat64 is AllReduce for float64.
+func (g *Group) AllReduceFloat64(ctx context.Context, buf []float64, op collective.ReduceOp) error {
+	return allReduceHost(ctx, g, buf, op)
+}
+
+func allReduceHost[T float32 | float64](ctx context.Context, g *Group, buf []T, op collective.ReduceOp) error {
+	dt := nccl.DataTypeOf[T]()
+	red, scale, err := g.redOp("allreduce", op)
+	if err != nil || len(buf) == 0 {
+		return g.precheck(ctx, "allreduce", err)
+	}
+	return g.do(ctx, "allreduce", len(buf), dt, func(s nccl.Stream) error {
+		a, err := g.stage[0].ensure(len(buf) * dt.Size())
+		if err != nil {
+			return err
+		}
+		if err := nccl.CopyToDevice(a, buf); err != nil {
+			return err
+		}
+		return g.comm.AllReduce(a, a, len(buf), dt, red, s)
+	}, func() error {
+		if err := nccl.CopyFromDevice(buf, g.stage[0].ptr); err != nil {
+			return err
+		}
+		scaleBy(buf, scale)
+		return nil
+	})
+}
+
+// AllGather concatenates send from every rank, in rank order, into recv.
+func (g *Group) AllGather(ctx context.Context, send, recv []float32) error {
+	if len(recv) != g.cfg.Size*len(send) {
+		return fmt.Errorf("%w: allgather on rank %d: len(recv) %d != size %d × len(send) %d",
+			collective.ErrConfig, g.cfg.Rank, len(recv), g.cfg.Size, len(send))
+	}
+	if len(send) == 0 {
+		return g.precheck(ctx, "allgather", nil)
+	}
+	return g.do(ctx, "allgather", len(send), nccl.Float32, func(s nccl.Stream) error {
+		a, b, err := g.pair(len(send)*4, len(recv)*4)
+		if err != nil {
+			return err
+		}
+		if err := nccl.CopyToDevice(a, send); err != nil {
+			return err
+		}
+		return g.comm.AllGather(a, b, len(send), nccl.Float32, s)
+	}, func() error { return nccl.CopyFromDevice(recv, g.stage[1].ptr) })
+}
+
+// Broadcast copies root's buf into every other rank's buf.
+func (g *Group) Broadcast(ctx context.Context, buf []float32, root int) error {
+	if root < 0 || root >= g.cfg.Size {
+		return fmt.Errorf("%w: broadcast on rank %d: root %d out of range for world size %d",
+			collective.ErrConfig, g.cfg.Rank, root, g.cfg.Size)
+	}
+	if len(buf) == 0 {
+		return g.precheck(ctx, "broadcast", nil)
+	}
+	return g.do(ctx, "broadcast", len(buf), nccl.Float32, func(s nccl.Stream) error {
+		a, err := g.stage[0].ensure(len(buf) * 4)
+		if err != nil {
+			return err
+		}
+		if g.cfg.Rank == root {
+			if err := nccl.CopyToDevice(a, buf); err != nil {
+				return err
+			}
+		}
+		return g.comm.Broadcast(a, a, len(buf), nccl.Float32, root, s)
+	}, func() error { return nccl.CopyFromDevice(buf, g.stage[0].ptr) })
+}
+
+// ReduceScatter reduces send (Size() blocks of len(recv)) across ranks
+// with op and leaves block Rank() of the result in recv.
+func (g *Group) ReduceScatter(ctx context.Context, send, recv []float32, op collective.ReduceOp) error {
+	if len(send) != g.cfg.Size*len(recv) {
+		return fmt.Errorf("%w: reducescatter on rank %d: len(send) %d != size %d × len(recv) %d",
+			collective.ErrConfig, g.cfg.Rank, len(send), g.cfg.Size, len(recv))
+	}
+	red, scale, err := g.redOp("reducescatter", op)
+	if err != nil || len(recv) == 0 {
+		return g.precheck(ctx, "reducescatter", err)
+	}
+	return g.do(ctx, "reducescatter", len(recv), nccl.Float32, func(s nccl.Stream) error {
+		a, b, err := g.pair(len(send)*4, len(recv)*4)
+		if err != nil {
+			return err
+		}
+		if err := nccl.CopyToDevice(a, send); err != nil {
+			return err
+		}
+		return g.comm.ReduceScatter(a, b, len(recv), nccl.Float32, red, s)
+	}, func() error {
+		if err := nccl.CopyFromDevice(recv, g.stage[1].ptr); err != nil {
+			return err
+		}
+		scaleBy(recv, scale)
+		return nil
+	})
+}
+
+// Barrier returns once every rank has entered it: a one-element all-reduce.
+func (g *Group) Barrier(ctx context.Context) error {
+	one := []float32{1}
+	return g.do(ctx, "barrier", 1, nccl.Float32, func(s nccl.Stream) error {
+		a, err := g.stage[0].ensure(4)
+		if err != nil {
+			return err
+		}
+		if err := nccl.CopyToDevice(a, one); err != nil {
+			return err
+		}
+		return g.comm.AllReduce(a, a, 1, nccl.Float32, nccl.Sum, s)
+	}, nil)
+}
+
+// AllReduceRaw reduces n elements of dt at ptr in place, with no copies:
+// ptr must be CUDA device memory on the group's device (a CUDA tensor's
+// data pointer). This is the path the trainer uses for gradients on GPU
+// ranks. The collective runs on the group's own stream, so the caller must
+// have finished writing the data (synchronise the stream that produced it,
+// e.g. libtorch's current stream) before the call; the data is reduced
+// when it returns. Avg with NCCL older than 2.10 is rejected with
+// collective.ErrConfig, since scaling would need a kernel.
+func (g *Group) AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
+	var ndt nccl.DataType
+	switch dt {
+	case collective.Float32:
+		ndt = nccl.Float32
+	case collective.Float64:
+		ndt = nccl.Float64
+	default:
+		return fmt.Errorf("%w: allreduce (raw) on rank %d: data type %v", collective.ErrConfig, g.cfg.Rank, dt)
+	}
+	if n < 0 || (n > 0 && ptr == nil) {
+		return fmt.Errorf("%w: allreduce (raw) on rank %d: %d elements at %p", collective.ErrConfig, g.cfg.Rank, n, ptr)
+	}
+	red, scale, err := g.redOp("allreduce (raw)", op)
+	if err == nil && scale != 1 {
+		err = fmt.Errorf("%w: allreduce (raw) on rank %d: avg needs NCCL >= 2.10", collective.ErrConfig, g.cfg.Rank)
+	}
+	if err != nil || n == 0 {
+		return g.precheck(ctx, "allreduce (raw)", err)
+	}
+	p := nccl.DevicePtr(ptr)
+	return g.do(ctx, "allreduce (raw)", n, ndt, func(s nccl.Stream) error {
+		return g.comm.AllReduce(p, p, n, ndt, red, s)
+	}, nil)
+}
+
+// redOp maps op to NCCL's; scale is 1/Size when Avg is done as Sum on an
+// NCCL without ncclAvg, else 1.
+func (g *Group) redOp(name string, op collective.ReduceOp) (nccl.RedOp, float64, error) {
+	switch op {
+	case collective.Sum:
+		return nccl.Sum, 1, nil
+	case collective.Max:
+		return nccl.Max, 1, nil
+	case collective.Min:
+		return nccl.Min, 1, nil
+	case collective.Avg:
+		if g.hasAvg {
+			return nccl.Avg, 1, nil
+		}
+		return nccl.Sum, 1 / float64(g.cfg.Size), nil
+	}
+	return 0, 0, fmt.Errorf("%w: %s on rank %d: unknown op %v", collective.ErrConfig, name, g.cfg.Rank, op)
+}
+
+func scaleBy[T float32 | float64](v []T, s float64) {
+	if s == 1 {
+		return
+	}
+	for i := range v {
+		v[i] = T(float64(v[i]) * s)
+	}
+}
+
+// pair sizes both staging buffers.
+func (g *Group) pair(aBytes, bBytes int) (a, b nccl.DevicePtr, err error) {
+	if a, err = g.stage[0].ensure(aBytes); err != nil {
+		return 0, 0, err
+	}
+	b, err = g.stage[1].ensure(bBytes)
+	return a, b, err
+}
+
+// precheck returns err, or the group's state for a call that has nothing
+// to send (every rank skips it alike).
+func (g *Group) precheck(ctx context.Context, op string, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ncclpg: %s on rank %d: %w", op, g.cfg.Rank, err)
+	}
+	if err := g.begin(op); err != nil {
+		return err
+	}
+	g.end(nil)
+	return nil
+}
+
+// do runs one collective on the worker: enqueue (copies in and the NCCL
+// call), the watchdog's wait, then finish (copies out). A failure breaks
+// the group.
+func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
+	enqueue func(nccl.Stream) error, finish func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ncclpg: %s on rank %d: %w", op, g.cfg.Rank, err)
+	}
+	g.opMu.Lock()
+	defer g.opMu.Unlock()
+	if err := g.begin(op); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(g.abortCtx, func() { cancel(context.Cause(g.abortCtx)) })
+	defer stop()
+
+	start := time.Now()
+	var err error
+	g.exec(func() {
+		if err = enqueue(g.stream); err != nil {
+			err = fmt.Errorf("%w: enqueue: %w", ErrDevice, err)
+			return
+		}
+		w := nccl.Watchdog{Rank: g.cfg.Rank, Timeout: g.cfg.Timeout}
+		if err = w.Wait(wctx, op, g.comm.Pending(g.stream)); err != nil {
+			return
+		}
+		if finish != nil {
+			if err = finish(); err != nil {
+				err = fmt.Errorf("%w: copy back: %w", ErrDevice, err)
+			}
+		}
+	})
+	if err != nil {
+		err = g.failure(ctx, op, count, dt, time.Since(start), err)
+	}
+	g.end(err)
+	return err
+}
+
+// failure classifies err with a collective sentinel and names the call.
+func (g *Group) failure(ctx context.Context, op string, count int, dt nccl.DataType, took time.Duration, err error) error {
+	desc := fmt.Sprintf("%s on rank %d of %d (%d %s, after %s, timeout %s)",
+		op, g.cfg.Rank, g.cfg.Size, count, dt, took.Round(time.Millisecond), g.cfg.Timeout)
+	var sentinel error
+	switch {
+	case errors.Is(err, ErrDevice):
+		sentinel = nil // already classified
+	case g.abortCtx.Err() != nil:
+		sentinel = collective.ErrAborted
+	case errors.Is(err, nccl.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		sentinel = collective.ErrTimeout
+	case ctx.Err() != nil:
+		sentinel = collective.ErrAborted
+	default:
+		sentinel = collective.ErrPeerLost // stream or communicator failure
+	}
+	if sentinel == nil {
+		return fmt.Errorf("ncclpg: %s: %w", desc, err)
+	}
+	return fmt.Errorf("%w: %s: %w", sentinel, desc, err)
+}
