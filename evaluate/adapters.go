@@ -6,6 +6,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/phiop"
@@ -67,7 +68,7 @@ func AnalyzeAdapters(m *model.Model, o AnalyzeOptions) ([]AdapterStats, error) {
 
 func analyze(ad *lrlora.Adapter, points int, extra []lrlora.NamedTensor) (AdapterStats, error) {
 	st := AdapterStats{Name: ad.Name(), Method: ad.Config().Method}
-	err := withNoGrad(func() error {
+	err := grad.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
 			return err
@@ -125,7 +126,7 @@ func find(list []lrlora.NamedTensor, name string) (*ts.Tensor, bool) {
 // float64 on a detached copy (torch.svd with compute_uv off).
 func SingularValues(x *ts.Tensor) ([]float64, error) {
 	var out []float64
-	err := withNoGrad(func() error {
+	err := grad.NoGrad(func() error {
 		x64, err := x.Totype(gotch.Double, false)
 		if err != nil {
 			return err
@@ -176,7 +177,7 @@ func SamplePhi(ad *lrlora.Adapter, extra []lrlora.NamedTensor, n int) (xs, ys []
 	for i := range xs {
 		xs[i] = lo + (hi-lo)*float64(i)/float64(n-1)
 	}
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		x, err := ts.OfSlice(xs)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -76,7 +77,7 @@ func classifyBatch(m *model.Model, examples []data.Example, col *data.Collator) 
 	}
 	defer in.close()
 	var rows []float64
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		logits, err := m.Forward(in.Inputs)
 		if err != nil {
 			return err

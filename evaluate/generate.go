@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -59,7 +60,7 @@ func nextToken(m *model.Model, seq []int64) (int, error) {
 	}
 	defer ids.Drop()
 	var next int
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		logits, err := m.Forward(model.Inputs{InputIDs: ids})
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -96,7 +97,7 @@ func lmBatch(m *model.Model, examples []data.Example, col *data.Collator) (float
 	defer labels.Drop()
 	var sum float64
 	var count int64
-	err = withNoGrad(func() error {
+	err = grad.NoGrad(func() error {
 		logits, err := m.Forward(in.Inputs)
 		if err != nil {
 			return err

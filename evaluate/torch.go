@@ -3,7 +3,6 @@ package evaluate
 import (
 	"fmt"
 	"math"
-	"runtime"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -54,41 +53,6 @@ func batchInputs(b *data.Batch, packed bool) (*inputs, error) {
 		}
 	}
 	return in, nil
-}
-
-// withNoGrad runs fn with libtorch's grad mode off on a pinned OS thread and
-// restores the previous mode (evaluation records no autograd graph).
-func withNoGrad(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := gradEnabled()
-	if err != nil {
-		return fmt.Errorf("evaluate: query grad mode: %w", err)
-	}
-	if _, err := ts.GradSetEnabled(false); err != nil {
-		return fmt.Errorf("evaluate: disable grad: %w", err)
-	}
-	defer ts.GradSetEnabled(prev)
-	return fn()
-}
-
-// gradEnabled probes the thread's grad mode (gotch's GradSetEnabled misreports the
-// previous mode).
-func gradEnabled() (bool, error) {
-	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
-	if err != nil {
-		return false, err
-	}
-	if x, err = x.SetRequiresGrad(true, true); err != nil {
-		return false, err
-	}
-	defer x.Drop()
-	y, err := x.MulScalar(ts.FloatScalar(1), false)
-	if err != nil {
-		return false, err
-	}
-	defer y.Drop()
-	return y.RequiresGrad()
 }
 
 // float64s copies a tensor's values to the host as float64.

@@ -2,11 +2,11 @@ package export
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -38,7 +38,7 @@ func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.
 // result has NaN or Inf entries.
 func mergedWeight(ad *lrlora.Adapter) (*ts.Tensor, error) {
 	var out *ts.Tensor
-	err := withNoGrad(func() error {
+	err := grad.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
 			return err
@@ -58,40 +58,4 @@ func mergedWeight(ad *lrlora.Adapter) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return out, nil
-}
-
-// withNoGrad runs fn with libtorch's grad mode off on a pinned OS thread and
-// restores the previous mode.
-func withNoGrad(fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := gradEnabled()
-	if err != nil {
-		return fmt.Errorf("export: query grad mode: %w", err)
-	}
-	if _, err := ts.GradSetEnabled(false); err != nil {
-		return fmt.Errorf("export: disable grad: %w", err)
-	}
-	defer ts.GradSetEnabled(prev)
-	return fn()
-}
-
-// gradEnabled probes the thread's grad mode (gotch's GradSetEnabled misreports the
-// previous mode): an op on a tensor that requires grad records autograd only in
-// grad mode.
-func gradEnabled() (bool, error) {
-	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
-	if err != nil {
-		return false, err
-	}
-	if x, err = x.SetRequiresGrad(true, true); err != nil {
-		return false, err
-	}
-	defer x.Drop()
-	y, err := x.MulScalar(ts.FloatScalar(1), false)
-	if err != nil {
-		return false, err
-	}
-	defer y.Drop()
-	return y.RequiresGrad()
 }
