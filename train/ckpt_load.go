@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/lrlora"
@@ -239,61 +237,4 @@ func findResume(resume, root string) (s *Saved, skipped []checkpoint.Skipped, er
 	}
 	s, err = OpenCheckpoint(resume)
 	return s, nil, err
-}
-
-// setAside makes a resumed-from checkpoint the newest again after resume auto passed
-// over newer invalid ones (rank 0): each newer step directory that failed verification
-// is renamed to invalid-<name>-<unix time> (kept for inspection; package checkpoint
-// ignores it), and the latest pointer is rewritten to designate the checkpoint resumed
-// from, so that the resumed run can save those steps again. (package checkpoint never
-// replaces the checkpoint its pointer designates, corrupt or not.)
-func setAside(root string, resumed *Saved, skipped []checkpoint.Skipped) ([]string, error) {
-	var moved []string
-	for _, sk := range skipped {
-		step, ok := checkpoint.ParseDirName(filepath.Base(sk.Dir))
-		if !ok || step <= resumed.Step || errors.Is(sk.Err, checkpoint.ErrUncommitted) {
-			continue // the pointer file itself, older steps, or leftovers Save replaces
-		}
-		dst := filepath.Join(root, fmt.Sprintf("invalid-%s-%d", filepath.Base(sk.Dir), time.Now().Unix()))
-		if err := os.Rename(sk.Dir, dst); err != nil {
-			return moved, fmt.Errorf("train: set aside invalid checkpoint %s: %w", sk.Dir, err)
-		}
-		moved = append(moved, dst)
-	}
-	if len(moved) == 0 {
-		return nil, nil
-	}
-	tmp := filepath.Join(root, checkpoint.LatestName+".train-tmp")
-	if err := writeSynced(tmp, []byte(filepath.Base(resumed.Dir)+"\n")); err != nil {
-		return moved, fmt.Errorf("train: repoint %s: %w", checkpoint.LatestName, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(root, checkpoint.LatestName)); err != nil {
-		return moved, fmt.Errorf("train: repoint %s: %w", checkpoint.LatestName, err)
-	}
-	return moved, syncDir(root)
-}
-
-func writeSynced(path string, b []byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

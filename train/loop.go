@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
@@ -61,7 +62,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 		return nil, err
 	}
 	if saved != nil && rank == 0 && len(skipped) > 0 {
-		moved, err := setAside(opts.Checkpoint.Dir, saved, skipped)
+		moved, err := checkpoint.SetAside(opts.Checkpoint.Dir, saved.Dir, skipped)
 		for _, dir := range moved {
 			log.Warn().Str("moved_to", dir).Str("resuming_from", saved.Dir).Msg("set an invalid newer checkpoint aside")
 		}

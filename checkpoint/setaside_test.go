@@ -1,0 +1,52 @@
+package checkpoint
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// After resuming from an older checkpoint because the newest is corrupt, SetAside
+// moves the corrupt one out of the way and points latest back, so that the
+// resumed run can save that step again.
+func TestSetAsideLetsAResumedRunSaveAgain(t *testing.T) {
+	root := t.TempDir()
+	mustSave(t, root, 1)
+	dir2 := mustSave(t, root, 2)
+	flipByte(t, filepath.Join(dir2, "a.bin"), 0)
+
+	valid, skipped, err := LatestValid(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if valid.Step != 1 || len(skipped) != 1 || !errors.Is(skipped[0].Err, ErrChecksum) {
+		t.Fatalf("LatestValid = step %d, skipped %v; want step 1 and the corrupt step 2", valid.Step, skipped)
+	}
+	if _, err := Save(root, 2, stepFiles(2), nil); !errors.Is(err, ErrExists) {
+		t.Fatalf("saving over the step latest designates: %v, want ErrExists", err)
+	}
+
+	moved, err := SetAside(root, valid.Dir, skipped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(moved) != 1 || !strings.HasPrefix(filepath.Base(moved[0]), "invalid-step-000002-") {
+		t.Fatalf("moved %v, want the corrupt step-000002 renamed invalid-…", moved)
+	}
+	if _, err := os.Stat(dir2); !os.IsNotExist(err) {
+		t.Fatalf("step-000002 still there: %v", err)
+	}
+	requireLatest(t, root, 1)
+	mustSave(t, root, 2)
+	requireLatest(t, root, 2)
+
+	// Nothing newer to set aside: nothing changes.
+	if moved, err := SetAside(root, filepath.Join(root, DirName(2)), nil); err != nil || moved != nil {
+		t.Fatalf("SetAside with nothing skipped = %v, %v", moved, err)
+	}
+	if _, err := SetAside(root, filepath.Join(root, "not-a-step"), nil); err == nil {
+		t.Fatal("SetAside must refuse a directory that is not a checkpoint")
+	}
+}
