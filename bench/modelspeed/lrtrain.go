@@ -76,7 +76,13 @@ func measureLRTrain(o runOpts) (*result, error) {
 	loadPeak, _ := procStatusKB("VmHWM")
 	res.RSSLoadedKB, _ = procStatusKB("VmRSS")
 	res.PeakReset = resetPeakRSS()
+	var handles int64
+	var ms0 runtime.MemStats
 	for step := 0; step < o.Warmup+o.Steps; step++ {
+		if step == o.Warmup {
+			handles = ts.TensorCount
+			runtime.ReadMemStats(&ms0)
+		}
 		if step == o.Warmup && o.CPUProfile != "" {
 			stop, err := startProfile(o.CPUProfile)
 			if err != nil {
@@ -101,6 +107,12 @@ func measureLRTrain(o runOpts) (*result, error) {
 			res.BwdMs = append(res.BwdMs, ms(bwd))
 			res.StepMs = append(res.StepMs, ms(fwd+bwd))
 		}
+	}
+	if o.Steps > 0 {
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
+		res.GoHandlesPerStep = (ts.TensorCount - handles) / int64(o.Steps)
+		res.GoAllocPerStep = int64(ms1.TotalAlloc-ms0.TotalAlloc) / int64(o.Steps)
 	}
 	res.TrainPeakKB, _ = procStatusKB("VmHWM")
 	res.PeakKB = max(loadPeak, res.TrainPeakKB)

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 )
 
 // childEnv carries a child's runOpts (JSON): the process measures lrtrain and exits.
@@ -106,23 +105,17 @@ func (b *bench) run() error {
 	}
 	for round := 0; round < max(b.Rounds, 1); round++ {
 		for _, method := range b.Methods {
-			ours, err := b.lrtrainChild(method)
-			if err != nil {
-				return err
-			}
-			theirs, err := b.torch([]string{method}, b.stepsOf(method))
+			ours, theirs, err := b.pair(method, round%2 == 0)
 			if err != nil {
 				return err
 			}
 			if round == 0 {
-				desc, err := agreement(ours, theirs[0])
-				fmt.Fprintf(b.Out, "check %-7s %s\n", method+":", desc)
-				if err != nil {
-					return fmt.Errorf("CHECK FAILED: %w", err)
+				if err := b.check(ours, theirs); err != nil {
+					return err
 				}
 			}
 			add(ours)
-			add(theirs[0])
+			add(theirs)
 		}
 		for _, method := range b.TorchOnly {
 			extra, err := b.torch([]string{method}, b.stepsOf(method))
@@ -132,10 +125,8 @@ func (b *bench) run() error {
 			r := extra[0]
 			ref := got["lrtrain/"+strings.TrimSuffix(strings.TrimSuffix(r.Method, "-peft"), "-naive")]
 			if round == 0 && ref != nil {
-				desc, err := agreement(ref, r)
-				fmt.Fprintf(b.Out, "check %-7s %s\n", r.Method+":", desc)
-				if err != nil {
-					return fmt.Errorf("CHECK FAILED: %w", err)
+				if err := b.check(ref, r); err != nil {
+					return err
 				}
 			}
 			add(r)
@@ -146,6 +137,41 @@ func (b *bench) run() error {
 		return err
 	}
 	return printTable(b.Out, got, order)
+}
+
+// check prints how r agrees with ref (the same step on the other side) and fails
+// loudly when they disagree.
+func (b *bench) check(ref, r *result) error {
+	desc, err := agreement(ref, r)
+	fmt.Fprintf(b.Out, "check %-7s %s\n", r.Method+":", desc)
+	if err != nil {
+		return fmt.Errorf("CHECK FAILED: %w", err)
+	}
+	return nil
+}
+
+// pair measures a method on both sides, lrtrain first or PyTorch first (rounds
+// alternate the order, so that neither side always runs on a machine the other warmed).
+func (b *bench) pair(method string, lrtrainFirst bool) (ours, theirs *result, err error) {
+	runOurs := func() error { ours, err = b.lrtrainChild(method); return err }
+	runTheirs := func() error {
+		rs, err := b.torch([]string{method}, b.stepsOf(method))
+		if err == nil {
+			theirs = rs[0]
+		}
+		return err
+	}
+	first, second := runOurs, runTheirs
+	if !lrtrainFirst {
+		first, second = runTheirs, runOurs
+	}
+	if err := first(); err != nil {
+		return nil, nil, err
+	}
+	if err := second(); err != nil {
+		return nil, nil, err
+	}
+	return ours, theirs, nil
 }
 
 // lrtrainChild measures one method in a fresh process (this program, re-executed), so
@@ -223,71 +249,4 @@ func runChild(spec string) error {
 		return err
 	}
 	return printResult(r)
-}
-
-var methodNotes = map[string]string{
-	"lrlora":       "φ fused (lrtrain) / φ in torch ops (PyTorch)",
-	"lora":         "merged W0 + s·B·A, as lrtrain runs it",
-	"lora-peft":    "unmerged x·W0ᵀ + s·(x·Aᵀ)·Bᵀ (PEFT)",
-	"lrlora-naive": "φ by broadcast over K, autograd",
-}
-
-func printTable(w io.Writer, got map[string]*result, order []string) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "method\tside\ttokens/s\tstep ms\tmin–max\tfwd ms\tbwd ms\tRSS loaded\tpeak RSS\tsteps' peak\tlrtrain/PyTorch\t")
-	mib := func(kb int64) string { return fmt.Sprintf("%d MiB", kb/1024) }
-	for _, label := range order {
-		r := got[label]
-		lo, hi := minMax(r.StepMs)
-		ratio := ""
-		if t := got["pytorch/"+r.Method]; t != nil && r.Side == "lrtrain" {
-			tlo, _ := minMax(t.StepMs)
-			ratio = fmt.Sprintf("%.2f× (min %.2f×)", median(r.StepMs)/median(t.StepMs), lo/tlo)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f–%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%s\t\n", r.Method, r.Side, r.tokensPerSec(),
-			median(r.StepMs), lo, hi, median(r.FwdMs), median(r.BwdMs), mib(r.RSSLoadedKB), mib(r.PeakKB), mib(r.TrainPeakKB), ratio)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	fmt.Fprintln(w)
-	for _, label := range order {
-		if r := got[label]; r.Side == "pytorch" {
-			fmt.Fprintf(w, "  %-13s %s\n", r.Method+":", methodNotes[r.Method])
-		}
-	}
-	if ours, peft := got["lrtrain/lora"], got["pytorch/lora-peft"]; ours != nil && peft != nil {
-		fmt.Fprintf(w, "  lrtrain lora / PyTorch lora-peft: %.2f×\n", median(ours.StepMs)/median(peft.StepMs))
-	}
-	fmt.Fprintln(w, "  step = forward + loss + backward: median of the timed steps (tokens/s at the median), and their range;")
-	fmt.Fprintln(w, "  lrtrain/PyTorch = ratio of the median step times (and of the fastest steps); peak RSS = VmHWM of the process;")
-	fmt.Fprintln(w, "  steps' peak = VmHWM after a reset that follows loading (the training-time peak)")
-	return nil
-}
-
-// saveResults keeps every measurement, with the first step's gradient norms.
-func saveResults(path string, got map[string]*result, order []string) error {
-	var rs []*result
-	for _, label := range order {
-		rs = append(rs, got[label])
-	}
-	b, err := json.MarshalIndent(rs, "", " ")
-	if err == nil {
-		err = os.WriteFile(path, b, 0o644)
-	}
-	if err != nil {
-		return fmt.Errorf("modelspeed: save results: %w", err)
-	}
-	return nil
-}
-
-func minMax(xs []float64) (lo, hi float64) {
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	lo, hi = xs[0], xs[0]
-	for _, x := range xs {
-		lo, hi = min(lo, x), max(hi, x)
-	}
-	return lo, hi
 }
