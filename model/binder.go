@@ -176,7 +176,7 @@ func (b *binder) load(spec TensorSpec) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("%w: %s: tensor %q has shape %v, but the config implies %v",
 			ErrShape, where, ckName, info.Shape, spec.Shape)
 	}
-	dt, ok := torchDType(info.DType)
+	dt, ok := TorchDType(info.DType)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s: tensor %q is %s (want F32, F16, BF16 or F64)", ErrDType, where, ckName, info.DType)
 	}

@@ -13,9 +13,9 @@ import (
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
-// torchDType maps a safetensors float dtype to gotch's; ok is false for the dtypes that
+// TorchDType maps a safetensors float dtype to gotch's; ok is false for the dtypes that
 // cannot hold weights here (integers, bool, 8-bit floats).
-func torchDType(dt safetensors.DType) (gotch.DType, bool) {
+func TorchDType(dt safetensors.DType) (gotch.DType, bool) {
 	switch dt {
 	case safetensors.F32:
 		return gotch.Float, true

@@ -9,6 +9,7 @@ import (
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -71,7 +72,7 @@ func readPiece(src safetensors.Reader, ck string, shape []int64, pc Piece, shard
 	if !slices.Equal(info.Shape, shape) {
 		return fmt.Errorf("%w: tensor %q has shape %v, the plan %v", ErrCheckpoint, ck, info.Shape, shape)
 	}
-	from, ok := torchDType(info.DType)
+	from, ok := model.TorchDType(info.DType)
 	if !ok {
 		return fmt.Errorf("%w: tensor %q is %s (want F32, F16, BF16 or F64)", ErrCheckpoint, ck, info.DType)
 	}
@@ -119,21 +120,6 @@ func (l *Local) Close() {
 
 // Bytes is the memory the shards hold.
 func (l *Local) Bytes() int64 { return l.Plan.ShardBytes() }
-
-// torchDType maps a safetensors float dtype to gotch's.
-func torchDType(dt safetensors.DType) (gotch.DType, bool) {
-	switch dt {
-	case safetensors.F32:
-		return gotch.Float, true
-	case safetensors.F16:
-		return gotch.Half, true
-	case safetensors.BF16:
-		return gotch.BFloat16, true
-	case safetensors.F64:
-		return gotch.Double, true
-	}
-	return gotch.Invalid, false
-}
 
 // dataOf is the memory of n elements of t (a contiguous CPU tensor) from element at,
 // as bytes. It is valid while t lives.
