@@ -57,6 +57,18 @@ func retainedBytes(t *testing.T, fn phiFunc, side int64, K int) int64 {
 	return held - rssBytes(t)
 }
 
+// minRetained is the smallest of three measurements: RSS noise (the Go
+// runtime or libtorch's pool releasing unrelated pages in the same window)
+// only ever adds to the figure.
+func minRetained(t *testing.T, fn phiFunc, side int64, K int) int64 {
+	t.Helper()
+	best := retainedBytes(t, fn, side, K)
+	for range 2 {
+		best = min(best, retainedBytes(t, fn, side, K))
+	}
+	return best
+}
+
 // The fused node keeps M and the K-vectors only: holding φ(M) costs the output
 // and nothing that grows with K. The op-by-op Naive keeps (…, K)
 // intermediates, which shows that the measurement sees retained memory.
@@ -68,13 +80,15 @@ func TestRetainedMemoryIndependentOfK(t *testing.T) {
 	const side = 3072
 	const mib = 1 << 20
 	out := int64(side * side * 4)
-	fused5 := retainedBytes(t, Apply, side, 5)
-	fused200 := retainedBytes(t, Apply, side, 200)
+	fused5 := minRetained(t, Apply, side, 5)
+	fused200 := minRetained(t, Apply, side, 200)
 	t.Logf("fused, %d² float32: retained %.1f MiB at K=5, %.1f MiB at K=200 (output %.1f MiB)",
 		side, float64(fused5)/mib, float64(fused200)/mib, float64(out)/mib)
 	// Allow a few MiB of RSS noise; anything that grew with K would add
-	// 36 MiB per K-sized float32 copy of M, ~7 GiB at K = 200.
-	if d := fused200 - fused5; d > 4*mib || d < -4*mib {
+	// 36 MiB per K-sized float32 copy of M, ~7 GiB at K = 200. Only growth
+	// with K is a failure: a smaller K=200 figure is noise (another
+	// allocation released during the K=5 measurement).
+	if d := fused200 - fused5; d > 4*mib {
 		t.Errorf("fused: K=200 retains %.1f MiB more than K=5", float64(d)/mib)
 	}
 	if fused200 > out+4*mib || fused200 < out-4*mib {
