@@ -125,6 +125,9 @@ type Train struct {
 	LogEvery int `yaml:"log_every" alias:"logging_steps,log_interval"`
 	// ComputeDType is the dtype of activations and matmuls: float32 or bfloat16.
 	ComputeDType string `yaml:"compute_dtype" alias:"dtype,precision,mixed_precision,bf16"`
+	// Device is where the model trains: auto (the worker's GPU when libtorch sees
+	// one, else the CPU), cpu, cuda (the worker's GPU) or cuda:N.
+	Device string `yaml:"device" alias:"accelerator"`
 }
 
 // Checkpoint is when and where training state is saved.
@@ -199,6 +202,7 @@ func Default() *Config {
 			Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,
 			Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, WarmupRatio: DefaultWarmup,
 			Schedule: "linear", GradClip: DefaultGradClip, LogEvery: 10, ComputeDType: "float32",
+			Device: "auto",
 		},
 		Checkpoint: Checkpoint{KeepLast: 3, Resume: "auto"},
 		Export:     Export{MaxShardSize: "5GB"},

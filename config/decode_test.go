@@ -58,6 +58,7 @@ train:
   early_stopping_patience: 2
   log_every: 1
   compute_dtype: bfloat16
+  device: cuda:1
 checkpoint: {dir: ck, every: 25, keep_last: 0, resume: never}
 export: {dir: out, dtype: float16, max_shard_size: 2GB}
 output: {dir: run}
@@ -80,7 +81,7 @@ dist: {backend: gloo, timeout: 90s}
 		Train: Train{Seed: 3, MaxSteps: 100, MicroBatchSize: 2, GradAccumSteps: 8, LR: 3e-4,
 			WeightDecay: 0.01, Betas: [2]float64{0.9, 0.95}, Eps: 1e-6, WarmupRatio: 0.03,
 			Schedule: "cosine", GradClip: 0, EvalEvery: 50, EarlyStoppingPatience: 2, LogEvery: 1,
-			ComputeDType: "bfloat16"},
+			ComputeDType: "bfloat16", Device: "cuda:1"},
 		Checkpoint: Checkpoint{Dir: "ck", Every: 25, KeepLast: 0, Resume: "never"},
 		Export:     Export{Dir: "out", DType: "float16", MaxShardSize: "2GB"},
 		Output:     Output{Dir: "run"},

@@ -10,7 +10,8 @@
 //	            skip_bad_records, shuffle, seed, last_batch (pad|drop)
 //	train:      seed, max_steps | epochs, micro_batch_size, grad_accum_steps, lr,
 //	            weight_decay, betas, eps, warmup_ratio, schedule (linear|cosine|constant),
-//	            grad_clip, eval_every, early_stopping_patience, log_every, compute_dtype
+//	            grad_clip, eval_every, early_stopping_patience, log_every, compute_dtype,
+//	            device (auto|cpu|cuda|cuda:N)
 //	checkpoint: dir, every, keep_last, resume (auto|never|<checkpoint dir>)
 //	export:     dir, dtype, max_shard_size
 //	output:     dir

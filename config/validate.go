@@ -41,10 +41,33 @@ func (c *Config) Validate() error {
 		v.bad("output.dir", "is empty", "the run directory is required")
 	}
 	v.oneOf("dist.backend", c.Dist.Backend, Backends)
+	if !validDevice(c.Train.Device) {
+		v.bad("train.device", fmt.Sprintf("is %q", c.Train.Device), "want auto, cpu, cuda or cuda:N")
+	} else if c.Dist.Backend == "nccl" && c.Train.Device == "cpu" {
+		v.bad("dist.backend", "is nccl but `train.device` is cpu", "NCCL reduces GPU memory: use gloo (or auto) on the CPU, or train.device cuda")
+	}
 	if c.Dist.Timeout <= 0 {
 		v.bad("dist.timeout", fmt.Sprintf("is %v", c.Dist.Timeout), "want a positive duration such as 30m")
 	}
 	return v.issues.orNil()
+}
+
+// validDevice accepts auto, cpu, cuda and cuda:N.
+func validDevice(d string) bool {
+	switch d {
+	case "auto", "cpu", "cuda":
+		return true
+	}
+	n, ok := strings.CutPrefix(d, "cuda:")
+	if !ok || n == "" || len(n) > 3 {
+		return false
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 type validator struct {

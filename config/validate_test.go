@@ -86,6 +86,9 @@ func TestValidateFindsEachProblem(t *testing.T) {
 		{[]string{"output.dir=", "checkpoint.dir=x", "export.dir=y"}, "output.dir", "is empty"},
 		{[]string{"dist.backend=mpi"}, "dist.backend", "want auto, nccl or gloo"},
 		{[]string{"dist.timeout=-1s"}, "dist.timeout", "want a positive duration"},
+		{[]string{"train.device=gpu"}, "train.device", "want auto, cpu, cuda or cuda:N"},
+		{[]string{"train.device=cuda:x"}, "train.device", "want auto, cpu, cuda or cuda:N"},
+		{[]string{"train.device=cpu", "dist.backend=nccl"}, "dist.backend", "NCCL reduces GPU memory"},
 	}
 	path, dir := fixture(t)
 	for _, tc := range cases {
