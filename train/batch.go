@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/data"
@@ -19,10 +20,10 @@ type batchTensors struct {
 	tokens               int64 // real (non-padding) input tokens
 }
 
-// toTensors makes the model's inputs and the loss targets of a batch. Position and
-// segment ids are passed for packed batches only (otherwise the model's defaults are
-// the same and cheaper).
-func toTensors(b *data.Batch, packed bool) (*batchTensors, error) {
+// toTensors makes the model's inputs and the loss targets of a batch on dev. Position
+// and segment ids are passed for packed batches only (otherwise the model's defaults
+// are the same and cheaper).
+func toTensors(b *data.Batch, packed bool, dev gotch.Device) (*batchTensors, error) {
 	bt := &batchTensors{}
 	shape := []int64{int64(b.Size), int64(b.SeqLen)}
 	var err error
@@ -53,6 +54,9 @@ func toTensors(b *data.Batch, packed bool) (*batchTensors, error) {
 			}
 		}
 	}
+	if err == nil && dev.IsCuda() {
+		err = bt.moveTo(dev)
+	}
 	if err != nil {
 		bt.drop()
 		return nil, fmt.Errorf("train: batch tensors: %w", err)
@@ -61,6 +65,23 @@ func toTensors(b *data.Batch, packed bool) (*batchTensors, error) {
 		bt.tokens += n
 	}
 	return bt, nil
+}
+
+// moveTo replaces every tensor of the batch with a copy on dev.
+func (bt *batchTensors) moveTo(dev gotch.Device) error {
+	for _, p := range []**ts.Tensor{&bt.in.InputIDs, &bt.in.AttentionMask, &bt.in.PositionIDs,
+		&bt.in.SegmentIDs, &bt.labels, &bt.classes, &bt.scores, &bt.use} {
+		if *p == nil {
+			continue
+		}
+		moved, err := (*p).To(dev, false)
+		if err != nil {
+			return fmt.Errorf("move to %v: %w", dev, err)
+		}
+		bt.all = append(bt.all, moved)
+		*p = moved
+	}
+	return nil
 }
 
 func (bt *batchTensors) drop() {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 )
@@ -24,7 +25,20 @@ const (
 	envRank      = "LRTRAIN_TRAIN_RANK"       // this child's rank
 	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
 	envCrashSave = "LRTRAIN_TRAIN_CRASH_SAVE" // SIGKILL itself half-way through writing this step's adapter file
+	envFlat      = "LRTRAIN_TRAIN_FLAT"       // reduce gradients through the flat in-place path (flatGrads)
 )
+
+// rawCounter counts the raw all-reduces the trainer asks of its group directly (the
+// flat gradient path); the group's own host-buffer calls are not counted.
+type rawCounter struct {
+	*collective.Gloo
+	raw int
+}
+
+func (c *rawCounter) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
+	c.raw++
+	return c.Gloo.AllReduceRaw(ctx, p, n, dt, op)
+}
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(envChild); path != "" {
@@ -68,6 +82,7 @@ func runChild(path string) int {
 	}
 	env := Env{Console: os.Stderr, JSONConsole: true}
 	ctx := context.Background()
+	var counter *rawCounter
 	if addr := os.Getenv(envStore); addr != "" {
 		rank, _ := strconv.Atoi(os.Getenv(envRank))
 		size, _ := strconv.Atoi(os.Getenv(envSize))
@@ -84,10 +99,21 @@ func runChild(path string) int {
 		}
 		defer g.Close()
 		env.Group = g
+		if os.Getenv(envFlat) != "" {
+			flatGrads = true
+			counter = &rawCounter{Gloo: g}
+			env.Group = counter
+		}
 	}
-	if _, err := Run(ctx, o, env); err != nil {
+	res, err := Run(ctx, o, env)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
+	}
+	// One flat all-reduce per optimizer step, or the path under test was not taken.
+	if counter != nil && int64(counter.raw) != res.Step {
+		fmt.Fprintf(os.Stderr, "child: %d flat gradient all-reduces in %d steps\n", counter.raw, res.Step)
+		return 3
 	}
 	return 0
 }

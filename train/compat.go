@@ -23,6 +23,7 @@ var shapingKeys = map[string]bool{
 // the model's path (whose content is compared by identity).
 var silentKeys = map[string]bool{
 	"checkpoint.resume": true, "checkpoint.dir": true, "output.dir": true, "model.path": true,
+	"train.device": true,
 }
 
 // reconcile applies the rule for options that disagree with a checkpoint's: a shaping

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
@@ -18,10 +19,15 @@ import (
 // is the gradient of the global mean loss. A group of size 1 skips the copies: the
 // reduction over one rank is the identity.
 
-// allReduceGrads sums the gradients of params across the group's ranks, in place.
-func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.NamedTensor) error {
+// allReduceGrads sums the gradients of params (on dev) across the group's ranks, in
+// place: on the device when the group can reduce device memory (allReduceFlat), else
+// through a float64 host bucket.
+func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.NamedTensor, dev gotch.Device) error {
 	if g.Size() == 1 {
 		return nil
+	}
+	if r, ok := useFlat(g, dev); ok {
+		return allReduceFlat(ctx, r, params, dev)
 	}
 	grads := make([]*ts.Tensor, len(params))
 	defer func() {

@@ -27,7 +27,14 @@ func distOptions(t *testing.T, micro int) Options {
 // process trains on the same global batches: the same per-step losses and gradient
 // norms, and the same final adapters, up to float64 rounding (the ranks sum their
 // gradients in another order). Only rank 0 writes metrics and checkpoints.
-func TestTwoRanksTrainLikeOne(t *testing.T) {
+func TestTwoRanksTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t) }
+
+// The same through the flat path GPU ranks take: the gradients concatenated into one
+// tensor and reduced in place by the group's raw all-reduce (here Gloo's on host memory,
+// on a GPU NCCL's on device memory), then split back.
+func TestTwoRanksFlatGradientsTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t, envFlat+"=1") }
+
+func checkTwoRanksLikeOne(t *testing.T, extra ...string) {
 	one := distOptions(t, 2)
 	if _, err := Run(context.Background(), one, Env{Console: io.Discard}); err != nil {
 		t.Fatal(err)
@@ -41,7 +48,8 @@ func TestTwoRanksTrainLikeOne(t *testing.T) {
 	defer srv.Close()
 	var ranks []interface{ Wait() error }
 	for r := range 2 {
-		ranks = append(ranks, startChild(t, two, envStore+"="+srv.Addr(), envRank+"="+strconv.Itoa(r), envSize+"=2"))
+		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
+		ranks = append(ranks, startChild(t, two, env...))
 	}
 	for r, c := range ranks {
 		if err := c.Wait(); err != nil {

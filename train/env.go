@@ -20,6 +20,9 @@ type Env struct {
 	// Config is the resolved YAML configuration, recorded in every checkpoint.
 	Config string
 	Hooks  Hooks
+	// LocalRank is the worker's rank on its node: with train.device cuda and several
+	// GPUs visible, it picks cuda:LocalRank (see ResolveDevice).
+	LocalRank int
 }
 
 // Hooks let a caller observe a run and add metrics. They run on the training goroutine

@@ -67,7 +67,7 @@ func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, ex
 
 // evalBatch returns the summed loss of one batch and its number of targets.
 func evalBatch(m *model.Model, b *data.Batch, packed, regression bool) (float64, int64, error) {
-	bt, err := toTensors(b, packed)
+	bt, err := toTensors(b, packed, m.Device())
 	if err != nil {
 		return 0, 0, err
 	}

@@ -32,7 +32,7 @@ func FromConfig(c *config.Config) (Options, error) {
 			MicroBatchSize: c.Train.MicroBatchSize, GradAccumSteps: c.Train.GradAccumSteps, LR: c.Train.LR,
 			WeightDecay: c.Train.WeightDecay, Betas: c.Train.Betas, Eps: c.Train.Eps, WarmupRatio: c.Train.WarmupRatio,
 			Schedule: c.Train.Schedule, GradClip: c.Train.GradClip, EvalEvery: c.Train.EvalEvery,
-			Patience: c.Train.EarlyStoppingPatience, LogEvery: c.Train.LogEvery},
+			Patience: c.Train.EarlyStoppingPatience, LogEvery: c.Train.LogEvery, Device: c.Train.Device},
 		Checkpoint: CheckpointOptions{Dir: c.Checkpoint.Dir, Every: c.Checkpoint.Every, KeepLast: c.Checkpoint.KeepLast,
 			Resume: c.Checkpoint.Resume},
 		Output: OutputOptions{Dir: c.Output.Dir},

@@ -47,6 +47,13 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	}
 	defer out.close()
 	log := &out.log
+	dev, err := ResolveDevice(opts.Train.Device, env.LocalRank)
+	if err == nil {
+		err = checkDevice(dev, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
 
 	// 1. The checkpoint to resume from, checked against the options before anything
 	// heavy is loaded: adapter-shaping settings and the base model must match.
@@ -124,7 +131,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 
 	// 3. Model and adapters. The adapters' initial values come from a Go PCG seeded by
 	// train.seed; rank 0's are broadcast below, so every rank starts from the same ones.
-	m, err := loadModel(opts)
+	m, err := loadModel(opts, dev)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +217,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 		}
 
 		// One all-reduce of the gradient bucket, one of the loss and token counts.
-		if err := allReduceGrads(ctx, g, trainable); err != nil {
+		if err := allReduceGrads(ctx, g, trainable, m.Device()); err != nil {
 			return res, fmt.Errorf("train: step %d: %w", st.Step+1, err)
 		}
 		sums := []float64{lossSum, float64(tokens)}

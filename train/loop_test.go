@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
@@ -73,7 +74,7 @@ func referenceStep(t *testing.T, o Options) (loss, gradNorm, perExampleMean floa
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := loadModel(o)
+	m, err := loadModel(o, gotch.CPU)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func referenceStep(t *testing.T, o Options) (loss, gradNorm, perExampleMean floa
 		if err != nil {
 			t.Fatal(err)
 		}
-		bt, err := toTensors(b, false)
+		bt, err := toTensors(b, false, gotch.CPU)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,6 +83,7 @@ type TrainOptions struct {
 	EvalEvery      int        `json:"eval_every"`
 	Patience       int        `json:"early_stopping_patience"`
 	LogEvery       int        `json:"log_every"`
+	Device         string     `json:"device,omitempty"` // auto (""), cpu, cuda, cuda:N; see ResolveDevice
 }
 
 // CheckpointOptions say when and where training state is saved.

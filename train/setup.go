@@ -79,8 +79,8 @@ func loadTokenizer(modelDir string) (*tokenizer.Tokenizer, error) {
 	return tok, nil
 }
 
-// loadModel loads the base model with the options' dtype, head size and checkpointing.
-func loadModel(o Options) (*model.Model, error) {
+// loadModel loads the base model onto dev with the options' dtype, head size and checkpointing.
+func loadModel(o Options, dev gotch.Device) (*model.Model, error) {
 	if _, err := os.Stat(filepath.Join(o.Model.Path, "config.json")); err != nil {
 		return nil, fmt.Errorf("train: model.path: %s is not a Hugging Face model directory: %w", o.Model.Path, err)
 	}
@@ -88,7 +88,7 @@ func loadModel(o Options) (*model.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: model.dtype: %v", ErrConfig, err)
 	}
-	opts := []model.Option{model.WithDType(dt), model.WithSeed(o.Train.Seed)}
+	opts := []model.Option{model.WithDType(dt), model.WithSeed(o.Train.Seed), model.WithDevice(dev)}
 	if n := o.numLabels(); n > 0 {
 		opts = append(opts, model.WithNumLabels(n))
 	}

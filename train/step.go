@@ -36,7 +36,7 @@ func accumulate(m *model.Model, batches []*data.Batch, norm int64, packed, regre
 
 // microStep is one forward and backward pass.
 func microStep(m *model.Model, b *data.Batch, norm int64, packed, regression bool) (float64, int64, error) {
-	bt, err := toTensors(b, packed)
+	bt, err := toTensors(b, packed, m.Device())
 	if err != nil {
 		return 0, 0, err
 	}
