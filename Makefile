@@ -10,7 +10,7 @@ export CGO_ENABLED = 1
 # it programmatically (torchrt.Init), this covers the test binaries too.
 export OMP_NUM_THREADS ?= $(shell nproc)
 
-.PHONY: all setup demo test test-short bench vet fmt build clean
+.PHONY: all setup demo test test-short bench vet fmt build build-cuda clean
 
 all: build
 
@@ -19,6 +19,12 @@ setup:
 
 build: setup
 	$(GO) build -o bin/lrtrain ./cmd/lrtrain
+
+# GPU build: a CUDA libtorch (LIBTORCH=/path CUDA_HOME=/usr/local/cuda make build-cuda),
+# nvcc for the fused op's CUDA kernels. Not part of the two commands (no GPU in CI).
+build-cuda: setup
+	$(MAKE) -C phiop cuda
+	$(GO) build -tags cuda -o bin/lrtrain ./cmd/lrtrain
 
 demo: build
 	scripts/demo.sh

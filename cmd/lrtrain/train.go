@@ -13,6 +13,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/config"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/ncclpg"
 	"github.com/lrtrain/lrtrain/dist/launch"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
 	"github.com/lrtrain/lrtrain/train"
@@ -35,8 +36,10 @@ optimizer.safetensors, trainer.json, manifest.json). --resume auto (the default)
 continues from the newest valid checkpoint there, exactly; a checkpoint whose adapter
 settings or base model differ from the configuration is refused.
 
-Started by "lrtrain launch", every worker joins one data-parallel group (Gloo on CPU)
-through the launcher's rendezvous; rank 0 logs and saves.
+Started by "lrtrain launch", every worker joins one data-parallel group through the
+launcher's rendezvous (dist.backend auto: NCCL when the worker trains on a GPU, Gloo on
+the CPU); rank 0 logs and saves. train.device auto trains on the worker's GPU when the
+linked libtorch sees one.
 
 Exit status: 0 when training finished (or had already finished), 1 when it failed
 (missing tokenizer, empty dataset, non-finite loss, invalid checkpoint, ...), 2 for an
@@ -68,12 +71,13 @@ invalid command line or configuration (including a missing model directory or da
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			group, closeGroup, err := workerGroup(ctx, c.Dist)
+			group, localRank, closeGroup, err := workerGroup(ctx, c)
 			if err != nil {
 				return err
 			}
 			defer closeGroup()
-			env := train.Env{Group: group, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON, Config: string(resolved)}
+			env := train.Env{Group: group, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON, Config: string(resolved),
+				LocalRank: localRank}
 			_, err = train.Run(ctx, opts, env)
 			if errors.Is(err, train.ErrConfig) {
 				return usageError{err}
@@ -88,23 +92,41 @@ invalid command line or configuration (including a missing model directory or da
 }
 
 // workerGroup returns the data-parallel group of a worker started by lrtrain launch
-// (nil for a single process): it opens the worker's rendezvous session for the
-// launcher's round and forms a Gloo group through it, aborted when the session ends.
-func workerGroup(ctx context.Context, d config.Dist) (collective.ProcessGroup, func(), error) {
+// (nil for a single process) and the worker's local rank: it opens the worker's
+// rendezvous session for the launcher's round and forms the group through it (NCCL on
+// the worker's GPU, Gloo on the CPU), aborted when the session ends.
+func workerGroup(ctx context.Context, c *config.Config) (collective.ProcessGroup, int, func(), error) {
 	if _, ok := os.LookupEnv("LRTRAIN_RDZV_JOB"); !ok {
-		return nil, func() {}, nil
+		return nil, 0, func() {}, nil
 	}
 	we, err := launch.ReadWorkerEnv(os.LookupEnv)
 	if err != nil {
-		return nil, nil, usageError{err}
+		return nil, 0, nil, usageError{err}
 	}
 	if we.WorldSize == 1 {
-		return nil, func() {}, nil
+		return nil, we.LocalRank, func() {}, nil
 	}
-	if d.Backend == "nccl" {
-		return nil, nil, usageError{fmt.Errorf("train: dist.backend nccl is not wired into the trainer yet; use gloo (or auto)")}
+	dev, err := train.ResolveDevice(c.Train.Device, we.LocalRank)
+	if err != nil {
+		return nil, 0, nil, usageError{err}
 	}
-	timeout := d.Timeout
+	backend := c.Dist.Backend
+	if backend == "auto" {
+		backend = "gloo"
+		if dev.IsCuda() {
+			backend = "nccl"
+		}
+	}
+	if backend == "nccl" && !dev.IsCuda() {
+		return nil, 0, nil, usageError{fmt.Errorf("train: dist.backend nccl needs a GPU, and train.device %q resolved to the CPU "+
+			"(the linked libtorch sees no CUDA device); use dist.backend gloo or auto", c.Train.Device)}
+	}
+	g, closeGroup, err := formGroup(ctx, we, backend, dev.Value, c.Dist.Timeout)
+	return g, we.LocalRank, closeGroup, err
+}
+
+// formGroup opens the worker's rendezvous session and forms its backend's group.
+func formGroup(ctx context.Context, we launch.WorkerEnv, backend string, gpu int, timeout time.Duration) (collective.ProcessGroup, func(), error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
@@ -112,15 +134,21 @@ func workerGroup(ctx context.Context, d config.Dist) (collective.ProcessGroup, f
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: rank %d: rendezvous: %w", we.Rank, err)
 	}
-	host := "" // Gloo resolves the node's hostname
-	if we.NumNodes == 1 {
-		host = "127.0.0.1"
+	var g collective.ProcessGroup
+	if backend == "nccl" {
+		g, err = ncclpg.New(ctx, ncclpg.Config{Rank: we.Rank, Size: we.WorldSize, Device: gpu, Store: w,
+			AbortOn: w.Done(), Timeout: timeout})
+	} else {
+		host := "" // Gloo resolves the node's hostname
+		if we.NumNodes == 1 {
+			host = "127.0.0.1"
+		}
+		g, err = collective.NewGloo(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
+			AbortOn: w.Done(), Hostname: host, Timeout: timeout})
 	}
-	g, err := collective.NewGloo(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
-		AbortOn: w.Done(), Hostname: host, Timeout: timeout})
 	if err != nil {
 		w.Close()
-		return nil, nil, fmt.Errorf("train: rank %d: form the group: %w", we.Rank, err)
+		return nil, nil, fmt.Errorf("train: rank %d: form the %s group: %w", we.Rank, backend, err)
 	}
 	return g, func() { g.Close(); w.Close() }, nil
 }

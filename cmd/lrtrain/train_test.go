@@ -93,6 +93,8 @@ func TestTrainCommandExitCodes(t *testing.T) {
 		{"unknown key", []string{"train", "--config", cfg, "--set", "train.learning_rat=1"}, exitUsage, "did you mean"},
 		{"missing model", []string{"train", "--config", cfg, "--set", "model.path=/nonexistent/model"}, exitUsage, "model.path"},
 		{"bad value", []string{"train", "--config", cfg, "--set", "adapter.r=0"}, exitUsage, "adapter.r"},
+		{"no GPU", []string{"train", "--config", cfg, "--set", "train.device=cuda", "--set", "output.dir=" + t.TempDir()},
+			exitUsage, "sees no CUDA device"},
 		{"empty dataset", []string{"train", "--config", cfg, "--set", "data.train=" + empty, "--set", "output.dir=" + t.TempDir()},
 			exitError, "empty"},
 		{"changed rank", []string{"train", "--config", cfg, "--set", "adapter.r=8", "--set", "train.max_steps=5"},
