@@ -41,7 +41,7 @@
 // # Testing
 //
 // The tests load a fake libnccl.so.2 and libcudart.so built from C in
-// internal/fakelib/testdata at test time. The fakes stand for the absent
+// internal/fakenccl (module root) at test time. The fakes stand for the absent
 // GPU libraries: one rank, host memory as device memory, and a log of the
 // arguments each call received, so the tests cover the real dlopen, dlsym
 // and trampoline path, the by-value unique id included. The real libraries

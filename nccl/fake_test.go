@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// These tests load the fake libnccl/libcudart (internal/fakelib) through
+// These tests load the fake libnccl/libcudart (internal/fakenccl) through
 // the real Init: dlopen, dlsym and the cgo trampolines, including the
 // by-value unique id. The fake logs the arguments it receives.
 

@@ -5,11 +5,11 @@ import (
 	"os"
 	"testing"
 
-	"github.com/lrtrain/lrtrain/nccl/internal/fakelib"
+	"github.com/lrtrain/lrtrain/internal/fakenccl"
 )
 
 // fakes are the stand-in libraries built once for the whole test binary.
-var fakes fakelib.Libs
+var fakes fakenccl.Libs
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "nccl-fakes-")
@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	fakes, err = fakelib.Build(dir)
+	fakes, err = fakenccl.Build(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)

@@ -39,7 +39,7 @@
 //
 // # Testing
 //
-// The tests load the fake libraries of nccl/internal/fakelib (one rank,
+// The tests load the fake libraries of internal/fakenccl (one rank,
 // host memory standing for device memory), compiled from their C sources
 // at test time; FAKE_CUDA_STREAM_HANG makes a stream hang to exercise the
 // watchdog.

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/nccl"
-	"github.com/lrtrain/lrtrain/nccl/internal/fakelib"
+	"github.com/lrtrain/lrtrain/internal/fakenccl"
 )
 
 // On the fake libraries (one rank, host memory) every check must pass:
 // this runs the whole check program except the GPU itself.
 func TestChecksPassOnFakeLibraries(t *testing.T) {
-	libs, err := fakelib.Build(t.TempDir())
+	libs, err := fakenccl.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestMissingLibraryIsASetupFailure(t *testing.T) {
 // A fake whose stream never finishes makes every wait time out: the check
 // reports the watchdog's error instead of hanging.
 func TestHungCollectivesFailWithTheWatchdogError(t *testing.T) {
-	libs, err := fakelib.Build(t.TempDir())
+	libs, err := fakenccl.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

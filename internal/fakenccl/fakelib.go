@@ -1,4 +1,4 @@
-package fakelib
+package fakenccl
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func Build(dir string) (Libs, error) {
 func compile(src, out string) error {
 	code, err := sources.ReadFile(src)
 	if err != nil {
-		return fmt.Errorf("fakelib: %w", err)
+		return fmt.Errorf("fakenccl: %w", err)
 	}
 	cc := strings.Fields(os.Getenv("CC"))
 	if len(cc) == 0 {
@@ -52,7 +52,7 @@ func compile(src, out string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("fakelib: compiling %s: %w\n%s", src, err, stderr.String())
+		return fmt.Errorf("fakenccl: compiling %s: %w\n%s", src, err, stderr.String())
 	}
 	return nil
 }
