@@ -196,10 +196,11 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 
 	// 6. The loop: one iteration is one optimizer step.
 	started, startStep := time.Now(), st.Step
+	savedStep := startStep // the step the newest checkpoint holds (0: none yet, or a fresh run)
 	stop := ""
 	for st.Step < total && stop == "" {
 		if err := ctx.Err(); err != nil {
-			return res, interrupted(ctx, rank, world, &st, opts, man, params, opt, res, log)
+			return res, interrupted(ctx, rank, world, &st, savedStep, opts, man, params, opt, res, log)
 		}
 		begin := time.Now()
 		sd, err := loader.Next()
@@ -286,6 +287,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 			if res.Checkpoint, err = save(opts, man, st, params, opt, log, lastCheckpoint(res, opts)); err != nil {
 				return res, err
 			}
+			savedStep = st.Step
 		}
 	}
 

@@ -178,10 +178,11 @@ func save(opts Options, man Manifest, st State, params []lrlora.NamedTensor, opt
 	return dir, nil
 }
 
-// interrupted ends a cancelled run: a single process saves its state first.
-func interrupted(ctx context.Context, rank, world int, st *State, opts Options, man Manifest,
+// interrupted ends a cancelled run: a single process saves its state first, unless
+// the newest checkpoint (at savedStep) already holds it.
+func interrupted(ctx context.Context, rank, world int, st *State, savedStep int64, opts Options, man Manifest,
 	params []lrlora.NamedTensor, opt *optim.AdamW, res *Result, log *zerolog.Logger) error {
-	if world == 1 && rank == 0 && st.Step > 0 {
+	if world == 1 && rank == 0 && st.Step > savedStep {
 		dir, err := save(opts, man, *st, params, opt, log, lastCheckpoint(res, opts))
 		if err != nil {
 			return fmt.Errorf("train: interrupted at step %d (%v), and the checkpoint failed: %w", st.Step, ctx.Err(), err)
