@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/dist/etcdembed"
+)
+
+// Elastic scale-up with the real trainer: node agent A (`launch --nnodes 1:2`, one
+// worker) trains alone; once it has checkpointed step 10, node agent B joins the same
+// rendezvous. A's launcher reports the membership change, stops its worker (a single
+// process saves a checkpoint when stopped), and both agents form round 1 with world size
+// 2, whose workers resume from that checkpoint and finish the run. The final adapter is
+// byte for byte that of two plain runs: one process trained to the step round 1 resumed
+// from, then two ranks (launch --standalone) resuming it to the end. Bit for bit,
+// because every phase has the same world size, micro-batch cut and thread count as its
+// counterpart, and Gloo sums two ranks' buckets with one commutative addition. Had B
+// been ignored, A would have finished alone on global batches of 2 instead of 4, B would
+// have timed out, and no round of world size 2 would exist.
+func TestElasticJoinFormsBiggerRound(t *testing.T) {
+	const steps = 60
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := etcdembed.Start(ctx, filepath.Join(tmp, "etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ep := strings.TrimPrefix(strings.TrimPrefix(srv.Endpoint(), "http://"), "https://")
+
+	el := runSpec{steps: steps, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "elastic")}
+	cfg := el.config(t)
+	node := func(rank int, runDir string) []string {
+		return []string{"launch", "--nnodes", "1:2", "--nproc-per-node", "1", "--node-rank", strconv.Itoa(rank),
+			"--rdzv-endpoint", ep, "--rdzv-id", "e2e-elastic", "--rdzv-last-call", "1s",
+			"--rdzv-join-timeout", "60s", "--rdzv-ttl", "5s", "--max-restarts", "0", "--grace-period", "10s",
+			"--exit-barrier-timeout", "60s", "--run-dir", runDir, "--", "train", "--config", cfg}
+	}
+	dirA, dirB := filepath.Join(tmp, "node-a"), filepath.Join(tmp, "node-b")
+	a := start(t, "node-a.log", node(0, dirA)...)
+	if !waitFor(ctx, time.Minute, func() bool {
+		return exists(filepath.Join(el.out, "checkpoints", checkpoint.DirName(10)))
+	}) {
+		t.Fatalf("no step-10 checkpoint within a minute\n%s", a.output())
+	}
+	b := start(t, "node-b.log", node(1, dirB)...)
+	errA, errB := a.wait(t, 2*time.Minute), b.wait(t, 2*time.Minute)
+	outA, outB := a.output(), b.output()
+	if testing.Verbose() {
+		t.Logf("node A's launcher:\n%s", outA)
+	}
+	if errA != nil || errB != nil {
+		t.Fatalf("node A: %v, node B: %v\nA:\n%s\nB:\n%s", errA, errB, outA, outB)
+	}
+	if left := ourProcesses(); len(left) > 0 {
+		t.Errorf("processes left after both launchers exited: %v", left)
+	}
+
+	// The launchers: round 0 of A alone, a membership change, round 1 of both nodes.
+	rounds := func(out string) []string {
+		var rs []string
+		for _, r := range jsonLines(out) {
+			if r["message"] == "round formed" {
+				rs = append(rs, fmt.Sprintf("round %v: node %v of %v, world %v", r["round"], r["node_rank"], r["nodes"], r["world_size"]))
+			}
+		}
+		return rs
+	}
+	if got, want := strings.Join(rounds(outA), "; "),
+		"round 0: node 0 of 1, world 1; round 1: node 0 of 2, world 2"; got != want {
+		t.Errorf("node A's rounds: %s, want %s\n%s", got, want, outA)
+	}
+	if got, want := strings.Join(rounds(outB), "; "), "round 1: node 1 of 2, world 2"; got != want {
+		t.Errorf("node B's rounds: %s, want %s\n%s", got, want, outB)
+	}
+	if !hasMessage(outA, "membership changed: workers stopped, joining the next round") {
+		t.Errorf("node A did not report the membership change:\n%s", outA)
+	}
+	for _, out := range []string{outA, outB} {
+		if hasMessage(out, "restarting the workers") || hasMessage(out, "worker failed: workers stopped") {
+			t.Errorf("a worker failure was counted:\n%s", out)
+		}
+	}
+
+	// The trainers: round 0 alone from scratch, round 1 on two ranks from a checkpoint.
+	r0 := trainingLine(t, filepath.Join(dirA, "logs", "round0", "rank0.log"))
+	if r0["world_size"] != 1.0 || r0["resumed_from"] != "" || r0["global_batch"] != 2.0 {
+		t.Errorf("round 0 trainer: %v, want world size 1 from scratch, global batch 2", r0)
+	}
+	r1 := trainingLine(t, filepath.Join(dirA, "logs", "round1", "rank0.log"))
+	r1b := trainingLine(t, filepath.Join(dirB, "logs", "round1", "rank1.log"))
+	m := regexp.MustCompile(`step-0*(\d+)$`).FindStringSubmatch(fmt.Sprint(r1["resumed_from"]))
+	if m == nil {
+		t.Fatalf("round 1 did not resume from a checkpoint: %v", r1)
+	}
+	resumed, _ := strconv.Atoi(m[1])
+	t.Logf("round 1 (world size 2) resumed from step %d", resumed)
+	if r1["world_size"] != 2.0 || r1["global_batch"] != 4.0 || r1["start_step"] != float64(resumed) {
+		t.Errorf("round 1 rank 0: %v, want world size 2, global batch 4, start step %d", r1, resumed)
+	}
+	if r1b["world_size"] != 2.0 || r1b["start_step"] != float64(resumed) {
+		t.Errorf("round 1 rank 1 (node B): %v, want world size 2, start step %d", r1b, resumed)
+	}
+	if resumed < 10 || resumed >= steps-10 {
+		t.Fatalf("round 1 resumed from step %d: want at least 10 and well before %d", resumed, steps)
+	}
+	for _, dir := range []string{dirA, dirB} {
+		if exists(filepath.Join(dir, "logs", "round2")) {
+			t.Errorf("%s: a third round formed:\n%s\n%s", dir, outA, outB)
+		}
+	}
+
+	// metrics.jsonl (rank 0, appended by both rounds): round 1's steps run from the
+	// resumed step to the end.
+	logged := metricSteps(t, filepath.Join(el.out, "metrics.jsonl"))
+	tail := -1
+	for i, s := range logged {
+		if s == resumed+1 {
+			tail = i
+		}
+	}
+	if tail <= 0 || len(logged)-tail != steps-resumed || logged[len(logged)-1] != steps {
+		t.Fatalf("metrics steps %v: want round 0's from 1 and then %d…%d", logged, resumed+1, steps)
+	}
+	for i, s := range logged[tail:] {
+		if s != resumed+1+i {
+			t.Fatalf("metrics steps after the resume %v: want %d…%d", logged[tail:], resumed+1, steps)
+		}
+	}
+
+	// The reference: one process to the resumed step, then two ranks to the end.
+	ref := runSpec{steps: resumed, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "ref")}
+	run(t, time.Minute, "train", "--config", ref.config(t))
+	if string(adapterBytes(t, ref.out, resumed)) != string(adapterBytes(t, el.out, resumed)) {
+		d, s := diff(t, adapterAt(t, ref.out, resumed), adapterAt(t, el.out, resumed))
+		t.Errorf("the checkpoint round 1 resumed from differs from a plain run's at step %d: max |Δ| %.3g (max |value| %.3g)",
+			resumed, d, s)
+	}
+	rest := runSpec{steps: steps, micro: 1, accum: 2, every: 5, out: ref.out}
+	run(t, 90*time.Second, launchArgs(2, filepath.Join(tmp, "l-ref"), rest.config(t))...)
+	want, got := adapterAt(t, ref.out, steps), adapterAt(t, el.out, steps)
+	mv := moved(t, adapterAt(t, ref.out, resumed), want)
+	if string(adapterBytes(t, ref.out, steps)) != string(adapterBytes(t, el.out, steps)) {
+		d, s := diff(t, want, got)
+		t.Errorf("final adapter differs from the reference's: max |Δ| %.3g (max |value| %.3g, moved %.3g after the resume)", d, s, mv)
+	}
+	// Had the world stayed at 1, steps after the resume would have used batches of 2: the
+	// comparison only means something if those steps moved the adapters.
+	if mv < 1e-3 {
+		t.Errorf("steps %d–%d moved the adapters by only %.3g", resumed+1, steps, mv)
+	}
+}
+
+// jsonLines decodes the JSON object lines of a log, skipping any other line.
+func jsonLines(out string) []map[string]any {
+	var recs []map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		var r map[string]any
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), &r) == nil {
+			recs = append(recs, r)
+		}
+	}
+	return recs
+}
+
+// hasMessage reports whether a JSON log line of out has the message msg.
+func hasMessage(out, msg string) bool {
+	for _, r := range jsonLines(out) {
+		if r["message"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// trainingLine returns the trainer's "training" log record from a worker's log.
+func trainingLine(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range jsonLines(string(b)) {
+		if r["message"] == "training" {
+			return r
+		}
+	}
+	t.Fatalf("%s has no \"training\" line:\n%s", path, lastLines(string(b), 20))
+	return nil
+}
+
+// metricSteps lists the step of every training record of a metrics.jsonl, in order.
+func metricSteps(t *testing.T, path string) []int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var steps []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var r struct {
+			Step int      `json:"step"`
+			Loss *float64 `json:"loss"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, sc.Text())
+		}
+		if r.Loss != nil {
+			steps = append(steps, r.Step)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return steps
+}
