@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lrtrain/lrtrain/nccl"
 	"github.com/lrtrain/lrtrain/internal/fakenccl"
+	"github.com/lrtrain/lrtrain/nccl"
 )
 
 // On the fake libraries (one rank, host memory) every check must pass:
