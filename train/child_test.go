@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -81,7 +82,8 @@ func runChild(path string) int {
 		}
 	}
 	env := Env{Console: os.Stderr, JSONConsole: true}
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM) // as lrtrain train does
+	defer stop()
 	var counter *rawCounter
 	if addr := os.Getenv(envStore); addr != "" {
 		rank, _ := strconv.Atoi(os.Getenv(envRank))

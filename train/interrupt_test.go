@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
 // A single process whose context is cancelled (SIGTERM from its launcher) saves the
@@ -54,4 +60,97 @@ func TestInterruptedSingleProcessSavesOnce(t *testing.T) {
 	if res.ResumedFrom != want {
 		t.Errorf("resumed from %q, want %q", res.ResumedFrom, want)
 	}
+}
+
+// Two ranks stopped with SIGTERM (what lrtrain launch sends when the group must stop):
+// rank 0 saves the step it reached, a valid checkpoint the run resumes from, even
+// though no periodic checkpoint was due; both ranks report the interruption.
+func TestSIGTERMedRanksSaveTheStepReached(t *testing.T) {
+	o := distOptions(t, 1)
+	o.Train.MaxSteps, o.Checkpoint.Every = 100000, 0
+	o.Train.Schedule, o.Train.WarmupRatio = "constant", 0 // the learning rate does not depend on max_steps
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var ranks []*exec.Cmd
+	for r := range 2 {
+		ranks = append(ranks, startChild(t, o, envStore+"="+srv.Addr(), envRank+"="+strconv.Itoa(r), envSize+"=2"))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if steps, _ := metricsOfMaybe(o.Output.Dir); steps >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no 3 steps within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, c := range ranks {
+		c.Process.Signal(syscall.SIGTERM)
+	}
+	for r, c := range ranks {
+		if err := c.Wait(); err == nil {
+			t.Errorf("rank %d exited 0 after SIGTERM", r)
+		}
+	}
+	c, skipped, err := checkpoint.LatestValid(filepath.Join(o.Output.Dir, "checkpoints"))
+	if err != nil || len(skipped) > 0 {
+		t.Fatalf("latest valid checkpoint: %v (skipped %v)", err, skipped)
+	}
+	s, err := OpenCheckpoint(c.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("saved at step %d on SIGTERM (%s)", s.State.Step, c.Dir)
+	if s.State.Step < 3 || s.State.Finished || s.Manifest.WorldSize != 2 {
+		t.Fatalf("saved state: step %d, finished %v, world size %d", s.State.Step, s.State.Finished, s.Manifest.WorldSize)
+	}
+
+	// The saved state is the run's: resumed on two ranks for two more steps, it ends
+	// exactly where an uninterrupted two-rank run of as many steps ends.
+	end := int(s.State.Step) + 2
+	resumed := o
+	resumed.Train.MaxSteps = end
+	ref := distOptions(t, 1)
+	ref.Train.MaxSteps, ref.Train.Schedule, ref.Train.WarmupRatio = end, "constant", 0
+	for _, run := range []Options{resumed, ref} {
+		store, err := collective.ServeStore("127.0.0.1:0") // a fresh store per group
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		var cs []*exec.Cmd
+		for r := range 2 {
+			cs = append(cs, startChild(t, run, envStore+"="+store.Addr(), envRank+"="+strconv.Itoa(r), envSize+"=2"))
+		}
+		for r, c := range cs {
+			if err := c.Wait(); err != nil {
+				t.Fatalf("rank %d: %v", r, err)
+			}
+		}
+	}
+	a, b := readAdapters(t, ref), readAdapters(t, resumed)
+	for name, w := range a {
+		if len(b[name]) != len(w) {
+			t.Fatalf("%s missing or reshaped after the resume", name)
+		}
+		for i := range w {
+			if w[i] != b[name][i] {
+				t.Fatalf("%s[%d]: %.17g after the SIGTERM-saved step %d and a resume, %.17g uninterrupted",
+					name, i, b[name][i], s.State.Step, w[i])
+			}
+		}
+	}
+}
+
+// metricsOfMaybe counts the step records of a run's metrics file, 0 while it is absent.
+func metricsOfMaybe(dir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return 0, err
+	}
+	return strings.Count(string(b), `"step"`) - strings.Count(string(b), `"eval_loss"`), nil
 }

@@ -200,7 +200,8 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	stop := ""
 	for st.Step < total && stop == "" {
 		if err := ctx.Err(); err != nil {
-			return res, interrupted(ctx, rank, world, &st, savedStep, opts, man, params, opt, res, log)
+			return res, stopped(fmt.Errorf("train: interrupted at step %d: %w", st.Step, err),
+				rank, &st, savedStep, opts, man, params, opt, res, log)
 		}
 		begin := time.Now()
 		sd, err := loader.Next()
@@ -217,13 +218,16 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 			return res, fmt.Errorf("train: step %d: %w", st.Step+1, err)
 		}
 
-		// One all-reduce of the gradient bucket, one of the loss and token counts.
+		// One all-reduce of the gradient bucket, one of the loss and token counts. When
+		// either fails (a signal, a lost peer), rank 0 saves the last completed step.
 		if err := allReduceGrads(ctx, g, trainable, m.Device()); err != nil {
-			return res, fmt.Errorf("train: step %d: %w", st.Step+1, err)
+			return res, stopped(fmt.Errorf("train: step %d: %w", st.Step+1, err),
+				rank, &st, savedStep, opts, man, params, opt, res, log)
 		}
 		sums := []float64{lossSum, float64(tokens)}
 		if err := sumAcrossRanks(ctx, g, sums); err != nil {
-			return res, fmt.Errorf("train: step %d: %w", st.Step+1, err)
+			return res, stopped(fmt.Errorf("train: step %d: %w", st.Step+1, err),
+				rank, &st, savedStep, opts, man, params, opt, res, log)
 		}
 		loss := sums[0] / float64(max(targets, 1))
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {

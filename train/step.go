@@ -178,18 +178,24 @@ func save(opts Options, man Manifest, st State, params []lrlora.NamedTensor, opt
 	return dir, nil
 }
 
-// interrupted ends a cancelled run: a single process saves its state first, unless
-// the newest checkpoint (at savedStep) already holds it.
-func interrupted(ctx context.Context, rank, world int, st *State, savedStep int64, opts Options, man Manifest,
+// stopped ends a run that a signal (a cancelled context) or a failed collective
+// stopped between or inside optimizer steps: rank 0 first saves the state of the last
+// completed step, unless the newest checkpoint (at savedStep) holds it already. That
+// state is the whole run's whatever the other ranks are doing: a rank that completed
+// step N has every rank's gradients of step N (adapters and optimizer are replicated),
+// and a step that failed part-way changed nothing but gradients. It returns cause,
+// saying where the state went.
+func stopped(cause error, rank int, st *State, savedStep int64, opts Options, man Manifest,
 	params []lrlora.NamedTensor, opt *optim.AdamW, res *Result, log *zerolog.Logger) error {
-	if world == 1 && rank == 0 && st.Step > savedStep {
-		dir, err := save(opts, man, *st, params, opt, log, lastCheckpoint(res, opts))
-		if err != nil {
-			return fmt.Errorf("train: interrupted at step %d (%v), and the checkpoint failed: %w", st.Step, ctx.Err(), err)
-		}
-		res.Checkpoint = dir
+	if rank != 0 || st.Step <= savedStep {
+		return cause
 	}
-	return fmt.Errorf("train: interrupted at step %d: %w", st.Step, ctx.Err())
+	dir, err := save(opts, man, *st, params, opt, log, lastCheckpoint(res, opts))
+	if err != nil {
+		return fmt.Errorf("%w; saving step %d failed too: %w", cause, st.Step, err)
+	}
+	res.Checkpoint = dir
+	return fmt.Errorf("%w (step %d saved in %s)", cause, st.Step, dir)
 }
 
 // limitReason says which limit ended a run that reached its last step.
