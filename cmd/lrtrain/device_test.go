@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -38,6 +39,24 @@ func TestWorkerRefusesNCCLWithoutAGPU(t *testing.T) {
 		var u usageError
 		if g != nil || !errors.As(err, &u) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("backend %s, device %s: group %v, error %v; want a usage error with %q", c.backend, c.device, g, err, c.want)
+		}
+	}
+}
+
+// lrtrain env says where train.device auto puts a run and which backend it gets.
+func TestEnvReportsTheDevice(t *testing.T) {
+	var b bytes.Buffer
+	if err := printEnv(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	want := "cpu (dist.backend auto: gloo)"
+	if gotch.CUDA.IsAvailable() {
+		want = "cuda:0 (dist.backend auto: nccl)"
+	}
+	for _, line := range []string{"train.device auto  " + want, "phi op  ", "libtorch  "} {
+		if !strings.Contains(out, line) {
+			t.Errorf("env output lacks %q:\n%s", line, out)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lrtrain/lrtrain/phiop"
+	"github.com/lrtrain/lrtrain/train"
 )
 
 func newEnvCmd() *cobra.Command {
@@ -33,6 +34,18 @@ func printEnv(out io.Writer) error {
 	fmt.Fprintf(w, "lrtrain\t%s\n", versionString())
 	fmt.Fprintf(w, "cpus\t%d\n", runtime.NumCPU())
 	fmt.Fprintf(w, "libtorch\t%s (cuda: %t)\n", phiop.TorchVersion(), phiop.CUDAAvailable())
+	kernels := "CPU kernels only (make build-cuda adds the CUDA kernels)"
+	if phiop.BuiltWithCUDA() {
+		kernels = "CPU and CUDA kernels"
+	}
+	fmt.Fprintf(w, "phi op\t%s\n", kernels)
+	device := "cpu (dist.backend auto: gloo)"
+	if dev, err := train.ResolveDevice("auto", 0); err != nil {
+		device = err.Error()
+	} else if dev.IsCuda() {
+		device = fmt.Sprintf("cuda:%d (dist.backend auto: nccl)", dev.Value)
+	}
+	fmt.Fprintf(w, "train.device auto\t%s\n", device)
 	fmt.Fprintf(w, "intra-op threads\t%d\n", phiop.NumThreads())
 	fmt.Fprintf(w, "blas\t%s\n", blasLibrary())
 	gpus, err := listGPUs()
