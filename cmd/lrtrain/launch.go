@@ -19,14 +19,22 @@ It meets the other nodes through etcd (v3 API), starts --nproc-per-node workers 
 run "lrtrain <worker args>" (or --exec PROGRAM), and tells each one its place through
 the environment: RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK, ROLE_RANK,
 MASTER_ADDR/MASTER_PORT (picked by node 0), TORCHELASTIC_RESTART_COUNT and
-LRTRAIN_RESTART_COUNT, LRTRAIN_RDZV_ENDPOINTS/JOB/ROUND (for the workers' own
-rendezvous sessions), CUDA_VISIBLE_DEVICES on GPU nodes and OMP_NUM_THREADS on CPU ones.
+LRTRAIN_RESTART_COUNT, LRTRAIN_RDZV_ENDPOINTS/JOB/ROUND/TTL/DIAL_TIMEOUT (for the
+workers' own rendezvous sessions), CUDA_VISIBLE_DEVICES on GPU nodes and OMP_NUM_THREADS
+on CPU ones.
 
 When a worker fails, launch stops the others (SIGTERM, SIGKILL after --grace-period,
 whole process groups) and restarts the group up to --max-restarts times; the workers
 resume from their latest checkpoint. A node that leaves or joins (within
 --nnodes MIN:MAX) makes every node restart its workers in a new round, without
 counting a restart. SIGINT and SIGTERM are forwarded to the workers.
+
+If etcd stops answering, the launcher's and the workers' sessions are lost within
+--rdzv-ttl (+1 s): collectives in flight abort, the launcher stops the workers and
+joins again, giving etcd --rdzv-dial-timeout to answer (an etcd restarted or re-elected
+by then is found); otherwise it exits 1 saying etcd is unreachable. An outage shorter
+than 2/3 of the TTL less a second or two costs nothing (about 5 s with the default TTL;
+an etcd leader election takes 1-2 s).
 
 Each worker writes to <run-dir>/logs/round<R>/rank<k>.log; --tee shows ranks on the
 console. Every flag can also be set by torchrun's PET_<FLAG> variable

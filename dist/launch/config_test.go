@@ -204,7 +204,7 @@ func TestWorkerEnvRoundTrips(t *testing.T) {
 		Rank: 5, LocalRank: 1, WorldSize: 8, LocalWorldSize: 4, NodeRank: 1, NumNodes: 2, Role: "trainer",
 		MasterAddr: "10.0.0.1", MasterPort: 29500, Restart: 2, MaxRestarts: 3,
 		Endpoints: []string{"a:2379", "b:2379"}, Job: "j", Round: 7, CACert: "ca.pem", User: "u", Password: "p",
-		CUDAVisibleDevices: "1", OMPThreads: 4,
+		TTL: 3 * time.Second, DialTimeout: 1500 * time.Millisecond, CUDAVisibleDevices: "1", OMPThreads: 4,
 	}
 	env := map[string]string{}
 	for _, kv := range w.Vars() {
@@ -223,6 +223,12 @@ func TestWorkerEnvRoundTrips(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", w) {
 		t.Errorf("round trip\n got %+v\nwant %+v", got, w)
 	}
+	env["LRTRAIN_RDZV_TTL"] = "3"
+	if _, err := ReadWorkerEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil ||
+		!strings.Contains(err.Error(), "LRTRAIN_RDZV_TTL") {
+		t.Errorf("TTL without a unit: %v", err)
+	}
+	delete(env, "LRTRAIN_RDZV_TTL")
 	delete(env, "WORLD_SIZE")
 	if _, err := ReadWorkerEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil ||
 		!strings.Contains(err.Error(), "WORLD_SIZE") {

@@ -119,13 +119,18 @@ func (g *group) stop(sig syscall.Signal, grace time.Duration, hurry <-chan struc
 	for _, w := range g.workers {
 		_ = syscall.Kill(-w.cmd.Process.Pid, sig)
 	}
+	// One deadline for the whole group: the timer fires once, so waiting on
+	// its channel worker by worker would leave the later ones unbounded.
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
+wait:
 	for _, w := range g.workers {
 		select {
 		case <-w.done:
 		case <-timer.C:
+			break wait
 		case <-hurry:
+			break wait
 		}
 	}
 	for _, w := range g.workers {

@@ -66,7 +66,7 @@ func (l *launcher) loop(ctx context.Context, agent *rdzv.Agent) error {
 		case changed:
 			l.log.Warn().Int64("round", round.Number).Str("event", out.event.Kind.String()).
 				Str("agent", out.event.Agent).AnErr("cause", out.event.Err).
-				Msg("membership changed: workers stopped, joining the next round")
+				Msg(changeMessage(out.event.Kind))
 		case failed:
 			f := out.failure
 			l.log.Error().Int("rank", f.Rank).Int("exit_code", f.ExitCode).Str("signal", signalName(f.Signal)).
@@ -78,6 +78,18 @@ func (l *launcher) loop(ctx context.Context, agent *rdzv.Agent) error {
 			l.log.Warn().Int("restart", l.restarts).Int("max_restarts", l.cfg.MaxRestarts).Msg("restarting the workers")
 		}
 	}
+}
+
+// changeMessage is what the launcher logs after stopping its workers
+// because the round ended.
+func changeMessage(k rdzv.EventKind) string {
+	switch k {
+	case rdzv.SessionLost:
+		return "rendezvous session lost (etcd unanswered for the TTL): workers stopped, joining the next round"
+	case rdzv.WatchFailed:
+		return "rendezvous failed: workers stopped, joining the next round"
+	}
+	return "membership changed: workers stopped, joining the next round"
 }
 
 // runRound agrees on the master address, starts the workers and watches
@@ -99,7 +111,7 @@ func (l *launcher) runRound(ctx context.Context, agent *rdzv.Agent, round *rdzv.
 				MasterAddr: host, MasterPort: port, Restart: l.restarts, MaxRestarts: c.MaxRestarts,
 				Endpoints: l.endpoints, Job: c.Job, Round: round.Number,
 				CACert: c.CACert, Cert: c.Cert, Key: c.Key, User: c.User, Password: c.Password,
-				OMPThreads: c.OMPThreads,
+				TTL: c.TTL, DialTimeout: c.DialTimeout, OMPThreads: c.OMPThreads,
 			}
 			if c.Device == DeviceGPU {
 				w.CUDAVisibleDevices = c.GPUs[local]

@@ -75,7 +75,8 @@ func testWorker(args []string) int {
 		return 10
 	}
 	rec := record{Env: w, PID: os.Getpid(), Vars: map[string]string{}}
-	for _, k := range []string{"ROLE_RANK", "TORCHELASTIC_RESTART_COUNT", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES"} {
+	for _, k := range []string{"ROLE_RANK", "TORCHELASTIC_RESTART_COUNT", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
+		"LRTRAIN_RDZV_TTL", "LRTRAIN_RDZV_DIAL_TIMEOUT"} {
 		rec.Vars[k] = os.Getenv(k)
 	}
 	if role == "child" { // leave a grandchild that ignores SIGTERM
@@ -105,6 +106,12 @@ func testWorker(args []string) int {
 		return 0
 	case "rdzv": // open a worker session on the launcher's round and meet the others
 		return rdzvWorker(w)
+	case "session": // hold a worker session; when stopped, wait (a while) for it to end
+		return sessionWorker(w, out, terms)
+	case "stubborn": // ignore SIGTERM: only SIGKILL ends it
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(time.Minute)
+		return 0
 	case "fail-first":
 		if w.Restart == 0 && w.Rank == 1 {
 			fmt.Fprintln(os.Stderr, "rank 1 fails on purpose")
@@ -172,6 +179,32 @@ func rdzvWorker(w WorkerEnv) int {
 	// participant that passed and revoked its lease at once could hide its
 	// key from one that is still between the two: linger a little.
 	time.Sleep(time.Second)
+	return 0
+}
+
+// sessionWorker opens a worker session with the launcher's rendezvous
+// options (TTL and dial timeout included) and, once told to stop, waits up to
+// 5 s for the session to be lost, recording when it was.
+func sessionWorker(w WorkerEnv, out string, terms <-chan os.Signal) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	wk, err := rdzv.OpenWorker(ctx, w.Job, w.Round, w.Rank, w.WorldSize, append(w.RdzvOptions(), rdzv.WithLogger(zap.NewNop()))...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 20
+	}
+	defer wk.Close()
+	writeJSON(filepath.Join(out, fmt.Sprintf("open-r%d-rank%d.json", w.Round, w.Rank)), map[string]any{"time": time.Now().UnixNano()})
+	select {
+	case <-terms:
+	case <-ctx.Done():
+		return 22
+	}
+	select {
+	case <-wk.Done():
+		writeJSON(filepath.Join(out, fmt.Sprintf("lost-r%d-rank%d.json", w.Round, w.Rank)), map[string]any{"time": time.Now().UnixNano()})
+	case <-time.After(5 * time.Second):
+	}
 	return 0
 }
 

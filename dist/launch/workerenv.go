@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lrtrain/lrtrain/dist/rdzv"
 )
@@ -20,11 +21,15 @@ type WorkerEnv struct {
 	MasterPort                int
 	Restart, MaxRestarts      int
 	// The rendezvous the launcher joined, for rdzv.OpenWorker.
-	Endpoints          []string
-	Job                string
-	Round              int64
-	CACert, Cert, Key  string
-	User, Password     string
+	Endpoints         []string
+	Job               string
+	Round             int64
+	CACert, Cert, Key string
+	User, Password    string
+	// The launcher's lease TTL and dial timeout, so that a worker's own
+	// session is lost (and its collectives aborted) as soon as the
+	// launcher's; 0: not set by the launcher (rdzv's defaults).
+	TTL, DialTimeout   time.Duration
 	CUDAVisibleDevices string // "" : not set by the launcher
 	OMPThreads         int    // 0: not set by the launcher
 }
@@ -61,6 +66,12 @@ func (w WorkerEnv) Vars() []string {
 	opt("LRTRAIN_RDZV_KEY", w.Key)
 	opt("LRTRAIN_RDZV_USER", w.User)
 	opt("LRTRAIN_RDZV_PASSWORD", w.Password)
+	if w.TTL > 0 {
+		vars = append(vars, "LRTRAIN_RDZV_TTL="+w.TTL.String())
+	}
+	if w.DialTimeout > 0 {
+		vars = append(vars, "LRTRAIN_RDZV_DIAL_TIMEOUT="+w.DialTimeout.String())
+	}
 	opt("CUDA_VISIBLE_DEVICES", w.CUDAVisibleDevices)
 	if w.OMPThreads > 0 {
 		vars = append(vars, "OMP_NUM_THREADS="+strconv.Itoa(w.OMPThreads))
@@ -129,6 +140,19 @@ func ReadWorkerEnv(lookup func(string) (string, bool)) (WorkerEnv, error) {
 	}
 	w.CACert, w.Cert, w.Key = str("LRTRAIN_RDZV_CACERT"), str("LRTRAIN_RDZV_CERT"), str("LRTRAIN_RDZV_KEY")
 	w.User, w.Password = str("LRTRAIN_RDZV_USER"), str("LRTRAIN_RDZV_PASSWORD")
+	dur := func(name string, p *time.Duration) {
+		v, ok := lookup(name)
+		if !ok || v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Sprintf("%s=%q", name, v))
+		}
+		*p = d
+	}
+	dur("LRTRAIN_RDZV_TTL", &w.TTL)
+	dur("LRTRAIN_RDZV_DIAL_TIMEOUT", &w.DialTimeout)
 	w.CUDAVisibleDevices = str("CUDA_VISIBLE_DEVICES")
 	w.OMPThreads, _ = strconv.Atoi(str("OMP_NUM_THREADS"))
 	if w.MasterAddr == "" || w.Job == "" || len(w.Endpoints) == 0 {
@@ -146,10 +170,17 @@ func ReadWorkerEnv(lookup func(string) (string, bool)) (WorkerEnv, error) {
 }
 
 // RdzvOptions are the options for rdzv.OpenWorker(ctx, w.Job, w.Round,
-// w.Rank, w.WorldSize, opts...): the launcher's endpoints, TLS files and
-// credentials. Callers append their own (timeouts, logger).
+// w.Rank, w.WorldSize, opts...): the launcher's endpoints, TLS files,
+// credentials, lease TTL and dial timeout. Callers may append their own
+// (a logger, a wait timeout); later options win.
 func (w WorkerEnv) RdzvOptions() []rdzv.Option {
 	opts := []rdzv.Option{rdzv.WithEndpoints(w.Endpoints...)}
+	if w.TTL > 0 {
+		opts = append(opts, rdzv.WithTTL(w.TTL))
+	}
+	if w.DialTimeout > 0 {
+		opts = append(opts, rdzv.WithDialTimeout(w.DialTimeout))
+	}
 	if w.CACert != "" || w.Cert != "" {
 		opts = append(opts, rdzv.WithTLSFiles(w.Cert, w.Key, w.CACert))
 	}

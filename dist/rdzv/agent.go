@@ -56,8 +56,9 @@ func (a *Agent) Round() *Round {
 }
 
 // Done is closed when the current session's lease is lost (expired, revoked
-// or etcd unreachable for longer than the TTL). The next Join opens a new
-// session.
+// or etcd unanswered for the TTL: between about 2/3 TTL and TTL + 1 s after
+// etcd stops answering). The next Join opens a new session, giving etcd the
+// dial timeout to answer; it fails with ErrUnreachable when etcd does not.
 func (a *Agent) Done() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -130,9 +131,9 @@ func (a *Agent) session(ctx context.Context) (*concurrency.Session, *Round, erro
 	}
 	select {
 	case <-a.sess.Done():
-		sess, err := a.newSession(ctx)
+		sess, err := a.renewSession(ctx)
 		if err != nil {
-			return nil, nil, fmt.Errorf("rdzv: agent %s: replace lost session: %w", a.cfg.agentID, err)
+			return nil, nil, fmt.Errorf("rdzv: agent %s: session lost: %w", a.cfg.agentID, err)
 		}
 		a.sess = sess
 	default:

@@ -9,7 +9,18 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 )
+
+// reconnectBackoff paces the client's reconnection attempts after etcd went
+// away. gRPC's default backs off up to 2 minutes (4 s after four failures),
+// so an etcd back after a few seconds would be noticed too late to save a
+// lease or a rejoin; one attempt a second costs nothing.
+var reconnectBackoff = backoff.Config{
+	BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
+}
 
 // conn is what agents and workers share: a client, a session (lease with
 // keepalive) and the request timeout.
@@ -36,6 +47,10 @@ func dial(ctx context.Context, job string, cfg config) (*conn, error) {
 		Username:    cfg.username,
 		Password:    cfg.password,
 		Logger:      cfg.logger,
+		// Reconnect promptly; a connection attempt may take the dial timeout.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: reconnectBackoff, MinConnectTimeout: cfg.dialTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, dialError(cfg, err)
@@ -66,25 +81,61 @@ func dialError(cfg config, err error) error {
 
 // newSession grants a lease within the request timeout and keeps it alive
 // until the session is closed or the lease is lost.
+//
+// The etcd client declares the lease lost when no keepalive has been
+// answered for the TTL etcd granted: keepalives go out every TTL/3 (polled
+// every 0.5 s) and the client checks the deadline once a second, so Done
+// fires between about 2/3 TTL - 0.5 s and TTL + 1 s after etcd stops
+// answering.
 func (c *conn) newSession(ctx context.Context) (*concurrency.Session, error) {
 	rctx, cancel := c.request(ctx)
 	defer cancel()
-	lease, err := c.cli.Grant(rctx, c.cfg.ttlSeconds())
+	s, err := c.grantSession(rctx)
 	if err != nil {
 		return nil, c.fail(rctx, "grant lease", err)
+	}
+	return s, nil
+}
+
+// renewSession replaces a session whose lease was lost. etcd has just gone
+// unanswered for about a TTL, so it gets the dial timeout to answer again,
+// as when connecting: a short outage (a leader election, a restarted etcd)
+// passes within it, and an etcd that is gone is reported as unreachable
+// without waiting a full request timeout more.
+func (c *conn) renewSession(ctx context.Context) (*concurrency.Session, error) {
+	rctx, cancel := context.WithTimeout(ctx, min(c.cfg.dialTimeout, c.cfg.requestTimeout))
+	defer cancel()
+	s, err := c.grantSession(rctx)
+	switch {
+	case err == nil:
+		return s, nil
+	case ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("rdzv: new lease: %w", dialError(c.cfg, err))
+	}
+	return nil, c.fail(rctx, "new lease", err)
+}
+
+// grantSession grants a lease under rctx and starts its keepalive.
+func (c *conn) grantSession(rctx context.Context) (*concurrency.Session, error) {
+	lease, err := c.cli.Grant(rctx, c.cfg.ttlSeconds())
+	if err != nil {
+		return nil, err
 	}
 	// The session's own context must outlive this call: keepalives run in it.
 	s, err := concurrency.NewSession(c.cli, concurrency.WithLease(lease.ID),
 		concurrency.WithTTL(int(c.cfg.ttlSeconds())))
 	if err != nil {
-		return nil, fmt.Errorf("rdzv: keep lease %x alive: %w", lease.ID, err)
+		return nil, fmt.Errorf("keep lease %x alive: %w", lease.ID, err)
 	}
 	return s, nil
 }
 
 // closeSession stops the keepalive and revokes the lease, so that peers see
-// this participant's keys disappear at once instead of after the TTL. A lease
-// already lost needs no revoking (and etcd may be gone).
+// this participant's keys disappear at once instead of after the TTL. The
+// revoke is only a courtesy: a lease already lost needs none, and when the
+// client is not connected to etcd (it went away) or etcd does not answer
+// within the dial timeout, the lease is left to expire within the TTL, so
+// that a process stopping because etcd is gone is not held up by it.
 func (c *conn) closeSession(s *concurrency.Session) error {
 	if s == nil {
 		return nil
@@ -95,7 +146,11 @@ func (c *conn) closeSession(s *concurrency.Session) error {
 	default:
 	}
 	s.Orphan()
-	timeout := min(c.cfg.requestTimeout, c.cfg.ttl)
+	if st := c.cli.ActiveConnection().GetState(); st != connectivity.Ready {
+		return fmt.Errorf("rdzv: revoke lease %x: not connected to etcd at %v (%v); it expires within %v: %w",
+			s.Lease(), c.cfg.endpoints, st, c.cfg.ttl, ErrUnreachable)
+	}
+	timeout := min(c.cfg.requestTimeout, c.cfg.dialTimeout, c.cfg.ttl)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if _, err := c.cli.Revoke(ctx, s.Lease()); err != nil {
@@ -109,9 +164,32 @@ func (c *conn) request(ctx context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(ctx, c.cfg.requestTimeout)
 }
 
+// bound derives from ctx a context that ends, with a cause wrapping
+// ErrSessionLost, when sess is lost (or closed): the participant's keys are
+// gone then, and when etcd itself went away a request would otherwise wait
+// out the whole request timeout.
+func bound(ctx context.Context, sess *concurrency.Session) (context.Context, context.CancelFunc) {
+	bctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(sess.Ctx(), func() {
+		cancel(fmt.Errorf("%w: lease %x", ErrSessionLost, sess.Lease()))
+	})
+	return bctx, func() { stop(); cancel(context.Canceled) }
+}
+
+// ctxError is why ctx ended: the lost session when bound ended it.
+func ctxError(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrSessionLost) {
+		return cause
+	}
+	return ctx.Err()
+}
+
 // fail wraps the error of a request made under ctx, marking timeouts with
 // ErrTimeout and naming the endpoints.
 func (c *conn) fail(ctx context.Context, op string, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrSessionLost) {
+		return fmt.Errorf("rdzv: %s at %v: %w", op, c.cfg.endpoints, cause)
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("rdzv: %s at %v: no answer: %w: %w", op, c.cfg.endpoints, ErrTimeout, err)
 	}
@@ -143,7 +221,7 @@ func (c *conn) watchUntil(ctx context.Context, sess *concurrency.Session, key st
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return ctxError(ctx)
 		case <-sess.Done():
 			return fmt.Errorf("%w: lease %x", ErrSessionLost, sess.Lease())
 		case <-timer:
@@ -151,7 +229,7 @@ func (c *conn) watchUntil(ctx context.Context, sess *concurrency.Session, key st
 		case wr, ok := <-wch:
 			if !ok {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return ctxError(ctx)
 				}
 				return fmt.Errorf("rdzv: watch %s closed", key)
 			}

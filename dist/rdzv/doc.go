@@ -45,7 +45,13 @@
 // or who had joined. An unreachable etcd fails NewAgent within the dial
 // timeout with ErrUnreachable and the endpoints. If etcd goes away, the
 // etcd client stops receiving keepalive answers and declares the lease lost
-// after its TTL: Watch fires SessionLost, waits fail with ErrSessionLost and
-// later calls fail within the request timeout. Close revokes the lease so
-// that peers notice at once.
+// once the TTL has passed since the last answer (keepalives go every TTL/3,
+// the deadline is checked every second: between about 2/3 TTL and TTL + 1 s
+// after etcd stopped): Watch fires SessionLost, waits fail with
+// ErrSessionLost and a Worker's Done closes. The next Join gives etcd the
+// dial timeout to answer a new lease grant (the client retries the
+// connection every second, so an etcd restarted or re-elected by then is
+// found) and otherwise fails with ErrUnreachable. Close revokes the lease so
+// that peers notice at once, but does not wait for an unreachable etcd: the
+// lease then expires by itself.
 package rdzv

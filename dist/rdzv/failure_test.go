@@ -78,8 +78,9 @@ func TestEtcdStoppedMidRoundNothingHangs(t *testing.T) {
 	}
 
 	// With the session lost, round-scoped calls fail at once, Join fails
-	// within the request timeout (1 s here) trying to open a new session,
-	// and Close does not try to revoke a lease that is gone.
+	// within the dial timeout or the request timeout, whichever is shorter
+	// (1 s here), trying to open a new session, and Close does not try to
+	// revoke a lease that is gone.
 	for _, c := range []struct {
 		name  string
 		limit time.Duration

@@ -24,13 +24,27 @@ import (
 // the next round. Calling Join again after a round ends first moves the job
 // to the next round (a compare-and-swap on the round number), so the
 // launcher just calls Join whenever Watch fires.
+//
+// If the session is lost while joining (etcd went away), Join starts over
+// with a new session, which etcd must grant within the dial timeout.
 func (a *Agent) Join(ctx context.Context) (*Round, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.joinTimeout)
 	defer cancel()
+	for {
+		r, err := a.join(ctx)
+		if err == nil || !errors.Is(err, ErrSessionLost) || ctx.Err() != nil {
+			return r, err
+		}
+	}
+}
+
+func (a *Agent) join(ctx context.Context) (*Round, error) {
 	sess, prev, err := a.session(ctx)
 	if err != nil {
 		return nil, err
 	}
+	ctx, stop := bound(ctx, sess)
+	defer stop()
 	n, err := a.startRound(ctx, prev)
 	if err != nil {
 		return nil, err
@@ -248,7 +262,14 @@ func (a *Agent) waitNextRound(ctx context.Context, sess *concurrency.Session, n 
 		return 0, err
 	}
 	defer func() {
-		dctx, cancel := a.request(context.WithoutCancel(ctx))
+		select {
+		case <-sess.Done():
+			return // the key went with the lease
+		default:
+		}
+		// Best effort, and no reason to wait long for an etcd that went away.
+		timeout := min(a.cfg.requestTimeout, a.cfg.dialTimeout)
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		_, _ = a.cli.Delete(dctx, waiter)
 		cancel()
 	}()

@@ -65,7 +65,9 @@ func WithAuth(username, password string) Option {
 	return func(c *config) { c.username, c.password = username, password }
 }
 
-// WithDialTimeout bounds connecting to etcd (default DefaultDialTimeout).
+// WithDialTimeout bounds connecting to etcd, and granting a new lease after
+// the session was lost, when etcd has just been unanswered for a TTL
+// (default DefaultDialTimeout).
 func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
 
 // WithRequestTimeout bounds every single etcd request (default
@@ -74,7 +76,9 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 
 // WithTTL sets the session lease's time to live, rounded up to whole seconds
 // (default DefaultTTL; etcd raises very short TTLs to its minimum, about 2 s
-// with default election settings). A dead agent is noticed within the TTL.
+// with default election settings). A dead agent is noticed within the TTL;
+// an etcd that stops answering ends the session within the TTL + 1 s (the
+// etcd client checks its keepalive deadline once a second).
 func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
 
 // WithAgentID names the agent (default "<hostname>-<pid>-<random>"). Node

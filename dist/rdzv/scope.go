@@ -47,6 +47,8 @@ func (s *scope) publish(ctx context.Context, key string, value []byte) error {
 	if err := s.alive("publish " + key); err != nil {
 		return err
 	}
+	ctx, stop := bound(ctx, s.sess)
+	defer stop()
 	rctx, cancel := s.request(ctx)
 	defer cancel()
 	_, err := s.cli.Put(rctx, s.keys.kv(s.round, key), string(value), clientv3.WithLease(s.sess.Lease()))
@@ -63,6 +65,8 @@ func (s *scope) lookup(ctx context.Context, key string) ([]byte, error) {
 	if err := s.alive("lookup " + key); err != nil {
 		return nil, err
 	}
+	ctx, stop := bound(ctx, s.sess)
+	defer stop()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.waitTimeout)
 	defer cancel()
@@ -104,6 +108,8 @@ func (s *scope) barrier(ctx context.Context, name string, n int) error {
 	if err := s.alive("barrier " + name); err != nil {
 		return err
 	}
+	ctx, stop := bound(ctx, s.sess)
+	defer stop()
 	s.mu.Lock()
 	gen := s.gens[name]
 	s.gens[name] = gen + 1

@@ -110,7 +110,7 @@ func (a *Agent) watchRound(ctx context.Context, r *Round, sess *concurrency.Sess
 	}
 	// Members that left between the snapshot the round was frozen from and
 	// the freeze itself are caught here; later departures by the watch.
-	if lost, err := a.lostAtFreeze(ctx, r); err != nil {
+	if lost, err := a.lostAtFreeze(ctx, r, sess); err != nil {
 		return fail(err)
 	} else if lost != "" {
 		ev.Kind, ev.Agent = MemberLost, lost
@@ -141,7 +141,9 @@ func (a *Agent) watchRound(ctx context.Context, r *Round, sess *concurrency.Sess
 
 // lostAtFreeze returns a member whose node key did not exist, with its
 // lease, at the revision that froze the round ("" if all did).
-func (a *Agent) lostAtFreeze(ctx context.Context, r *Round) (string, error) {
+func (a *Agent) lostAtFreeze(ctx context.Context, r *Round, sess *concurrency.Session) (string, error) {
+	ctx, stop := bound(ctx, sess)
+	defer stop()
 	rctx, cancel := a.request(ctx)
 	defer cancel()
 	resp, err := a.cli.Get(rctx, a.keys.nodes(r.Number), clientv3.WithPrefix(), clientv3.WithRev(r.FrozenRevision))

@@ -92,10 +92,13 @@ func (w *Worker) Barrier(ctx context.Context, name string, n int) error {
 	return w.scope.barrier(ctx, name, n)
 }
 
-// Done is closed when the worker's session is lost.
+// Done is closed when the worker's session is lost: its lease expired or was
+// revoked, or etcd went unanswered for the TTL (see Agent.Done).
 func (w *Worker) Done() <-chan struct{} { return w.scope.sess.Done() }
 
-// Close revokes the worker's lease and closes its client.
+// Close revokes the worker's lease and closes its client. It waits at most
+// the dial timeout for etcd to confirm, and not at all when the client is
+// disconnected: the lease then expires within the TTL.
 func (w *Worker) Close() error {
 	w.once.Do(func() {
 		w.err = errors.Join(w.closeSession(w.scope.sess), w.cli.Close())

@@ -85,10 +85,20 @@ func TestKilledWorkerRecoversExactly(t *testing.T) {
 }
 
 // The rendezvous etcd (an external one started here) stops in the middle of a run:
-// the launcher and its workers exit with an error that says so within etcdBound, no
-// process is left, and the newest checkpoint on disk still verifies.
+// the workers stop within workerBound, the launcher exits with an error that says so
+// within etcdBound, no process is left, and the newest checkpoint on disk still
+// verifies.
 func TestEtcdLossStopsTheRun(t *testing.T) {
-	const etcdBound = 45 * time.Second
+	// The sessions are lost at most the TTL (3s) after the last keepalive answer, plus
+	// the etcd client's 1s deadline check; the launcher then stops the workers (SIGTERM,
+	// SIGKILL after the 3s grace period; they exit at once) and gives etcd the dial
+	// timeout (3s) to answer a new lease before it exits. Measured: workers gone ~2s,
+	// launcher exited ~5s after etcd stopped. The bounds add 2s of slack for a loaded
+	// machine.
+	const (
+		workerBound = 3*time.Second + time.Second + 3*time.Second + 2*time.Second
+		etcdBound   = workerBound + 3*time.Second + time.Second
+	)
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -112,7 +122,18 @@ func TestEtcdLossStopsTheRun(t *testing.T) {
 	workers := children(l.cmd.Process.Pid)
 	srv.Close()
 	stoppedAt := time.Now()
-	err = l.wait(t, etcdBound)
+	if !waitFor(context.Background(), workerBound, func() bool {
+		for _, pid := range workers {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Errorf("workers %v still running %v after etcd stopped\n%s", workers, workerBound, l.output())
+	}
+	t.Logf("workers gone %v after etcd stopped", time.Since(stoppedAt).Round(time.Millisecond))
+	err = l.wait(t, etcdBound-time.Since(stoppedAt))
 	t.Logf("launcher exited %v after etcd stopped: %v", time.Since(stoppedAt).Round(time.Millisecond), err)
 	out := l.output()
 	if testing.Verbose() {
