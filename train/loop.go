@@ -199,8 +199,8 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	savedStep := startStep // the step the newest checkpoint holds (0: none yet, or a fresh run)
 	stop := ""
 	for st.Step < total && stop == "" {
-		if err := ctx.Err(); err != nil {
-			return res, stopped(fmt.Errorf("train: interrupted at step %d: %w", st.Step, err),
+		if ctx.Err() != nil {
+			return res, stopped(fmt.Errorf("train: interrupted at step %d: %w", st.Step, context.Cause(ctx)),
 				rank, &st, savedStep, opts, man, params, opt, res, log)
 		}
 		begin := time.Now()

@@ -69,9 +69,11 @@ invalid command line or configuration (including a missing model directory or da
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			group, localRank, closeGroup, err := workerGroup(ctx, c)
+			ctx, cancelRun := context.WithCancelCause(sctx)
+			defer cancelRun(nil)
+			group, localRank, closeGroup, err := workerGroup(ctx, c, cancelRun)
 			if err != nil {
 				return err
 			}
@@ -94,8 +96,10 @@ invalid command line or configuration (including a missing model directory or da
 // workerGroup returns the data-parallel group of a worker started by lrtrain launch
 // (nil for a single process) and the worker's local rank: it opens the worker's
 // rendezvous session for the launcher's round and forms the group through it (NCCL on
-// the worker's GPU, Gloo on the CPU), aborted when the session ends.
-func workerGroup(ctx context.Context, c *config.Config) (collective.ProcessGroup, int, func(), error) {
+// the worker's GPU, Gloo on the CPU). When the session is lost the group is aborted and
+// the run cancelled with a cause naming the rendezvous (rank 0 then saves its last
+// completed step).
+func workerGroup(ctx context.Context, c *config.Config, cancelRun context.CancelCauseFunc) (collective.ProcessGroup, int, func(), error) {
 	if _, ok := os.LookupEnv("LRTRAIN_RDZV_JOB"); !ok {
 		return nil, 0, func() {}, nil
 	}
@@ -121,12 +125,13 @@ func workerGroup(ctx context.Context, c *config.Config) (collective.ProcessGroup
 		return nil, 0, nil, usageError{fmt.Errorf("train: dist.backend nccl needs a GPU, and train.device %q resolved to the CPU "+
 			"(the linked libtorch sees no CUDA device); use dist.backend gloo or auto", c.Train.Device)}
 	}
-	g, closeGroup, err := formGroup(ctx, we, backend, dev.Value, c.Dist.Timeout)
+	g, closeGroup, err := formGroup(ctx, we, backend, dev.Value, c.Dist.Timeout, cancelRun)
 	return g, we.LocalRank, closeGroup, err
 }
 
 // formGroup opens the worker's rendezvous session and forms its backend's group.
-func formGroup(ctx context.Context, we launch.WorkerEnv, backend string, gpu int, timeout time.Duration) (collective.ProcessGroup, func(), error) {
+func formGroup(ctx context.Context, we launch.WorkerEnv, backend string, gpu int, timeout time.Duration,
+	cancelRun context.CancelCauseFunc) (collective.ProcessGroup, func(), error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
 	}
@@ -134,6 +139,14 @@ func formGroup(ctx context.Context, we launch.WorkerEnv, backend string, gpu int
 	if err != nil {
 		return nil, nil, fmt.Errorf("train: rank %d: rendezvous: %w", we.Rank, err)
 	}
+	closed := make(chan struct{})
+	go func() {
+		select {
+		case <-w.Done():
+			cancelRun(fmt.Errorf("rank %d: %w (etcd at %v)", we.Rank, rdzv.ErrSessionLost, we.Endpoints))
+		case <-closed:
+		}
+	}()
 	var g collective.ProcessGroup
 	if backend == "nccl" {
 		g, err = ncclpg.New(ctx, ncclpg.Config{Rank: we.Rank, Size: we.WorldSize, Device: gpu, Store: w,
@@ -150,5 +163,5 @@ func formGroup(ctx context.Context, we launch.WorkerEnv, backend string, gpu int
 		w.Close()
 		return nil, nil, fmt.Errorf("train: rank %d: form the %s group: %w", we.Rank, backend, err)
 	}
-	return g, func() { g.Close(); w.Close() }, nil
+	return g, func() { close(closed); g.Close(); w.Close() }, nil
 }
