@@ -29,7 +29,7 @@ import (
 )
 
 // toolVersion changes whenever the adaptation itself changes, invalidating stamps.
-const toolVersion = "gotchadapt-5"
+const toolVersion = "gotchadapt-6"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -96,6 +96,9 @@ func run(root string, printEnv, force bool) error {
 		return err
 	}
 	if err := applyMallocFix(tmp); err != nil {
+		return err
+	}
+	if err := applyLockFix(tmp); err != nil {
 		return err
 	}
 	var stubbed []string
