@@ -44,11 +44,15 @@ func NewGloo(ctx context.Context, cfg Config) (*Gloo, error) {
 	desc := fmt.Sprintf("connect rank %d of %d (%s, timeout %s)", cfg.Rank, cfg.Size, cfg.endpoint(), cfg.Timeout)
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	host, err := listenAddress(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, desc, err)
+	}
 	bridge := &storeBridge{store: cfg.Store, ctx: cctx, prefix: "gloo." + cfg.Name + "."}
 	h := cgo.NewHandle(bridge)
 	defer h.Delete()
 
-	nat, st := nativeNew(cfg.Rank, cfg.Size, cfg.Hostname, cfg.Interface, millis(cfg.Timeout), h)
+	nat, st := nativeNew(cfg.Rank, cfg.Size, host, cfg.Interface, millis(cfg.Timeout), h)
 	if st.code != codeOK {
 		if sentinel, err := bridge.firstErr(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", sentinel, desc, err)
