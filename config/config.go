@@ -165,6 +165,10 @@ type Dist struct {
 	Backend string `yaml:"backend" alias:"ddp_backend"`
 	// Timeout bounds every collective and barrier, e.g. "30m".
 	Timeout time.Duration `yaml:"timeout" alias:"ddp_timeout,collective_timeout"`
+	// ShardGroupSize partitions the frozen backbone across groups of that many
+	// consecutive ranks (1: every rank holds the whole backbone). It must divide the
+	// world size; CPU runs only for now.
+	ShardGroupSize int `yaml:"shard_group_size" alias:"shard_size,fsdp_size"`
 }
 
 // Defaults of the paper (SPEC §1) and of the trainer. Those of φ and SineLoRA repeat
@@ -207,7 +211,7 @@ func Default() *Config {
 		Checkpoint: Checkpoint{KeepLast: 3, Resume: "auto"},
 		Export:     Export{MaxShardSize: "5GB"},
 		Output:     Output{Dir: "runs/lrtrain"},
-		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute},
+		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute, ShardGroupSize: 1},
 	}
 }
 

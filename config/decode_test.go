@@ -62,7 +62,7 @@ train:
 checkpoint: {dir: ck, every: 25, keep_last: 0, resume: never}
 export: {dir: out, dtype: float16, max_shard_size: 2GB}
 output: {dir: run}
-dist: {backend: gloo, timeout: 90s}
+dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
 `
 	c, err := Decode([]byte(src), "cfg.yaml", nil)
 	if err != nil {
@@ -85,7 +85,7 @@ dist: {backend: gloo, timeout: 90s}
 		Checkpoint: Checkpoint{Dir: "ck", Every: 25, KeepLast: 0, Resume: "never"},
 		Export:     Export{Dir: "out", DType: "float16", MaxShardSize: "2GB"},
 		Output:     Output{Dir: "run"},
-		Dist:       Dist{Backend: "gloo", Timeout: 90 * time.Second},
+		Dist:       Dist{Backend: "gloo", Timeout: 90 * time.Second, ShardGroupSize: 4},
 	}
 	if got := withoutWhere(c); !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
@@ -130,7 +130,7 @@ func TestUnknownKeysNameFileLineAndNearestKey(t *testing.T) {
 		{"traning:\n  lr: 1\n", "traning", "unknown section `traning` at cfg.yaml:1; did you mean `train`?"},
 		// Nothing close: the keys are listed.
 		{"dist:\n  zzzzzz: 1\n", "dist.zzzzzz",
-			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout"},
+			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout, shard_group_size"},
 	}
 	for _, tc := range cases {
 		_, err := Decode([]byte(tc.src), "cfg.yaml", nil)

@@ -15,7 +15,7 @@
 //	checkpoint: dir, every, keep_last, resume (auto|never|<checkpoint dir>)
 //	export:     dir, dtype, max_shard_size
 //	output:     dir
-//	dist:       backend (auto|nccl|gloo), timeout
+//	dist:       backend (auto|nccl|gloo), timeout, shard_group_size
 //
 // Names follow the packages that consume them: lrlora (method, grid, basis, share names),
 // data (format names, templates, pad/drop) and model (target module rules; Spec gives

@@ -87,6 +87,8 @@ func TestValidateFindsEachProblem(t *testing.T) {
 		{[]string{"dist.backend=mpi"}, "dist.backend", "want auto, nccl or gloo"},
 		{[]string{"dist.timeout=-1s"}, "dist.timeout", "want a positive duration"},
 		{[]string{"train.device=gpu"}, "train.device", "want auto, cpu, cuda or cuda:N"},
+		{[]string{"dist.shard_group_size=0"}, "dist.shard_group_size", "want 1 (no sharding)"},
+		{[]string{"dist.shard_group_size=2", "train.device=cuda"}, "dist.shard_group_size", "use 1 on GPUs"},
 		{[]string{"train.device=cuda:x"}, "train.device", "want auto, cpu, cuda or cuda:N"},
 		{[]string{"train.device=cpu", "dist.backend=nccl"}, "dist.backend", "NCCL reduces GPU memory"},
 	}

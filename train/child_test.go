@@ -27,6 +27,7 @@ const (
 	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
 	envCrashSave = "LRTRAIN_TRAIN_CRASH_SAVE" // SIGKILL itself half-way through writing this step's adapter file
 	envFlat      = "LRTRAIN_TRAIN_FLAT"       // reduce gradients through the flat in-place path (flatGrads)
+	envShard     = "LRTRAIN_TRAIN_SHARD"      // shard the backbone across all ranks (a second Gloo group)
 )
 
 // rawCounter counts the raw all-reduces the trainer asks of its group directly (the
@@ -101,6 +102,16 @@ func runChild(path string) int {
 		}
 		defer g.Close()
 		env.Group = g
+		if os.Getenv(envShard) != "" {
+			sg, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store, Name: "shard",
+				Hostname: "127.0.0.1", Timeout: time.Minute})
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 2
+			}
+			defer sg.Close()
+			env.ShardGroup = sg
+		}
 		if os.Getenv(envFlat) != "" {
 			flatGrads = true
 			counter = &rawCounter{Gloo: g}

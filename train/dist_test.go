@@ -2,10 +2,15 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
@@ -115,4 +120,77 @@ func readAdapters(t *testing.T, o Options) map[string][]float64 {
 		}
 	}
 	return out
+}
+
+// Two ranks with the frozen backbone sharded across them (each holds half of it and
+// all-gathers every block around its use) train bit for bit what two ranks with the
+// whole backbone train: the same losses, gradient norms and evaluation losses (the
+// evaluation set's 5 micro-batches split 3/2, so the ranks run in lockstep), and the
+// same final adapters.
+func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
+	var five []map[string]any // 5 evaluation examples: 5 micro-batches, 3 on rank 0 and 2 on rank 1
+	raw, err := os.ReadFile(testdata("alpaca_tiny_eval.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &five)
+	}
+	if err == nil {
+		raw, err = json.Marshal(five[:5])
+	}
+	evalFile := filepath.Join(t.TempDir(), "eval5.json")
+	if err == nil {
+		err = os.WriteFile(evalFile, raw, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(extra ...string) Options {
+		o := distOptions(t, 1)
+		o.Data.Eval = []string{evalFile}
+		o.Train.EvalEvery = 2
+		srv, err := collective.ServeStore("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		var ranks []*exec.Cmd
+		for r := range 2 {
+			env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
+			ranks = append(ranks, startChild(t, o, env...))
+		}
+		for r, c := range ranks {
+			if err := c.Wait(); err != nil {
+				t.Fatalf("rank %d: %v", r, err)
+			}
+		}
+		return o
+	}
+	whole, sharded := run(), run(envShard+"=1")
+	logs, err := os.ReadFile(filepath.Join(sharded.Output.Dir, "train.log"))
+	if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
+		t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
+	}
+	ws, we := metricsOf(t, whole.Output.Dir)
+	ss, se := metricsOf(t, sharded.Output.Dir)
+	if len(ws) != len(ss) || len(we) != len(se) || len(we) == 0 {
+		t.Fatalf("records: %d steps / %d evals whole, %d / %d sharded", len(ws), len(we), len(ss), len(se))
+	}
+	for i := range ws {
+		for _, k := range []string{"loss", "grad_norm"} {
+			if ws[i][k] != ss[i][k] {
+				t.Errorf("step %d %s: %v sharded, %v whole", i+1, k, ss[i][k], ws[i][k])
+			}
+		}
+	}
+	for i := range we {
+		if we[i]["eval_loss"] != se[i]["eval_loss"] || we[i]["eval_targets"] != se[i]["eval_targets"] {
+			t.Errorf("evaluation %d: %v/%v sharded, %v/%v whole", i, se[i]["eval_loss"], se[i]["eval_targets"],
+				we[i]["eval_loss"], we[i]["eval_targets"])
+		}
+	}
+	a, b := readAdapters(t, whole), readAdapters(t, sharded)
+	for name, w := range a {
+		if !slices.Equal(w, b[name]) {
+			t.Errorf("%s differs between the sharded and the whole backbone", name)
+		}
+	}
 }

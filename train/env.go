@@ -20,6 +20,13 @@ type Env struct {
 	// Config is the resolved YAML configuration, recorded in every checkpoint.
 	Config string
 	Hooks  Hooks
+	// ShardGroup, when it has more than one rank, partitions the frozen backbone across
+	// its ranks (shard/): each holds about 1/Size of the frozen weights and all-gathers
+	// every block around its use. The ranks of a shard group are ranks of Group that
+	// take different data; every rank of Group belongs to one shard group. Nil keeps
+	// the whole backbone on every rank. An Eval hook must then run the same forward
+	// passes on every rank of the shard group.
+	ShardGroup collective.ProcessGroup
 	// LocalRank is the worker's rank on its node: with train.device cuda and several
 	// GPUs visible, it picks cuda:LocalRank (see ResolveDevice).
 	LocalRank int

@@ -32,14 +32,25 @@ type EvalResult struct {
 
 // evaluate computes the evaluation loss: rank k takes micro-batches k, k+W, k+2W, … of
 // the evaluation set in order, and the loss sums and counts are summed across ranks.
+// In lockstep (a sharded backbone, whose forward passes are collectives) every rank runs
+// the same number of passes: a rank past the end reruns batch 0 and ignores the result.
 func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, exs []data.Example,
-	collator *data.Collator, batch int, packed, regression bool) (float64, int64, error) {
+	collator *data.Collator, batch int, packed, regression, lockstep bool) (float64, int64, error) {
 	m.Train(false)
 	defer m.Train(true)
 	sums := []float64{0, 0}
 	err := withoutGrad(func() error {
 		nb := (len(exs) + batch - 1) / batch
-		for i := g.Rank(); i < nb; i += g.Size() {
+		rounds := (nb + g.Size() - 1) / g.Size()
+		for r := range rounds {
+			i := g.Rank() + r*g.Size()
+			idle := i >= nb
+			if idle && !lockstep {
+				break
+			}
+			if idle {
+				i = 0
+			}
 			b, err := collator.Collate(exs[i*batch : min(len(exs), (i+1)*batch)])
 			if err != nil {
 				return fmt.Errorf("train: eval batch %d: %w", i, err)
@@ -48,8 +59,10 @@ func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, ex
 			if err != nil {
 				return fmt.Errorf("train: eval batch %d: %w", i, err)
 			}
-			sums[0] += loss
-			sums[1] += float64(n)
+			if !idle {
+				sums[0] += loss
+				sums[1] += float64(n)
+			}
 		}
 		return nil
 	})

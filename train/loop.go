@@ -131,14 +131,24 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 
 	// 3. Model and adapters. The adapters' initial values come from a Go PCG seeded by
 	// train.seed; rank 0's are broadcast below, so every rank starts from the same ones.
-	m, err := loadModel(opts, dev)
+	// With a shard group the frozen backbone is partitioned across it (shard/).
+	m, gatherer, err := loadModel(ctx, opts, dev, env.ShardGroup)
 	if err != nil {
 		return nil, err
+	}
+	if gatherer != nil {
+		p := gatherer.Plan()
+		log.Info().Int("shard_group", env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
+			Int64("total_bytes", p.TotalBytes()).Int64("largest_unit_bytes", p.MaxUnitBytes()).
+			Msg("frozen backbone sharded: each rank holds its part and gathers one block at a time")
 	}
 	pcg := rand.NewPCG(opts.Train.Seed, adapterStream)
 	shared, err := injectAdapters(m, opts, rand.New(pcg))
 	defer func() {
 		m.Close()
+		if gatherer != nil {
+			gatherer.Close()
+		}
 		if shared != nil {
 			shared.Close()
 		}

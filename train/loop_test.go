@@ -74,7 +74,7 @@ func referenceStep(t *testing.T, o Options) (loss, gradNorm, perExampleMean floa
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := loadModel(o, gotch.CPU)
+	m, _, err := loadModel(context.Background(), o, gotch.CPU, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

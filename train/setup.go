@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,8 +11,10 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/shard"
 	"github.com/lrtrain/lrtrain/tokenizer"
 )
 
@@ -79,25 +82,41 @@ func loadTokenizer(modelDir string) (*tokenizer.Tokenizer, error) {
 	return tok, nil
 }
 
-// loadModel loads the base model onto dev with the options' dtype, head size and checkpointing.
-func loadModel(o Options, dev gotch.Device) (*model.Model, error) {
+// loadModel loads the base model onto dev with the options' dtype, head size and
+// checkpointing. With a shard group of more than one rank the frozen backbone is
+// partitioned across it (shard.Load; activation checkpointing is then always on, as
+// the gathered blocks are released after they run) and the model's gatherer is
+// returned too: close the model, then the gatherer. It is nil otherwise.
+func loadModel(ctx context.Context, o Options, dev gotch.Device, sg collective.ProcessGroup) (*model.Model, *shard.Gatherer, error) {
 	if _, err := os.Stat(filepath.Join(o.Model.Path, "config.json")); err != nil {
-		return nil, fmt.Errorf("train: model.path: %s is not a Hugging Face model directory: %w", o.Model.Path, err)
+		return nil, nil, fmt.Errorf("train: model.path: %s is not a Hugging Face model directory: %w", o.Model.Path, err)
 	}
 	dt, err := o.dtype()
 	if err != nil {
-		return nil, fmt.Errorf("%w: model.dtype: %v", ErrConfig, err)
+		return nil, nil, fmt.Errorf("%w: model.dtype: %v", ErrConfig, err)
 	}
 	opts := []model.Option{model.WithDType(dt), model.WithSeed(o.Train.Seed), model.WithDevice(dev)}
 	if n := o.numLabels(); n > 0 {
 		opts = append(opts, model.WithNumLabels(n))
 	}
+	if sg != nil && sg.Size() > 1 {
+		if dev.IsCuda() {
+			return nil, nil, fmt.Errorf("%w: a sharded backbone (shard group of %d) is gathered on the CPU; train.device %v is not supported with it yet",
+				ErrConfig, sg.Size(), dev)
+		}
+		m, g, err := shard.Load(ctx, sg, o.Model.Path, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("train: sharded backbone: %w", err)
+		}
+		m.SetCheckpointing(true)
+		return m, g, nil
+	}
 	m, err := model.Load(o.Model.Path, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return nil, nil, fmt.Errorf("train: %w", err)
 	}
 	m.SetCheckpointing(o.Model.ActivationCheckpointing)
-	return m, nil
+	return m, nil, nil
 }
 
 // numLabels is the classifier's head size the options ask for: model.num_labels, or

@@ -118,7 +118,8 @@ func report(out *runLog, sm StepMetrics, total int64, elapsed time.Duration, don
 // it returns "early stopping" when patience has run out.
 func evalAndTrack(ctx context.Context, g collective.ProcessGroup, m *model.Model, exs *examples, collator *data.Collator,
 	opts Options, env Env, st *State, out *runLog) (string, error) {
-	loss, n, err := evaluate(ctx, m, g, exs.eval, collator, opts.Train.MicroBatchSize, opts.Data.Packing, opts.Data.Regression)
+	lockstep := env.ShardGroup != nil && env.ShardGroup.Size() > 1
+	loss, n, err := evaluate(ctx, m, g, exs.eval, collator, opts.Train.MicroBatchSize, opts.Data.Packing, opts.Data.Regression, lockstep)
 	if err != nil {
 		return "", fmt.Errorf("train: evaluate at step %d: %w", st.Step, err)
 	}

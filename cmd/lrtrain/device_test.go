@@ -35,7 +35,8 @@ func TestWorkerRefusesNCCLWithoutAGPU(t *testing.T) {
 	} {
 		cfg := config.Default()
 		cfg.Dist.Backend, cfg.Train.Device = c.backend, c.device
-		g, _, _, err := workerGroup(context.Background(), cfg, func(error) {})
+		wg, err := workerGroups(context.Background(), cfg, func(error) {})
+		g := wg.dp
 		var u usageError
 		if g != nil || !errors.As(err, &u) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("backend %s, device %s: group %v, error %v; want a usage error with %q", c.backend, c.device, g, err, c.want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -171,4 +173,50 @@ func stepLosses(t *testing.T, run string) []float64 {
 		}
 	}
 	return out
+}
+
+// With dist.shard_group_size 2 the two launched workers partition the frozen backbone
+// between them (a second Gloo group through the same rendezvous) and train bit for bit
+// what two workers with the whole backbone train. A shard group size that does not
+// divide the world, or sharding without lrtrain launch, is a usage error.
+func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
+	cfg, _ := trainConfig(t, "")
+	t.Setenv(envLaunchWorker, "1")
+	launch2 := func(out string, sets ...string) (int, string) {
+		args := []string{"launch", "--standalone", "--nproc-per-node", "2", "--run-dir", t.TempDir(), "--max-restarts", "0",
+			"--no-python", "--", os.Args[0], "-test.run=^TestLaunchWorkerHelper$", "--",
+			"train", "--config", cfg, "--set", "output.dir=" + out, "--set", "train.micro_batch_size=1", "--log-json"}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		return runCaptured(t, args...)
+	}
+	whole, sharded := filepath.Join(t.TempDir(), "whole"), filepath.Join(t.TempDir(), "sharded")
+	if code, msg := launch2(whole); code != exitOK {
+		t.Fatalf("whole backbone: exit %d\n%s", code, msg)
+	}
+	if code, msg := launch2(sharded, "dist.shard_group_size=2"); code != exitOK {
+		t.Fatalf("sharded backbone: exit %d\n%s", code, msg)
+	}
+	logs, err := os.ReadFile(filepath.Join(sharded, "train.log"))
+	if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
+		t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
+	}
+	if w, s := stepLosses(t, whole), stepLosses(t, sharded); !slices.Equal(w, s) || len(w) != 3 {
+		t.Errorf("step losses: %v sharded, %v whole", s, w)
+	}
+	adapter := filepath.Join("checkpoints", "step-000003", train.AdapterFile)
+	a, errA := os.ReadFile(filepath.Join(whole, adapter))
+	b, errB := os.ReadFile(filepath.Join(sharded, adapter))
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Errorf("final adapters differ (%v, %v)", errA, errB)
+	}
+
+	if code, msg := launch2(t.TempDir(), "dist.shard_group_size=3"); code == exitOK || !strings.Contains(msg, "does not divide the world size 2") {
+		t.Errorf("shard group of 3 in a world of 2: exit %d\n%s", code, msg)
+	}
+	if code, msg := runCaptured(t, "train", "--config", cfg, "--set", "dist.shard_group_size=2", "--set", "output.dir="+t.TempDir()); code != exitUsage ||
+		!strings.Contains(msg, "start the run with lrtrain launch") {
+		t.Errorf("sharding without launch: exit %d\n%s", code, msg)
+	}
 }
