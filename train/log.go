@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,4 +166,19 @@ func progressBar(step, total int64, loss, tokPerSec float64, eta time.Duration) 
 	}
 	return fmt.Sprintf("step %d/%d [%s] %3.0f%% loss %.4f | %.0f tok/s | ETA %s",
 		step, total, bar, 100*frac, loss, tokPerSec, eta.Round(time.Second))
+}
+
+// peakRSS is the process's peak resident set (VmHWM), where /proc tells it.
+func peakRSS() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }

@@ -1,6 +1,11 @@
 package train
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,5 +34,31 @@ func TestBarWriterKeepsTheBarLast(t *testing.T) {
 	want := "first\n\r\033[K[bar 1]\r\033[Kevent\n[bar 1]\r\033[K[bar 2]\n"
 	if out.String() != want {
 		t.Errorf("got %q\nwant %q", out.String(), want)
+	}
+}
+
+// The last log line of a run reports the process's peak resident memory, as read from
+// /proc (VmHWM), which is at least what it uses now.
+func TestFinishedLineReportsPeakRSS(t *testing.T) {
+	o := tinyOptions(t, t.TempDir())
+	o.Train.MaxSteps = 1
+	if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(o.Output.Dir, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Message string  `json:"message"`
+		PeakMiB float64 `json:"peak_rss_mib"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	now, ok := peakRSS()
+	if rec.Message != "training finished" || !ok || rec.PeakMiB <= 0 || rec.PeakMiB > float64(now)/(1<<20)+0.1 {
+		t.Errorf("last line %q: peak %.1f MiB (the process's peak now %.1f MiB)", lines[len(lines)-1], rec.PeakMiB, float64(now)/(1<<20))
 	}
 }

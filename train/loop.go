@@ -326,7 +326,11 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 			return res, err
 		}
 	}
-	log.Info().Int64("step", st.Step).Str("reason", stop).Float64("loss", res.Loss).
-		Dur("elapsed", time.Since(started)).Str("checkpoint", res.Checkpoint).Msg("training finished")
+	ev := log.Info().Int64("step", st.Step).Str("reason", stop).Float64("loss", res.Loss).
+		Dur("elapsed", time.Since(started)).Str("checkpoint", res.Checkpoint)
+	if peak, ok := peakRSS(); ok {
+		ev = ev.Float64("peak_rss_mib", round(float64(peak)/(1<<20), 1))
+	}
+	ev.Msg("training finished")
 	return res, nil
 }

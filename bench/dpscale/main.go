@@ -12,10 +12,17 @@
 // step times (startup, model loading and checkpointing are not counted). The single
 // process gets OMP_NUM_THREADS = all CPUs, each of the two ranks half of them (the
 // launcher's default), so both use the whole machine.
+//
+// With -shard a third run joins each round: 2 ranks with the frozen backbone sharded
+// between them (dist.shard_group_size 2). Every run's peak resident memory (rank 0's,
+// from its "training finished" log line) is printed next to its throughput.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -shard
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -33,7 +40,7 @@ type flags struct {
 	steps, warmup, rounds int
 	micro, accum, maxLen  int
 	threads1              int
-	keep                  bool
+	keep, shard           bool
 }
 
 func main() {
@@ -49,6 +56,7 @@ func main() {
 	flag.IntVar(&f.maxLen, "max-len", 128, "data.max_len")
 	flag.IntVar(&f.threads1, "threads1", 0, "OMP_NUM_THREADS of the single rank (default: all CPUs)")
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
+	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
 	flag.Parse()
 	if err := run(f); err != nil {
 		fmt.Fprintln(os.Stderr, "dpscale:", err)
@@ -59,6 +67,8 @@ func main() {
 // result is one run's measured throughput.
 type result struct {
 	ranks, threads int
+	sharded        bool
+	peakMiB        float64
 	tokens         float64
 	seconds        float64
 	steps          int
@@ -94,13 +104,23 @@ func run(f flags) error {
 	cpus := runtime.NumCPU()
 	var results []result
 	for r := range f.rounds {
-		for _, ranks := range []int{1, 2} {
-			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d", r, ranks))
-			res, err := runOnce(f, base, data, dir, ranks, cpus)
+		variants := []struct {
+			ranks int
+			shard bool
+		}{{1, false}, {2, false}}
+		if f.shard {
+			variants = append(variants, struct {
+				ranks int
+				shard bool
+			}{2, true})
+		}
+		for _, v := range variants {
+			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d-s%t", r, v.ranks, v.shard))
+			res, err := runOnce(f, base, data, dir, v.ranks, v.shard, cpus)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d, %d rank(s): %.0f tokens/s\n", r+1, ranks, res.tokens/res.seconds)
+			fmt.Fprintf(os.Stderr, "round %d, %d rank(s) sharded=%t: %.0f tokens/s\n", r+1, v.ranks, v.shard, res.tokens/res.seconds)
 			results = append(results, res)
 		}
 	}
@@ -109,19 +129,23 @@ func run(f flags) error {
 }
 
 // runOnce trains one run with 1 or 2 ranks and measures it.
-func runOnce(f flags, base, data, dir string, ranks, cpus int) (result, error) {
+func runOnce(f flags, base, data, dir string, ranks int, shard bool, cpus int) (result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return result{}, err
 	}
 	accum := f.accum * 2 / ranks
+	shardSize := 1
+	if shard {
+		shardSize = ranks
+	}
 	cfg := fmt.Sprintf(`model: {path: %s}
 adapter: {method: lrlora, r: 8}
 data: {format: alpaca_json, train: %s, max_len: %d}
 train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
 checkpoint: {every: 1000000}
-dist: {backend: gloo}
+dist: {backend: gloo, shard_group_size: %d}
 output: {dir: %s}
-`, base, data, f.maxLen, f.steps, f.micro, accum, filepath.Join(dir, "out"))
+`, base, data, f.maxLen, f.steps, f.micro, accum, shardSize, filepath.Join(dir, "out"))
 	cfgPath := filepath.Join(dir, "cfg.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return result{}, err
@@ -151,7 +175,10 @@ output: {dir: %s}
 	if res.steps != f.steps-f.warmup {
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
-	res.ranks, res.threads = ranks, threads
+	res.ranks, res.threads, res.sharded = ranks, threads, shard
+	if res.peakMiB, err = peakOf(filepath.Join(dir, "out", "train.log")); err != nil {
+		return result{}, err
+	}
 	return res, nil
 }
 
@@ -189,21 +216,49 @@ func measure(path string, warmup int) (result, error) {
 	return res, nil
 }
 
+// peakOf reads peak_rss_mib from the "training finished" line of a train.log.
+func peakOf(path string) (float64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var rec struct {
+			Message string   `json:"message"`
+			Peak    *float64 `json:"peak_rss_mib"`
+		}
+		if json.Unmarshal(line, &rec) == nil && rec.Message == "training finished" && rec.Peak != nil {
+			return *rec.Peak, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: no peak_rss_mib on a \"training finished\" line", path)
+}
+
 // report prints one line per run, the best throughput of each world size and their ratio.
 func report(f flags, results []result, cpus int) {
 	fmt.Printf("preset %s, global batch %d examples × max_len %d, %d steps (first %d left out), %d CPUs\n",
 		f.preset, f.micro*f.accum*2, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "ranks\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\t")
-	best := map[int]float64{}
+	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\t")
+	best, bestShard, peak, peakShard := map[int]float64{}, 0.0, map[int]float64{}, 0.0
 	for _, r := range results {
 		tps := r.tokens / r.seconds
-		best[r.ranks] = max(best[r.ranks], tps)
-		fmt.Fprintf(w, "%d\t%d\t%d\t%.0f\t%.3f\t%.0f\t\n", r.ranks, r.threads, f.accum*2/r.ranks, r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps)
+		backbone := "whole"
+		if r.sharded {
+			backbone = "sharded"
+			bestShard, peakShard = max(bestShard, tps), max(peakShard, r.peakMiB)
+		} else {
+			best[r.ranks], peak[r.ranks] = max(best[r.ranks], tps), max(peak[r.ranks], r.peakMiB)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.1f\t\n", r.ranks, backbone, r.threads, f.accum*2/r.ranks,
+			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB)
 	}
 	w.Flush()
 	fmt.Printf("best: 1 rank %.0f tokens/s, 2 ranks %.0f tokens/s, scaling ratio (2 ranks / 1 rank) %.2f\n",
 		best[1], best[2], best[2]/best[1])
+	if bestShard > 0 {
+		fmt.Printf("sharded / whole backbone, 2 ranks: throughput %.2f, peak RSS %.2f\n", bestShard/best[2], peakShard/peak[2])
+	}
 }
 
 // tail returns the last 3000 bytes of out.
