@@ -124,14 +124,15 @@
 //
 // # Measurements (2-core VM shared with other jobs, libtorch 1.13.1 CPU)
 //
-// Memory: over 2,000 steps of the tiny Llama (1 × 32 tokens), gotch's count of live
-// tensors stays at 206, the Go heap in use at 22.4 MiB and VmRSS after GC at 195 MiB
-// (growth 0.2 MiB in 1,800 steps, 0.1 KiB per step). Before tools/gotchadapt freed the
+// Memory: over 4,000 steps of the tiny Llama (1 × 32 tokens), gotch's count of live
+// tensors stays at 206, the Go heap in use at 2.5 MiB and VmRSS after GC at 184–185 MiB
+// (growth 0.5 MiB in 3,800 steps, 0.1 KiB per step). Before tools/gotchadapt freed the
 // C.malloc(0) cell in which gotch's generated ops return their result, it grew by
-// 54 KiB per step. Without a forced GC, VmRSS swings by about 40 MiB: every gotch tensor
-// carries a 100 KB Go allocation.
+// 54 KiB per step. Without a forced GC, VmRSS swings by about 2 MiB (40 MiB, and a Go
+// heap of 22 MiB, while every gotch tensor carried a 100 kB Go allocation, which
+// tools/gotchadapt now removes).
 //
-//	LRTRAIN_MEM_STEPS=2000 go test ./train -run TestMemoryStaysFlat -v
+//	LRTRAIN_MEM_STEPS=4000 go test ./train -run TestMemoryStaysFlat -v
 //
 // Step time and peak RSS, LR-LoRA (K = 50) against LoRA, r = 8 on all seven
 // projections of the small Llama (hidden 512, 8 layers), 2×256 packed tokens per step:

@@ -20,6 +20,14 @@ var goFixes = []goFix{{
 		"grad mode it reports (and NoGradGuard restores) was garbage",
 	old: "\tcretVal := C.at_grad_set_enabled(cbool)\n\treturn *(*int)(unsafe.Pointer(&cretVal))\n",
 	new: "\tcretVal := C.at_grad_set_enabled(cbool)\n\treturn int(cretVal)\n",
+}, {
+	file: "ts/tensor.go",
+	why: "every tensor carried a zeroed 100 kB Go allocation so that the GC would feel libtorch's " +
+		"memory and run finalizers sooner; lrtrain frees tensors with Drop, and the allocation made " +
+		"each op cost 100 kB of memclr and GC work: a tiny model's training step took 4x as long, " +
+		"a small one's peak RSS was 13 % higher (BENCHMARKS.md)",
+	old: "\tx.d = new(bigStruct)\n",
+	new: "\t// lrtrain: no 100 kB bigStruct per tensor (tools/gotchadapt/gofixes.go)\n",
 }}
 
 // applyGoFixes applies goFixes to the copy of gotch in dir.
