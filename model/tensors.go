@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -57,6 +58,9 @@ func tensorFromBytes(data []byte, shape []int64, dt gotch.DType) (*ts.Tensor, er
 		return out, err
 	}
 	dims := append([]int64(nil), shape...)
+	// libtorch's error is thread-local in gotch's C layer: read it on the op's thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	c := lib.AtTensorOfData(unsafe.Pointer(&data[0]), dims, uint(len(dims)), dt.Size(), int(dt.CKind()))
 	if err := ts.TorchErr(); err != nil {
 		return nil, err

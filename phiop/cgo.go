@@ -23,6 +23,7 @@ import "C"
 
 import (
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
@@ -41,6 +42,12 @@ func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale 
 	var out unsafe.Pointer
 	msg := C.phiop_apply(m.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(),
 		C.int(basis), C.double(scale), &out)
+	// gotch frees a tensor's C object in a finalizer: keep the Go handles reachable
+	// until the op has returned.
+	runtime.KeepAlive(m)
+	runtime.KeepAlive(amplitude)
+	runtime.KeepAlive(bandwidthRaw)
+	runtime.KeepAlive(grid)
 	if err := takeError(msg); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -306,6 +307,11 @@ func bindView(w, full *ts.Tensor, e Entry) error {
 // Tensor::set_): the tensor object, and every holder of it, stays the same. Called
 // directly rather than through gotch's SetSourceTensor_, which would leak a handle.
 func setSource(dst, src *ts.Tensor) error {
+	// libtorch's error is thread-local in gotch's C layer: read it on the op's thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer runtime.KeepAlive(dst)
+	defer runtime.KeepAlive(src)
 	var out lib.Ctensor
 	lib.AtgSetSourceTensor_(&out, lib.Ctensor(dst.Ctensor()), lib.Ctensor(src.Ctensor()))
 	if err := ts.TorchErr(); err != nil {

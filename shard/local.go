@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"unsafe"
 
@@ -92,6 +93,9 @@ func readPiece(src safetensors.Reader, ck string, shape []int64, pc Piece, shard
 	}
 	// Convert with libtorch (the rounding model.Load uses): a temporary copy of the
 	// piece in its own dtype, cast into the shard.
+	// libtorch's error is thread-local in gotch's C layer: read it on the op's thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tmp := lib.AtTensorOfData(unsafe.Pointer(&part[0]), []int64{pc.Numel}, 1, uint(es), int(from.CKind()))
 	if err := ts.TorchErr(); err != nil {
 		return fmt.Errorf("shard: %q: %w", ck, err)

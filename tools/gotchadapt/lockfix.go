@@ -12,7 +12,10 @@ import (
 	"strings"
 )
 
-// gotch's C layer keeps libtorch's last error in a thread_local, and package ts reads
+// Two fixes to how package ts crosses into C, applied to every function that reads
+// libtorch's error (that is, every op).
+//
+// Threads. gotch's C layer keeps libtorch's last error in a thread_local, and package ts reads
 // it with a second cgo call (TorchErr) after each op. Go may run the goroutine on
 // another OS thread for that second call: the op's error is then missed — and its
 // uninitialised output taken for a tensor, which crashes when freed — while the
@@ -20,33 +23,49 @@ import (
 // throws) hit this in CI. The fix runs every ts function that reads the error on a
 // locked OS thread: LockOSThread nests and costs a few nanoseconds, against
 // microseconds for an op.
+//
+// Lifetimes. gotch frees a Tensor's or Scalar's C object in a finalizer, and an op
+// passes only the C handle to libtorch: an argument the caller made for the call alone
+// (ts.FloatScalar(v) inline) is unreachable while the op runs, and a collection then
+// frees it under libtorch (CI saw a masked_fill whose scalar was no longer one). Every
+// such function keeps its *Tensor and *Scalar arguments (and slices of them, and its
+// receiver) alive until it returns, with deferred runtime.KeepAlive calls.
 
 const lockStmt = "\n\truntime.LockOSThread()\n\tdefer runtime.UnlockOSThread()"
 
-// lockErrorReaders inserts lockStmt at the top of every function declared in src that
-// calls TorchErr, and imports "runtime" if needed. It returns the new source and the
-// number of functions changed.
+// lockErrorReaders inserts lockStmt, and a deferred runtime.KeepAlive for each handle
+// argument, at the top of every function declared in src that calls TorchErr, and
+// imports "runtime" if needed. It returns the new source and the number of functions
+// changed.
 func lockErrorReaders(name string, src []byte) ([]byte, int, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, name, src, parser.ParseComments)
 	if err != nil {
 		return nil, 0, fmt.Errorf("lock fix: parse %s: %w", name, err)
 	}
-	var at []int // offsets just after each opening brace
+	type insert struct {
+		at   int // offset just after the opening brace
+		text string
+	}
+	var ins []insert
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)
 		if !ok || fn.Body == nil || fn.Name.Name == "TorchErr" || !callsTorchErr(fn.Body) {
 			continue
 		}
-		at = append(at, fset.Position(fn.Body.Lbrace).Offset+1)
+		text := lockStmt
+		for _, name := range handleArgs(fn) {
+			text += "\n\tdefer runtime.KeepAlive(" + name + ")"
+		}
+		ins = append(ins, insert{fset.Position(fn.Body.Lbrace).Offset + 1, text})
 	}
-	if len(at) == 0 {
+	if len(ins) == 0 {
 		return src, 0, nil
 	}
-	sort.Sort(sort.Reverse(sort.IntSlice(at)))
+	sort.Slice(ins, func(i, j int) bool { return ins[i].at > ins[j].at })
 	out := string(src)
-	for _, off := range at {
-		out = out[:off] + lockStmt + out[off:]
+	for _, in := range ins {
+		out = out[:in.at] + in.text + out[in.at:]
 	}
 	if !importsRuntime(f) {
 		// An import declaration of its own, right after the package clause: before any
@@ -54,7 +73,44 @@ func lockErrorReaders(name string, src []byte) ([]byte, int, error) {
 		end := fset.Position(f.Name.End()).Offset
 		out = out[:end] + "\n\nimport \"runtime\"" + out[end:]
 	}
-	return []byte(out), len(at), nil
+	return []byte(out), len(ins), nil
+}
+
+// handleArgs names fn's receiver and parameters that hold gotch handles: *Tensor,
+// *Scalar, and slices or variadics of them.
+func handleArgs(fn *ast.FuncDecl) []string {
+	var names []string
+	add := func(fl *ast.FieldList) {
+		if fl == nil {
+			return
+		}
+		for _, field := range fl.List {
+			if !holdsHandle(field.Type) {
+				continue
+			}
+			for _, n := range field.Names {
+				if n.Name != "_" {
+					names = append(names, n.Name)
+				}
+			}
+		}
+	}
+	add(fn.Recv)
+	add(fn.Type.Params)
+	return names
+}
+
+func holdsHandle(e ast.Expr) bool {
+	switch t := e.(type) {
+	case *ast.StarExpr:
+		id, ok := t.X.(*ast.Ident)
+		return ok && (id.Name == "Tensor" || id.Name == "Scalar")
+	case *ast.ArrayType:
+		return holdsHandle(t.Elt)
+	case *ast.Ellipsis:
+		return holdsHandle(t.Elt)
+	}
+	return false
 }
 
 func callsTorchErr(body *ast.BlockStmt) bool {

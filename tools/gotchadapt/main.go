@@ -29,7 +29,7 @@ import (
 )
 
 // toolVersion changes whenever the adaptation itself changes, invalidating stamps.
-const toolVersion = "gotchadapt-7"
+const toolVersion = "gotchadapt-8"
 
 const gotchModule = "github.com/sugarme/gotch"
 
