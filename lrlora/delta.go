@@ -57,11 +57,24 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 
 // Forward computes the adapted layer for x (…×d_in, in W0's dtype).
 //
-// With dropout 0, or in eval mode, it merges once and does one backbone-shaped
+// Plain LoRA in training mode runs unmerged, as PEFT does (forwardLowRank). Otherwise,
+// with dropout 0, or in eval mode, it merges once and does one backbone-shaped
 // matmul: y = x·(W0 + ΔW)ᵀ + bias. With dropout p > 0 in training mode the adapter
 // path cannot be merged: y = x·W0ᵀ + dropout(x)·ΔWᵀ + bias (ΔW already holds s).
 // Dropout draws from libtorch's global generator.
 func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
+	if ad.cfg.Method == LoRA && ad.training {
+		xa := x
+		if ad.cfg.Dropout > 0 {
+			xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
+			if err != nil {
+				return nil, fmt.Errorf("lrlora: forward %q: dropout: %w", ad.name, err)
+			}
+			defer xd.Drop()
+			xa = xd
+		}
+		return ad.forwardLowRank(x, xa)
+	}
 	if ad.cfg.Dropout > 0 && ad.training {
 		xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
 		if err != nil {
@@ -85,6 +98,51 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 	y, err := ts.Linear(x, weff, bias)
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: forward %q: x·W_effᵀ: %w", ad.name, err)
+	}
+	return y, nil
+}
+
+// forwardLowRank is plain LoRA's training path, as PEFT runs it:
+// y = x·W0ᵀ + bias + s·(xa·Aᵀ)·Bᵀ, where xa is the adapter's input (dropout(x) or x).
+// It never forms ΔW, so backward needs no d_out×d_in gradient: a backbone-sized GEMM
+// less than the merged path. A and B are cast to x's dtype (autograd flows through).
+func (ad *Adapter) forwardLowRank(x, xa *ts.Tensor) (*ts.Tensor, error) {
+	bias, dropBias := ad.biasOrUndefined()
+	defer dropBias()
+	base, err := ts.Linear(x, ad.w0, bias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: x·W0ᵀ: %w", ad.name, err)
+	}
+	defer base.Drop()
+	a, b := ad.a, ad.b
+	if a.DType() != x.DType() {
+		if a, err = ad.a.Totype(x.DType(), false); err != nil {
+			return nil, fmt.Errorf("lrlora: forward %q: cast A: %w", ad.name, err)
+		}
+		defer a.Drop()
+		if b, err = ad.b.Totype(x.DType(), false); err != nil {
+			return nil, fmt.Errorf("lrlora: forward %q: cast B: %w", ad.name, err)
+		}
+		defer b.Drop()
+	}
+	noBias := ts.NewTensor()
+	defer noBias.Drop()
+	h, err := ts.Linear(xa, a, noBias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: x·Aᵀ: %w", ad.name, err)
+	}
+	if h, err = mulScalar(h, ad.scaling, true); err != nil { // s on the rank-r side: cheapest
+		return nil, fmt.Errorf("lrlora: forward %q: s·x·Aᵀ: %w", ad.name, err)
+	}
+	defer h.Drop()
+	u, err := ts.Linear(h, b, noBias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: (x·Aᵀ)·Bᵀ: %w", ad.name, err)
+	}
+	defer u.Drop()
+	y, err := base.Add(u, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
 	}
 	return y, nil
 }

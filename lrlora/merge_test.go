@@ -82,6 +82,20 @@ func TestMergedEqualsUnmerged(t *testing.T) {
 				if !slices.Equal(read(t, y), a) {
 					t.Fatal("linear(x, Merged()) differs from the eval-mode forward")
 				}
+
+				// Plain LoRA trains unmerged (x·W0ᵀ + s·(x·Aᵀ)·Bᵀ): the same function.
+				if m == LoRA {
+					ad.Train(true)
+					defer ad.Train(false)
+					low, err := ad.Forward(x)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer low.Drop()
+					if d := maxRelDiff(a, read(t, low)); d > tc.tol {
+						t.Fatalf("LoRA training (unmerged) vs eval (merged): max relative difference %g > %g", d, tc.tol)
+					}
+				}
 			})
 		}
 	}

@@ -23,9 +23,11 @@
 // reset through /proc/self/clear_refs after loading).
 //
 // Methods, so that the comparison is like for like:
-//   - lora: ΔW = s·B·A merged into W_eff = W0 + ΔW, one matmul per layer — what lrtrain
-//     runs for LoRA, and the same ops in torch. lrtrain lora against PyTorch lora is the
-//     pure framework comparison (target: lrtrain/PyTorch ≤ 1.1).
+//   - lora: PyTorch's `lora` is ΔW = s·B·A merged into W_eff = W0 + ΔW, one matmul per
+//     layer. lrtrain trains plain LoRA unmerged (x·W0ᵀ + s·(x·Aᵀ)·Bᵀ, as PEFT; since the
+//     second session), so its lora row is compared with PyTorch's lora-peft — the pure
+//     framework comparison (target: lrtrain/PyTorch ≤ 1.1). The numbers below, from before
+//     that change, compare merged with merged.
 //   - lrlora: ΔW = s·φ(B·A), merged. lrtrain uses its fused op (package phiop); PyTorch has
 //     none, so torch_ref.py writes φ in torch ops: a torch.autograd.Function that loops over
 //     k with in-place ops and recomputes the terms in backward (it saves only M, a, β, g,
@@ -69,10 +71,9 @@
 //     12.8 s, 11× more.
 //   - Merged LoRA (lrtrain, and PyTorch's lora) is 1.18–1.23× slower than PEFT's unmerged
 //     form and peaks 450 MiB higher: the d_out×d_in weight gradients and W0 + ΔW.
-//   - gotch v0.9.1 pairs every tensor handle with a 100 kB Go allocation (ts.newTensor's
+//   - gotch v0.9.1 paired every tensor handle with a 100 kB Go allocation (ts.newTensor's
 //     bigStruct): 500–640 handles, 51–65 MiB of Go garbage per step. Immaterial here; on
-//     the tiny preset it doubles lrtrain's step (4.4 ms against 2.1 ms without it, and
-//     2.0 ms in PyTorch).
+//     the tiny preset it doubled lrtrain's step. tools/gotchadapt now removes it.
 //   - With these CPUs shared by others, single steps vary by 2×; compare medians over
 //     several rounds, never single runs.
 package main

@@ -10,7 +10,7 @@ import (
 
 var methodNotes = map[string]string{
 	"lrlora":       "φ fused (lrtrain) / φ in torch ops (PyTorch)",
-	"lora":         "merged W0 + s·B·A, as lrtrain runs it",
+	"lora":         "PyTorch: merged W0 + s·B·A; lrtrain trains plain LoRA unmerged, as PEFT",
 	"lora-peft":    "unmerged x·W0ᵀ + s·(x·Aᵀ)·Bᵀ (PEFT)",
 	"lrlora-naive": "φ by broadcast over K, autograd",
 }
@@ -23,7 +23,11 @@ func printTable(w io.Writer, got map[string]*result, order []string) error {
 		r := got[label]
 		lo, hi := minMax(r.StepMs)
 		ratio := ""
-		if t := got["pytorch/"+r.Method]; t != nil && r.Side == "lrtrain" {
+		ref := "pytorch/" + r.Method
+		if r.Method == "lora" && got["pytorch/lora-peft"] != nil {
+			ref = "pytorch/lora-peft" // the formulation lrtrain trains plain LoRA with
+		}
+		if t := got[ref]; t != nil && r.Side == "lrtrain" {
 			tlo, _ := minMax(t.StepMs)
 			ratio = fmt.Sprintf("%.2f× (min %.2f×)", median(r.StepMs)/median(t.StepMs), lo/tlo)
 		}
