@@ -63,9 +63,11 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 // path cannot be merged: y = x·W0ᵀ + dropout(x)·ΔWᵀ + bias (ΔW already holds s).
 // Dropout draws from libtorch's global generator.
 func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
-	if ad.cfg.Method == LoRA && ad.training {
+	lowRank := ad.cfg.Method == LoRA && ad.training
+	dropout := ad.cfg.Dropout > 0 && ad.training
+	if lowRank || dropout {
 		xa := x
-		if ad.cfg.Dropout > 0 {
+		if dropout {
 			xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
 			if err != nil {
 				return nil, fmt.Errorf("lrlora: forward %q: dropout: %w", ad.name, err)
@@ -73,15 +75,10 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 			defer xd.Drop()
 			xa = xd
 		}
-		return ad.forwardLowRank(x, xa)
-	}
-	if ad.cfg.Dropout > 0 && ad.training {
-		xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
-		if err != nil {
-			return nil, fmt.Errorf("lrlora: forward %q: dropout: %w", ad.name, err)
+		if lowRank {
+			return ad.forwardLowRank(x, xa)
 		}
-		defer xd.Drop()
-		return ad.forwardSplit(x, xd)
+		return ad.forwardSplit(x, xa)
 	}
 	dw, err := ad.deltaAs(ad.w0)
 	if err != nil {
@@ -107,15 +104,9 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 // It never forms ΔW, so backward needs no d_out×d_in gradient: a backbone-sized GEMM
 // less than the merged path. A and B are cast to x's dtype (autograd flows through).
 func (ad *Adapter) forwardLowRank(x, xa *ts.Tensor) (*ts.Tensor, error) {
-	bias, dropBias := ad.biasOrUndefined()
-	defer dropBias()
-	base, err := ts.Linear(x, ad.w0, bias)
-	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: x·W0ᵀ: %w", ad.name, err)
-	}
-	defer base.Drop()
 	a, b := ad.a, ad.b
 	if a.DType() != x.DType() {
+		var err error
 		if a, err = ad.a.Totype(x.DType(), false); err != nil {
 			return nil, fmt.Errorf("lrlora: forward %q: cast A: %w", ad.name, err)
 		}
@@ -125,26 +116,20 @@ func (ad *Adapter) forwardLowRank(x, xa *ts.Tensor) (*ts.Tensor, error) {
 		}
 		defer b.Drop()
 	}
-	noBias := ts.NewTensor()
-	defer noBias.Drop()
-	h, err := ts.Linear(xa, a, noBias)
+	h, err := ad.linearNoBias(xa, a, "x·Aᵀ")
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: x·Aᵀ: %w", ad.name, err)
+		return nil, err
 	}
 	if h, err = mulScalar(h, ad.scaling, true); err != nil { // s on the rank-r side: cheapest
 		return nil, fmt.Errorf("lrlora: forward %q: s·x·Aᵀ: %w", ad.name, err)
 	}
 	defer h.Drop()
-	u, err := ts.Linear(h, b, noBias)
+	u, err := ad.linearNoBias(h, b, "(x·Aᵀ)·Bᵀ")
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: (x·Aᵀ)·Bᵀ: %w", ad.name, err)
+		return nil, err
 	}
 	defer u.Drop()
-	y, err := base.Add(u, false)
-	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
-	}
-	return y, nil
+	return ad.frozenPlus(x, u)
 }
 
 // forwardSplit is the unmerged path y = x·W0ᵀ + xa·ΔWᵀ + bias, where xa is the
@@ -155,6 +140,16 @@ func (ad *Adapter) forwardSplit(x, xa *ts.Tensor) (*ts.Tensor, error) {
 		return nil, err
 	}
 	defer dw.Drop()
+	upd, err := ad.linearNoBias(xa, dw, "dropout(x)·ΔWᵀ")
+	if err != nil {
+		return nil, err
+	}
+	defer upd.Drop()
+	return ad.frozenPlus(x, upd)
+}
+
+// frozenPlus is the frozen layer plus an update: x·W0ᵀ + bias + upd.
+func (ad *Adapter) frozenPlus(x, upd *ts.Tensor) (*ts.Tensor, error) {
 	bias, dropBias := ad.biasOrUndefined()
 	defer dropBias()
 	base, err := ts.Linear(x, ad.w0, bias)
@@ -162,16 +157,20 @@ func (ad *Adapter) forwardSplit(x, xa *ts.Tensor) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("lrlora: forward %q: x·W0ᵀ: %w", ad.name, err)
 	}
 	defer base.Drop()
-	noBias := ts.NewTensor()
-	defer noBias.Drop()
-	upd, err := ts.Linear(xa, dw, noBias)
-	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: dropout(x)·ΔWᵀ: %w", ad.name, err)
-	}
-	defer upd.Drop()
 	y, err := base.Add(upd, false)
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
+	}
+	return y, nil
+}
+
+// linearNoBias is x·wᵀ; what names the product in an error.
+func (ad *Adapter) linearNoBias(x, w *ts.Tensor, what string) (*ts.Tensor, error) {
+	noBias := ts.NewTensor()
+	defer noBias.Drop()
+	y, err := ts.Linear(x, w, noBias)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: %s: %w", ad.name, what, err)
 	}
 	return y, nil
 }
