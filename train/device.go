@@ -103,27 +103,16 @@ func useFlat(g collective.ProcessGroup, dev gotch.Device) (collective.RawAllRedu
 // all-reduce: the gradients (all of one dtype) are concatenated into one flat tensor on
 // their device, reduced there and copied back. On a GPU the device is synchronised first,
 // since the group's collective runs on its own stream.
-func allReduceFlat(ctx context.Context, r collective.RawAllReducer, params []ts.NamedTensor, dev gotch.Device) error {
-	grads := make([]*ts.Tensor, 0, len(params))
-	defer func() {
-		for _, t := range grads {
-			t.Drop()
-		}
-	}()
-	var dt gotch.DType
-	for i, p := range params {
-		grad, err := p.Tensor.Grad(false)
-		if err != nil {
-			return fmt.Errorf("train: gradient of %s: %w", p.Name, err)
-		}
-		grads = append(grads, grad)
-		if ok, err := grad.Defined(); err != nil || !ok {
-			return fmt.Errorf("train: %s has no gradient (%v)", p.Name, err)
-		}
-		if i == 0 {
-			dt = grad.DType()
-		} else if grad.DType() != dt {
-			return fmt.Errorf("train: gradients of %s (%v) and %s (%v) differ in dtype", params[0].Name, dt, p.Name, grad.DType())
+func allReduceFlat(ctx context.Context, r collective.RawAllReducer, params []ts.NamedTensor, dev gotch.Device, rank int) error {
+	grads, err := gradsOf(params, rank)
+	defer dropAll(grads)
+	if err != nil || len(grads) == 0 {
+		return err
+	}
+	dt := grads[0].DType()
+	for i, grad := range grads {
+		if grad.DType() != dt {
+			return fmt.Errorf("train: gradients of %s (%v) and %s (%v) differ in dtype", params[0].Name, dt, params[i].Name, grad.DType())
 		}
 	}
 	var cdt collective.DType

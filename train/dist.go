@@ -27,27 +27,17 @@ func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.
 		return nil
 	}
 	if r, ok := useFlat(g, dev); ok {
-		return allReduceFlat(ctx, r, params, dev)
+		return allReduceFlat(ctx, r, params, dev, g.Rank())
 	}
-	grads := make([]*ts.Tensor, len(params))
-	defer func() {
-		for _, t := range grads {
-			if t != nil {
-				t.Drop()
-			}
-		}
-	}()
+	grads, err := gradsOf(params, g.Rank())
+	defer dropAll(grads)
+	if err != nil {
+		return err
+	}
 	hosts := make([]hostTensor, len(params))
 	var n int
 	for i, p := range params {
-		grad, err := p.Tensor.Grad(false)
-		if err != nil {
-			return fmt.Errorf("train: gradient of %s: %w", p.Name, err)
-		}
-		grads[i] = grad
-		if ok, err := grad.Defined(); err != nil || !ok {
-			return fmt.Errorf("train: %s has no gradient on rank %d (%v)", p.Name, g.Rank(), err)
-		}
+		grad := grads[i]
 		if hosts[i], err = readHost(p.Name, grad); err != nil {
 			return fmt.Errorf("train: gradient: %w", err)
 		}
@@ -67,6 +57,29 @@ func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.
 		}
 	}
 	return nil
+}
+
+// gradsOf returns the gradient of every parameter (drop them with dropAll, also after
+// an error), failing for one that has none.
+func gradsOf(params []ts.NamedTensor, rank int) ([]*ts.Tensor, error) {
+	grads := make([]*ts.Tensor, 0, len(params))
+	for _, p := range params {
+		grad, err := p.Tensor.Grad(false)
+		if err != nil {
+			return grads, fmt.Errorf("train: gradient of %s: %w", p.Name, err)
+		}
+		grads = append(grads, grad)
+		if ok, err := grad.Defined(); err != nil || !ok {
+			return grads, fmt.Errorf("train: %s has no gradient on rank %d (%v)", p.Name, rank, err)
+		}
+	}
+	return grads, nil
+}
+
+func dropAll(list []*ts.Tensor) {
+	for _, t := range list {
+		t.Drop()
+	}
 }
 
 // broadcastParams makes every rank's trainable tensors (buffers included) equal to rank

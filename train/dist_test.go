@@ -46,21 +46,7 @@ func checkTwoRanksLikeOne(t *testing.T, extra ...string) {
 	}
 
 	two := distOptions(t, 1)
-	srv, err := collective.ServeStore("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	var ranks []interface{ Wait() error }
-	for r := range 2 {
-		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
-		ranks = append(ranks, startChild(t, two, env...))
-	}
-	for r, c := range ranks {
-		if err := c.Wait(); err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-	}
+	runTwoRanks(t, two, extra...)
 
 	want, _ := metricsOf(t, one.Output.Dir)
 	got, _ := metricsOf(t, two.Output.Dir)
@@ -147,21 +133,7 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 		o := distOptions(t, 1)
 		o.Data.Eval = []string{evalFile}
 		o.Train.EvalEvery = 2
-		srv, err := collective.ServeStore("127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		var ranks []*exec.Cmd
-		for r := range 2 {
-			env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
-			ranks = append(ranks, startChild(t, o, env...))
-		}
-		for r, c := range ranks {
-			if err := c.Wait(); err != nil {
-				t.Fatalf("rank %d: %v", r, err)
-			}
-		}
+		runTwoRanks(t, o, extra...)
 		return o
 	}
 	whole, sharded := run(), run(envShard+"=1")
@@ -191,6 +163,27 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	for name, w := range a {
 		if !slices.Equal(w, b[name]) {
 			t.Errorf("%s differs between the sharded and the whole backbone", name)
+		}
+	}
+}
+
+// runTwoRanks trains o on two child processes in a Gloo group over a fresh store (extra
+// is more environment for both) and fails the test unless both exit 0.
+func runTwoRanks(t *testing.T, o Options, extra ...string) {
+	t.Helper()
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var ranks []*exec.Cmd
+	for r := range 2 {
+		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
+		ranks = append(ranks, startChild(t, o, env...))
+	}
+	for r, c := range ranks {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("rank %d: %v", r, err)
 		}
 	}
 }

@@ -116,22 +116,8 @@ func TestSIGTERMedRanksSaveTheStepReached(t *testing.T) {
 	resumed.Train.MaxSteps = end
 	ref := distOptions(t, 1)
 	ref.Train.MaxSteps, ref.Train.Schedule, ref.Train.WarmupRatio = end, "constant", 0
-	for _, run := range []Options{resumed, ref} {
-		store, err := collective.ServeStore("127.0.0.1:0") // a fresh store per group
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer store.Close()
-		var cs []*exec.Cmd
-		for r := range 2 {
-			cs = append(cs, startChild(t, run, envStore+"="+store.Addr(), envRank+"="+strconv.Itoa(r), envSize+"=2"))
-		}
-		for r, c := range cs {
-			if err := c.Wait(); err != nil {
-				t.Fatalf("rank %d: %v", r, err)
-			}
-		}
-	}
+	runTwoRanks(t, resumed)
+	runTwoRanks(t, ref)
 	a, b := readAdapters(t, ref), readAdapters(t, resumed)
 	for name, w := range a {
 		if len(b[name]) != len(w) {
