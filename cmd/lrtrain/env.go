@@ -39,11 +39,13 @@ func printEnv(out io.Writer) error {
 		kernels = "CPU and CUDA kernels"
 	}
 	fmt.Fprintf(w, "phi op\t%s\n", kernels)
-	device := "cpu (dist.backend auto: gloo)"
+	var device string
 	if dev, err := train.ResolveDevice("auto", 0); err != nil {
 		device = err.Error()
 	} else if dev.IsCuda() {
-		device = fmt.Sprintf("cuda:%d (dist.backend auto: nccl)", dev.Value)
+		device = fmt.Sprintf("cuda:%d (dist.backend auto: %s)", dev.Value, autoBackend(dev))
+	} else {
+		device = "cpu (dist.backend auto: " + autoBackend(dev) + ")"
 	}
 	fmt.Fprintf(w, "train.device auto\t%s\n", device)
 	fmt.Fprintf(w, "intra-op threads\t%d\n", phiop.NumThreads())

@@ -12,6 +12,7 @@ import (
 	"github.com/lrtrain/lrtrain/dist/launch"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
 	"github.com/lrtrain/lrtrain/train"
+	"github.com/sugarme/gotch"
 )
 
 // groups are the process groups of one worker: dp, the data-parallel group of all ranks
@@ -56,10 +57,7 @@ func workerGroups(ctx context.Context, c *config.Config, cancelRun context.Cance
 	}
 	backend := c.Dist.Backend
 	if backend == "auto" {
-		backend = "gloo"
-		if dev.IsCuda() {
-			backend = "nccl"
-		}
+		backend = autoBackend(dev)
 	}
 	if backend == "nccl" && !dev.IsCuda() {
 		return none, usageError{fmt.Errorf("train: dist.backend nccl needs a GPU, and train.device %q resolved to the CPU "+
@@ -70,6 +68,14 @@ func workerGroups(ctx context.Context, c *config.Config, cancelRun context.Cance
 			"and train.device resolved to %v; use shard_group_size 1 on GPUs", shardSize, dev)}
 	}
 	return formGroups(ctx, we, backend, dev.Value, shardSize, c.Dist.Timeout, cancelRun)
+}
+
+// autoBackend is what dist.backend auto means on dev: NCCL on a GPU, Gloo on the CPU.
+func autoBackend(dev gotch.Device) string {
+	if dev.IsCuda() {
+		return "nccl"
+	}
+	return "gloo"
 }
 
 // formGroups opens the worker's rendezvous session and forms its groups.
