@@ -7,7 +7,7 @@
 GO ?= go
 export CGO_ENABLED = 1
 # libtorch picks one intra-op thread on some VMs unless told; lrtrain also sets
-# it programmatically (torchrt.Init), this covers the test binaries too.
+# it programmatically (phiop.InitThreads), this covers the test binaries too.
 export OMP_NUM_THREADS ?= $(shell nproc)
 
 .PHONY: all setup demo test test-short bench vet fmt build build-cuda clean

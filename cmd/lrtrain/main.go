@@ -1,8 +1,19 @@
-// Command lrtrain fine-tunes pretrained transformers with LR-LoRA.
+// Command lrtrain fine-tunes pretrained transformers with LR-LoRA (docs/method.md).
 //
-//	lrtrain demo                 # a few LR-LoRA steps on a synthetic layer task
-//	lrtrain env                  # libtorch, threads, BLAS, GPUs
+//	lrtrain train --config cfg.yaml            # train as the YAML says (one process)
+//	lrtrain launch --standalone --nproc-per-node 2 -- train --config cfg.yaml
+//	                                           # torchrun-style node agent: rendezvous, workers, restarts
+//	lrtrain eval --run runs/x --data f --task lm
+//	                                           # perplexity, accuracy/F1/MCC, correlations, generation
+//	lrtrain export --run runs/x --out merged   # merged Hugging Face model (or --adapter-only)
+//	lrtrain inspect --run runs/x --out plots   # per-layer stable rank, φ curves, spectra, loss curve
+//	lrtrain init-model --arch llama --preset tiny --out m
+//	                                           # a random model in the Hugging Face layout
+//	lrtrain demo                               # one layer: lora vs sinelora vs lrlora
+//	lrtrain env                                # libtorch, threads, BLAS, GPUs
 //	lrtrain version
+//
+// Every command has --help with examples.
 package main
 
 import (
