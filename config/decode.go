@@ -59,6 +59,7 @@ func Decode(src []byte, name string, overrides []string) (*Config, error) {
 	d.applyOverrides(root, overrides)
 	c := Default()
 	d.section("", root, reflect.ValueOf(c).Elem())
+	d.checkShadowed()
 	if len(d.issues) > 0 {
 		return nil, d.issues
 	}
@@ -107,6 +108,8 @@ type decoder struct {
 	issues  Issues
 	present map[string]bool   // key paths set by the file or the overrides
 	where   map[string]string // key path → where it was set
+	// shadowed are the values that overrides replaced, checked all the same.
+	shadowed []shadowedValue
 }
 
 func (d *decoder) at(n *yaml.Node) string {

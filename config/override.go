@@ -105,6 +105,7 @@ func (d *decoder) set(root *yaml.Node, parts []string, val *yaml.Node, where str
 			continue
 		}
 		if last {
+			d.shadowed = append(d.shadowed, shadowedValue{parts: parts, node: n.Content[k+1], by: where})
 			n.Content[k+1] = val
 			return
 		}
@@ -129,4 +130,34 @@ func findKey(n *yaml.Node, key string) int {
 		}
 	}
 	return -1
+}
+
+// shadowedValue is a value of the file (or of an earlier --set) that an override replaced.
+type shadowedValue struct {
+	parts []string
+	node  *yaml.Node
+	by    string // "--set a.b=v"
+}
+
+// checkShadowed decodes every replaced value into a scratch configuration and reports its
+// type errors: a wrong value in the file is an error even while an override hides it
+// (the file is wrong for the next run that does not override it).
+func (d *decoder) checkShadowed() {
+	for _, s := range d.shadowed {
+		v, path := reflect.ValueOf(Default()).Elem(), ""
+		for _, p := range s.parts {
+			f, _ := lookupField(v.Type(), p) // checkPath accepted the path
+			v, path = v.Field(f.index), join(path, f.key)
+		}
+		scratch := &decoder{file: d.file, origin: d.origin, present: map[string]bool{}, where: map[string]string{}}
+		scratch.value(path, s.node, v)
+		for _, is := range scratch.issues {
+			hint := "overridden by " + s.by + ", but the value there is still checked"
+			if is.Hint != "" {
+				hint = is.Hint + "; " + hint
+			}
+			is.Hint = hint
+			d.issues = append(d.issues, is)
+		}
+	}
 }

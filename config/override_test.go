@@ -82,3 +82,26 @@ func TestOverrideErrors(t *testing.T) {
 		}
 	}
 }
+
+// A value of the wrong type in the file is reported even when --set replaces it: the
+// error names the file's line and the override, and a valid file value stays silent.
+func TestOverrideDoesNotHideAFileTypeError(t *testing.T) {
+	src := "train:\n  lr: fast\n  max_steps: 5\n"
+	_, err := Decode([]byte(src), "cfg.yaml", []string{"train.lr=1e-4"})
+	l := issuesOf(t, err)
+	want := "key `lr` in section train: expected a number, got the string \"fast\" at cfg.yaml:2; " +
+		"overridden by --set train.lr=1e-4"
+	if len(l) != 1 || !errors.Is(err, ErrType) || !strings.Contains(l[0].Error(), want) {
+		t.Fatalf("err = %v\nwant one ErrType containing %q", err, want)
+	}
+	// A nested key and a list: the same.
+	_, err = Decode([]byte("adapter:\n  phi:\n    k: [1]\n"), "cfg.yaml", []string{"adapter.phi.k=8"})
+	if l := issuesOf(t, err); len(l) != 1 || l[0].Key != "adapter.phi.k" || !strings.Contains(l[0].Error(), "cfg.yaml:3") {
+		t.Fatalf("nested: %v", err)
+	}
+	// A valid value in the file is simply replaced.
+	c, err := Decode([]byte("train:\n  lr: 0.1\n"), "cfg.yaml", []string{"train.lr=1e-4"})
+	if err != nil || c.Train.LR != 1e-4 || c.Where("train.lr") != "--set train.lr=1e-4" {
+		t.Fatalf("valid file value: lr %v, where %q, err %v", c.Train.LR, c.Where("train.lr"), err)
+	}
+}
