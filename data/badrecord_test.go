@@ -66,6 +66,12 @@ func TestBadRecordsNameFileAndLine(t *testing.T) {
 			"unexpected data after the JSON array"},
 		{"invalid utf-8 line", data.TextLines, "ok\nbad \xff byte\n", data.ReadConfig{}, 2, "invalid UTF-8"},
 		{"invalid utf-8 file", data.TextFile, "ok\nstill ok\nbad \xc3\n", data.ReadConfig{}, 3, "invalid UTF-8"},
+		{"invalid utf-8 jsonl", data.AlpacaJSONL, goodAlpaca + "\n" + "{\"instruction\": \"caf\xe9\", \"output\": \"o\"}",
+			data.ReadConfig{}, 2, "invalid UTF-8"},
+		{"invalid utf-8 json array", data.AlpacaJSON, "[\n  " + goodAlpaca + ",\n  {\"instruction\": \"i\",\n   \"output\": \"\xff\"}\n]",
+			data.ReadConfig{}, 4, "invalid UTF-8"},
+		{"invalid utf-8 classification", data.ClassificationJSONL, "{\"text\": \"\xc3(\", \"label\": 1}", data.ReadConfig{}, 1,
+			"invalid UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,5 +157,24 @@ func TestSkippedMessagesAreBounded(t *testing.T) {
 	}
 	if !errors.Is(&data.RecordError{}, data.ErrBadRecord) {
 		t.Error("RecordError must wrap ErrBadRecord")
+	}
+}
+
+// With skip_bad_records a wrongly encoded record is counted and left out, not kept with
+// U+FFFD in place of its bytes.
+func TestSkipBadRecordsCountsInvalidUTF8(t *testing.T) {
+	content := goodAlpaca + "\n" + "{\"instruction\": \"na\xefve\", \"output\": \"o\"}\n" + goodAlpaca
+	ds, path, err := readOne(t, data.AlpacaJSONL, "a.jsonl", content, data.ReadConfig{SkipBadRecords: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds.Records) != 2 || ds.Summary.Skipped != 1 ||
+		!strings.HasPrefix(ds.Summary.SkippedMessages[0], "data: "+path+":2: invalid UTF-8") {
+		t.Fatalf("records %d, summary %+v", len(ds.Records), ds.Summary)
+	}
+	for _, r := range ds.Records {
+		if strings.ContainsRune(r.Instruction, '\uFFFD') {
+			t.Errorf("record at line %d kept a replacement character: %q", r.Line, r.Instruction)
+		}
 	}
 }

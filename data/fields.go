@@ -18,6 +18,10 @@ type object struct {
 // parseObject turns one JSON value into a Record of the reader's format.
 func (r *reader) parseObject(file string, line int, raw []byte) (Record, *RecordError) {
 	o := object{file: file, line: line}
+	if bad := invalidUTF8Line(raw); bad > 0 {
+		// encoding/json would quietly turn the bytes into U+FFFD: a wrongly encoded file.
+		return Record{}, badRecord(file, line+bad-1, "invalid UTF-8 (is the file in another encoding?)")
+	}
 	if t := jsonType(raw); t != "object" {
 		if !json.Valid(raw) {
 			var v any
