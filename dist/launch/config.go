@@ -1,8 +1,10 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -153,12 +155,44 @@ func (c *Config) resolveRendezvous(o Options) error {
 		return nil
 	}
 	for _, ep := range strings.Split(o.RdzvEndpoint, ",") {
-		if ep = strings.TrimSpace(ep); ep != "" {
-			c.Endpoints = append(c.Endpoints, ep)
+		if ep = strings.TrimSpace(ep); ep == "" {
+			continue
 		}
+		if err := checkEndpoint(ep); err != nil {
+			return fmt.Errorf("%w: --rdzv-endpoint %q (PET_RDZV_ENDPOINT): %s: %w", ErrConfig, o.RdzvEndpoint, ep, err)
+		}
+		c.Endpoints = append(c.Endpoints, ep)
 	}
 	if c.Job == "" {
 		return fmt.Errorf("%w: --rdzv-endpoint needs --rdzv-id (PET_RDZV_ID), the same on every node of the job", ErrConfig)
+	}
+	return nil
+}
+
+// checkEndpoint accepts what etcd's client dials: host:port, optionally after http:// or
+// https://, or a unix socket. A port that is not a number would only show as an etcd
+// that does not answer, after the dial timeout.
+func checkEndpoint(ep string) error {
+	hostport := ep
+	if scheme, rest, ok := strings.Cut(ep, "://"); ok {
+		switch strings.ToLower(scheme) {
+		case "http", "https":
+			hostport = strings.TrimSuffix(rest, "/")
+		case "unix", "unixs":
+			return nil
+		default:
+			return fmt.Errorf("scheme %q: want http://, https:// or none", scheme)
+		}
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return errors.New("want host:port (etcd's client port is usually 2379)")
+	}
+	if host == "" {
+		return errors.New("no host before the port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
 	return nil
 }
@@ -232,6 +266,9 @@ func resolveProgram(execPath string, noPython bool, args []string) (string, []st
 			return "", nil, fmt.Errorf("%w: --no-python needs the program as the first worker argument", ErrConfig)
 		}
 		execPath, args = args[0], args[1:]
+	case execPath == "" && len(args) == 0:
+		return "", nil, fmt.Errorf("%w: no worker command: give the workers' lrtrain arguments after --, "+
+			"e.g. lrtrain launch --nproc-per-node 2 -- train --config cfg.yaml (or a program with --exec)", ErrConfig)
 	case execPath == "":
 		self, err := os.Executable()
 		if err != nil {

@@ -89,6 +89,9 @@ func resolve(t *testing.T, h Host, args ...string) (Config, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(rest) == 0 && o.Exec == "" && !o.NoPython {
+		rest = []string{"train"} // a worker command, which lrtrain launch requires
+	}
 	return Resolve(o, rest, h)
 }
 
@@ -270,5 +273,32 @@ func TestExitCodes(t *testing.T) {
 		if got := ExitCode(tc.err); got != tc.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.want)
 		}
+	}
+}
+
+// Flags that could only fail later fail at once, as usage errors naming the flag: an
+// endpoint whose port is not a port (which would look like an etcd that does not answer,
+// after the dial timeout) and a launch without a worker command (whose workers would run
+// lrtrain with no arguments: its help, exit 0).
+func TestUsageErrorsFailAtOnce(t *testing.T) {
+	cpu := Host{CPUs: 4}
+	for _, ep := range []string{"127.0.0.1:notaport", "127.0.0.1:99999", "h:0", "h", ":2379", "ftp://h:1", "a:1,b:x"} {
+		_, err := resolve(t, cpu, "--nnodes", "2", "--rdzv-id", "j", "--rdzv-endpoint", ep)
+		if !errors.Is(err, ErrConfig) || ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "--rdzv-endpoint") {
+			t.Errorf("--rdzv-endpoint %s: err = %v (exit %d)", ep, err, ExitCode(err))
+		}
+	}
+	for _, ep := range []string{"h:2379", "http://10.0.0.1:2379", "https://[::1]:2379/", "unix:///run/etcd.sock", "a:1, b:2"} {
+		if _, err := resolve(t, cpu, "--nnodes", "2", "--rdzv-id", "j", "--rdzv-endpoint", ep); err != nil {
+			t.Errorf("--rdzv-endpoint %s: %v", ep, err)
+		}
+	}
+	o, rest, _, err := parse(t, []string{"--standalone"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Resolve(o, rest, cpu)
+	if !errors.Is(err, ErrConfig) || ExitCode(err) != ExitUsage || !strings.Contains(err.Error(), "no worker command") {
+		t.Errorf("no worker command: err = %v", err)
 	}
 }
