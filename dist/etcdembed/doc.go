@@ -1,8 +1,12 @@
-// Package etcdembed runs a single-member etcd server inside the current
-// process, for `lrtrain launch --standalone` and for tests.
+// Package etcdembed runs an etcd server inside the current process, for
+// `lrtrain launch --standalone`, for tests, and as one member of a cluster
+// (the multi-node test harness runs three).
 //
-// The server listens on 127.0.0.1 only, on free ports chosen at start (or a
-// fixed client port, see WithClientPort), keeps its data under the directory
+// By default the server is a single member listening on 127.0.0.1 only, on
+// free ports chosen at start (or a fixed client port, see WithClientPort).
+// Cluster mode (WithHost, WithPeerPort, WithInitialCluster, WithClientTLS,
+// WithPeerTLS) makes it one member of a cluster on a routable address, with
+// TLS for clients and peers. The server keeps its data under the directory
 // given to Start, and logs at error level so that it does not drown the
 // trainer's own output. Start returns once the server is ready to serve
 // requests, or a clear error when it is not ready within the ready timeout.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +41,11 @@ type config struct {
 	readyTimeout time.Duration
 	logLevel     string
 	fsync        bool
+	// Cluster mode (cluster.go).
+	host               string
+	peerPort           int
+	cluster            map[string]string
+	clientTLS, peerTLS *TLSFiles
 }
 
 // Option configures Start.
@@ -50,8 +54,9 @@ type Option func(*config)
 // WithName sets the member name (default DefaultName).
 func WithName(name string) Option { return func(c *config) { c.name = name } }
 
-// WithClientPort makes the server listen for clients on 127.0.0.1:port
-// instead of a free port (0 keeps the default).
+// WithClientPort makes the server listen for clients on this port (of
+// 127.0.0.1, or of the WithHost address) instead of a free one (0 keeps the
+// default).
 func WithClientPort(port int) Option { return func(c *config) { c.clientPort = port } }
 
 // WithReadyTimeout bounds the wait for the server to become ready
@@ -87,6 +92,9 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Server, error) {
 	if c.readyTimeout <= 0 {
 		return nil, fmt.Errorf("%w: ready timeout %v must be positive", ErrStart, c.readyTimeout)
 	}
+	if err := c.checkCluster(); err != nil {
+		return nil, err
+	}
 	muted := new(atomic.Bool)
 	lg, err := newLogger(c.logLevel, muted)
 	if err != nil {
@@ -105,7 +113,7 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Server, error) {
 		}
 		lastErr = err
 		// Only a lost race for an OS-picked port is worth another try.
-		if c.clientPort != 0 || !errors.Is(err, syscall.EADDRINUSE) {
+		if c.clientPort != 0 || c.peerPort != 0 || !errors.Is(err, syscall.EADDRINUSE) {
 			break
 		}
 	}
@@ -113,20 +121,20 @@ func Start(ctx context.Context, dir string, opts ...Option) (*Server, error) {
 }
 
 func startOnce(dir string, c config, lg *zap.Logger) (*embed.Etcd, string, error) {
-	clientPort := c.clientPort
+	clientPort, peerPort := c.clientPort, c.peerPort
+	var err error
 	if clientPort == 0 {
-		p, err := freePort()
-		if err != nil {
+		if clientPort, err = freePort(c.listenHost()); err != nil {
 			return nil, "", fmt.Errorf("%w: pick client port: %w", ErrStart, err)
 		}
-		clientPort = p
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: pick peer port: %w", ErrStart, err)
+	if peerPort == 0 {
+		if peerPort, err = freePort(c.listenHost()); err != nil {
+			return nil, "", fmt.Errorf("%w: pick peer port: %w", ErrStart, err)
+		}
 	}
-	clientURL := loopbackURL(clientPort)
-	peerURL := loopbackURL(peerPort)
+	clientURL := c.clientURL(clientPort)
+	peerURL := c.peerURL(peerPort)
 
 	cfg := embed.NewConfig()
 	cfg.Name = c.name
@@ -136,6 +144,7 @@ func startOnce(dir string, c config, lg *zap.Logger) (*embed.Etcd, string, error
 	cfg.ListenPeerUrls = []url.URL{peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(c.name)
+	c.applyCluster(cfg)
 	cfg.Logger = "zap"
 	cfg.LogLevel = c.logLevel
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg)
@@ -166,7 +175,8 @@ func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// Endpoint is the client URL, "http://127.0.0.1:PORT".
+// Endpoint is the client URL, "http://127.0.0.1:PORT" ("https://HOST:PORT"
+// with WithHost and WithClientTLS).
 func (s *Server) Endpoint() string { return s.endpoint }
 
 // Err reports a fatal error of the running server (for example a listener
@@ -186,15 +196,11 @@ func (s *Server) Close() {
 	})
 }
 
-func loopbackURL(port int) url.URL {
-	return url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-}
-
-// freePort asks the OS for a free TCP port on the loopback interface. The port
-// is released before etcd binds it, so Start retries if another process takes
-// it in between.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// freePort asks the OS for a free TCP port on host. The port is released
+// before etcd binds it, so Start retries if another process takes it in
+// between.
+func freePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, err
 	}
