@@ -2,6 +2,7 @@ package collective
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -31,8 +32,9 @@ type Config struct {
 	// Hostname is the address this rank listens on and its peers dial:
 	// "127.0.0.1" for tests on loopback, the node's address otherwise.
 	// Interface is the alternative: a network interface name ("eth0",
-	// "lo"). At most one may be set; with neither, Gloo resolves the
-	// machine's hostname.
+	// "lo"). At most one may be set; with neither, Gloo listens on the
+	// local address of the route to MASTER_ADDR when that variable is set
+	// (as lrtrain launch does), else on the machine's hostname, resolved.
 	Hostname  string
 	Interface string
 	// Timeout bounds each collective and the connection setup (a context
@@ -79,6 +81,9 @@ func (c Config) endpoint() string {
 		return "hostname " + c.Hostname
 	case c.Interface != "":
 		return "interface " + c.Interface
+	}
+	if m := os.Getenv("MASTER_ADDR"); m != "" {
+		return "the route to MASTER_ADDR " + m
 	}
 	return "the machine's hostname"
 }

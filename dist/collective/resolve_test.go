@@ -30,3 +30,23 @@ func TestListenAddressIsNumeric(t *testing.T) {
 		t.Errorf("unresolvable name: %v", err)
 	}
 }
+
+// With neither a hostname nor an interface, a worker listens on the address of its
+// route to MASTER_ADDR (the interface facing the other nodes), not on what the
+// hostname resolves to. The route to ::1 starts at ::1, while the hostname resolves to
+// an IPv4 address first, so the answer tells the two rules apart. A MASTER_ADDR that
+// does not resolve is an error naming the variable.
+func TestListenAddressFollowsTheRouteToTheMaster(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("MASTER_ADDR", "::1")
+	if got, err := listenAddress(ctx, Config{}); err != nil || got != "::1" {
+		t.Errorf("MASTER_ADDR ::1: listen on %q, %v; want ::1", got, err)
+	}
+	if got, err := listenAddress(ctx, Config{Hostname: "127.0.0.1"}); err != nil || got != "127.0.0.1" {
+		t.Errorf("an explicit hostname must win over MASTER_ADDR: %q, %v", got, err)
+	}
+	t.Setenv("MASTER_ADDR", "no-such-host.invalid")
+	if _, err := listenAddress(ctx, Config{}); err == nil || !strings.Contains(err.Error(), `MASTER_ADDR "no-such-host.invalid" does not resolve`) {
+		t.Errorf("unresolvable MASTER_ADDR: %v", err)
+	}
+}
