@@ -153,10 +153,21 @@ func tlsPut(t *testing.T, ep string, tc *tls.Config, k, v string) {
 	t.Helper()
 	cli := tlsClient(t, ep, tc)
 	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Put(ctx, k, v); err != nil {
-		t.Fatalf("put %s through %s: %v", k, ep, err)
+	// A proposal in flight when the leader stops is dropped ("request timed out,
+	// possibly due to previous leader failure"); a client retries it once a new leader
+	// is elected (an election takes about a second here).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := cli.Put(ctx, k, v)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("put %s through %s: %v", k, ep, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
