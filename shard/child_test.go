@@ -42,6 +42,9 @@ func runChild(role string) int {
 	if os.Getenv(envDType) == "bfloat16" {
 		opts = append(opts, model.WithDType(gotch.BFloat16))
 	}
+	if role == "whole" { // the unsharded reference of the workload
+		return wholeChild(os.Getenv(envDir), os.Getenv(envOut), opts)
+	}
 	if size == 0 { // role mem: the unsharded baseline
 		return memChild(nil, nil, 0, os.Getenv(envDir), opts)
 	}
@@ -81,6 +84,27 @@ func runChild(role string) int {
 	st := gat.Stats()
 	fmt.Printf("shard-B=%d peak-held-B=%d held-B=%d buffers-B=%d gathers=%d\n",
 		st.ShardBytes, st.PeakHeldBytes, st.HeldBytes, st.BufferBytes, st.Gathers)
+	return 0
+}
+
+// wholeChild runs the workload on the model in dir loaded whole and writes its
+// result to out/whole.bin.
+func wholeChild(dir, out string, opts []model.Option) int {
+	m, err := model.Load(dir, opts...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer m.Close()
+	v, err := workload(m, 2, 6)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := writeFloats(filepath.Join(out, "whole.bin"), v); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	return 0
 }
 

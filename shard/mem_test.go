@@ -95,7 +95,7 @@ func parseMem(t *testing.T, out string) memResult {
 func memRun(t *testing.T, size int, env []string) memResult {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), env...), envRole+"=mem", envSize+"="+fmt.Sprint(size), "OMP_NUM_THREADS=1")
+	cmd.Env = childEnv(append(env, envRole+"=mem", envSize+"="+fmt.Sprint(size))...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("baseline: %v\n%s", err, out)
