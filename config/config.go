@@ -1,23 +1,24 @@
 package config
 
 import (
-	"math"
 	"path/filepath"
 	"time"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Config is one run: what to fine-tune, on what, how, and where the results go.
 // The yaml tags are the keys of the file; the alias tags list names other trainers
 // use for the same setting, which the loader suggests when it meets them.
 type Config struct {
-	Model      Model      `yaml:"model"`
-	Adapter    Adapter    `yaml:"adapter"`
-	Data       Data       `yaml:"data"`
-	Train      Train      `yaml:"train"`
-	Checkpoint Checkpoint `yaml:"checkpoint"`
-	Export     Export     `yaml:"export"`
-	Output     Output     `yaml:"output"`
-	Dist       Dist       `yaml:"dist"`
+	Model      Model        `yaml:"model"`
+	Adapter    adapter.Spec `yaml:"adapter"`
+	Data       Data         `yaml:"data"`
+	Train      Train        `yaml:"train"`
+	Checkpoint Checkpoint   `yaml:"checkpoint"`
+	Export     Export       `yaml:"export"`
+	Output     Output       `yaml:"output"`
+	Dist       Dist         `yaml:"dist"`
 
 	// where maps a key path ("train.lr") to where its value came from
 	// ("cfg.yaml:12" or "--set train.lr=1e-4"), for Validate's messages.
@@ -32,38 +33,6 @@ type Model struct {
 	DType string `yaml:"dtype" alias:"torch_dtype"`
 	// ActivationCheckpointing recomputes each block's activations in backward.
 	ActivationCheckpointing bool `yaml:"activation_checkpointing" alias:"gradient_checkpointing"`
-}
-
-// Adapter is the PEFT-style adapter configuration (SPEC §1, §3); names follow lrlora.Config.
-type Adapter struct {
-	// Method is lrlora (the default), lora or sinelora.
-	Method string `yaml:"method" alias:"peft_type,adapter_type,type"`
-	// R is the rank r ≥ 1.
-	R int `yaml:"r" alias:"rank,lora_r"`
-	// Alpha is α; when absent or 0 it resolves to 2r.
-	Alpha float64 `yaml:"alpha" alias:"lora_alpha"`
-	// RSLoRA scales by α/√r instead of α/r.
-	RSLoRA bool `yaml:"rslora" alias:"use_rslora"`
-	// Dropout on the adapter input, in [0, 1); 0 keeps the merged fast path.
-	Dropout float64 `yaml:"dropout" alias:"lora_dropout"`
-	// TargetModules selects the adapted linear layers.
-	TargetModules TargetModules `yaml:"target_modules" alias:"targets,lora_target_modules,target"`
-	// ModulesToSave are modules trained in full and saved with the adapters (e.g. a
-	// classification head), matched like target module names.
-	ModulesToSave []string `yaml:"modules_to_save" alias:"trainable_modules"`
-	// Phi is the transfer function of lrlora adapters.
-	Phi Phi `yaml:"phi" alias:"transfer"`
-	// SineOmega is SineLoRA's frequency ω (method sinelora).
-	SineOmega float64 `yaml:"sine_omega" alias:"omega,sinelora_omega"`
-}
-
-// Phi configures φ(x) = Σ_k a_k f(b_k (x − g_k)) (lrlora.TransferConfig).
-type Phi struct {
-	K     int     `yaml:"k" alias:"num_basis,grid_size,num_grid"`
-	L     float64 `yaml:"l" alias:"grid_range,half_width,range"`
-	Grid  string  `yaml:"grid" alias:"grid_type"`
-	Basis string  `yaml:"basis" alias:"basis_function,kernel"`
-	Share string  `yaml:"share" alias:"sharing,shared"`
 }
 
 // Data says which records to read and how they become examples (see package data).
@@ -171,37 +140,19 @@ type Dist struct {
 	ShardGroupSize int `yaml:"shard_group_size" alias:"shard_size,fsdp_size"`
 }
 
-// Defaults of the paper (SPEC §1) and of the trainer. Those of φ and SineLoRA repeat
-// lrlora's (DefaultK, DefaultL, DefaultSineOmega), which this package cannot import
-// without linking libtorch.
+// Defaults of the trainer that have a name (the adapter's are written in adapter.Default).
 const (
-	DefaultRank      = 8
-	DefaultK         = 50
-	DefaultL         = 3.0
-	DefaultSineOmega = 200.0
-	DefaultGradClip  = 1.0
-	DefaultWarmup    = 0.1
+	DefaultGradClip = 1.0
+	DefaultWarmup   = 0.1
 )
-
-// LLMTargetModules are the paper's adapted modules for decoder LLMs (q,k,v,o,gate,up,down).
-var LLMTargetModules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
-
-// EncoderTargetModules are the paper's adapted modules for RoBERTa/BERT: query, key,
-// value, attention output, intermediate and output (PEFT suffix matching).
-var EncoderTargetModules = []string{"query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"}
 
 // Default returns the configuration every file starts from. Model path, data format and
 // training files have no default.
 func Default() *Config {
 	return &Config{
-		Model: Model{DType: "float32"},
-		Adapter: Adapter{
-			Method: "lrlora", R: DefaultRank,
-			TargetModules: TargetModules{Names: append([]string(nil), LLMTargetModules...)},
-			Phi:           Phi{K: DefaultK, L: DefaultL, Grid: "uniform", Basis: "sinc", Share: "none"},
-			SineOmega:     DefaultSineOmega,
-		},
-		Data: Data{MaxLen: 512, Template: Template{Name: "alpaca"}, Shuffle: true, LastBatch: "pad"},
+		Model:   Model{DType: "float32"},
+		Adapter: adapter.Default(),
+		Data:    Data{MaxLen: 512, Template: Template{Name: "alpaca"}, Shuffle: true, LastBatch: "pad"},
 		Train: Train{
 			Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,
 			Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, WarmupRatio: DefaultWarmup,
@@ -218,9 +169,7 @@ func Default() *Config {
 // resolve fills the defaults that depend on other keys; present holds the key paths
 // the file or the overrides set.
 func (c *Config) resolve(present map[string]bool) {
-	if c.Adapter.Alpha == 0 {
-		c.Adapter.Alpha = 2 * float64(c.Adapter.R)
-	}
+	c.Adapter = c.Adapter.Resolved()
 	if !present["data.seed"] {
 		c.Data.Seed = c.Train.Seed
 	}
@@ -236,17 +185,6 @@ func (c *Config) resolve(present map[string]bool) {
 	if c.Export.DType == "" {
 		c.Export.DType = c.Model.DType
 	}
-}
-
-// Scaling is the adapter's ΔW scale s = α/r, or α/√r with rslora (lrlora.Config.Scaling).
-func (a Adapter) Scaling() float64 {
-	if a.R < 1 {
-		return math.NaN()
-	}
-	if a.RSLoRA {
-		return a.Alpha / math.Sqrt(float64(a.R))
-	}
-	return a.Alpha / float64(a.R)
 }
 
 // Where returns where the value of a key path such as "train.lr" was set ("cfg.yaml:12",

@@ -15,7 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// nodeForm is a value with its own YAML forms (TargetModules, Paths); decodeNode
+// nodeForm is a value with its own YAML forms (Paths; see nodeFormOf); decodeNode
 // returns a *wantError when the node has none of them.
 type nodeForm interface{ decodeNode(n *yaml.Node) error }
 
@@ -172,7 +172,7 @@ func (d *decoder) value(path string, n *yaml.Node, v reflect.Value) {
 	}
 	d.present[path] = true
 	d.where[path] = d.at(n)
-	if nf, ok := v.Addr().Interface().(nodeForm); ok {
+	if nf, ok := nodeFormOf(v); ok {
 		var want *wantError
 		if err := nf.decodeNode(n); errors.As(err, &want) {
 			d.typeIssue(path, n, want.want)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 func TestDecodeEmptyIsDefaultResolved(t *testing.T) {
@@ -70,9 +72,9 @@ dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
 	}
 	want := Config{
 		Model: Model{Path: "m", DType: "bfloat16", ActivationCheckpointing: true},
-		Adapter: Adapter{Method: "sinelora", R: 16, Alpha: 32, RSLoRA: true, Dropout: 0.05,
-			TargetModules: TargetModules{AllLinear: true}, ModulesToSave: []string{"score"},
-			Phi:       Phi{K: 20, L: 2.5, Grid: "chebyshev", Basis: "gaussian", Share: "bandwidth"},
+		Adapter: adapter.Spec{Method: "sinelora", R: 16, Alpha: 32, RSLoRA: true, Dropout: 0.05,
+			TargetModules: adapter.Targets{AllLinear: true}, ModulesToSave: []string{"score"},
+			Phi:       adapter.Phi{K: 20, L: 2.5, Grid: "chebyshev", Basis: "gaussian", Share: "bandwidth"},
 			SineOmega: 100},
 		Data: Data{Format: "commonsense_json", Train: Paths{"a.json", "b.json"}, Eval: Paths{"c.json"},
 			MaxLen: 1000, Packing: true,
@@ -255,7 +257,7 @@ func TestResolvedDefaults(t *testing.T) {
 }
 
 func TestTargetModulesForms(t *testing.T) {
-	cases := map[string]TargetModules{
+	cases := map[string]adapter.Targets{
 		"[q_proj, v_proj]":           {Names: []string{"q_proj", "v_proj"}},
 		"q_proj, v_proj":             {Names: []string{"q_proj", "v_proj"}},
 		"all-linear":                 {AllLinear: true},

@@ -17,18 +17,18 @@
 //	output:     dir
 //	dist:       backend (auto|nccl|gloo), timeout, shard_group_size
 //
-// Names follow the packages that consume them: lrlora (method, grid, basis, share names),
-// data (format names, templates, pad/drop) and model (target module rules; Spec gives
-// model.ParseTargets' form).
+// The adapter section is an adapter.Spec, decoded in place: its keys, defaults
+// (adapter.Default), checks and target-module rule live in package adapter. Other names
+// follow the packages that consume them: data (format names, templates, pad/drop).
 //
-// Defaults (Default) are the paper's (SPEC §1): K = 50 on [−3, 3], uniform grid, sinc
-// basis, α = 2r, AdamW β = (0.9, 0.999), gradient clipping at 1.0, warmup ratio 0.1 then
-// linear decay, target modules q,k,v,o,gate,up,down (LLMTargetModules; encoders use
-// EncoderTargetModules). A few defaults depend on other keys and are resolved after
-// reading: alpha = 2r when absent or 0, data.seed = train.seed when absent, one epoch when
-// neither max_steps nor epochs is set, checkpoint.dir = <output.dir>/checkpoints,
-// export.dir = <output.dir>/merged, export.dtype = model.dtype. A null (empty) value keeps
-// the default.
+// Defaults (Default) are the paper's (docs/method.md §1, §9): K = 50 on [−3, 3], uniform
+// grid, sinc basis, α = 2r, AdamW β = (0.9, 0.999), gradient clipping at 1.0, warmup ratio
+// 0.1 then linear decay, target modules q,k,v,o,gate,up,down (adapter.LLMTargetModules;
+// encoders use adapter.EncoderTargetModules). A few defaults depend on other keys and are
+// resolved after reading: alpha = 2r when absent or 0 (adapter.Spec.Resolved), data.seed
+// = train.seed when absent, one epoch when neither max_steps nor epochs is set,
+// checkpoint.dir = <output.dir>/checkpoints, export.dir = <output.dir>/merged,
+// export.dtype = model.dtype. A null (empty) value keeps the default.
 //
 // Reading is strict (Load, Decode). An unknown key, a duplicate key or a value of the
 // wrong type is an error that names the file and line, the key and its section, and for

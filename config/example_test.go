@@ -17,7 +17,7 @@ func Example() {
 		panic(err)
 	}
 	fmt.Println("alpha:", c.Adapter.Alpha, "scaling:", c.Adapter.Scaling())
-	fmt.Println("targets:", c.Adapter.TargetModules.Spec(), "phi K:", c.Adapter.Phi.K)
+	fmt.Println("targets:", c.Adapter.TargetModules, "phi K:", c.Adapter.Phi.K)
 	fmt.Println("lr:", c.Train.LR, "set at", c.Where("train.lr"))
 	fmt.Println("max_steps:", c.Train.MaxSteps, "set at", c.Where("train.max_steps"))
 	// Output:

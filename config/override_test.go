@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 func TestOverridesSetValuesAsYAML(t *testing.T) {
@@ -32,7 +34,7 @@ func TestOverridesSetValuesAsYAML(t *testing.T) {
 		{c.Train.Betas, [2]float64{0.8, 0.9}},
 		{c.Adapter.TargetModules.Names, []string{"q_proj", "v_proj"}},
 		{c.Adapter.Phi.K, 24},
-		{c.Adapter.Phi.L, DefaultL},
+		{c.Adapter.Phi.L, adapter.Default().L},
 		{c.Dist.Timeout.Minutes(), 2.0},
 		{[]string(c.Data.Train), []string{"a.json"}},
 		{c.Checkpoint.Resume, "runs/x/ck-10"},

@@ -47,7 +47,7 @@ func isSection(t reflect.Type) bool {
 	if t.Kind() != reflect.Struct {
 		return false
 	}
-	_, leaf := reflect.New(t).Interface().(nodeForm)
+	_, leaf := nodeFormOf(reflect.New(t).Elem())
 	return !leaf
 }
 

@@ -3,107 +3,43 @@ package config
 import (
 	"fmt"
 	"math"
-	"regexp"
+	"reflect"
 	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/data"
 )
 
-// TargetModules selects the adapted linear layers, with PEFT's target_modules rules
-// (the same as model.Targets): a module path matches a name when it equals the name or
-// ends with "." + name; a regular expression must match the whole path; all-linear takes
-// every linear layer except the output and classification heads.
-//
-// In YAML it is a list of names, a comma-separated string of names, "all-linear", or
-// "regex:<expression>" ("re:" is accepted too).
-type TargetModules struct {
-	Names     []string
-	Regex     string
-	AllLinear bool
+// nodeFormOf returns the YAML form of v's type when the type has one of its own: a
+// config type with decodeNode, or adapter.Targets (v must be addressable).
+func nodeFormOf(v reflect.Value) (nodeForm, bool) {
+	switch p := v.Addr().Interface().(type) {
+	case nodeForm:
+		return p, true
+	case *adapter.Targets:
+		return (*targetsForm)(p), true
+	}
+	return nil, false
 }
 
-// Spec returns the form model.ParseTargets reads: "all-linear", "re:<regex>" or
-// "name1,name2,…".
-func (t TargetModules) Spec() string {
-	switch {
-	case t.AllLinear:
-		return "all-linear"
-	case t.Regex != "":
-		return "re:" + t.Regex
-	}
-	return strings.Join(t.Names, ",")
-}
+// targetsForm decodes adapter.target_modules: a list of names, or a scalar in the text
+// form adapter.Targets reads ("all-linear", "regex:<expression>", "a,b"). Values are
+// judged by Validate (adapter.Spec.Problems), not here.
+type targetsForm adapter.Targets
 
-// String is the YAML scalar form: "all-linear", "regex:<regex>" or "name1,name2,…".
-func (t TargetModules) String() string {
-	if t.Regex != "" && !t.AllLinear {
-		return "regex:" + t.Regex
-	}
-	return t.Spec()
-}
-
-// Match reports whether the module path name is selected; for all-linear it is true for
-// every name, and the caller asks only about linear layers that are not heads.
-func (t TargetModules) Match(name string) bool {
-	if t.AllLinear {
-		return true
-	}
-	if t.Regex != "" {
-		re, err := t.compile()
-		return err == nil && re.MatchString(name)
-	}
-	for _, n := range t.Names {
-		if name == n || strings.HasSuffix(name, "."+n) {
-			return true
-		}
-	}
-	return false
-}
-
-func (t TargetModules) compile() (*regexp.Regexp, error) {
-	return regexp.Compile(`^(?:` + t.Regex + `)$`)
-}
-
-func (t *TargetModules) decodeNode(n *yaml.Node) error {
-	*t = TargetModules{}
+func (t *targetsForm) decodeNode(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		s := strings.TrimSpace(n.Value)
-		switch {
-		case strings.EqualFold(s, "all-linear"):
-			t.AllLinear = true
-		case strings.HasPrefix(s, "regex:"):
-			t.Regex = strings.TrimPrefix(s, "regex:")
-		case strings.HasPrefix(s, "re:"):
-			t.Regex = strings.TrimPrefix(s, "re:")
-		default:
-			for _, name := range strings.Split(s, ",") {
-				if name = strings.TrimSpace(name); name != "" {
-					t.Names = append(t.Names, name)
-				}
-			}
-		}
-		return nil
+		return (*adapter.Targets)(t).UnmarshalText([]byte(n.Value))
 	case yaml.SequenceNode:
 		names, err := stringList(n)
-		t.Names = names
+		*t = targetsForm{Names: names}
 		return err
 	}
 	return errWant("a list of module names, all-linear or regex:<expression>")
-}
-
-// MarshalYAML writes a list of names, or the scalar form for all-linear and regexes.
-func (t TargetModules) MarshalYAML() (any, error) {
-	if t.AllLinear || t.Regex != "" {
-		return t.String(), nil
-	}
-	if t.Names == nil {
-		return []string{}, nil
-	}
-	return t.Names, nil
 }
 
 // Paths is a list of files; YAML may give a single string for a one-element list.

@@ -10,14 +10,10 @@ import (
 	"github.com/lrtrain/lrtrain/data"
 )
 
-// Choices of the enumerated keys.
+// Choices of the enumerated keys (the adapter's are in package adapter).
 var (
 	ModelDTypes  = []string{"float32", "bfloat16"}
 	ExportDTypes = []string{"float32", "bfloat16", "float16"}
-	Methods      = []string{"lrlora", "lora", "sinelora"}
-	Grids        = []string{"uniform", "chebyshev"}
-	Bases        = []string{"sinc", "gaussian", "bspline"}
-	Shares       = []string{"none", "grid", "bandwidth", "all"}
 	Schedules    = []string{"linear", "cosine", "constant"}
 	LastBatches  = []string{"pad", "drop"}
 	Backends     = []string{"auto", "nccl", "gloo"}
@@ -171,37 +167,15 @@ func (v *validator) model() {
 	v.oneOf("model.dtype", m.DType, ModelDTypes)
 }
 
+// adapter reports adapter.Spec's problems, suggesting the nearest name for enumerated keys.
 func (v *validator) adapter() {
-	a := v.c.Adapter
-	v.oneOf("adapter.method", a.Method, Methods)
-	v.atLeast("adapter.r", a.R, 1)
-	if a.R >= 1 || v.c.where["adapter.alpha"] != "" { // else alpha is 2r, already reported
-		v.inRange("adapter.alpha", a.Alpha, 0, math.Inf(1), true)
-	}
-	v.inRange("adapter.dropout", a.Dropout, 0, 1, false)
-	t := a.TargetModules
-	switch {
-	case t.AllLinear:
-	case t.Regex != "":
-		if _, err := t.compile(); err != nil {
-			v.bad("adapter.target_modules", fmt.Sprintf("has an invalid regex %q", t.Regex), err.Error())
+	for _, p := range v.c.Adapter.Problems() {
+		if p.Choices != nil {
+			v.oneOf(p.Key, p.Value, p.Choices)
+			continue
 		}
-	case len(t.Names) == 0:
-		v.bad("adapter.target_modules", "is empty", "want module names, all-linear or regex:<expression>")
+		v.bad(p.Key, p.Msg, p.Want)
 	}
-	for _, n := range append(append([]string(nil), t.Names...), a.ModulesToSave...) {
-		if strings.TrimSpace(n) == "" {
-			v.bad("adapter.target_modules", "has an empty module name", "")
-			break
-		}
-	}
-	p := a.Phi
-	v.atLeast("adapter.phi.k", p.K, 2)
-	v.inRange("adapter.phi.l", p.L, 0, math.Inf(1), true)
-	v.oneOf("adapter.phi.grid", p.Grid, Grids)
-	v.oneOf("adapter.phi.basis", p.Basis, Bases)
-	v.oneOf("adapter.phi.share", p.Share, Shares)
-	v.inRange("adapter.sine_omega", a.SineOmega, 0, math.Inf(1), true)
 }
 
 func (v *validator) data() {
