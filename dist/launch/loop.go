@@ -71,6 +71,12 @@ func (l *launcher) loop(ctx context.Context, agent *rdzv.Agent) error {
 			f := out.failure
 			l.log.Error().Int("rank", f.Rank).Int("exit_code", f.ExitCode).Str("signal", signalName(f.Signal)).
 				Str("log", f.Log).Str("log_tail", logTail(f.Log, 10)).Msg("worker failed: workers stopped")
+			if err := agent.Check(ctx); err != nil && ctx.Err() == nil {
+				// The worker most likely failed because its own session was lost: the
+				// next Join forms a round if etcd is back, else reports it unreachable.
+				l.log.Warn().Err(err).Msg("the rendezvous failed too (etcd): joining the next round without counting a restart")
+				continue
+			}
 			if l.restarts >= l.cfg.MaxRestarts {
 				return fmt.Errorf("%w (max restarts %d): %w", ErrRestartsExhausted, l.cfg.MaxRestarts, f)
 			}

@@ -127,6 +127,13 @@ func testWorker(args []string) int {
 			return 1
 		}
 		return waitTerm()
+	case "fail-when-told": // rank 0 of round 0 exits 1 once the test creates <out>/fail
+		if w.Round == 0 && w.Rank == 0 {
+			waitFile(filepath.Join(out, "fail"))
+			fmt.Fprintln(os.Stderr, "rank 0 fails on purpose")
+			return 1
+		}
+		return waitTerm()
 	case "fail-always":
 		if w.Rank == 1 {
 			waitAll(out, w) // the others catch SIGTERM by now
@@ -214,6 +221,13 @@ func waitAll(out string, w WorkerEnv) {
 		for !exists(filepath.Join(out, recordName(w.Round, i))) {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+}
+
+// waitFile waits (at most a minute) for path to exist.
+func waitFile(path string) {
+	for deadline := time.Now().Add(time.Minute); !exists(path) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

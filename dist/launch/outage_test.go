@@ -3,7 +3,9 @@ package launch
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -56,6 +58,37 @@ func TestEtcdOutageStopsWorkersAndLauncherPromptly(t *testing.T) {
 			t.Errorf("rank %d's session lost %v after etcd stopped, want within %v", rank, d, lossBound)
 		} else {
 			t.Logf("rank %d's session lost %v after etcd stopped", rank, d.Round(time.Millisecond))
+		}
+	}
+}
+
+// A worker that fails while etcd is gone (in a real run: its own session was lost before
+// the launcher's) neither uses up a restart nor is reported as the cause: the launcher
+// sees that the rendezvous fails too, joins again and exits saying etcd is unreachable.
+// With etcd healthy the same failure ends the run as a worker failure.
+func TestWorkerFailureDuringEtcdOutageNamesEtcd(t *testing.T) {
+	for _, outage := range []bool{true, false} {
+		srv := startEtcd(t)
+		out := workerOut(t)
+		cfg := testConfig(t, srv.Endpoint(), fmt.Sprintf("fail-outage-%v", outage), 2, "fail-when-told", out)
+		cfg.TTL = 5 * time.Second // the launcher's session outlives the worker's failure
+		cfg.DialTimeout = time.Second
+		l := launch(t, cfg)
+		waitFor(t, testDeadline, "both workers", func() bool { return len(records(t, out)) == 2 })
+		if outage {
+			srv.Close()
+		}
+		if err := os.WriteFile(filepath.Join(out, "fail"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := l.wait(t, testDeadline)
+		t.Logf("etcd stopped %v: launcher: %v", outage, err)
+		switch {
+		case outage && (errors.Is(err, ErrRestartsExhausted) || !errors.Is(err, rdzv.ErrUnreachable) ||
+			!strings.Contains(err.Error(), "etcd")):
+			t.Errorf("worker failure during an etcd outage: %v, want etcd named as unreachable", err)
+		case !outage && !errors.Is(err, ErrRestartsExhausted):
+			t.Errorf("worker failure with etcd healthy: %v, want ErrRestartsExhausted", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
@@ -63,6 +64,36 @@ func (a *Agent) Done() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.sess.Done()
+}
+
+// Check reports whether the rendezvous still works for this agent: nil when its session
+// is alive and etcd answers a read within the dial timeout, else an error wrapping
+// ErrSessionLost or ErrUnreachable. A worker whose own session was lost exits before
+// the launcher's session notices (the keepalives run on their own schedules), so the
+// launcher asks before it counts such a failure against the worker.
+func (a *Agent) Check(ctx context.Context) error {
+	a.mu.Lock()
+	sess := a.sess
+	a.mu.Unlock()
+	select {
+	case <-sess.Done():
+		return fmt.Errorf("rdzv: agent %s: %w: lease %x", a.cfg.agentID, ErrSessionLost, sess.Lease())
+	default:
+	}
+	bctx, stop := bound(ctx, sess)
+	defer stop()
+	rctx, cancel := context.WithTimeout(bctx, min(a.cfg.dialTimeout, a.cfg.requestTimeout))
+	defer cancel()
+	_, err := a.cli.Get(rctx, a.keys.round(), clientv3.WithCountOnly())
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(context.Cause(rctx), ErrSessionLost):
+		return fmt.Errorf("rdzv: agent %s: %w", a.cfg.agentID, context.Cause(rctx))
+	case ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded):
+		return dialError(a.cfg, err)
+	}
+	return a.fail(rctx, "check etcd", err)
 }
 
 // Publish stores value under key for the current round; every participant
