@@ -188,11 +188,11 @@ func checkEndpoint(ep string) error {
 	if err != nil {
 		return errors.New("want host:port (etcd's client port is usually 2379)")
 	}
-	if host == "" {
-		return errors.New("no host before the port")
-	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	if host == "" {
+		return errors.New("no host before the port")
 	}
 	return nil
 }
