@@ -10,10 +10,11 @@ type addedToken struct {
 	id         int
 	content    string
 	special    bool
-	lstrip     bool // also take the white space before a match
-	rstrip     bool // also take the white space after a match
-	singleWord bool // match only where not preceded or followed by a word character
-	normalized bool // match against the normalized text (content normalized the same way)
+	lstrip     bool   // also take the white space before a match
+	rstrip     bool   // also take the white space after a match
+	singleWord bool   // match only where not preceded or followed by a word character
+	normalized bool   // match against the normalized text (content normalized the same way)
+	decoded    string // what Decode uses: the content, normalized when normalized is set
 }
 
 // addedVocab splits text on added tokens before normalization and the model see it, as
@@ -24,6 +25,10 @@ type addedVocab struct {
 	byText   map[string]*addedToken
 	rawTrie  *trie // normalized=false tokens, keyed by content
 	normTrie *trie // normalized=true tokens, keyed by their normalized content
+	// specialText holds the contents of the special tokens. Like the reference, Decode
+	// skips a token by its text, so a normalized special token whose normalized form
+	// differs from its content is not skipped.
+	specialText map[string]bool
 }
 
 // segment is a byte range [start, end) of a string; tok is the added token it matched, or

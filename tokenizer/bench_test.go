@@ -51,9 +51,10 @@ func BenchmarkEncode(b *testing.B) {
 				for b.Loop() {
 					if cold {
 						b.StopTimer()
-						tok.model.mu.Lock()
-						clear(tok.model.cache)
-						tok.model.mu.Unlock()
+						m := tok.model.(*bpe)
+						m.mu.Lock()
+						clear(m.cache)
+						m.mu.Unlock()
 						b.StartTimer()
 					}
 					ids, err := tok.Encode(text, false)

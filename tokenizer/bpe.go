@@ -1,14 +1,16 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
 
 // bpe is the BPE model of a tokenizer.json ("model": {"type": "BPE", ...}).
 type bpe struct {
-	vocab  map[string]int
+	vocab  mapVocab
 	merges map[uint64]mergeRule // key: pairKey(left, right)
 
 	unkToken     string // "" when the model has none
@@ -23,6 +25,9 @@ type bpe struct {
 	mu    sync.RWMutex
 	cache map[string][]int
 }
+
+func (m *bpe) tokenID(s string) (int, bool)       { return m.vocab.tokenID(s) }
+func (m *bpe) forEach(f func(tok string, id int)) { m.vocab.forEach(f) }
 
 type mergeRule struct {
 	rank, id int
@@ -227,3 +232,67 @@ func (h *pairHeap) pop() pairCand {
 }
 
 func pairKey(left, right int) uint64 { return uint64(uint32(left))<<32 | uint64(uint32(right)) }
+
+// parseBPE builds the BPE model from its tokenizer.json fields.
+func parseBPE(mj *modelJSON, vocab map[string]int) (*bpe, error) {
+	if mj.Dropout != nil && *mj.Dropout != 0 {
+		return nil, unsupported("model", "BPE dropout %v", *mj.Dropout)
+	}
+	m := &bpe{
+		vocab: vocab, merges: make(map[uint64]mergeRule, len(mj.Merges)),
+		unkID: -1, fuseUnk: mj.FuseUnk, byteFallback: mj.ByteFallback,
+		ignoreMerges: mj.IgnoreMerges, cache: map[string][]int{},
+	}
+	if mj.UnkToken != nil {
+		m.unkToken = *mj.UnkToken
+		if id, ok := m.vocab[m.unkToken]; ok {
+			m.unkID = id
+		}
+	}
+	if mj.ContinuingSubwordPrefix != nil {
+		m.prefix = *mj.ContinuingSubwordPrefix
+	}
+	if mj.EndOfWordSuffix != nil {
+		m.suffix = *mj.EndOfWordSuffix
+	}
+	for b := range m.byteIDs {
+		m.byteIDs[b] = -1
+		if id, ok := m.vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
+			m.byteIDs[b] = id
+		}
+	}
+	for rank, rawMerge := range mj.Merges {
+		a, b, err := parseMerge(rawMerge)
+		if err != nil {
+			return nil, malformed("model", fmt.Errorf("merge %d: %w", rank, err))
+		}
+		aID, okA := m.vocab[a]
+		bID, okB := m.vocab[b]
+		newID, okN := m.vocab[a+strings.TrimPrefix(b, m.prefix)]
+		if !okA || !okB || !okN {
+			return nil, malformed("model", fmt.Errorf("merge %d %q %q: token not in the vocabulary", rank, a, b))
+		}
+		m.merges[pairKey(aID, bID)] = mergeRule{rank: rank, id: newID}
+	}
+	return m, nil
+}
+
+// parseMerge accepts both spellings of a merge: "a b" and ["a", "b"].
+func parseMerge(raw json.RawMessage) (string, string, error) {
+	var pair []string
+	if err := json.Unmarshal(raw, &pair); err == nil {
+		if len(pair) != 2 {
+			return "", "", fmt.Errorf("want 2 parts, got %d", len(pair))
+		}
+		return pair[0], pair[1], nil
+	}
+	var line string
+	if err := json.Unmarshal(raw, &line); err != nil {
+		return "", "", err
+	}
+	parts := strings.Split(line, " ")
+	if len(parts) != 2 {
+		return "", "", fmt.Errorf("%q is not two space-separated tokens", line)
+	}
+	return parts[0], parts[1], nil
+}

@@ -30,10 +30,33 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	case "Prepend":
 		return normPrepend(c.Prepend), nil
 	case "Replace":
-		if c.Pattern.String == nil {
-			return nil, unsupported("normalizer", "Replace with a regex pattern")
+		if c.Pattern.String != nil && *c.Pattern.String != "" {
+			return normReplace{*c.Pattern.String, c.Content}, nil
 		}
-		return normReplace{*c.Pattern.String, c.Content}, nil
+		m, err := parsePattern("normalizer", "Replace", c.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		return normRegexReplace{m, c.Content}, nil
+	case "BertNormalizer":
+		n := normBert{cleanText: c.CleanText == nil || *c.CleanText,
+			chineseChars: c.HandleChineseChars == nil || *c.HandleChineseChars,
+			lowercase:    c.Lowercase == nil || *c.Lowercase}
+		n.stripAccents = n.lowercase
+		if c.StripAccents != nil {
+			n.stripAccents = *c.StripAccents
+		}
+		return n, nil
+	case "Lowercase":
+		return normLowercase{}, nil
+	case "StripAccents":
+		return normStripAccents{}, nil
+	case "Nmt":
+		return normNmt{}, nil
+	case "ByteLevel":
+		return normByteLevel{}, nil
+	case "Precompiled":
+		return nil, unsupported("normalizer", "Precompiled (a SentencePiece character map, as in T5 and ALBERT files)")
 	case "NFC":
 		return normUnicode{norm.NFC}, nil
 	case "NFD":
@@ -46,50 +69,6 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 		return normStrip{c.StripLeft, c.StripRight}, nil
 	}
 	return nil, unsupported("normalizer", "type %q", c.Type)
-}
-
-func parsePreTokenizer(raw json.RawMessage) (preTokenizer, error) {
-	var c component
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, malformed("pre_tokenizer", err)
-	}
-	switch c.Type {
-	case "Sequence":
-		var q preSequence
-		for _, sub := range c.PreTokenizers {
-			p, err := parsePreTokenizer(sub)
-			if err != nil {
-				return nil, err
-			}
-			q = append(q, p)
-		}
-		return q, nil
-	case "ByteLevel":
-		return preByteLevel{
-			addPrefixSpace: c.AddPrefixSpace == nil || *c.AddPrefixSpace,
-			useRegex:       c.UseRegex == nil || *c.UseRegex,
-		}, nil
-	case "Split":
-		if c.Pattern.Regex == nil {
-			return nil, unsupported("pre_tokenizer", "Split with a String pattern")
-		}
-		p, ok := lookupPattern(*c.Pattern.Regex)
-		if !ok {
-			return nil, unsupported("pre_tokenizer",
-				"Split regex %q (known: the GPT-2, Llama 3 and Qwen2 patterns)", *c.Pattern.Regex)
-		}
-		if c.Behavior != "Isolated" || c.Invert {
-			return nil, unsupported("pre_tokenizer", "Split behavior %q invert=%v (only Isolated)", c.Behavior, c.Invert)
-		}
-		return preSplit{p}, nil
-	case "Metaspace":
-		rep, scheme, err := metaspaceParams(&c)
-		if err != nil {
-			return nil, err
-		}
-		return preMetaspace{replacement: rep, scheme: scheme, split: c.Split == nil || *c.Split}, nil
-	}
-	return nil, unsupported("pre_tokenizer", "type %q", c.Type)
 }
 
 // metaspaceParams reads the replacement rune and the prepend scheme, accepting the older
@@ -134,10 +113,26 @@ func parseDecoder(raw json.RawMessage) (decoder, error) {
 	case "ByteLevel":
 		return decByteLevel{}, nil
 	case "Replace":
-		if c.Pattern.String == nil {
-			return nil, unsupported("decoder", "Replace with a regex pattern")
+		if c.Pattern.String != nil && *c.Pattern.String != "" {
+			return decReplace{*c.Pattern.String, c.Content}, nil
 		}
-		return decReplace{*c.Pattern.String, c.Content}, nil
+		m, err := parsePattern("decoder", "Replace", c.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		return decRegexReplace{m, c.Content}, nil
+	case "WordPiece":
+		d := decWordPiece{prefix: "##", cleanup: c.Cleanup == nil || *c.Cleanup}
+		if c.Prefix != nil {
+			d.prefix = *c.Prefix
+		}
+		return d, nil
+	case "BPEDecoder":
+		d := decBPE{suffix: "</w>"}
+		if c.Suffix != nil {
+			d.suffix = *c.Suffix
+		}
+		return d, nil
 	case "ByteFallback":
 		return decByteFallback{}, nil
 	case "Fuse":

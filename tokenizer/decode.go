@@ -37,6 +37,36 @@ func (d decReplace) decodeChain(tokens []string) []string {
 	return out
 }
 
+// decRegexReplace replaces the matches of a regex in every token.
+type decRegexReplace struct {
+	m       matcher
+	content string
+}
+
+func (d decRegexReplace) decodeChain(tokens []string) []string {
+	out := make([]string, len(tokens))
+	for i, t := range tokens {
+		out[i] = replaceMatches(d.m, t, d.content)
+	}
+	return out
+}
+
+// decBPE is the BPEDecoder of end-of-word-suffix models: the suffix becomes a space, or
+// nothing in the last token.
+type decBPE struct{ suffix string }
+
+func (d decBPE) decodeChain(tokens []string) []string {
+	out := make([]string, len(tokens))
+	for i, t := range tokens {
+		rep := " "
+		if i == len(tokens)-1 {
+			rep = ""
+		}
+		out[i] = strings.ReplaceAll(t, d.suffix, rep)
+	}
+	return out
+}
+
 // decByteFallback turns runs of <0xNN> tokens into the text their bytes spell, or into one
 // U+FFFD per byte when the run is not valid UTF-8.
 type decByteFallback struct{}

@@ -13,7 +13,11 @@ import (
 // JSON into a temporary directory and returns the new path.
 func writeVariant(t *testing.T, family string, edit func(m map[string]any)) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", family, "tokenizer.json"))
+	dir := filepath.Join("testdata", family)
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Join("testdata", "hf", family)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,6 +34,18 @@ func writeVariant(t *testing.T, family string, edit func(m map[string]any)) stri
 		t.Fatal(err)
 	}
 	return path
+}
+
+// splitVariant returns a path maker for the llama3 file with its Split pre-tokenizer's
+// regex and behaviour replaced.
+func splitVariant(regex, behavior string) func(t *testing.T) string {
+	return func(t *testing.T) string {
+		return writeVariant(t, "llama3", func(m map[string]any) {
+			pre := m["pre_tokenizer"].(map[string]any)["pretokenizers"].([]any)[0].(map[string]any)
+			pre["pattern"] = map[string]any{"Regex": regex}
+			pre["behavior"] = behavior
+		})
+	}
 }
 
 func writeFile(t *testing.T, name, content string) string {
@@ -57,12 +73,18 @@ func TestLoadErrors(t *testing.T) {
 			ErrMalformed, nil},
 		{"no model", func(t *testing.T) string { return writeFile(t, "tokenizer.json", "{}") },
 			ErrMalformed, []string{"model"}},
-		{"unigram model", func(t *testing.T) string {
+		{"unknown model type", func(t *testing.T) string {
+			return writeVariant(t, "gpt2", func(m map[string]any) { model(m)["type"] = "CharLevel" })
+		}, ErrUnsupported, []string{"model", "CharLevel"}},
+		{"unigram vocab as a map", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { model(m)["type"] = "Unigram" })
-		}, ErrUnsupported, []string{"model", "Unigram"}},
-		{"wordpiece model", func(t *testing.T) string {
-			return writeVariant(t, "gpt2", func(m map[string]any) { model(m)["type"] = "WordPiece" })
-		}, ErrUnsupported, []string{"WordPiece"}},
+		}, ErrMalformed, []string{"model", "Unigram vocab"}},
+		{"unigram unk_id outside the vocabulary", func(t *testing.T) string {
+			return writeVariant(t, "t5-unigram", func(m map[string]any) { model(m)["unk_id"] = 1 << 20 })
+		}, ErrMalformed, []string{"unk_id 1048576"}},
+		{"wordpiece vocab as a list", func(t *testing.T) string {
+			return writeVariant(t, "bert-cased", func(m map[string]any) { model(m)["vocab"] = []any{"a", "b"} })
+		}, ErrMalformed, []string{"model", "WordPiece vocab"}},
 		{"vocab of the wrong type", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { model(m)["vocab"] = []int{1, 2} })
 		}, ErrMalformed, []string{"model"}},
@@ -72,18 +94,27 @@ func TestLoadErrors(t *testing.T) {
 		{"merge with three parts", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { model(m)["merges"] = []string{"a b c"} })
 		}, ErrMalformed, []string{"merge 0"}},
-		{"unknown Split regex", func(t *testing.T) string {
-			return writeVariant(t, "llama3", func(m map[string]any) {
-				pre := m["pre_tokenizer"].(map[string]any)["pretokenizers"].([]any)[0].(map[string]any)
-				pre["pattern"] = map[string]any{"Regex": `\p{L}+|\d+`}
-			})
-		}, ErrUnsupported, []string{"pre_tokenizer", `\\p{L}+|\\d+`}},
+		{"Split regex with a possessive quantifier", splitVariant(`\p{L}++|\s`, "Isolated"),
+			ErrUnsupported, []string{"pre_tokenizer", `\\p{L}++|\\s`, "possessive"}},
+		{"Split regex with a class intersection", splitVariant(`[a-z&&[^aeiou]]+`, "Isolated"),
+			ErrUnsupported, []string{"pre_tokenizer", "intersection"}},
+		{"Split regex that does not compile", splitVariant(`(\p{L}+`, "Isolated"),
+			ErrUnsupported, []string{"pre_tokenizer", `(\\p{L}+`}},
+		{"Split regex with an unknown property", splitVariant(`\p{Nonsense}`, "Isolated"),
+			ErrUnsupported, []string{"pre_tokenizer", "Nonsense"}},
+		{"Split behavior unknown", splitVariant(`\s+`, "Sideways"),
+			ErrMalformed, []string{"pre_tokenizer", "Sideways"}},
 		{"unknown pre-tokenizer", func(t *testing.T) string {
-			return writeVariant(t, "gpt2", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "Whitespace"} })
-		}, ErrUnsupported, []string{"pre_tokenizer", "Whitespace"}},
+			return writeVariant(t, "gpt2", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "UnicodeScripts"} })
+		}, ErrUnsupported, []string{"pre_tokenizer", "UnicodeScripts"}},
+		{"Precompiled normalizer", func(t *testing.T) string {
+			return writeVariant(t, "t5-unigram", func(m map[string]any) {
+				m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAAA"}
+			})
+		}, ErrUnsupported, []string{"normalizer", "Precompiled"}},
 		{"unknown normalizer", func(t *testing.T) string {
-			return writeVariant(t, "gpt2", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "BertNormalizer"} })
-		}, ErrUnsupported, []string{"normalizer", "BertNormalizer"}},
+			return writeVariant(t, "gpt2", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "Uppercase"} })
+		}, ErrUnsupported, []string{"normalizer", "Uppercase"}},
 		{"unknown decoder", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { m["decoder"] = map[string]any{"type": "CTC"} })
 		}, ErrUnsupported, []string{"decoder", "CTC"}},
@@ -157,5 +188,30 @@ func TestMissingUnknownTokenFailsOnlyWhenNeeded(t *testing.T) {
 	}
 	if _, err := tok.Encode("the 😀", false); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "<missing>") {
 		t.Errorf("unknown character: err = %v", err)
+	}
+}
+
+// WordPiece, WordLevel and Unigram models without a usable unknown token load, and only
+// text that needs it fails, with an error naming the model.
+func TestMissingUnknownTokenOtherModels(t *testing.T) {
+	cases := []struct {
+		family, known, unknown, words string
+		edit                          func(m map[string]any)
+	}{
+		{"bert-cased", "the", "the ☃", "WordPiece", func(m map[string]any) { m["model"].(map[string]any)["unk_token"] = "<missing>" }},
+		{"wordlevel-digits", "the", "zzzz", "WordLevel", func(m map[string]any) { m["model"].(map[string]any)["unk_token"] = "<missing>" }},
+		{"t5-unigram", "the", "the ☃", "Unigram", func(m map[string]any) { delete(m["model"].(map[string]any), "unk_id") }},
+	}
+	for _, c := range cases {
+		tok, err := Load(writeVariant(t, c.family, c.edit))
+		if err != nil {
+			t.Fatalf("%s: %v", c.family, err)
+		}
+		if _, err := tok.Encode(c.known, false); err != nil {
+			t.Errorf("%s: known text: %v", c.family, err)
+		}
+		if _, err := tok.Encode(c.unknown, false); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), c.words) {
+			t.Errorf("%s: unknown text: err = %v", c.family, err)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // fileJSON is the top level of a tokenizer.json.
@@ -58,6 +57,16 @@ type component struct {
 	Start          int     `json:"start"`
 	Stop           int     `json:"stop"`
 
+	IndividualDigits   bool    `json:"individual_digits"`
+	Delimiter          string  `json:"delimiter"`
+	CleanText          *bool   `json:"clean_text"`
+	HandleChineseChars *bool   `json:"handle_chinese_chars"`
+	StripAccents       *bool   `json:"strip_accents"`
+	Lowercase          *bool   `json:"lowercase"`
+	Prefix             *string `json:"prefix"`
+	Suffix             *string `json:"suffix"`
+	Cleanup            *bool   `json:"cleanup"`
+
 	Single        []templateItem `json:"single"`
 	SpecialTokens map[string]struct {
 		IDs []int `json:"ids"`
@@ -78,20 +87,6 @@ type templateItem struct {
 	Sequence *struct {
 		ID string `json:"id"`
 	} `json:"Sequence"`
-}
-
-// modelJSON is the "model" object; only BPE is supported.
-type modelJSON struct {
-	Type                    string            `json:"type"`
-	Vocab                   map[string]int    `json:"vocab"`
-	Merges                  []json.RawMessage `json:"merges"`
-	UnkToken                *string           `json:"unk_token"`
-	ContinuingSubwordPrefix *string           `json:"continuing_subword_prefix"`
-	EndOfWordSuffix         *string           `json:"end_of_word_suffix"`
-	FuseUnk                 bool              `json:"fuse_unk"`
-	ByteFallback            bool              `json:"byte_fallback"`
-	IgnoreMerges            bool              `json:"ignore_merges"`
-	Dropout                 *float64          `json:"dropout"`
 }
 
 // Load reads a Hugging Face tokenizer.json and, when one sits next to it,
@@ -186,88 +181,4 @@ func parse(data []byte) (*Tokenizer, error) {
 		t.maxLen = tr.MaxLength
 	}
 	return t, nil
-}
-
-func parseModel(raw json.RawMessage) (*bpe, error) {
-	if isNull(raw) {
-		return nil, malformed("model", errors.New("missing"))
-	}
-	var mj modelJSON
-	if err := json.Unmarshal(raw, &mj); err != nil {
-		return nil, malformed("model", err)
-	}
-	if mj.Type == "" && mj.Merges != nil {
-		mj.Type = "BPE" // files from before the type tag
-	}
-	if mj.Type != "BPE" {
-		return nil, unsupported("model", "type %q (only BPE is supported)", mj.Type)
-	}
-	if mj.Dropout != nil && *mj.Dropout != 0 {
-		return nil, unsupported("model", "BPE dropout %v", *mj.Dropout)
-	}
-	if mj.Vocab == nil {
-		return nil, malformed("model", errors.New("BPE without vocab"))
-	}
-	m := &bpe{
-		vocab: mj.Vocab, merges: make(map[uint64]mergeRule, len(mj.Merges)),
-		unkID: -1, fuseUnk: mj.FuseUnk, byteFallback: mj.ByteFallback,
-		ignoreMerges: mj.IgnoreMerges, cache: map[string][]int{},
-	}
-	for tok, id := range m.vocab {
-		if id < 0 {
-			return nil, malformed("model", fmt.Errorf("token %q has negative id %d", tok, id))
-		}
-	}
-	if mj.UnkToken != nil {
-		m.unkToken = *mj.UnkToken
-		if id, ok := m.vocab[m.unkToken]; ok {
-			m.unkID = id
-		}
-	}
-	if mj.ContinuingSubwordPrefix != nil {
-		m.prefix = *mj.ContinuingSubwordPrefix
-	}
-	if mj.EndOfWordSuffix != nil {
-		m.suffix = *mj.EndOfWordSuffix
-	}
-	for b := range m.byteIDs {
-		m.byteIDs[b] = -1
-		if id, ok := m.vocab[fmt.Sprintf("<0x%02X>", b)]; ok {
-			m.byteIDs[b] = id
-		}
-	}
-	for rank, rawMerge := range mj.Merges {
-		a, b, err := parseMerge(rawMerge)
-		if err != nil {
-			return nil, malformed("model", fmt.Errorf("merge %d: %w", rank, err))
-		}
-		aID, okA := m.vocab[a]
-		bID, okB := m.vocab[b]
-		newID, okN := m.vocab[a+strings.TrimPrefix(b, m.prefix)]
-		if !okA || !okB || !okN {
-			return nil, malformed("model", fmt.Errorf("merge %d %q %q: token not in the vocabulary", rank, a, b))
-		}
-		m.merges[pairKey(aID, bID)] = mergeRule{rank: rank, id: newID}
-	}
-	return m, nil
-}
-
-// parseMerge accepts both spellings of a merge: "a b" and ["a", "b"].
-func parseMerge(raw json.RawMessage) (string, string, error) {
-	var pair []string
-	if err := json.Unmarshal(raw, &pair); err == nil {
-		if len(pair) != 2 {
-			return "", "", fmt.Errorf("want 2 parts, got %d", len(pair))
-		}
-		return pair[0], pair[1], nil
-	}
-	var line string
-	if err := json.Unmarshal(raw, &line); err != nil {
-		return "", "", err
-	}
-	parts := strings.Split(line, " ")
-	if len(parts) != 2 {
-		return "", "", fmt.Errorf("%q is not two space-separated tokens", line)
-	}
-	return parts[0], parts[1], nil
 }

@@ -25,22 +25,6 @@ func (q preSequence) preTokenize(in []word) []word {
 	return in
 }
 
-// preSplit is the Split pre-tokenizer with one of the known regexes and the Isolated
-// behaviour: every match becomes its own word.
-type preSplit struct{ pattern splitPattern }
-
-func (p preSplit) preTokenize(in []word) []word {
-	out := make([]word, 0, 2*len(in))
-	var pieces []string
-	for _, w := range in {
-		pieces = p.pattern.split(w.s, pieces[:0])
-		for k, s := range pieces {
-			out = append(out, word{s, w.atStart && k == 0})
-		}
-	}
-	return out
-}
-
 // preByteLevel is GPT-2's ByteLevel pre-tokenizer: optionally a space in front of each
 // piece that lacks one, optionally the GPT-2 regex split, then every byte mapped to its
 // alphabet rune.
@@ -56,6 +40,9 @@ func (p preByteLevel) preTokenize(in []word) []word {
 	var ends []int
 	for _, w := range in {
 		s := w.s
+		if s == "" { // the reference prepends nothing to an empty piece and drops it
+			continue
+		}
 		if p.addPrefixSpace && !strings.HasPrefix(s, " ") {
 			s = " " + s
 		}
@@ -101,6 +88,9 @@ func (p preMetaspace) preTokenize(in []word) []word {
 	rep := string(p.replacement)
 	out := make([]word, 0, 2*len(in))
 	for _, w := range in {
+		if w.s == "" { // the reference prepends nothing to an empty piece and drops it
+			continue
+		}
 		s := strings.ReplaceAll(w.s, " ", rep)
 		if !strings.HasPrefix(s, rep) &&
 			(p.scheme == prependAlways || (p.scheme == prependFirst && w.atStart)) {

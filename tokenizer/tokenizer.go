@@ -23,7 +23,7 @@ var (
 type Tokenizer struct {
 	normalizer normalizer    // nil: none
 	pre        preTokenizer  // nil: the whole piece is one word
-	model      *bpe          // the BPE model
+	model      model         // BPE, WordPiece, WordLevel or Unigram
 	decoder    decoder       // nil: tokens joined with spaces
 	post       postProcessor // nil: nothing added
 	added      addedVocab
@@ -40,31 +40,35 @@ type Tokenizer struct {
 // content is already in the model's vocabulary takes that id, as in the reference.
 func (t *Tokenizer) buildVocab(f *fileJSON) error {
 	maxID := -1
-	for _, id := range t.model.vocab {
-		maxID = max(maxID, id)
-	}
+	t.model.forEach(func(_ string, id int) { maxID = max(maxID, id) })
 	t.added = addedVocab{byID: map[int]*addedToken{}, byText: map[string]*addedToken{},
-		rawTrie: newTrie(), normTrie: newTrie()}
+		rawTrie: newTrie(), normTrie: newTrie(), specialText: map[string]bool{}}
 	for _, a := range f.AddedTokens {
 		if a.Content == "" {
 			continue
 		}
 		id := a.ID
-		if vid, ok := t.model.vocab[a.Content]; ok {
+		if vid, ok := t.model.tokenID(a.Content); ok {
 			id = vid
 		}
 		if id < 0 {
 			return malformed("added_tokens", fmt.Errorf("token %q has negative id %d", a.Content, id))
 		}
 		tok := &addedToken{id: id, content: a.Content, special: a.Special, lstrip: a.LStrip,
-			rstrip: a.RStrip, singleWord: a.SingleWord, normalized: a.Normalized}
+			rstrip: a.RStrip, singleWord: a.SingleWord, normalized: a.Normalized, decoded: a.Content}
 		t.added.byID[id] = tok
 		t.added.byText[a.Content] = tok
-		if tok.normalized && t.normalizer != nil {
-			t.added.normTrie.insert(t.normalizer.normalize(a.Content), tok)
-		} else if tok.normalized {
+		if tok.special {
+			t.added.specialText[a.Content] = true
+		}
+		switch {
+		case tok.normalized && t.normalizer != nil:
+			// The reference decodes such a token to its normalized form (tokenizers 0.23).
+			tok.decoded = t.normalizer.normalize(a.Content)
+			t.added.normTrie.insert(tok.decoded, tok)
+		case tok.normalized:
 			t.added.normTrie.insert(a.Content, tok)
-		} else {
+		default:
 			t.added.rawTrie.insert(a.Content, tok)
 		}
 		maxID = max(maxID, id)
@@ -73,9 +77,7 @@ func (t *Tokenizer) buildVocab(f *fileJSON) error {
 		return malformed("vocab", fmt.Errorf("id %d is implausibly large", maxID))
 	}
 	t.idToToken = make([]string, maxID+1)
-	for tok, id := range t.model.vocab {
-		t.idToToken[id] = tok
-	}
+	t.model.forEach(func(tok string, id int) { t.idToToken[id] = tok })
 	for id, a := range t.added.byID {
 		t.idToToken[id] = a.content
 	}
@@ -144,16 +146,17 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) ([]int, error) {
 func (t *Tokenizer) Decode(ids []int, skipSpecial bool) (string, error) {
 	tokens := make([]string, 0, len(ids))
 	for _, id := range ids {
+		var s string
 		if a, ok := t.added.byID[id]; ok {
-			if !(skipSpecial && a.special) {
-				tokens = append(tokens, a.content)
-			}
-			continue
-		}
-		if id < 0 || id >= len(t.idToToken) || t.idToToken[id] == "" {
+			s = a.decoded
+		} else if id < 0 || id >= len(t.idToToken) || t.idToToken[id] == "" {
 			return "", fmt.Errorf("%w: %d (vocabulary size %d)", ErrUnknownID, id, len(t.idToToken))
+		} else {
+			s = t.idToToken[id]
 		}
-		tokens = append(tokens, t.idToToken[id])
+		if !(skipSpecial && t.added.specialText[s]) {
+			tokens = append(tokens, s)
+		}
 	}
 	if t.decoder == nil {
 		return strings.Join(tokens, " "), nil
@@ -166,8 +169,7 @@ func (t *Tokenizer) TokenID(s string) (int, bool) {
 	if a, ok := t.added.byText[s]; ok {
 		return a.id, true
 	}
-	id, ok := t.model.vocab[s]
-	return id, ok
+	return t.model.tokenID(s)
 }
 
 // Token returns the string of an id, as the vocabulary spells it (byte-level tokens in

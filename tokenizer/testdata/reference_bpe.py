@@ -146,8 +146,9 @@ class Reference:
             t["id"] = self.vocab.get(t["content"], t["id"])
             t["key"] = self.normalize(t["content"]) if t["normalized"] else t["content"]
             self.added.append(t)
-            self.id_to_token[t["id"]] = t["content"]
-        self.special_ids = {t["id"] for t in self.added if t["special"]}
+            # tokenizers >= 0.23 decodes a normalized added token to its normalized form.
+            self.id_to_token[t["id"]] = t["key"]
+        self.special_texts = {t["content"] for t in self.added if t["special"]}
 
     # -- added tokens
     def find_matches(self, s, tokens):
@@ -343,7 +344,9 @@ class Reference:
 
     # -- decoding
     def decode(self, ids, skip_special):
-        tokens = [self.id_to_token[i] for i in ids if not (skip_special and i in self.special_ids)]
+        # Special tokens are skipped by their text, as the reference does.
+        tokens = [self.id_to_token[i] for i in ids]
+        tokens = [t for t in tokens if not (skip_special and t in self.special_texts)]
         spec = self.j["decoder"]
         if spec is None:
             return " ".join(tokens)
