@@ -122,11 +122,57 @@ func labelNLL(t *testing.T, m *model.Model, ex data.Example) (float64, int) {
 	return nll, n
 }
 
-func argmax(row []float64) int {
+// eps32 is float32's machine epsilon, 2^-23.
+const eps32 = 1.0 / (1 << 23)
+
+// labelNLLBound is labelNLL with a bound on how far a float32 evaluation of the same
+// sum may stray from it. Each term log p = logit − logsumexp(row) comes from float32
+// logits that the evaluation computes with other shapes (padded batches, so another
+// blocking of every matmul and reduction) and hence other roundings. A float32 result
+// carries about eps32 of relative rounding per operation; allowing 16 of them along the
+// tiny models' path to a logit (embedding, two blocks of norms, matmuls and residual
+// adds, the head, the log-softmax), a term may move by 16·eps32·(max|logit| + |log p|),
+// and the sum by the sum of those. Measured differences are below 1/20 of it.
+func labelNLLBound(t *testing.T, m *model.Model, ex data.Example) (nll float64, n int, bound float64) {
+	t.Helper()
+	rows := hostLogits(t, m, ex.InputIDs)
+	for pos := 1; pos < len(ex.InputIDs); pos++ {
+		if ex.Labels[pos] == data.IgnoreIndex {
+			continue
+		}
+		lp := logSoftmaxAt(rows[pos-1], ex.Labels[pos])
+		nll -= lp
+		n++
+		bound += 16 * eps32 * (maxAbs(rows[pos-1]) + math.Abs(lp))
+	}
+	return nll, n, bound
+}
+
+func maxAbs(row []float64) float64 {
+	m := 0.0
+	for _, v := range row {
+		m = math.Max(m, math.Abs(v))
+	}
+	return m
+}
+
+// clearArgmax is the argmax of a row of float32 logits, which the code under test
+// computes with other shapes and hence other roundings: it fails the test unless the
+// best logit beats every other by more than twice the bound of labelNLLBound's
+// reasoning, 16·eps32·max|logit| each, so that rounding cannot decide it.
+func clearArgmax(t *testing.T, row []float64, what string) int {
+	t.Helper()
 	best := 0
 	for i, v := range row {
 		if v > row[best] {
 			best = i
+		}
+	}
+	tol := 2 * 16 * eps32 * maxAbs(row)
+	for i, v := range row {
+		if i != best && row[best]-v <= tol {
+			t.Fatalf("%s: logits %d and %d within %.2g of each other, a tie that rounding decides; pick another seed or input",
+				what, best, i, tol)
 		}
 	}
 	return best
