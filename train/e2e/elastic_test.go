@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,10 +19,13 @@ import (
 )
 
 // Elastic scale-up with the real trainer: node agent A (`launch --nnodes 1:2`, one
-// worker) trains alone; once it has checkpointed step 10, node agent B joins the same
-// rendezvous. A's launcher reports the membership change, stops its worker (a single
-// process saves a checkpoint when stopped), and both agents form round 1 with world size
-// 2, whose workers resume from that checkpoint and finish the run. The final adapter is
+// worker) trains alone; once it has checkpointed step 10, its worker is frozen
+// (SIGSTOP) so that it cannot run on, whatever the load, while node agent B starts and
+// joins the same rendezvous. A's launcher reports the membership change and stops its
+// worker; the test thaws the worker once the launcher's SIGTERM is pending on it, the
+// worker saves its last step (a single process saves a checkpoint when stopped), and
+// both agents form round 1 with world size 2, whose workers resume from that checkpoint
+// and finish the run. The final adapter is
 // byte for byte that of two plain runs: one process trained to the step round 1 resumed
 // from, then two ranks (launch --standalone) resuming it to the end. Bit for bit,
 // because every phase has the same world size, micro-batch cut and thread count as its
@@ -31,7 +35,7 @@ import (
 func TestElasticJoinFormsBiggerRound(t *testing.T) {
 	const steps = 60
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	srv, err := etcdembed.Start(ctx, filepath.Join(tmp, "etcd"))
 	if err != nil {
@@ -42,21 +46,32 @@ func TestElasticJoinFormsBiggerRound(t *testing.T) {
 
 	el := runSpec{steps: steps, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "elastic")}
 	cfg := el.config(t)
+	// The TTL outlives the frozen worker's silence (its lease gets no keepalive while B
+	// starts and joins); the grace period covers the thawed worker's save.
 	node := func(rank int, runDir string) []string {
 		return []string{"launch", "--nnodes", "1:2", "--nproc-per-node", "1", "--node-rank", strconv.Itoa(rank),
 			"--rdzv-endpoint", ep, "--rdzv-id", "e2e-elastic", "--rdzv-last-call", "1s",
-			"--rdzv-join-timeout", "60s", "--rdzv-ttl", "5s", "--max-restarts", "0", "--grace-period", "10s",
-			"--exit-barrier-timeout", "60s", "--run-dir", runDir, "--", "train", "--config", cfg}
+			"--rdzv-join-timeout", "120s", "--rdzv-ttl", "30s", "--max-restarts", "0", "--grace-period", "60s",
+			"--exit-barrier-timeout", "120s", "--run-dir", runDir, "--", "train", "--config", cfg}
 	}
 	dirA, dirB := filepath.Join(tmp, "node-a"), filepath.Join(tmp, "node-b")
 	a := start(t, "node-a.log", node(0, dirA)...)
-	if !waitFor(ctx, time.Minute, func() bool {
+	if !waitFor(ctx, 2*time.Minute, func() bool {
 		return exists(filepath.Join(el.out, "checkpoints", checkpoint.DirName(10)))
 	}) {
-		t.Fatalf("no step-10 checkpoint within a minute\n%s", a.output())
+		t.Fatalf("no step-10 checkpoint within two minutes\n%s", a.output())
 	}
+	workerA := workerPID(t, a.cmd.Process.Pid, 0, 30*time.Second)
+	lastStep := freeze(t, workerA, filepath.Join(el.out, "metrics.jsonl"))
 	b := start(t, "node-b.log", node(1, dirB)...)
-	errA, errB := a.wait(t, 2*time.Minute), b.wait(t, 2*time.Minute)
+	if !waitFor(ctx, 2*time.Minute, func() bool { return sigtermPending(workerA) }) {
+		syscall.Kill(workerA, syscall.SIGCONT)
+		t.Fatalf("node A's launcher did not stop its worker after node B started\nA:\n%s\nB:\n%s", a.output(), b.output())
+	}
+	if err := syscall.Kill(workerA, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	errA, errB := a.wait(t, 3*time.Minute), b.wait(t, 3*time.Minute)
 	outA, outB := a.output(), b.output()
 	if testing.Verbose() {
 		t.Logf("node A's launcher:\n%s", outA)
@@ -106,15 +121,17 @@ func TestElasticJoinFormsBiggerRound(t *testing.T) {
 		t.Fatalf("round 1 did not resume from a checkpoint: %v", r1)
 	}
 	resumed, _ := strconv.Atoi(m[1])
-	t.Logf("round 1 (world size 2) resumed from step %d", resumed)
+	t.Logf("round 1 (world size 2) resumed from step %d (node A's worker frozen after logging step %d)", resumed, lastStep)
 	if r1["world_size"] != 2.0 || r1["global_batch"] != 4.0 || r1["start_step"] != float64(resumed) {
 		t.Errorf("round 1 rank 0: %v, want world size 2, global batch 4, start step %d", r1, resumed)
 	}
 	if r1b["world_size"] != 2.0 || r1b["start_step"] != float64(resumed) {
 		t.Errorf("round 1 rank 1 (node B): %v, want world size 2, start step %d", r1b, resumed)
 	}
-	if resumed < 10 || resumed >= steps-10 {
-		t.Fatalf("round 1 resumed from step %d: want at least 10 and well before %d", resumed, steps)
+	// The frozen worker had logged lastStep and could at most finish the step it was in.
+	if resumed < 10 || resumed > lastStep+1 {
+		t.Fatalf("round 1 resumed from step %d: want at least 10 and at most %d (step %d was logged when the worker was frozen)",
+			resumed, lastStep+1, lastStep)
 	}
 	for _, dir := range []string{dirA, dirB} {
 		if exists(filepath.Join(dir, "logs", "round2")) {
@@ -161,6 +178,43 @@ func TestElasticJoinFormsBiggerRound(t *testing.T) {
 	if mv < 1e-3 {
 		t.Errorf("steps %d–%d moved the adapters by only %.3g", resumed+1, steps, mv)
 	}
+}
+
+// freeze stops the worker pid with SIGSTOP, waits until it is stopped and returns the
+// last step that metrics.jsonl (flushed every step) holds by then.
+func freeze(t *testing.T, pid int, metrics string) int {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP worker %d: %v", pid, err)
+	}
+	if !waitFor(context.Background(), time.Minute, func() bool { return processState(pid) == 'T' }) {
+		t.Fatalf("worker %d not stopped after SIGSTOP (state %q)", pid, processState(pid))
+	}
+	logged := metricSteps(t, metrics)
+	if len(logged) == 0 {
+		t.Fatalf("%s holds no step", metrics)
+	}
+	return logged[len(logged)-1]
+}
+
+// sigtermPending reports whether SIGTERM waits to be delivered to pid (a stopped
+// process keeps the launcher's SIGTERM pending until it is continued).
+func sigtermPending(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, val, ok := strings.Cut(line, ":")
+		if !ok || (name != "SigPnd" && name != "ShdPnd") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(val), 16, 64)
+		if err == nil && mask&(1<<(uint(syscall.SIGTERM)-1)) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonLines decodes the JSON object lines of a log, skipping any other line.
