@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime/cgo"
-	"sync"
 	"time"
 	"unsafe"
 )
@@ -13,17 +12,8 @@ import (
 // Gloo (libgloo), one per peer.
 type Gloo struct {
 	cfg  Config
-	done chan struct{} // closed by Close; ends the AbortOn watcher
-
-	opMu sync.Mutex // held for the whole of a collective, and by Close while freeing
-
-	mu       sync.Mutex // guards the fields below and nat's lifetime for abort
-	nat      *native
-	inFlight string // the op running, "" when idle
-	broken   error  // the first failure; every later op fails with it
-	aborted  string // why the group was aborted, "" if it was not
-	closed   bool
-	once     sync.Once
+	life *Lifecycle
+	nat  *native // freed by Close; the lifecycle never interrupts it after that
 }
 
 var _ ProcessGroup = (*Gloo)(nil)
@@ -59,10 +49,9 @@ func NewGloo(ctx context.Context, cfg Config) (*Gloo, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: %s", sentinelOf(st.code, ErrConfig), desc, st.msg)
 	}
-	g := &Gloo{cfg: cfg, nat: nat, done: make(chan struct{})}
-	if cfg.AbortOn != nil {
-		go g.watch(cfg.AbortOn)
-	}
+	g := &Gloo{cfg: cfg, nat: nat}
+	g.life = NewLifecycle("collective", cfg.Rank, cfg.Size, func() { g.nat.abort() })
+	g.life.Watch(cfg.AbortOn)
 	return g, nil
 }
 
@@ -78,57 +67,17 @@ func (g *Gloo) Timeout() time.Duration { return g.cfg.Timeout }
 // Abort fails the collective in flight (within milliseconds) and every later
 // one; the peers' connections to this rank are reset, so their collectives
 // fail too. Safe from any goroutine.
-func (g *Gloo) Abort() { g.abort("Abort called") }
+func (g *Gloo) Abort() { g.life.Abort("Abort called") }
 
 // Close releases the group. With a collective in flight it aborts it first;
 // an idle group is closed gracefully, so data already sent still reaches
 // the peers.
 func (g *Gloo) Close() error {
-	g.once.Do(func() {
-		g.mu.Lock()
-		g.closed = true
-		busy := g.inFlight
-		g.mu.Unlock()
-		close(g.done)
-		if busy != "" {
-			g.abort("closed during " + busy)
-		}
-		g.opMu.Lock()
-		defer g.opMu.Unlock()
-		g.mu.Lock()
-		defer g.mu.Unlock()
+	return g.life.Close(func() error {
 		g.nat.free()
 		g.nat = nil
+		return nil
 	})
-	return nil
-}
-
-func (g *Gloo) watch(abortOn <-chan struct{}) {
-	select {
-	case <-abortOn:
-		g.abort("abort signal (AbortOn) fired")
-	case <-g.done:
-	}
-}
-
-// abort records reason as the group's failure (unless it already failed)
-// and fails every connection.
-func (g *Gloo) abort(reason string) {
-	g.breakWith(fmt.Errorf("%w: rank %d of %d: %s", ErrAborted, g.cfg.Rank, g.cfg.Size, reason), reason)
-}
-
-// breakWith records err as the group's first failure and fails every
-// connection, so that peers blocked on this rank fail now rather than at
-// their timeout. abortReason is "" for failures that are not aborts.
-func (g *Gloo) breakWith(err error, abortReason string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.broken == nil {
-		g.broken, g.aborted = err, abortReason
-	}
-	if g.nat != nil {
-		g.nat.abort()
-	}
 }
 
 // call describes one collective for do.
@@ -142,73 +91,45 @@ type call struct {
 // do runs c: it checks the group, bounds the call by the timeout and ctx,
 // aborts on ctx's cancellation, and breaks the group on any failure.
 func (g *Gloo) do(ctx context.Context, c call) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("collective: %s on rank %d: %w", c.op, g.cfg.Rank, err)
+	if err := g.life.Begin(ctx, c.op); err != nil {
+		return err
 	}
-	g.opMu.Lock()
-	defer g.opMu.Unlock()
 	timeout := g.cfg.Timeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
 	if timeout <= 0 {
+		g.life.End(nil)
 		return fmt.Errorf("collective: %s on rank %d: %w", c.op, g.cfg.Rank, context.DeadlineExceeded)
 	}
-	if err := g.begin(c.op); err != nil {
-		return err
-	}
-	defer g.end()
-
 	stop := context.AfterFunc(ctx, func() {
-		g.abort(fmt.Sprintf("context of %s ended: %v", c.op, context.Cause(ctx)))
+		g.life.Abort(fmt.Sprintf("context of %s ended: %v", c.op, context.Cause(ctx)))
 	})
 	st := c.run(g.nat, millis(timeout))
 	stop()
-	if st.code == codeOK {
-		return nil
+	var err error
+	if st.code != codeOK {
+		err = g.failure(ctx, c, timeout, st)
 	}
-	return g.failure(ctx, c, timeout, st)
+	g.life.End(err)
+	return err
 }
 
-// failure builds the error of a failed collective and breaks the group.
+// failure builds the error of a failed collective (End then breaks the group).
 func (g *Gloo) failure(ctx context.Context, c call, timeout time.Duration, st nativeStatus) error {
 	desc := fmt.Sprintf("%s on rank %d of %d (%d %s, timeout %s)",
 		c.op, g.cfg.Rank, g.cfg.Size, c.count, c.dt, timeout.Round(time.Millisecond))
-	g.mu.Lock()
-	aborted := g.aborted
-	g.mu.Unlock()
 	var err error
-	if aborted != "" {
+	if aborted := g.life.AbortReason(); aborted != "" {
 		// Gloo's message only says the connections were closed.
 		err = fmt.Errorf("%w: %s: %s", ErrAborted, desc, aborted)
 	} else {
 		err = fmt.Errorf("%w: %s: %s", sentinelOf(st.code, ErrPeerLost), desc, st.msg)
-		g.breakWith(err, "")
 	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
 	}
 	return err
-}
-
-// begin marks op in flight, or says why the group cannot run it.
-func (g *Gloo) begin(op string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case g.closed:
-		return fmt.Errorf("%w: %s on rank %d", ErrClosed, op, g.cfg.Rank)
-	case g.broken != nil:
-		return fmt.Errorf("%w: %s on rank %d: %w", ErrBroken, op, g.cfg.Rank, g.broken)
-	}
-	g.inFlight = op
-	return nil
-}
-
-func (g *Gloo) end() {
-	g.mu.Lock()
-	g.inFlight = ""
-	g.mu.Unlock()
 }
 
 // sentinelOf maps a shim status code to a sentinel; def covers the rest.

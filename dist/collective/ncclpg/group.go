@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
@@ -81,21 +80,12 @@ type Group struct {
 	done   chan struct{}
 	hasAvg bool
 
+	life *collective.Lifecycle // one call at a time, breaking, Abort, Close
+
 	// Owned by the worker goroutine.
 	comm   *nccl.Comm
 	stream nccl.Stream
 	stage  [2]staging
-
-	opMu sync.Mutex // held for a whole collective, and by Close
-
-	mu        sync.Mutex
-	inFlight  string
-	broken    error
-	closed    bool
-	abortCtx  context.Context // cancelled, with the reason, by abort
-	abortFn   context.CancelCauseFunc
-	closeOnce sync.Once
-	closeErr  error
 }
 
 var _ collective.ProcessGroup = (*Group)(nil)
@@ -126,8 +116,9 @@ func New(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("%s: %w", desc, err)
 	}
 
-	g := &Group{cfg: cfg, reqs: make(chan func()), done: make(chan struct{}), hasAvg: version >= avgVersion}
-	g.abortCtx, g.abortFn = context.WithCancelCause(context.Background())
+	// The watchdog watches life.Aborted() and aborts the communicator itself.
+	g := &Group{cfg: cfg, reqs: make(chan func()), hasAvg: version >= avgVersion,
+		life: collective.NewLifecycle("ncclpg", cfg.Rank, cfg.Size, nil)}
 	go g.work()
 	var initErr error
 	joined := g.submit(func() { initErr = g.join(id) })
@@ -147,9 +138,7 @@ func New(ctx context.Context, cfg Config) (*Group, error) {
 		g.shutdown()
 		return nil, fmt.Errorf("%w: %s: %w", ErrDevice, desc, initErr)
 	}
-	if cfg.AbortOn != nil {
-		go g.watch(cfg.AbortOn)
-	}
+	g.life.Watch(cfg.AbortOn)
 	return g, nil
 }
 
@@ -231,11 +220,8 @@ func (g *Group) shutdown() error {
 	var errs []error
 	g.exec(func() {
 		if g.comm != nil {
-			g.mu.Lock()
-			broken := g.broken != nil
-			g.mu.Unlock()
 			release := g.comm.Destroy
-			if broken {
+			if g.life.Broken() != nil {
 				release = g.comm.Abort
 			}
 			if err := release(); err != nil && !errors.Is(err, nccl.ErrClosed) {
@@ -268,69 +254,16 @@ func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
 // Abort fails the collective in flight (the watchdog calls ncclCommAbort
 // within milliseconds) and every later one. Safe from any goroutine; it
 // does not block.
-func (g *Group) Abort() { g.abort("Abort called") }
+func (g *Group) Abort() { g.life.Abort("Abort called") }
 
 // Close aborts a collective in flight, if any, then frees the
-// communicator, the stream and the staging buffers. Later calls return nil.
+// communicator, the stream and the staging buffers. Later calls return the
+// same error.
 func (g *Group) Close() error {
-	g.closeOnce.Do(func() {
-		g.mu.Lock()
-		g.closed = true
-		busy := g.inFlight
-		g.mu.Unlock()
-		close(g.done)
-		if busy != "" {
-			g.abort("closed during " + busy)
-		}
-		g.opMu.Lock()
-		defer g.opMu.Unlock()
+	return g.life.Close(func() error {
 		if err := g.shutdown(); err != nil {
-			g.closeErr = fmt.Errorf("ncclpg: close rank %d: %w", g.cfg.Rank, err)
+			return fmt.Errorf("ncclpg: close rank %d: %w", g.cfg.Rank, err)
 		}
+		return nil
 	})
-	return g.closeErr
-}
-
-func (g *Group) watch(abortOn <-chan struct{}) {
-	select {
-	case <-abortOn:
-		g.abort("abort signal (AbortOn) fired")
-	case <-g.done:
-	}
-}
-
-// abort breaks the group with reason and cancels the watchdog's context,
-// so that a collective in flight is aborted on the worker.
-func (g *Group) abort(reason string) {
-	err := fmt.Errorf("%w: rank %d of %d: %s", collective.ErrAborted, g.cfg.Rank, g.cfg.Size, reason)
-	g.mu.Lock()
-	if g.broken == nil {
-		g.broken = err
-	}
-	g.mu.Unlock()
-	g.abortFn(err)
-}
-
-// begin marks op in flight, or says why the group cannot run it.
-func (g *Group) begin(op string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case g.closed:
-		return fmt.Errorf("%w: %s on rank %d", collective.ErrClosed, op, g.cfg.Rank)
-	case g.broken != nil:
-		return fmt.Errorf("%w: %s on rank %d: %w", collective.ErrBroken, op, g.cfg.Rank, g.broken)
-	}
-	g.inFlight = op
-	return nil
-}
-
-// end clears op and records err as the group's failure.
-func (g *Group) end(err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.inFlight = ""
-	if err != nil && g.broken == nil {
-		g.broken = err
-	}
 }

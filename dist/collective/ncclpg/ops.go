@@ -241,13 +241,10 @@ func (g *Group) precheck(ctx context.Context, op string, err error) error {
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("ncclpg: %s on rank %d: %w", op, g.cfg.Rank, err)
-	}
-	if err := g.begin(op); err != nil {
+	if err := g.life.Begin(ctx, op); err != nil {
 		return err
 	}
-	g.end(nil)
+	g.life.End(nil)
 	return nil
 }
 
@@ -256,17 +253,13 @@ func (g *Group) precheck(ctx context.Context, op string, err error) error {
 // the group.
 func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 	enqueue func(nccl.Stream) error, finish func() error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("ncclpg: %s on rank %d: %w", op, g.cfg.Rank, err)
-	}
-	g.opMu.Lock()
-	defer g.opMu.Unlock()
-	if err := g.begin(op); err != nil {
+	if err := g.life.Begin(ctx, op); err != nil {
 		return err
 	}
+	aborted := g.life.Aborted()
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := context.AfterFunc(g.abortCtx, func() { cancel(context.Cause(g.abortCtx)) })
+	stop := context.AfterFunc(aborted, func() { cancel(context.Cause(aborted)) })
 	defer stop()
 
 	start := time.Now()
@@ -289,7 +282,7 @@ func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 	if err != nil {
 		err = g.failure(ctx, op, count, dt, time.Since(start), err)
 	}
-	g.end(err)
+	g.life.End(err)
 	return err
 }
 
@@ -301,7 +294,7 @@ func (g *Group) failure(ctx context.Context, op string, count int, dt nccl.DataT
 	switch {
 	case errors.Is(err, ErrDevice):
 		sentinel = nil // already classified
-	case g.abortCtx.Err() != nil:
+	case g.life.Aborted().Err() != nil:
 		sentinel = collective.ErrAborted
 	case errors.Is(err, nccl.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
 		sentinel = collective.ErrTimeout
