@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -120,7 +121,7 @@ func TestResumeRefusesAdapterShapeChanges(t *testing.T) {
 		"adapter.k":              func(o *Options) { o.Adapter.K = 16 },
 		"adapter.method":         func(o *Options) { o.Adapter.Method = "lora" },
 		"adapter.basis":          func(o *Options) { o.Adapter.Basis = "gaussian" },
-		"adapter.target_modules": func(o *Options) { o.Adapter.Targets = "q_proj,v_proj" },
+		"adapter.target_modules": func(o *Options) { o.Adapter.TargetModules = adapter.Targets{Names: []string{"q_proj", "v_proj"}} },
 	} {
 		c := o
 		c.Train.MaxSteps = 8

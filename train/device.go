@@ -9,8 +9,8 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/dist/collective"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -67,7 +67,7 @@ func checkDevice(dev gotch.Device, o Options) error {
 	if !dev.IsCuda() {
 		return nil
 	}
-	if (o.Adapter.Method == "" || o.Adapter.Method == lrlora.LRLoRA.String()) && !phiop.BuiltWithCUDA() {
+	if o.Adapter.Method == adapter.LRLoRA && !phiop.BuiltWithCUDA() {
 		return fmt.Errorf("%w: train.device %v: LR-LoRA's fused φ op was built without its CUDA kernels; "+
 			"build with `make -C phiop cuda` and `go build -tags cuda` (see README, GPUs)", ErrConfig, dev)
 	}

@@ -20,15 +20,9 @@ func FromConfig(c *config.Config) (Options, error) {
 	if c.Where("train.compute_dtype") != "" {
 		dtype = c.Train.ComputeDType
 	}
-	targets := c.Adapter.TargetModules.String()
-	if t := c.Adapter.TargetModules; t.Regex != "" && !t.AllLinear {
-		targets = "re:" + t.Regex // model.ParseTargets' form
-	}
 	return Options{
-		Model: ModelOptions{Path: c.Model.Path, DType: dtype, ActivationCheckpointing: c.Model.ActivationCheckpointing},
-		Adapter: AdapterOptions{Method: string(c.Adapter.Method), R: c.Adapter.R, Alpha: c.Adapter.Alpha, RSLoRA: c.Adapter.RSLoRA,
-			Dropout: c.Adapter.Dropout, Targets: targets, K: c.Adapter.Phi.K, L: c.Adapter.Phi.L,
-			Grid: string(c.Adapter.Phi.Grid), Basis: string(c.Adapter.Phi.Basis), Share: string(c.Adapter.Phi.Share), SineOmega: c.Adapter.SineOmega},
+		Model:   ModelOptions{Path: c.Model.Path, DType: dtype, ActivationCheckpointing: c.Model.ActivationCheckpointing},
+		Adapter: c.Adapter,
 		Data: DataOptions{Format: c.Data.Format, Train: c.Data.Train, Eval: c.Data.Eval, MaxLen: c.Data.MaxLen,
 			Packing: c.Data.Packing, Template: tmpl, Labels: c.Data.Labels, Regression: c.Data.Regression,
 			SkipBadRecords: c.Data.SkipBadRecords, Shuffle: c.Data.Shuffle, Seed: c.Data.Seed, LastBatch: c.Data.LastBatch},

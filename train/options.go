@@ -8,9 +8,9 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/lrlora"
-	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -19,7 +19,7 @@ import (
 // checkpoint's manifest records under "options". The JSON keys are config's keys.
 type Options struct {
 	Model      ModelOptions      `json:"model"`
-	Adapter    AdapterOptions    `json:"adapter"`
+	Adapter    adapter.Spec      `json:"adapter"`
 	Data       DataOptions       `json:"data"`
 	Train      TrainOptions      `json:"train"`
 	Checkpoint CheckpointOptions `json:"checkpoint"`
@@ -32,22 +32,6 @@ type ModelOptions struct {
 	DType                   string `json:"dtype"` // compute dtype of the backbone: float32, bfloat16 (float64 for tests)
 	ActivationCheckpointing bool   `json:"activation_checkpointing"`
 	NumLabels               int    `json:"num_labels"` // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
-}
-
-// AdapterOptions shape the adapters (lrlora.Config plus the target modules).
-type AdapterOptions struct {
-	Method    string  `json:"method"` // lrlora, lora, sinelora
-	R         int     `json:"r"`
-	Alpha     float64 `json:"alpha"`
-	RSLoRA    bool    `json:"rslora"`
-	Dropout   float64 `json:"dropout"`
-	Targets   string  `json:"target_modules"` // model.ParseTargets syntax
-	K         int     `json:"k"`
-	L         float64 `json:"l"`
-	Grid      string  `json:"grid"`
-	Basis     string  `json:"basis"`
-	Share     string  `json:"share"`
-	SineOmega float64 `json:"sine_omega"`
 }
 
 // DataOptions say which records to read and how they become examples.
@@ -103,11 +87,9 @@ type OutputOptions struct {
 // and training files have none.
 func DefaultOptions() Options {
 	return Options{
-		Model: ModelOptions{DType: "float32"},
-		Adapter: AdapterOptions{Method: "lrlora", R: 8, Targets: "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-			K: lrlora.DefaultK, L: lrlora.DefaultL, Grid: "uniform", Basis: "sinc", Share: "none",
-			SineOmega: lrlora.DefaultSineOmega},
-		Data: DataOptions{MaxLen: 512, Shuffle: true, LastBatch: "pad"},
+		Model:   ModelOptions{DType: "float32"},
+		Adapter: adapter.Default(),
+		Data:    DataOptions{MaxLen: 512, Shuffle: true, LastBatch: "pad"},
 		Train: TrainOptions{Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,
 			Betas: [2]float64{0.9, 0.999}, Eps: 1e-8, WarmupRatio: 0.1, Schedule: "linear",
 			GradClip: 1, LogEvery: 10},
@@ -119,9 +101,7 @@ func DefaultOptions() Options {
 // resolve fills the defaults that depend on other fields and validates everything that
 // can be checked without reading files. Errors wrap ErrConfig and name the key.
 func (o Options) resolve() (Options, error) {
-	if o.Adapter.Alpha == 0 {
-		o.Adapter.Alpha = 2 * float64(o.Adapter.R)
-	}
+	o.Adapter = o.Adapter.Resolved()
 	if o.Train.MaxSteps == 0 && o.Train.Epochs == 0 {
 		o.Train.Epochs = 1
 	}
@@ -178,11 +158,8 @@ func (o Options) resolve() (Options, error) {
 	if _, err := o.lastBatch(); err != nil {
 		return bad("data.last_batch", "%v", err)
 	}
-	if _, err := model.ParseTargets(o.Adapter.Targets); err != nil {
-		return bad("adapter.target_modules", "%v", err)
-	}
-	if _, err := o.adapterConfig(); err != nil {
-		return bad("adapter", "%v", err)
+	if err := o.Adapter.Validate(); err != nil { // names each bad key, adapter.r, adapter.phi.k, …
+		return o, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return o, nil
 }
@@ -213,19 +190,19 @@ func (o Options) lastBatch() (data.LastBatch, error) {
 // adapterConfig is the lrlora.Config the options describe.
 func (o Options) adapterConfig() (lrlora.Config, error) {
 	a := o.Adapter
-	method, err := lrlora.ParseMethod(a.Method)
+	method, err := lrlora.ParseMethod(string(a.Method))
 	if err != nil {
 		return lrlora.Config{}, err
 	}
-	grid, err := lrlora.ParseGrid(a.Grid)
+	grid, err := lrlora.ParseGrid(string(a.Grid))
 	if err != nil {
 		return lrlora.Config{}, err
 	}
-	basis, err := phiop.ParseBasis(a.Basis)
+	basis, err := phiop.ParseBasis(string(a.Basis))
 	if err != nil {
 		return lrlora.Config{}, err
 	}
-	share, err := lrlora.ParseSharing(a.Share)
+	share, err := lrlora.ParseSharing(string(a.Share))
 	if err != nil {
 		return lrlora.Config{}, err
 	}

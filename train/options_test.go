@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Invalid options are refused before anything is read, with the key named.
@@ -16,7 +18,7 @@ func TestInvalidOptionsNameTheKey(t *testing.T) {
 		"train.micro_batch_size": func(o *Options) { o.Train.MicroBatchSize = 0 },
 		"train.schedule":         func(o *Options) { o.Train.Schedule = "step" },
 		"train.warmup_ratio":     func(o *Options) { o.Train.WarmupRatio = 1.5 },
-		"adapter.target_modules": func(o *Options) { o.Adapter.Targets = "re:(" },
+		"adapter.target_modules": func(o *Options) { o.Adapter.TargetModules = adapter.Targets{Regex: "("} },
 		"adapter":                func(o *Options) { o.Adapter.R = 0 },
 		"data.last_batch":        func(o *Options) { o.Data.LastBatch = "keep" },
 		"checkpoint.every":       func(o *Options) { o.Checkpoint.Every = -1 },

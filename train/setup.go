@@ -139,10 +139,8 @@ func injectAdapters(m *model.Model, o Options, rng *rand.Rand) (*lrlora.SharedPh
 	if err != nil {
 		return nil, fmt.Errorf("%w: adapter: %v", ErrConfig, err)
 	}
-	targets, err := model.ParseTargets(o.Adapter.Targets)
-	if err != nil {
-		return nil, fmt.Errorf("%w: adapter.target_modules: %w", ErrConfig, err)
-	}
+	t := o.Adapter.TargetModules
+	targets := model.Targets{Names: t.Names, Regex: t.Regex, AllLinear: t.AllLinear}
 	var shared *lrlora.SharedPhi
 	var opts []lrlora.Option
 	if cfg.Method == lrlora.LRLoRA && cfg.Transfer.Share != lrlora.ShareNone {

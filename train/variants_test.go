@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -71,7 +72,7 @@ func TestClassifierTrainsAdaptersAndHead(t *testing.T) {
 	}
 	o := tinyOptions(t, t.TempDir())
 	o.Model.Path = dir
-	o.Adapter.Targets = "query,value"
+	o.Adapter.TargetModules = adapter.Targets{Names: []string{"query", "value"}}
 	o.Data.Format = "classification_jsonl"
 	o.Data.Train = []string{testdata("sentiment_tiny_train.jsonl")}
 	o.Data.Eval = []string{testdata("sentiment_tiny_eval.jsonl")}

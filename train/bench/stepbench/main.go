@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/train"
@@ -115,7 +116,11 @@ func main() {
 func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
 	o := train.DefaultOptions()
 	o.Model.Path = modelDir
-	o.Adapter.Method, o.Adapter.R = method, rank
+	m, err := adapter.ParseMethod(method)
+	if err != nil {
+		return err
+	}
+	o.Adapter.Method, o.Adapter.R = m, rank
 	o.Data.Format = "alpaca_json"
 	o.Data.Train = []string{src}
 	o.Data.MaxLen, o.Data.Packing = seq, true
