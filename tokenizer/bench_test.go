@@ -68,3 +68,54 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSplitFallback compares each hand-written scanner with the regexp2 fallback
+// compiled from the same regex text: the Split pre-tokenizer alone on the 64 KiB text, and
+// Encode of the llama3 test tokenizer (warm word cache) with either one in its Split.
+// Record the ratio in BENCHMARKS.md with:
+// go test -run '^$' -bench SplitFallback -benchtime 20x ./tokenizer/
+func BenchmarkSplitFallback(b *testing.B) {
+	text := benchText()
+	names := map[splitPattern]string{patternGPT2: "gpt2", patternLlama3: "llama3", patternQwen2: "qwen2"}
+	impls := func(b *testing.B, k splitPattern, regex string) []struct {
+		name string
+		m    matcher
+	} {
+		re, err := compileRegex(regex)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return []struct {
+			name string
+			m    matcher
+		}{{"scanner", k}, {"regexp2", re}}
+	}
+	for _, k := range knownRegexes {
+		for _, impl := range impls(b, k.p, k.regex) {
+			b.Run("split/"+names[k.p]+"/"+impl.name, func(b *testing.B) {
+				p := preSplit{m: impl.m, behavior: behIsolated}
+				b.SetBytes(int64(len(text)))
+				for b.Loop() {
+					p.preTokenize([]word{{text, true}})
+				}
+			})
+		}
+	}
+	for _, impl := range impls(b, patternLlama3, regexLlama3) {
+		b.Run("encode/llama3/"+impl.name, func(b *testing.B) {
+			tok := loadFamily(b, "llama3")
+			seq := tok.pre.(preSequence)
+			tok.pre = preSequence{preSplit{m: impl.m, behavior: behIsolated}, seq[1]}
+			b.SetBytes(int64(len(text)))
+			tokens := 0
+			for b.Loop() {
+				ids, err := tok.Encode(text, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tokens += len(ids)
+			}
+			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
