@@ -56,7 +56,11 @@ func parseNormalizer(raw json.RawMessage) (normalizer, error) {
 	case "ByteLevel":
 		return normByteLevel{}, nil
 	case "Precompiled":
-		return nil, unsupported("normalizer", "Precompiled (a SentencePiece character map, as in T5 and ALBERT files)")
+		n, err := parsePrecompiled(c.PrecompiledCharsmap)
+		if err != nil {
+			return nil, malformed("normalizer", fmt.Errorf("Precompiled: %w", err))
+		}
+		return n, nil
 	case "NFC":
 		return normUnicode{norm.NFC}, nil
 	case "NFD":

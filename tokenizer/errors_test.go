@@ -107,11 +107,21 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown pre-tokenizer", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { m["pre_tokenizer"] = map[string]any{"type": "UnicodeScripts"} })
 		}, ErrUnsupported, []string{"pre_tokenizer", "UnicodeScripts"}},
-		{"Precompiled normalizer", func(t *testing.T) string {
+		{"Precompiled charsmap too short", func(t *testing.T) string {
 			return writeVariant(t, "t5-unigram", func(m map[string]any) {
-				m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAAA"}
+				m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAA="}
 			})
-		}, ErrUnsupported, []string{"normalizer", "Precompiled"}},
+		}, ErrMalformed, []string{"normalizer", "Precompiled", "header"}},
+		{"Precompiled trie larger than the charsmap", func(t *testing.T) string {
+			return writeVariant(t, "t5-unigram", func(m map[string]any) {
+				m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAEAAAAAAAA="}
+			})
+		}, ErrMalformed, []string{"normalizer", "trie size 256"}},
+		{"Precompiled charsmap not base64", func(t *testing.T) string {
+			return writeVariant(t, "t5-unigram", func(m map[string]any) {
+				m["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "%%%"}
+			})
+		}, ErrMalformed, []string{"normalizer", "base64"}},
 		{"unknown normalizer", func(t *testing.T) string {
 			return writeVariant(t, "gpt2", func(m map[string]any) { m["normalizer"] = map[string]any{"type": "Uppercase"} })
 		}, ErrUnsupported, []string{"normalizer", "Uppercase"}},

@@ -2,13 +2,15 @@ package tokenizer
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-// FuzzEncode checks that Encode never panics on any family, that invalid UTF-8 is
-// rejected, and that byte-level tokenizers round-trip every valid text exactly.
+// FuzzEncode checks that Encode never panics on any family (those of both reference
+// generators), that invalid UTF-8 is rejected, and that byte-level tokenizers round-trip
+// every valid text exactly.
 // Run longer with: go test -run '^$' -fuzz FuzzEncode -fuzztime 60s ./tokenizer/
 func FuzzEncode(f *testing.F) {
 	for _, s := range goldenTexts(f) {
@@ -17,7 +19,7 @@ func FuzzEncode(f *testing.F) {
 	f.Add("\xff\xfe broken")
 	f.Add(strings.Repeat("ab", 300))
 	toks := map[string]*Tokenizer{}
-	for _, fam := range families {
+	for _, fam := range append(slices.Clone(families), hfPipelines...) {
 		toks[fam] = loadFamily(f, fam)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -44,7 +46,7 @@ func FuzzEncode(f *testing.F) {
 		if !utf8.ValidString(s) {
 			return
 		}
-		for _, fam := range []string{"gpt2", "llama3"} {
+		for _, fam := range []string{"gpt2", "llama3", "cl100k", "o200k", "deepseek3"} {
 			ids, _ := toks[fam].Encode(s, false)
 			if got, _ := toks[fam].Decode(ids, false); got != s {
 				t.Fatalf("%s: Decode(Encode(%q)) = %q", fam, s, got)

@@ -50,9 +50,15 @@ func readGolden(t testing.TB) *goldenFile {
 	return &g
 }
 
+// loadFamily loads testdata/<name>/tokenizer.json or, for the files of the HF-library
+// goldens, testdata/hf/<name>/tokenizer.json.
 func loadFamily(t testing.TB, name string) *Tokenizer {
 	t.Helper()
-	tok, err := Load(filepath.Join("testdata", name, "tokenizer.json"))
+	path := filepath.Join("testdata", name, "tokenizer.json")
+	if _, err := os.Stat(path); err != nil {
+		path = filepath.Join("testdata", "hf", name, "tokenizer.json")
+	}
+	tok, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,8 @@ type component struct {
 	Suffix             *string `json:"suffix"`
 	Cleanup            *bool   `json:"cleanup"`
 
+	PrecompiledCharsmap string `json:"precompiled_charsmap"`
+
 	Single        []templateItem `json:"single"`
 	SpecialTokens map[string]struct {
 		IDs []int `json:"ids"`

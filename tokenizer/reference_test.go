@@ -16,7 +16,7 @@ const regenerateHF = "regenerate with testdata/hf/make_goldens.js (see its heade
 // hfPipelines are the tokenizer.json files of testdata/hf, one per component family.
 var hfPipelines = []string{
 	"bert-uncased", "bert-cased", "roberta", "cl100k", "o200k", "deepseek3", "gemma3",
-	"mistral-metaspace", "t5-unigram", "unigram-bytes", "added", "wordlevel-digits",
+	"mistral-metaspace", "t5-unigram", "albert-unigram", "unigram-bytes", "added", "wordlevel-digits",
 }
 
 type hfCase struct {

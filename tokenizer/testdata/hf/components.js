@@ -4,6 +4,7 @@
 'use strict';
 
 const P = require('./pipelines.js');
+const { charsmap } = require('./charsmap.js');
 
 const behaviors = ['Isolated', 'Removed', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous'];
 
@@ -48,7 +49,7 @@ function normalizers() {
     { type: 'NFC' }, { type: 'NFD' }, { type: 'NFKC' }, { type: 'NFKD' }, { type: 'Nmt' },
     { type: 'Replace', pattern: { String: '  ' }, content: '_' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
     { type: 'Replace', pattern: { Regex: String.raw`(?i)[aeiou]` }, content: '*' },
-    { type: 'Prepend', prepend: '▁' }, { type: 'Strip', strip_left: true, strip_right: true },
+    { type: 'Precompiled', precompiled_charsmap: charsmap() }, { type: 'Prepend', prepend: '▁' }, { type: 'Strip', strip_left: true, strip_right: true },
     { type: 'Strip', strip_left: false, strip_right: true },
     { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
   ];

@@ -3,6 +3,8 @@
 // entry); the vocabularies are learned here (vocab.js), so the files are small and ours.
 'use strict';
 
+const { charsmap } = require('./charsmap.js');
+
 const GPT2_RE = String.raw`'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`;
 const LLAMA3_RE = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
 const QWEN2_RE = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
@@ -92,15 +94,25 @@ const pipelines = {
     post: (v) => template(['<s>', '$A'], { '<s>': { id: '<s>', ids: [v['<s>']], tokens: ['<s>'] } }),
     decoder: metaspace('first', false),
   },
+  // T5: a SentencePiece character map, then runs of spaces squeezed.
   't5-unigram': {
     kind: 'unigram', lead: ['<pad>', '</s>', '<unk>'], unkId: 2,
     normalizer: { type: 'Sequence', normalizers: [
-      { type: 'Replace', pattern: { String: '``' }, content: '"' }, { type: 'NFKD' }, { type: 'StripAccents' },
-      { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
+      { type: 'Precompiled', precompiled_charsmap: charsmap() }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' }] },
     pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspace('always', true)] },
     post: (v) => template(['$A', '</s>'], { '</s>': { id: '</s>', ids: [v['</s>']], tokens: ['</s>'] } }),
     decoder: metaspace('always', true),
     truncation: { direction: 'Left', max_length: 24, strategy: 'LongestFirst', stride: 0 },
+  },
+  // ALBERT: quote rewrites, NFKD, accents stripped, lower case, then a character map.
+  'albert-unigram': {
+    kind: 'unigram', lead: ['<pad>', '<unk>', '[CLS]', '[SEP]', '[MASK]'], unkId: 1,
+    normalizer: { type: 'Sequence', normalizers: [
+      { type: 'Replace', pattern: { String: '``' }, content: '"' }, { type: 'Replace', pattern: { String: "''" }, content: '"' },
+      { type: 'NFKD' }, { type: 'StripAccents' }, { type: 'Lowercase' }, { type: 'Precompiled', precompiled_charsmap: charsmap() }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'WhitespaceSplit' }, metaspace('always', true)] },
+    post: (v) => template(['[CLS]', '$A', '[SEP]'], { '[CLS]': { id: '[CLS]', ids: [v['[CLS]']], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [v['[SEP]']], tokens: ['[SEP]'] } }),
+    decoder: metaspace('always', true),
   },
   'unigram-bytes': {
     kind: 'unigram', lead: ['<unk>', '<s>', '</s>'], unkId: 0, byteFallback: true,
