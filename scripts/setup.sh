@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Sets up everything lrtrain needs on Debian 12 / Ubuntu; idempotent and quick
 # when nothing changed. Called by `make setup` (and so by `make demo` / `make test`).
-#   - Debian packages: libtorch-dev (CPU libtorch), OpenBLAS (fast BLAS), g++.
+#   - Debian packages: OpenBLAS (fast BLAS), g++, Gloo, and libtorch-dev (CPU
+#     libtorch) unless another libtorch is found ($LIBTORCH, pip's torch).
 #   - Go modules (through the Go module proxy).
-#   - gotch adapted to the installed libtorch (tools/gotchadapt, cached in .build/).
+#   - gotch adapted to the detected libtorch, and phiop's cgo flags for it
+#     (tools/gotchadapt, cached in .build/; phiop/cgo_libtorch.go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+command -v go >/dev/null || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl)"; exit 1; }
+
 pkgs=(libopenblas0-pthread g++ make binutils libgloo-dev)
-# With LIBTORCH set (an unpacked libtorch, e.g. CUDA 2.1) Debian's is not needed.
-[ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
+# Debian's libtorch only when no other is there: with LIBTORCH set (an unpacked
+# libtorch) or pip's torch (e.g. a CUDA wheel on a GPU machine), that one is used.
+if [ -z "${LIBTORCH:-}" ] && ! GOWORK=off go run ./tools/gotchadapt -detect >/dev/null 2>&1; then
+  pkgs+=(libtorch-dev)
+fi
 need=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
@@ -20,8 +27,6 @@ if [ "${#need[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-
-command -v go >/dev/null || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl)"; exit 1; }
 
 GOWORK=off go mod download
 GOWORK=off go run ./tools/gotchadapt

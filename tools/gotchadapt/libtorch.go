@@ -1,24 +1,30 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 )
 
-// libtorch describes the installed libtorch: where its headers and libraries
-// are, its version, whether it has CUDA, and which C++ ABI it was built with.
+// libtorch describes the libtorch to build against (detect.go finds it): where its
+// headers and libraries are, its version, C++ ABI and standard, and for a CUDA
+// libtorch where the CUDA runtime is. One value drives gotch's cgo flags
+// (libtch/lib.go) and phiop's (phiopFlagsFile).
 type libtorch struct {
+	Source   string // sourceEnv, sourcePip or sourceDebian
 	Version  string // "1.13.0"
 	Include  string // dir holding torch/csrc/api/include
 	Lib      string // dir holding libtorch_cpu.so
-	CUDA     bool
-	CXX11ABI bool
-	CUDAHome string
+	CXX11ABI bool   // libstdc++'s new string ABI
+	CXXStd   string // "c++17"
+	CUDA     bool   // libtorch_cuda.so is there
+
+	CUDAHeaders bool     // the CUDA runtime headers were found
+	CUDAInclude []string // their dirs (none: the compiler's default paths)
+	CUDARTDir   string   // dir of libcudart ("" with CUDART: a default dir)
+	CUDART      string   // -l name: "cudart" or ":libcudart.so.12"; "" not found
+	CUDALooked  []string // where the CUDA runtime was looked for and not found
 }
 
 // targetVersion is the libtorch that gotch's generated wrappers were written for.
@@ -27,43 +33,6 @@ const targetVersion = "2.1"
 // isTarget reports whether gotch's generated code matches this libtorch exactly,
 // in which case nothing needs stubbing.
 func (lt libtorch) isTarget() bool { return strings.HasPrefix(lt.Version, targetVersion+".") }
-
-// detectLibtorch finds libtorch: $LIBTORCH (an unpacked libtorch zip with
-// include/ and lib/) first, then the Debian/Ubuntu system package.
-func detectLibtorch() (libtorch, error) {
-	var lt libtorch
-	if dir := os.Getenv("LIBTORCH"); dir != "" {
-		lt.Include = filepath.Join(dir, "include")
-		lt.Lib = filepath.Join(dir, "lib")
-	} else {
-		lt.Include = "/usr/include"
-		lt.Lib = "/usr/lib/x86_64-linux-gnu"
-		if out, err := exec.Command("gcc", "-print-multiarch").Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
-			lt.Lib = filepath.Join("/usr/lib", string(bytes.TrimSpace(out)))
-		}
-	}
-	versionH := filepath.Join(lt.Include, "torch/csrc/api/include/torch/version.h")
-	b, err := os.ReadFile(versionH)
-	if err != nil {
-		return lt, fmt.Errorf("libtorch not found (%w): install Debian's libtorch-dev (make setup does) or set LIBTORCH to an unpacked libtorch", err)
-	}
-	lt.Version, err = parseTorchVersion(string(b))
-	if err != nil {
-		return lt, fmt.Errorf("%s: %w", versionH, err)
-	}
-	if _, err := os.Stat(filepath.Join(lt.Lib, "libtorch_cpu.so")); err != nil {
-		return lt, fmt.Errorf("libtorch %s headers found but %s/libtorch_cpu.so is missing", lt.Version, lt.Lib)
-	}
-	if _, err := os.Stat(filepath.Join(lt.Lib, "libtorch_cuda.so")); err == nil {
-		lt.CUDA = true
-		lt.CUDAHome = os.Getenv("CUDA_HOME")
-		if lt.CUDAHome == "" {
-			lt.CUDAHome = "/usr/local/cuda"
-		}
-	}
-	lt.CXX11ABI = usesCXX11ABI(filepath.Join(lt.Lib, "libc10.so"))
-	return lt, nil
-}
 
 var versionRE = regexp.MustCompile(`TORCH_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)`)
 
@@ -81,16 +50,6 @@ func parseTorchVersion(h string) (string, error) {
 	return parts["MAJOR"] + "." + parts["MINOR"] + "." + parts["PATCH"], nil
 }
 
-// usesCXX11ABI tells from libc10's exported symbols whether libtorch was built
-// with the new libstdc++ string ABI (Debian: yes; pytorch.org "pre-cxx11" zips: no).
-func usesCXX11ABI(lib string) bool {
-	out, err := exec.Command("nm", "-D", "--defined-only", lib).Output()
-	if err != nil {
-		return true // the default of every current toolchain
-	}
-	return bytes.Contains(out, []byte("__cxx11"))
-}
-
 func (lt libtorch) abiFlag() string {
 	if lt.CXX11ABI {
 		return "-D_GLIBCXX_USE_CXX11_ABI=1"
@@ -98,39 +57,129 @@ func (lt libtorch) abiFlag() string {
 	return "-D_GLIBCXX_USE_CXX11_ABI=0"
 }
 
+func (lt libtorch) std() string {
+	if lt.CXXStd == "" {
+		return "c++17"
+	}
+	return lt.CXXStd
+}
+
+// system reports whether the headers and libraries are on the compiler's and
+// linker's default paths (Debian's), so no -I/-L/rpath is needed for them.
+func (lt libtorch) system() bool { return lt.Source == sourceDebian }
+
+// cxxFlags compiles C++ against libtorch (no CUDA headers: cudaCXXFlags).
 func (lt libtorch) cxxFlags() []string {
-	f := []string{"-std=c++17", lt.abiFlag()}
-	if lt.Include != "/usr/include" {
+	f := []string{"-std=" + lt.std(), lt.abiFlag()}
+	if !lt.system() {
 		f = append(f, "-I"+lt.Include)
 	}
-	f = append(f, "-I"+filepath.Join(lt.Include, "torch/csrc/api/include"))
-	if lt.CUDA {
-		f = append(f, "-I"+filepath.Join(lt.CUDAHome, "include"))
+	return append(f, "-I"+filepath.Join(lt.Include, "torch/csrc/api/include"))
+}
+
+// cudaCXXFlags adds the CUDA runtime headers, for code that includes ATen's or
+// c10's CUDA headers.
+func (lt libtorch) cudaCXXFlags() []string {
+	var f []string
+	for _, d := range lt.CUDAInclude {
+		f = append(f, "-I"+d)
 	}
 	return f
 }
 
+// ldFlags links libtorch. The libraries are kept in the binary's NEEDED entries
+// whether or not anything references them (--no-as-needed): gcc links with
+// --as-needed by default on Debian and Ubuntu, nothing calls into libtorch_cuda
+// directly (its static initialisers register CUDA with libtorch_cpu), and without
+// it torch::cuda::is_available() is false and `train.device: auto` trains on the CPU.
 func (lt libtorch) ldFlags() []string {
 	var f []string
-	if lt.Lib != "/usr/lib/x86_64-linux-gnu" {
+	if !lt.system() {
 		f = append(f, "-L"+lt.Lib, "-Wl,-rpath,"+lt.Lib)
 	}
-	f = append(f, "-lstdc++", "-ltorch", "-ltorch_cpu", "-lc10")
+	f = append(f, "-Wl,--push-state,--no-as-needed", "-ltorch", "-ltorch_cpu", "-lc10")
 	if lt.CUDA {
-		cudaLib := filepath.Join(lt.CUDAHome, "lib64")
-		f = append(f, "-L"+cudaLib, "-Wl,-rpath,"+cudaLib, "-ltorch_cuda", "-lc10_cuda", "-lcudart")
+		f = append(f, "-ltorch_cuda", "-lc10_cuda")
 	}
-	return f
+	return append(f, "-Wl,--pop-state", "-lstdc++")
+}
+
+// cudaLDFlags links the CUDA runtime, for code that calls it (phiop's kernels).
+func (lt libtorch) cudaLDFlags() []string {
+	if lt.CUDART == "" {
+		return nil
+	}
+	var f []string
+	if lt.CUDARTDir != "" {
+		f = append(f, "-L"+lt.CUDARTDir, "-Wl,-rpath,"+lt.CUDARTDir)
+	}
+	return append(f, "-l"+lt.CUDART)
+}
+
+// describe is the one-line summary setup prints.
+func (lt libtorch) describe() string {
+	abi := "new (cxx11)"
+	if !lt.CXX11ABI {
+		abi = "old (pre-cxx11)"
+	}
+	s := fmt.Sprintf("libtorch %s from %s (%s, %s): C++ ABI %s, -std=%s, cuda=%t",
+		lt.Version, lt.Source, lt.Include, lt.Lib, abi, lt.std(), lt.CUDA)
+	if lt.CUDA && (lt.CUDART == "" || !lt.CUDAHeaders) {
+		s += fmt.Sprintf("; no CUDA runtime for make build-cuda (looked at %s; set CUDA_HOME)", strings.Join(lt.CUDALooked, ", "))
+	}
+	return s
+}
+
+// canBuildCUDA says why `make build-cuda` cannot work with this libtorch.
+func (lt libtorch) canBuildCUDA() error {
+	switch {
+	case !lt.CUDA:
+		return fmt.Errorf("a CUDA build needs a CUDA libtorch, found %s (no %s); set LIBTORCH or install a CUDA torch with pip",
+			lt.describeShort(), filepath.Join(lt.Lib, "libtorch_cuda.so"))
+	case lt.CUDART == "" || !lt.CUDAHeaders:
+		return fmt.Errorf("%s: no CUDA runtime (looked at %s); set CUDA_HOME to the CUDA toolkit",
+			lt.describeShort(), strings.Join(lt.CUDALooked, ", "))
+	}
+	return nil
 }
 
 // libGo is the replacement for gotch's libtch/lib.go: the same package, cgo
-// flags for this libtorch instead of the hard-coded CUDA 12 ones.
+// flags for this libtorch instead of the hard-coded CUDA 12 ones. gotch's C++
+// includes no CUDA header and calls no CUDA runtime function.
 func (lt libtorch) libGo() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "// Code generated by lrtrain's tools/gotchadapt for libtorch %s (cuda=%t). DO NOT EDIT.\n\npackage libtch\n\n", lt.Version, lt.CUDA)
+	fmt.Fprintf(&b, "// Code generated by lrtrain's tools/gotchadapt for %s. DO NOT EDIT.\n\npackage libtch\n\n", lt.describeShort())
 	fmt.Fprintf(&b, "// #cgo LDFLAGS: %s\n", strings.Join(lt.ldFlags(), " "))
 	fmt.Fprintf(&b, "// #cgo CFLAGS: -I${SRCDIR} -O3 -Wall -Wno-unused-variable -Wno-deprecated-declarations -Wno-c++11-narrowing -Wno-sign-compare -Wno-unused-function %s\n", lt.abiFlag())
 	fmt.Fprintf(&b, "// #cgo CXXFLAGS: -I${SRCDIR} -O2 %s\n", strings.Join(lt.cxxFlags(), " "))
+	b.WriteString("import \"C\"\n")
+	return b.String()
+}
+
+func (lt libtorch) describeShort() string {
+	return fmt.Sprintf("libtorch %s (%s, cuda=%t)", lt.Version, lt.Source, lt.CUDA)
+}
+
+// phiopFlagsFile is the file phiop's libtorch flags live in: generated, ignored
+// by git, so that phiop compiles against the libtorch gotch does (cgo puts
+// CGO_CXXFLAGS before a package's #cgo flags, so the environment cannot override
+// flags written in the source).
+const phiopFlagsFile = "phiop/cgo_libtorch.go"
+
+// phiopGo is phiop's generated cgo flags file. The `cuda` build tag adds the
+// CUDA runtime (phiop's CUDA shim includes c10/cuda headers; its kernels call
+// libcudart).
+func (lt libtorch) phiopGo() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// Code generated by tools/gotchadapt (make setup) for %s. DO NOT EDIT.\n\npackage phiop\n\n", lt.describeShort())
+	fmt.Fprintf(&b, "// #cgo CXXFLAGS: %s\n", strings.Join(lt.cxxFlags(), " "))
+	fmt.Fprintf(&b, "// #cgo LDFLAGS: %s\n", strings.Join(lt.ldFlags(), " "))
+	if f := lt.cudaCXXFlags(); len(f) > 0 {
+		fmt.Fprintf(&b, "// #cgo cuda CXXFLAGS: %s\n", strings.Join(f, " "))
+	}
+	if f := lt.cudaLDFlags(); len(f) > 0 {
+		fmt.Fprintf(&b, "// #cgo cuda LDFLAGS: %s\n", strings.Join(f, " "))
+	}
 	b.WriteString("import \"C\"\n")
 	return b.String()
 }

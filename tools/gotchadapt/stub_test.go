@@ -102,7 +102,7 @@ func TestParseTorchVersion(t *testing.T) {
 }
 
 func TestLibGoFlagsForDebianCPU(t *testing.T) {
-	lt := libtorch{Version: "1.13.0", Include: "/usr/include", Lib: "/usr/lib/x86_64-linux-gnu", CXX11ABI: true}
+	lt := libtorch{Source: sourceDebian, Version: "1.13.0", Include: "/usr/include", Lib: "/usr/lib/x86_64-linux-gnu", CXX11ABI: true}
 	src := lt.libGo()
 	for _, want := range []string{"-ltorch -ltorch_cpu -lc10", "-D_GLIBCXX_USE_CXX11_ABI=1", "-I/usr/include/torch/csrc/api/include", "package libtch"} {
 		if !strings.Contains(src, want) {
@@ -114,7 +114,7 @@ func TestLibGoFlagsForDebianCPU(t *testing.T) {
 			t.Errorf("CPU lib.go must not contain %q", bad)
 		}
 	}
-	cuda := libtorch{Version: "2.1.0", Include: "/opt/libtorch/include", Lib: "/opt/libtorch/lib", CUDA: true, CUDAHome: "/usr/local/cuda"}
+	cuda := libtorch{Source: sourceEnv, Version: "2.1.0", Include: "/opt/libtorch/include", Lib: "/opt/libtorch/lib", CUDA: true}
 	if s := cuda.libGo(); !strings.Contains(s, "-ltorch_cuda") || !strings.Contains(s, "-D_GLIBCXX_USE_CXX11_ABI=0") || !strings.Contains(s, "-Wl,-rpath,/opt/libtorch/lib") {
 		t.Errorf("CUDA lib.go flags wrong:\n%s", s)
 	}
