@@ -11,7 +11,9 @@
 //     piece scores, unknown characters fused, byte_fallback).
 //   - normalizers: NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, Prepend, Nmt,
 //     ByteLevel, Replace (String or Regex), BertNormalizer (clean_text,
-//     handle_chinese_chars, strip_accents, lowercase) and Sequence.
+//     handle_chinese_chars, strip_accents, lowercase), Precompiled (the SentencePiece
+//     character map of T5, ALBERT and XLM-R files, applied per grapheme cluster as the
+//     reference does) and Sequence.
 //   - pre-tokenizers: Split with any regex or String pattern, every behaviour (Removed,
 //     Isolated, MergedWithPrevious, MergedWithNext, Contiguous) and invert; ByteLevel
 //     (add_prefix_space, use_regex), Metaspace (replacement, prepend_scheme
@@ -23,9 +25,9 @@
 //   - decoders: ByteLevel, Metaspace, WordPiece, BPEDecoder, ByteFallback, Fuse, Strip,
 //     Replace (String or Regex) and Sequence.
 //
-// Not supported: the Precompiled normalizer (SentencePiece character maps, found in T5 and
-// ALBERT files), the UnicodeScripts, FixedLength and CTC components, BPE dropout, and a few
-// regex constructs (below).
+// Not supported: the UnicodeScripts and FixedLength pre-tokenizers, the CTC decoder, BPE
+// dropout, and a few regex constructs (below). The "padding" of tokenizer.json is ignored:
+// Encode returns one unpadded sequence and the data pipeline pads batches itself.
 //
 // Split regexes. The reference compiles them with Oniguruma. The GPT-2, Llama 3 and Qwen2
 // regexes, recognised by their exact text, run on hand-written scanners (pattern.go) that
@@ -35,8 +37,8 @@
 // (regex.go) rewrites what the two dialects read differently: Oniguruma's \w and \b, \h,
 // case-insensitive groups (by simple case-folding orbits), and ^ and $, which match at
 // line breaks. Possessive quantifiers, nested classes and class intersections are refused;
-// multi-character case folds (ß and ss) are not reproduced. The fallback is about 10 to 30
-// times slower than the scanners (BENCHMARKS.md).
+// multi-character case folds (ß and ss) are not reproduced. The fallback splits 4 to 9 times
+// slower than the scanners (BENCHMARKS.md).
 //
 // Semantics follow the reference, including its quirks: the legacy Llama 2 normalizer
 // prepends "▁" to every piece between added tokens; the Metaspace decoder drops the "▁"s
