@@ -30,47 +30,37 @@ func parseUnigram(mj *modelJSON) (*unigram, error) {
 	if isNull(mj.Vocab) {
 		return nil, malformed("model", errors.New("Unigram without vocab"))
 	}
-	var vocab []struct {
-		Piece string
-		Score float64
-	}
 	var pairs [][2]json.RawMessage
 	if err := json.Unmarshal(mj.Vocab, &pairs); err != nil {
 		return nil, malformed("model", fmt.Errorf("Unigram vocab (want [[piece, score], ...]): %w", err))
 	}
+	pieces := make([]string, len(pairs))
+	scores := make([]float64, len(pairs))
 	for i, p := range pairs {
-		var piece string
-		var score float64
-		if err := json.Unmarshal(p[0], &piece); err != nil {
+		if err := json.Unmarshal(p[0], &pieces[i]); err != nil {
 			return nil, malformed("model", fmt.Errorf("Unigram vocab entry %d: %w", i, err))
 		}
-		if err := json.Unmarshal(p[1], &score); err != nil {
+		if err := json.Unmarshal(p[1], &scores[i]); err != nil {
 			return nil, malformed("model", fmt.Errorf("Unigram vocab entry %d: %w", i, err))
 		}
-		vocab = append(vocab, struct {
-			Piece string
-			Score float64
-		}{piece, score})
 	}
-	m := &unigram{ids: make(map[string]int, len(vocab)), minScore: math.Inf(1), unkID: -1,
+	m := &unigram{pieces: pieces, scores: scores, ids: make(map[string]int, len(pieces)), minScore: math.Inf(1), unkID: -1,
 		byteFallback: mj.ByteFallback, trie: pieceTrie{nodes: []pieceNode{{index: -1}}}}
 	if mj.UnkID != nil {
-		if len(vocab) == 0 {
+		if len(pieces) == 0 {
 			return nil, malformed("model", errors.New("Unigram vocab is empty but unk_id is set"))
 		}
-		if *mj.UnkID < 0 || *mj.UnkID >= len(vocab) {
-			return nil, malformed("model", fmt.Errorf("Unigram unk_id %d is outside the vocabulary (size %d)", *mj.UnkID, len(vocab)))
+		if *mj.UnkID < 0 || *mj.UnkID >= len(pieces) {
+			return nil, malformed("model", fmt.Errorf("Unigram unk_id %d is outside the vocabulary (size %d)", *mj.UnkID, len(pieces)))
 		}
 		m.unkID = *mj.UnkID
 	}
-	for id, e := range vocab {
-		m.pieces = append(m.pieces, e.Piece)
-		m.scores = append(m.scores, e.Score)
-		m.ids[e.Piece] = id
-		if e.Piece != "" {
-			m.trie.insert(e.Piece, id)
+	for id, p := range pieces {
+		m.ids[p] = id
+		if p != "" {
+			m.trie.insert(p, id)
 		}
-		m.minScore = min(m.minScore, e.Score)
+		m.minScore = min(m.minScore, scores[id])
 	}
 	return m, nil
 }
