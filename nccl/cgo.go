@@ -12,7 +12,11 @@ package nccl
 
 /*
 #cgo LDFLAGS: -ldl
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1 // dlinfo
+#endif
 #include <dlfcn.h>
+#include <link.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,17 @@ typedef const char *(*lrt_fn_errstr)(int);
 typedef const char *(*lrt_fn_laststr)(void *);
 
 static void *lrt_dlopen(const char *path) { return dlopen(path, RTLD_NOW | RTLD_LOCAL); }
+// lrt_dlopen_loaded returns a handle only if the process has already loaded
+// a library under that name (e.g. libtorch_cuda's libcudart), else NULL.
+static void *lrt_dlopen_loaded(const char *soname) {
+	return dlopen(soname, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+}
+// lrt_dlpath is the file a handle was loaded from ("" if unknown).
+static const char *lrt_dlpath(void *h) {
+	struct link_map *lm = NULL;
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL || lm->l_name == NULL) return "";
+	return lm->l_name;
+}
 static int lrt_dlclose(void *h) { return dlclose(h); }
 static void *lrt_dlsym(void *h, const char *name) {
 	dlerror();
@@ -134,6 +149,23 @@ func dlOpen(path string) (unsafe.Pointer, string) {
 		return nil, C.GoString(C.lrt_dlerror())
 	}
 	return h, ""
+}
+
+// dlOpenLoaded returns a new handle on the library the process has already
+// loaded under soname, and the file it came from; nil if none is loaded.
+func dlOpenLoaded(soname string) (unsafe.Pointer, string) {
+	cname := C.CString(soname)
+	defer C.free(unsafe.Pointer(cname))
+	h := C.lrt_dlopen_loaded(cname)
+	if h == nil {
+		C.lrt_dlerror() // clear it
+		return nil, ""
+	}
+	path := C.GoString(C.lrt_dlpath(h))
+	if path == "" {
+		path = soname
+	}
+	return h, path
 }
 
 func dlClose(h unsafe.Pointer) { C.lrt_dlclose(h) }

@@ -14,11 +14,21 @@
 // # Finding the libraries
 //
 // LRTRAIN_NCCL_LIBRARY and LRTRAIN_CUDART_LIBRARY name the files to load;
-// when set, nothing else is tried. Otherwise Init tries each soname bare
-// (the dynamic loader's own search), then every LD_LIBRARY_PATH directory,
-// then pip's layout (nvidia/nccl/lib, nvidia/cuda_runtime/lib) under the
-// site-packages of VIRTUAL_ENV, CONDA_PREFIX, PYTHONHOME and PYTHONPATH,
-// then CUDA_HOME/lib64 and CUDA_PATH/lib64 for libcudart.
+// when set, nothing else is tried. Otherwise Init takes, in order: a copy the
+// process has already loaded under one of the sonames (libtorch_cuda's
+// libcudart: the same runtime as torch); each soname through the dynamic
+// loader (LD_LIBRARY_PATH, RUNPATH, /etc/ld.so.cache); then every
+// LD_LIBRARY_PATH directory; pip's layouts (nvidia/nccl/lib for NCCL, CUDA 13's
+// nvidia/cu13/lib and CUDA 12's nvidia/cuda_runtime/lib for the runtime) under
+// the site-packages of VIRTUAL_ENV, CONDA_PREFIX, PYTHONHOME, PYTHONPATH,
+// ~/.local and the system-wide Pythons (/usr/local/lib/python3*/dist-packages,
+// /usr/lib/python3/dist-packages, /usr/lib/python3*/site-packages,
+// /opt/conda); conda's lib ($CONDA_PREFIX/lib, /opt/conda/lib); and lib64 and
+// lib under NCCL_HOME (NCCL), CUDA_HOME, CUDA_PATH and /usr/local/cuda. In
+// each place the newest soname comes first (libcudart.so.13 before .so.12).
+// When nothing opens, the *LoadError names every soname, directory and
+// pattern it looked at, and each file that exists but failed to open with
+// dlopen's reason (discover.go).
 //
 // # Waiting without hanging
 //

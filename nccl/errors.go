@@ -114,29 +114,52 @@ type Attempt struct {
 	DLError string
 }
 
-// LoadError tells why Init could not load a library: every path tried and
-// what dlopen said, or the symbol that was missing.
+// LoadError tells why Init could not load a library: every place it looked
+// and what dlopen said, or the symbol that was missing.
 type LoadError struct {
-	Library string    // "libnccl" or "libcudart"
-	Tried   []Attempt // in order
-	Path    string    // the path that opened, when Symbol is set
-	Symbol  string    // the missing symbol, if the library opened
+	Library    string    // "libnccl" or "libcudart"
+	Env        string    // the variable that overrides the search
+	Overridden bool      // Env was set, and its path was the only one tried
+	Sonames    []string  // the names searched for, newest first
+	Tried      []Attempt // every dlopen that failed, in order: sonames, then files
+	Empty      []string  // directories searched that hold none of the sonames
+	Unmatched  []string  // patterns of Python installs that matched no directory
+	Path       string    // the path that opened, when Symbol is set
+	Symbol     string    // the missing symbol, if the library opened
 }
 
-// Error names the library and everything that was tried.
+// Error names the library and every place that was searched.
 func (e *LoadError) Error() string {
 	if e.Symbol != "" {
 		return fmt.Sprintf("nccl: %s at %s lacks symbol %s (library too old?)", e.Library, e.Path, e.Symbol)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "nccl: cannot load %s; tried", e.Library)
-	for i, a := range e.Tried {
-		if i > 0 {
-			b.WriteString(";")
+	if e.Overridden {
+		fmt.Fprintf(&b, "nccl: cannot load %s from %s:", e.Library, e.Env)
+		for _, a := range e.Tried {
+			fmt.Fprintf(&b, " %s (%s)", a.Path, a.DLError)
 		}
-		fmt.Fprintf(&b, " %s (%s)", a.Path, a.DLError)
+		return b.String()
 	}
-	fmt.Fprintf(&b, "; set %s or LD_LIBRARY_PATH", overrideEnv(e.Library))
+	fmt.Fprintf(&b, "nccl: cannot load %s: none of %s is loaded or found by the dynamic loader "+
+		"(LD_LIBRARY_PATH at start, RUNPATH, /etc/ld.so.cache, /lib, /usr/lib)",
+		e.Library, strings.Join(e.Sonames, ", "))
+	var failed []string
+	for _, a := range e.Tried {
+		if a.DLError != a.Path+": cannot open shared object file: No such file or directory" {
+			failed = append(failed, fmt.Sprintf("%s (%s)", a.Path, a.DLError))
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(&b, "; failed to open %s", strings.Join(failed, "; "))
+	}
+	if len(e.Empty) > 0 {
+		fmt.Fprintf(&b, "; not in %s", strings.Join(e.Empty, ", "))
+	}
+	if len(e.Unmatched) > 0 {
+		fmt.Fprintf(&b, "; no directory matches %s", strings.Join(e.Unmatched, ", "))
+	}
+	fmt.Fprintf(&b, "; set %s or LD_LIBRARY_PATH", e.Env)
 	return b.String()
 }
 

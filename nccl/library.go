@@ -3,126 +3,9 @@ package nccl
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"unsafe"
 )
-
-// Environment variables that override the library search. When one is set,
-// only that path is tried.
-const (
-	EnvNCCLLibrary   = "LRTRAIN_NCCL_LIBRARY"
-	EnvCudartLibrary = "LRTRAIN_CUDART_LIBRARY"
-)
-
-// libSpec says how to find one library.
-type libSpec struct {
-	name     string   // "libnccl" or "libcudart", for messages
-	env      string   // override variable
-	sonames  []string // tried by bare name first (ld.so cache, RUNPATH)
-	pipDir   string   // under site-packages, e.g. nvidia/nccl/lib
-	cudaHome bool     // also try $CUDA_HOME/lib64 and $CUDA_PATH/lib64
-}
-
-var (
-	ncclSpec = libSpec{
-		name: "libnccl", env: EnvNCCLLibrary,
-		sonames: []string{"libnccl.so.2", "libnccl.so"},
-		pipDir:  "nvidia/nccl/lib",
-	}
-	cudartSpec = libSpec{
-		name: "libcudart", env: EnvCudartLibrary,
-		sonames:  []string{"libcudart.so.12", "libcudart.so.13", "libcudart.so.11.0", "libcudart.so"},
-		pipDir:   "nvidia/cuda_runtime/lib",
-		cudaHome: true,
-	}
-)
-
-func overrideEnv(library string) string {
-	if library == cudartSpec.name {
-		return cudartSpec.env
-	}
-	return ncclSpec.env
-}
-
-// searchPaths lists the candidates for spec in the order Init tries them:
-// the override alone if set; otherwise each soname bare (the dynamic
-// loader's own search), then in every LD_LIBRARY_PATH directory, then in
-// pip's layout under every site-packages directory that the environment
-// names (VIRTUAL_ENV, CONDA_PREFIX, PYTHONPATH, PYTHONHOME), then CUDA_HOME.
-// getenv and glob are parameters so that tests can pin the environment.
-func searchPaths(spec libSpec, getenv func(string) string, glob func(string) ([]string, error)) []string {
-	if p := getenv(spec.env); p != "" {
-		return []string{p}
-	}
-	var dirs []string
-	dirs = append(dirs, filepath.SplitList(getenv("LD_LIBRARY_PATH"))...)
-	for _, sp := range sitePackages(getenv, glob) {
-		dirs = append(dirs, filepath.Join(sp, filepath.FromSlash(spec.pipDir)))
-	}
-	if spec.cudaHome {
-		for _, v := range []string{"CUDA_HOME", "CUDA_PATH"} {
-			if h := getenv(v); h != "" {
-				dirs = append(dirs, filepath.Join(h, "lib64"))
-			}
-		}
-	}
-	seen := map[string]bool{}
-	var out []string
-	add := func(p string) {
-		if p != "" && !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	for _, so := range spec.sonames {
-		add(so)
-	}
-	for _, d := range dirs {
-		if d == "" {
-			continue
-		}
-		for _, so := range spec.sonames {
-			add(filepath.Join(d, so))
-		}
-	}
-	return out
-}
-
-// sitePackages returns the Python site-packages directories named by the
-// environment, in a stable order.
-func sitePackages(getenv func(string) string, glob func(string) ([]string, error)) []string {
-	var out []string
-	for _, v := range []string{"VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME"} {
-		root := getenv(v)
-		if root == "" {
-			continue
-		}
-		for _, sub := range []string{"site-packages", "dist-packages"} {
-			m, _ := glob(filepath.Join(root, "lib", "python3*", sub))
-			out = append(out, m...)
-		}
-	}
-	for _, p := range filepath.SplitList(getenv("PYTHONPATH")) {
-		if strings.HasSuffix(p, "site-packages") || strings.HasSuffix(p, "dist-packages") {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// openFirst dlopens the first candidate that opens.
-func openFirst(spec libSpec, paths []string) (unsafe.Pointer, string, error) {
-	var tried []Attempt
-	for _, p := range paths {
-		h, msg := dlOpen(p)
-		if h != nil {
-			return h, p, nil
-		}
-		tried = append(tried, Attempt{Path: p, DLError: msg})
-	}
-	return nil, "", &LoadError{Library: spec.name, Tried: tried}
-}
 
 // symbols holds the function pointers resolved by Init.
 type symbols struct {
@@ -160,11 +43,11 @@ func Init() error {
 	if library.sym != nil {
 		return nil
 	}
-	ncclH, ncclPath, err := openFirst(ncclSpec, searchPaths(ncclSpec, os.Getenv, filepath.Glob))
+	ncclH, ncclPath, err := planSearch(ncclSpec, os.Getenv, filepath.Glob, "/").open(ncclSpec)
 	if err != nil {
 		return err
 	}
-	cudartH, cudartPath, err := openFirst(cudartSpec, searchPaths(cudartSpec, os.Getenv, filepath.Glob))
+	cudartH, cudartPath, err := planSearch(cudartSpec, os.Getenv, filepath.Glob, "/").open(cudartSpec)
 	if err != nil {
 		dlClose(ncclH)
 		return err

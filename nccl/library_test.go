@@ -3,7 +3,6 @@ package nccl
 import (
 	"errors"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,51 +13,6 @@ func requireUnloaded(t *testing.T) {
 	t.Helper()
 	if err := Shutdown(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestSearchPathsOverrideIsTriedAlone(t *testing.T) {
-	env := map[string]string{EnvNCCLLibrary: "/custom/libnccl.so.2", "LD_LIBRARY_PATH": "/a"}
-	got := searchPaths(ncclSpec, mapEnv(env), noGlob)
-	if !reflect.DeepEqual(got, []string{"/custom/libnccl.so.2"}) {
-		t.Errorf("got %v", got)
-	}
-}
-
-func TestSearchPathsOrder(t *testing.T) {
-	env := map[string]string{
-		"LD_LIBRARY_PATH": "/a:/b::/a",
-		"VIRTUAL_ENV":     "/venv",
-		"PYTHONPATH":      "/pp/site-packages:/not/a/site/dir",
-		"CUDA_HOME":       "/cuda",
-	}
-	glob := func(pattern string) ([]string, error) {
-		if pattern == filepath.Join("/venv", "lib", "python3*", "site-packages") {
-			return []string{"/venv/lib/python3.11/site-packages"}, nil
-		}
-		return nil, nil
-	}
-	got := searchPaths(ncclSpec, mapEnv(env), glob)
-	want := []string{
-		"libnccl.so.2", "libnccl.so",
-		"/a/libnccl.so.2", "/a/libnccl.so",
-		"/b/libnccl.so.2", "/b/libnccl.so",
-		"/venv/lib/python3.11/site-packages/nvidia/nccl/lib/libnccl.so.2",
-		"/venv/lib/python3.11/site-packages/nvidia/nccl/lib/libnccl.so",
-		"/pp/site-packages/nvidia/nccl/lib/libnccl.so.2",
-		"/pp/site-packages/nvidia/nccl/lib/libnccl.so",
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("nccl search:\n got %v\nwant %v", got, want)
-	}
-	cud := searchPaths(cudartSpec, mapEnv(env), glob)
-	for _, p := range []string{
-		"/venv/lib/python3.11/site-packages/nvidia/cuda_runtime/lib/libcudart.so.12",
-		"/cuda/lib64/libcudart.so.12",
-	} {
-		if !slices.Contains(cud, p) {
-			t.Errorf("cudart search lacks %s: %v", p, cud)
-		}
 	}
 }
 
@@ -101,10 +55,11 @@ func TestInitDefaultSearchListsLoaderAndDirectories(t *testing.T) {
 	for _, a := range le.Tried {
 		paths = append(paths, a.Path)
 	}
-	for _, want := range []string{"libnccl.so.2", filepath.Join(dir, "libnccl.so.2")} {
-		if !slices.Contains(paths, want) {
-			t.Errorf("tried %v, lacks %s", paths, want)
-		}
+	if !slices.Contains(paths, "libnccl.so.2") {
+		t.Errorf("tried %v, lacks the loader's libnccl.so.2", paths)
+	}
+	if !slices.Contains(le.Empty, dir) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("the LD_LIBRARY_PATH directory %s is not named: %v", dir, err)
 	}
 }
 
@@ -141,5 +96,3 @@ func TestCallsBeforeInitReturnErrNotLoaded(t *testing.T) {
 }
 
 func mapEnv(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-func noGlob(string) ([]string, error) { return nil, nil }
