@@ -41,12 +41,12 @@ func TestCudaErrorTextWithoutLibrary(t *testing.T) {
 }
 
 func TestLoadErrorNamesEveryAttempt(t *testing.T) {
-	e := &LoadError{Library: "libnccl", Tried: []Attempt{
+	e := &LoadError{Library: "libnccl", Env: EnvNCCLLibrary, Sonames: ncclSpec.sonames, Tried: []Attempt{
 		{"libnccl.so.2", "libnccl.so.2: cannot open shared object file"},
 		{"/opt/x/libnccl.so.2", "/opt/x/libnccl.so.2: no such file"},
 	}}
 	msg := e.Error()
-	for _, want := range []string{"libnccl.so.2: cannot open", "/opt/x/libnccl.so.2 (", EnvNCCLLibrary} {
+	for _, want := range []string{"libnccl.so.2: cannot open", "/opt/x/libnccl.so.2 (", EnvNCCLLibrary, "libnccl.so.2, libnccl.so"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message %q lacks %q", msg, want)
 		}
