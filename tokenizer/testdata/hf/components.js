@@ -23,7 +23,7 @@ function preTokenizers() {
     String.raw`[\p{P}\p{S}]`, String.raw`\h+`, String.raw`\b\w`]) {
     out.push(P.split(re));
   }
-  for (const b of behaviors) out.push({ type: 'Punctuation', behavior: b });
+  for (const b of behaviors) out.push({ type: 'Punctuation', behavior: b }, P.splitStr('', b));
   for (const scheme of ['first', 'always', 'never']) {
     for (const split of [true, false]) out.push(P.metaspace(scheme, split));
   }
@@ -45,7 +45,8 @@ function normalizers() {
   return [
     bert(true, true, null, true), bert(true, true, null, false), bert(false, false, true, false),
     bert(true, false, false, true), bert(false, true, null, true), bert(true, true, true, false),
-    { type: 'Lowercase' }, { type: 'StripAccents' }, { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }] },
+    { type: 'Lowercase' }, { type: 'StripAccents' }, { type: 'ByteLevel' },
+    { type: 'Replace', pattern: { String: '' }, content: '+' }, { type: 'Sequence', normalizers: [{ type: 'NFD' }, { type: 'StripAccents' }] },
     { type: 'NFC' }, { type: 'NFD' }, { type: 'NFKC' }, { type: 'NFKD' }, { type: 'Nmt' },
     { type: 'Replace', pattern: { String: '  ' }, content: '_' }, { type: 'Replace', pattern: { Regex: ' {2,}' }, content: ' ' },
     { type: 'Replace', pattern: { Regex: String.raw`(?i)[aeiou]` }, content: '*' },
