@@ -2,171 +2,200 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"io"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/spf13/pflag"
-	"gopkg.in/yaml.v3"
-
-	"github.com/lrtrain/lrtrain/config"
-	"github.com/lrtrain/lrtrain/dist/launch"
+	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 )
 
-// container is the part of a Kubernetes container spec the test reads.
-type container struct {
-	Command []string `yaml:"command"`
-	Args    []string `yaml:"args"`
-	Env     []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
-	} `yaml:"env"`
+// manifests is every object of k8s/*.yaml, decoded strictly into the types the
+// API server and the training operator use, by kind and name.
+type manifests struct {
+	file        map[string]string // "Kind/name" → file
+	configMaps  map[string]*corev1.ConfigMap
+	services    map[string]*corev1.Service
+	claims      map[string]*corev1.PersistentVolumeClaim
+	statefulSet map[string]*appsv1.StatefulSet
+	jobs        map[string]*batchv1.Job
+	pytorchJobs map[string]*kubeflowv1.PyTorchJob
+	applies     map[string][]string // file → the files its `kubectl apply` line names
 }
 
-// findContainers walks any decoded manifest and returns every object that has
-// both "command" and "image" keys.
-func findContainers(t *testing.T, node any) []container {
-	var out []container
-	switch v := node.(type) {
-	case map[string]any:
-		if _, ok := v["image"]; ok {
-			if _, ok := v["command"]; ok {
-				b, err := yaml.Marshal(v)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var c container
-				if err := yaml.Unmarshal(b, &c); err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, c)
-			}
-		}
-		for _, child := range v {
-			out = append(out, findContainers(t, child)...)
-		}
-	case []any:
-		for _, child := range v {
-			out = append(out, findContainers(t, child)...)
-		}
-	}
-	return out
-}
+var applyLine = regexp.MustCompile(`(?m)^#\s+kubectl apply((?:\s+-f\s+\S+)+)\s*$`)
 
-// TestKubernetesManifestsMatchTheLauncher parses every manifest in k8s/ and, for
-// each container that runs `lrtrain launch`, parses its flags and PET_* variables
-// with the real launch command and resolves them for an 8-GPU node, so that a
-// renamed flag or a bad value in a manifest fails here rather than in a cluster.
-func TestKubernetesManifestsMatchTheLauncher(t *testing.T) {
+// loadManifests reads k8s/: every document must decode with no unknown or
+// duplicate field into the type of its apiVersion and kind.
+func loadManifests(t *testing.T) *manifests {
+	t.Helper()
 	files, err := filepath.Glob("../../k8s/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests found: %v", err)
 	}
-	launches := 0
+	m := &manifests{file: map[string]string{}, configMaps: map[string]*corev1.ConfigMap{},
+		services: map[string]*corev1.Service{}, claims: map[string]*corev1.PersistentVolumeClaim{},
+		statefulSet: map[string]*appsv1.StatefulSet{}, jobs: map[string]*batchv1.Job{},
+		pytorchJobs: map[string]*kubeflowv1.PyTorchJob{}, applies: map[string][]string{}}
 	for _, file := range files {
 		raw, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		for doc := 0; ; doc++ {
-			var node any
-			if err := dec.Decode(&node); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s document %d: %v", file, doc, err)
+		name := "k8s/" + filepath.Base(file)
+		if a := applyLine.FindSubmatch(raw); a != nil {
+			for _, f := range strings.Fields(string(a[1])) {
+				if f != "-f" {
+					m.applies[name] = append(m.applies[name], f)
+				}
 			}
-			for _, c := range findContainers(t, node) {
-				if len(c.Command) == 0 || c.Command[0] != "lrtrain" || len(c.Args) == 0 || c.Args[0] != "launch" {
-					continue
-				}
-				launches++
-				env := map[string]string{}
-				for _, e := range c.Env {
-					env[e.Name] = e.Value
-				}
-				checkLaunchArgs(t, file, c.Args[1:], env)
+		}
+		for i, doc := range bytes.Split(raw, []byte("\n---\n")) {
+			where := fmt.Sprintf("%s document %d", name, i)
+			var tm metav1.TypeMeta
+			if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
+			var obj any
+			switch tm.APIVersion + " " + tm.Kind {
+			case "v1 ConfigMap":
+				obj = &corev1.ConfigMap{}
+			case "v1 Service":
+				obj = &corev1.Service{}
+			case "v1 PersistentVolumeClaim":
+				obj = &corev1.PersistentVolumeClaim{}
+			case "apps/v1 StatefulSet":
+				obj = &appsv1.StatefulSet{}
+			case "batch/v1 Job":
+				obj = &batchv1.Job{}
+			case "kubeflow.org/v1 PyTorchJob":
+				obj = &kubeflowv1.PyTorchJob{}
+			default:
+				t.Fatalf("%s: kind %q of %q is not one the test knows", where, tm.Kind, tm.APIVersion)
+			}
+			if err := sigsyaml.UnmarshalStrict(doc, obj); err != nil {
+				t.Fatalf("%s (%s): %v", where, tm.Kind, err)
+			}
+			meta := obj.(metav1.Object)
+			key := tm.Kind + "/" + meta.GetName()
+			if prev, dup := m.file[key]; dup {
+				t.Fatalf("%s defined in %s and %s", key, prev, name)
+			}
+			m.file[key] = name
+			switch o := obj.(type) {
+			case *corev1.ConfigMap:
+				m.configMaps[o.Name] = o
+			case *corev1.Service:
+				m.services[o.Name] = o
+			case *corev1.PersistentVolumeClaim:
+				m.claims[o.Name] = o
+			case *appsv1.StatefulSet:
+				m.statefulSet[o.Name] = o
+			case *batchv1.Job:
+				m.jobs[o.Name] = o
+			case *kubeflowv1.PyTorchJob:
+				m.pytorchJobs[o.Name] = o
 			}
 		}
 	}
-	if launches < 2 {
-		t.Fatalf("found %d lrtrain launch containers in k8s/, want the Job and the PyTorchJob", launches)
-	}
+	return m
 }
 
-func checkLaunchArgs(t *testing.T, file string, args []string, env map[string]string) {
-	t.Helper()
-	// The same flags and environment handling as `lrtrain launch` (launch.go).
-	o := launch.DefaultOptions()
-	fs := pflag.NewFlagSet("launch", pflag.ContinueOnError)
-	o.AddFlags(fs)
-	fs.SetInterspersed(false)
-	if err := fs.Parse(args); err != nil {
-		t.Errorf("%s: flags %v: %v", file, args, err)
-		return
+// inApply reports whether key ("Kind/name") is defined in one of the files the
+// manifest's `kubectl apply` line applies.
+func (m *manifests) inApply(file, key string) bool {
+	def, ok := m.file[key]
+	if !ok {
+		return false
 	}
-	for name := range env {
-		if !strings.HasPrefix(name, "PET_") {
-			t.Errorf("%s: unexpected env %s for the launcher", file, name)
+	for _, f := range m.applies[file] {
+		if f == def {
+			return true
 		}
 	}
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	if _, err := o.ApplyEnv(fs, lookup); err != nil {
-		t.Errorf("%s: PET_* env: %v", file, err)
-		return
-	}
-	workerArgs := fs.Args()
-	if len(workerArgs) == 0 || workerArgs[0] != "train" {
-		t.Errorf("%s: worker args %v, want `train ...`", file, workerArgs)
-	}
-	host := launch.Host{GPUs: []string{"0", "1", "2", "3", "4", "5", "6", "7"}, CPUs: 64}
-	cfg, err := launch.Resolve(o, workerArgs, host)
-	if err != nil {
-		t.Errorf("%s: resolve %v with env %v: %v", file, args, env, err)
-		return
-	}
-	s := cfg.String()
-	for _, want := range []string{"lrtrain-etcd:2379", "lrtrain-qwen2"} {
-		if !strings.Contains(s, want) {
-			t.Errorf("%s: resolved config lacks %q: %s", file, want, s)
-		}
-	}
-	t.Logf("%s: %s", file, s)
+	return false
 }
 
-// TestKubernetesConfigMapIsAValidRunConfig decodes the run config that the Job's
-// ConfigMap carries with the strict config decoder (unknown keys, wrong types).
-func TestKubernetesConfigMapIsAValidRunConfig(t *testing.T) {
-	raw, err := os.ReadFile("../../k8s/job.yaml")
-	if err != nil {
-		t.Fatal(err)
+// workload is one pod template that runs lrtrain, with what surrounds it.
+type workload struct {
+	file, name string
+	pod        corev1.PodTemplateSpec
+	env        func(c corev1.Container) []corev1.EnvVar // the env the container gets
+	gpus       int64                                    // GPUs of a node it is written for
+}
+
+func (m *manifests) workloads(t *testing.T) []workload {
+	var out []workload
+	plain := func(c corev1.Container) []corev1.EnvVar { return c.Env }
+	for name, j := range m.jobs {
+		out = append(out, workload{file: m.file["Job/"+name], name: "Job/" + name, pod: j.Spec.Template, env: plain})
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	found := 0
-	for {
-		var doc struct {
-			Kind string            `yaml:"kind"`
-			Data map[string]string `yaml:"data"`
+	for name, pj := range m.pytorchJobs {
+		w, ok := pj.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeWorker]
+		if !ok || w.Replicas == nil {
+			t.Fatalf("PyTorchJob/%s has no Worker replicas", name)
 		}
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
+		if _, ok := pj.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeMaster]; ok {
+			t.Errorf("PyTorchJob/%s has a Master: lrtrain's rendezvous is etcd, every pod is a worker", name)
 		}
-		if doc.Kind != "ConfigMap" {
-			continue
-		}
-		for name, src := range doc.Data {
-			found++
-			if _, err := config.Decode([]byte(src), "k8s/job.yaml:"+name, nil); err != nil {
-				t.Errorf("the ConfigMap's %s is not a valid run config: %v", name, err)
-			}
-		}
+		job := pj
+		out = append(out, workload{file: m.file["PyTorchJob/"+name], name: "PyTorchJob/" + name, pod: w.Template,
+			env: func(c corev1.Container) []corev1.EnvVar { return operatorEnv(job, c) }})
 	}
-	if found == 0 {
-		t.Fatal("k8s/job.yaml has no ConfigMap with a run config")
+	if len(out) < 2 {
+		t.Fatalf("found %d lrtrain workloads in k8s/, want the Job and the PyTorchJob", len(out))
 	}
+	return out
+}
+
+// operatorEnv is the environment the training operator (v1.8) gives a worker
+// of an elastic PyTorchJob without a Master: the container's own variables,
+// then PYTHONUNBUFFERED, PET_NPROC_PER_NODE from spec.nprocPerNode, then from
+// elasticPolicy PET_RDZV_ENDPOINT (rdzvHost, default "<job>-worker-0", and
+// rdzvPort), PET_RDZV_BACKEND (default c10d), PET_NNODES (min:max, else the
+// replicas), PET_MAX_RESTARTS, PET_RDZV_ID when set. A later duplicate wins.
+func operatorEnv(pj *kubeflowv1.PyTorchJob, c corev1.Container) []corev1.EnvVar {
+	env := append([]corev1.EnvVar{}, c.Env...)
+	add := func(k, v string) { env = append(env, corev1.EnvVar{Name: k, Value: v}) }
+	add("PYTHONUNBUFFERED", "1")
+	if pj.Spec.NprocPerNode != nil {
+		add("PET_NPROC_PER_NODE", *pj.Spec.NprocPerNode)
+	}
+	ep := pj.Spec.ElasticPolicy
+	if ep == nil {
+		add("PET_NNODES", fmt.Sprint(*pj.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeWorker].Replicas))
+		return env
+	}
+	host, port := pj.Name+"-worker-0", "<the pytorchjob-port>"
+	if ep.RDZVHost != nil {
+		host = *ep.RDZVHost
+	}
+	if ep.RDZVPort != nil {
+		port = fmt.Sprint(*ep.RDZVPort)
+	}
+	add("PET_RDZV_ENDPOINT", host+":"+port)
+	backend := string(kubeflowv1.BackendC10D)
+	if ep.RDZVBackend != nil {
+		backend = string(*ep.RDZVBackend)
+	}
+	add("PET_RDZV_BACKEND", backend)
+	if ep.MinReplicas != nil && ep.MaxReplicas != nil {
+		add("PET_NNODES", fmt.Sprintf("%d:%d", *ep.MinReplicas, *ep.MaxReplicas))
+	} else {
+		add("PET_NNODES", fmt.Sprint(*pj.Spec.PyTorchReplicaSpecs[kubeflowv1.PyTorchJobReplicaTypeWorker].Replicas))
+	}
+	if ep.MaxRestarts != nil {
+		add("PET_MAX_RESTARTS", fmt.Sprint(*ep.MaxRestarts))
+	}
+	if ep.RDZVID != nil {
+		add("PET_RDZV_ID", *ep.RDZVID)
+	}
+	return env
 }
