@@ -40,7 +40,7 @@ func translateOnig(p string) (string, error) {
 	var b strings.Builder
 	fold := []bool{false} // case-insensitivity per open group
 	inClass := false
-	afterQuant := false // the previous token was a quantifier
+	afterQuant, counted := false, false // the previous token was a quantifier, a {n,m} one
 	for i := 0; i < len(rs); i++ {
 		c := rs[i]
 		ci := fold[len(fold)-1]
@@ -129,10 +129,25 @@ func translateOnig(p string) (string, error) {
 				fold = fold[:len(fold)-1]
 			}
 			b.WriteRune(c)
-		case c == '*' || c == '+' || c == '?' || c == '}':
+		case c == '{' && quantifierEnd(rs, i) > i:
+			end := quantifierEnd(rs, i)
+			q := string(rs[i : end+1])
+			if strings.HasPrefix(q, "{,") { // Ruby's {,m}; .NET would read it literally
+				q = "{0," + q[2:]
+			}
+			b.WriteString(q)
+			i = end
+			quant = true
+			counted = true
+		case c == '*' || c == '+' || c == '?':
+			if afterQuant && c == '+' && counted {
+				// Ruby reads {n,m}+ as a repeated repetition; .NET refuses it.
+				return "", fmt.Errorf("quantifier after a counted repetition ({n,m}+)")
+			}
 			if afterQuant && c == '+' {
 				return "", fmt.Errorf("possessive quantifier")
 			}
+			counted = false
 			quant = c != '?' || !afterQuant // a ? after a quantifier makes it lazy
 			b.WriteRune(c)
 		case ci && unicode.IsLetter(c):
@@ -192,6 +207,25 @@ func translateEscape(b *strings.Builder, rs []rune, i *int, inClass bool) error 
 		b.WriteRune(n)
 	}
 	return nil
+}
+
+// quantifierEnd returns the index of the '}' closing the counted repetition {n}, {n,},
+// {n,m} or {,m} that starts at rs[i], or -1 when the brace is a literal.
+func quantifierEnd(rs []rune, i int) int {
+	digits, comma := 0, false
+	for j := i + 1; j < len(rs); j++ {
+		switch r := rs[j]; {
+		case r >= '0' && r <= '9':
+			digits++
+		case r == ',' && !comma:
+			comma = true
+		case r == '}' && digits > 0:
+			return j
+		default:
+			return -1
+		}
+	}
+	return -1
 }
 
 // groupFlags reads the flags of a group opening "(?imx-imx:" or "(?imx-imx)" from rs

@@ -118,6 +118,7 @@ func TestTranslateOnig(t *testing.T) {
 		{`[\w-]\h\H`, `[` + onigWordClass + `-][0-9a-fA-F][^0-9a-fA-F]`},
 		{`[]a]\p{L}\x{41}a+?`, `[\]a]\p{L}\x{41}a+?`},
 		{`(?:a)(?=b)(?<n>c)`, `(?:a)(?=b)(?<n>c)`},
+		{`\p{N}{1,3}x{2}}+{a}{,2}`, `\p{N}{1,3}x{2}}+{a}{0,2}`},
 	}
 	for _, c := range cases {
 		got, err := translateOnig(c.in)
@@ -125,7 +126,7 @@ func TestTranslateOnig(t *testing.T) {
 			t.Errorf("translateOnig(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
 	}
-	for _, bad := range []string{`a++`, `a*+`, `a?+`, `[a[b]]`, `[a&&b]`, `[\W]`, `[ab`, `ab\`} {
+	for _, bad := range []string{`a++`, `a*+`, `a?+`, `a{2,}+b`, `[a[b]]`, `[a&&b]`, `[\W]`, `[ab`, `ab\`} {
 		if got, err := translateOnig(bad); err == nil {
 			t.Errorf("translateOnig(%q) = %q, want an error", bad, got)
 		}
