@@ -30,3 +30,29 @@ func Example() {
 	// "Hello world 2024"
 	// "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
 }
+
+// A BERT-style file: BertNormalizer (lower case, accents stripped), BertPreTokenizer,
+// WordPiece and the [CLS] ... [SEP] template.
+func Example_wordPiece() {
+	tok, err := tokenizer.Load("testdata/hf/bert-uncased/tokenizer.json")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ids, err := tok.Encode("Retokenized: UNBELIEVABLY Café!", true)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	var pieces []string
+	for _, id := range ids {
+		s, _ := tok.Token(id)
+		pieces = append(pieces, s)
+	}
+	text, _ := tok.Decode(ids, true)
+	fmt.Println(pieces)
+	fmt.Printf("%q\n", text)
+	// Output:
+	// [[CLS] re ##to ##k ##en ##ize ##d : u ##n ##b ##el ##i ##e ##v ##ab ##ly cafe ! [SEP]]
+	// "retokenized : unbelievably cafe!"
+}
