@@ -63,6 +63,7 @@ func TestElasticJoinFormsBiggerRound(t *testing.T) {
 	}
 	workerA := workerPID(t, a.cmd.Process.Pid, 0, 30*time.Second)
 	lastStep := freeze(t, workerA, filepath.Join(el.out, "metrics.jsonl"))
+	checkWorkerEnv(t, workerA)
 	b := start(t, "node-b.log", node(1, dirB)...)
 	if !waitFor(ctx, 2*time.Minute, func() bool { return sigtermPending(workerA) }) {
 		syscall.Kill(workerA, syscall.SIGCONT)

@@ -93,7 +93,7 @@ func start(t *testing.T, logName string, args ...string) *proc {
 	}
 	cmd := exec.Command(lrtrainBin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), "OMP_NUM_THREADS=1")
+	cmd.Env = childEnv()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatal(err)
@@ -116,6 +116,49 @@ func start(t *testing.T, logName string, args ...string) *proc {
 		}
 	})
 	return p
+}
+
+// childEnv is the environment of every lrtrain process the tests start: this
+// process's own, so the same OPENBLAS_* kernel settings, and one intra-op thread
+// whatever OMP_NUM_THREADS the suite runs under. The byte-for-byte comparisons set runs
+// of different shapes against each other (one process; one launcher of two workers;
+// two launchers of one worker each), and a bit-exact result needs the same kernels and
+// thread split on both sides: a launcher left to choose gives each worker CPUs/nproc
+// threads, 2 to a one-worker node agent on 2 cores but 1 to a two-worker one.
+func childEnv() []string {
+	return append(os.Environ(), "OMP_NUM_THREADS=1")
+}
+
+// checkWorkerEnv fails the test unless the running worker pid got the settings that
+// childEnv hands the launchers: one thread and this process's OPENBLAS_* variables.
+func checkWorkerEnv(t *testing.T, pid int) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatalf("worker %d: %v", pid, err)
+	}
+	got := map[string]string{}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if name, v, ok := strings.Cut(kv, "="); ok {
+			got[name] = v
+		}
+	}
+	want := map[string]string{"OMP_NUM_THREADS": "1"}
+	for _, kv := range os.Environ() {
+		if name, v, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "OPENBLAS_") {
+			want[name] = v
+		}
+	}
+	for name, v := range want {
+		if g, ok := got[name]; !ok || g != v {
+			t.Errorf("worker %d: %s=%q, want %q (the test's own)", pid, name, g, v)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; strings.HasPrefix(name, "OPENBLAS_") && !ok {
+			t.Errorf("worker %d: %s set, not in the test's environment", pid, name)
+		}
+	}
 }
 
 // wait waits for the process to exit within d and returns its error.
