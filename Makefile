@@ -45,3 +45,11 @@ bench: setup
 
 clean:
 	rm -rf .build go.work go.work.sum bin
+
+# The multi-node harness (dist/multinode): network namespaces as nodes, a 3-member
+# etcd cluster over TLS, one lrtrain launch per node, faults. Needs root; `make test`
+# skips it (it takes several minutes).
+.PHONY: test-multinode
+test-multinode: setup
+	@scripts/setup-multinode.sh
+	LRTRAIN_MULTINODE=1 $(GO) test -count=1 -v -timeout 45m ./dist/multinode
