@@ -203,24 +203,28 @@ func TestEncodeDecodeErrors(t *testing.T) {
 	}
 }
 
+// Encode is safe for concurrent use: the BPE word cache, the regexp2 fallback (o200k),
+// WordPiece and Unigram give the same ids from four goroutines as from one.
 func TestConcurrentEncode(t *testing.T) {
-	tok := loadFamily(t, "llama3")
 	texts := goldenTexts(t)
-	want := make([][]int, len(texts))
-	for i, s := range texts {
-		want[i], _ = tok.Encode(s, true)
-	}
-	var wg sync.WaitGroup
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i, s := range texts {
-				if ids, _ := tok.Encode(s, true); !slices.Equal(ids, want[i]) {
-					t.Errorf("concurrent Encode(%q) = %v, want %v", s, ids, want[i])
+	for _, fam := range []string{"llama3", "o200k", "bert-uncased", "t5-unigram"} {
+		tok := loadFamily(t, fam)
+		want := make([][]int, len(texts))
+		for i, s := range texts {
+			want[i], _ = tok.Encode(s, true)
+		}
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i, s := range texts {
+					if ids, _ := tok.Encode(s, true); !slices.Equal(ids, want[i]) {
+						t.Errorf("%s: concurrent Encode(%q) = %v, want %v", fam, s, ids, want[i])
+					}
 				}
-			}
-		}()
+			}()
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 }
