@@ -83,30 +83,26 @@ func dropAll(list []*ts.Tensor) {
 }
 
 // broadcastParams makes every rank's trainable tensors (buffers included) equal to rank
-// 0's: non-zero ranks contribute zeros to a float64 sum, which reproduces rank 0's
-// float32 or float64 values exactly.
+// 0's, bit for bit: their bytes, concatenated, are broadcast from rank 0 in one call.
 func broadcastParams(ctx context.Context, g collective.ProcessGroup, list []lrlora.NamedTensor) error {
 	if g.Size() == 1 {
 		return nil
 	}
 	hosts := make([]hostTensor, len(list))
-	var bucket []float64
+	var bucket []byte
 	for i, p := range list {
 		h, err := readHost(p.Name, p.Tensor)
 		if err != nil {
 			return fmt.Errorf("train: broadcast: %w", err)
 		}
-		if g.Rank() != 0 {
-			clear(h.data)
-		}
 		hosts[i] = h
-		bucket = appendFloats(bucket, h)
+		bucket = append(bucket, h.data...)
 	}
-	if err := g.AllReduceFloat64(ctx, bucket, collective.Sum); err != nil {
+	if err := g.Broadcast(ctx, bucket, 0); err != nil {
 		return fmt.Errorf("train: broadcast initial adapters: %w", err)
 	}
 	for i, p := range list {
-		bucket = takeFloats(bucket, hosts[i])
+		bucket = bucket[copy(hosts[i].data, bucket):]
 		if err := writeInto(p.Tensor, hosts[i]); err != nil {
 			return fmt.Errorf("train: broadcast: %w", err)
 		}

@@ -80,7 +80,7 @@ func (single) AllGather(_ context.Context, send, recv []float32) error {
 	copy(recv, send)
 	return nil
 }
-func (single) Broadcast(context.Context, []float32, int) error { return nil }
+func (single) Broadcast(context.Context, []byte, int) error { return nil }
 func (single) ReduceScatter(_ context.Context, send, recv []float32, _ collective.ReduceOp) error {
 	copy(recv, send)
 	return nil

@@ -91,8 +91,11 @@ func (n *native) free() { C.lrt_gloo_free(n.p) }
 
 // cDType and cOp map the Go enums onto gloo_shim.h's.
 func cDType(dt DType) C.int {
-	if dt == Float64 {
+	switch dt {
+	case Float64:
 		return C.LRT_F64
+	case Uint8:
+		return C.LRT_U8
 	}
 	return C.LRT_F32
 }

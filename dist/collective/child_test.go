@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -145,11 +146,14 @@ func checkMoves(ctx context.Context, g *collective.Gloo, size int) error {
 		for i := range buf {
 			buf[i] = float32(value(r, i))
 		}
-		if err := g.Broadcast(ctx, buf, root); err != nil {
+		if err := collective.BroadcastSlice(ctx, g, buf, root); err != nil {
 			return err
 		}
 		if s := firstMismatch(buf, func(i int) float64 { return value(root, i) }); s != "" {
 			return fmt.Errorf("broadcast of %d from root %d: %s", size, root, s)
+		}
+		if err := checkTypedBroadcast(ctx, g, size, root); err != nil {
+			return err
 		}
 	}
 	for _, op := range allOps {
@@ -166,6 +170,55 @@ func checkMoves(ctx context.Context, g *collective.Gloo, size int) error {
 		}
 	}
 	return nil
+}
+
+// checkTypedBroadcast broadcasts float64, int64 and bytes (an odd count) from root and
+// checks that root's bit patterns arrive unchanged: negative zeros, NaN payloads and
+// int64s beyond float64's integers, which a sum of zeros would lose or round.
+func checkTypedBroadcast(ctx context.Context, g *collective.Gloo, size, root int) error {
+	r := g.Rank()
+	f64, i64, raw := make([]float64, size), make([]int64, size), make([]byte, 3*size+1)
+	for i := range f64 {
+		f64[i], i64[i] = math.Float64frombits(pattern(r, i)), int64(pattern(r, i+1))
+	}
+	for i := range raw {
+		raw[i] = byte(pattern(r, i) >> (8 * (i % 8)))
+	}
+	if err := collective.BroadcastSlice(ctx, g, f64, root); err != nil {
+		return err
+	}
+	if err := collective.BroadcastSlice(ctx, g, i64, root); err != nil {
+		return err
+	}
+	if err := g.Broadcast(ctx, raw, root); err != nil {
+		return err
+	}
+	for i := range f64 {
+		if got := math.Float64bits(f64[i]); got != pattern(root, i) {
+			return fmt.Errorf("broadcast float64 %d of %d from root %d: bits %#x, want %#x", i, size, root, got, pattern(root, i))
+		}
+		if i64[i] != int64(pattern(root, i+1)) {
+			return fmt.Errorf("broadcast int64 %d of %d from root %d: %d, want %d", i, size, root, i64[i], int64(pattern(root, i+1)))
+		}
+	}
+	for i := range raw {
+		if want := byte(pattern(root, i) >> (8 * (i % 8))); raw[i] != want {
+			return fmt.Errorf("broadcast byte %d of %d from root %d: %#x, want %#x", i, len(raw), root, raw[i], want)
+		}
+	}
+	return nil
+}
+
+// pattern is a 64-bit pattern that differs by rank r and index i: a negative zero (rank
+// 0) or negative denormal, a quiet NaN with a payload, or a large integer.
+func pattern(r, i int) uint64 {
+	switch i % 3 {
+	case 0:
+		return 1<<63 | uint64(r)
+	case 1:
+		return 0x7ff8_0000_0000_0000 | uint64(r+1)<<20 | uint64(i)
+	}
+	return uint64(r+1)<<56 | uint64(i)*0x9e37_79b9_7f4a_7c15>>8
 }
 
 // checkBarrier staggers the ranks' arrival and prints when each entered and

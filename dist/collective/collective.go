@@ -24,8 +24,9 @@ type ProcessGroup interface {
 	// AllGather concatenates send from every rank, in rank order, into recv
 	// (len(recv) == Size()*len(send)).
 	AllGather(ctx context.Context, send, recv []float32) error
-	// Broadcast copies root's buf into every other rank's buf.
-	Broadcast(ctx context.Context, buf []float32, root int) error
+	// Broadcast copies root's buf into every other rank's buf, byte for
+	// byte: any element type goes through it (see BroadcastSlice).
+	Broadcast(ctx context.Context, buf []byte, root int) error
 	// ReduceScatter reduces send (Size() blocks of len(recv)) across ranks
 	// with op and leaves block Rank() of the result in recv.
 	ReduceScatter(ctx context.Context, send, recv []float32, op ReduceOp) error
@@ -76,10 +77,11 @@ func (op ReduceOp) valid() bool { return op >= Sum && op <= Min }
 // DType is an element type of the raw interface.
 type DType int
 
-// Element types.
+// Element types. Uint8 (bytes) is moved, never reduced.
 const (
 	Float32 DType = iota
 	Float64
+	Uint8
 )
 
 func (dt DType) String() string {
@@ -88,16 +90,22 @@ func (dt DType) String() string {
 		return "float32"
 	case Float64:
 		return "float64"
+	case Uint8:
+		return "uint8"
 	}
 	return fmt.Sprintf("DType(%d)", int(dt))
 }
 
 // Size is the element size in bytes.
 func (dt DType) Size() int {
-	if dt == Float64 {
+	switch dt {
+	case Float64:
 		return 8
+	case Uint8:
+		return 1
 	}
 	return 4
 }
 
+// valid reports whether dt can be reduced.
 func (dt DType) valid() bool { return dt == Float32 || dt == Float64 }

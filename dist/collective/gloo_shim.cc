@@ -265,7 +265,9 @@ int lrt_gloo_broadcast(lrt_gloo* g, void* buf, size_t n, int dtype, int root,
                        int64_t timeout_ms, lrt_status* st) {
   return guard(st, [&] {
     gloo::BroadcastOptions opts(g->ctx);
-    if (dtype == LRT_F64) {
+    if (dtype == LRT_U8) {
+      opts.setOutput(static_cast<uint8_t*>(buf), n);
+    } else if (dtype == LRT_F64) {
       opts.setOutput(static_cast<double*>(buf), n);
     } else {
       opts.setOutput(static_cast<float*>(buf), n);

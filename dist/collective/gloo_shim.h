@@ -20,8 +20,8 @@ enum {
   LRT_ERR_OTHER = 4     // anything else (bad hostname, out of memory, ...)
 };
 
-// Element types.
-enum { LRT_F32 = 0, LRT_F64 = 1 };
+// Element types. LRT_U8 (bytes) is only broadcast.
+enum { LRT_F32 = 0, LRT_F64 = 1, LRT_U8 = 2 };
 
 // Reductions.
 enum { LRT_SUM = 0, LRT_AVG = 1, LRT_MAX = 2, LRT_MIN = 3 };

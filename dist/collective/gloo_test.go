@@ -92,7 +92,7 @@ func TestSingleRankGroupNeedsNoPeers(t *testing.T) {
 	if err := g.ReduceScatter(ctx, buf, out, collective.Avg); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Broadcast(ctx, buf, 0); err != nil {
+	if err := collective.BroadcastSlice(ctx, g, buf, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := g.Barrier(ctx); err != nil {
@@ -169,7 +169,7 @@ func TestBadArgumentsLeaveGroupUsable(t *testing.T) {
 	for name, err := range map[string]error{
 		"allgather recv length":     g.AllGather(ctx, make([]float32, 2), make([]float32, 3)),
 		"reducescatter send length": g.ReduceScatter(ctx, make([]float32, 3), make([]float32, 2), collective.Sum),
-		"broadcast root":            g.Broadcast(ctx, make([]float32, 2), 1),
+		"broadcast root":            g.Broadcast(ctx, make([]byte, 2), 1),
 		"unknown op":                g.AllReduce(ctx, make([]float32, 2), collective.ReduceOp(9)),
 		"raw nil pointer":           g.AllReduceRaw(ctx, nil, 4, collective.Float32, collective.Sum),
 	} {

@@ -52,20 +52,18 @@ func (g *Gloo) AllGather(ctx context.Context, send, recv []float32) error {
 		}})
 }
 
-// Broadcast copies root's buf into every other rank's buf.
-func (g *Gloo) Broadcast(ctx context.Context, buf []float32, root int) error {
+// Broadcast copies root's buf into every other rank's buf, byte for byte
+// (Gloo's binomial tree; BroadcastSlice moves any element type).
+func (g *Gloo) Broadcast(ctx context.Context, buf []byte, root int) error {
 	n := len(buf)
-	if err := g.check("broadcast", n, Float32, Sum); err != nil {
-		return err
-	}
 	if root < 0 || root >= g.cfg.Size {
 		return fmt.Errorf("%w: broadcast from root %d in a group of %d", ErrConfig, root, g.cfg.Size)
 	}
 	if n == 0 {
 		return nil
 	}
-	return g.do(ctx, call{op: fmt.Sprintf("broadcast(root %d)", root), count: n, dt: Float32,
-		run: func(nat *native, ms int64) nativeStatus { return nat.broadcast(ptr(buf), n, Float32, root, ms) }})
+	return g.do(ctx, call{op: fmt.Sprintf("broadcast(root %d)", root), count: n, dt: Uint8,
+		run: func(nat *native, ms int64) nativeStatus { return nat.broadcast(ptr(buf), n, Uint8, root, ms) }})
 }
 
 // ReduceScatter reduces send (Size() blocks of len(recv) elements) across

@@ -87,7 +87,7 @@ func TestCollectivesRoundTripThroughStaging(t *testing.T) {
 			t.Fatalf("ReduceScatter n=%d: err %v", n, err)
 		}
 		bc := seq(n, 11)
-		if err := g.Broadcast(ctx, bc, 0); err != nil || !slices.Equal(bc, seq(n, 11)) {
+		if err := collective.BroadcastSlice(ctx, g, bc, 0); err != nil || !slices.Equal(bc, seq(n, 11)) {
 			t.Fatalf("Broadcast n=%d: err %v", n, err)
 		}
 	}
@@ -106,7 +106,8 @@ func TestCollectivesRoundTripThroughStaging(t *testing.T) {
 	}
 	for _, want := range []string{
 		"ncclAllReduce", "count=1000 dt=7 op=4", "count=17 dt=8 op=4", // float32 and float64 avg
-		"ncclAllGather", "ncclReduceScatter", "ncclBroadcast", "count=1 dt=7 op=0", // barrier
+		"ncclAllGather", "ncclReduceScatter", "count=1 dt=7 op=0", // barrier
+		"ncclBroadcast", "count=68 dt=1", // 17 float32s broadcast as bytes (uint8)
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("fake's log lacks %q", want)
@@ -182,7 +183,7 @@ func TestBadConfigAndArguments(t *testing.T) {
 	for name, err := range map[string]error{
 		"allgather":     g.AllGather(ctx, make([]float32, 2), make([]float32, 3)),
 		"reducescatter": g.ReduceScatter(ctx, make([]float32, 3), make([]float32, 2), collective.Sum),
-		"broadcast":     g.Broadcast(ctx, make([]float32, 2), 1),
+		"broadcast":     g.Broadcast(ctx, make([]byte, 2), 1),
 		"op":            g.AllReduce(ctx, make([]float32, 2), collective.ReduceOp(7)),
 	} {
 		if !errors.Is(err, collective.ErrConfig) {
@@ -253,7 +254,7 @@ func TestHungCollectiveAborts(t *testing.T) {
 			g := hangingGroup(t, Config{Timeout: time.Minute, AbortOn: abortOn})
 			ctx := arm(g, abortOn)
 			start := time.Now()
-			err := g.Broadcast(ctx, []float32{1}, 0)
+			err := g.Broadcast(ctx, []byte{1}, 0)
 			took := time.Since(start)
 			if !errors.Is(err, collective.ErrAborted) || !errors.Is(err, nccl.ErrAborted) || errors.Is(err, collective.ErrTimeout) {
 				t.Fatalf("Broadcast = %v, want aborted, not a timeout", err)

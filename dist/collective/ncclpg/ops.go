@@ -97,8 +97,10 @@ func (g *Group) AllGather(ctx context.Context, send, recv []float32) error {
 	}, func() error { return nccl.CopyFromDevice(recv, g.stage[1].ptr) })
 }
 
-// Broadcast copies root's buf into every other rank's buf.
-func (g *Group) Broadcast(ctx context.Context, buf []float32, root int) error {
+// Broadcast copies root's buf into every other rank's buf, byte for byte
+// (ncclBroadcast of uint8 through a device staging buffer;
+// collective.BroadcastSlice moves any element type).
+func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {
 	if root < 0 || root >= g.cfg.Size {
 		return fmt.Errorf("%w: broadcast on rank %d: root %d out of range for world size %d",
 			collective.ErrConfig, g.cfg.Rank, root, g.cfg.Size)
@@ -106,8 +108,8 @@ func (g *Group) Broadcast(ctx context.Context, buf []float32, root int) error {
 	if len(buf) == 0 {
 		return g.precheck(ctx, "broadcast", nil)
 	}
-	return g.do(ctx, "broadcast", len(buf), nccl.Float32, func(s nccl.Stream) error {
-		a, err := g.stage[0].ensure(len(buf) * 4)
+	return g.do(ctx, "broadcast", len(buf), nccl.Uint8, func(s nccl.Stream) error {
+		a, err := g.stage[0].ensure(len(buf))
 		if err != nil {
 			return err
 		}
@@ -116,7 +118,7 @@ func (g *Group) Broadcast(ctx context.Context, buf []float32, root int) error {
 				return err
 			}
 		}
-		return g.comm.Broadcast(a, a, len(buf), nccl.Float32, root, s)
+		return g.comm.Broadcast(a, a, len(buf), nccl.Uint8, root, s)
 	}, func() error { return nccl.CopyFromDevice(buf, g.stage[0].ptr) })
 }
 
