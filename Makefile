@@ -32,10 +32,13 @@ demo: build
 vet: setup
 	$(GO) vet ./...
 
+# The last step reruns the numerics-sensitive packages under another OpenBLAS kernel
+# and thread count (.ci/other-kernel says which and checks that it computes differently).
 test: setup
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -timeout 20m ./...
+	GO="$(GO)" .ci/other-kernel
 
 test-short: setup
 	$(GO) test -short ./...
