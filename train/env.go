@@ -65,14 +65,11 @@ type Result struct {
 	ResumedFrom  string   // the checkpoint the run resumed from, or ""
 }
 
-// single is the process group of a run without peers.
+// single is the process group of a run without peers: every collective is the identity.
 type single struct{}
 
 func (single) Rank() int { return 0 }
 func (single) Size() int { return 1 }
-func (single) AllReduce(context.Context, []float32, collective.ReduceOp) error {
-	return nil
-}
 func (single) AllReduceFloat64(context.Context, []float64, collective.ReduceOp) error {
 	return nil
 }
@@ -81,10 +78,3 @@ func (single) AllGather(_ context.Context, send, recv []float32) error {
 	return nil
 }
 func (single) Broadcast(context.Context, []byte, int) error { return nil }
-func (single) ReduceScatter(_ context.Context, send, recv []float32, _ collective.ReduceOp) error {
-	copy(recv, send)
-	return nil
-}
-func (single) Barrier(context.Context) error { return nil }
-func (single) Abort()                        {}
-func (single) Close() error                  { return nil }

@@ -19,7 +19,7 @@ import (
 // (nil for a single process), and shard, the ranks the frozen backbone is partitioned
 // across (nil without sharding).
 type groups struct {
-	dp, shard collective.ProcessGroup
+	dp, shard collective.Group
 	localRank int
 	close     func()
 }

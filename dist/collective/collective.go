@@ -6,7 +6,11 @@ import (
 	"unsafe"
 )
 
-// ProcessGroup is a fixed set of ranks that run collectives together.
+// ProcessGroup is a fixed set of ranks that run collectives together: the
+// calls the trainer makes (rank and size, float64 all-reduce of gradients and
+// metrics, all-gather of backbone shards, broadcast of the initial adapters).
+// Backends offer more through the optional interfaces below, which callers
+// reach by type assertion; a group whose owner must close it is a Group.
 //
 // Every rank must issue the same collectives in the same order with the
 // same lengths (and the same op and root). Calls on one group are
@@ -16,10 +20,7 @@ import (
 type ProcessGroup interface {
 	Rank() int
 	Size() int
-
-	// AllReduce reduces buf across all ranks with op, in place.
-	AllReduce(ctx context.Context, buf []float32, op ReduceOp) error
-	// AllReduceFloat64 is AllReduce for float64.
+	// AllReduceFloat64 reduces buf across all ranks with op, in place.
 	AllReduceFloat64(ctx context.Context, buf []float64, op ReduceOp) error
 	// AllGather concatenates send from every rank, in rank order, into recv
 	// (len(recv) == Size()*len(send)).
@@ -27,17 +28,36 @@ type ProcessGroup interface {
 	// Broadcast copies root's buf into every other rank's buf, byte for
 	// byte: any element type goes through it (see BroadcastSlice).
 	Broadcast(ctx context.Context, buf []byte, root int) error
-	// ReduceScatter reduces send (Size() blocks of len(recv)) across ranks
-	// with op and leaves block Rank() of the result in recv.
-	ReduceScatter(ctx context.Context, send, recv []float32, op ReduceOp) error
-	// Barrier returns once every rank has entered it.
-	Barrier(ctx context.Context) error
+}
 
+// Group is a ProcessGroup as the code that formed it holds it: it can abort
+// and must close it. Gloo and NCCL groups are Groups.
+type Group interface {
+	ProcessGroup
 	// Abort fails the collective in flight, if any, and every later one;
 	// it never blocks for long and may be called from any goroutine.
 	Abort()
 	// Close aborts anything in flight and releases the group.
 	Close() error
+}
+
+// AllReducer is implemented by groups that all-reduce float32 slices.
+type AllReducer interface {
+	// AllReduce reduces buf across all ranks with op, in place.
+	AllReduce(ctx context.Context, buf []float32, op ReduceOp) error
+}
+
+// ReduceScatterer is implemented by groups with a reduce-scatter.
+type ReduceScatterer interface {
+	// ReduceScatter reduces send (Size() blocks of len(recv)) across ranks
+	// with op and leaves block Rank() of the result in recv.
+	ReduceScatter(ctx context.Context, send, recv []float32, op ReduceOp) error
+}
+
+// Barrierer is implemented by groups with a barrier.
+type Barrierer interface {
+	// Barrier returns once every rank has entered it.
+	Barrier(ctx context.Context) error
 }
 
 // RawAllReducer is implemented by groups that reduce memory Go does not own

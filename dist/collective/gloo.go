@@ -16,8 +16,14 @@ type Gloo struct {
 	nat  *native // freed by Close; the lifecycle never interrupts it after that
 }
 
-var _ ProcessGroup = (*Gloo)(nil)
-var _ RawAllReducer = (*Gloo)(nil)
+// Gloo has every optional collective.
+var (
+	_ Group           = (*Gloo)(nil)
+	_ AllReducer      = (*Gloo)(nil)
+	_ ReduceScatterer = (*Gloo)(nil)
+	_ Barrierer       = (*Gloo)(nil)
+	_ RawAllReducer   = (*Gloo)(nil)
+)
 
 // NewGloo connects rank cfg.Rank to the other cfg.Size-1 ranks, which call
 // NewGloo with the same Size, Name and Store at about the same time. It

@@ -88,8 +88,14 @@ type Group struct {
 	stage  [2]staging
 }
 
-var _ collective.ProcessGroup = (*Group)(nil)
-var _ collective.RawAllReducer = (*Group)(nil)
+// Group has every optional collective.
+var (
+	_ collective.Group           = (*Group)(nil)
+	_ collective.AllReducer      = (*Group)(nil)
+	_ collective.ReduceScatterer = (*Group)(nil)
+	_ collective.Barrierer       = (*Group)(nil)
+	_ collective.RawAllReducer   = (*Group)(nil)
+)
 
 // New loads NCCL (nccl.Init), exchanges the unique id through cfg.Store
 // (rank 0 makes and publishes it, the others wait for it) and joins the
