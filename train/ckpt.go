@@ -59,6 +59,10 @@ type State struct {
 	BestEvalLoss            *float64 `json:"best_eval_loss"`
 	BestStep                int64    `json:"best_step"`
 	EvalsWithoutImprovement int      `json:"evals_without_improvement"`
+	// EvalDue is set when the evaluation of Step did not complete (the run was stopped
+	// during it): a resume evaluates first, so the run's evaluations and early stopping
+	// are those of an uninterrupted run.
+	EvalDue bool `json:"eval_due,omitempty"`
 	// Finished is set in the last checkpoint of a run that ended (Reason says why); a
 	// resume of it trains no further.
 	Finished bool   `json:"finished"`

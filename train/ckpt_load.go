@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -208,8 +210,20 @@ func list(names []string) string {
 // findResume picks the checkpoint a run resumes from: "never" → none (and the
 // checkpoint directory must hold no checkpoint), "auto" → the newest valid one under
 // root (none when there is none; skipped directories are reported), otherwise the
-// directory given.
+// checkpoint directory given, or the newest valid checkpoint in a directory of
+// checkpoints given (root itself is "auto", without the fresh start).
 func findResume(resume, root string) (s *Saved, skipped []checkpoint.Skipped, err error) {
+	if resume != "never" && resume != "auto" && resume != "" && isCheckpointRoot(resume) {
+		c, skipped, err := checkpoint.LatestValid(resume)
+		if err != nil {
+			return nil, skipped, fmt.Errorf("train: checkpoint.resume %s: %w", resume, err)
+		}
+		if !sameDir(resume, root) {
+			skipped = nil // another run's directory: its invalid checkpoints are not set aside
+		}
+		s, err := OpenCheckpoint(c.Dir)
+		return s, skipped, err
+	}
 	switch resume {
 	case "never":
 		if c, _, err := checkpoint.LatestValid(root); err == nil {
@@ -235,6 +249,38 @@ func findResume(resume, root string) (s *Saved, skipped []checkpoint.Skipped, er
 		s, err := OpenCheckpoint(c.Dir)
 		return s, skipped, err
 	}
+	if _, err := os.Stat(filepath.Join(resume, checkpoint.ManifestName)); errors.Is(err, fs.ErrNotExist) {
+		if info, serr := os.Stat(resume); serr == nil && info.IsDir() {
+			return nil, nil, fmt.Errorf("%w: checkpoint.resume %s is neither a checkpoint (no %s) nor a directory of checkpoints "+
+				"(no step-NNNNNN directory, no %s pointer); want auto, never, a checkpoint such as %s, or the directory holding them",
+				ErrConfig, resume, checkpoint.ManifestName, checkpoint.LatestName, filepath.Join(root, checkpoint.DirName(100)))
+		}
+	}
 	s, err = OpenCheckpoint(resume)
 	return s, nil, err
+}
+
+// isCheckpointRoot reports a directory of checkpoints: no manifest of its own, and a
+// latest pointer or a step-NNNNNN directory inside.
+func isCheckpointRoot(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.ManifestName)); err == nil {
+		return false
+	}
+	if _, err := os.Stat(filepath.Join(dir, checkpoint.LatestName)); err == nil {
+		return true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if _, ok := checkpoint.ParseDirName(e.Name()); ok && e.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(ia, ib)
 }

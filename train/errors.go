@@ -20,4 +20,7 @@ var (
 	// ErrExists reports a fresh run (resume never) into a checkpoint directory that
 	// already holds checkpoints.
 	ErrExists = errors.New("train: checkpoints exist")
+	// ErrLocked reports a run into an output directory that another live run is using
+	// (its LockFile is locked); the error names that run's process.
+	ErrLocked = errors.New("train: output directory in use")
 )

@@ -14,21 +14,31 @@ import (
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
-// BaseModel identifies the frozen model a fine-tune was trained on, cheaply: the
-// SHA-256 of config.json, and the SHA-256 of the weight index (sharded models) or of the
-// safetensors header of model.safetensors (names, dtypes, shapes and offsets of every
-// tensor). Hashing the headers instead of the weights keeps this instant for a 70B
-// model; it tells different architectures, sizes, dtypes and re-saved layouts apart,
-// not two checkpoints of identical layout with different values.
+// BaseModel identifies the frozen model a fine-tune was trained on: the SHA-256 of
+// config.json, of the weight index (sharded models) or of the safetensors header of
+// model.safetensors (names, dtypes, shapes and offsets of every tensor), and of the
+// weights themselves (ContentSHA256). The header tells different architectures, sizes,
+// dtypes and layouts apart at once; the content tells apart two models of the same
+// layout (two fine-tunes of one base, a re-initialised model). Hashing the content reads
+// every weight file once (about 1 s per GB); the sums are cached by path, size and
+// modification time in the run's WeightsHashFile, so a resumed run does not hash again.
 type BaseModel struct {
 	Path          string `json:"path"`
 	ConfigSHA256  string `json:"config_sha256"`
 	WeightsFile   string `json:"weights_file"` // model.safetensors.index.json or model.safetensors
 	WeightsSHA256 string `json:"weights_sha256"`
+	// ContentSHA256 is the SHA-256 over the SHA-256 of every weight file (base name and
+	// sum, in name order); empty in checkpoints written before it was recorded.
+	ContentSHA256 string `json:"content_sha256,omitempty"`
 }
 
-// IdentifyBaseModel computes the identity of the model directory dir.
-func IdentifyBaseModel(dir string) (BaseModel, error) {
+// IdentifyBaseModel computes the identity of the model directory dir, hashing all of its
+// weights.
+func IdentifyBaseModel(dir string) (BaseModel, error) { return identifyBaseModel(dir, "") }
+
+// identifyBaseModel is IdentifyBaseModel with the weight files' sums cached in the file
+// cache ("" for none).
+func identifyBaseModel(dir, cache string) (BaseModel, error) {
 	id := BaseModel{Path: dir}
 	if abs, err := filepath.Abs(dir); err == nil {
 		id.Path = abs
@@ -43,6 +53,9 @@ func IdentifyBaseModel(dir string) (BaseModel, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		id.WeightsFile = safetensors.SingleFileName
 		id.WeightsSHA256, err = hashSafetensorsHeader(filepath.Join(dir, safetensors.SingleFileName))
+	}
+	if err == nil {
+		id.ContentSHA256, err = contentSHA256(dir, cache)
 	}
 	if err != nil {
 		return id, fmt.Errorf("train: identify base model: %w", err)
@@ -88,7 +101,8 @@ func hashSafetensorsHeader(path string) (string, error) {
 }
 
 // compare reports how the identity of the model the options name differs from the
-// saved one: an error when the content differs, a note when only the path does.
+// saved one: an error when the content differs, a note when only the path does (or when
+// the checkpoint predates the weights' hash, so that only their layout could be compared).
 func (saved BaseModel) compare(now BaseModel) (note string, err error) {
 	switch {
 	case saved.ConfigSHA256 != now.ConfigSHA256:
@@ -97,8 +111,14 @@ func (saved BaseModel) compare(now BaseModel) (note string, err error) {
 	case saved.WeightsFile != now.WeightsFile || saved.WeightsSHA256 != now.WeightsSHA256:
 		return "", fmt.Errorf("%w: model.path: the weights of %s (%s, SHA-256 %s) are not those the checkpoint was trained on (%s in %s, SHA-256 %s)",
 			ErrMismatch, now.Path, now.WeightsFile, short(now.WeightsSHA256), saved.WeightsFile, saved.Path, short(saved.WeightsSHA256))
+	case saved.ContentSHA256 != "" && saved.ContentSHA256 != now.ContentSHA256:
+		return "", fmt.Errorf("%w: model.path: the weights of %s (SHA-256 %s) are not those the checkpoint was trained on "+
+			"(%s, SHA-256 %s): another model with the same config and layout",
+			ErrMismatch, now.Path, short(now.ContentSHA256), saved.Path, short(saved.ContentSHA256))
+	case saved.ContentSHA256 == "":
+		return fmt.Sprintf("the checkpoint records no hash of its base model's weights (an older lrtrain): only config.json and the weight layout of %s were compared", now.Path), nil
 	case saved.Path != now.Path:
-		return fmt.Sprintf("base model moved from %s to %s (same config and weight layout)", saved.Path, now.Path), nil
+		return fmt.Sprintf("base model moved from %s to %s (same config and weights)", saved.Path, now.Path), nil
 	}
 	return "", nil
 }

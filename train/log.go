@@ -33,9 +33,14 @@ type runLog struct {
 	closers []io.Closer
 	metrics *json.Encoder
 	mbuf    *bufio.Writer
+	// metricsFile is metrics.jsonl at metricsPath, open for appending (rank 0).
+	metricsFile *os.File
+	metricsPath string
+	lock        *runLock // output.dir's LockFile (rank 0)
 }
 
-// openRunLog opens the run's outputs. console is the terminal or stream for humans.
+// openRunLog opens the run's outputs. console is the terminal or stream for humans. Rank
+// 0 first locks output.dir (LockFile) for as long as the log is open.
 func openRunLog(dir string, rank int, console io.Writer, jsonConsole bool) (*runLog, error) {
 	l := &runLog{}
 	term := !jsonConsole && isTerminal(console)
@@ -49,19 +54,23 @@ func openRunLog(dir string, rank int, console io.Writer, jsonConsole bool) (*run
 		l.file = zerolog.Nop()
 		return l, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("train: output.dir: %w", err)
+	lock, err := lockRunDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("train: open log: %w", err)
 	}
-	mf, err := os.OpenFile(filepath.Join(dir, MetricsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	l.metricsPath = filepath.Join(dir, MetricsFile)
+	mf, err := os.OpenFile(l.metricsPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		f.Close()
+		lock.release()
 		return nil, fmt.Errorf("train: open metrics: %w", err)
 	}
-	l.closers = []io.Closer{f, mf}
+	l.closers, l.metricsFile, l.lock = []io.Closer{f}, mf, lock
 	l.mbuf = bufio.NewWriter(mf)
 	l.metrics = json.NewEncoder(l.mbuf)
 	l.log = zerolog.New(zerolog.MultiLevelWriter(f, cw)).With().Timestamp().Logger()
@@ -98,10 +107,12 @@ func (l *runLog) close() {
 	}
 	if l.mbuf != nil {
 		l.mbuf.Flush()
+		l.metricsFile.Close()
 	}
 	for _, c := range l.closers {
 		c.Close()
 	}
+	l.lock.release() // last: nothing of this run is written after it
 }
 
 func isTerminal(w io.Writer) bool {

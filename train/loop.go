@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -64,7 +65,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := IdentifyBaseModel(opts.Model.Path)
+	base, err := identifyBaseModel(opts.Model.Path, filepath.Join(opts.Output.Dir, WeightsHashFile))
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +92,9 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w (checkpoint %s)", err, saved.Dir)
+		}
+		if n, err := out.dropMetricsAfter(saved.Step, saved.State.EvalDue); err != nil || n > 0 {
+			log.Info().Int("records", n).Int64("after_step", saved.Step).Err(err).Msg("dropped the metrics logged after the checkpoint")
 		}
 	}
 
@@ -204,10 +208,17 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	}
 	st.Finished, st.Reason = false, ""
 
-	// 6. The loop: one iteration is one optimizer step.
+	// 6. The loop, one optimizer step per iteration, after an evaluation a stop cut short.
 	started, startStep := time.Now(), st.Step
 	savedStep := startStep // the step the newest checkpoint holds (0: none yet, or a fresh run)
-	stop := ""
+	stop, evaluated := "", int64(-1)
+	if st.EvalDue && len(exs.eval) > 0 {
+		if stop, err = evalAndTrack(ctx, g, m, exs, collator, opts, env, &st, out); err != nil {
+			return res, err
+		}
+		evaluated = st.Step
+	}
+	st.EvalDue = false
 	for st.Step < total && stop == "" {
 		if ctx.Err() != nil {
 			return res, stopped(fmt.Errorf("train: interrupted at step %d: %w", st.Step, context.Cause(ctx)),
@@ -286,10 +297,12 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 		}
 
 		// Evaluate every eval_every steps; stop early after `patience` evaluations
-		// without a lower loss.
+		// without a lower loss. A failed evaluation (a signal, a lost peer) saves the step
+		// as a failed collective does, with the evaluation still due.
 		if len(exs.eval) > 0 && opts.Train.EvalEvery > 0 && st.Step%int64(opts.Train.EvalEvery) == 0 {
 			if stop, err = evalAndTrack(ctx, g, m, exs, collator, opts, env, &st, out); err != nil {
-				return res, err
+				st.EvalDue = true
+				return res, stopped(err, rank, &st, savedStep, opts, man, params, opt, res, log)
 			}
 		}
 		if st.Step >= total && stop == "" {
@@ -310,10 +323,11 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	if stop == "" {
 		stop = limitReason(opts) // resumed at or past a lowered max_steps
 	}
-	evalDue := opts.Train.EvalEvery == 0 || st.Step%int64(opts.Train.EvalEvery) != 0
+	evalDue := (opts.Train.EvalEvery == 0 || st.Step%int64(opts.Train.EvalEvery) != 0) && evaluated != st.Step
 	if len(exs.eval) > 0 && stop != "early stopping" && evalDue {
 		if _, err := evalAndTrack(ctx, g, m, exs, collator, opts, env, &st, out); err != nil {
-			return res, err
+			st.EvalDue = true
+			return res, stopped(err, rank, &st, savedStep, opts, man, params, opt, res, log)
 		}
 	}
 	st.Finished, st.Reason = true, stop
