@@ -20,11 +20,23 @@ setup:
 build: setup
 	$(GO) build -o bin/lrtrain ./cmd/lrtrain
 
-# GPU build: a CUDA libtorch (LIBTORCH=/path CUDA_HOME=/usr/local/cuda make build-cuda),
-# nvcc for the fused op's CUDA kernels. Not part of the two commands (no GPU in CI).
+# GPU build: a CUDA libtorch (pip's torch, found through python3, or LIBTORCH=/path),
+# the CUDA runtime (beside pip's torch or CUDA_HOME) and nvcc for the fused op's CUDA
+# kernels. Refuses up front without a CUDA libtorch, and fails if the binary does not
+# link libtorch_cuda. Not part of the two commands (no GPU in CI).
 build-cuda: setup
+	@GOWORK=off $(GO) run ./tools/gotchadapt -detect -require-cuda
 	$(MAKE) -C phiop cuda
 	$(GO) build -tags cuda -o bin/lrtrain ./cmd/lrtrain
+	@readelf -d bin/lrtrain | grep -q 'NEEDED.*\[libtorch_cuda\.so' || { \
+	  echo "build-cuda: bin/lrtrain does not link libtorch_cuda (readelf -d); it would train on the CPU"; exit 1; }
+
+# The test suite against libtorch 2.6 in a Debian trixie root (debootstrap, cached
+# in /var/cache/lrtrain/trixie; needs root). About the time of `make test` plus the
+# libtorch 2.6 build of gotch; see BENCHMARKS.md.
+.PHONY: test-libtorch26
+test-libtorch26:
+	scripts/test-libtorch26.sh
 
 demo: build
 	scripts/demo.sh

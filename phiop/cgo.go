@@ -1,21 +1,22 @@
 package phiop
 
-// The only file of the package that speaks C. The C++ side (phi_shim.cpp,
-// phi_shim_cuda.cpp, phi_kernel_cpu.cpp, phi_kernel_f64.cpp) is compiled by cgo
-// with the flags below; other libtorch installs add their include and library
-// paths through CGO_CXXFLAGS / CGO_LDFLAGS. -fopenmp makes at::parallel_for
-// parallel (Debian's libtorch uses the OpenMP backend);
-// lets GCC vectorise the branch-free selects of the kernels.
+// The only hand-written file of the package that speaks C. The C++ side
+// (phi_shim.cpp, phi_shim_cuda.cpp, phi_kernel_cpu.cpp, phi_kernel_f64.cpp) is
+// compiled by cgo with the flags below plus libtorch's: include dirs, C++ standard
+// and ABI, libraries (and, with the `cuda` tag, the CUDA runtime) live in
+// cgo_libtorch.go, which `make setup` generates (tools/gotchadapt) from the same
+// detection that adapts gotch, so phiop and gotch always compile against one
+// libtorch. -fopenmp makes at::parallel_for parallel (libtorch uses the OpenMP
+// backend) and lets GCC vectorise the branch-free selects of the kernels.
 //
 // With the `cuda` build tag the CUDA kernels (cuda/libphiop_cuda.a, built by
-// `make -C phiop cuda`) are linked in; a CUDA libtorch must then be on the
-// include and library paths.
+// `make -C phiop cuda`) are linked in; `make build-cuda` does both.
 
 /*
-#cgo CXXFLAGS: -std=c++17 -O3 -fopenmp -I/usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1
-#cgo LDFLAGS: -ltorch -ltorch_cpu -lc10 -lstdc++ -fopenmp
+#cgo CXXFLAGS: -O3 -fopenmp
+#cgo LDFLAGS: -lstdc++ -fopenmp
 #cgo cuda CXXFLAGS: -DPHIOP_WITH_CUDA
-#cgo cuda LDFLAGS: -L${SRCDIR}/cuda -lphiop_cuda -ltorch_cuda -lc10_cuda -lcudart
+#cgo cuda LDFLAGS: -L${SRCDIR}/cuda -lphiop_cuda
 #include <stdlib.h>
 #include "phiop.h"
 */
