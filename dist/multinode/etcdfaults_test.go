@@ -1,7 +1,6 @@
 package multinode
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -169,5 +168,3 @@ func heal(t *testing.T, c *cluster, m *Member) {
 	lead, _ := c.etcd.Leader()
 	t.Logf("%s healed: all members follow %s after %v", m.Spec.Name, lead.Spec.Name, time.Since(t0).Round(time.Millisecond))
 }
-
-var _ = fmt.Sprint

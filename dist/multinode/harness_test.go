@@ -128,7 +128,7 @@ func TestEmulatedLinkDelaysAndDrops(t *testing.T) {
 	}
 	link.Set(0, 0.2)
 	_, dropped0 := link.Stats()
-	lossy := probePing(t, a, b.IP+":7000", 50)
+	lossy := probePing(t, a, b.IP+":7000", 20)
 	fwd, dropped := link.Stats()
 	t.Logf("20%% loss: %d frames forwarded, %d dropped, ping %v", fwd, dropped-dropped0, lossy.Err)
 	if dropped-dropped0 == 0 {

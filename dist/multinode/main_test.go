@@ -78,11 +78,16 @@ func needHarness(t *testing.T) {
 	}
 }
 
-// buildLrtrain builds the lrtrain binary once for the run.
+// buildLrtrain builds the lrtrain binary once for the run ($LRTRAIN_MULTINODE_BIN
+// names one to use instead).
 func buildLrtrain(t *testing.T) string {
 	t.Helper()
 	if lrtrainBin != "" {
 		return lrtrainBin
+	}
+	if bin := os.Getenv("LRTRAIN_MULTINODE_BIN"); bin != "" { // a binary built beforehand
+		lrtrainBin = bin
+		return bin
 	}
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
