@@ -6,7 +6,8 @@
 #   1. builds a trixie root with debootstrap in $TRIXIE_ROOT (default
 #      /var/cache/lrtrain/trixie, outside the clone; reused when present) and installs
 #      libtorch 2.6, python3-torch, Gloo, OpenBLAS and g++ into it;
-#   2. copies the checkout (tracked and untracked, not ignored, files) into the root —
+#   2. copies the checkout (tracked and untracked, not ignored, files; or the commit
+#      REV names) into the root —
 #      a copy, not a bind mount, because setup writes .build/, go.work and phiop's
 #      generated cgo flags into the tree it runs in, and the host tree's are for the
 #      host's libtorch; the copy keeps its own .build/ between runs;
@@ -17,7 +18,8 @@
 #
 # Everything is mounted in a private mount namespace, so the mounts vanish with the
 # script however it ends; the trap unmounts them too. Needs root (debootstrap,
-# chroot, mount). Environment: TRIXIE_ROOT, DEBIAN_MIRROR, MAKE_TARGET (default test).
+# chroot, mount). Environment: TRIXIE_ROOT, DEBIAN_MIRROR, MAKE_TARGET (default test),
+# REV (a commit to test instead of the working tree).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -94,7 +96,11 @@ log "libtorch-dev $(chroot "$root" dpkg-query -W -f='${Version}' libtorch-dev), 
 dst="$root/lrtrain"
 mkdir -p "$dst"
 find "$dst" -mindepth 1 -maxdepth 1 ! -name .build -exec rm -rf {} +
-(cd "$repo" && git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -C "$dst" -xf -
+if [ -n "${REV:-}" ]; then # a commit, e.g. REV=HEAD: without others' uncommitted edits
+  git -C "$repo" archive "$REV" | tar -C "$dst" -xf -
+else
+  (cd "$repo" && git ls-files -z -co --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -C "$dst" -xf -
+fi
 # A repository of its own, so `git ls-files` (gofmt's file list) sees exactly the copy.
 chroot "$root" sh -c 'cd /lrtrain && git init -q && git add -A' </dev/null
 
