@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -53,7 +54,7 @@ func runChild(role string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	g, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store,
+	g, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store,
 		Hostname: "127.0.0.1", Timeout: 30 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

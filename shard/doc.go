@@ -1,8 +1,8 @@
 // Package shard partitions a model's frozen backbone across the ranks of a shard
-// group and all-gathers it one block at a time (SPEC §2): each rank keeps about
-// 1/S of the frozen weights, gathers a block's weights just before the block runs and
-// frees them right after, while the LR-LoRA adapters and classification heads stay
-// whole on every rank (data parallel).
+// group and all-gathers it one block at a time (FSDP-style, for the frozen weights
+// only): each rank keeps about 1/S of the frozen weights, gathers a block's weights
+// just before the block runs and frees them right after, while the LR-LoRA adapters
+// and classification heads stay whole on every rank (data parallel).
 //
 // # Plan
 //
@@ -53,7 +53,7 @@
 // block again for its recomputation in backward. A Forward that records autograd
 // fails with model.ErrUnsupported.
 //
-//	pg, _ := collective.NewGloo(ctx, collective.Config{Rank: r, Size: s, Store: store})
+//	pg, _ := gloo.New(ctx, collective.Config{Rank: r, Size: s, Store: store})
 //	m, g, err := shard.Load(ctx, pg, dir) // every rank of pg, same dir and options
 //	defer g.Close()
 //	defer m.Close()

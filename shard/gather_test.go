@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -14,7 +15,7 @@ import (
 // oneRank is a real Gloo group of one rank.
 func oneRank(t *testing.T) collective.ProcessGroup {
 	t.Helper()
-	g, err := collective.NewGloo(context.Background(), collective.Config{Size: 1, Hostname: "127.0.0.1"})
+	g, err := gloo.New(context.Background(), collective.Config{Size: 1, Hostname: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/lrlora"
 )
 
@@ -67,7 +68,7 @@ func TestBroadcastParamsCopiesRankZeroBitForBit(t *testing.T) {
 				errs[r] = err
 				return
 			}
-			g, err := collective.NewGloo(ctx, collective.Config{Rank: r, Size: size, Store: store,
+			g, err := gloo.New(ctx, collective.Config{Rank: r, Size: size, Store: store,
 				Hostname: "127.0.0.1", Timeout: time.Minute})
 			if err != nil {
 				errs[r] = err

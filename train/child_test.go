@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // Tests that kill a run, or run several ranks, re-execute the test binary as a child
@@ -33,13 +34,13 @@ const (
 // rawCounter counts the raw all-reduces the trainer asks of its group directly (the
 // flat gradient path); the group's own host-buffer calls are not counted.
 type rawCounter struct {
-	*collective.Gloo
+	*gloo.Group
 	raw int
 }
 
 func (c *rawCounter) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
 	c.raw++
-	return c.Gloo.AllReduceRaw(ctx, p, n, dt, op)
+	return c.Group.AllReduceRaw(ctx, p, n, dt, op)
 }
 
 func TestMain(m *testing.M) {
@@ -94,7 +95,7 @@ func runChild(path string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		g, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store,
+		g, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store,
 			Hostname: "127.0.0.1", Timeout: time.Minute})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -103,7 +104,7 @@ func runChild(path string) int {
 		defer g.Close()
 		env.Group = g
 		if os.Getenv(envShard) != "" {
-			sg, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store, Name: "shard",
+			sg, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store, Name: "shard",
 				Hostname: "127.0.0.1", Timeout: time.Minute})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -114,7 +115,7 @@ func runChild(path string) int {
 		}
 		if os.Getenv(envFlat) != "" {
 			flatGrads = true
-			counter = &rawCounter{Gloo: g}
+			counter = &rawCounter{Group: g}
 			env.Group = counter
 		}
 	}

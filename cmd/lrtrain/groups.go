@@ -8,6 +8,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/config"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/dist/collective/ncclpg"
 	"github.com/lrtrain/lrtrain/dist/launch"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
@@ -105,7 +106,7 @@ func formGroups(ctx context.Context, we launch.WorkerEnv, backend string, gpu, s
 		out.dp, err = ncclpg.New(ctx, ncclpg.Config{Rank: we.Rank, Size: we.WorldSize, Device: gpu, Store: w,
 			AbortOn: w.Done(), Timeout: timeout})
 	} else {
-		out.dp, err = collective.NewGloo(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
+		out.dp, err = gloo.New(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
 			AbortOn: w.Done(), Hostname: host, Timeout: timeout})
 	}
 	if err != nil {
@@ -114,7 +115,7 @@ func formGroups(ctx context.Context, we launch.WorkerEnv, backend string, gpu, s
 	}
 	if shardSize > 1 {
 		k := we.Rank / shardSize
-		out.shard, err = collective.NewGloo(ctx, collective.Config{Rank: we.Rank % shardSize, Size: shardSize, Store: w,
+		out.shard, err = gloo.New(ctx, collective.Config{Rank: we.Rank % shardSize, Size: shardSize, Store: w,
 			Name: fmt.Sprintf("shard-%d", k), AbortOn: w.Done(), Hostname: host, Timeout: timeout})
 		if err != nil {
 			out.dp.Close()

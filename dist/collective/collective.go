@@ -92,7 +92,8 @@ func (op ReduceOp) String() string {
 	return fmt.Sprintf("ReduceOp(%d)", int(op))
 }
 
-func (op ReduceOp) valid() bool { return op >= Sum && op <= Min }
+// Valid reports whether op is one of the reductions above.
+func (op ReduceOp) Valid() bool { return op >= Sum && op <= Min }
 
 // DType is an element type of the raw interface.
 type DType int
@@ -127,5 +128,5 @@ func (dt DType) Size() int {
 	return 4
 }
 
-// valid reports whether dt can be reduced.
-func (dt DType) valid() bool { return dt == Float32 || dt == Float64 }
+// Reducible reports whether dt can be reduced (Float32, Float64).
+func (dt DType) Reducible() bool { return dt == Float32 || dt == Float64 }

@@ -1,64 +1,32 @@
-// Package collective is lrtrain's process-group interface and its CPU
-// backend: all-reduce, all-gather, broadcast, reduce-scatter and barrier
-// over Go slices (or raw memory, see RawAllReducer), on Gloo's TCP
-// transport (Debian's libgloo-dev; no libtorch needed).
+// Package collective is lrtrain's process-group interface, with no cgo: code
+// that names a ProcessGroup (the trainer, shard/) links no collective
+// library. The backends live in their own packages: gloo (CPU, Gloo's TCP
+// transport) and ncclpg (GPU, NCCL loaded at run time).
 //
-// # Forming a group
+// # The interface
 //
-// Every rank calls NewGloo with its Rank, the same Size and Name, and a
-// Store through which the ranks swap their listening addresses; NewGloo
-// returns once every pair of ranks is connected (a full mesh, one TCP
-// connection per pair). In a job, the Store is the rendezvous worker
-// (*rdzv.Worker has the two methods Store needs, so addresses go through
-// etcd) and AbortOn its Done() channel:
+// ProcessGroup holds the five calls the trainer makes: Rank, Size,
+// AllReduceFloat64 (gradients and metrics), AllGather (backbone shards) and
+// Broadcast (the initial adapters). Broadcast moves bytes, so any element
+// type goes through it bit for bit: BroadcastSlice takes a slice of
+// float32, float64, int64 or any other fixed-size number. The rest are
+// optional interfaces that callers reach by type assertion: AllReducer
+// (float32), ReduceScatterer, Barrierer, RawAllReducer (memory Go does not
+// own, such as a tensor's data, reduced in place). Group adds Abort and
+// Close, which the code that formed a group calls. Both backends implement
+// all of them.
 //
-//	w, _ := rdzv.OpenWorker(ctx, job, round, rank, world)
-//	g, err := collective.NewGloo(ctx, collective.Config{
-//		Rank: rank, Size: world, Store: w, AbortOn: w.Done(),
-//		Hostname: nodeAddr, Timeout: 5 * time.Minute})
+// # What the backends share
 //
-// Without etcd, one process runs ServeStore and every rank uses
-// DialStore(ctx, addr, timeout). Hostname (or Interface) says where a rank
-// listens and its peers dial: "127.0.0.1" on one machine.
-//
-// The single shim (gloo_shim.cc, behind cgo.go) wraps Gloo's own ring
-// all-reduce, ring all-gather, binomial broadcast and dissemination
-// barrier; reduce-scatter is a ring over Gloo's transport written in the
-// shim, since Gloo has no reduce-scatter with options and timeouts. Go
-// memory is handed to Gloo only for the duration of a call: every call
-// blocks until Gloo is done with the buffers.
-//
-// # Failures
-//
-// Every collective is bounded by Config.Timeout (shortened by the
-// context's deadline) and returns an error that names the op, the rank,
-// the world size, the element count and the timeout:
-//
-//   - a dead peer: its sockets close, so its neighbours fail at once with
-//     ErrPeerLost;
-//   - a hung peer (alive, not calling): the ranks waiting on it fail with
-//     ErrTimeout when the timeout runs out;
-//   - Abort, a cancelled context, or AbortOn firing: the call in flight
-//     fails with ErrAborted within milliseconds.
-//
-// A rank whose collective fails resets all its connections, so the ranks
-// blocked on it fail at once with ErrPeerLost instead of waiting for their
-// own timeouts: one dead rank makes every rank's collective fail within the
-// timeout, most of them within milliseconds (TestKilledRankFailsSurvivors:
-// about 40 ms after a SIGKILL). A group that failed stays failed (ErrBroken);
-// the launcher forms a new one in the next rendezvous round.
-//
-// Gloo writes to its sockets from its own thread without MSG_NOSIGNAL; the
-// shim starts that thread with SIGPIPE blocked, as Go would otherwise kill
-// the process when a peer dies mid-write.
-//
-// # Performance
-//
-// bench/allreduce measures all-reduce between processes on one machine and
-// compares it with copy() and with PyTorch's Gloo backend (torch_ref.py).
-// On the 2-core development VM, 256 MiB took 170-290 ms with 2 ranks
-// (bus bandwidth 0.9-1.6 GB/s; copy() runs at 18-20 GB/s) and 1 KiB about
-// 1-2 ms (4-5 ms with 4 ranks): as fast as PyTorch 1.13's ProcessGroupGloo
-// on the same machine, faster on large buffers. See bench/allreduce for the
-// table and why loopback on two cores is this slow.
+//   - Lifecycle: one collective at a time, the first failure breaking the
+//     group for good (later calls wrap ErrBroken), Abort from any goroutine,
+//     an AbortOn channel (the rendezvous session's Done), and Close that
+//     aborts a call in flight before it releases the backend once.
+//   - The sentinel errors (ErrConfig, ErrStore, ErrTimeout, ErrPeerLost,
+//     ErrAborted, ErrBroken, ErrClosed), matched with errors.Is.
+//   - Store, through which the ranks of a group meet: *rdzv.Worker (etcd)
+//     in a job, or TCPStore, a small key-value server one process runs with
+//     ServeStore and every rank dials with DialStore.
+//   - Config, a Gloo rank's settings (and ListenAddress, the numeric
+//     address it listens on), DefaultTimeout and DefaultName.
 package collective

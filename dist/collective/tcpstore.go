@@ -27,7 +27,7 @@ const (
 	statusFail = 1
 )
 
-// StoreServer serves a TCPStore. Keep it running until every rank's NewGloo
+// StoreServer serves a TCPStore. Keep it running until every rank's gloo.New
 // has returned (a Barrier on the new group tells rank 0 so).
 type StoreServer struct {
 	ln   net.Listener

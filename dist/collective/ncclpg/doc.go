@@ -1,5 +1,6 @@
-// Package ncclpg implements collective.ProcessGroup over NCCL, for GPU
-// ranks.
+// Package ncclpg implements collective.Group (and every optional
+// collective interface) over NCCL, for GPU ranks. Its in-flight, abort and
+// close bookkeeping is collective.Lifecycle, shared with the gloo package.
 //
 // New loads libnccl and libcudart (nccl.Init; see the nccl package for the
 // search and the LRTRAIN_NCCL_LIBRARY / LRTRAIN_CUDART_LIBRARY overrides),
@@ -16,10 +17,10 @@
 //
 // # Host slices and device pointers
 //
-// The methods of collective.ProcessGroup take Go slices: each call copies
+// The slice methods (Broadcast moves bytes, as ncclBroadcast of uint8) copy
 // the slice into a device staging buffer (kept and grown to the largest
-// request), runs the NCCL collective on the group's stream, waits for it
-// with the nccl package's Watchdog and copies the result back. AllReduceRaw
+// request), run the NCCL collective on the group's stream, waits for it
+// with the nccl package's Watchdog and copy the result back. AllReduceRaw
 // (collective.RawAllReducer) skips the copies and reduces device memory in
 // place: that is the path the trainer should use for CUDA tensors.
 //

@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 const (
@@ -172,7 +173,7 @@ func runRank() error {
 	if err != nil {
 		return err
 	}
-	g, err := collective.NewGloo(ctx, collective.Config{Rank: rank, Size: size, Store: store,
+	g, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store,
 		Name: "bench", Hostname: "127.0.0.1", Timeout: 2 * time.Minute})
 	if err != nil {
 		return err

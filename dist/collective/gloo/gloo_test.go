@@ -1,4 +1,4 @@
-package collective_test
+package gloo_test
 
 import (
 	"context"
@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // groups forms a group of size ranks inside this process (each rank a
 // goroutine) through a TCP store, and closes them when the test ends. edit,
 // if given, adjusts each rank's Config.
-func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c *collective.Config)) []*collective.Gloo {
+func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c *collective.Config)) []*gloo.Group {
 	t.Helper()
 	srv, err := collective.ServeStore("127.0.0.1:0")
 	if err != nil {
@@ -23,7 +24,7 @@ func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c
 	}
 	t.Cleanup(func() { srv.Close() })
 	ctx := context.Background()
-	gs := make([]*collective.Gloo, size)
+	gs := make([]*gloo.Group, size)
 	errs := make([]error, size)
 	var wg sync.WaitGroup
 	for r := range size {
@@ -37,7 +38,7 @@ func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c
 			for _, e := range edit {
 				e(r, &cfg)
 			}
-			gs[r], errs[r] = collective.NewGloo(ctx, cfg)
+			gs[r], errs[r] = gloo.New(ctx, cfg)
 		})
 	}
 	wg.Wait()
@@ -52,7 +53,7 @@ func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c
 
 // blocked starts an all-reduce on g that no peer joins and returns a
 // channel with its error.
-func blocked(g *collective.Gloo, ctx context.Context) <-chan error {
+func blocked(g *gloo.Group, ctx context.Context) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- g.AllReduce(ctx, make([]float32, 1024), collective.Sum) }()
 	time.Sleep(100 * time.Millisecond) // let it reach the wait inside Gloo
@@ -73,7 +74,7 @@ func within(t *testing.T, done <-chan error, d time.Duration) error {
 
 func TestSingleRankGroupNeedsNoPeers(t *testing.T) {
 	ctx := context.Background()
-	g, err := collective.NewGloo(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
+	g, err := gloo.New(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +122,7 @@ func TestBadConfigIsRejected(t *testing.T) {
 		{"negative timeout", collective.Config{Size: 1, Timeout: -time.Second}, "negative timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := collective.NewGloo(context.Background(), tc.cfg)
+			_, err := gloo.New(context.Background(), tc.cfg)
 			if !errors.Is(err, collective.ErrConfig) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrConfig mentioning %q", err, tc.want)
 			}
@@ -131,7 +132,7 @@ func TestBadConfigIsRejected(t *testing.T) {
 
 func TestUnknownHostnameFailsQuickly(t *testing.T) {
 	start := time.Now()
-	_, err := collective.NewGloo(context.Background(), collective.Config{Size: 1, Hostname: "no-such-host.invalid", Timeout: 5 * time.Second})
+	_, err := gloo.New(context.Background(), collective.Config{Size: 1, Hostname: "no-such-host.invalid", Timeout: 5 * time.Second})
 	t.Log(err)
 	if err == nil || !strings.Contains(err.Error(), "no-such-host.invalid") {
 		t.Fatalf("got %v, want an error naming the hostname", err)
@@ -161,7 +162,7 @@ func TestGroupOnLoopbackInterface(t *testing.T) {
 
 func TestBadArgumentsLeaveGroupUsable(t *testing.T) {
 	ctx := context.Background()
-	g, err := collective.NewGloo(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
+	g, err := gloo.New(ctx, collective.Config{Size: 1, Hostname: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestMissingPeerTimesOutNamingIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = collective.NewGloo(context.Background(), collective.Config{
+	_, err = gloo.New(context.Background(), collective.Config{
 		Rank: 0, Size: 2, Store: st, Hostname: "127.0.0.1", Timeout: 500 * time.Millisecond})
 	t.Log(err)
 	if !errors.Is(err, collective.ErrTimeout) || !strings.Contains(err.Error(), "rank 1's") {

@@ -1,4 +1,4 @@
-package collective
+package gloo
 
 import (
 	"context"
@@ -6,43 +6,45 @@ import (
 	"runtime/cgo"
 	"time"
 	"unsafe"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
-// Gloo is the CPU ProcessGroup: a full mesh of TCP connections made by
+// Group is the CPU process group: a full mesh of TCP connections made by
 // Gloo (libgloo), one per peer.
-type Gloo struct {
-	cfg  Config
-	life *Lifecycle
+type Group struct {
+	cfg  collective.Config
+	life *collective.Lifecycle
 	nat  *native // freed by Close; the lifecycle never interrupts it after that
 }
 
-// Gloo has every optional collective.
+// Group has every optional collective.
 var (
-	_ Group           = (*Gloo)(nil)
-	_ AllReducer      = (*Gloo)(nil)
-	_ ReduceScatterer = (*Gloo)(nil)
-	_ Barrierer       = (*Gloo)(nil)
-	_ RawAllReducer   = (*Gloo)(nil)
+	_ collective.Group           = (*Group)(nil)
+	_ collective.AllReducer      = (*Group)(nil)
+	_ collective.ReduceScatterer = (*Group)(nil)
+	_ collective.Barrierer       = (*Group)(nil)
+	_ collective.RawAllReducer   = (*Group)(nil)
 )
 
-// NewGloo connects rank cfg.Rank to the other cfg.Size-1 ranks, which call
-// NewGloo with the same Size, Name and Store at about the same time. It
+// New connects rank cfg.Rank to the other cfg.Size-1 ranks, which call
+// New with the same Size, Name and Store at about the same time. It
 // returns once every pair of ranks is connected, or fails within
 // cfg.Timeout (or ctx's deadline) with an error naming what it waited for.
-func NewGloo(ctx context.Context, cfg Config) (*Gloo, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+func New(ctx context.Context, cfg collective.Config) (*Group, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Store == nil {
 		cfg.Store = &memStore{}
 	}
-	desc := fmt.Sprintf("connect rank %d of %d (%s, timeout %s)", cfg.Rank, cfg.Size, cfg.endpoint(), cfg.Timeout)
+	desc := fmt.Sprintf("connect rank %d of %d (%s, timeout %s)", cfg.Rank, cfg.Size, cfg.Endpoint(), cfg.Timeout)
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	host, err := listenAddress(cctx, cfg)
+	host, err := cfg.ListenAddress(cctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, desc, err)
+		return nil, fmt.Errorf("%w: %s: %w", collective.ErrConfig, desc, err)
 	}
 	bridge := &storeBridge{store: cfg.Store, ctx: cctx, prefix: "gloo." + cfg.Name + "."}
 	h := cgo.NewHandle(bridge)
@@ -53,32 +55,32 @@ func NewGloo(ctx context.Context, cfg Config) (*Gloo, error) {
 		if sentinel, err := bridge.firstErr(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", sentinel, desc, err)
 		}
-		return nil, fmt.Errorf("%w: %s: %s", sentinelOf(st.code, ErrConfig), desc, st.msg)
+		return nil, fmt.Errorf("%w: %s: %s", sentinelOf(st.code, collective.ErrConfig), desc, st.msg)
 	}
-	g := &Gloo{cfg: cfg, nat: nat}
-	g.life = NewLifecycle("collective", cfg.Rank, cfg.Size, func() { g.nat.abort() })
+	g := &Group{cfg: cfg, nat: nat}
+	g.life = collective.NewLifecycle("collective", cfg.Rank, cfg.Size, func() { g.nat.abort() })
 	g.life.Watch(cfg.AbortOn)
 	return g, nil
 }
 
 // Rank is this process's rank.
-func (g *Gloo) Rank() int { return g.cfg.Rank }
+func (g *Group) Rank() int { return g.cfg.Rank }
 
 // Size is the number of ranks.
-func (g *Gloo) Size() int { return g.cfg.Size }
+func (g *Group) Size() int { return g.cfg.Size }
 
 // Timeout is the bound on each collective.
-func (g *Gloo) Timeout() time.Duration { return g.cfg.Timeout }
+func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
 
 // Abort fails the collective in flight (within milliseconds) and every later
 // one; the peers' connections to this rank are reset, so their collectives
 // fail too. Safe from any goroutine.
-func (g *Gloo) Abort() { g.life.Abort("Abort called") }
+func (g *Group) Abort() { g.life.Abort("Abort called") }
 
 // Close releases the group. With a collective in flight it aborts it first;
 // an idle group is closed gracefully, so data already sent still reaches
 // the peers.
-func (g *Gloo) Close() error {
+func (g *Group) Close() error {
 	return g.life.Close(func() error {
 		g.nat.free()
 		g.nat = nil
@@ -90,13 +92,13 @@ func (g *Gloo) Close() error {
 type call struct {
 	op    string
 	count int // elements per rank
-	dt    DType
+	dt    collective.DType
 	run   func(n *native, timeoutMs int64) nativeStatus
 }
 
 // do runs c: it checks the group, bounds the call by the timeout and ctx,
 // aborts on ctx's cancellation, and breaks the group on any failure.
-func (g *Gloo) do(ctx context.Context, c call) error {
+func (g *Group) do(ctx context.Context, c call) error {
 	if err := g.life.Begin(ctx, c.op); err != nil {
 		return err
 	}
@@ -122,15 +124,15 @@ func (g *Gloo) do(ctx context.Context, c call) error {
 }
 
 // failure builds the error of a failed collective (End then breaks the group).
-func (g *Gloo) failure(ctx context.Context, c call, timeout time.Duration, st nativeStatus) error {
+func (g *Group) failure(ctx context.Context, c call, timeout time.Duration, st nativeStatus) error {
 	desc := fmt.Sprintf("%s on rank %d of %d (%d %s, timeout %s)",
 		c.op, g.cfg.Rank, g.cfg.Size, c.count, c.dt, timeout.Round(time.Millisecond))
 	var err error
 	if aborted := g.life.AbortReason(); aborted != "" {
 		// Gloo's message only says the connections were closed.
-		err = fmt.Errorf("%w: %s: %s", ErrAborted, desc, aborted)
+		err = fmt.Errorf("%w: %s: %s", collective.ErrAborted, desc, aborted)
 	} else {
-		err = fmt.Errorf("%w: %s: %s", sentinelOf(st.code, ErrPeerLost), desc, st.msg)
+		err = fmt.Errorf("%w: %s: %s", sentinelOf(st.code, collective.ErrPeerLost), desc, st.msg)
 	}
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
@@ -142,11 +144,11 @@ func (g *Gloo) failure(ctx context.Context, c call, timeout time.Duration, st na
 func sentinelOf(code int, def error) error {
 	switch code {
 	case codeTimeout:
-		return ErrTimeout
+		return collective.ErrTimeout
 	case codeIO:
-		return ErrPeerLost
+		return collective.ErrPeerLost
 	case codeInvalid:
-		return ErrConfig
+		return collective.ErrConfig
 	}
 	return def
 }

@@ -1,4 +1,4 @@
-package collective_test
+package gloo_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // Exit codes of the children.
@@ -31,7 +32,7 @@ func runChild(role string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return exitSetup
 	}
-	g, err := collective.NewGloo(ctx, collective.Config{
+	g, err := gloo.New(ctx, collective.Config{
 		Rank: rank, Size: size, Store: store, Hostname: "127.0.0.1", Timeout: timeout,
 	})
 	if err != nil {
@@ -55,7 +56,7 @@ func runChild(role string) int {
 
 // runLoop all-reduces until a collective fails (a peer was killed or
 // stopped by the test), then reports the error on stdout.
-func runLoop(ctx context.Context, g *collective.Gloo) int {
+func runLoop(ctx context.Context, g *gloo.Group) int {
 	buf := make([]float32, 1<<16)
 	for it := 0; ; it++ {
 		for i := range buf {
@@ -94,7 +95,7 @@ var (
 )
 
 // runSuite checks every collective against the references of helpers_test.
-func runSuite(ctx context.Context, g *collective.Gloo) error {
+func runSuite(ctx context.Context, g *gloo.Group) error {
 	r, n := g.Rank(), g.Size()
 	for _, op := range allOps {
 		for _, size := range reduceSizes {
@@ -128,7 +129,7 @@ func runSuite(ctx context.Context, g *collective.Gloo) error {
 
 // checkMoves checks all-gather, broadcast from the last and from rank 1,
 // and reduce-scatter with every op, for blocks of size elements.
-func checkMoves(ctx context.Context, g *collective.Gloo, size int) error {
+func checkMoves(ctx context.Context, g *gloo.Group, size int) error {
 	r, n := g.Rank(), g.Size()
 	send := make([]float32, size)
 	for i := range send {
@@ -175,7 +176,7 @@ func checkMoves(ctx context.Context, g *collective.Gloo, size int) error {
 // checkTypedBroadcast broadcasts float64, int64 and bytes (an odd count) from root and
 // checks that root's bit patterns arrive unchanged: negative zeros, NaN payloads and
 // int64s beyond float64's integers, which a sum of zeros would lose or round.
-func checkTypedBroadcast(ctx context.Context, g *collective.Gloo, size, root int) error {
+func checkTypedBroadcast(ctx context.Context, g *gloo.Group, size, root int) error {
 	r := g.Rank()
 	f64, i64, raw := make([]float64, size), make([]int64, size), make([]byte, 3*size+1)
 	for i := range f64 {
@@ -223,7 +224,7 @@ func pattern(r, i int) uint64 {
 
 // checkBarrier staggers the ranks' arrival and prints when each entered and
 // left; the parent checks that nobody left before the last arrived.
-func checkBarrier(ctx context.Context, g *collective.Gloo) error {
+func checkBarrier(ctx context.Context, g *gloo.Group) error {
 	time.Sleep(time.Duration(g.Rank()) * 100 * time.Millisecond)
 	enter := time.Now().UnixNano()
 	if err := g.Barrier(ctx); err != nil {

@@ -1,4 +1,4 @@
-package collective_test
+package gloo_test
 
 import (
 	"bufio"

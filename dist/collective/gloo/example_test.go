@@ -1,10 +1,11 @@
-package collective_test
+package gloo_test
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // A single-rank group needs no store and no peers: every collective is a
@@ -13,7 +14,7 @@ import (
 // collective.ServeStore run by one process).
 func Example() {
 	ctx := context.Background()
-	g, err := collective.NewGloo(ctx, collective.Config{Rank: 0, Size: 1, Hostname: "127.0.0.1"})
+	g, err := gloo.New(ctx, collective.Config{Rank: 0, Size: 1, Hostname: "127.0.0.1"})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package collective
+package gloo
 
 // This is the only file of the package that imports "C". It wraps the
 // extern "C" functions of gloo_shim.cc and exports the two callbacks through
@@ -19,6 +19,8 @@ import "C"
 import (
 	"runtime/cgo"
 	"unsafe"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
 // Status codes of the shim (see gloo_shim.h).
@@ -55,25 +57,25 @@ func nativeNew(rank, size int, hostname, iface string, timeoutMs int64, store cg
 	return &native{p: p}, toStatus(&st)
 }
 
-func (n *native) allReduce(buf unsafe.Pointer, count int, dt DType, op ReduceOp, timeoutMs int64) nativeStatus {
+func (n *native) allReduce(buf unsafe.Pointer, count int, dt collective.DType, op collective.ReduceOp, timeoutMs int64) nativeStatus {
 	var st C.lrt_status
 	C.lrt_gloo_allreduce(n.p, buf, C.size_t(count), cDType(dt), cOp(op), C.int64_t(timeoutMs), &st)
 	return toStatus(&st)
 }
 
-func (n *native) allGather(send, recv unsafe.Pointer, count int, dt DType, timeoutMs int64) nativeStatus {
+func (n *native) allGather(send, recv unsafe.Pointer, count int, dt collective.DType, timeoutMs int64) nativeStatus {
 	var st C.lrt_status
 	C.lrt_gloo_allgather(n.p, send, recv, C.size_t(count), cDType(dt), C.int64_t(timeoutMs), &st)
 	return toStatus(&st)
 }
 
-func (n *native) broadcast(buf unsafe.Pointer, count int, dt DType, root int, timeoutMs int64) nativeStatus {
+func (n *native) broadcast(buf unsafe.Pointer, count int, dt collective.DType, root int, timeoutMs int64) nativeStatus {
 	var st C.lrt_status
 	C.lrt_gloo_broadcast(n.p, buf, C.size_t(count), cDType(dt), C.int(root), C.int64_t(timeoutMs), &st)
 	return toStatus(&st)
 }
 
-func (n *native) reduceScatter(send, recv unsafe.Pointer, count int, dt DType, op ReduceOp, timeoutMs int64) nativeStatus {
+func (n *native) reduceScatter(send, recv unsafe.Pointer, count int, dt collective.DType, op collective.ReduceOp, timeoutMs int64) nativeStatus {
 	var st C.lrt_status
 	C.lrt_gloo_reduce_scatter(n.p, send, recv, C.size_t(count), cDType(dt), cOp(op), C.int64_t(timeoutMs), &st)
 	return toStatus(&st)
@@ -90,23 +92,23 @@ func (n *native) abort() { C.lrt_gloo_abort(n.p) }
 func (n *native) free() { C.lrt_gloo_free(n.p) }
 
 // cDType and cOp map the Go enums onto gloo_shim.h's.
-func cDType(dt DType) C.int {
+func cDType(dt collective.DType) C.int {
 	switch dt {
-	case Float64:
+	case collective.Float64:
 		return C.LRT_F64
-	case Uint8:
+	case collective.Uint8:
 		return C.LRT_U8
 	}
 	return C.LRT_F32
 }
 
-func cOp(op ReduceOp) C.int {
+func cOp(op collective.ReduceOp) C.int {
 	switch op {
-	case Avg:
+	case collective.Avg:
 		return C.LRT_AVG
-	case Max:
+	case collective.Max:
 		return C.LRT_MAX
-	case Min:
+	case collective.Min:
 		return C.LRT_MIN
 	}
 	return C.LRT_SUM

@@ -1,4 +1,4 @@
-package collective_test
+package gloo_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/dist/etcdembed"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
 	"go.uber.org/zap"
@@ -38,7 +39,7 @@ func TestRendezvousWorkerAsStore(t *testing.T) {
 
 	size := round.WorldSize
 	workers := make([]*rdzv.Worker, size)
-	gs := make([]*collective.Gloo, size)
+	gs := make([]*gloo.Group, size)
 	errs := make([]error, size)
 	var wg sync.WaitGroup
 	for r := range size {
@@ -49,7 +50,7 @@ func TestRendezvousWorkerAsStore(t *testing.T) {
 				return
 			}
 			workers[r] = w
-			gs[r], errs[r] = collective.NewGloo(ctx, collective.Config{Rank: r, Size: size, Store: w,
+			gs[r], errs[r] = gloo.New(ctx, collective.Config{Rank: r, Size: size, Store: w,
 				AbortOn: w.Done(), Hostname: "127.0.0.1", Timeout: 30 * time.Second})
 		})
 	}

@@ -1,0 +1,112 @@
+package gloo
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+)
+
+// AllReduce reduces buf across all ranks with op, in place.
+func (g *Group) AllReduce(ctx context.Context, buf []float32, op collective.ReduceOp) error {
+	return g.AllReduceRaw(ctx, ptr(buf), len(buf), collective.Float32, op)
+}
+
+// AllReduceFloat64 reduces buf across all ranks with op, in place.
+func (g *Group) AllReduceFloat64(ctx context.Context, buf []float64, op collective.ReduceOp) error {
+	return g.AllReduceRaw(ctx, ptr(buf), len(buf), collective.Float64, op)
+}
+
+// AllReduceRaw reduces n elements of dt at p across all ranks, in place.
+// p may point to C memory (a tensor's data); it is used only during the
+// call.
+func (g *Group) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
+	if err := g.check("allreduce", n, dt, op); err != nil {
+		return err
+	}
+	if p == nil && n > 0 {
+		return fmt.Errorf("%w: allreduce of %d elements at a nil pointer", collective.ErrConfig, n)
+	}
+	if n == 0 {
+		return nil
+	}
+	return g.do(ctx, call{op: "allreduce(" + op.String() + ")", count: n, dt: dt,
+		run: func(nat *native, ms int64) nativeStatus { return nat.allReduce(p, n, dt, op, ms) }})
+}
+
+// AllGather concatenates send from every rank, in rank order, into recv.
+func (g *Group) AllGather(ctx context.Context, send, recv []float32) error {
+	n := len(send)
+	if err := g.check("allgather", n, collective.Float32, collective.Sum); err != nil {
+		return err
+	}
+	if len(recv) != n*g.cfg.Size {
+		return fmt.Errorf("%w: allgather of %d elements into %d, want %d x %d",
+			collective.ErrConfig, n, len(recv), g.cfg.Size, n)
+	}
+	if n == 0 {
+		return nil
+	}
+	return g.do(ctx, call{op: "allgather", count: n, dt: collective.Float32,
+		run: func(nat *native, ms int64) nativeStatus {
+			return nat.allGather(ptr(send), ptr(recv), n, collective.Float32, ms)
+		}})
+}
+
+// Broadcast copies root's buf into every other rank's buf, byte for byte
+// (Gloo's binomial tree; BroadcastSlice moves any element type).
+func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {
+	n := len(buf)
+	if root < 0 || root >= g.cfg.Size {
+		return fmt.Errorf("%w: broadcast from root %d in a group of %d", collective.ErrConfig, root, g.cfg.Size)
+	}
+	if n == 0 {
+		return nil
+	}
+	return g.do(ctx, call{op: fmt.Sprintf("broadcast(root %d)", root), count: n, dt: collective.Uint8,
+		run: func(nat *native, ms int64) nativeStatus {
+			return nat.broadcast(ptr(buf), n, collective.Uint8, root, ms)
+		}})
+}
+
+// ReduceScatter reduces send (Size() blocks of len(recv) elements) across
+// ranks with op and leaves block Rank() of the result in recv. It is a ring
+// over Gloo's transport: each rank sends and receives (Size()-1)/Size() of
+// send, half of what an all-reduce moves.
+func (g *Group) ReduceScatter(ctx context.Context, send, recv []float32, op collective.ReduceOp) error {
+	n := len(recv)
+	if err := g.check("reducescatter", n, collective.Float32, op); err != nil {
+		return err
+	}
+	if len(send) != n*g.cfg.Size {
+		return fmt.Errorf("%w: reducescatter of %d elements into %d, want %d x %d",
+			collective.ErrConfig, len(send), n, g.cfg.Size, n)
+	}
+	if n == 0 {
+		return nil
+	}
+	return g.do(ctx, call{op: "reducescatter(" + op.String() + ")", count: n, dt: collective.Float32,
+		run: func(nat *native, ms int64) nativeStatus {
+			return nat.reduceScatter(ptr(send), ptr(recv), n, collective.Float32, op, ms)
+		}})
+}
+
+// Barrier returns once every rank has entered it.
+func (g *Group) Barrier(ctx context.Context) error {
+	return g.do(ctx, call{op: "barrier", dt: collective.Float32,
+		run: func(nat *native, ms int64) nativeStatus { return nat.barrier(ms) }})
+}
+
+// check validates what every collective shares.
+func (g *Group) check(name string, n int, dt collective.DType, op collective.ReduceOp) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("%w: %s of %d elements", collective.ErrConfig, name, n)
+	case !dt.Reducible():
+		return fmt.Errorf("%w: %s of unsupported %s", collective.ErrConfig, name, dt)
+	case !op.Valid():
+		return fmt.Errorf("%w: %s with unknown %s", collective.ErrConfig, name, op)
+	}
+	return nil
+}
