@@ -53,6 +53,27 @@ const (
 	ShareAll       Sharing = "all"       // a, β and the grid are shared
 )
 
+// String returns the name, as the config file writes it.
+func (m Method) String() string { return string(m) }
+
+// String returns the name, as the config file writes it.
+func (g Grid) String() string { return string(g) }
+
+// String returns the name, as the config file writes it.
+func (b Basis) String() string { return string(b) }
+
+// String returns the name, as the config file writes it.
+func (s Sharing) String() string { return string(s) }
+
+// SharesGrid reports whether s puts the grid in common (grid, bandwidth, all).
+func (s Sharing) SharesGrid() bool { return s == ShareGrid || s == ShareBandwidth || s == ShareAll }
+
+// SharesBandwidth reports whether s puts β in common (bandwidth, all).
+func (s Sharing) SharesBandwidth() bool { return s == ShareBandwidth || s == ShareAll }
+
+// SharesAmplitude reports whether s puts a in common (all).
+func (s Sharing) SharesAmplitude() bool { return s == ShareAll }
+
 // The accepted values of each enumerated setting, in the order messages list them.
 var (
 	Methods  = []Method{LRLoRA, LoRA, SineLoRA}

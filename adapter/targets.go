@@ -1,7 +1,6 @@
 package adapter
 
 import (
-	"fmt"
 	"regexp"
 	"strings"
 )
@@ -78,11 +77,7 @@ func (t Targets) Match(name string) bool {
 }
 
 func (t Targets) compile() (*regexp.Regexp, error) {
-	re, err := regexp.Compile(`^(?:` + t.Regex + `)$`)
-	if err != nil {
-		return nil, fmt.Errorf("regex %q: %w", t.Regex, err)
-	}
-	return re, nil
+	return regexp.Compile(`^(?:` + t.Regex + `)$`)
 }
 
 // MarshalText writes the text form (JSON stores Targets as one string).

@@ -6,6 +6,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
@@ -17,7 +18,7 @@ import (
 // factors), and φ sampled on a grid.
 type AdapterStats struct {
 	Name   string
-	Method lrlora.Method
+	Method adapter.Method
 	// SRDelta and SRBA are the stable ranks ‖X‖²_F/σ²_max (lrlora.StableRank; 0 for a
 	// zero matrix).
 	SRDelta, SRBA float64
@@ -67,7 +68,7 @@ func AnalyzeAdapters(m *model.Model, o AnalyzeOptions) ([]AdapterStats, error) {
 }
 
 func analyze(ad *lrlora.Adapter, points int, extra []lrlora.NamedTensor) (AdapterStats, error) {
-	st := AdapterStats{Name: ad.Name(), Method: ad.Config().Method}
+	st := AdapterStats{Name: ad.Name(), Method: ad.Spec().Method}
 	err := grad.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
@@ -95,7 +96,7 @@ func analyze(ad *lrlora.Adapter, points int, extra []lrlora.NamedTensor) (Adapte
 			st.NormDelta += s * s
 		}
 		st.NormDelta = sqrt(st.NormDelta)
-		if st.Method == lrlora.LRLoRA {
+		if st.Method == adapter.LRLoRA {
 			st.PhiX, st.PhiY, err = SamplePhi(ad, extra, points)
 		}
 		return err
@@ -150,8 +151,8 @@ func SingularValues(x *ts.Tensor) ([]float64, error) {
 // uses, on a 1-D tensor of the points. φ tensors the adapter does not own (cross-layer
 // sharing) are taken from extra (phi_shared.*).
 func SamplePhi(ad *lrlora.Adapter, extra []lrlora.NamedTensor, n int) (xs, ys []float64, err error) {
-	cfg := ad.Config()
-	if cfg.Method != lrlora.LRLoRA {
+	cfg := ad.Spec()
+	if cfg.Method != adapter.LRLoRA {
 		return nil, nil, fmt.Errorf("%w: %s is a %v adapter, φ is LR-LoRA's", ErrTask, ad.Name(), cfg.Method)
 	}
 	if n < 2 {
@@ -168,11 +169,11 @@ func SamplePhi(ad *lrlora.Adapter, extra []lrlora.NamedTensor, n int) (xs, ys []
 		}
 		tensors[i] = t
 	}
-	scale, err := cfg.Transfer.Scale()
+	scale, err := cfg.Phi.BasisScale()
 	if err != nil {
 		return nil, nil, err
 	}
-	lo, hi := -cfg.Transfer.L-1, cfg.Transfer.L+1
+	lo, hi := -cfg.L-1, cfg.L+1
 	xs = make([]float64, n)
 	for i := range xs {
 		xs[i] = lo + (hi-lo)*float64(i)/float64(n-1)
@@ -190,7 +191,7 @@ func SamplePhi(ad *lrlora.Adapter, extra []lrlora.NamedTensor, n int) (xs, ys []
 			}
 			defer xt.Drop()
 		}
-		phi, err := phiop.Apply(xt, tensors[0], tensors[1], tensors[2], cfg.Transfer.Basis, scale)
+		phi, err := phiop.Apply(xt, tensors[0], tensors[1], tensors[2], cfg.Basis, scale)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/evaluate"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
@@ -17,13 +18,14 @@ import (
 
 // inject puts adapters of method on targets and draws every trainable tensor afresh
 // (B ≠ 0, a ≠ 0).
-func inject(t *testing.T, m *model.Model, targets string, method lrlora.Method) {
+func inject(t *testing.T, m *model.Model, targets string, method adapter.Method) {
 	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	tg, _ := model.ParseTargets(targets)
-	cfg := lrlora.Config{Method: method, Rank: 3, Transfer: lrlora.TransferConfig{K: 10, L: 2}}
-	if _, err := m.Inject(tg, cfg, rand.New(rand.NewPCG(3, 4))); err != nil {
+	spec := adapter.Default()
+	spec.Method, spec.R, spec.K, spec.L = method, 3, 10, 2
+	spec.TargetModules, _ = adapter.ParseTargets(targets)
+	if _, err := m.Inject(spec, rand.New(rand.NewPCG(3, 4))); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
@@ -49,7 +51,7 @@ func inject(t *testing.T, m *model.Model, targets string, method lrlora.Method) 
 // Σ a_k sinc(b_k (x − g_k)) evaluated on the host. For LoRA, ΔW = s·B·A exactly.
 func TestAnalyzeAdapters(t *testing.T) {
 	m, _ := tiny(t, "llama", 0)
-	inject(t, m, "q_proj,down_proj", lrlora.LRLoRA)
+	inject(t, m, "q_proj,down_proj", adapter.LRLoRA)
 	stats, err := evaluate.AnalyzeAdapters(m, evaluate.AnalyzeOptions{PhiPoints: 9})
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func checkPhi(t *testing.T, ad *lrlora.Adapter, st evaluate.AdapterStats) {
 
 func TestAnalyzeLoRAIsScaledBA(t *testing.T) {
 	m, _ := tiny(t, "llama", 0)
-	inject(t, m, "v_proj", lrlora.LoRA)
+	inject(t, m, "v_proj", adapter.LoRA)
 	stats, err := evaluate.AnalyzeAdapters(m, evaluate.AnalyzeOptions{})
 	if err != nil {
 		t.Fatal(err)

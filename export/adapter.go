@@ -3,10 +3,11 @@ package export
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -44,9 +45,11 @@ type AdapterConfig struct {
 	LRLoRA        LRLoRABlock `json:"lrlora"`
 }
 
-// LRLoRABlock is lrtrain's part of adapter_config.json. φ's tensors are saved as
-// <module>.phi.amplitude, <module>.phi.bandwidth_raw (β; b = softplus(β)) and
-// <module>.phi.grid, or once as phi_shared.* under cross-layer sharing.
+// LRLoRABlock is lrtrain's part of adapter_config.json: the adapter.Spec settings PEFT
+// has no field for, under keys of their own (a versioned format: a new setting joins it
+// deliberately, with FormatVersion). φ's tensors are saved as <module>.phi.amplitude,
+// <module>.phi.bandwidth_raw (β; b = softplus(β)) and <module>.phi.grid, or once as
+// phi_shared.* under cross-layer sharing.
 type LRLoRABlock struct {
 	FormatVersion int      `json:"format_version"`
 	Method        string   `json:"method"` // lrlora, lora or sinelora
@@ -123,9 +126,9 @@ func peftName(name string) string {
 // adapterConfig builds adapter_config.json for m's adapters.
 func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 	ads := m.Adapters()
-	c := ads[0].Config()
+	c := ads[0].Spec()
 	for _, ad := range ads[1:] {
-		if ad.Config() != c {
+		if !reflect.DeepEqual(ad.Spec(), c) {
 			return nil, fmt.Errorf("%w: adapters %s and %s have different configurations; adapter_config.json holds one",
 				ErrConfig, ads[0].Name(), ad.Name())
 		}
@@ -136,7 +139,7 @@ func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 		task = "SEQ_CLS"
 	}
 	peftType := "LRLORA"
-	if c.Method == lrlora.LoRA {
+	if c.Method == adapter.LoRA {
 		peftType = "LORA"
 	}
 	var modules []string
@@ -145,13 +148,12 @@ func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 	}
 	return &AdapterConfig{
 		PEFTType: peftType, TaskType: task, BaseModel: base,
-		R: c.Rank, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, UseRSLoRA: c.RSLoRA,
+		R: c.R, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, UseRSLoRA: c.RSLoRA,
 		TargetModules: targetModules(m), ModulesToSave: modulesToSave(m),
 		Bias: "none", InferenceMode: true,
 		LRLoRA: LRLoRABlock{
-			FormatVersion: AdapterFormatVersion, Method: c.Method.String(),
-			K: c.Transfer.K, L: c.Transfer.L, Grid: c.Transfer.Grid.String(),
-			Basis: c.Transfer.Basis.String(), Share: c.Transfer.Share.String(),
+			FormatVersion: AdapterFormatVersion, Method: string(c.Method),
+			K: c.K, L: c.L, Grid: string(c.Grid), Basis: string(c.Basis), Share: string(c.Share),
 			SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: modules,
 		},
 	}, nil

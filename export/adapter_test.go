@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/export"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -19,7 +19,7 @@ import (
 // PEFT's names with their exact float32 values, and adapter_config.json describes them.
 func TestAdapterOnly(t *testing.T) {
 	base := writeBase(t, "roberta")
-	m := adapted(t, base, "query,value,attention.output.dense", lrlora.LRLoRA)
+	m := adapted(t, base, "query,value,attention.output.dense", adapter.LRLoRA)
 	out := filepath.Join(t.TempDir(), "adapter")
 	res, err := export.AdapterOnly(m, out, export.Options{})
 	if err != nil {
@@ -94,7 +94,7 @@ func TestAdapterOnly(t *testing.T) {
 // target list that a shorter suffix would over-select keeps the longer name.
 func TestAdapterOnlyLoRATargets(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "re:model\\.layers\\.0\\..*(q_proj|down_proj)", lrlora.LoRA)
+	m := adapted(t, base, "re:model\\.layers\\.0\\..*(q_proj|down_proj)", adapter.LoRA)
 	out := filepath.Join(t.TempDir(), "adapter")
 	if _, err := export.AdapterOnly(m, out, export.Options{DType: "bfloat16"}); err != nil {
 		t.Fatal(err)

@@ -7,8 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/export"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -31,8 +31,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer m.Close()
-	targets, _ := model.ParseTargets("q_proj,v_proj")
-	if _, err := m.Inject(targets, lrlora.Config{Rank: 8}, rand.New(rand.NewPCG(1, 2))); err != nil {
+	spec := adapter.Default() // LR-LoRA, r = 8, K = 50
+	spec.TargetModules = adapter.Targets{Names: []string{"q_proj", "v_proj"}}
+	if _, err := m.Inject(spec, rand.New(rand.NewPCG(1, 2))); err != nil {
 		log.Fatal(err)
 	}
 	// ... train ...

@@ -11,7 +11,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -28,19 +28,19 @@ func writeBase(t *testing.T, arch string) string {
 
 // adapted loads dir and injects adapters of method into targets, then perturbs every
 // trainable tensor (B ≠ 0, a ≠ 0, heads too) so that ΔW ≠ 0.
-func adapted(t *testing.T, dir, targets string, method lrlora.Method) *model.Model {
+func adapted(t *testing.T, dir, targets string, method adapter.Method) *model.Model {
 	t.Helper()
 	m, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	tg, err := model.ParseTargets(targets)
-	if err != nil {
+	spec := adapter.Default()
+	spec.Method, spec.R, spec.K = method, 4, 12
+	if spec.TargetModules, err = adapter.ParseTargets(targets); err != nil {
 		t.Fatal(err)
 	}
-	cfg := lrlora.Config{Method: method, Rank: 4, Transfer: lrlora.TransferConfig{K: 12}}
-	if _, err := m.Inject(tg, cfg, rand.New(rand.NewPCG(1, 2))); err != nil {
+	if _, err := m.Inject(spec, rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}
 	m.Train(false)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/export"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
@@ -28,11 +29,11 @@ import (
 func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 	cases := []struct {
 		arch, targets string
-		method        lrlora.Method
+		method        adapter.Method
 	}{
-		{"llama", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", lrlora.LRLoRA},
-		{"qwen2", "all-linear", lrlora.SineLoRA},
-		{"roberta", "query,value,intermediate.dense", lrlora.LoRA},
+		{"llama", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", adapter.LRLoRA},
+		{"qwen2", "all-linear", adapter.SineLoRA},
+		{"roberta", "query,value,intermediate.dense", adapter.LoRA},
 	}
 	for _, c := range cases {
 		t.Run(c.arch+"-"+c.method.String(), func(t *testing.T) {
@@ -80,7 +81,7 @@ func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 // says so in config.json, and gives logits within bfloat16's precision.
 func TestMergedBFloat16(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "all-linear", lrlora.LRLoRA)
+	m := adapted(t, base, "all-linear", adapter.LRLoRA)
 	want := logits(t, m)
 	dir := t.TempDir()
 	f32, bf16 := filepath.Join(dir, "f32"), filepath.Join(dir, "bf16")
@@ -145,7 +146,7 @@ func TestMergedBFloat16(t *testing.T) {
 // export with the same bytes, and the result loads.
 func TestMergedShards(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "q_proj,v_proj", lrlora.LRLoRA)
+	m := adapted(t, base, "q_proj,v_proj", adapter.LRLoRA)
 	dir := t.TempDir()
 	one, sharded := filepath.Join(dir, "one"), filepath.Join(dir, "sharded")
 	if _, err := export.Merged(m, one, export.Options{}); err != nil {
@@ -226,7 +227,7 @@ func TestMergedShards(t *testing.T) {
 // come along unchanged.
 func TestMergedCopiesModelFiles(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "q_proj", lrlora.LoRA)
+	m := adapted(t, base, "q_proj", adapter.LoRA)
 	out := filepath.Join(t.TempDir(), "merged")
 	res, err := export.Merged(m, out, export.Options{DType: "float16"})
 	if err != nil {
@@ -266,7 +267,7 @@ func TestMergedCopiesModelFiles(t *testing.T) {
 // left behind: no output directory, no temporary directory.
 func TestMergedRefusesNaNAdapter(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "q_proj,v_proj", lrlora.LRLoRA)
+	m := adapted(t, base, "q_proj,v_proj", adapter.LRLoRA)
 	bad := m.Adapters()[2]
 	for _, nt := range bad.Tensors() {
 		if strings.HasSuffix(nt.Name, ".lora_B") {
@@ -291,7 +292,7 @@ func TestMergedRefusesNaNAdapter(t *testing.T) {
 // replaces the old one completely.
 func TestMergedExistingOutput(t *testing.T) {
 	base := writeBase(t, "llama")
-	m := adapted(t, base, "q_proj", lrlora.LoRA)
+	m := adapted(t, base, "q_proj", adapter.LoRA)
 	parent := t.TempDir()
 	out := filepath.Join(parent, "merged")
 	if err := os.MkdirAll(out, 0o755); err != nil {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // NamedTensor is one adapter tensor with its stable checkpoint name and whether
@@ -17,7 +19,7 @@ type NamedTensor struct {
 	Trainable bool
 }
 
-// Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (SPEC §1):
+// Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (docs/method.md §1):
 //
 //	M     = B·A                  A: r×d_in, Kaiming-uniform (a = √5): U(−1/√d_in, 1/√d_in)
 //	                             B: d_out×r, zeros
@@ -26,7 +28,7 @@ type NamedTensor struct {
 //
 // φ depends on the method: LR-LoRA's learned transfer function
 // φ(x) = Σ_k a_k f(b_k(x − g_k)), b_k = softplus(β_k), a = 0 and b = 1 at
-// initialisation (the LR-LoRA paper; SPEC §1); φ(x) = x for LoRA (Hu et al. 2021);
+// initialisation (the LR-LoRA paper); φ(x) = x for LoRA (Hu et al. 2021);
 // φ(x) = sin(ω·x)/√d_in for SineLoRA (Ji et al. 2025). In every case ΔW = 0 at
 // initialisation because B = 0 (and, for LR-LoRA, a = 0).
 //
@@ -34,7 +36,7 @@ type NamedTensor struct {
 // and frees them in Close. An Adapter is not safe for concurrent use.
 type Adapter struct {
 	name     string
-	cfg      Config
+	spec     adapter.Spec // resolved: α is set
 	scaling  float64
 	phiScale float64
 	dIn      int64
@@ -59,17 +61,23 @@ func WithSharedPhi(s *SharedPhi) Option { return func(o *options) { o.shared = s
 
 // New creates the adapter named name (the module path, e.g.
 // "model.layers.0.self_attn.q_proj") for the frozen weight w0 (d_out×d_in) and
-// optional bias (d_out, or nil). A is drawn from rng, so the same seed gives the
-// same adapter. Parameters are float64 when w0 is, float32 otherwise, and live on
-// w0's device. The adapter starts in training mode.
-func New(name string, w0, bias *ts.Tensor, cfg Config, rng *rand.Rand, opts ...Option) (*Adapter, error) {
+// optional bias (d_out, or nil), shaped by spec (its TargetModules are not consulted:
+// the caller chose the layer). A is drawn from rng, so the same seed gives the same
+// adapter. Parameters are float64 when w0 is, float32 otherwise, and live on w0's
+// device. The adapter starts in training mode. An invalid spec is an error wrapping
+// ErrConfig and adapter.ErrInvalid that names each bad key.
+func New(name string, w0, bias *ts.Tensor, spec adapter.Spec, rng *rand.Rand, opts ...Option) (*Adapter, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
-	cfg, err := cfg.withDefaults()
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("lrlora: new %q: %w: %w", name, ErrConfig, err)
+	}
+	spec = spec.Resolved()
+	phiScale, err := spec.Phi.BasisScale()
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: new %q: %w", name, err)
+		return nil, fmt.Errorf("lrlora: new %q: %w: %w", name, ErrConfig, err)
 	}
 	if rng == nil {
 		return nil, fmt.Errorf("lrlora: new %q: %w: nil rng", name, ErrConfig)
@@ -95,13 +103,10 @@ func New(name string, w0, bias *ts.Tensor, cfg Config, rng *rand.Rand, opts ...O
 		return nil, fmt.Errorf("lrlora: new %q: weight device: %w", name, err)
 	}
 	ad := &Adapter{
-		name: name, cfg: cfg, dOut: shape[0], dIn: shape[1],
+		name: name, spec: spec, scaling: spec.Scaling(), phiScale: phiScale, dOut: shape[0], dIn: shape[1],
 		dtype: floatDTypeFor(w0.DType()), w0: w0, bias: bias, training: true,
 	}
-	ad.scaling, _ = cfg.Scaling() // cfg is already validated
-	ad.phiScale, _ = cfg.Transfer.Scale()
-
-	r := int64(cfg.Rank)
+	r := int64(spec.R)
 	// Kaiming-uniform with a = √5 (nn.Linear's and PEFT's init of lora_A):
 	// bound = gain·√(3/fan_in), gain = √(2/(1+a²)) = 1/√3, so bound = 1/√fan_in.
 	bound := 1 / math.Sqrt(float64(ad.dIn))
@@ -116,14 +121,14 @@ func New(name string, w0, bias *ts.Tensor, cfg Config, rng *rand.Rand, opts ...O
 		ad.Close()
 		return nil, fmt.Errorf("lrlora: new %q: lora_B: %w", name, err)
 	}
-	if cfg.Method == LRLoRA {
-		if ad.phi, err = newPhiTensors(cfg.Transfer, o.shared, ad.dtype, dev); err != nil {
+	if spec.Method == adapter.LRLoRA {
+		if ad.phi, err = newPhiTensors(spec.Phi, o.shared, ad.dtype, dev); err != nil {
 			ad.Close()
 			return nil, fmt.Errorf("lrlora: new %q: %w", name, err)
 		}
 	} else if o.shared != nil {
 		ad.Close()
-		return nil, fmt.Errorf("lrlora: new %q: %w: SharedPhi given for method %v", name, ErrConfig, cfg.Method)
+		return nil, fmt.Errorf("lrlora: new %q: %w: SharedPhi given for method %v", name, ErrConfig, spec.Method)
 	}
 	return ad, nil
 }
@@ -131,8 +136,8 @@ func New(name string, w0, bias *ts.Tensor, cfg Config, rng *rand.Rand, opts ...O
 // Name is the module path the adapter was created with; tensor names start with it.
 func (ad *Adapter) Name() string { return ad.name }
 
-// Config returns the configuration with defaults filled in.
-func (ad *Adapter) Config() Config { return ad.cfg }
+// Spec returns the spec the adapter was made from, resolved (α is set).
+func (ad *Adapter) Spec() adapter.Spec { return ad.spec }
 
 // Scaling returns s (α/r, or α/√r with rsLoRA).
 func (ad *Adapter) Scaling() float64 { return ad.scaling }
@@ -159,7 +164,7 @@ func (ad *Adapter) Tensors() []NamedTensor {
 		{ad.name + ".lora_A", ad.a, true},
 		{ad.name + ".lora_B", ad.b, true},
 	}
-	if ad.cfg.Method != LRLoRA {
+	if ad.spec.Method != adapter.LRLoRA {
 		return out
 	}
 	if ad.phi.ownAmplitude {

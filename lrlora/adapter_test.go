@@ -9,10 +9,11 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/optim"
 )
 
-var allMethods = []Method{LRLoRA, LoRA, SineLoRA}
+var allMethods = adapter.Methods
 
 // At initialisation ΔW is exactly zero for every method, and the adapted layer's
 // output is bit-identical to the frozen layer's.
@@ -23,8 +24,8 @@ func TestInitialDeltaIsZero(t *testing.T) {
 	frozen := ts.MustLinear(x, l.w0, l.bias)
 	defer frozen.MustDrop()
 	for _, m := range allMethods {
-		t.Run(m.String(), func(t *testing.T) {
-			ad := newAdapter(t, l, Config{Method: m, Rank: 2}, 7)
+		t.Run(string(m), func(t *testing.T) {
+			ad := newAdapter(t, l, spec(m, 2), 7)
 			dw, err := ad.DeltaWeight()
 			if err != nil {
 				t.Fatal(err)
@@ -47,13 +48,13 @@ func TestInitialDeltaIsZero(t *testing.T) {
 	}
 }
 
-// SPEC §1: with a = 0, φ' = 0, so the first AdamW step (weight decay 0) moves only
+// docs/method.md §4: with a = 0, φ' = 0, so the first AdamW step (weight decay 0) moves only
 // the amplitudes; B and β move from the second step (A still not: ∂L/∂A = Bᵀ·∂L/∂M
 // and B was still zero when step 2's gradient was taken), and A from the third.
 func TestOnlyAmplitudeMovesInFirstStep(t *testing.T) {
 	lockThread(t)
 	l := newLayer(t, 6, 5, gotch.Float, 11)
-	ad := newAdapter(t, l, Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 8}}, 12)
+	ad := newAdapter(t, l, spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 8 }), 12)
 	x := constTensor(t, randVals(13, 4*5), []int64{4, 5}, gotch.Float)
 	r := constTensor(t, randVals(14, 4*6), []int64{4, 6}, gotch.Float)
 	opt, err := optim.NewAdamW(ad.TrainableParameters(), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
@@ -114,7 +115,7 @@ func TestLoRADeltaIsScaledBA(t *testing.T) {
 	l := newLayer(t, dOut, dIn, gotch.Double, 21)
 	for _, rs := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rslora=%v", rs), func(t *testing.T) {
-			ad := newAdapter(t, l, Config{Method: LoRA, Rank: r, Alpha: 6, RSLoRA: rs}, 22)
+			ad := newAdapter(t, l, spec(adapter.LoRA, r, func(s *adapter.Spec) { s.Alpha = 6; s.RSLoRA = rs }), 22)
 			s := 6.0 / r
 			if rs {
 				s = 6.0 / math.Sqrt(r) // = 3, not 1.5
@@ -151,9 +152,9 @@ func TestSineLoRADelta(t *testing.T) {
 	lockThread(t)
 	const dOut, dIn, r = 3, 4, 2
 	l := newLayer(t, dOut, dIn, gotch.Double, 31)
-	ad := newAdapter(t, l, Config{Method: SineLoRA, Rank: r}, 32)
-	if ad.Config().SineOmega != 200 {
-		t.Fatalf("default ω = %v, want 200", ad.Config().SineOmega)
+	ad := newAdapter(t, l, spec(adapter.SineLoRA, r), 32)
+	if ad.Spec().SineOmega != 200 {
+		t.Fatalf("default ω = %v, want 200", ad.Spec().SineOmega)
 	}
 	bv := randVals(33, dOut*r)
 	assign(t, tensorByName(t, ad, ".lora_B"), bv)
@@ -182,9 +183,9 @@ func TestSineLoRADelta(t *testing.T) {
 func TestInitIsDeterministic(t *testing.T) {
 	lockThread(t)
 	l := newLayer(t, 8, 16, gotch.Float, 41)
-	a1 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 99), ".lora_A"))
-	a2 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 99), ".lora_A"))
-	a3 := read(t, tensorByName(t, newAdapter(t, l, Config{Rank: 4}, 100), ".lora_A"))
+	a1 := read(t, tensorByName(t, newAdapter(t, l, spec(adapter.LRLoRA, 4), 99), ".lora_A"))
+	a2 := read(t, tensorByName(t, newAdapter(t, l, spec(adapter.LRLoRA, 4), 99), ".lora_A"))
+	a3 := read(t, tensorByName(t, newAdapter(t, l, spec(adapter.LRLoRA, 4), 100), ".lora_A"))
 	if !slices.Equal(a1, a2) || slices.Equal(a1, a3) {
 		t.Fatal("A is not a function of the seed")
 	}
@@ -195,7 +196,7 @@ func TestInitIsDeterministic(t *testing.T) {
 	if maxAbs > bound || maxAbs < 0.8*bound {
 		t.Errorf("max |A| = %v, want just under the bound %v", maxAbs, bound)
 	}
-	ad := newAdapter(t, l, Config{Rank: 4}, 99)
+	ad := newAdapter(t, l, spec(adapter.LRLoRA, 4), 99)
 	for _, v := range read(t, tensorByName(t, ad, ".lora_B")) {
 		if v != 0 {
 			t.Fatal("B is not zero at initialisation")

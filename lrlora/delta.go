@@ -6,6 +6,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/phiop"
 )
@@ -15,7 +16,7 @@ import (
 // (Forward), merging (Merged) and export use. The caller drops the result.
 //
 // For LR-LoRA, φ is the fused phiop node: it keeps M and the K-vectors for
-// backward, not K intermediate d_out×d_in tensors (SPEC §1, "Cost and memory").
+// backward, not K intermediate d_out×d_in tensors (docs/method.md §4).
 func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 	if ad.closed {
 		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
@@ -25,29 +26,29 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 		return nil, fmt.Errorf("lrlora: delta weight %q: B·A: %w", ad.name, err)
 	}
 	var dw *ts.Tensor
-	switch ad.cfg.Method {
-	case LoRA:
+	switch ad.spec.Method {
+	case adapter.LoRA:
 		// φ(x) = x: ΔW = s·B·A.
 		dw, err = mulScalar(m, ad.scaling, true)
-	case SineLoRA:
+	case adapter.SineLoRA:
 		// φ(x) = sin(ω·x)/√d_in: ΔW = (s/√d_in)·sin(ω·B·A).
 		var wm *ts.Tensor
-		if wm, err = mulScalar(m, ad.cfg.SineOmega, true); err == nil {
+		if wm, err = mulScalar(m, ad.spec.SineOmega, true); err == nil {
 			var sin *ts.Tensor
 			if sin, err = wm.Sin(true); err == nil {
 				dw, err = mulScalar(sin, ad.scaling/math.Sqrt(float64(ad.dIn)), true)
 			}
 		}
-	case LRLoRA:
+	case adapter.LRLoRA:
 		var phi *ts.Tensor
-		phi, err = phiop.Apply(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.cfg.Transfer.Basis, ad.phiScale)
+		phi, err = phiop.Apply(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale)
 		m.Drop()
 		if err == nil {
 			dw, err = mulScalar(phi, ad.scaling, true)
 		}
 	default:
 		m.Drop()
-		err = fmt.Errorf("%w: method %v", ErrConfig, ad.cfg.Method)
+		err = fmt.Errorf("%w: method %v", ErrConfig, ad.spec.Method)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
@@ -63,12 +64,12 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 // path cannot be merged: y = x·W0ᵀ + dropout(x)·ΔWᵀ + bias (ΔW already holds s).
 // Dropout draws from libtorch's global generator.
 func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
-	lowRank := ad.cfg.Method == LoRA && ad.training
-	dropout := ad.cfg.Dropout > 0 && ad.training
+	lowRank := ad.spec.Method == adapter.LoRA && ad.training
+	dropout := ad.spec.Dropout > 0 && ad.training
 	if lowRank || dropout {
 		xa := x
 		if dropout {
-			xd, err := ts.Dropout(x, ad.cfg.Dropout, true)
+			xd, err := ts.Dropout(x, ad.spec.Dropout, true)
 			if err != nil {
 				return nil, fmt.Errorf("lrlora: forward %q: dropout: %w", ad.name, err)
 			}
@@ -217,9 +218,9 @@ func (ad *Adapter) Merged() (*ts.Tensor, error) {
 	return out, err
 }
 
-// Merge is the pure merge of SPEC §1: it returns a new tensor W0 + ΔW in W0's dtype
-// and leaves both inputs untouched. A result with NaN or Inf entries is refused
-// with an error wrapping ErrNonFinite that names the adapter.
+// Merge is the pure merge of docs/method.md §7: it returns a new tensor W0 + ΔW in
+// W0's dtype and leaves both inputs untouched. A result with NaN or Inf entries is
+// refused with an error wrapping ErrNonFinite that names the adapter.
 func Merge(w0, delta *ts.Tensor, name string) (*ts.Tensor, error) {
 	ws, err := w0.Size()
 	if err != nil {

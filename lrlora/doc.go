@@ -1,6 +1,6 @@
 // Package lrlora implements LR-LoRA (Learnable-Rank LoRA) adapters for frozen
 // linear layers, with plain LoRA and SineLoRA as variants of the same code path
-// (SPEC §1).
+// (docs/method.md §1, §5).
 //
 // For a frozen layer y = x·W0ᵀ + bias with W0 ∈ R^{d_out×d_in}:
 //
@@ -15,11 +15,13 @@
 // rank of ΔW is no longer bounded by r: the paper's "learnable rank", measured by
 // StableRank.
 //
-// Variants (Config.Method): LoRA (Hu et al. 2021) is φ(x) = x, so ΔW = s·B·A;
+// An adapter is made from an adapter.Spec (package adapter holds the settings, their
+// defaults and checks; New validates the spec it is handed and uses its values as they
+// are). Variants (Spec.Method): LoRA (Hu et al. 2021) is φ(x) = x, so ΔW = s·B·A;
 // SineLoRA (Ji et al. 2025) is φ(x) = sin(ω·x)/√d_in with a fixed ω (default 200).
-// The transfer function's basis (sinc, gaussian, bspline), grid (uniform,
-// chebyshev) and cross-layer sharing (none, grid, bandwidth, all) are fields of
-// TransferConfig. φ itself is computed by the fused op in package phiop.
+// The transfer function's basis (sinc, gaussian, bspline), grid (uniform, chebyshev)
+// and cross-layer sharing (none, grid, bandwidth, all, see SharedPhi) are the fields of
+// adapter.Phi. φ itself is computed by the fused op in package phiop.
 //
 // One Adapter.DeltaWeight feeds training (Forward), merging (Merged, and the pure
 // Merge with its finiteness check) and export. Adapter.Tensors names every tensor

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 )
 
@@ -15,7 +16,9 @@ func Example() {
 	w0 := ts.MustOfSlice([]float32{1, 2, 3, 4, 5, 6}).MustReshape([]int64{2, 3}, true)
 	defer w0.MustDrop()
 
-	ad, err := lrlora.New("layer", w0, nil, lrlora.Config{Rank: 1}, rand.New(rand.NewPCG(1, 2)))
+	spec := adapter.Default() // LR-LoRA, K = 50; the target list is the caller's business
+	spec.R = 1
+	ad, err := lrlora.New("layer", w0, nil, spec, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		fmt.Println(err)
 		return

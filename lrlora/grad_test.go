@@ -6,7 +6,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
-	"github.com/lrtrain/lrtrain/phiop"
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Autograd's gradients of L = Σ forward(x) ⊙ R with respect to A, B, a and β agree
@@ -17,14 +17,14 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	lockThread(t)
 	cases := []struct {
 		name string
-		cfg  Config
+		cfg  adapter.Spec
 	}{
-		{"lrlora-sinc", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.Sinc}}},
-		{"lrlora-gaussian", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.Gaussian}}},
-		{"lrlora-bspline", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Basis: phiop.BSpline, L: 1.5}}},
-		{"lrlora-chebyshev", Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 6, Grid: ChebyshevGrid}}},
-		{"lora", Config{Method: LoRA, Rank: 2, RSLoRA: true}},
-		{"sinelora", Config{Method: SineLoRA, Rank: 2}},
+		{"lrlora-sinc", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Basis = adapter.Sinc })},
+		{"lrlora-gaussian", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Basis = adapter.Gaussian })},
+		{"lrlora-bspline", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Basis = adapter.BSpline; s.L = 1.5 })},
+		{"lrlora-chebyshev", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Grid = adapter.Chebyshev })},
+		{"lora", spec(adapter.LoRA, 2, func(s *adapter.Spec) { s.RSLoRA = true })},
+		{"sinelora", spec(adapter.SineLoRA, 2)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

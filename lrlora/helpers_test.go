@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/grad"
 )
 
@@ -89,8 +90,19 @@ func newLayer(t *testing.T, dOut, dIn int64, dtype gotch.DType, seed uint64) lay
 	}
 }
 
+// spec is the paper's adapter (adapter.Default) with the given method and rank, then
+// changed by each edit.
+func spec(m adapter.Method, r int, edits ...func(*adapter.Spec)) adapter.Spec {
+	s := adapter.Default()
+	s.Method, s.R = m, r
+	for _, e := range edits {
+		e(&s)
+	}
+	return s
+}
+
 // newAdapter builds an adapter for l, closed at the end of the test.
-func newAdapter(t *testing.T, l layer, cfg Config, seed uint64, opts ...Option) *Adapter {
+func newAdapter(t *testing.T, l layer, cfg adapter.Spec, seed uint64, opts ...Option) *Adapter {
 	t.Helper()
 	ad, err := New("layers.0.proj", l.w0, l.bias, cfg, seeded(seed), opts...)
 	if err != nil {

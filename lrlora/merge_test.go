@@ -10,17 +10,19 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // trainedAdapter returns an lrlora adapter with B ≠ 0, a ≠ 0 and β ≠ ln(e−1), as
 // after some training, so that ΔW is a nonzero, non-low-rank matrix.
-func trainedAdapter(t *testing.T, l layer, cfg Config, seed uint64) *Adapter {
+func trainedAdapter(t *testing.T, l layer, cfg adapter.Spec, seed uint64) *Adapter {
 	t.Helper()
 	ad := newAdapter(t, l, cfg, seed)
-	r := int(cfg.Rank)
+	r := cfg.R
 	assign(t, tensorByName(t, ad, ".lora_B"), randVals(seed+1, int(l.dOut)*r))
-	if cfg.Method == LRLoRA {
-		k := ad.Config().Transfer.K
+	if cfg.Method == adapter.LRLoRA {
+		k := ad.Spec().K
 		amp := randVals(seed+2, k)
 		beta := randVals(seed+3, k)
 		for i := range beta {
@@ -43,9 +45,9 @@ func TestMergedEqualsUnmerged(t *testing.T) {
 		tol   float64
 	}{{gotch.Double, 1e-12}, {gotch.Float, 1e-5}} {
 		for _, m := range allMethods {
-			t.Run(tc.dtype.String()+"/"+m.String(), func(t *testing.T) {
+			t.Run(tc.dtype.String()+"/"+string(m), func(t *testing.T) {
 				l := newLayer(t, 10, 24, tc.dtype, 51)
-				cfg := Config{Method: m, Rank: 3, SineOmega: 3, Transfer: TransferConfig{K: 12}}
+				cfg := spec(m, 3, func(s *adapter.Spec) { s.SineOmega = 3; s.K = 12 })
 				ad := trainedAdapter(t, l, cfg, 52)
 				x := constTensor(t, randVals(53, 2*3*24), []int64{2, 3, 24}, tc.dtype)
 
@@ -84,7 +86,7 @@ func TestMergedEqualsUnmerged(t *testing.T) {
 				}
 
 				// Plain LoRA trains unmerged (x·W0ᵀ + s·(x·Aᵀ)·Bᵀ): the same function.
-				if m == LoRA {
+				if m == adapter.LoRA {
 					ad.Train(true)
 					defer ad.Train(false)
 					low, err := ad.Forward(x)
@@ -106,7 +108,7 @@ func TestMergedEqualsUnmerged(t *testing.T) {
 func TestDropoutOnlyInTraining(t *testing.T) {
 	lockThread(t)
 	l := newLayer(t, 10, 24, gotch.Double, 61)
-	ad := trainedAdapter(t, l, Config{Method: LoRA, Rank: 3, Dropout: 0.5}, 62)
+	ad := trainedAdapter(t, l, spec(adapter.LoRA, 3, func(s *adapter.Spec) { s.Dropout = 0.5 }), 62)
 	x := constTensor(t, randVals(63, 8*24), []int64{8, 24}, gotch.Double)
 	ad.Train(false)
 	eval, err := ad.Forward(x)
@@ -168,14 +170,14 @@ func TestMergeRejectsNonFinite(t *testing.T) {
 	// Through adapters: a NaN amplitude (LR-LoRA) or a NaN in B (LoRA) poisons ΔW,
 	// and Merged names the adapter.
 	l := newLayer(t, 3, 4, gotch.Float, 71)
-	lr := newAdapter(t, l, Config{Method: LRLoRA, Rank: 2, Transfer: TransferConfig{K: 4}}, 72)
+	lr := newAdapter(t, l, spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 4 }), 72)
 	assign(t, tensorByName(t, lr, ".lora_B"), randVals(73, 6))
 	assign(t, tensorByName(t, lr, ".phi.amplitude"), []float64{0.1, math.NaN(), 0.2, 0.3})
-	lo := newAdapter(t, l, Config{Method: LoRA, Rank: 2}, 74)
+	lo := newAdapter(t, l, spec(adapter.LoRA, 2), 74)
 	assign(t, tensorByName(t, lo, ".lora_B"), []float64{0, 0, math.NaN(), 0, 0, 0})
 	for _, ad := range []*Adapter{lr, lo} {
 		if _, err := ad.Merged(); !errors.Is(err, ErrNonFinite) || !strings.Contains(err.Error(), ad.Name()) {
-			t.Fatalf("%v: Merged with a NaN parameter: %v", ad.Config().Method, err)
+			t.Fatalf("%v: Merged with a NaN parameter: %v", ad.Spec().Method, err)
 		}
 	}
 }
@@ -187,7 +189,8 @@ func TestNoLeakedHandles(t *testing.T) {
 	l := newLayer(t, 6, 5, gotch.Float, 121)
 	x := constTensor(t, randVals(122, 4*5), []int64{4, 5}, gotch.Float)
 	r := constTensor(t, randVals(123, 4*6), []int64{4, 6}, gotch.Float)
-	for _, cfg := range []Config{{Method: LRLoRA, Rank: 2}, {Method: SineLoRA, Rank: 2}, {Method: LoRA, Rank: 2, Dropout: 0.1}} {
+	for _, cfg := range []adapter.Spec{spec(adapter.LRLoRA, 2), spec(adapter.SineLoRA, 2),
+		spec(adapter.LoRA, 2, func(s *adapter.Spec) { s.Dropout = 0.1 })} {
 		ad := trainedAdapter(t, l, cfg, 124)
 		run := func() {
 			y, err := ad.Forward(x)

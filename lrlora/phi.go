@@ -2,12 +2,18 @@ package lrlora
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
-// phiTensors are the transfer-function tensors of SPEC §1: amplitudes a (K, init 0,
+// BandwidthRawInit is β's initial value ln(e − 1), so that b = softplus(β) = 1.
+var BandwidthRawInit = math.Log(math.E - 1)
+
+// phiTensors are the transfer-function tensors (docs/method.md §1): amplitudes a (K, init 0,
 // trained), raw bandwidths β (K, init ln(e−1) so b = softplus(β) = 1, trained) and
 // the grid g (K, a buffer: not trained, but saved). Any of them may belong to a
 // SharedPhi instead of the adapter; the own* flags say which ones the adapter owns.
@@ -17,7 +23,7 @@ type phiTensors struct {
 }
 
 // newPhiTensor creates one φ tensor of length K: "amplitude", "bandwidth_raw" or "grid".
-func newPhiTensor(kind string, cfg TransferConfig, dtype gotch.DType, dev gotch.Device) (*ts.Tensor, error) {
+func newPhiTensor(kind string, cfg adapter.Phi, dtype gotch.DType, dev gotch.Device) (*ts.Tensor, error) {
 	vals := make([]float64, cfg.K)
 	trainable := true
 	switch kind {
@@ -44,13 +50,13 @@ func newPhiTensor(kind string, cfg TransferConfig, dtype gotch.DType, dev gotch.
 }
 
 // SharedPhi holds the φ tensors that several adapters share (the paper's
-// cross-layer sharing ablation, SPEC §1 "Variants"): with ShareGrid the grid,
+// cross-layer sharing ablation, docs/method.md §5): with adapter.ShareGrid the grid,
 // with ShareBandwidth β and the grid, with ShareAll a, β and the grid. Adapters
 // created WithSharedPhi point at these tensors and leave them out of their own
 // Tensors list; SharedPhi.Tensors lists them once under the prefix "phi_shared".
 // Create one per model, close it after the adapters.
 type SharedPhi struct {
-	cfg                           TransferConfig
+	cfg                           adapter.Phi
 	dtype                         gotch.DType
 	device                        gotch.Device
 	amplitude, bandwidthRaw, grid *ts.Tensor // nil where not shared
@@ -61,26 +67,26 @@ const SharedPhiPrefix = "phi_shared"
 
 // NewSharedPhi creates the shared φ tensors that cfg.Share asks for, with the
 // given parameter dtype (use float32 unless the backbone is float64) and device.
-func NewSharedPhi(cfg TransferConfig, dtype gotch.DType, dev gotch.Device) (*SharedPhi, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
+func NewSharedPhi(cfg adapter.Phi, dtype gotch.DType, dev gotch.Device) (*SharedPhi, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("lrlora: shared φ: %w: %w", ErrConfig, err)
 	}
-	if cfg.Share == ShareNone {
+	if cfg.Share == adapter.ShareNone {
 		return nil, fmt.Errorf("%w: NewSharedPhi with sharing %q", ErrConfig, cfg.Share)
 	}
 	s := &SharedPhi{cfg: cfg, dtype: dtype, device: dev}
 	make1 := func(kind string) (*ts.Tensor, error) { return newPhiTensor(kind, cfg, dtype, dev) }
+	var err error
 	if s.grid, err = make1("grid"); err != nil {
 		return nil, err
 	}
-	if cfg.Share >= ShareBandwidth {
+	if cfg.Share.SharesBandwidth() {
 		if s.bandwidthRaw, err = make1("bandwidth_raw"); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
-	if cfg.Share == ShareAll {
+	if cfg.Share.SharesAmplitude() {
 		if s.amplitude, err = make1("amplitude"); err != nil {
 			s.Close()
 			return nil, err
@@ -116,9 +122,9 @@ func (s *SharedPhi) Close() {
 
 // newPhiTensors builds an adapter's φ tensors, taking shared ones from shared
 // (which may be nil only when cfg.Share is ShareNone).
-func newPhiTensors(cfg TransferConfig, shared *SharedPhi, dtype gotch.DType, dev gotch.Device) (phiTensors, error) {
+func newPhiTensors(cfg adapter.Phi, shared *SharedPhi, dtype gotch.DType, dev gotch.Device) (phiTensors, error) {
 	var p phiTensors
-	if cfg.Share != ShareNone {
+	if cfg.Share != adapter.ShareNone {
 		if shared == nil {
 			return p, fmt.Errorf("%w: sharing %q needs a SharedPhi (WithSharedPhi)", ErrConfig, cfg.Share)
 		}

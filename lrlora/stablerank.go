@@ -14,7 +14,7 @@ import (
 // ErrNoConvergence reports a power iteration that did not settle.
 var ErrNoConvergence = errors.New("lrlora: power iteration did not converge")
 
-// StableRank returns sr(X) = ‖X‖_F² / σ_max(X)² for a 2-D X (SPEC §1), the
+// StableRank returns sr(X) = ‖X‖_F² / σ_max(X)² for a 2-D X (docs/method.md §8), the
 // paper's measure of an update's complexity; 1 ≤ sr(X) ≤ rank(X). It works on a
 // detached float64 copy, so it neither records autograd nor loses precision for
 // float32 or bf16 inputs. The zero matrix has stable rank 0 by convention (ΔW at

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Closed forms: sr(I_n) = n, sr(u·vᵀ) = 1, sr(diag(3, 4)) = (9 + 16)/16, sr(0) = 0.
@@ -103,8 +105,8 @@ func TestStableRankPowerIterationAndErrors(t *testing.T) {
 func TestLRLoRAExceedsLoRARank(t *testing.T) {
 	lockThread(t)
 	l := newLayer(t, 16, 16, gotch.Double, 94)
-	lora := trainedAdapter(t, l, Config{Method: LoRA, Rank: 1}, 95)
-	lr := trainedAdapter(t, l, Config{Method: LRLoRA, Rank: 1, Transfer: TransferConfig{K: 10}}, 95)
+	lora := trainedAdapter(t, l, spec(adapter.LoRA, 1), 95)
+	lr := trainedAdapter(t, l, spec(adapter.LRLoRA, 1, func(s *adapter.Spec) { s.K = 10 }), 95)
 	// Spread M = B·A over a few grid spacings so that φ is visibly nonlinear on it.
 	b := randVals(96, 16)
 	for i := range b {

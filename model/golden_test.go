@@ -8,7 +8,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -128,7 +128,7 @@ func TestGoldenAdapterGradients(t *testing.T) {
 			}
 			defer values.Close()
 			m := mustLoad(t, dir, model.WithDType(p.dt), model.WithEagerAttention())
-			ads, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Rank: 2}, rand.New(rand.NewPCG(1, 2)))
+			ads, err := m.Inject(specOf(adapter.Targets{AllLinear: true}, 2), rand.New(rand.NewPCG(1, 2)))
 			if err != nil {
 				t.Fatal(err)
 			}

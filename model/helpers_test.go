@@ -10,6 +10,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -136,4 +137,15 @@ func shapeOf(t *testing.T, x *ts.Tensor) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprint(s)
+}
+
+// specOf is the paper's adapter (adapter.Default) on targets with rank r, then changed
+// by each edit.
+func specOf(targets adapter.Targets, r int, edits ...func(*adapter.Spec)) adapter.Spec {
+	s := adapter.Default()
+	s.TargetModules, s.R = targets, r
+	for _, e := range edits {
+		e(&s)
+	}
+	return s
 }

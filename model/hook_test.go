@@ -14,7 +14,7 @@ import (
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -130,7 +130,7 @@ func TestBlockHookOrder(t *testing.T) {
 		t.Errorf("Forward called %v, want %v", h.calls, want)
 	}
 
-	if _, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Rank: 2}, rand.New(rand.NewPCG(1, 2))); err != nil {
+	if _, err := m.Inject(specOf(adapter.Targets{AllLinear: true}, 2), rand.New(rand.NewPCG(1, 2))); err != nil {
 		t.Fatal(err)
 	}
 	m.Train(true)

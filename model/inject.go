@@ -3,96 +3,25 @@ package model
 import (
 	"fmt"
 	"math/rand/v2"
-	"regexp"
-	"strings"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 )
 
-// Targets selects the linear layers that get adapters, with PEFT's target_modules
-// rules: a module path matches a name when it equals it or ends with "." + name; a
-// regular expression must match the whole path; all-linear takes every linear layer
-// except the output layer (lm_head) and the classification head. The language-model
-// head and classification heads are never adapted.
-type Targets struct {
-	Names     []string
-	Regex     string
-	AllLinear bool
-}
-
-// ParseTargets reads a target specification: "all-linear", "re:<regex>" (a full-match
-// regular expression), or a comma-separated list of module names such as
-// "q_proj,k_proj,v_proj,o_proj".
-func ParseTargets(spec string) (Targets, error) {
-	spec = strings.TrimSpace(spec)
-	switch {
-	case spec == "":
-		return Targets{}, fmt.Errorf("%w: empty target list", ErrTarget)
-	case strings.EqualFold(spec, "all-linear"):
-		return Targets{AllLinear: true}, nil
-	case strings.HasPrefix(spec, "re:"):
-		t := Targets{Regex: strings.TrimPrefix(spec, "re:")}
-		_, err := t.compile()
-		return t, err
-	}
-	var names []string
-	for _, n := range strings.Split(spec, ",") {
-		if n = strings.TrimSpace(n); n == "" {
-			return Targets{}, fmt.Errorf("%w: empty name in %q", ErrTarget, spec)
-		}
-		names = append(names, n)
-	}
-	return Targets{Names: names}, nil
-}
-
-func (t Targets) String() string {
-	switch {
-	case t.AllLinear:
-		return "all-linear"
-	case t.Regex != "":
-		return "re:" + t.Regex
-	}
-	return strings.Join(t.Names, ",")
-}
-
-func (t Targets) compile() (*regexp.Regexp, error) {
-	if t.Regex == "" {
-		return nil, nil
-	}
-	re, err := regexp.Compile(`^(?:` + t.Regex + `)$`)
-	if err != nil {
-		return nil, fmt.Errorf("%w: regex %q: %v", ErrTarget, t.Regex, err)
-	}
-	return re, nil
-}
-
-// Match reports whether the module path name is a target.
-func (t Targets) Match(name string) bool {
-	if t.AllLinear {
-		return true
-	}
-	if re, err := t.compile(); err == nil && re != nil {
-		return re.MatchString(name)
-	}
-	for _, n := range t.Names {
-		if name == n || strings.HasSuffix(name, "."+n) {
-			return true
-		}
-	}
-	return false
-}
-
-// Inject attaches an adapter built from cfg to every adaptable linear layer that t
-// selects, in module order, drawing A from rng (so a seed fixes the adapters) and
-// passing opts (lrlora.WithSharedPhi) to lrlora.New. It returns the new adapters in
-// module order; Adapters lists all of them. A target list that selects nothing, or a
-// layer that already has an adapter, is an error and leaves the model unchanged.
-func (m *Model) Inject(t Targets, cfg lrlora.Config, rng *rand.Rand, opts ...lrlora.Option) ([]*lrlora.Adapter, error) {
+// Inject attaches an adapter made from spec to every adaptable linear layer that
+// spec.TargetModules selects (PEFT's rule, adapter.Targets.Match; the language-model
+// head and classification heads are never adapted, even under all-linear), in module
+// order, drawing A from rng (so a seed fixes the adapters) and passing opts
+// (lrlora.WithSharedPhi) to lrlora.New. It returns the new adapters in module order;
+// Adapters lists all of them. A target list that selects nothing, or a layer that
+// already has an adapter, is an error and leaves the model unchanged.
+func (m *Model) Inject(spec adapter.Spec, rng *rand.Rand, opts ...lrlora.Option) ([]*lrlora.Adapter, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	if _, err := t.compile(); err != nil {
-		return nil, err
+	t := spec.TargetModules
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTarget, err)
 	}
 	var chosen []*Linear
 	for _, l := range m.linears {
@@ -109,7 +38,7 @@ func (m *Model) Inject(t Targets, cfg lrlora.Config, rng *rand.Rand, opts ...lrl
 	}
 	var made []*lrlora.Adapter
 	for _, l := range chosen {
-		a, err := lrlora.New(l.Name, l.Weight, l.Bias, cfg, rng, opts...)
+		a, err := lrlora.New(l.Name, l.Weight, l.Bias, spec, rng, opts...)
 		if err != nil {
 			for _, x := range made {
 				x.Close()

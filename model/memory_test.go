@@ -15,7 +15,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -91,7 +91,7 @@ func memChild(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if _, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Rank: 8}, rand.New(rand.NewPCG(1, 1))); err != nil {
+	if _, err := m.Inject(specOf(adapter.Targets{AllLinear: true}, 8), rand.New(rand.NewPCG(1, 1))); err != nil {
 		t.Fatal(err)
 	}
 	m.Train(true)

@@ -55,9 +55,9 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 	}
 	if m.training {
 		for _, a := range m.adapters {
-			if a.Config().Dropout > 0 {
+			if a.Spec().Dropout > 0 {
 				return nil, fmt.Errorf("%w: activation checkpointing with adapter dropout (%s has %v): lrlora draws its dropout masks from libtorch's generator, so a recomputed block would see other masks",
-					ErrUnsupported, a.Name(), a.Config().Dropout)
+					ErrUnsupported, a.Name(), a.Spec().Dropout)
 			}
 		}
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -88,7 +88,7 @@ func TestCheckpointingGivesIdenticalGradients(t *testing.T) {
 			// also checks that recomputed blocks see the masks of the first pass.
 			dir := writeTiny(t, arch, func(o *hfinit.Options) { o.InitStd, o.Perturb = 0.2, true })
 			m := mustLoad(t, dir)
-			if _, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Rank: 2}, rand.New(rand.NewPCG(3, 3))); err != nil {
+			if _, err := m.Inject(specOf(adapter.Targets{AllLinear: true}, 2), rand.New(rand.NewPCG(3, 3))); err != nil {
 				t.Fatal(err)
 			}
 			perturbAdapters(t, m, 4)
@@ -153,7 +153,7 @@ func TestCheckpointingGivesIdenticalGradients(t *testing.T) {
 
 func TestCheckpointingRejectsAdapterDropout(t *testing.T) {
 	m := mustLoad(t, writeTiny(t, "llama"))
-	if _, err := m.Inject(model.Targets{Names: []string{"q_proj"}}, lrlora.Config{Rank: 2, Dropout: 0.1}, rand.New(rand.NewPCG(1, 1))); err != nil {
+	if _, err := m.Inject(specOf(adapter.Targets{Names: []string{"q_proj"}}, 2, func(s *adapter.Spec) { s.Dropout = 0.1 }), rand.New(rand.NewPCG(1, 1))); err != nil {
 		t.Fatal(err)
 	}
 	m.Train(true)

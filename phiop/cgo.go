@@ -42,7 +42,7 @@ func takeError(msg *C.char) error {
 func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
 	var out unsafe.Pointer
 	msg := C.phiop_apply(m.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(),
-		C.int(basis), C.double(scale), &out)
+		C.int(basisCodes[basis]), C.double(scale), &out)
 	// gotch frees a tensor's C object in a finalizer: keep the Go handles reachable
 	// until the op has returned.
 	runtime.KeepAlive(m)

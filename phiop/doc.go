@@ -1,4 +1,4 @@
-// Package phiop is LR-LoRA's fused transfer-function op (SPEC §1):
+// Package phiop is LR-LoRA's fused transfer-function op (docs/method.md §1, §2, §4):
 //
 //	φ(x) = Σ_{k=1..K} a_k · f(c · b_k · (x − g_k)),   b_k = softplus(β_k)
 //

@@ -10,46 +10,26 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
-// Basis is the function f in φ(x) = Σ_k a_k · f(c · b_k · (x − g_k)).
-type Basis int
+// Basis is the function f in φ(x) = Σ_k a_k · f(c · b_k · (x − g_k)): the adapter
+// spec's type, named here so that the op's signature reads on its own.
+type Basis = adapter.Basis
 
+// The bases (adapter's constants): Sinc is f(t) = sin(πt)/(πt) with f(0) = 1 (the
+// paper's), Gaussian is exp(−t²), BSpline is the cubic B-spline kernel with support
+// [−2, 2] (pass scale = 1/h for a grid of spacing h).
 const (
-	// Sinc is f(t) = sin(πt)/(πt), f(0) = 1 (the paper's default).
-	Sinc Basis = iota
-	// Gaussian is f(t) = exp(−t²).
-	Gaussian
-	// BSpline is the cubic B-spline kernel with support [−2, 2]; pass
-	// scale = 1/h for a grid of spacing h.
-	BSpline
+	Sinc     = adapter.Sinc
+	Gaussian = adapter.Gaussian
+	BSpline  = adapter.BSpline
 )
 
-var basisNames = [...]string{Sinc: "sinc", Gaussian: "gaussian", BSpline: "bspline"}
-
-// String returns the name ParseBasis accepts: "sinc", "gaussian" or "bspline".
-func (b Basis) String() string {
-	if b.valid() {
-		return basisNames[b]
-	}
-	return "Basis(" + strconv.Itoa(int(b)) + ")"
-}
-
-func (b Basis) valid() bool { return b >= Sinc && b <= BSpline }
-
-// ParseBasis parses a basis name (case-insensitive; "b-spline" is accepted too).
-func ParseBasis(s string) (Basis, error) {
-	name := strings.ToLower(strings.TrimSpace(s))
-	if name == "b-spline" {
-		name = "bspline"
-	}
-	for b, n := range basisNames {
-		if n == name {
-			return Basis(b), nil
-		}
-	}
-	return 0, fmt.Errorf("%w %q (want sinc, gaussian or bspline)", ErrBasis, s)
-}
+// basisCodes number the bases as the C++ kernels do (phi_kernel.h: Sinc = 0,
+// Gaussian = 1, BSpline = 2).
+var basisCodes = map[Basis]int{Sinc: 0, Gaussian: 1, BSpline: 2}
 
 // Errors returned by Apply and Naive; the details follow the sentinel's text.
 var (

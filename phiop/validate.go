@@ -61,8 +61,8 @@ func validate(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale fl
 // checkMeta is the validation proper, on metadata only, so that tests can
 // describe tensors this machine cannot create (CUDA ones).
 func checkMeta(metas [4]meta, basis Basis, scale float64, haveCUDA bool) error {
-	if !basis.valid() {
-		return fmt.Errorf("%w %d", ErrBasis, int(basis))
+	if _, ok := basisCodes[basis]; !ok {
+		return fmt.Errorf("%w %q", ErrBasis, basis)
 	}
 	if err := checkScale(scale); err != nil {
 		return err

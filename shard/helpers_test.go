@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -71,8 +72,9 @@ func workload(m *model.Model, batch, seq int) ([]float32, error) {
 		return nil, err
 	}
 
-	ads, err := m.Inject(model.Targets{AllLinear: true}, lrlora.Config{Method: lrlora.LoRA, Rank: 2},
-		rand.New(rand.NewPCG(5, 6)))
+	spec := adapter.Default()
+	spec.Method, spec.R, spec.TargetModules = adapter.LoRA, 2, adapter.Targets{AllLinear: true}
+	ads, err := m.Inject(spec, rand.New(rand.NewPCG(5, 6)))
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,6 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/data"
-	"github.com/lrtrain/lrtrain/lrlora"
-	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Options is one training run, resolved: every field holds its final value. It mirrors
@@ -185,32 +183,4 @@ func (o Options) lastBatch() (data.LastBatch, error) {
 		return data.DropLastBatch, nil
 	}
 	return 0, fmt.Errorf("%q (want pad or drop)", o.Data.LastBatch)
-}
-
-// adapterConfig is the lrlora.Config the options describe.
-func (o Options) adapterConfig() (lrlora.Config, error) {
-	a := o.Adapter
-	method, err := lrlora.ParseMethod(string(a.Method))
-	if err != nil {
-		return lrlora.Config{}, err
-	}
-	grid, err := lrlora.ParseGrid(string(a.Grid))
-	if err != nil {
-		return lrlora.Config{}, err
-	}
-	basis, err := phiop.ParseBasis(string(a.Basis))
-	if err != nil {
-		return lrlora.Config{}, err
-	}
-	share, err := lrlora.ParseSharing(string(a.Share))
-	if err != nil {
-		return lrlora.Config{}, err
-	}
-	cfg := lrlora.Config{Method: method, Rank: a.R, Alpha: a.Alpha, RSLoRA: a.RSLoRA, Dropout: a.Dropout,
-		Transfer:  lrlora.TransferConfig{K: a.K, L: a.L, Grid: grid, Basis: basis, Share: share},
-		SineOmega: a.SineOmega}
-	if _, err := cfg.Scaling(); err != nil { // validates every field
-		return lrlora.Config{}, err
-	}
-	return cfg, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/lrlora"
@@ -135,30 +136,29 @@ func (o Options) numLabels() int {
 // values from rng. It returns the shared φ (nil without sharing), which the caller
 // closes after the model.
 func injectAdapters(m *model.Model, o Options, rng *rand.Rand) (*lrlora.SharedPhi, error) {
-	cfg, err := o.adapterConfig()
-	if err != nil {
-		return nil, fmt.Errorf("%w: adapter: %v", ErrConfig, err)
-	}
-	t := o.Adapter.TargetModules
-	targets := model.Targets{Names: t.Names, Regex: t.Regex, AllLinear: t.AllLinear}
+	spec := o.Adapter
 	var shared *lrlora.SharedPhi
 	var opts []lrlora.Option
-	if cfg.Method == lrlora.LRLoRA && cfg.Transfer.Share != lrlora.ShareNone {
+	if spec.Method == adapter.LRLoRA && spec.Share != adapter.ShareNone {
 		dt := gotch.Float // adapters keep float32 masters, float64 beside a float64 backbone
 		if m.DType() == gotch.Double {
 			dt = gotch.Double
 		}
-		if shared, err = lrlora.NewSharedPhi(cfg.Transfer, dt, m.Device()); err != nil {
+		var err error
+		if shared, err = lrlora.NewSharedPhi(spec.Phi, dt, m.Device()); err != nil {
 			return nil, fmt.Errorf("train: %w", err)
 		}
 		opts = append(opts, lrlora.WithSharedPhi(shared))
 	}
-	if _, err := m.Inject(targets, cfg, rng, opts...); err != nil {
+	if _, err := m.Inject(spec, rng, opts...); err != nil {
 		if shared != nil {
 			shared.Close()
 		}
 		if errors.Is(err, model.ErrTarget) {
 			return nil, fmt.Errorf("%w: adapter.target_modules: %w", ErrConfig, err)
+		}
+		if errors.Is(err, adapter.ErrInvalid) {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		return nil, fmt.Errorf("train: %w", err)
 	}

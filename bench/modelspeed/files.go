@@ -11,13 +11,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
-// targetModules are the adapted projections: LR-LoRA's LLM default (SPEC §1).
+// targetModules are the adapted projections: LR-LoRA's LLM default (adapter.LLMTargetModules).
 var targetModules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
 // workload is what both sides run: the checkpoint, the adapters and the batch.
@@ -98,7 +99,7 @@ func adaptedModules(cfg *model.Config) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modelspeed: layout: %w", err)
 	}
-	targets := model.Targets{Names: targetModules}
+	targets := adapter.Targets{Names: targetModules}
 	var mods []string
 	for _, sp := range specs {
 		if m, ok := strings.CutSuffix(sp.Name, ".weight"); ok && len(sp.Shape) == 2 && targets.Match(m) {
@@ -120,7 +121,9 @@ func writeAdapters(path string, cfg *model.Config, rank, k int, seed uint64) err
 	if err != nil {
 		return err
 	}
-	grid, err := lrlora.TransferConfig{K: k}.GridPoints()
+	phi := adapter.Default().Phi
+	phi.K = k
+	grid, err := phi.GridPoints()
 	if err != nil {
 		return fmt.Errorf("modelspeed: %w", err)
 	}

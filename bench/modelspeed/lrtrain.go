@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
@@ -37,8 +38,8 @@ type runOpts struct {
 func measureLRTrain(o runOpts) (*result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	method, err := lrlora.ParseMethod(o.Method)
-	if err != nil || method == lrlora.SineLoRA {
+	method, err := adapter.ParseMethod(o.Method)
+	if err != nil || method == adapter.SineLoRA {
 		return nil, fmt.Errorf("modelspeed: method %q (want lrlora or lora)", o.Method)
 	}
 	if o.Warmup < 1 || o.Steps < 0 {
@@ -151,7 +152,7 @@ func trainStep(m *model.Model, ids *ts.Tensor) (fwd, bwd time.Duration, loss flo
 
 // attachAdapters injects adapters of the method into the target modules and copies the
 // values of the adapters file into every tensor they own. It returns the tensors.
-func attachAdapters(m *model.Model, path string, method lrlora.Method) ([]lrlora.NamedTensor, error) {
+func attachAdapters(m *model.Model, path string, method adapter.Method) ([]lrlora.NamedTensor, error) {
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("modelspeed: %w", err)
@@ -165,8 +166,10 @@ func attachAdapters(m *model.Model, path string, method lrlora.Method) ([]lrlora
 	if _, err := fmt.Sscan(meta["K"], &k); err != nil {
 		return nil, fmt.Errorf("modelspeed: %s: K %q: %w", path, meta["K"], err)
 	}
-	cfg := lrlora.Config{Method: method, Rank: rank, Transfer: lrlora.TransferConfig{K: k}}
-	ads, err := m.Inject(model.Targets{Names: targetModules}, cfg, rand.New(rand.NewPCG(1, 1)))
+	spec := adapter.Default()
+	spec.Method, spec.R, spec.K = method, rank, k
+	spec.TargetModules = adapter.Targets{Names: targetModules}
+	ads, err := m.Inject(spec, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		return nil, err
 	}

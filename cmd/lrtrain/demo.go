@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/layertask"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -37,7 +37,7 @@ Per-step losses go to <out>/<method>.metrics.jsonl.`,
 			}
 			var results []layertask.Result
 			for _, name := range strings.Split(methods, ",") {
-				m, err := lrlora.ParseMethod(name)
+				m, err := adapter.ParseMethod(name)
 				if err != nil {
 					return usageError{err}
 				}

@@ -7,7 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Config is the experiment (config.yaml describes every field).
@@ -45,7 +45,11 @@ func readConfig(path string) (Config, error) {
 		return c, fmt.Errorf("%s: %w", path, err)
 	}
 	for _, m := range c.Methods {
-		if _, err := lrlora.ParseMethod(m); err != nil {
+		spec, err := c.adapterSpec(m)
+		if err == nil {
+			err = spec.Validate()
+		}
+		if err != nil {
 			return c, fmt.Errorf("%s: %w", path, err)
 		}
 	}
@@ -60,10 +64,19 @@ func readConfig(path string) (Config, error) {
 	return c, nil
 }
 
-// adapterConfig is the student's adapter configuration for method.
-func (c Config) adapterConfig(method string) lrlora.Config {
-	m, _ := lrlora.ParseMethod(method)
-	return lrlora.Config{Method: m, Rank: c.Rank, Transfer: lrlora.TransferConfig{K: c.K, L: c.L}}
+// adapterSpec is the student's adapter for method: the paper's defaults with the
+// experiment's targets, rank, K and L.
+func (c Config) adapterSpec(method string) (adapter.Spec, error) {
+	s := adapter.Default()
+	var err error
+	if s.Method, err = adapter.ParseMethod(method); err != nil {
+		return s, err
+	}
+	if s.TargetModules, err = adapter.ParseTargets(c.Targets); err != nil {
+		return s, err
+	}
+	s.R, s.K, s.L = c.Rank, c.K, c.L
+	return s, nil
 }
 
 // lrAt is the learning rate of step (0-based) for peak lr: linear warmup, then linear

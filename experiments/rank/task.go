@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -82,11 +83,12 @@ func newTask(c Config, dir string) (*task, error) {
 // perturb adds ΔW* = s·B·A of rank teacher_rank to every target module, with A and B
 // standard normal and B rescaled so that ‖ΔW*‖_F = teacher_scale·‖W0‖_F.
 func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand) error {
-	targets, err := model.ParseTargets(c.Targets)
+	spec, err := c.adapterSpec(string(adapter.LoRA))
 	if err != nil {
 		return err
 	}
-	ads, err := m.Inject(targets, lrlora.Config{Method: lrlora.LoRA, Rank: c.TeacherRank, Alpha: float64(c.TeacherRank)}, rng)
+	spec.R, spec.Alpha = c.TeacherRank, float64(c.TeacherRank)
+	ads, err := m.Inject(spec, rng)
 	if err != nil {
 		return err
 	}

@@ -100,11 +100,11 @@ func trainMethod(c Config, t *task, method string, lr float64, out string, progr
 		return nil, err
 	}
 	defer m.Close()
-	targets, err := model.ParseTargets(c.Targets)
+	spec, err := c.adapterSpec(method)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.Inject(targets, c.adapterConfig(method), rand.New(rand.NewPCG(c.Seed, 0xada))); err != nil {
+	if _, err := m.Inject(spec, rand.New(rand.NewPCG(c.Seed, 0xada))); err != nil {
 		return nil, err
 	}
 	m.Train(true)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
 )
@@ -124,17 +125,19 @@ func LearningRate(peak float64, step, total int) float64 {
 
 // Run trains one adapter of the given method on the task and returns its result.
 // Progress is reported through onStep (may be nil) after every step.
-func Run(cfg Config, method lrlora.Method, onStep func(step int, loss float64)) (Result, error) {
+func Run(cfg Config, method adapter.Method, onStep func(step int, loss float64)) (Result, error) {
 	runtime.LockOSThread() // libtorch's grad mode is per OS thread
 	defer runtime.UnlockOSThread()
-	res := Result{Method: method.String()}
+	res := Result{Method: string(method)}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
 	p, err := newProblem(cfg, rng)
 	if err != nil {
 		return res, fmt.Errorf("layertask: build problem: %w", err)
 	}
 	defer p.drop()
-	ad, err := lrlora.New("layer", p.w0, nil, lrlora.Config{Method: method, Rank: cfg.Rank}, rand.New(rand.NewPCG(cfg.Seed, 0xada)))
+	spec := adapter.Default()
+	spec.Method, spec.R = method, cfg.Rank
+	ad, err := lrlora.New("layer", p.w0, nil, spec, rand.New(rand.NewPCG(cfg.Seed, 0xada)))
 	if err != nil {
 		return res, err
 	}

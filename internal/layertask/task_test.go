@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // Every method must learn: the held-out error ends well below the error of the
@@ -13,7 +13,7 @@ import (
 func TestEveryMethodReducesTheError(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Steps = 120
-	for _, m := range []lrlora.Method{lrlora.LoRA, lrlora.SineLoRA, lrlora.LRLoRA} {
+	for _, m := range []adapter.Method{adapter.LoRA, adapter.SineLoRA, adapter.LRLoRA} {
 		t.Run(m.String(), func(t *testing.T) {
 			res, err := Run(cfg, m, nil)
 			if err != nil {

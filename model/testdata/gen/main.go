@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -158,7 +159,7 @@ func writeAdapters(path string, cfg *model.Config) error {
 	if err != nil {
 		return err
 	}
-	grid, err := lrlora.TransferConfig{}.GridPoints()
+	grid, err := adapter.Default().Phi.GridPoints()
 	if err != nil {
 		return err
 	}
