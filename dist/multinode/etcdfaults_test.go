@@ -36,8 +36,8 @@ func runEtcdFault(t *testing.T, fault etcdFault) {
 	rs := c.rounds(t)
 	lost := c.agentMessages("rendezvous session lost")
 	failed := c.agentMessages("worker failed")
-	t.Logf("%s: held %v; steps %d→%d during it; rounds %+v; sessions lost %d; worker failures %d",
-		what, held.Round(time.Millisecond), before, before+during, rs, lost, failed)
+	t.Logf("%s at %s: held %v; steps %d→%d during it; rounds %+v; sessions lost %d; worker failures %d",
+		what, at.Format("15:04:05.000"), held.Round(time.Millisecond), before, before+during, rs, lost, failed)
 	if len(rs) != 1 || lost != 0 || failed != 0 {
 		t.Errorf("%s: the run restarted (rounds %+v, sessions lost %d, worker failures %d)\n%s", what, rs, lost, failed, c.agentsOutput())
 	}

@@ -43,7 +43,7 @@ func TestNodeLinkDownThenRejoins(t *testing.T) {
 		}
 		return len(stopped) == len(round0)
 	})
-	t.Logf("%s cut at step %d: round-0 workers stopped after %v (pid → time)", victim.node.Name, at, stopped)
+	t.Logf("%s cut at step %d (%s): round-0 workers stopped after %v (pid → time)", victim.node.Name, at, cut.Format("15:04:05.000"), stopped)
 	if len(stopped) != len(round0) {
 		t.Fatalf("round-0 workers still running %v after the cut: stopped %v\n%s", stopBound, stopped, c.agentsOutput())
 	}
