@@ -10,6 +10,7 @@ import (
 	"github.com/lrtrain/lrtrain/internal/grad"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -40,7 +41,7 @@ type AnalyzeOptions struct {
 	PhiPoints int
 	// Extra holds the tensors of a lrlora.SharedPhi (phi_shared.*), which adapters
 	// under cross-layer sharing use but do not list.
-	Extra []lrlora.NamedTensor
+	Extra []param.Tensor
 }
 
 // AnalyzeAdapters computes AdapterStats for every adapter of m, in module order. ΔW
@@ -67,7 +68,7 @@ func AnalyzeAdapters(m *model.Model, o AnalyzeOptions) ([]AdapterStats, error) {
 	return out, nil
 }
 
-func analyze(ad *lrlora.Adapter, points int, extra []lrlora.NamedTensor) (AdapterStats, error) {
+func analyze(ad *lrlora.Adapter, points int, extra []param.Tensor) (AdapterStats, error) {
 	st := AdapterStats{Name: ad.Name(), Method: ad.Spec().Method}
 	err := grad.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
@@ -114,7 +115,7 @@ func productBA(ad *lrlora.Adapter) (*ts.Tensor, error) {
 	return b.Mm(a, false)
 }
 
-func find(list []lrlora.NamedTensor, name string) (*ts.Tensor, bool) {
+func find(list []param.Tensor, name string) (*ts.Tensor, bool) {
 	for _, nt := range list {
 		if nt.Name == name {
 			return nt.Tensor, true
@@ -150,7 +151,7 @@ func SingularValues(x *ts.Tensor) ([]float64, error) {
 // evenly over [−L−1, L+1], through the same fused op (phiop.Apply) that DeltaWeight
 // uses, on a 1-D tensor of the points. φ tensors the adapter does not own (cross-layer
 // sharing) are taken from extra (phi_shared.*).
-func SamplePhi(ad *lrlora.Adapter, extra []lrlora.NamedTensor, n int) (xs, ys []float64, err error) {
+func SamplePhi(ad *lrlora.Adapter, extra []param.Tensor, n int) (xs, ys []float64, err error) {
 	cfg := ad.Spec()
 	if cfg.Method != adapter.LRLoRA {
 		return nil, nil, fmt.Errorf("%w: %s is a %v adapter, φ is LR-LoRA's", ErrTask, ad.Name(), cfg.Method)

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -33,7 +33,7 @@ type Options struct {
 	Overwrite bool
 	// Extra lists adapter tensors the model does not list itself — the tensors of a
 	// lrlora.SharedPhi (cross-layer sharing) — for AdapterOnly.
-	Extra []lrlora.NamedTensor
+	Extra []param.Tensor
 	// Metadata is added to every safetensors header; "format": "pt" is always set
 	// (transformers refuses safetensors files without it).
 	Metadata map[string]string

@@ -9,15 +9,13 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/param"
 )
 
-// NamedTensor is one adapter tensor with its stable checkpoint name and whether
-// the optimizer trains it (false for buffers such as the φ grid).
-type NamedTensor struct {
-	Name      string
-	Tensor    *ts.Tensor
-	Trainable bool
-}
+// NamedTensor is one adapter tensor with its stable checkpoint name and whether the
+// optimizer trains it (false for buffers such as the φ grid): a param.Tensor, the list
+// type models and adapters share. The name stays for the trainer's code that spells it.
+type NamedTensor = param.Tensor
 
 // Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (docs/method.md §1):
 //
@@ -161,20 +159,20 @@ func (ad *Adapter) Bias() *ts.Tensor { return ad.bias }
 // optimizing and saving all derive from this one list.
 func (ad *Adapter) Tensors() []NamedTensor {
 	out := []NamedTensor{
-		{ad.name + ".lora_A", ad.a, true},
-		{ad.name + ".lora_B", ad.b, true},
+		{Name: ad.name + ".lora_A", Tensor: ad.a, Trainable: true},
+		{Name: ad.name + ".lora_B", Tensor: ad.b, Trainable: true},
 	}
 	if ad.spec.Method != adapter.LRLoRA {
 		return out
 	}
 	if ad.phi.ownAmplitude {
-		out = append(out, NamedTensor{ad.name + ".phi.amplitude", ad.phi.amplitude, true})
+		out = append(out, NamedTensor{Name: ad.name + ".phi.amplitude", Tensor: ad.phi.amplitude, Trainable: true})
 	}
 	if ad.phi.ownBandwidth {
-		out = append(out, NamedTensor{ad.name + ".phi.bandwidth_raw", ad.phi.bandwidthRaw, true})
+		out = append(out, NamedTensor{Name: ad.name + ".phi.bandwidth_raw", Tensor: ad.phi.bandwidthRaw, Trainable: true})
 	}
 	if ad.phi.ownGrid {
-		out = append(out, NamedTensor{ad.name + ".phi.grid", ad.phi.grid, false})
+		out = append(out, NamedTensor{Name: ad.name + ".phi.grid", Tensor: ad.phi.grid, Trainable: false})
 	}
 	return out
 }
@@ -182,41 +180,22 @@ func (ad *Adapter) Tensors() []NamedTensor {
 // TrainableParameters is the trainable subset of Tensors, in the same order, in the
 // form the optimizer takes.
 func (ad *Adapter) TrainableParameters() []ts.NamedTensor {
-	return Trainable(ad.Tensors())
-}
-
-// Trainable keeps the trainable entries of list, in order.
-func Trainable(list []NamedTensor) []ts.NamedTensor {
-	var out []ts.NamedTensor
-	for _, nt := range list {
-		if nt.Trainable {
-			out = append(out, ts.NamedTensor{Name: nt.Name, Tensor: nt.Tensor})
-		}
-	}
-	return out
+	return param.Trainable(ad.Tensors())
 }
 
 // NumParameters counts the elements of the trainable tensors: r·(d_in + d_out) + 2K
 // for an unshared LR-LoRA adapter, r·(d_in + d_out) for LoRA and SineLoRA.
 func (ad *Adapter) NumParameters() (int64, error) {
-	return CountParameters(ad.Tensors())
-}
-
-// CountParameters sums the element counts of the trainable entries of list.
-func CountParameters(list []NamedTensor) (int64, error) {
-	var n int64
-	for _, nt := range list {
-		if !nt.Trainable {
-			continue
-		}
-		k, err := numel(nt.Tensor)
-		if err != nil {
-			return 0, fmt.Errorf("lrlora: count %s: %w", nt.Name, err)
-		}
-		n += k
+	n, err := param.Count(ad.Tensors())
+	if err != nil {
+		return 0, fmt.Errorf("lrlora: %w", err)
 	}
 	return n, nil
 }
+
+// CountParameters sums the element counts of the trainable entries of list
+// (param.Count, under the name the trainer spells).
+func CountParameters(list []NamedTensor) (int64, error) { return param.Count(list) }
 
 // Close frees A, B and the φ tensors the adapter owns (not W0, bias or shared φ).
 func (ad *Adapter) Close() {

@@ -99,13 +99,13 @@ func NewSharedPhi(cfg adapter.Phi, dtype gotch.DType, dev gotch.Device) (*Shared
 func (s *SharedPhi) Tensors() []NamedTensor {
 	var out []NamedTensor
 	if s.amplitude != nil {
-		out = append(out, NamedTensor{SharedPhiPrefix + ".amplitude", s.amplitude, true})
+		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".amplitude", Tensor: s.amplitude, Trainable: true})
 	}
 	if s.bandwidthRaw != nil {
-		out = append(out, NamedTensor{SharedPhiPrefix + ".bandwidth_raw", s.bandwidthRaw, true})
+		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".bandwidth_raw", Tensor: s.bandwidthRaw, Trainable: true})
 	}
 	if s.grid != nil {
-		out = append(out, NamedTensor{SharedPhiPrefix + ".grid", s.grid, false})
+		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".grid", Tensor: s.grid, Trainable: false})
 	}
 	return out
 }

@@ -111,19 +111,6 @@ func allFinite(t *ts.Tensor) (bool, error) {
 	return v != 0, nil
 }
 
-// numel is the product of t's sizes.
-func numel(t *ts.Tensor) (int64, error) {
-	shape, err := t.Size()
-	if err != nil {
-		return 0, err
-	}
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n, nil
-}
-
 // floatDTypeFor is the dtype of adapter parameters for a backbone of dtype d:
 // float64 backbones get float64 adapters, every other backbone float32 ones
 // (fp32 master weights for bf16/fp16 backbones).

@@ -10,7 +10,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -52,9 +52,9 @@ type binder struct {
 	deferrer WeightDeferrer
 
 	specs   []TensorSpec
-	weights []lrlora.NamedTensor // bound tensors in binding order
-	linears []*Linear            // adaptable linear layers in module order
-	used    map[string]bool      // checkpoint names consumed
+	weights []param.Tensor  // bound tensors in binding order
+	linears []*Linear       // adaptable linear layers in module order
+	used    map[string]bool // checkpoint names consumed
 	missing []string
 	created []string // heads created because the checkpoint lacks them
 	errs    []error
@@ -134,7 +134,7 @@ func (b *binder) bind(spec TensorSpec) *ts.Tensor {
 	if t == nil {
 		return nil // missing; reported by finish
 	}
-	b.weights = append(b.weights, lrlora.NamedTensor{Name: spec.Name, Tensor: t, Trainable: spec.Head})
+	b.weights = append(b.weights, param.Tensor{Name: spec.Name, Tensor: t, Trainable: spec.Head})
 	return t
 }
 

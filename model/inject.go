@@ -6,6 +6,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // Inject attaches an adapter made from spec to every adaptable linear layer that
@@ -66,8 +67,8 @@ func (m *Model) Adapters() []*lrlora.Adapter { return append([]*lrlora.Adapter(n
 
 // HeadTensors lists the trainable classification-head tensors under their Hugging Face
 // names (classifier.dense.weight, …), like PEFT's modules_to_save; nil for causal LMs.
-func (m *Model) HeadTensors() []lrlora.NamedTensor {
-	var out []lrlora.NamedTensor
+func (m *Model) HeadTensors() []param.Tensor {
+	var out []param.Tensor
 	for _, w := range m.weights {
 		if w.Trainable {
 			out = append(out, w)
@@ -80,8 +81,8 @@ func (m *Model) HeadTensors() []lrlora.NamedTensor {
 // holds: each adapter's Tensors (module order; φ grids are marked not trainable) and
 // then the head tensors. Tensors of a SharedPhi passed to Inject are not included
 // (SharedPhi.Tensors lists them). Optimising, counting and saving derive from it.
-func (m *Model) TrainableTensors() []lrlora.NamedTensor {
-	var out []lrlora.NamedTensor
+func (m *Model) TrainableTensors() []param.Tensor {
+	var out []param.Tensor
 	for _, a := range m.adapters {
 		out = append(out, a.Tensors()...)
 	}

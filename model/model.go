@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -41,10 +42,10 @@ type Model struct {
 	opt  options
 	net  network
 
-	weights  []lrlora.NamedTensor // every bound tensor, HF names, binding order
-	created  []string             // head tensors drawn because the checkpoint lacked them
-	linears  []*Linear            // adaptable layers, module order
-	adapters []*lrlora.Adapter    // injected, module order
+	weights  []param.Tensor    // every bound tensor, HF names, binding order
+	created  []string          // head tensors drawn because the checkpoint lacked them
+	linears  []*Linear         // adaptable layers, module order
+	adapters []*lrlora.Adapter // injected, module order
 
 	training      bool
 	checkpointing bool
@@ -214,7 +215,7 @@ func (m *Model) Training() bool { return m.training }
 // Weights lists every tensor bound from the checkpoint (and created heads) under its
 // Hugging Face name, in binding order; Trainable marks classification-head tensors.
 // Tied weights appear once. The tensors belong to the model.
-func (m *Model) Weights() []lrlora.NamedTensor { return slices.Clone(m.weights) }
+func (m *Model) Weights() []param.Tensor { return slices.Clone(m.weights) }
 
 // NewlyInitialized names the head tensors that were drawn at load time because the
 // checkpoint lacked them or they did not fit WithNumLabels (transformers warns about

@@ -12,6 +12,7 @@ import (
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -205,4 +206,4 @@ func trainableList(tensors []lrlora.NamedTensor, shared *lrlora.SharedPhi) []lrl
 }
 
 // optimParams is the trainable subset of list, as the optimizer takes it.
-func optimParams(list []lrlora.NamedTensor) []ts.NamedTensor { return lrlora.Trainable(list) }
+func optimParams(list []lrlora.NamedTensor) []ts.NamedTensor { return param.Trainable(list) }

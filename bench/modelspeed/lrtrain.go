@@ -16,6 +16,7 @@ import (
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -65,7 +66,7 @@ func measureLRTrain(o runOpts) (*result, error) {
 	}
 	defer ids.Drop()
 	shape, _ := ids.Size()
-	opt, err := optim.NewAdamW(lrlora.Trainable(params), optim.DefaultAdamWConfig())
+	opt, err := optim.NewAdamW(param.Trainable(params), optim.DefaultAdamWConfig())
 	if err != nil {
 		return nil, fmt.Errorf("modelspeed: %w", err)
 	}

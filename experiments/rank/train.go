@@ -12,9 +12,9 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/evaluate"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // Result is what one method reached.
@@ -112,7 +112,7 @@ func trainMethod(c Config, t *task, method string, lr float64, out string, progr
 	if err != nil {
 		return nil, err
 	}
-	params := lrlora.Trainable(m.TrainableTensors())
+	params := param.Trainable(m.TrainableTensors())
 	opt, err := optim.NewAdamW(params, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
 	if err != nil {
 		return nil, err
