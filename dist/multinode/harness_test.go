@@ -59,7 +59,7 @@ func median(d []time.Duration) time.Duration {
 }
 
 // Hosts reach each other through the bridge; a cut link makes a host unreachable
-// (silently: the connection attempt times out, nothing refuses it) and healing it
+// (silently: the connection attempt gets no answer, nothing refuses it) and healing it
 // restores the path; the caller's own namespace never sees the hosts' addresses.
 func TestNetCutAndHeal(t *testing.T) {
 	needHarness(t)
@@ -85,8 +85,10 @@ func TestNetCutAndHeal(t *testing.T) {
 	}
 	t0 := time.Now()
 	res := probePing(t, a, addr, 1)
-	if res.Err == "" || !strings.Contains(res.Err, "timeout") {
-		t.Fatalf("a → b with b's link cut: %+v, want a connect timeout", res)
+	// Silence, not a refusal: the connect times out (or, once a's neighbour entry for b
+	// has aged out, finds no route to it).
+	if res.Err == "" || strings.Contains(res.Err, "refused") {
+		t.Fatalf("a → b with b's link cut: %+v, want a connect that gets no answer", res)
 	}
 	t.Logf("with b cut, a's connect gave up after %v: %s", time.Since(t0).Round(time.Millisecond), res.Err)
 	if err := n.Heal(b); err != nil {
@@ -162,6 +164,9 @@ func TestSweepRemovesDeadRunsNamespaces(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- sleeper.Wait() }()
+	if !waitFor(10*time.Second, func() bool { return slices.Contains(namespacePids(stale), sleeper.Process.Pid) }) {
+		t.Fatalf("the sleeper did not enter namespace %s", stale)
+	}
 	removed, err := Sweep()
 	if err != nil {
 		t.Fatal(err)
