@@ -1,6 +1,10 @@
 package adapter
 
-import "math"
+import (
+	"math"
+	"reflect"
+	"strings"
+)
 
 // Spec is the adapter section of a run: which method, how large, which layers, and φ.
 // The yaml tags are the keys of the config file's adapter section (package config
@@ -11,7 +15,8 @@ import "math"
 //
 // A new setting is one field here (or in Phi) with its tags, its value in Default and
 // its check in Problems; config, train's manifest and resume rules pick it up from
-// the tags.
+// the tags. A setting shapes the adapter (a checkpoint resumes only with the same
+// value, see ShapingKeys) unless its field is tagged shaping:"false".
 type Spec struct {
 	// Method is lrlora, lora or sinelora.
 	Method Method `yaml:"method" json:"method" alias:"peft_type,adapter_type,type"`
@@ -21,8 +26,9 @@ type Spec struct {
 	Alpha float64 `yaml:"alpha" json:"alpha" alias:"lora_alpha"`
 	// RSLoRA scales by α/√r instead of α/r (rsLoRA, Kalajdzievski 2023).
 	RSLoRA bool `yaml:"rslora" json:"rslora" alias:"use_rslora"`
-	// Dropout on the adapter input, in [0, 1); 0 keeps the merged fast path.
-	Dropout float64 `yaml:"dropout" json:"dropout" alias:"lora_dropout"`
+	// Dropout on the adapter input, in [0, 1); 0 keeps the merged fast path. It does not
+	// shape the adapter, so a resumed run may change it.
+	Dropout float64 `yaml:"dropout" json:"dropout" alias:"lora_dropout" shaping:"false"`
 	// TargetModules selects the adapted linear layers (see Targets).
 	TargetModules Targets `yaml:"target_modules" json:"target_modules" alias:"targets,lora_target_modules,target"`
 	// ModulesToSave are modules trained in full and saved with the adapters (e.g. a
@@ -121,4 +127,24 @@ func (p Phi) BasisScale() (float64, error) {
 	}
 	h := (g[len(g)-1] - g[0]) / float64(len(g)-1)
 	return 1 / h, nil
+}
+
+// ShapingKeys are the JSON keys of the settings that decide what the adapters are (a
+// checkpoint resumes only with the same values): every recorded key whose field is not
+// tagged shaping:"false", Phi's included.
+func ShapingKeys() []string { return jsonKeys(reflect.TypeOf(Spec{})) }
+
+func jsonKeys(t reflect.Type) []string {
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && key == "":
+			out = append(out, jsonKeys(f.Type)...)
+		case key != "-" && key != "" && f.Tag.Get("shaping") != "false":
+			out = append(out, key)
+		}
+	}
+	return out
 }

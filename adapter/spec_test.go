@@ -207,3 +207,11 @@ func TestJSONForm(t *testing.T) {
 		t.Errorf("read back %+v, %v", back, err)
 	}
 }
+
+// Every recorded setting but dropout shapes the adapter; Phi's keys are among them.
+func TestShapingKeys(t *testing.T) {
+	want := []string{"method", "r", "alpha", "rslora", "target_modules", "k", "l", "grid", "basis", "share", "sine_omega"}
+	if got := ShapingKeys(); !slices.Equal(got, want) {
+		t.Errorf("ShapingKeys() = %v, want %v", got, want)
+	}
+}

@@ -7,17 +7,21 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 // shapingKeys are the options that decide what the adapters are: a checkpoint can only
-// be resumed (or its adapters loaded) with the same values. The base model is compared
+// be resumed (or its adapters loaded) with the same values. The adapter's come from
+// adapter.ShapingKeys (every adapter setting but dropout); the base model is compared
 // separately, by identity (BaseModel).
-var shapingKeys = map[string]bool{
-	"adapter.method": true, "adapter.r": true, "adapter.alpha": true, "adapter.rslora": true,
-	"adapter.target_modules": true, "adapter.k": true, "adapter.l": true, "adapter.grid": true,
-	"adapter.basis": true, "adapter.share": true, "adapter.sine_omega": true,
-	"model.num_labels": true,
-}
+var shapingKeys = func() map[string]bool {
+	keys := map[string]bool{"model.num_labels": true}
+	for _, k := range adapter.ShapingKeys() {
+		keys["adapter."+k] = true
+	}
+	return keys
+}()
 
 // silentKeys may differ without a warning: where the run writes, how it resumes, and
 // the model's path (whose content is compared by identity).

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
@@ -104,5 +106,16 @@ func TestOldManifestRegexTargetsReconcile(t *testing.T) {
 	warnings, err := reconcile(saved, now)
 	if err != nil || len(warnings) != 0 {
 		t.Errorf("reconcile: warnings %v, err %v", warnings, err)
+	}
+}
+
+// The resume rule's shaping keys are the ones it always had: every adapter setting in
+// the manifest but dropout, and the head size.
+func TestShapingKeysAreTheAdapters(t *testing.T) {
+	want := []string{"adapter.alpha", "adapter.basis", "adapter.grid", "adapter.k", "adapter.l",
+		"adapter.method", "adapter.r", "adapter.rslora", "adapter.share", "adapter.sine_omega",
+		"adapter.target_modules", "model.num_labels"}
+	if got := slices.Sorted(maps.Keys(shapingKeys)); !slices.Equal(got, want) {
+		t.Errorf("shaping keys %v\nwant %v", got, want)
 	}
 }
