@@ -196,8 +196,9 @@ func targetModules(m *model.Model) []string {
 }
 
 func onlyAdapted(suffix string, all []string, adapted map[string]bool) bool {
+	t := adapter.Targets{Names: []string{suffix}}
 	for _, name := range all {
-		if (name == suffix || strings.HasSuffix(name, "."+suffix)) && !adapted[name] {
+		if t.Match(name) && !adapted[name] {
 			return false
 		}
 	}
