@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // Agent is one node's participant in the rendezvous of a job: the launcher
@@ -20,7 +19,7 @@ type Agent struct {
 	*conn
 
 	mu     sync.Mutex
-	sess   *concurrency.Session
+	sess   *session
 	round  *Round
 	scope  *scope
 	closed bool
@@ -57,9 +56,10 @@ func (a *Agent) Round() *Round {
 }
 
 // Done is closed when the current session's lease is lost (expired, revoked
-// or etcd unanswered for the TTL: between about 2/3 TTL and TTL + 1 s after
-// etcd stops answering). The next Join opens a new session, giving etcd the
-// dial timeout to answer; it fails with ErrUnreachable when etcd does not.
+// or etcd unanswered for the TTL: between the TTL less one keepalive interval,
+// TTL/6, and the TTL after etcd stops answering). The next Join opens a new
+// session, giving etcd the dial timeout to answer; it fails with
+// ErrUnreachable when etcd does not.
 func (a *Agent) Done() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -154,7 +154,7 @@ func (a *Agent) currentScope() (*scope, error) {
 }
 
 // session returns a live session, replacing one whose lease was lost.
-func (a *Agent) session(ctx context.Context) (*concurrency.Session, *Round, error) {
+func (a *Agent) session(ctx context.Context) (*session, *Round, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -172,7 +172,7 @@ func (a *Agent) session(ctx context.Context) (*concurrency.Session, *Round, erro
 	return a.sess, a.round, nil
 }
 
-func (a *Agent) setRound(r *Round, sess *concurrency.Session) {
+func (a *Agent) setRound(r *Round, sess *session) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.round = r

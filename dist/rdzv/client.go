@@ -8,7 +8,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
@@ -80,14 +79,10 @@ func dialError(cfg config, err error) error {
 }
 
 // newSession grants a lease within the request timeout and keeps it alive
-// until the session is closed or the lease is lost.
-//
-// The etcd client declares the lease lost when no keepalive has been
-// answered for the TTL etcd granted: keepalives go out every TTL/3 (polled
-// every 0.5 s) and the client checks the deadline once a second, so Done
-// fires between about 2/3 TTL - 0.5 s and TTL + 1 s after etcd stops
+// until the session is closed or the lease is lost (see session): Done fires
+// between TTL minus one keepalive interval and the TTL after etcd stops
 // answering.
-func (c *conn) newSession(ctx context.Context) (*concurrency.Session, error) {
+func (c *conn) newSession(ctx context.Context) (*session, error) {
 	rctx, cancel := c.request(ctx)
 	defer cancel()
 	s, err := c.grantSession(rctx)
@@ -102,7 +97,7 @@ func (c *conn) newSession(ctx context.Context) (*concurrency.Session, error) {
 // as when connecting: a short outage (a leader election, a restarted etcd)
 // passes within it, and an etcd that is gone is reported as unreachable
 // without waiting a full request timeout more.
-func (c *conn) renewSession(ctx context.Context) (*concurrency.Session, error) {
+func (c *conn) renewSession(ctx context.Context) (*session, error) {
 	rctx, cancel := context.WithTimeout(ctx, min(c.cfg.dialTimeout, c.cfg.requestTimeout))
 	defer cancel()
 	s, err := c.grantSession(rctx)
@@ -115,19 +110,15 @@ func (c *conn) renewSession(ctx context.Context) (*concurrency.Session, error) {
 	return nil, c.fail(rctx, "new lease", err)
 }
 
-// grantSession grants a lease under rctx and starts its keepalive.
-func (c *conn) grantSession(rctx context.Context) (*concurrency.Session, error) {
+// grantSession grants a lease under rctx and starts its keepalive (which
+// outlives rctx).
+func (c *conn) grantSession(rctx context.Context) (*session, error) {
+	sent := time.Now()
 	lease, err := c.cli.Grant(rctx, c.cfg.ttlSeconds())
 	if err != nil {
 		return nil, err
 	}
-	// The session's own context must outlive this call: keepalives run in it.
-	s, err := concurrency.NewSession(c.cli, concurrency.WithLease(lease.ID),
-		concurrency.WithTTL(int(c.cfg.ttlSeconds())))
-	if err != nil {
-		return nil, fmt.Errorf("keep lease %x alive: %w", lease.ID, err)
-	}
-	return s, nil
+	return keepAlive(c.cli, lease.ID, time.Duration(lease.TTL)*time.Second, sent), nil
 }
 
 // closeSession stops the keepalive and revokes the lease, so that peers see
@@ -136,7 +127,7 @@ func (c *conn) grantSession(rctx context.Context) (*concurrency.Session, error) 
 // client is not connected to etcd (it went away) or etcd does not answer
 // within the dial timeout, the lease is left to expire within the TTL, so
 // that a process stopping because etcd is gone is not held up by it.
-func (c *conn) closeSession(s *concurrency.Session) error {
+func (c *conn) closeSession(s *session) error {
 	if s == nil {
 		return nil
 	}
@@ -168,7 +159,7 @@ func (c *conn) request(ctx context.Context) (context.Context, context.CancelFunc
 // ErrSessionLost, when sess is lost (or closed): the participant's keys are
 // gone then, and when etcd itself went away a request would otherwise wait
 // out the whole request timeout.
-func bound(ctx context.Context, sess *concurrency.Session) (context.Context, context.CancelFunc) {
+func bound(ctx context.Context, sess *session) (context.Context, context.CancelFunc) {
 	bctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(sess.Ctx(), func() {
 		cancel(fmt.Errorf("%w: lease %x", ErrSessionLost, sess.Lease()))
@@ -199,7 +190,7 @@ func (c *conn) fail(ctx context.Context, op string, err error) error {
 // waitChange blocks until an event on a key for which relevant is true is
 // seen at a revision above rev, timer fires, or ctx, the session or the
 // watch ends.
-func (c *conn) waitChange(ctx context.Context, sess *concurrency.Session, rev int64,
+func (c *conn) waitChange(ctx context.Context, sess *session, rev int64,
 	timer <-chan time.Time, relevant func(key string) bool) error {
 	return c.watchUntil(ctx, sess, c.keys.root, true, rev, timer, func(ev *clientv3.Event) bool {
 		return relevant(string(ev.Kv.Key))
@@ -209,7 +200,7 @@ func (c *conn) waitChange(ctx context.Context, sess *concurrency.Session, rev in
 // watchUntil watches key (or the prefix) from rev+1 until done returns true
 // for an event (nil), timer fires (nil), or ctx, the session or the watch
 // ends (error). It opens its own watch and always cancels it.
-func (c *conn) watchUntil(ctx context.Context, sess *concurrency.Session, key string, prefix bool,
+func (c *conn) watchUntil(ctx context.Context, sess *session, key string, prefix bool,
 	rev int64, timer <-chan time.Time, done func(*clientv3.Event) bool) error {
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()

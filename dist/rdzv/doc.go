@@ -7,7 +7,7 @@
 // # Rounds
 //
 // Each node's launcher creates an Agent and calls Join. Every agent holds a
-// concurrency.Session (a lease with keepalive, WithTTL) and registers under
+// session (a lease with its own keepalive, WithTTL) and registers under
 // it in the job's current round; the round freezes in one transaction when
 // max nodes have joined, or when at least min have joined and the last call
 // (WithLastCall) has passed. Node ranks follow the sorted agent ids; global
@@ -43,11 +43,12 @@
 // Every wait has a timeout and fails with an error wrapping ErrTimeout that
 // names what was waited for: the barrier, the round and the missing members,
 // or who had joined. An unreachable etcd fails NewAgent within the dial
-// timeout with ErrUnreachable and the endpoints. If etcd goes away, the
-// etcd client stops receiving keepalive answers and declares the lease lost
-// once the TTL has passed since the last answer (keepalives go every TTL/3,
-// the deadline is checked every second: between about 2/3 TTL and TTL + 1 s
-// after etcd stopped): Watch fires SessionLost, waits fail with
+// timeout with ErrUnreachable and the endpoints. If etcd goes away,
+// keepalives (one every TTL/6, 0.25 to 2 s, sent whether or not the previous
+// ones were answered) go unanswered and the lease is declared lost once the
+// TTL has passed since the sending of the newest answered one (between TTL
+// minus one interval and the TTL after etcd stopped; a stall of etcd or of
+// this process shorter than that costs nothing): Watch fires SessionLost, waits fail with
 // ErrSessionLost and a Worker's Done closes. The next Join gives etcd the
 // dial timeout to answer a new lease grant (the client retries the
 // connection every second, so an etcd restarted or re-elected by then is

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // Join takes part in the job's current round and returns once its membership
@@ -117,7 +116,7 @@ func (a *Agent) advance(ctx context.Context, from int64) (int64, error) {
 
 // tryRound drives this agent through round n until it is a member of the
 // frozen round (returns it) or the job moves on (returns the next number).
-func (a *Agent) tryRound(ctx context.Context, sess *concurrency.Session, n int64) (*Round, int64, error) {
+func (a *Agent) tryRound(ctx context.Context, sess *session, n int64) (*Round, int64, error) {
 	k := a.keys
 	relevant := func(key string) bool {
 		return key == k.round() || key == k.frozen(n) || strings.HasPrefix(key, k.nodes(n))
@@ -182,7 +181,7 @@ func (a *Agent) tryRound(ctx context.Context, sess *concurrency.Session, n int64
 
 // register adds this agent to round n under its lease, unless the round
 // moved on, froze, or has a key with this agent's id already.
-func (a *Agent) register(ctx context.Context, sess *concurrency.Session, n int64) error {
+func (a *Agent) register(ctx context.Context, sess *session, n int64) error {
 	rctx, cancel := a.request(ctx)
 	defer cancel()
 	rec, err := json.Marshal(Member{
@@ -245,7 +244,7 @@ func (a *Agent) freeze(ctx context.Context, n int64, s *snapshot) error {
 // /rounds/<n>/waiting/ and returns the next round number once round n ends.
 // If a member of round n is gone, the round cannot go on, so it ends it
 // itself; this also revives a job whose agents all died.
-func (a *Agent) waitNextRound(ctx context.Context, sess *concurrency.Session, n int64, s *snapshot) (int64, error) {
+func (a *Agent) waitNextRound(ctx context.Context, sess *session, n int64, s *snapshot) (int64, error) {
 	rec, err := json.Marshal(Member{ID: a.cfg.agentID, Hostname: a.cfg.hostname, Addr: a.cfg.addr,
 		Nproc: a.cfg.nproc, Lease: int64(sess.Lease())})
 	if err != nil {

@@ -12,14 +12,13 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // scope holds what Publish, Lookup and Barrier need: one round, one
 // participant (an agent or a worker) and its session.
 type scope struct {
 	*conn
-	sess     *concurrency.Session
+	sess     *session
 	round    int64
 	group    string   // "nodes" or "ranks": barriers of agents and workers never meet
 	self     string   // this participant's name in barriers

@@ -8,7 +8,6 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
 // EventKind says why a round ended (or why watching it did).
@@ -94,7 +93,7 @@ func (a *Agent) Watch(ctx context.Context) <-chan Event {
 	return ch
 }
 
-func (a *Agent) watchRound(ctx context.Context, r *Round, sess *concurrency.Session) Event {
+func (a *Agent) watchRound(ctx context.Context, r *Round, sess *session) Event {
 	ev := Event{Round: r.Number}
 	fail := func(err error) Event {
 		switch {
@@ -141,7 +140,7 @@ func (a *Agent) watchRound(ctx context.Context, r *Round, sess *concurrency.Sess
 
 // lostAtFreeze returns a member whose node key did not exist, with its
 // lease, at the revision that froze the round ("" if all did).
-func (a *Agent) lostAtFreeze(ctx context.Context, r *Round, sess *concurrency.Session) (string, error) {
+func (a *Agent) lostAtFreeze(ctx context.Context, r *Round, sess *session) (string, error) {
 	ctx, stop := bound(ctx, sess)
 	defer stop()
 	rctx, cancel := a.request(ctx)
