@@ -30,11 +30,12 @@ resume from their latest checkpoint. A node that leaves or joins (within
 counting a restart. SIGINT and SIGTERM are forwarded to the workers.
 
 If etcd stops answering, the launcher's and the workers' sessions are lost within
---rdzv-ttl (+1 s): collectives in flight abort, the launcher stops the workers and
-joins again, giving etcd --rdzv-dial-timeout to answer (an etcd restarted or re-elected
-by then is found); otherwise it exits 1 saying etcd is unreachable. An outage shorter
-than 2/3 of the TTL less a second or two costs nothing (about 5 s with the default TTL;
-an etcd leader election takes 1-2 s).
+--rdzv-ttl: collectives in flight abort, the launcher stops the workers and joins
+again, giving etcd --rdzv-dial-timeout to answer (an etcd restarted or re-elected by
+then is found); otherwise it exits 1 saying etcd is unreachable. A worker that fails
+while etcd does not answer does not use up a restart. An outage or a stall of a loaded
+machine shorter than the TTL less a sixth of it costs nothing (8.3 s with the default
+TTL of 10 s; an etcd leader election takes 1-2 s). The smallest supported TTL is 3 s.
 
 Each worker writes to <run-dir>/logs/round<R>/rank<k>.log; --tee shows ranks on the
 console. Every flag can also be set by torchrun's PET_<FLAG> variable
