@@ -38,8 +38,11 @@
 //     checkpoints every checkpoint.every steps.
 //
 // The run ends after max_steps (or epochs × steps per epoch), on early stopping, or when
-// ctx is cancelled (a single process saves a checkpoint first). A last evaluation and a
-// final checkpoint, marked finished, close it. Dropout masks come from model's
+// ctx is cancelled or a collective fails, evaluations included (rank 0 saves the last
+// completed step first; a step whose evaluation was cut short is saved with EvalDue and
+// evaluated first on resume). A last evaluation and a final checkpoint, marked finished,
+// close it. Rank 0 locks output.dir (LockFile) for the run's life, and on resume drops the
+// metrics.jsonl records of steps after the checkpoint. Dropout masks come from model's
 // counter-based hash keyed by (train.seed, rank, pass count), so they survive a resume.
 //
 // # Checkpoints
@@ -61,8 +64,9 @@
 //	                       finished/reason, the last 100 step losses
 //	manifest.json          checkpoint's fields plus Manifest: trainer format and version,
 //	                       the resolved Options and YAML config, the base model's
-//	                       identity (BaseModel: path, SHA-256 of config.json and of the
-//	                       weight index or the safetensors header), architecture, world
+//	                       identity (BaseModel: path, SHA-256 of config.json, of the
+//	                       weight index or the safetensors header, and of the weights,
+//	                       cached in output.dir's WeightsHashFile), architecture, world
 //	                       size, trainable parameter count
 //
 // Loading validates everything before the run changes anything: checksums, missing and
@@ -80,8 +84,8 @@
 //   - Adapter-shaping settings must match, or the resume is refused with ErrMismatch
 //     naming every differing key: adapter.method, r, alpha, rslora, target_modules, k, l,
 //     grid, basis, share, sine_omega and model.num_labels — and the base model, compared
-//     by identity (another config.json or weight layout is refused; the same model at
-//     another path is accepted with a warning).
+//     by identity (another config.json, weight layout or weights are refused; the same
+//     model at another path is accepted with a warning).
 //   - Everything else may change: the configuration's value is used and a warning names
 //     the key with both values. That covers the schedule (lr, max_steps, epochs,
 //     warmup_ratio, schedule, weight_decay, betas, eps, grad_clip), evaluation and
