@@ -20,8 +20,9 @@ import (
 // weights themselves (ContentSHA256). The header tells different architectures, sizes,
 // dtypes and layouts apart at once; the content tells apart two models of the same
 // layout (two fine-tunes of one base, a re-initialised model). Hashing the content reads
-// every weight file once (about 1 s per GB); the sums are cached by path, size and
-// modification time in the run's WeightsHashFile, so a resumed run does not hash again.
+// every weight file once (0.16-0.27 s for the small preset's 128 MB on a loaded 2-core
+// VM); the sums are cached by path, size and modification time in the run's
+// WeightsHashFile, so a resumed run does not hash again (1-5 ms).
 type BaseModel struct {
 	Path          string `json:"path"`
 	ConfigSHA256  string `json:"config_sha256"`
