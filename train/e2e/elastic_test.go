@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -188,7 +189,9 @@ func freeze(t *testing.T, pid int, metrics string) int {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("SIGSTOP worker %d: %v", pid, err)
 	}
-	if !waitFor(context.Background(), time.Minute, func() bool { return processState(pid) == 'T' }) {
+	// Every thread, not only the first: the training loop runs on a thread of its own,
+	// which may finish a step after the first thread has stopped.
+	if !waitFor(context.Background(), time.Minute, func() bool { return allThreadsStopped(pid) }) {
 		t.Fatalf("worker %d not stopped after SIGSTOP (state %q)", pid, processState(pid))
 	}
 	logged := metricSteps(t, metrics)
@@ -196,6 +199,22 @@ func freeze(t *testing.T, pid int, metrics string) int {
 		t.Fatalf("%s holds no step", metrics)
 	}
 	return logged[len(logged)-1]
+}
+
+// allThreadsStopped reports whether every thread of pid is in the stopped state.
+func allThreadsStopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // sigtermPending reports whether SIGTERM waits to be delivered to pid (a stopped
