@@ -134,3 +134,16 @@ func clusterString(members map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Status is a member's view of the cluster's raft state.
+type Status struct {
+	ID     uint64 // this member
+	Leader uint64 // the leader it follows, 0 when it knows none
+	Term   uint64 // the raft term
+}
+
+// Status returns the member's raft state as it is now.
+func (s *Server) Status() Status {
+	es := s.etcd.Server
+	return Status{ID: uint64(es.MemberID()), Leader: uint64(es.Leader()), Term: es.Term()}
+}

@@ -67,6 +67,19 @@ func TestClusterOverTLS(t *testing.T) {
 			t.Fatalf("member %d endpoint %s, want %s", i, s.Endpoint(), want)
 		}
 	}
+	// They agree on one leader, which is one of them.
+	lead := srvs[0].Status().Leader
+	ids := map[uint64]bool{}
+	for i, s := range srvs {
+		st := s.Status()
+		ids[st.ID] = true
+		if st.Leader != lead || st.Term == 0 {
+			t.Errorf("member %d: %+v, want leader %x", i, st, lead)
+		}
+	}
+	if len(ids) != 3 || !ids[lead] {
+		t.Errorf("member ids %v, leader %x", ids, lead)
+	}
 	tc, err := (&transport.TLSInfo{CertFile: leaf.CertFile, KeyFile: leaf.KeyFile, TrustedCAFile: ca.CertFile}).ClientConfig()
 	if err != nil {
 		t.Fatal(err)
