@@ -57,15 +57,20 @@ func attend(s *scope, ctx *fwdCtx, q, k, v, mask *ts.Tensor, headDim int64, p fl
 	}
 	scale := 1 / math.Sqrt(float64(headDim))
 	if ctx.useFused(p) {
-		var add *ts.Tensor
+		// gotch cannot pass the op's None mask (an undefined tensor fails its dtype
+		// check in libtorch 2.6): without a mask, an additive zero broadcast to all.
+		shape := []int64{1, 1, 1, 1}
 		if mask != nil {
-			shape, err := mask.Size()
-			if err != nil {
+			var err error
+			if shape, err = mask.Size(); err != nil {
 				s.fail(err)
 				return nil
 			}
-			z, err := ts.Zeros(shape, q.DType(), ctx.device)
-			add = s.maskedFill(s.track(z, err, "zeros"), mask, minValue(q.DType()))
+		}
+		z, err := ts.Zeros(shape, q.DType(), ctx.device)
+		add := s.track(z, err, "zeros")
+		if mask != nil {
+			add = s.maskedFill(add, mask, minValue(q.DType()))
 		}
 		if !s.ok(add) {
 			return nil
