@@ -69,8 +69,13 @@ func compare(t *testing.T, got, want result, rel, relDM float64) {
 // the float32 naive result the bound is 1e-4: both sides carry that rounding,
 // and they sum the ∂a, ∂β reductions in different orders (libtorch's float
 // sums vs float blocks of 1024 then double). libtorch's float32 sinc backward
-// cancels as above with 2^-24/|t| (up to 6e-2 per term at |t| ≈ 1e-6), so the
-// naive float32 sinc dL/dM gets 1e-3 (measured 6e-5).
+// cancels as above with 2^-24/|t|: up to 6e-2 at |t| ≈ 1e-6, times |a_k| ≤ 1.2
+// and |w| ≲ 4.5 (the largest of 1551 normal draws), ≤ 0.33 per entry, 2e-2 of
+// the largest entry (16.4), so the naive float32 sinc dL/dM is held to 2e-2.
+// How much of that bound shows depends on libtorch's float32 sin/cos kernels:
+// measured 6e-5 with Debian's libtorch 1.13, 4.8e-2 (2.9e-3 of the largest)
+// with trixie's 2.6. The fused float32 dL/dM is held to 4e-6 of the float64
+// truth either way.
 func TestFusedMatchesNaive(t *testing.T) {
 	lockThread(t)
 	for bi, basis := range []Basis{Sinc, Gaussian, BSpline} {
@@ -101,7 +106,7 @@ func TestFusedMatchesNaive(t *testing.T) {
 			naive := evaluate(t, Naive, mv, wv, shape, p, gotch.Float)
 			relDM := 1e-4
 			if basis == Sinc {
-				relDM = 1e-3
+				relDM = 2e-2
 			}
 			compare(t, fused, naive, 1e-4, relDM)
 			compare(t, fused, naive64, 4e-6, 4e-6)
