@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -130,7 +131,9 @@ func TestExtractAnswerAgainstPython(t *testing.T) {
 }
 
 // TestGoldenIsUpToDate reruns the Python reference and compares its output with the
-// committed file, so that an edit of either is noticed.
+// committed file, so that an edit of either is noticed: the same keys, strings and
+// lengths, and numbers within closeTo's 1e-12 (Python 3.12 made sum() compensated, so
+// 3.11 and 3.13 differ in the last bits of sums; an edit moves far more than that).
 func TestGoldenIsUpToDate(t *testing.T) {
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
@@ -144,8 +147,70 @@ func TestGoldenIsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(out) != string(committed) {
-		t.Errorf("testdata/metrics_golden.json is stale; regenerate with\n" +
-			"  /usr/bin/python3 metrics/testdata/metrics_ref.py > metrics/testdata/metrics_golden.json")
+	var fresh, old any
+	if err := json.Unmarshal(out, &fresh); err != nil {
+		t.Fatalf("metrics_ref.py output: %v", err)
+	}
+	if err := json.Unmarshal(committed, &old); err != nil {
+		t.Fatalf("testdata/metrics_golden.json: %v", err)
+	}
+	if where := jsonDiff(fresh, old, "$"); where != "" {
+		t.Errorf("testdata/metrics_golden.json is stale at %s; regenerate with\n"+
+			"  /usr/bin/python3 metrics/testdata/metrics_ref.py > metrics/testdata/metrics_golden.json", where)
+	}
+}
+
+// jsonDiff returns the path of the first difference between two decoded JSON
+// values (numbers compared with closeTo), or "".
+func jsonDiff(a, b any, path string) string {
+	switch a := a.(type) {
+	case map[string]any:
+		bm, ok := b.(map[string]any)
+		if !ok || len(a) != len(bm) {
+			return path
+		}
+		for k, v := range a {
+			if d := jsonDiff(v, bm[k], path+"."+k); d != "" {
+				return d
+			}
+		}
+	case []any:
+		bs, ok := b.([]any)
+		if !ok || len(a) != len(bs) {
+			return path
+		}
+		for i := range a {
+			if d := jsonDiff(a[i], bs[i], fmt.Sprintf("%s[%d]", path, i)); d != "" {
+				return d
+			}
+		}
+	case float64:
+		if bf, ok := b.(float64); !ok || !closeTo(a, bf) {
+			return path
+		}
+	default:
+		if a != b {
+			return path
+		}
+	}
+	return ""
+}
+
+func TestJSONDiffFindsEdits(t *testing.T) {
+	var a, b, c any
+	for p, s := range map[*any]string{
+		&a: `{"x": [1, 0.5387128002051480, "s"], "y": null}`,
+		&b: `{"x": [1, 0.5387128002051464, "s"], "y": null}`, // last bits: same
+		&c: `{"x": [1, 0.53871, "s"], "y": null}`,            // an edit
+	} {
+		if err := json.Unmarshal([]byte(s), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := jsonDiff(a, b, "$"); d != "" {
+		t.Errorf("last-bit difference reported at %s", d)
+	}
+	if d := jsonDiff(a, c, "$"); d != "$.x[1]" {
+		t.Errorf("edit reported at %q, want $.x[1]", d)
 	}
 }
