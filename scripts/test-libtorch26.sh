@@ -14,7 +14,9 @@
 #   3. bind-mounts the host's Go toolchain (read-only), its module cache, and a
 #      separate build cache ($TRIXIE_ROOT-gocache: Go's cache does not hash system
 #      headers, so objects built against libtorch 1.13 must not be reused);
-#   4. runs `make test` (setup, gofmt, vet, every test) inside the root.
+#   4. runs `make test` (setup, gofmt, vet, every test) inside the root, or, given
+#      arguments, that command after `make setup` (scripts/test-libtorch26.sh go test
+#      -run TestX ./model).
 #
 # Everything is mounted in a private mount namespace, so the mounts vanish with the
 # script however it ends; the trap unmounts them too. Needs root (debootstrap,
@@ -114,7 +116,9 @@ bind "$modcache" "$root/opt/gomodcache"
 bind "$gocache" "$root/opt/gocache"
 
 # 4. The suite. OpenBLAS and thread settings come from the host's environment.
-log "make $target in the trixie root"
+cmd=(make -C /lrtrain "$target")
+[ $# -gt 0 ] && cmd=(sh -c 'cd /lrtrain && make setup >/dev/null && "$@"' sh "$@")
+log "${cmd[*]} in the trixie root"
 set +e
 chroot "$root" env -i HOME=/root PATH=/opt/go/bin:/usr/local/bin:/usr/bin:/bin \
   GOROOT=/opt/go GOMODCACHE=/opt/gomodcache GOCACHE=/opt/gocache GOTOOLCHAIN=local \
@@ -122,8 +126,8 @@ chroot "$root" env -i HOME=/root PATH=/opt/go/bin:/usr/local/bin:/usr/bin:/bin \
   ${OPENBLAS_CORETYPE:+OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE} \
   ${OPENBLAS_L2_SIZE:+OPENBLAS_L2_SIZE=$OPENBLAS_L2_SIZE} \
   ${OMP_NUM_THREADS:+OMP_NUM_THREADS=$OMP_NUM_THREADS} \
-  make -C /lrtrain "$target"
+  "${cmd[@]}"
 rc=$?
 set -e
-log "make $target against libtorch 2.6: exit $rc after $(($(date +%s) - start))s"
+log "${cmd[*]} against libtorch 2.6: exit $rc after $(($(date +%s) - start))s"
 exit $rc
