@@ -14,12 +14,14 @@ import (
 const generatedFile = "torch_api_generated.cpp.h"
 
 // maxPasses bounds the compile-and-stub loop; two passes suffice in practice
-// (one to find every failing wrapper, one to confirm the result compiles).
-const maxPasses = 4
+// (one to find every failing wrapper, one to confirm the result compiles); a
+// missing header stops the compiler early and costs a pass of its own.
+const maxPasses = 6
 
 // stubUncompilable runs the compiler's syntax check over libtch/torch_api.cpp,
-// stubs every generated wrapper the diagnostics point into, and repeats until
-// the file compiles. It returns the stubbed wrapper names, sorted.
+// stubs every generated wrapper and hand-written function the diagnostics point
+// into (stubapi.go), and repeats until the file compiles. It returns the stubbed
+// function names, sorted.
 func stubUncompilable(libtch string, lt libtorch) ([]string, error) {
 	genPath := filepath.Join(libtch, generatedFile)
 	all := map[string]bool{}
@@ -36,28 +38,45 @@ func stubUncompilable(libtch string, lt libtorch) ([]string, error) {
 			sort.Strings(names)
 			return names, nil
 		}
-		lines := failingLines(diag)
-		if len(lines) == 0 {
-			return nil, fmt.Errorf("torch_api.cpp does not compile against libtorch %s and the errors are outside the generated wrappers:\n%s", lt.Version, firstLines(diag, 30))
+		var names []string
+		if lines := failingLines(diag); len(lines) > 0 {
+			src, err := os.ReadFile(genPath)
+			if err != nil {
+				return nil, err
+			}
+			out, gen, err := stubFunctions(string(src), lines, lt.Version)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(genPath, []byte(out), 0o644); err != nil {
+				return nil, err
+			}
+			names = append(names, gen...)
 		}
-		src, err := os.ReadFile(genPath)
+		// The hand-written file: functions and #includes the diagnostics point into.
+		apiPath := filepath.Join(libtch, apiFile)
+		src, err := os.ReadFile(apiPath)
 		if err != nil {
 			return nil, err
 		}
-		out, names, err := stubFunctions(string(src), lines, lt.Version)
+		out, api, err := stubAPI(string(src), diag, apiFailingLines(diag), lt.Version)
 		if err != nil {
 			return nil, err
 		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("pass %d: diagnostics name lines of %s but no wrapper could be stubbed:\n%s", pass, generatedFile, firstLines(diag, 30))
+		if out != "" {
+			if err := os.WriteFile(apiPath, []byte(out), 0o644); err != nil {
+				return nil, err
+			}
+		}
+		names = append(names, api...)
+		if len(names) == 0 && out == "" {
+			return nil, fmt.Errorf("pass %d: torch_api.cpp does not compile against libtorch %s and no generated wrapper, hand-written function or #include could be stubbed:\n%s",
+				pass, lt.Version, firstLines(diag, 30))
 		}
 		for _, n := range names {
 			all[n] = true
 		}
-		if err := os.WriteFile(genPath, []byte(out), 0o644); err != nil {
-			return nil, err
-		}
-		fmt.Printf("gotchadapt: pass %d stubbed %d wrappers\n", pass, len(names))
+		fmt.Printf("gotchadapt: pass %d stubbed %d functions (%d hand-written)\n", pass, len(names), len(api))
 	}
 	return nil, fmt.Errorf("torch_api.cpp still fails to compile after %d passes", maxPasses)
 }
