@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
@@ -30,6 +32,10 @@ type Env struct {
 	// LocalRank is the worker's rank on its node: with train.device cuda and several
 	// GPUs visible, it picks cuda:LocalRank (see ResolveDevice).
 	LocalRank int
+	// Device, when set, is the device the caller already resolved (dist/worker does, to
+	// pick the collective backend); Run then uses it instead of resolving
+	// Options.Train.Device again.
+	Device *gotch.Device
 }
 
 // Hooks let a caller observe a run and add metrics. They run on the training goroutine

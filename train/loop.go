@@ -16,6 +16,7 @@ import (
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
 	"github.com/lrtrain/lrtrain/phiop"
+	"github.com/sugarme/gotch"
 )
 
 // adapterStream is the PCG stream the adapters' initial values are drawn from.
@@ -48,7 +49,12 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	}
 	defer out.close()
 	log := &out.log
-	dev, err := ResolveDevice(opts.Train.Device, env.LocalRank)
+	var dev gotch.Device
+	if env.Device != nil {
+		dev = *env.Device
+	} else {
+		dev, err = ResolveDevice(opts.Train.Device, env.LocalRank)
+	}
 	if err == nil {
 		err = checkDevice(dev, opts)
 	}
