@@ -1,0 +1,169 @@
+package tensorkit
+
+import (
+	"errors"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// recordsGraph reports, independently of GradSetEnabled, whether an op on a
+// tensor that requires grad is recorded by autograd on this thread.
+func recordsGraph(t *testing.T) bool {
+	t.Helper()
+	x, err := ts.Zeros([]int64{1}, gotch.Float, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x, err = x.SetRequiresGrad(true, true); err != nil {
+		t.Fatal(err)
+	}
+	defer x.Drop()
+	y, err := x.MulScalar(ts.FloatScalar(2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Drop()
+	r, err := y.RequiresGrad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestNoGradTurnsGradOffAndRestoresIt(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, start := range []bool{true, false} {
+		if _, err := ts.GradSetEnabled(start); err != nil {
+			t.Fatal(err)
+		}
+		var inside bool
+		sentinel := errors.New("from fn")
+		err := NoGrad(func() error {
+			inside = recordsGraph(t)
+			return sentinel
+		})
+		if !errors.Is(err, sentinel) {
+			t.Fatalf("NoGrad returned %v, want fn's error", err)
+		}
+		if inside {
+			t.Errorf("start %v: autograd recorded inside NoGrad", start)
+		}
+		if got := recordsGraph(t); got != start {
+			t.Errorf("start %v: after NoGrad autograd records = %v", start, got)
+		}
+		if on, err := Enabled(); err != nil || on != start {
+			t.Errorf("start %v: Enabled() = %v, %v", start, on, err)
+		}
+	}
+	if _, err := ts.GradSetEnabled(true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWithGradTurnsGradOnAndRestoresIt(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, err := ts.GradSetEnabled(false); err != nil {
+		t.Fatal(err)
+	}
+	defer ts.GradSetEnabled(true)
+	var inside bool
+	if err := WithGrad(true, func() error { inside = recordsGraph(t); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !inside {
+		t.Error("autograd did not record inside WithGrad(true)")
+	}
+	if recordsGraph(t) {
+		t.Error("grad mode not restored to off after WithGrad(true)")
+	}
+}
+
+func TestHostCopies(t *testing.T) {
+	// 0.1 is not a float32: the float64 tensor keeps it exactly, the float32
+	// copy rounds it as Go's float32 conversion does (round to nearest even).
+	vals := []float64{0.1, -2.5, 3, 1e-3, 7, -0}
+	x, err := ts.OfSlice(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Drop()
+	m, err := x.Reshape([]int64{2, 3}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Drop()
+	// A transposed view is not contiguous: the copy must come out in its own
+	// row-major order, not in storage order.
+	mt, err := m.T(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mt.Drop()
+	want := []float64{0.1, 1e-3, -2.5, 7, 3, -0}
+	got, err := Float64s(mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Float64s: %d values, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("Float64s[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+	got32, err := Float32s(mt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if got32[i] != float32(want[i]) {
+			t.Errorf("Float32s[%d] = %v, want %v", i, got32[i], float32(want[i]))
+		}
+	}
+	if n := NumElements([]int64{2, 3, 4}); n != 24 {
+		t.Errorf("NumElements = %d, want 24", n)
+	}
+	if n := NumElements(nil); n != 1 {
+		t.Errorf("NumElements(scalar) = %d, want 1", n)
+	}
+}
+
+func TestScalar(t *testing.T) {
+	// A float32 value read through float64 is exact: compare bit for bit.
+	v := float32(math.Pi)
+	x, err := ts.OfSlice([]float32{v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Drop()
+	s, err := x.Sum(gotch.Float, false) // 0-dim
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Drop()
+	for _, tt := range []*ts.Tensor{x, s} {
+		got, err := Scalar(tt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != float64(v) {
+			t.Errorf("Scalar = %v, want %v", got, float64(v))
+		}
+	}
+	two, err := ts.OfSlice([]float64{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer two.Drop()
+	if _, err := Scalar(two); err == nil || !strings.Contains(err.Error(), "have 2") {
+		t.Errorf("Scalar of two elements: err = %v, want one naming 2 elements", err)
+	}
+}
