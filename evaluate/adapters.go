@@ -7,7 +7,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/param"
@@ -70,7 +70,7 @@ func AnalyzeAdapters(m *model.Model, o AnalyzeOptions) ([]AdapterStats, error) {
 
 func analyze(ad *lrlora.Adapter, points int, extra []param.Tensor) (AdapterStats, error) {
 	st := AdapterStats{Name: ad.Name(), Method: ad.Spec().Method}
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
 			return err
@@ -128,7 +128,7 @@ func find(list []param.Tensor, name string) (*ts.Tensor, bool) {
 // float64 on a detached copy (torch.svd with compute_uv off).
 func SingularValues(x *ts.Tensor) ([]float64, error) {
 	var out []float64
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		x64, err := x.Totype(gotch.Double, false)
 		if err != nil {
 			return err
@@ -179,7 +179,7 @@ func SamplePhi(ad *lrlora.Adapter, extra []param.Tensor, n int) (xs, ys []float6
 	for i := range xs {
 		xs[i] = lo + (hi-lo)*float64(i)/float64(n-1)
 	}
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		x, err := ts.OfSlice(xs)
 		if err != nil {
 			return err

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/lrtrain/lrtrain/data"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/metrics"
 	"github.com/lrtrain/lrtrain/model"
 )
@@ -139,7 +139,7 @@ func labelLogLik(m *model.Model, examples []data.Example, col *data.Collator) ([
 	}
 	defer in.close()
 	var lp []float64
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		logits, err := m.Forward(in.Inputs)
 		if err != nil {
 			return err

@@ -5,7 +5,7 @@ import (
 	"slices"
 
 	"github.com/lrtrain/lrtrain/data"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -60,7 +60,7 @@ func nextToken(m *model.Model, seq []int64) (int, error) {
 	}
 	defer ids.Drop()
 	var next int
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		logits, err := m.Forward(model.Inputs{InputIDs: ids})
 		if err != nil {
 			return err

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/lrtrain/lrtrain/data"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -97,7 +97,7 @@ func lmBatch(m *model.Model, examples []data.Example, col *data.Collator) (float
 	defer labels.Drop()
 	var sum float64
 	var count int64
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		logits, err := m.Forward(in.Inputs)
 		if err != nil {
 			return err

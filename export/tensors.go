@@ -6,7 +6,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -38,7 +38,7 @@ func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.
 // result has NaN or Inf entries.
 func mergedWeight(ad *lrlora.Adapter) (*ts.Tensor, error) {
 	var out *ts.Tensor
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
 			return err

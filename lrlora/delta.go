@@ -7,7 +7,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -206,7 +206,7 @@ func (ad *Adapter) deltaAs(like *ts.Tensor) (*ts.Tensor, error) {
 // with ErrNonFinite, naming the adapter, if any entry is NaN or Inf.
 func (ad *Adapter) Merged() (*ts.Tensor, error) {
 	var out *ts.Tensor
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		dw, err := ad.DeltaWeight()
 		if err != nil {
 			return err

@@ -10,7 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // lockThread pins the test goroutine: libtorch's grad mode is per OS thread.
@@ -62,7 +62,7 @@ func assign(t *testing.T, x *ts.Tensor, v []float64) {
 		t.Fatal(err)
 	}
 	defer src.Drop()
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		h, err := src.Clone(x, false) // clone_out: copies src into x
 		if err == nil {
 			h.Drop()

@@ -8,7 +8,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // ErrNoConvergence reports a power iteration that did not settle.
@@ -26,7 +26,7 @@ var ErrNoConvergence = errors.New("lrlora: power iteration did not converge")
 // fails, σ_max falls back to a float64 power iteration with a convergence check.
 func StableRank(x *ts.Tensor) (float64, error) {
 	var sr float64
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		shape, err := x.Size()
 		if err != nil {
 			return err

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // Sentinel errors of the package.
@@ -106,7 +106,7 @@ func (o *AdamW) Step(lr float64) error {
 	if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
 		return fmt.Errorf("%w: learning rate %v", ErrConfig, lr)
 	}
-	return grad.NoGrad(func() error {
+	return tensorkit.NoGrad(func() error {
 		for _, p := range o.params {
 			if err := o.stepOne(p, lr); err != nil {
 				return fmt.Errorf("optim: adamw step %q: %w", p.Name, err)
@@ -183,7 +183,7 @@ func (o *AdamW) newState(p *ts.Tensor) (*ParamState, error) {
 
 // ZeroGrad sets every parameter's gradient to zero (where one exists), in place.
 func (o *AdamW) ZeroGrad() error {
-	return grad.NoGrad(func() error {
+	return tensorkit.NoGrad(func() error {
 		for _, p := range o.params {
 			g, err := gradOf(p.Tensor)
 			if err == nil && g != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // ClipGradNorm scales the gradients of params so that their joint L2 norm is at
@@ -27,7 +27,7 @@ func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
 		return 0, fmt.Errorf("%w: max grad norm %v", ErrConfig, maxNorm)
 	}
 	var total float64
-	err := grad.NoGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		var grads []*ts.Tensor
 		defer func() {
 			for _, g := range grads {

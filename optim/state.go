@@ -6,7 +6,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/internal/grad"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // State suffixes used by StateTensors: "<param>.exp_avg" and "<param>.exp_avg_sq".
@@ -71,7 +71,7 @@ func (o *AdamW) SetState(name string, st ParamState) error {
 		return fmt.Errorf("optim: set state %q: %w", name, err)
 	}
 	var copies [2]*ts.Tensor
-	err = grad.NoGrad(func() error {
+	err = tensorkit.NoGrad(func() error {
 		dev, err := p.Device()
 		if err != nil {
 			return err
