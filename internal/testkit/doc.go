@@ -1,0 +1,29 @@
+// Package testkit holds what many of the repository's tests share, so that each
+// exists once. It is imported by tests only (it imports package testing); no
+// package of the trainer may import it or its subpackages.
+//
+//   - testkit (this package): WaitFor, a poll of a condition whose deadline is
+//     only a failure bound, for tests that wait on an event they cannot be told of
+//     (a file appearing, a process ending), and ShortReason, the one spelling of a
+//     -short skip.
+//   - etcdtest: the real embedded etcd server (package dist/etcdembed) on free
+//     loopback ports, with its data in t.TempDir(), stopped when the test ends.
+//   - tinymodel: a small model in the Hugging Face layout (package model/hfinit:
+//     config.json, model.safetensors, tokenizer files) written from given options,
+//     into a test's temporary directory or once per test binary.
+//   - childproc: the re-execution of the test binary as a child process that runs
+//     a named function instead of the tests (a training rank, a shard rank, a
+//     collective rank), with the test's own environment passed through.
+//
+// The subpackages are separate so that a test linking one does not link the others'
+// dependencies (etcd's server is large; the model writer needs libtorch).
+//
+// Under -short (make test-short) the tests that start processes, an etcd server or a
+// whole training run skip, as do the long numeric comparisons; each says so with
+//
+//	if testing.Short() {
+//		t.Skip(testkit.ShortReason("multi-process"))
+//	}
+//
+// or the same message written out. The full suite (no -short) runs every test.
+package testkit

@@ -1,0 +1,66 @@
+package testkit
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestPollEndsWhenTheConditionHolds(t *testing.T) {
+	var calls atomic.Int32
+	// The condition holds on its third check; the limit is only a failure bound.
+	err := Poll(time.Minute, func() bool { return calls.Add(1) >= 3 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("condition checked %d times, want 3", n)
+	}
+}
+
+func TestPollFailsAfterTheLimit(t *testing.T) {
+	var calls atomic.Int32
+	err := Poll(time.Millisecond, func() bool { calls.Add(1); return false })
+	if err == nil || !strings.Contains(err.Error(), "not within 1ms") {
+		t.Fatalf("error %v, want one naming the limit", err)
+	}
+	// Checked at least at the start and once after the deadline passed.
+	if n := calls.Load(); n < 2 {
+		t.Errorf("condition checked %d times, want at least 2", n)
+	}
+}
+
+func TestWaitForFailsTheTestNamingTheEvent(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WaitFor(ft, time.Millisecond, "the moon", func() bool { return false })
+	}()
+	<-done
+	if !strings.Contains(ft.msg, "waiting for the moon: not within 1ms") {
+		t.Errorf("failure %q", ft.msg)
+	}
+}
+
+func TestShortReason(t *testing.T) {
+	if got := ShortReason("multi-process"); got != "multi-process; runs without -short" {
+		t.Errorf("ShortReason = %q", got)
+	}
+}
+
+// fatalRecorder records a Fatalf and ends its goroutine, as testing.T does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
