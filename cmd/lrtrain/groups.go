@@ -10,8 +10,8 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/dist/collective/ncclpg"
-	"github.com/lrtrain/lrtrain/dist/launch"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/dist/worker/workerenv"
 	"github.com/lrtrain/lrtrain/train"
 	"github.com/sugarme/gotch"
 )
@@ -41,7 +41,7 @@ func workerGroups(ctx context.Context, c *config.Config, cancelRun context.Cance
 		}
 		return none, nil
 	}
-	we, err := launch.ReadWorkerEnv(os.LookupEnv)
+	we, err := workerenv.Read(os.LookupEnv)
 	if err != nil {
 		return none, usageError{err}
 	}
@@ -80,7 +80,7 @@ func autoBackend(dev gotch.Device) string {
 }
 
 // formGroups opens the worker's rendezvous session and forms its groups.
-func formGroups(ctx context.Context, we launch.WorkerEnv, backend string, gpu, shardSize int, timeout time.Duration,
+func formGroups(ctx context.Context, we workerenv.Env, backend string, gpu, shardSize int, timeout time.Duration,
 	cancelRun context.CancelCauseFunc) (groups, error) {
 	out := groups{localRank: we.LocalRank, close: func() {}}
 	if timeout <= 0 {

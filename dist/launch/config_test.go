@@ -202,43 +202,6 @@ func TestVisibleGPUsHonourCUDAVisibleDevices(t *testing.T) {
 	}
 }
 
-func TestWorkerEnvRoundTrips(t *testing.T) {
-	w := WorkerEnv{
-		Rank: 5, LocalRank: 1, WorldSize: 8, LocalWorldSize: 4, NodeRank: 1, NumNodes: 2, Role: "trainer",
-		MasterAddr: "10.0.0.1", MasterPort: 29500, Restart: 2, MaxRestarts: 3,
-		Endpoints: []string{"a:2379", "b:2379"}, Job: "j", Round: 7, CACert: "ca.pem", User: "u", Password: "p",
-		TTL: 3 * time.Second, DialTimeout: 1500 * time.Millisecond, CUDAVisibleDevices: "1", OMPThreads: 4,
-	}
-	env := map[string]string{}
-	for _, kv := range w.Vars() {
-		k, v, _ := strings.Cut(kv, "=")
-		env[k] = v
-	}
-	for k, v := range map[string]string{"TORCHELASTIC_RESTART_COUNT": "2", "ROLE_RANK": "5", "GROUP_RANK": "1"} {
-		if env[k] != v {
-			t.Errorf("%s=%q, want %q", k, env[k], v)
-		}
-	}
-	got, err := ReadWorkerEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", w) {
-		t.Errorf("round trip\n got %+v\nwant %+v", got, w)
-	}
-	env["LRTRAIN_RDZV_TTL"] = "3"
-	if _, err := ReadWorkerEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil ||
-		!strings.Contains(err.Error(), "LRTRAIN_RDZV_TTL") {
-		t.Errorf("TTL without a unit: %v", err)
-	}
-	delete(env, "LRTRAIN_RDZV_TTL")
-	delete(env, "WORLD_SIZE")
-	if _, err := ReadWorkerEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil ||
-		!strings.Contains(err.Error(), "WORLD_SIZE") {
-		t.Errorf("missing WORLD_SIZE: %v", err)
-	}
-}
-
 func TestMergeEnvKeepsTheUsersThreadCount(t *testing.T) {
 	got := mergeEnv([]string{"PATH=/bin", "RANK=9", "OMP_NUM_THREADS=3"}, []string{"RANK=1", "OMP_NUM_THREADS=8"})
 	if fmt.Sprint(got) != "[PATH=/bin OMP_NUM_THREADS=3 RANK=1]" {

@@ -28,7 +28,9 @@
 // torchrun's RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, GROUP_RANK,
 // ROLE_RANK, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_RESTART_COUNT, and
 // LRTRAIN_RESTART_COUNT and LRTRAIN_RDZV_ENDPOINTS/JOB/ROUND, with which a
-// worker opens its own rdzv.Worker (ReadWorkerEnv, WorkerEnv.RdzvOptions).
+// worker opens its own rdzv.Worker (workerenv.Read, Env.RdzvOptions: the
+// variables are defined in dist/worker/workerenv, which a worker imports
+// without importing this package).
 // On a GPU node each worker sees exactly one GPU through
 // CUDA_VISIBLE_DEVICES (its cuda:0); on a CPU node OMP_NUM_THREADS is the
 // node's CPUs divided by its workers, unless the user set it.

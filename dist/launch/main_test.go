@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/dist/worker/workerenv"
 )
 
 // The test binary doubles as the worker and as a launcher process: tests
@@ -69,7 +70,7 @@ func testWorker(args []string) int {
 	role, out := args[0], args[1]
 	terms := make(chan os.Signal, 1)
 	signal.Notify(terms, syscall.SIGTERM, syscall.SIGINT)
-	w, err := ReadWorkerEnv(os.LookupEnv)
+	w, err := workerenv.Read(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 10
