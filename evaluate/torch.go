@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -57,7 +58,7 @@ func batchInputs(b *data.Batch, packed bool) (*inputs, error) {
 
 // float64s copies a tensor's values to the host as float64.
 func float64s(t *ts.Tensor) ([]float64, error) {
-	f, err := model.Float32s(t)
+	f, err := tensorkit.Float32s(t)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
-	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -21,7 +20,7 @@ func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.
 	if err != nil {
 		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
 	}
-	vals, err := model.Float32s(t)
+	vals, err := tensorkit.Float32s(t)
 	if err != nil {
 		return safetensors.Tensor{}, fmt.Errorf("export: %s: read values: %w", name, err)
 	}

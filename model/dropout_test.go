@@ -6,6 +6,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 func keepFraction(t *testing.T, x *ts.Tensor, p float64, key uint64) ([]float32, float64) {
@@ -16,7 +18,7 @@ func keepFraction(t *testing.T, x *ts.Tensor, p float64, key uint64) ([]float32,
 	if !s.ok(m) {
 		t.Fatal(s.err)
 	}
-	v, err := Float32s(m)
+	v, err := tensorkit.Float32s(m)
 	if err != nil {
 		t.Fatal(err)
 	}

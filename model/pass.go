@@ -2,9 +2,10 @@ package model
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // SetCheckpointing turns activation checkpointing per block on or off for Begin.
@@ -237,16 +238,14 @@ func (p *Pass) Close() {
 	}
 }
 
-// withGrad runs fn with libtorch's grad mode set to on and restores the previous mode.
-// Grad mode is per OS thread, so the goroutine stays on its thread meanwhile
-// (LockOSThread nests: a caller that locked itself stays locked).
+// withGrad runs fn with libtorch's grad mode set to on (tensorkit.WithGrad: the
+// goroutine stays on its OS thread meanwhile) and restores the previous mode.
 func withGrad(on bool, fn func() (*ts.Tensor, error)) (*ts.Tensor, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := ts.GradSetEnabled(on)
-	if err != nil {
-		return nil, fmt.Errorf("model: set grad mode: %w", err)
-	}
-	defer ts.GradSetEnabled(prev)
-	return fn()
+	var out *ts.Tensor
+	err := tensorkit.WithGrad(on, func() error {
+		var err error
+		out, err = fn()
+		return err
+	})
+	return out, err
 }

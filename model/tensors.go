@@ -99,53 +99,6 @@ func Float32Tensor(vals []float32, shape ...int64) (*ts.Tensor, error) {
 	return tensorFromBytes(unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 4*len(vals)), shape, gotch.Float)
 }
 
-// Float32s copies a tensor's elements to a float32 slice (detached, on the host).
-func Float32s(t *ts.Tensor) ([]float32, error) {
-	d, err := t.Detach(false)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Drop()
-	c, err := d.ToDevice(gotch.CPU, gotch.Float, false, false, false)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Drop()
-	cc, err := c.Contiguous(false)
-	if err != nil {
-		return nil, err
-	}
-	defer cc.Drop()
-	shape, err := cc.Size()
-	if err != nil {
-		return nil, err
-	}
-	n := int64(1)
-	for _, s := range shape {
-		n *= s
-	}
-	out := make([]float32, n)
-	if n == 0 {
-		return out, nil
-	}
-	if err := cc.CopyData(out, uint(n)); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// scalarFloat reads a one-element tensor.
-func scalarFloat(t *ts.Tensor) (float64, error) {
-	v, err := Float32s(t)
-	if err != nil {
-		return 0, err
-	}
-	if len(v) != 1 {
-		return 0, fmt.Errorf("want one element, have %d", len(v))
-	}
-	return float64(v[0]), nil
-}
-
 // initValues draws a tensor's initial values the way transformers' _init_weights does:
 // normal(0, std) for weights and embeddings, zeros for biases, ones for norm weights.
 func initValues(kind InitKind, n int64, std float64, rng *rand.Rand) []float32 {

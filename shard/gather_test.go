@@ -8,6 +8,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -42,7 +43,7 @@ func TestOneRankMatchesTheWholeModel(t *testing.T) {
 		t.Fatalf("sharded over one rank: %s", d)
 	}
 	for _, w := range m.Weights() {
-		v, err := model.Float32s(w.Tensor)
+		v, err := tensorkit.Float32s(w.Tensor)
 		if err != nil {
 			t.Fatal(err)
 		}

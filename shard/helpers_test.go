@@ -15,6 +15,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -155,7 +156,7 @@ func perturbB(ads []*lrlora.Adapter) error {
 }
 
 func appendValues(out []float32, t *ts.Tensor) ([]float32, error) {
-	v, err := model.Float32s(t)
+	v, err := tensorkit.Float32s(t)
 	if err != nil {
 		return nil, err
 	}

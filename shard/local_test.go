@@ -10,6 +10,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 	"github.com/lrtrain/lrtrain/shard"
@@ -96,7 +97,7 @@ func TestLocalShardsReadOnlyTheirPieces(t *testing.T) {
 					t.Fatal(err)
 				}
 				for u, unit := range plan.Units {
-					got, err := model.Float32s(local.Shards[u])
+					got, err := tensorkit.Float32s(local.Shards[u])
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -131,7 +132,7 @@ func wholeFlat(t *testing.T, dir string, plan *shard.Plan, dt gotch.DType) [][]f
 	defer m.Close()
 	values := map[string][]float32{}
 	for _, w := range m.Weights() {
-		if values[w.Name], err = model.Float32s(w.Tensor); err != nil {
+		if values[w.Name], err = tensorkit.Float32s(w.Tensor); err != nil {
 			t.Fatal(err)
 		}
 	}

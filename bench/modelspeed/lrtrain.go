@@ -13,6 +13,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
@@ -237,7 +238,7 @@ func gradNorms(list []lrlora.NamedTensor) (map[string]float64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("modelspeed: grad of %s: %w", nt.Name, err)
 		}
-		vals, err := model.Float32s(c)
+		vals, err := tensorkit.Float32s(c)
 		c.Drop()
 		if err != nil {
 			return nil, fmt.Errorf("modelspeed: grad of %s: %w", nt.Name, err)

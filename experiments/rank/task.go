@@ -10,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -163,7 +164,7 @@ func scaleInPlace(x *ts.Tensor, c float64) error {
 }
 
 func frobenius(x *ts.Tensor) float64 {
-	vals, err := model.Float32s(x)
+	vals, err := tensorkit.Float32s(x)
 	if err != nil {
 		return math.NaN()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/evaluate"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 	"github.com/lrtrain/lrtrain/param"
@@ -250,7 +251,7 @@ func constShare(m *model.Model) (float64, error) {
 		ts.NoGrad(func() {
 			var dw *ts.Tensor
 			if dw, err = ad.DeltaWeight(); err == nil {
-				vals, err = model.Float32s(dw)
+				vals, err = tensorkit.Float32s(dw)
 				dw.Drop()
 			}
 		})
