@@ -126,6 +126,9 @@ type Export struct {
 // Output is the run directory: logs, metrics.jsonl, plots, the resolved config.
 type Output struct {
 	Dir string `yaml:"dir" alias:"output_dir,run_dir,path"`
+	// TensorBoard writes the run's scalars (loss, lr, grad norm, tokens/s, evaluations,
+	// stable ranks) as TensorBoard event files under <dir>/tensorboard (rank 0).
+	TensorBoard bool `yaml:"tensorboard" alias:"report_to_tensorboard,tensorboard_logging,tb"`
 }
 
 // Dist is the collective backend for multi-process runs.

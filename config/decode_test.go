@@ -278,3 +278,23 @@ func TestTargetModulesForms(t *testing.T) {
 		}
 	}
 }
+
+// output.tensorboard is a boolean: true turns TensorBoard files on, a non-boolean is a
+// type error naming the key, and a near miss is suggested.
+func TestOutputTensorBoardKey(t *testing.T) {
+	c, err := Decode([]byte("output: {dir: o}\n"), "c", []string{"output.tensorboard=true"})
+	if err != nil || !c.Output.TensorBoard {
+		t.Fatalf("tensorboard = %v, err %v", c.Output.TensorBoard, err)
+	}
+	if c, _ := Decode([]byte("output: {dir: o}\n"), "c", nil); c.Output.TensorBoard {
+		t.Error("tensorboard is on by default")
+	}
+	_, err = Decode([]byte("output:\n  tensorboard: often\n"), "c", nil)
+	if !errors.Is(err, ErrType) || !strings.Contains(err.Error(), "tensorboard") {
+		t.Errorf("a non-boolean: %v", err)
+	}
+	_, err = Decode([]byte("output:\n  tensorbord: true\n"), "c", nil)
+	if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "did you mean `tensorboard`") {
+		t.Errorf("a near miss: %v", err)
+	}
+}

@@ -14,7 +14,7 @@
 //	            device (auto|cpu|cuda|cuda:N)
 //	checkpoint: dir, every, keep_last, resume (auto|never|<checkpoint dir>)
 //	export:     dir, dtype, max_shard_size
-//	output:     dir
+//	output:     dir, tensorboard (event files under <dir>/tensorboard)
 //	dist:       backend (auto|nccl|gloo), timeout, shard_group_size
 //
 // The adapter section is an adapter.Spec, decoded in place: its keys, defaults
