@@ -141,8 +141,8 @@ func SingularValues(x *ts.Tensor) ([]float64, error) {
 		u.Drop()
 		v.Drop()
 		defer s.Drop()
-		out = s.Float64Values()
-		return nil
+		out, err = tensorkit.Float64s(s)
+		return err
 	})
 	return out, err
 }

@@ -46,7 +46,7 @@ func constTensor(t *testing.T, v []float64, shape []int64, dtype gotch.DType) *t
 // read returns a tensor's values as float64.
 func read(t *testing.T, x *ts.Tensor) []float64 {
 	t.Helper()
-	v, err := values(x)
+	v, err := tensorkit.Float64s(x)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func normOf(t *ts.Tensor) (float64, error) {
 		return 0, err
 	}
 	defer n.Drop()
-	return scalarValue(n)
+	return tensorkit.Scalar(n)
 }
 
 // sigmaMaxSVD returns the largest singular value through linalg_norm(ord=2).
@@ -85,7 +85,7 @@ func sigmaMaxSVD(x *ts.Tensor) (float64, error) {
 		return 0, err
 	}
 	defer n.Drop()
-	return scalarValue(n)
+	return tensorkit.Scalar(n)
 }
 
 // sigmaMaxPower estimates σ_max(X) by power iteration on XᵀX in x's dtype (float64

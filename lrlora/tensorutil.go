@@ -5,6 +5,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // Small helpers over gotch that return errors instead of exiting and free every
@@ -40,53 +42,6 @@ func newTensor(vals []float64, shape []int64, dtype gotch.DType, dev gotch.Devic
 	return t, nil
 }
 
-// values copies a tensor's elements into a float64 slice (detached, on the host).
-func values(t *ts.Tensor) ([]float64, error) {
-	shape, err := t.Size()
-	if err != nil {
-		return nil, err
-	}
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	d, err := t.Detach(false)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Drop()
-	c, err := d.ToDevice(gotch.CPU, gotch.Double, false, false, false)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Drop()
-	c2, err := c.Contiguous(false)
-	if err != nil {
-		return nil, err
-	}
-	defer c2.Drop()
-	out := make([]float64, n)
-	if n == 0 {
-		return out, nil
-	}
-	if err := c2.CopyData(out, uint(n)); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// scalarValue reads a one-element tensor as float64.
-func scalarValue(t *ts.Tensor) (float64, error) {
-	v, err := values(t)
-	if err != nil {
-		return 0, err
-	}
-	if len(v) != 1 {
-		return 0, fmt.Errorf("want one element, have %d", len(v))
-	}
-	return v[0], nil
-}
-
 // mulScalar returns t·c; with del the receiver is dropped.
 func mulScalar(t *ts.Tensor, c float64, del bool) (*ts.Tensor, error) {
 	s := ts.FloatScalar(c)
@@ -103,7 +58,7 @@ func allFinite(t *ts.Tensor) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	v, err := scalarValue(all)
+	v, err := tensorkit.Scalar(all)
 	all.Drop()
 	if err != nil {
 		return false, err

@@ -48,7 +48,7 @@ func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
 			if err != nil {
 				return fmt.Errorf("norm of %q: %w", p.Name, err)
 			}
-			v, err := scalarValue(n)
+			v, err := tensorkit.Scalar(n)
 			n.Drop()
 			if err != nil {
 				return fmt.Errorf("norm of %q: %w", p.Name, err)

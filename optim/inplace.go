@@ -1,7 +1,6 @@
 package optim
 
 import (
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -72,18 +71,4 @@ func gradOf(p *ts.Tensor) (*ts.Tensor, error) {
 		return nil, err
 	}
 	return g, nil
-}
-
-// scalarValue reads a one-element tensor as float64.
-func scalarValue(t *ts.Tensor) (float64, error) {
-	c, err := t.ToDevice(gotch.CPU, gotch.Double, false, false, false)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Drop()
-	v := make([]float64, 1)
-	if err := c.CopyData(v, 1); err != nil {
-		return 0, err
-	}
-	return v[0], nil
 }

@@ -147,20 +147,18 @@ func fill(x *ts.Tensor, rng *rand.Rand, std float64) error {
 		return err
 	}
 	defer src.Drop()
-	ts.NoGrad(func() { x.Copy_(src) })
-	return nil
+	return tensorkit.NoGrad(func() error { x.Copy_(src); return nil })
 }
 
 func scaleInPlace(x *ts.Tensor, c float64) error {
-	var err error
-	ts.NoGrad(func() {
-		var y *ts.Tensor
-		if y, err = x.MulScalar(ts.FloatScalar(c), false); err == nil {
-			x.Copy_(y)
-			y.Drop()
+	return tensorkit.NoGrad(func() error {
+		y, err := x.MulScalar(ts.FloatScalar(c), false)
+		if err != nil {
+			return err
 		}
+		x.Copy_(y)
+		return y.Drop()
 	})
-	return err
 }
 
 func frobenius(x *ts.Tensor) float64 {
@@ -188,19 +186,23 @@ func logProbs(m *model.Model, tokens []int64, seqLen int) (*ts.Tensor, error) {
 	var err error
 	for start := 0; start < n && err == nil; start += 32 {
 		end := min(start+32, n)
-		ts.NoGrad(func() {
-			var ids, logits, lp *ts.Tensor
-			if ids, err = model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen)); err != nil {
-				return
+		err = tensorkit.NoGrad(func() error {
+			ids, err := model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen))
+			if err != nil {
+				return err
 			}
 			defer ids.Drop()
-			if logits, err = m.Forward(model.Inputs{InputIDs: ids}); err != nil {
-				return
+			logits, err := m.Forward(model.Inputs{InputIDs: ids})
+			if err != nil {
+				return err
 			}
 			defer logits.Drop()
-			if lp, err = logits.LogSoftmax(-1, gotch.Float, false); err == nil {
-				parts = append(parts, lp)
+			lp, err := logits.LogSoftmax(-1, gotch.Float, false)
+			if err != nil {
+				return err
 			}
+			parts = append(parts, lp)
+			return nil
 		})
 	}
 	if err != nil {

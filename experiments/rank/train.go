@@ -68,25 +68,30 @@ func meanKL(m *model.Model, tokens []int64, tlp *ts.Tensor, seqLen int) (float64
 	var err error
 	for start := 0; start < n && err == nil; start += 32 {
 		end := min(start+32, n)
-		ts.NoGrad(func() {
-			var ids, logits, part, kl *ts.Tensor
-			if ids, err = model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen)); err != nil {
-				return
+		err = tensorkit.NoGrad(func() error {
+			ids, err := model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen))
+			if err != nil {
+				return err
 			}
 			defer ids.Drop()
-			if logits, err = m.Forward(model.Inputs{InputIDs: ids}); err != nil {
-				return
+			logits, err := m.Forward(model.Inputs{InputIDs: ids})
+			if err != nil {
+				return err
 			}
 			defer logits.Drop()
-			if part, err = tlp.Narrow(0, int64(start), int64(end-start), false); err != nil {
-				return
+			part, err := tlp.Narrow(0, int64(start), int64(end-start), false)
+			if err != nil {
+				return err
 			}
 			defer part.Drop()
-			if kl, err = klSum(logits, part); err != nil {
-				return
+			kl, err := klSum(logits, part)
+			if err != nil {
+				return err
 			}
-			total += kl.Float64Values()[0]
-			kl.Drop()
+			defer kl.Drop()
+			v, err := tensorkit.Scalar(kl)
+			total += v
+			return err
 		})
 	}
 	return total / float64(len(tokens)), err
@@ -236,7 +241,7 @@ func trainStep(m *model.Model, t *task, c Config, idx []int) (float64, error) {
 	if err := loss.Backward(); err != nil {
 		return 0, err
 	}
-	return loss.Float64Values()[0], nil
+	return tensorkit.Scalar(loss)
 }
 
 // runName names a (method, learning rate) run: "lrlora-lr0.001".
@@ -248,12 +253,14 @@ func constShare(m *model.Model) (float64, error) {
 	for _, ad := range m.Adapters() {
 		var vals []float32
 		var err error
-		ts.NoGrad(func() {
-			var dw *ts.Tensor
-			if dw, err = ad.DeltaWeight(); err == nil {
-				vals, err = tensorkit.Float32s(dw)
-				dw.Drop()
+		err = tensorkit.NoGrad(func() error {
+			dw, err := ad.DeltaWeight()
+			if err != nil {
+				return err
 			}
+			defer dw.Drop()
+			vals, err = tensorkit.Float32s(dw)
+			return err
 		})
 		if err != nil {
 			return 0, err
