@@ -27,6 +27,9 @@
 // float32 on the wire, as TensorBoard's scalars are; a tag is any UTF-8 string, with "/"
 // grouping the charts ("train/loss", "eval/loss").
 //
+// Read and ReadFile decode such streams (Writer's fields; other summary kinds are
+// skipped), checking every CRC.
+//
 // The tests check the bytes against a record stream written by another TensorBoard
 // writer for the same events, decode every record with the protobuf runtime's own
 // decoder (dynamicpb, from a descriptor of tensorflow.Event built in the test) and check

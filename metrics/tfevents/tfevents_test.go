@@ -226,6 +226,22 @@ func TestCreateDecodesWithProtobufRuntime(t *testing.T) {
 			}
 		}
 	}
+	// Read agrees with the protobuf runtime on every event.
+	mine, err := ReadFile(w.Path())
+	if err != nil || len(mine) != len(evs) {
+		t.Fatalf("ReadFile: %d events, %v", len(mine), err)
+	}
+	for i, e := range evs {
+		m := mine[i]
+		if m.WallTime != e.wall || m.Step != e.step || m.FileVersion != e.version || len(m.Scalars) != len(e.tags) {
+			t.Fatalf("ReadFile event %d: %+v, protobuf runtime: %+v", i, m, e)
+		}
+		for j := range e.tags {
+			if m.Scalars[j].Tag != e.tags[j] || m.Scalars[j].Value != float64(e.values[j]) {
+				t.Errorf("ReadFile event %d value %d: %+v, protobuf runtime: %q = %v", i, j, m.Scalars[j], e.tags[j], e.values[j])
+			}
+		}
+	}
 	if _, err := Create(dir, Options{Now: func() time.Time { return clock }}); err == nil {
 		t.Error("a second Create with the same second, host and pid overwrote the file")
 	}
@@ -253,6 +269,38 @@ func TestWriteErrorsStick(t *testing.T) {
 	for i := range 2 {
 		if err := w.Add(1, Scalar{"a", 1}); err == nil || !strings.Contains(err.Error(), "disk full") {
 			t.Errorf("Add %d after a failed write: %v", i, err)
+		}
+	}
+}
+
+// Read decodes the other writer's stream, and reports a flipped byte or a cut record
+// as ErrCorrupt with the events before it.
+func TestReadAnotherWritersStream(t *testing.T) {
+	evs, err := Read(strings.NewReader(foreign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Event{{WallTime: 256.5, FileVersion: FileVersion},
+		{WallTime: 256.5, Step: 1, Scalars: []Scalar{{"v/1", 1.5}}},
+		{WallTime: 256.5, Step: 2, Scalars: []Scalar{{"v/22", 16}}}}
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d: %+v", len(evs), len(want), evs)
+	}
+	for i := range want {
+		g, w := evs[i], want[i]
+		if g.WallTime != w.WallTime || g.Step != w.Step || g.FileVersion != w.FileVersion || len(g.Scalars) != len(w.Scalars) ||
+			(len(w.Scalars) == 1 && g.Scalars[0] != w.Scalars[0]) {
+			t.Errorf("event %d: %+v, want %+v", i, g, w)
+		}
+	}
+	third := len(foreign) - 42 // the third record is 42 bytes: 16 of framing, 26 of data
+	for name, b := range map[string]string{
+		"flipped data byte": foreign[:third+20] + "\xff" + foreign[third+21:],
+		"cut record":        foreign[:len(foreign)-3],
+	} {
+		evs, err := Read(strings.NewReader(b))
+		if !errors.Is(err, ErrCorrupt) || len(evs) != 2 {
+			t.Errorf("%s: %d events, %v", name, len(evs), err)
 		}
 	}
 }
