@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/optim"
 )
 
 // Config is the experiment (config.yaml describes every field).
@@ -79,13 +80,20 @@ func (c Config) adapterSpec(method string) (adapter.Spec, error) {
 	return s, nil
 }
 
-// lrAt is the learning rate of step (0-based) for peak lr: linear warmup, then linear
-// decay to 0.
+// lrAt is the learning rate of step (0-based) for peak lr: linear warmup over
+// ⌊warmup_ratio·steps⌋ steps, then linear decay, with the step itself counted
+// (optim.StepIndex: the first step has lr/warm, the last lr/(steps − warm)).
 func (c Config) lrAt(lr float64, step int) float64 {
-	warm := int(c.WarmupRatio * float64(c.Steps))
-	if step < warm {
-		return lr * float64(step+1) / float64(warm)
+	return c.schedule(lr).At(step)
+}
+
+// schedule is the experiment's learning-rate schedule for peak lr.
+func (c Config) schedule(lr float64) optim.Schedule {
+	return optim.Schedule{
+		Kind:     optim.Linear,
+		Peak:     lr,
+		Warmup:   int(c.WarmupRatio * float64(c.Steps)),
+		Total:    c.Steps,
+		Counting: optim.StepIndex,
 	}
-	rest := c.Steps - warm
-	return lr * float64(c.Steps-step) / float64(max(rest, 1))
 }

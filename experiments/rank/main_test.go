@@ -76,3 +76,32 @@ grad_clip: 1.0
 		}
 	}
 }
+
+// lrAt keeps the experiment's own convention (step counted, ⌊ratio·steps⌋ warmup
+// steps): its rates equal, bit for bit, the formula the published results used.
+func TestLRAtKeepsTheExperimentsConvention(t *testing.T) {
+	old := func(c Config, lr float64, step int) float64 {
+		warm := int(c.WarmupRatio * float64(c.Steps))
+		if step < warm {
+			return lr * float64(step+1) / float64(warm)
+		}
+		rest := c.Steps - warm
+		return lr * float64(c.Steps-step) / float64(max(rest, 1))
+	}
+	for _, c := range []Config{{Steps: 200, WarmupRatio: 0.1}, {Steps: 4, WarmupRatio: 0.25}, {Steps: 37, WarmupRatio: 0.15}, {Steps: 10}} {
+		for _, lr := range []float64{0.005, 0.001, 0.0002, 3e-4} {
+			for step := 0; step < c.Steps; step++ {
+				if got, want := c.lrAt(lr, step), old(c, lr, step); got != want {
+					t.Fatalf("steps %d ratio %v lr %v step %d: %v, want %v", c.Steps, c.WarmupRatio, lr, step, got, want)
+				}
+			}
+		}
+	}
+	// The convention itself: 200 steps, 20 warmup steps, peak 1.
+	c := Config{Steps: 200, WarmupRatio: 0.1}
+	for step, want := range map[int]float64{0: 1.0 / 20, 19: 1, 20: 1, 110: 0.5, 199: 1.0 / 180} {
+		if got := c.lrAt(1, step); math.Abs(got-want) > 4*0x1p-52*want {
+			t.Errorf("step %d: %v, want %v", step, got, want)
+		}
+	}
+}
