@@ -27,7 +27,7 @@ const (
 	envRank      = "LRTRAIN_TRAIN_RANK"       // this child's rank
 	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
 	envCrashSave = "LRTRAIN_TRAIN_CRASH_SAVE" // SIGKILL itself half-way through writing this step's adapter file
-	envFlat      = "LRTRAIN_TRAIN_FLAT"       // reduce gradients through the flat in-place path (flatGrads)
+	envFlat      = "LRTRAIN_TRAIN_FLAT"       // reduce gradients through the flat in-place path (Env.seams.flatGrads)
 	envShard     = "LRTRAIN_TRAIN_SHARD"      // shard the backbone across all ranks (a second Gloo group)
 )
 
@@ -69,10 +69,11 @@ func runChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	env := Env{Console: os.Stderr, JSONConsole: true}
 	if s := os.Getenv(envCrashSave); s != "" {
 		step, _ := strconv.ParseInt(s, 10, 64)
 		saving := int64(0)
-		saveHook = func(name string) {
+		env.seams.saveHook = func(name string) {
 			if name == AdapterFile {
 				saving++
 			}
@@ -83,7 +84,6 @@ func runChild(path string) int {
 			}
 		}
 	}
-	env := Env{Console: os.Stderr, JSONConsole: true}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM) // as lrtrain train does
 	defer stop()
 	var counter *rawCounter
@@ -114,7 +114,7 @@ func runChild(path string) int {
 			env.ShardGroup = sg
 		}
 		if os.Getenv(envFlat) != "" {
-			flatGrads = true
+			env.seams.flatGrads = true
 			counter = &rawCounter{Group: g}
 			env.Group = counter
 		}

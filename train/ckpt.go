@@ -2,9 +2,11 @@ package train
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/sugarme/gotch/ts"
 
@@ -81,9 +83,6 @@ type StepLoss struct {
 // lossHistoryLen is how many steps State.LossHistory keeps.
 const lossHistoryLen = 100
 
-// saveHook is a test seam: called with each file's name after half of it is written.
-var saveHook = func(name string) {}
-
 // snapshot copies the trainable tensors and the optimizer state to the host and checks
 // that every value is finite: a checkpoint never holds a non-finite state.
 func snapshot(params []lrlora.NamedTensor, opt *optim.AdamW) (adapters, moments []hostTensor, err error) {
@@ -120,10 +119,57 @@ func snapshot(params []lrlora.NamedTensor, opt *optim.AdamW) (adapters, moments 
 	return adapters, moments, nil
 }
 
-// saveCheckpoint writes one checkpoint under root and prunes to keepLast. Only rank 0
-// calls it.
-func saveCheckpoint(root string, keepLast int, man Manifest, st State, params []lrlora.NamedTensor, opt *optim.AdamW) (string, error) {
-	adapters, moments, err := snapshot(params, opt)
+// save writes a checkpoint of the run's state (rank 0 only), prunes to
+// checkpoint.keep_last and logs it.
+func (r *run) save() (string, error) {
+	begin := time.Now()
+	dir, err := r.writeCheckpoint()
+	if errors.Is(err, ErrNonFinite) {
+		return "", fmt.Errorf("%w after step %d; stopped without saving (last good checkpoint: %s)", err, r.st.Step, r.lastCheckpoint())
+	}
+	if err != nil {
+		return dir, fmt.Errorf("%w (at step %d)", err, r.st.Step)
+	}
+	r.log.Info().Int64("step", r.st.Step).Str("dir", dir).Dur("took", time.Since(begin)).Msg("checkpoint saved")
+	return dir, nil
+}
+
+// stopped ends a run that a signal (a cancelled context) or a failed collective
+// stopped between or inside optimizer steps: rank 0 first saves the state of the last
+// completed step, unless the newest checkpoint holds it already. That state is the
+// whole run's whatever the other ranks are doing: a rank that completed step N has
+// every rank's gradients of step N (adapters and optimizer are replicated), and a step
+// that failed part-way changed nothing but gradients. It returns cause, saying where
+// the state went.
+func (r *run) stopped(cause error) error {
+	if r.rank != 0 || r.st.Step <= r.savedStep {
+		return cause
+	}
+	dir, err := r.save()
+	if err != nil {
+		return fmt.Errorf("%w; saving step %d failed too: %w", cause, r.st.Step, err)
+	}
+	r.res.Checkpoint = dir
+	return fmt.Errorf("%w (step %d saved in %s)", cause, r.st.Step, dir)
+}
+
+// lastCheckpoint names the checkpoint a failed run leaves for resuming.
+func (r *run) lastCheckpoint() string {
+	if r.res.Checkpoint != "" {
+		return r.res.Checkpoint
+	}
+	if r.res.ResumedFrom != "" {
+		return r.res.ResumedFrom
+	}
+	return "none under " + r.opts.Checkpoint.Dir
+}
+
+// writeCheckpoint writes one checkpoint of the run's state under checkpoint.dir and
+// prunes to checkpoint.keep_last. A test's save hook is called with each file's name
+// half-way through writing it.
+func (r *run) writeCheckpoint() (string, error) {
+	c, man, st := r.opts.Checkpoint, r.man, r.st
+	adapters, moments, err := snapshot(r.params, r.opt)
 	if err != nil {
 		return "", err
 	}
@@ -131,48 +177,53 @@ func saveCheckpoint(root string, keepLast int, man Manifest, st State, params []
 	if err != nil {
 		return "", fmt.Errorf("train: checkpoint: encode %s: %w", TrainerFile, err)
 	}
+	hook := r.env.seams.saveHook
+	if hook == nil {
+		hook = func(string) {}
+	}
 	meta := map[string]string{"format": TrainerFormat, "step": fmt.Sprint(st.Step)}
 	files := []checkpoint.File{
-		{Name: AdapterFile, Write: encodeTensors(AdapterFile, adapters, meta)},
-		{Name: OptimizerFile, Write: encodeTensors(OptimizerFile, moments, meta)},
+		{Name: AdapterFile, Write: encodeTensors(AdapterFile, adapters, meta, hook)},
+		{Name: OptimizerFile, Write: encodeTensors(OptimizerFile, moments, meta, hook)},
 		{Name: TrainerFile, Write: func(w io.Writer) error {
 			if _, err := w.Write(trainer[:len(trainer)/2]); err != nil {
 				return err
 			}
-			saveHook(TrainerFile)
+			hook(TrainerFile)
 			_, err := w.Write(append(trainer[len(trainer)/2:], '\n'))
 			return err
 		}},
 	}
 	man.TrainerFormat, man.TrainerFormatVersion = TrainerFormat, TrainerFormatVersion
-	dir, err := checkpoint.Save(root, st.Step, files, man)
+	dir, err := checkpoint.Save(c.Dir, st.Step, files, man)
 	if err != nil {
 		return dir, fmt.Errorf("train: %w", err)
 	}
-	if keepLast > 0 {
-		if _, err := checkpoint.Prune(root, keepLast); err != nil {
+	if c.KeepLast > 0 {
+		if _, err := checkpoint.Prune(c.Dir, c.KeepLast); err != nil {
 			return dir, fmt.Errorf("train: prune checkpoints: %w", err)
 		}
 	}
 	return dir, nil
 }
 
-// encodeTensors streams a safetensors file, calling saveHook half-way.
-func encodeTensors(name string, list []hostTensor, meta map[string]string) func(io.Writer) error {
+// encodeTensors streams a safetensors file, calling hook half-way.
+func encodeTensors(name string, list []hostTensor, meta map[string]string, hook func(string)) func(io.Writer) error {
 	return func(w io.Writer) error {
 		tensors := make([]safetensors.Tensor, len(list))
 		for i, h := range list {
 			tensors[i] = h.safetensor()
 		}
-		return safetensors.Encode(&hookWriter{w: w, name: name, at: encodedSize(list) / 2}, tensors, meta)
+		return safetensors.Encode(&hookWriter{w: w, name: name, at: encodedSize(list) / 2, hook: hook}, tensors, meta)
 	}
 }
 
-// hookWriter calls saveHook once the first `at` bytes have passed.
+// hookWriter calls hook once the first `at` bytes have passed.
 type hookWriter struct {
 	w      io.Writer
 	name   string
 	n, at  int64
+	hook   func(name string)
 	called bool
 }
 
@@ -181,7 +232,7 @@ func (h *hookWriter) Write(p []byte) (int, error) {
 	h.n += int64(n)
 	if !h.called && h.n >= h.at {
 		h.called = true
-		saveHook(h.name)
+		h.hook(h.name)
 	}
 	return n, err
 }

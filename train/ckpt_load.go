@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,38 @@ func OpenCheckpoint(dir string) (*Saved, error) {
 		return nil, fmt.Errorf("%w: %s: step %d, the manifest says %d", ErrCheckpoint, c.Path(TrainerFile), s.State.Step, s.Step)
 	}
 	return s, nil
+}
+
+// restore loads the checkpoint resumed from into the run: adapter tensors, optimizer
+// state, data position and RNG state. Every rank loads the same checkpoint; a sum of
+// the steps checks that they did.
+func (r *run) restore(ctx context.Context) error {
+	s := r.saved
+	st := s.State
+	if err := s.loadParams(r.params); err != nil {
+		return err
+	}
+	if err := s.loadOptimizer(r.opt); err != nil {
+		return err
+	}
+	if err := r.sampler.Resume(st.Cursor); err != nil {
+		return fmt.Errorf("train: resume %s: %w (data.train, data.seed or data.shuffle changed?)", s.Dir, err)
+	}
+	if len(st.RNG) > 0 {
+		if err := r.pcg.UnmarshalBinary(st.RNG); err != nil {
+			return fmt.Errorf("%w: %s: rng: %v", ErrCheckpoint, s.Dir, err)
+		}
+	}
+	steps := []float64{float64(st.Step)}
+	if err := sumAcrossRanks(ctx, r.g, steps); err != nil {
+		return err
+	}
+	if steps[0] != float64(st.Step)*float64(r.g.Size()) {
+		return fmt.Errorf("train: ranks resumed from different checkpoints (rank %d: %s, step %d)", r.rank, s.Dir, st.Step)
+	}
+	st.WorldSize = r.g.Size()
+	r.st = st
+	return nil
 }
 
 // readTensors opens a safetensors file of the checkpoint and returns its tensors,

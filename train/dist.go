@@ -13,22 +13,59 @@ import (
 )
 
 // Data parallelism. Every rank holds the same adapters; each optimizer step the
-// gradients of the trainable parameters are copied into one flat float64 bucket,
-// all-reduced (sum) once, and copied back. Each rank's gradients are already divided
-// by the step's global target count (summed over micro-batches and ranks), so the sum
-// is the gradient of the global mean loss. A group of size 1 skips the copies: the
-// reduction over one rank is the identity.
+// gradients of the trainable parameters are summed across ranks in place with one
+// all-reduce. Each rank's gradients are already divided by the step's global target
+// count (summed over micro-batches and ranks), so the sum is the gradient of the global
+// mean loss. A group of size 1 skips it: the reduction over one rank is the identity.
+//
+// There are two paths. A group that reduces memory in place (collective.RawAllReducer:
+// NCCL on CUDA memory, see deviceReducer) gets the gradients concatenated into one flat
+// tensor on their device (allReduceFlat); any other group gets a float64 host bucket
+// (allReduceHost).
 
-// allReduceGrads sums the gradients of params (on dev) across the group's ranks, in
-// place: on the device when the group can reduce device memory (allReduceFlat), else
-// through a float64 host bucket.
-func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.NamedTensor, dev gotch.Device) error {
-	if g.Size() == 1 {
-		return nil
+// allReduce sums the gradients, then the counters in sums (loss sum, tokens), across
+// the group's ranks.
+func (r *run) allReduce(ctx context.Context, sums []float64) error {
+	if r.g.Size() > 1 {
+		var err error
+		dev := r.m.Device()
+		if red, ok := useFlat(r.g, dev, r.env.seams.flatGrads); ok {
+			err = allReduceFlat(ctx, red, r.trainable, dev, r.rank)
+		} else {
+			err = allReduceHost(ctx, r.g, r.trainable)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	if r, ok := useFlat(g, dev); ok {
-		return allReduceFlat(ctx, r, params, dev, g.Rank())
+	return sumAcrossRanks(ctx, r.g, sums)
+}
+
+// deviceReducer is a group that reduces CUDA memory in place (ncclpg.Group): Device is
+// the CUDA device its communicator drives.
+type deviceReducer interface {
+	collective.RawAllReducer
+	Device() int
+}
+
+// useFlat reports whether gradients on dev go through allReduceFlat with g: on a GPU,
+// with a group that reduces device memory on that GPU; on the CPU, only when a test
+// asks for it (flatCPU) of a group that can.
+func useFlat(g collective.ProcessGroup, dev gotch.Device, flatCPU bool) (collective.RawAllReducer, bool) {
+	if dev.IsCuda() {
+		r, ok := g.(deviceReducer)
+		if ok && r.Device() != dev.Value && gotch.CUDA.DeviceCount() > 1 {
+			return nil, false // a communicator on another GPU: reduce through the host
+		}
+		return r, ok
 	}
+	r, ok := g.(collective.RawAllReducer)
+	return r, ok && flatCPU
+}
+
+// allReduceHost sums the gradients of params across ranks through one float64 host
+// bucket.
+func allReduceHost(ctx context.Context, g collective.ProcessGroup, params []ts.NamedTensor) error {
 	grads, err := gradsOf(params, g.Rank())
 	defer dropAll(grads)
 	if err != nil {
@@ -37,8 +74,7 @@ func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.
 	hosts := make([]hostTensor, len(params))
 	var n int
 	for i, p := range params {
-		grad := grads[i]
-		if hosts[i], err = readHost(p.Name, grad); err != nil {
+		if hosts[i], err = readHost(p.Name, grads[i]); err != nil {
 			return fmt.Errorf("train: gradient: %w", err)
 		}
 		n += len(hosts[i].data) / hosts[i].dtype.Size()
@@ -54,6 +90,128 @@ func allReduceGrads(ctx context.Context, g collective.ProcessGroup, params []ts.
 		bucket = takeFloats(bucket, h)
 		if err := writeInto(grads[i], h); err != nil {
 			return fmt.Errorf("train: write reduced gradient: %w", err)
+		}
+	}
+	return nil
+}
+
+// allReduceFlat sums the gradients of params across ranks in place with one raw
+// all-reduce: the gradients (all of one dtype) are concatenated into one flat tensor on
+// their device, reduced there and copied back.
+func allReduceFlat(ctx context.Context, red collective.RawAllReducer, params []ts.NamedTensor, dev gotch.Device, rank int) error {
+	grads, err := gradsOf(params, rank)
+	defer dropAll(grads)
+	if err != nil || len(grads) == 0 {
+		return err
+	}
+	dt, err := flatDType(params, grads)
+	if err != nil {
+		return err
+	}
+	return withoutGrad(func() error {
+		b, err := concatGrads(grads, dt)
+		if err != nil {
+			return err
+		}
+		defer b.flat.Drop()
+		if err := b.reduce(ctx, red, dev); err != nil {
+			return err
+		}
+		return b.scatter(grads, params)
+	})
+}
+
+// flatDType is the collective dtype of the gradients, which must all have one, float32
+// or float64.
+func flatDType(params []ts.NamedTensor, grads []*ts.Tensor) (collective.DType, error) {
+	dt := grads[0].DType()
+	for i, grad := range grads {
+		if grad.DType() != dt {
+			return 0, fmt.Errorf("train: gradients of %s (%v) and %s (%v) differ in dtype", params[0].Name, dt, params[i].Name, grad.DType())
+		}
+	}
+	switch dt {
+	case gotch.Float:
+		return collective.Float32, nil
+	case gotch.Double:
+		return collective.Float64, nil
+	}
+	return 0, fmt.Errorf("train: all-reduce gradients: dtype %v (want float32 or float64)", dt)
+}
+
+// flatBucket is the gradients concatenated: flat holds n elements of dtype, sizes[i]
+// of them gradient i's.
+type flatBucket struct {
+	flat  *ts.Tensor
+	sizes []int64
+	n     int64
+	dtype collective.DType
+}
+
+// concatGrads concatenates the flattened gradients into one tensor on their device.
+func concatGrads(grads []*ts.Tensor, dt collective.DType) (flatBucket, error) {
+	b := flatBucket{sizes: make([]int64, len(grads)), dtype: dt}
+	views := make([]*ts.Tensor, 0, len(grads))
+	defer func() { dropAll(views) }()
+	for i, g := range grads {
+		v, err := g.Reshape([]int64{-1}, false)
+		if err != nil {
+			return b, fmt.Errorf("train: flatten gradient: %w", err)
+		}
+		views = append(views, v)
+		shape, err := v.Size()
+		if err != nil {
+			return b, fmt.Errorf("train: gradient bucket: %w", err)
+		}
+		b.sizes[i] = shape[0]
+		b.n += shape[0]
+	}
+	flat, err := ts.Cat(views, 0)
+	if err != nil {
+		return b, fmt.Errorf("train: concatenate gradients: %w", err)
+	}
+	b.flat = flat
+	return b, nil
+}
+
+// reduce sums the bucket across ranks in place. On a GPU the device is synchronised
+// first, since the group's collective runs on its own stream.
+func (b flatBucket) reduce(ctx context.Context, red collective.RawAllReducer, dev gotch.Device) error {
+	ptr, err := b.flat.DataPtr()
+	if err != nil {
+		return fmt.Errorf("train: gradient bucket: %w", err)
+	}
+	if dev.IsCuda() {
+		if err := ts.CudaSynchronize(int(dev.Value)); err != nil {
+			return fmt.Errorf("train: synchronise %v before the all-reduce: %w", dev, err)
+		}
+	}
+	if err := red.AllReduceRaw(ctx, ptr, int(b.n), b.dtype, collective.Sum); err != nil {
+		return fmt.Errorf("train: all-reduce gradients: %w", err)
+	}
+	return nil
+}
+
+// scatter copies the reduced bucket back into the gradients.
+func (b flatBucket) scatter(grads []*ts.Tensor, params []ts.NamedTensor) error {
+	var off int64
+	for i, g := range grads {
+		part, err := b.flat.Narrow(0, off, b.sizes[i], false)
+		if err != nil {
+			return fmt.Errorf("train: split the reduced gradients: %w", err)
+		}
+		off += b.sizes[i]
+		shaped, err := part.ViewAs(g, true)
+		if err != nil {
+			return fmt.Errorf("train: split the reduced gradients: %w", err)
+		}
+		out, err := g.CopyOut(g, shaped, false, false)
+		shaped.Drop()
+		if err == nil {
+			err = out.Drop()
+		}
+		if err != nil {
+			return fmt.Errorf("train: write the reduced gradient of %s: %w", params[i].Name, err)
 		}
 	}
 	return nil

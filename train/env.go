@@ -2,11 +2,16 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Env is what a run takes from its surroundings rather than from its options.
@@ -36,6 +41,18 @@ type Env struct {
 	// pick the collective backend); Run then uses it instead of resolving
 	// Options.Train.Device again.
 	Device *gotch.Device
+
+	seams testSeams // set by this package's tests only
+}
+
+// testSeams let this package's tests reach paths a run does not otherwise take on a test
+// machine. The zero value changes nothing.
+type testSeams struct {
+	// flatGrads sends CPU gradients through the flat in-place all-reduce (a Gloo group
+	// reduces host memory with AllReduceRaw), the path GPU ranks take.
+	flatGrads bool
+	// saveHook is called with each checkpoint file's name once half of it is written.
+	saveHook func(name string)
 }
 
 // Hooks let a caller observe a run and add metrics. They run on the training goroutine
@@ -84,3 +101,63 @@ func (single) AllGather(_ context.Context, send, recv []float32) error {
 	return nil
 }
 func (single) Broadcast(context.Context, []byte, int) error { return nil }
+
+// GPU training. The model, the adapters, the batches and the optimizer state live on the
+// device train.device names; checkpoints, metrics and the host-side collectives copy to
+// and from it. Gradients of GPU ranks are reduced in place on the device by a group that
+// can (NCCL, see deviceReducer in dist.go); any other group gets host copies.
+
+// ResolveDevice turns a train.device value into a libtorch device: "" or "auto" is the
+// worker's GPU when libtorch sees one and the CPU otherwise; "cuda" is the worker's GPU;
+// "cuda:N" is GPU N. The worker's GPU is cuda:0 when one GPU is visible (lrtrain launch
+// gives each worker one through CUDA_VISIBLE_DEVICES) and cuda:<localRank> when the
+// worker sees several (a torchrun-style launch).
+func ResolveDevice(spec string, localRank int) (gotch.Device, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" || spec == "auto" {
+		if !gotch.CUDA.IsAvailable() {
+			return gotch.CPU, nil
+		}
+		spec = "cuda"
+	}
+	if spec == "cpu" {
+		return gotch.CPU, nil
+	}
+	idx, indexed := strings.CutPrefix(spec, "cuda:")
+	if spec != "cuda" && !indexed {
+		return gotch.CPU, fmt.Errorf("%w: train.device %q: want auto, cpu, cuda or cuda:N", ErrConfig, spec)
+	}
+	n := int(gotch.CUDA.DeviceCount())
+	if n == 0 {
+		return gotch.CPU, fmt.Errorf("%w: train.device %s: the linked libtorch sees no CUDA device "+
+			"(a CPU build, or no GPU visible: check CUDA_VISIBLE_DEVICES and `lrtrain env`)", ErrConfig, spec)
+	}
+	i := 0
+	switch {
+	case indexed:
+		v, err := strconv.Atoi(idx)
+		if err != nil || v < 0 {
+			return gotch.CPU, fmt.Errorf("%w: train.device %q: want auto, cpu, cuda or cuda:N", ErrConfig, spec)
+		}
+		i = v
+	case n > 1:
+		i = localRank
+	}
+	if i >= n {
+		return gotch.CPU, fmt.Errorf("%w: train.device %s: GPU %d of %d visible (local rank %d)", ErrConfig, spec, i, n, localRank)
+	}
+	return gotch.CudaBuilder(uint(i)), nil
+}
+
+// checkDevice rejects a GPU run that this build cannot do: the fused φ op needs its CUDA
+// kernels (the `cuda` build tag) for LR-LoRA adapters on a GPU.
+func checkDevice(dev gotch.Device, o Options) error {
+	if !dev.IsCuda() {
+		return nil
+	}
+	if o.Adapter.Method == adapter.LRLoRA && !phiop.BuiltWithCUDA() {
+		return fmt.Errorf("%w: train.device %v: LR-LoRA's fused φ op was built without its CUDA kernels; "+
+			"build with `make -C phiop cuda` and `go build -tags cuda` (see README, GPUs)", ErrConfig, dev)
+	}
+	return nil
+}

@@ -30,20 +30,78 @@ type EvalResult struct {
 	Metrics map[string]float64
 }
 
-// evaluate computes the evaluation loss: rank k takes micro-batches k, k+W, k+2W, … of
+// evaluate evaluates, runs the hook, reports, and updates the early-stopping state;
+// it returns "early stopping" when patience has run out.
+func (r *run) evaluate(ctx context.Context) (string, error) {
+	st, out := &r.st, r.out
+	loss, n, err := r.evalLoss(ctx)
+	if err != nil {
+		return "", fmt.Errorf("train: evaluate at step %d: %w", st.Step, err)
+	}
+	rec := map[string]any{"step": st.Step, "eval_loss": loss, "eval_targets": n}
+	ev := out.log.Info().Int64("step", st.Step).Float64("eval_loss", loss)
+	if !r.exs.classify {
+		rec["eval_ppl"] = math.Exp(loss)
+		ev = ev.Float64("eval_ppl", math.Exp(loss))
+	}
+	extra, err := r.evalHook(ctx)
+	if err != nil {
+		return "", fmt.Errorf("train: eval hook at step %d: %w", st.Step, err)
+	}
+	for k, v := range extra {
+		rec[k] = v
+		ev = ev.Float64(k, v)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		ev.Msg("evaluation (non-finite loss: not counted for early stopping)")
+		out.metric(rec)
+		return "", nil
+	}
+	if st.BestEvalLoss == nil || loss < *st.BestEvalLoss {
+		st.BestEvalLoss, st.BestStep, st.EvalsWithoutImprovement = &loss, st.Step, 0
+	} else {
+		st.EvalsWithoutImprovement++
+	}
+	ev.Float64("best_eval_loss", *st.BestEvalLoss).Int64("best_step", st.BestStep).Msg("evaluation")
+	out.metric(rec)
+	if p := r.opts.Train.Patience; p > 0 && st.EvalsWithoutImprovement >= p {
+		out.log.Info().Int64("step", st.Step).Int("patience", p).Msg("early stopping: no lower eval loss")
+		return "early stopping", nil
+	}
+	return "", nil
+}
+
+// evalHook runs Hooks.Eval, if any, with the model in evaluation mode and grad mode off.
+func (r *run) evalHook(ctx context.Context) (map[string]float64, error) {
+	if r.env.Hooks.Eval == nil {
+		return nil, nil
+	}
+	r.m.Train(false)
+	defer r.m.Train(true)
+	var extra map[string]float64
+	err := withoutGrad(func() error {
+		var err error
+		extra, err = r.env.Hooks.Eval(EvalContext{Context: ctx, Step: r.st.Step, Model: r.m, Group: r.g, Eval: r.exs.eval})
+		return err
+	})
+	return extra, err
+}
+
+// evalLoss computes the evaluation loss: rank k takes micro-batches k, k+W, k+2W, … of
 // the evaluation set in order, and the loss sums and counts are summed across ranks.
 // In lockstep (a sharded backbone, whose forward passes are collectives) every rank runs
 // the same number of passes: a rank past the end reruns batch 0 and ignores the result.
-func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, exs []data.Example,
-	collator *data.Collator, batch int, packed, regression, lockstep bool) (float64, int64, error) {
+func (r *run) evalLoss(ctx context.Context) (float64, int64, error) {
+	m, g, exs, batch := r.m, r.g, r.exs.eval, r.opts.Train.MicroBatchSize
+	lockstep := r.env.ShardGroup != nil && r.env.ShardGroup.Size() > 1
 	m.Train(false)
 	defer m.Train(true)
 	sums := []float64{0, 0}
 	err := withoutGrad(func() error {
 		nb := (len(exs) + batch - 1) / batch
 		rounds := (nb + g.Size() - 1) / g.Size()
-		for r := range rounds {
-			i := g.Rank() + r*g.Size()
+		for k := range rounds {
+			i := g.Rank() + k*g.Size()
 			idle := i >= nb
 			if idle && !lockstep {
 				break
@@ -51,11 +109,11 @@ func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, ex
 			if idle {
 				i = 0
 			}
-			b, err := collator.Collate(exs[i*batch : min(len(exs), (i+1)*batch)])
+			b, err := r.collator.Collate(exs[i*batch : min(len(exs), (i+1)*batch)])
 			if err != nil {
 				return fmt.Errorf("train: eval batch %d: %w", i, err)
 			}
-			loss, n, err := evalBatch(m, b, packed, regression)
+			loss, n, err := evalBatch(m, b, r.opts.Data)
 			if err != nil {
 				return fmt.Errorf("train: eval batch %d: %w", i, err)
 			}
@@ -79,8 +137,8 @@ func evaluate(ctx context.Context, m *model.Model, g collective.ProcessGroup, ex
 }
 
 // evalBatch returns the summed loss of one batch and its number of targets.
-func evalBatch(m *model.Model, b *data.Batch, packed, regression bool) (float64, int64, error) {
-	bt, err := toTensors(b, packed, m.Device())
+func evalBatch(m *model.Model, b *data.Batch, o DataOptions) (float64, int64, error) {
+	bt, err := toTensors(b, o.Packing, m.Device())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -90,7 +148,7 @@ func evalBatch(m *model.Model, b *data.Batch, packed, regression bool) (float64,
 		return 0, 0, err
 	}
 	defer logits.Drop()
-	loss, n, err := bt.lossSum(logits, regression)
+	loss, n, err := bt.lossSum(logits, o.Regression)
 	if err != nil {
 		return 0, 0, err
 	}

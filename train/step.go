@@ -1,30 +1,25 @@
 package train
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/data"
-	"github.com/lrtrain/lrtrain/dist/collective"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 )
 
 // accumulate runs forward and backward over the micro-batches of one step, each loss
 // sum divided by norm, and returns the undivided loss sum and the input tokens.
-func accumulate(m *model.Model, batches []*data.Batch, norm int64, packed, regression bool) (float64, int64, error) {
+func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, error) {
 	var lossSum float64
 	var tokens int64
 	for i, b := range batches {
-		v, n, err := microStep(m, b, norm, packed, regression)
+		v, n, err := microStep(r.m, b, norm, r.opts.Data)
 		if err != nil {
 			return 0, 0, fmt.Errorf("micro-batch %d: %w", i, err)
 		}
@@ -35,8 +30,8 @@ func accumulate(m *model.Model, batches []*data.Batch, norm int64, packed, regre
 }
 
 // microStep is one forward and backward pass.
-func microStep(m *model.Model, b *data.Batch, norm int64, packed, regression bool) (float64, int64, error) {
-	bt, err := toTensors(b, packed, m.Device())
+func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions) (float64, int64, error) {
+	bt, err := toTensors(b, o.Packing, m.Device())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -46,7 +41,7 @@ func microStep(m *model.Model, b *data.Batch, norm int64, packed, regression boo
 		return 0, 0, err
 	}
 	defer pass.Close()
-	sum, _, err := bt.lossSum(pass.Logits(), regression)
+	sum, _, err := bt.lossSum(pass.Logits(), o.Regression)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -66,45 +61,57 @@ func microStep(m *model.Model, b *data.Batch, norm int64, packed, regression boo
 	return v, bt.tokens, nil
 }
 
-// restore loads a checkpoint into the run: adapter tensors, optimizer state, data
-// position and RNG state. Every rank loads the same checkpoint; a sum of the steps
-// checks that they did.
-func restore(ctx context.Context, g collective.ProcessGroup, s *Saved, params []lrlora.NamedTensor,
-	opt *optim.AdamW, sampler *data.Sampler, pcg *rand.PCG) (State, error) {
-	st := s.State
-	if err := s.loadParams(params); err != nil {
-		return st, err
+// update clips the global gradient norm (a NaN or infinite norm stops the run with
+// ErrNonFinite) and steps AdamW at the scheduled learning rate: warmup, then linear,
+// cosine or constant. A global batch without targets changes nothing.
+func (r *run) update(targets int64) (gradNorm, lr float64, err error) {
+	gradNorm, err = optim.ClipGradNorm(r.trainable, clipNorm(r.opts.Train.GradClip))
+	if errors.Is(err, optim.ErrNonFiniteGrad) {
+		return 0, 0, fmt.Errorf("%w: gradient norm is %v at step %d; stopped without saving (last good checkpoint: %s)",
+			ErrNonFinite, gradNorm, r.st.Step+1, r.lastCheckpoint())
 	}
-	if err := s.loadOptimizer(opt); err != nil {
-		return st, err
+	if err != nil {
+		return 0, 0, r.stepError(err)
 	}
-	if err := sampler.Resume(st.Cursor); err != nil {
-		return st, fmt.Errorf("train: resume %s: %w (data.train, data.seed or data.shuffle changed?)", s.Dir, err)
+	lr = learningRate(r.opts.Train.LR, r.sched, int(r.st.Step), r.warmup, int(r.total))
+	if targets > 0 {
+		err = r.opt.Step(lr)
+	} else {
+		r.log.Warn().Int64("step", r.st.Step+1).Msg("global batch without targets: no update")
 	}
-	if len(st.RNG) > 0 {
-		if err := pcg.UnmarshalBinary(st.RNG); err != nil {
-			return st, fmt.Errorf("%w: %s: rng: %v", ErrCheckpoint, s.Dir, err)
-		}
+	if err == nil {
+		err = r.opt.ZeroGrad()
 	}
-	steps := []float64{float64(st.Step)}
-	if err := sumAcrossRanks(ctx, g, steps); err != nil {
-		return st, err
+	if err != nil {
+		return 0, 0, r.stepError(err)
 	}
-	if steps[0] != float64(st.Step)*float64(g.Size()) {
-		return st, fmt.Errorf("train: ranks resumed from different checkpoints (rank %d: %s, step %d)", g.Rank(), s.Dir, st.Step)
-	}
-	st.WorldSize = g.Size()
-	return st, nil
+	return gradNorm, lr, nil
 }
 
-// report writes the step to metrics.jsonl, logs it every logEvery steps and moves the
-// progress bar.
-func report(out *runLog, sm StepMetrics, total int64, elapsed time.Duration, done int64, logEvery int) {
+// advance records a completed step: the step count, the data position, the dropout
+// pass count, the tokens and the loss.
+func (r *run) advance(loss float64, tokens int64) {
+	st := &r.st
+	st.Step++
+	st.Epoch, st.Cursor, st.DropoutPasses = r.sampler.Epoch(), r.sampler.Cursor(), r.m.DropoutPasses()
+	st.Tokens += tokens
+	st.LossHistory = append(st.LossHistory, StepLoss{st.Step, loss})
+	if n := len(st.LossHistory); n > lossHistoryLen {
+		st.LossHistory = st.LossHistory[n-lossHistoryLen:]
+	}
+	r.res.Step, r.res.Loss = st.Step, loss
+}
+
+// report writes the step to metrics.jsonl, logs it every log_every steps, moves the
+// progress bar and calls the step hook.
+func (r *run) report(sm StepMetrics) {
+	out, total := r.out, r.total
 	out.metric(map[string]any{"step": sm.Step, "epoch": sm.Epoch, "loss": sm.Loss, "lr": sm.LR,
 		"grad_norm": sm.GradNorm, "tokens": sm.Tokens, "targets": sm.Targets,
 		"tokens_per_s": round(sm.TokensPerS, 1), "step_s": round(sm.StepSeconds, 4)})
-	eta := time.Duration(float64(elapsed) / float64(max(done, 1)) * float64(total-sm.Step))
-	if logEvery > 0 && (sm.Step%int64(logEvery) == 0 || sm.Step == total) {
+	done := r.st.Step - r.startStep
+	eta := time.Duration(float64(time.Since(r.started)) / float64(max(done, 1)) * float64(total-sm.Step))
+	if every := r.opts.Train.LogEvery; every > 0 && (sm.Step%int64(every) == 0 || sm.Step == total) {
 		out.stepLogger().Info().Int64("step", sm.Step).Int64("of", total).Int("epoch", sm.Epoch).
 			Float64("loss", sm.Loss).Float64("lr", sm.LR).Float64("grad_norm", sm.GradNorm).
 			Float64("tokens_per_s", round(sm.TokensPerS, 1)).Dur("eta", eta.Round(time.Second)).Msg("step")
@@ -112,91 +119,14 @@ func report(out *runLog, sm StepMetrics, total int64, elapsed time.Duration, don
 	if out.console != nil {
 		out.console.set(progressBar(sm.Step, total, sm.Loss, sm.TokensPerS, eta))
 	}
+	if r.env.Hooks.Step != nil {
+		r.env.Hooks.Step(sm)
+	}
 }
 
-// evalAndTrack evaluates, runs the hook, reports, and updates the early-stopping state;
-// it returns "early stopping" when patience has run out.
-func evalAndTrack(ctx context.Context, g collective.ProcessGroup, m *model.Model, exs *examples, collator *data.Collator,
-	opts Options, env Env, st *State, out *runLog) (string, error) {
-	lockstep := env.ShardGroup != nil && env.ShardGroup.Size() > 1
-	loss, n, err := evaluate(ctx, m, g, exs.eval, collator, opts.Train.MicroBatchSize, opts.Data.Packing, opts.Data.Regression, lockstep)
-	if err != nil {
-		return "", fmt.Errorf("train: evaluate at step %d: %w", st.Step, err)
-	}
-	rec := map[string]any{"step": st.Step, "eval_loss": loss, "eval_targets": n}
-	ev := out.log.Info().Int64("step", st.Step).Float64("eval_loss", loss)
-	if !exs.classify {
-		rec["eval_ppl"] = math.Exp(loss)
-		ev = ev.Float64("eval_ppl", math.Exp(loss))
-	}
-	if env.Hooks.Eval != nil {
-		m.Train(false)
-		var extra map[string]float64
-		err := withoutGrad(func() error {
-			var err error
-			extra, err = env.Hooks.Eval(EvalContext{Context: ctx, Step: st.Step, Model: m, Group: g, Eval: exs.eval})
-			return err
-		})
-		m.Train(true)
-		if err != nil {
-			return "", fmt.Errorf("train: eval hook at step %d: %w", st.Step, err)
-		}
-		for k, v := range extra {
-			rec[k] = v
-			ev = ev.Float64(k, v)
-		}
-	}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		ev.Msg("evaluation (non-finite loss: not counted for early stopping)")
-		out.metric(rec)
-		return "", nil
-	}
-	if st.BestEvalLoss == nil || loss < *st.BestEvalLoss {
-		st.BestEvalLoss, st.BestStep, st.EvalsWithoutImprovement = &loss, st.Step, 0
-	} else {
-		st.EvalsWithoutImprovement++
-	}
-	ev.Float64("best_eval_loss", *st.BestEvalLoss).Int64("best_step", st.BestStep).Msg("evaluation")
-	out.metric(rec)
-	if p := opts.Train.Patience; p > 0 && st.EvalsWithoutImprovement >= p {
-		out.log.Info().Int64("step", st.Step).Int("patience", p).Msg("early stopping: no lower eval loss")
-		return "early stopping", nil
-	}
-	return "", nil
-}
-
-// save writes a checkpoint (rank 0) and logs it. last is the previous checkpoint.
-func save(opts Options, man Manifest, st State, params []lrlora.NamedTensor, opt *optim.AdamW, log *zerolog.Logger, last string) (string, error) {
-	begin := time.Now()
-	dir, err := saveCheckpoint(opts.Checkpoint.Dir, opts.Checkpoint.KeepLast, man, st, params, opt)
-	if errors.Is(err, ErrNonFinite) {
-		return "", fmt.Errorf("%w after step %d; stopped without saving (last good checkpoint: %s)", err, st.Step, last)
-	}
-	if err != nil {
-		return dir, fmt.Errorf("%w (at step %d)", err, st.Step)
-	}
-	log.Info().Int64("step", st.Step).Str("dir", dir).Dur("took", time.Since(begin)).Msg("checkpoint saved")
-	return dir, nil
-}
-
-// stopped ends a run that a signal (a cancelled context) or a failed collective
-// stopped between or inside optimizer steps: rank 0 first saves the state of the last
-// completed step, unless the newest checkpoint (at savedStep) holds it already. That
-// state is the whole run's whatever the other ranks are doing: a rank that completed
-// step N has every rank's gradients of step N (adapters and optimizer are replicated),
-// and a step that failed part-way changed nothing but gradients. It returns cause,
-// saying where the state went.
-func stopped(cause error, rank int, st *State, savedStep int64, opts Options, man Manifest,
-	params []lrlora.NamedTensor, opt *optim.AdamW, res *Result, log *zerolog.Logger) error {
-	if rank != 0 || st.Step <= savedStep {
-		return cause
-	}
-	dir, err := save(opts, man, *st, params, opt, log, lastCheckpoint(res, opts))
-	if err != nil {
-		return fmt.Errorf("%w; saving step %d failed too: %w", cause, st.Step, err)
-	}
-	res.Checkpoint = dir
-	return fmt.Errorf("%w (step %d saved in %s)", cause, st.Step, dir)
+// stepError names the step that failed.
+func (r *run) stepError(err error) error {
+	return fmt.Errorf("train: step %d: %w", r.st.Step+1, err)
 }
 
 // limitReason says which limit ended a run that reached its last step.
@@ -213,17 +143,6 @@ func clipNorm(c float64) float64 {
 		return math.Inf(1)
 	}
 	return c
-}
-
-// lastCheckpoint names the checkpoint a failed run leaves for resuming.
-func lastCheckpoint(res *Result, opts Options) string {
-	if res.Checkpoint != "" {
-		return res.Checkpoint
-	}
-	if res.ResumedFrom != "" {
-		return res.ResumedFrom
-	}
-	return "none under " + opts.Checkpoint.Dir
 }
 
 func round(v float64, digits int) float64 {

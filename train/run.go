@@ -1,0 +1,311 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/shard"
+)
+
+// adapterStream is the PCG stream the adapters' initial values are drawn from.
+const adapterStream = 0x6c72747261696e // "lrtrain"
+
+// run is one call of Run: what its setup builds and its steps change. Its methods are
+// the phases loop.go strings together: setup and end here, a step in step.go,
+// evaluation in eval.go, checkpoints in ckpt*.go, collectives in dist.go.
+type run struct {
+	env  Env
+	opts Options // resolved
+	g    collective.ProcessGroup
+	rank int
+	out  *runLog
+	log  *zerolog.Logger
+	dev  gotch.Device
+
+	saved *Saved    // the checkpoint resumed from, nil for a fresh run
+	base  BaseModel // the base model's identity, recorded in every checkpoint
+
+	exs      *examples
+	collator *data.Collator
+	sampler  *data.Sampler
+	loader   *data.Loader
+	total    int64 // optimizer steps of the whole run
+	warmup   int
+	sched    schedule
+
+	m         *model.Model
+	gatherer  *shard.Gatherer   // nil unless the backbone is sharded
+	shared    *lrlora.SharedPhi // nil unless φ is shared
+	pcg       *rand.PCG         // drew the adapters' initial values; saved in State.RNG
+	params    []lrlora.NamedTensor
+	trainable []ts.NamedTensor // params' trainable subset, the optimizer's
+	opt       *optim.AdamW
+	man       Manifest
+	count     model.ParamCount
+
+	st        State
+	res       *Result
+	started   time.Time
+	startStep int64 // the step this process started from
+	savedStep int64 // the step the newest checkpoint holds (0: none yet, or a fresh run)
+	evaluated int64 // the step an evaluation due on resume evaluated, −1 if none
+}
+
+// open resolves the options, the group and the device, and opens the run's log (rank 0
+// locks output.dir).
+func (r *run) open(opts Options) error {
+	var err error
+	if r.opts, err = opts.resolve(); err != nil {
+		return err
+	}
+	if r.g = r.env.Group; r.g == nil {
+		r.g = single{}
+	}
+	r.rank = r.g.Rank()
+	if r.env.Console == nil {
+		r.env.Console = os.Stderr
+	}
+	if r.out, err = openRunLog(r.opts.Output.Dir, r.rank, r.env.Console, r.env.JSONConsole); err != nil {
+		return err
+	}
+	r.log = &r.out.log
+	if r.env.Device != nil {
+		r.dev = *r.env.Device
+	} else if r.dev, err = ResolveDevice(r.opts.Train.Device, r.env.LocalRank); err != nil {
+		return err
+	}
+	return checkDevice(r.dev, r.opts)
+}
+
+// close releases what the run holds: the optimizer, the model, the gatherer, the shared
+// φ and last the log (and the lock on output.dir).
+func (r *run) close() {
+	if r.opt != nil {
+		r.opt.Close()
+	}
+	if r.m != nil {
+		r.m.Close()
+	}
+	if r.gatherer != nil {
+		r.gatherer.Close()
+	}
+	if r.shared != nil {
+		r.shared.Close()
+	}
+	if r.out != nil {
+		r.out.close()
+	}
+}
+
+// pickCheckpoint finds the checkpoint to resume from, if any, and checks it against the
+// options before anything heavy is loaded: adapter-shaping settings and the base model
+// must match. Rank 0 sets invalid newer checkpoints aside and drops the metrics logged
+// after the one resumed from.
+func (r *run) pickCheckpoint() error {
+	saved, skipped, err := findResume(r.opts.Checkpoint.Resume, r.opts.Checkpoint.Dir)
+	for _, s := range skipped {
+		r.log.Warn().Str("dir", s.Dir).Err(s.Err).Msg("skipped checkpoint")
+	}
+	if err != nil {
+		return err
+	}
+	if r.base, err = identifyBaseModel(r.opts.Model.Path, filepath.Join(r.opts.Output.Dir, WeightsHashFile)); err != nil {
+		return err
+	}
+	if saved == nil {
+		return nil
+	}
+	if r.rank == 0 && len(skipped) > 0 {
+		moved, err := checkpoint.SetAside(r.opts.Checkpoint.Dir, saved.Dir, skipped)
+		for _, dir := range moved {
+			r.log.Warn().Str("moved_to", dir).Str("resuming_from", saved.Dir).Msg("set an invalid newer checkpoint aside")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	note, err := saved.Manifest.BaseModel.compare(r.base)
+	if err != nil {
+		return fmt.Errorf("%w (checkpoint %s)", err, saved.Dir)
+	}
+	if note != "" {
+		r.log.Warn().Msg(note)
+	}
+	warnings, err := reconcile(saved.Manifest.Options, r.opts)
+	for _, w := range warnings {
+		r.log.Warn().Str("checkpoint", saved.Dir).Msg(w)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (checkpoint %s)", err, saved.Dir)
+	}
+	if n, err := r.out.dropMetricsAfter(saved.Step, saved.State.EvalDue); err != nil || n > 0 {
+		r.log.Info().Int("records", n).Int64("after_step", saved.Step).Err(err).Msg("dropped the metrics logged after the checkpoint")
+	}
+	r.saved = saved
+	return nil
+}
+
+// loadData reads, tokenises and packs the data the same way on every rank, and sets up
+// the sampler that gives each rank its share of every global batch (data.seed fixes the
+// order, whatever the world size) and the run's length and schedule.
+func (r *run) loadData() error {
+	o := r.opts
+	tok, err := loadTokenizer(o.Model.Path)
+	if err != nil {
+		return err
+	}
+	if r.exs, err = buildData(o, tok); err != nil {
+		return err
+	}
+	for _, n := range r.exs.notes {
+		r.log.Info().Msg(n)
+	}
+	lastBatch, _ := o.lastBatch()
+	r.sampler, err = data.NewSampler(data.SamplerConfig{NumExamples: len(r.exs.train), Seed: o.Data.Seed,
+		Sequential: !o.Data.Shuffle, WorldSize: r.g.Size(), Rank: r.rank, MicroBatch: o.Train.MicroBatchSize,
+		AccumSteps: o.Train.GradAccumSteps, LastBatch: lastBatch})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if r.collator, err = data.NewCollator(tok, 0); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if r.loader, err = data.NewLoader(r.exs.train, r.sampler, r.collator); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if r.total = int64(o.Train.MaxSteps); r.total == 0 {
+		r.total = int64(o.Train.Epochs * r.sampler.StepsPerEpoch())
+	}
+	r.warmup = warmupSteps(o.Train.WarmupRatio, int(r.total))
+	r.sched, _ = scheduleOf(o.Train.Schedule)
+	return nil
+}
+
+// buildModel loads the model (its frozen backbone partitioned across the shard group,
+// if any) and injects the adapters, drawing their initial values from a Go PCG seeded
+// by train.seed.
+func (r *run) buildModel(ctx context.Context) error {
+	var err error
+	if r.m, r.gatherer, err = loadModel(ctx, r.opts, r.dev, r.env.ShardGroup); err != nil {
+		return err
+	}
+	if r.gatherer != nil {
+		p := r.gatherer.Plan()
+		r.log.Info().Int("shard_group", r.env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
+			Int64("total_bytes", p.TotalBytes()).Int64("largest_unit_bytes", p.MaxUnitBytes()).
+			Msg("frozen backbone sharded: each rank holds its part and gathers one block at a time")
+	}
+	r.pcg = rand.NewPCG(r.opts.Train.Seed, adapterStream)
+	if r.shared, err = injectAdapters(r.m, r.opts, rand.New(r.pcg)); err != nil {
+		return err
+	}
+	r.params = trainableList(r.m.TrainableTensors(), r.shared)
+	r.trainable = optimParams(r.params)
+	if r.count, err = r.m.CountParameters(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	nTrainable, err := lrlora.CountParameters(r.params) // shared φ included
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	r.man = Manifest{Options: r.opts, Config: r.env.Config, BaseModel: r.base, Architecture: r.m.Architecture().Name,
+		WorldSize: r.g.Size(), TrainableParameters: nTrainable}
+	r.m.Train(true)
+	return nil
+}
+
+// newOptimizer builds AdamW (decoupled weight decay) over the trainable list.
+func (r *run) newOptimizer() error {
+	t := r.opts.Train
+	opt, err := optim.NewAdamW(r.trainable, optim.AdamWConfig{Beta1: t.Betas[0], Beta2: t.Betas[1], Eps: t.Eps, WeightDecay: t.WeightDecay})
+	if err != nil {
+		return fmt.Errorf("%w: train: %w", ErrConfig, err)
+	}
+	r.opt = opt
+	return nil
+}
+
+// start sets where training starts: the checkpoint's exact state, or step 0 with rank
+// 0's adapters on every rank. Dropout masks come from (seed, rank, pass count).
+func (r *run) start(ctx context.Context) error {
+	r.st, r.res = State{WorldSize: r.g.Size()}, &Result{}
+	if r.saved != nil {
+		if err := r.restore(ctx); err != nil {
+			return err
+		}
+		r.res.ResumedFrom = r.saved.Dir
+	} else if err := broadcastParams(ctx, r.g, r.params); err != nil {
+		return err
+	}
+	r.m.SetDropoutSeed(r.opts.Train.Seed+uint64(r.rank)<<32, r.st.DropoutPasses)
+	var err error
+	if r.st.RNG, err = r.pcg.MarshalBinary(); err != nil {
+		return fmt.Errorf("train: rng state: %w", err)
+	}
+	r.log.Info().Str("params", r.count.String()).Int64("steps", r.total).Int("warmup", r.warmup).
+		Int("global_batch", r.sampler.GlobalBatchSize()).Int("world_size", r.g.Size()).Int64("start_step", r.st.Step).
+		Str("resumed_from", r.res.ResumedFrom).Msg("training")
+	return nil
+}
+
+// finishedAlready reports a resume of a run that has ended (early stopping, or its last
+// step reached), which trains no further.
+func (r *run) finishedAlready() bool {
+	st := &r.st
+	if st.Finished && (st.Reason == "early stopping" || st.Step >= r.total) {
+		r.log.Info().Int64("step", st.Step).Str("reason", st.Reason).Msg("the checkpoint's run has already finished")
+		r.res.Step, r.res.Reason, r.res.BestEvalLoss = st.Step, "already finished", st.BestEvalLoss
+		return true
+	}
+	st.Finished, st.Reason = false, ""
+	return false
+}
+
+// finish ends the run: a last evaluation if none was just made, and the final
+// checkpoint, marked finished (unless no step was taken since the one resumed from).
+func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
+	st, res := &r.st, r.res
+	if stop == "" {
+		stop = limitReason(r.opts) // resumed at or past a lowered max_steps
+	}
+	every := int64(r.opts.Train.EvalEvery)
+	evalDue := (every == 0 || st.Step%every != 0) && r.evaluated != st.Step
+	if len(r.exs.eval) > 0 && stop != "early stopping" && evalDue {
+		if _, err := r.evaluate(ctx); err != nil {
+			st.EvalDue = true
+			return res, r.stopped(err)
+		}
+	}
+	st.Finished, st.Reason = true, stop
+	res.Step, res.Reason, res.BestEvalLoss = st.Step, stop, st.BestEvalLoss
+	if n := len(st.LossHistory); n > 0 {
+		res.Loss = st.LossHistory[n-1].Loss
+	}
+	if r.rank == 0 && st.Step > r.startStep {
+		var err error
+		if res.Checkpoint, err = r.save(); err != nil {
+			return res, err
+		}
+	}
+	ev := r.log.Info().Int64("step", st.Step).Str("reason", stop).Float64("loss", res.Loss).
+		Dur("elapsed", time.Since(r.started)).Str("checkpoint", res.Checkpoint)
+	if peak, ok := peakRSS(); ok {
+		ev = ev.Float64("peak_rss_mib", round(float64(peak)/(1<<20), 1))
+	}
+	ev.Msg("training finished")
+	return res, nil
+}
