@@ -113,14 +113,17 @@ func newProblem(cfg Config, rng *rand.Rand) (*problem, error) {
 	return p, nil
 }
 
-// LearningRate is the schedule: linear warmup over the first 10% of steps, then
-// linear decay to zero (the paper's schedule).
+// LearningRate is the rate of step (0-based) of total: linear warmup over the
+// first ⌈10%⌉ of steps, then linear decay (the paper's schedule), with the step
+// itself counted (optim.StepIndex, as experiments/rank).
 func LearningRate(peak float64, step, total int) float64 {
-	warm := int(math.Ceil(0.1 * float64(total)))
-	if step < warm {
-		return peak * float64(step+1) / float64(warm)
-	}
-	return peak * math.Max(0, float64(total-step)/float64(total-warm))
+	return optim.Schedule{
+		Kind:     optim.Linear,
+		Peak:     peak,
+		Warmup:   optim.WarmupSteps(0.1, total),
+		Total:    total,
+		Counting: optim.StepIndex,
+	}.At(step)
 }
 
 // Run trains one adapter of the given method on the task and returns its result.
