@@ -193,8 +193,8 @@ func TestEtcdRefusesClientsWithoutCertificate(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: the agent was accepted\n%s", tc.name, out)
 		}
-		if !regexp.MustCompile(`(?i)etcd`).MatchString(lastLine(out)) {
-			t.Errorf("%s: the agent's last words do not name etcd:\n%s", tc.name, out)
+		if !regexp.MustCompile(`(?i)etcd.*TLS`).MatchString(lastLine(out)) {
+			t.Errorf("%s: the agent's last words do not name etcd and TLS:\n%s", tc.name, out)
 		}
 	}
 	if steps := lastStep(c.out); steps != 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/metadata"
 )
 
 // reconnectBackoff paces the client's reconnection attempts after etcd went
@@ -46,6 +49,11 @@ func dial(ctx context.Context, job string, cfg config) (*conn, error) {
 		Username:    cfg.username,
 		Password:    cfg.password,
 		Logger:      cfg.logger,
+		// A member that went silent (its link down, its host frozen) leaves a
+		// connection that looks open; without pings, a watch on it would wait for
+		// ever. etcd refuses pings more often than every 5 s by default.
+		DialKeepAliveTime:    10 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
 		// Reconnect promptly; a connection attempt may take the dial timeout.
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: reconnectBackoff, MinConnectTimeout: cfg.dialTimeout,
@@ -54,6 +62,7 @@ func dial(ctx context.Context, job string, cfg config) (*conn, error) {
 	if err != nil {
 		return nil, dialError(cfg, err)
 	}
+	withRetries(cli, cfg.ttl)
 	c := &conn{cfg: cfg, keys: newKeys(job), cli: cli}
 	pctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout)
 	defer cancel()
@@ -64,7 +73,7 @@ func dial(ctx context.Context, job string, cfg config) (*conn, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("rdzv: connect to etcd at %v: %w", cfg.endpoints, err)
 		}
-		return nil, dialError(cfg, err)
+		return nil, connectError(cfg, err)
 	}
 	return c, nil
 }
@@ -76,6 +85,19 @@ func dialError(cfg config, err error) error {
 		return fmt.Errorf("%w at %v (user %q): %w", ErrAuth, cfg.endpoints, cfg.username, err)
 	}
 	return fmt.Errorf("%w at %v: no answer within %v: %w", ErrUnreachable, cfg.endpoints, cfg.dialTimeout, err)
+}
+
+// connectError is dialError for a first connection, saying what a direct look at the
+// endpoints found (see diagnose): a first connection that fails is most often a
+// configuration mistake, which the user can fix once named.
+func connectError(cfg config, err error) error {
+	err = dialError(cfg, err)
+	if errors.Is(err, ErrUnreachable) {
+		if why := diagnose(cfg); why != "" {
+			return fmt.Errorf("%w (%s)", err, why)
+		}
+	}
+	return err
 }
 
 // newSession grants a lease within the request timeout and keeps it alive
@@ -199,17 +221,21 @@ func (c *conn) waitChange(ctx context.Context, sess *session, rev int64,
 
 // watchUntil watches key (or the prefix) from rev+1 until done returns true
 // for an event (nil), timer fires (nil), or ctx, the session or the watch
-// ends (error). It opens its own watch and always cancels it.
+// ends (error). It opens its own watches and always cancels them.
+//
+// A watch fails when the member serving it loses its leader ("no leader": it
+// may be the minority side of a partition) or its connection: the watch is
+// then opened again from the revision after the last event seen, so nothing
+// is missed, and most likely on another member (see openWatch). Only a
+// compacted revision, the session or ctx ending, or the timer end the wait.
 func (c *conn) watchUntil(ctx context.Context, sess *session, key string, prefix bool,
 	rev int64, timer <-chan time.Time, done func(*clientv3.Event) bool) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	opts := []clientv3.OpOption{clientv3.WithRev(rev + 1)}
-	if prefix {
-		opts = append(opts, clientv3.WithPrefix())
-	}
-	wch := c.cli.Watch(wctx, key, opts...)
+	next, pause := rev+1, 100*time.Millisecond
 	for {
+		final, err := c.watchOnce(ctx, sess, key, prefix, &next, timer, done)
+		if final {
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return ctxError(ctx)
@@ -217,19 +243,53 @@ func (c *conn) watchUntil(ctx context.Context, sess *session, key string, prefix
 			return fmt.Errorf("%w: lease %x", ErrSessionLost, sess.Lease())
 		case <-timer:
 			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// watchSeq numbers the watches this process opens (see openWatch).
+var watchSeq atomic.Uint64
+
+// watchOnce runs one watch from *next, advancing *next past each event seen. It
+// reports whether its result is final; a watch that failed in a way another
+// member may not (see watchUntil) is not.
+func (c *conn) watchOnce(ctx context.Context, sess *session, key string, prefix bool,
+	next *int64, timer <-chan time.Time, done func(*clientv3.Event) bool) (final bool, err error) {
+	// Each watch gets its own gRPC stream (the client shares one stream among
+	// watches with the same metadata, and one stuck on a silent member would
+	// take them all with it), and a new stream is balanced to the next member.
+	wctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx),
+		"lrtrain-watch", strconv.FormatUint(watchSeq.Add(1), 10)))
+	defer cancel()
+	opts := []clientv3.OpOption{clientv3.WithRev(*next)}
+	if prefix {
+		opts = append(opts, clientv3.WithPrefix())
+	}
+	wch := c.cli.Watch(wctx, key, opts...)
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctxError(ctx)
+		case <-sess.Done():
+			return true, fmt.Errorf("%w: lease %x", ErrSessionLost, sess.Lease())
+		case <-timer:
+			return true, nil
 		case wr, ok := <-wch:
 			if !ok {
 				if ctx.Err() != nil {
-					return ctxError(ctx)
+					return true, ctxError(ctx)
 				}
-				return fmt.Errorf("rdzv: watch %s closed", key)
+				return false, fmt.Errorf("rdzv: watch %s closed", key)
 			}
 			if err := wr.Err(); err != nil {
-				return fmt.Errorf("rdzv: watch %s: %w", key, err)
+				return errors.Is(err, rpctypes.ErrCompacted), fmt.Errorf("rdzv: watch %s: %w", key, err)
 			}
 			for _, ev := range wr.Events {
+				*next = max(*next, ev.Kv.ModRevision+1)
 				if done(ev) {
-					return nil
+					return true, nil
 				}
 			}
 		}
