@@ -15,21 +15,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // Every launcher a test starts must be done within this time.
 const testDeadline = 40 * time.Second
-
-func startEtcd(t *testing.T) *etcdembed.Server {
-	t.Helper()
-	srv, err := etcdembed.Start(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
-}
 
 // workerOut makes the directory test workers report into, and registers the
 // check that every process they report (workers and their children) is
@@ -148,18 +138,6 @@ func records(t *testing.T, out string) map[string]record {
 	return recs
 }
 
-// waitFor polls cond until it holds, failing after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func checkNoLeaks(t *testing.T, out string) {
 	var pids []int
 	names, _ := filepath.Glob(filepath.Join(out, "r*-rank*.json"))
@@ -172,11 +150,16 @@ func checkNoLeaks(t *testing.T, out string) {
 			}
 		}
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for _, pid := range pids {
-		for procAlive(pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	// Processes being stopped get a moment to go; the limit only bounds the wait.
+	_ = testkit.Poll(3*time.Second, func() bool {
+		for _, pid := range pids {
+			if procAlive(pid) {
+				return false
+			}
 		}
+		return true
+	})
+	for _, pid := range pids {
 		if procAlive(pid) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			t.Errorf("process %d outlived the test (killed now)", pid)

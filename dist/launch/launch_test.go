@@ -15,6 +15,9 @@ import (
 )
 
 func TestOneNodeThreeWorkersGetDistinctRanks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	cfg := testConfig(t, "", "one-node", 3, "rdzv", out) // standalone
 	cfg.Tee = []int{0}
@@ -66,6 +69,9 @@ func TestOneNodeThreeWorkersGetDistinctRanks(t *testing.T) {
 }
 
 func TestFailedWorkerRestartsGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	cfg := testConfig(t, "", "restart", 3, "fail-first", out)
 	cfg.MaxRestarts = 2
@@ -88,6 +94,9 @@ func TestFailedWorkerRestartsGroup(t *testing.T) {
 }
 
 func TestRestartsExhaustedNamesTheRank(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	cfg := testConfig(t, "", "exhausted", 3, "fail-always", out)
 	cfg.MaxRestarts = 1
@@ -119,6 +128,9 @@ func TestRestartsExhaustedNamesTheRank(t *testing.T) {
 }
 
 func TestKilledWorkerStopsTheOthersAndRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	cfg := testConfig(t, "", "killed", 3, "kill", out)
 	cfg.MaxRestarts = 1
@@ -179,6 +191,9 @@ func TestUnreachableEtcdFailsFast(t *testing.T) {
 // worker one GPU of its own; elsewhere the test only checks that NVML's
 // absence is reported.
 func TestGPUWorkersEachSeeOneGPU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	h := DetectHost()
 	if len(h.GPUs) == 0 {
 		if h.GPUErr == nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/rdzv"
 	"github.com/lrtrain/lrtrain/dist/worker/workerenv"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // The test binary doubles as the worker and as a launcher process: tests
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 			os.Exit(testLauncher(os.Args[2:]))
 		case roleSleeper:
 			signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // the fault itself: a process only SIGKILL ends
 			os.Exit(0)
 		}
 	}
@@ -111,7 +112,7 @@ func testWorker(args []string) int {
 		return sessionWorker(w, out, terms)
 	case "stubborn": // ignore SIGTERM: only SIGKILL ends it
 		signal.Ignore(syscall.SIGTERM)
-		time.Sleep(time.Minute)
+		time.Sleep(time.Minute) // the fault itself: a worker only SIGKILL ends
 		return 0
 	case "fail-first":
 		if w.Restart == 0 && w.Rank == 1 {
@@ -153,7 +154,7 @@ func testWorker(args []string) int {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		case 2: // ignore SIGTERM: only the SIGKILL after the grace period ends it
 			waitTerm()
-			time.Sleep(time.Minute)
+			time.Sleep(time.Minute) // the fault itself: deaf to SIGTERM, SIGKILL ends it
 		}
 		return waitTerm()
 	case "sleep", "child":
@@ -183,10 +184,9 @@ func rdzvWorker(w WorkerEnv) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 21
 	}
-	// rdzv's Barrier reads the arrivals after writing its own key, so a
-	// participant that passed and revoked its lease at once could hide its
-	// key from one that is still between the two: linger a little.
-	time.Sleep(time.Second)
+	// No linger is needed before leaving (and revoking the lease, which deletes
+	// this rank's barrier key): rdzv's Barrier reads the arrivals at the revision
+	// of its own put, so a rank that is still between the two sees this one.
 	return 0
 }
 
@@ -216,19 +216,26 @@ func sessionWorker(w WorkerEnv, out string, terms <-chan os.Signal) int {
 	return 0
 }
 
-// waitAll waits until every rank of w's round has written its record.
+// waitAll waits (at most a minute) until every rank of w's round has written
+// its record.
 func waitAll(out string, w WorkerEnv) {
-	for i := 0; i < w.WorldSize; i++ {
-		for !exists(filepath.Join(out, recordName(w.Round, i))) {
-			time.Sleep(20 * time.Millisecond)
+	err := testkit.Poll(time.Minute, func() bool {
+		for i := 0; i < w.WorldSize; i++ {
+			if !exists(filepath.Join(out, recordName(w.Round, i))) {
+				return false
+			}
 		}
+		return true
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rank %d: the round's records: %v\n", w.Rank, err)
 	}
 }
 
 // waitFile waits (at most a minute) for path to exist.
 func waitFile(path string) {
-	for deadline := time.Now().Add(time.Minute); !exists(path) && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
+	if err := testkit.Poll(time.Minute, func() bool { return exists(path) }); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
 	}
 }
 

@@ -8,10 +8,16 @@ import (
 	"path/filepath"
 	"sort"
 	"testing"
+
+	"github.com/lrtrain/lrtrain/internal/testkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 )
 
 func TestTwoNodesFormOneWorld(t *testing.T) {
-	srv := startEtcd(t)
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
+	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	var nodes []*launched
 	for rank := 0; rank < 2; rank++ {
@@ -48,7 +54,10 @@ func TestTwoNodesFormOneWorld(t *testing.T) {
 }
 
 func TestFailureOnOneNodeRestartsEveryNode(t *testing.T) {
-	srv := startEtcd(t)
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
+	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	var nodes []*launched
 	for rank := 0; rank < 2; rank++ {
@@ -76,7 +85,10 @@ func TestFailureOnOneNodeRestartsEveryNode(t *testing.T) {
 }
 
 func TestElasticScaleUpFormsBiggerRound(t *testing.T) {
-	srv := startEtcd(t)
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
+	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	node := func(rank int) Config {
 		cfg := testConfig(t, srv.Endpoint(), "elastic", 2, "elastic", out, "4")
@@ -84,7 +96,7 @@ func TestElasticScaleUpFormsBiggerRound(t *testing.T) {
 		return cfg
 	}
 	first := launch(t, node(0))
-	waitFor(t, testDeadline, "round 0 workers of the first node", func() bool {
+	testkit.WaitFor(t, testDeadline, "round 0 workers of the first node", func() bool {
 		return len(records(t, out)) == 2
 	})
 	second := launch(t, node(1))
@@ -118,7 +130,10 @@ func TestElasticScaleUpFormsBiggerRound(t *testing.T) {
 }
 
 func TestLostNodeMakesTheOthersRestartWithoutIt(t *testing.T) {
-	srv := startEtcd(t)
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
+	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	node := func(rank int) Config {
 		cfg := testConfig(t, srv.Endpoint(), "shrink", 2, "elastic", out, "2")
@@ -128,7 +143,7 @@ func TestLostNodeMakesTheOthersRestartWithoutIt(t *testing.T) {
 	ctx, stopSecond := context.WithCancel(context.Background())
 	defer stopSecond()
 	first, second := launch(t, node(0)), launchContext(t, ctx, node(1))
-	waitFor(t, testDeadline, "a round of two nodes", func() bool { return len(records(t, out)) == 4 })
+	testkit.WaitFor(t, testDeadline, "a round of two nodes", func() bool { return len(records(t, out)) == 4 })
 	stopSecond() // the second node goes away: its agent revokes its lease
 	if err := second.wait(t, testDeadline); !errors.Is(err, ErrInterrupted) || ExitCode(err) != ExitFailed {
 		t.Errorf("stopped node: %v (exit code %d), want ErrInterrupted", err, ExitCode(err))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/internal/testkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 )
 
 // When etcd stops, the launcher's session and its workers' sessions (which
@@ -18,16 +20,20 @@ import (
 // and the launcher gives etcd the dial timeout to come back before it exits
 // saying etcd is unreachable.
 func TestEtcdOutageStopsWorkersAndLauncherPromptly(t *testing.T) {
-	srv := startEtcd(t)
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
+	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	cfg := testConfig(t, srv.Endpoint(), "outage", 2, "session", out)
 	cfg.DialTimeout = time.Second
 	cfg.GracePeriod = 8 * time.Second // the workers wait for their own sessions to end
 	l := launch(t, cfg)
-	waitFor(t, testDeadline, "both workers' sessions", func() bool {
+	testkit.WaitFor(t, testDeadline, "both workers' sessions", func() bool {
 		return exists(filepath.Join(out, "open-r0-rank0.json")) && exists(filepath.Join(out, "open-r0-rank1.json"))
 	})
-	time.Sleep(300 * time.Millisecond) // keepalives answered
+	// Each session's lease was granted before its file was written: the loss bound
+	// below counts from that answer at the latest, so nothing more is awaited.
 	t0 := time.Now()
 	srv.Close()
 	stopped := time.Now()
@@ -67,14 +73,17 @@ func TestEtcdOutageStopsWorkersAndLauncherPromptly(t *testing.T) {
 // sees that the rendezvous fails too, joins again and exits saying etcd is unreachable.
 // With etcd healthy the same failure ends the run as a worker failure.
 func TestWorkerFailureDuringEtcdOutageNamesEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
 	for _, outage := range []bool{true, false} {
-		srv := startEtcd(t)
+		srv := etcdtest.Start(t)
 		out := workerOut(t)
 		cfg := testConfig(t, srv.Endpoint(), fmt.Sprintf("fail-outage-%v", outage), 2, "fail-when-told", out)
 		cfg.TTL = 5 * time.Second // the launcher's session outlives the worker's failure
 		cfg.DialTimeout = time.Second
 		l := launch(t, cfg)
-		waitFor(t, testDeadline, "both workers", func() bool { return len(records(t, out)) == 2 })
+		testkit.WaitFor(t, testDeadline, "both workers", func() bool { return len(records(t, out)) == 2 })
 		if outage {
 			srv.Close()
 		}
@@ -96,6 +105,9 @@ func TestWorkerFailureDuringEtcdOutageNamesEtcd(t *testing.T) {
 // Stopping a group kills every worker that ignores SIGTERM once the grace
 // period has passed, not only the first one.
 func TestStopKillsEveryStubbornWorkerAfterGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	cfg := testConfig(t, "", "stubborn", 3, "stubborn", out)
 	g, err := startGroup(&cfg, groupSpec{
@@ -108,7 +120,7 @@ func TestStopKillsEveryStubbornWorkerAfterGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "three stubborn workers", func() bool { return len(records(t, out)) == 3 })
+	testkit.WaitFor(t, 10*time.Second, "three stubborn workers", func() bool { return len(records(t, out)) == 3 })
 	const grace = 300 * time.Millisecond
 	t0 := time.Now()
 	g.stop(syscall.SIGTERM, grace, nil)

@@ -9,12 +9,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // A launcher process configured through PET_* variables (and one flag that
 // wins over its variable) forwards SIGTERM to its workers, kills what they
 // leave behind, and exits with 128+15.
 func TestSIGTERMStopsWorkersAndLauncher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	out := workerOut(t)
 	self, err := os.Executable()
 	if err != nil {
@@ -44,7 +49,7 @@ func TestSIGTERMStopsWorkersAndLauncher(t *testing.T) {
 		}
 	})
 
-	waitFor(t, testDeadline, "both workers and their children", func() bool {
+	testkit.WaitFor(t, testDeadline, "both workers and their children", func() bool {
 		recs := records(t, out)
 		return len(recs) == 2 && recs[recordName(0, 1)].Child != 0 && recs[recordName(0, 0)].Child != 0
 	})
@@ -72,7 +77,7 @@ func TestSIGTERMStopsWorkersAndLauncher(t *testing.T) {
 		}
 	}
 	for _, r := range records(t, out) {
-		waitFor(t, time.Second, "the SIGKILL of a child that ignores SIGTERM", func() bool { return !procAlive(r.Child) })
+		testkit.WaitFor(t, time.Second, "the SIGKILL of a child that ignores SIGTERM", func() bool { return !procAlive(r.Child) })
 	}
 	log := stderr.String()
 	for _, want := range []string{"etcd-v2", "stopping workers"} {
