@@ -14,7 +14,7 @@ import (
 )
 
 func newTrainCmd(g *globalFlags) *cobra.Command {
-	var cfgPath, resume string
+	var cfgPath, resume, metricsAddr string
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "train --config cfg.yaml [--set section.key=value]... [--resume auto|never|PATH]",
@@ -30,6 +30,11 @@ optimizer.safetensors, trainer.json, manifest.json). --resume auto (the default)
 continues from the newest valid checkpoint there, exactly; a checkpoint whose adapter
 settings or base model differ from the configuration is refused.
 
+Charts: output.tensorboard true writes TensorBoard event files to output.dir/tensorboard
+(train/loss, lr, grad_norm, tokens_per_s; eval/*; the stable rank of every adapted
+module at each evaluation); --metrics-addr :9400 serves Prometheus metrics (lrtrain_*)
+at http://ADDR/metrics from rank 0. Both are off by default.
+
 Started by "lrtrain launch", every worker joins one data-parallel group through the
 launcher's rendezvous (dist.backend auto: NCCL when the worker trains on a GPU, Gloo on
 the CPU); rank 0 logs and saves. train.device auto trains on the worker's GPU when the
@@ -41,6 +46,7 @@ invalid command line or configuration (including a missing model directory or da
 		Example: `  lrtrain train --config config/examples/alpaca-tiny.yaml
   lrtrain train --config cfg.yaml --set train.max_steps=200 --set train.lr=1e-4
   lrtrain train --config cfg.yaml --resume runs/x/checkpoints/step-000100
+  lrtrain train --config cfg.yaml --set output.tensorboard=true --metrics-addr :9400
   lrtrain launch --standalone --nproc-per-node 2 -- train --config cfg.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,6 +69,11 @@ invalid command line or configuration (including a missing model directory or da
 			if err != nil {
 				return err
 			}
+			obs, err := startObserver(c, metricsAddr, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer obs.close()
 			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			ctx, cancelRun := context.WithCancelCause(sctx)
@@ -74,6 +85,7 @@ invalid command line or configuration (including a missing model directory or da
 			defer wg.close()
 			env := train.Env{Group: wg.dp, ShardGroup: wg.shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
 				Config: string(resolved), LocalRank: wg.localRank}
+			env.Hooks = obs.wrap(env.Hooks)
 			_, err = train.Run(ctx, opts, env)
 			if errors.Is(err, train.ErrConfig) {
 				return usageError{err}
@@ -84,5 +96,6 @@ invalid command line or configuration (including a missing model directory or da
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (required)")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a key, section.key=value (repeatable)")
 	cmd.Flags().StringVar(&resume, "resume", "", "auto, never or a checkpoint directory (default: checkpoint.resume)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on rank 0, e.g. :9400 (default: off)")
 	return cmd
 }

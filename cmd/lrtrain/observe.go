@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/config"
+	"github.com/lrtrain/lrtrain/inspect"
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/metrics/prom"
+	"github.com/lrtrain/lrtrain/metrics/tfevents"
+	"github.com/lrtrain/lrtrain/train"
+)
+
+// tensorboardDir is where output.tensorboard puts the event files, under output.dir.
+const tensorboardDir = "tensorboard"
+
+// observer charts a run through train.Hooks, on rank 0 only: TensorBoard event files
+// under <output.dir>/tensorboard when output.tensorboard is on, and the Prometheus
+// endpoint when --metrics-addr is given. Steps come from the Step hook; an evaluation's
+// loss, perplexity and hook metrics from its metrics.jsonl record (the Eval hook runs
+// before the loss is recorded, and the record is written right after it), read at the
+// next step or when the run ends; per-module stable ranks of ΔW are computed in the Eval
+// hook when TensorBoard is on. A failure to write the charts is reported once on the
+// console and turns them off; it never stops training.
+type observer struct {
+	rank    int
+	tbDir   string                             // "" when TensorBoard is off
+	tb      *tfevents.Writer                   // opened at the first hook call (after train.Run holds the run lock)
+	prom    *prom.Exporter                     // nil without --metrics-addr
+	records string                             // <output.dir>/metrics.jsonl
+	pending int64                              // the step of an evaluation not charted yet, or -1
+	console io.Writer                          // where warnings go
+	onStep  func(*observer, train.StepMetrics) // tests: called after each step is charted
+}
+
+// observeStepForTest, when set, is called on the training goroutine after every step the
+// observer charts (tests scrape the endpoint there, while the run is live).
+var observeStepForTest func(*observer, train.StepMetrics)
+
+// startObserver starts the endpoint (rank 0, with metricsAddr) and prepares the event
+// files (rank 0, with output.tensorboard). The rank and world size come from the
+// launcher's environment (RANK, WORLD_SIZE), as the worker's groups do; a process not
+// started by lrtrain launch is rank 0 of 1.
+func startObserver(c *config.Config, metricsAddr string, console io.Writer) (*observer, error) {
+	o := &observer{pending: -1, console: console, onStep: observeStepForTest,
+		records: filepath.Join(c.Output.Dir, train.MetricsFile)}
+	world := 1
+	if _, launched := os.LookupEnv("LRTRAIN_RDZV_JOB"); launched {
+		o.rank, world = envInt("RANK", 0), envInt("WORLD_SIZE", 1)
+	}
+	if o.rank != 0 {
+		return o, nil
+	}
+	if c.Output.TensorBoard {
+		o.tbDir = filepath.Join(c.Output.Dir, tensorboardDir)
+	}
+	if metricsAddr != "" {
+		root := c.Checkpoint.Dir
+		p, err := prom.Serve(prom.Options{Addr: metricsAddr, WorldSize: world, Restarts: envInt("LRTRAIN_RESTART_COUNT", 0),
+			LastCheckpoint: func() (int64, bool) { return lastCheckpointStep(root) }})
+		if err != nil {
+			return nil, fmt.Errorf("train: --metrics-addr: %w", err)
+		}
+		o.prom = p
+		fmt.Fprintf(console, "serving Prometheus metrics at %s\n", p.URL())
+	}
+	return o, nil
+}
+
+// envInt reads a non-negative integer variable; absent or malformed gives def.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}
+
+// lastCheckpointStep is the step of the checkpoint root's latest pointer.
+func lastCheckpointStep(root string) (int64, bool) {
+	dir, err := checkpoint.Latest(root)
+	if err != nil {
+		return 0, false
+	}
+	return checkpoint.ParseDirName(filepath.Base(dir))
+}
+
+// wrap returns hooks that chart the run and then call inner's.
+func (o *observer) wrap(inner train.Hooks) train.Hooks {
+	if o.rank != 0 {
+		return inner
+	}
+	h := inner
+	h.Step = func(sm train.StepMetrics) {
+		o.step(sm)
+		if inner.Step != nil {
+			inner.Step(sm)
+		}
+		if o.onStep != nil {
+			o.onStep(o, sm)
+		}
+	}
+	h.Eval = func(ec train.EvalContext) (map[string]float64, error) {
+		o.evaluated(ec)
+		if inner.Eval != nil {
+			return inner.Eval(ec)
+		}
+		return nil, nil
+	}
+	return h
+}
+
+// step charts one optimizer step, after the evaluation before it if one is pending.
+func (o *observer) step(sm train.StepMetrics) {
+	o.flushEval()
+	if o.prom != nil {
+		o.prom.ObserveStep(prom.Step{Step: sm.Step, Loss: sm.Loss, LR: sm.LR, GradNorm: sm.GradNorm,
+			Tokens: sm.Tokens, TokensPerS: sm.TokensPerS})
+	}
+	o.chart(sm.Step, []tfevents.Scalar{{Tag: "train/loss", Value: sm.Loss}, {Tag: "train/lr", Value: sm.LR},
+		{Tag: "train/grad_norm", Value: sm.GradNorm}, {Tag: "train/tokens_per_s", Value: sm.TokensPerS},
+		{Tag: "train/step_s", Value: sm.StepSeconds}})
+}
+
+// evaluated notes the evaluation (charted from its record later) and charts the stable
+// rank ‖ΔW‖²_F/σ²_max of every adapted module, and its mean over the attention and the
+// MLP modules, when TensorBoard is on.
+func (o *observer) evaluated(ec train.EvalContext) {
+	o.flushEval()
+	o.pending = ec.Step
+	if o.tbDir == "" || ec.Model == nil {
+		return
+	}
+	var scalars []tfevents.Scalar
+	sums, counts := map[inspect.Kind]float64{}, map[inspect.Kind]int{}
+	for _, ad := range ec.Model.Adapters() {
+		sr, err := stableRankOf(ad)
+		if err != nil {
+			o.warn(fmt.Errorf("stable rank at step %d: %w", ec.Step, err))
+			return
+		}
+		scalars = append(scalars, tfevents.Scalar{Tag: "stable_rank/" + ad.Name(), Value: sr})
+		if _, kind, err := inspect.ParseModule(ad.Name()); err == nil {
+			sums[kind] += sr
+			counts[kind]++
+		}
+	}
+	for _, kind := range []inspect.Kind{inspect.Attn, inspect.MLP} {
+		if counts[kind] > 0 {
+			scalars = append(scalars, tfevents.Scalar{Tag: "stable_rank_mean/" + string(kind), Value: sums[kind] / float64(counts[kind])})
+		}
+	}
+	o.chart(ec.Step, scalars)
+}
+
+// stableRankOf is the stable rank of the adapter's update ΔW (lrlora.StableRank).
+func stableRankOf(ad *lrlora.Adapter) (float64, error) {
+	dw, err := ad.DeltaWeight()
+	if err != nil {
+		return 0, err
+	}
+	defer dw.Drop()
+	return lrlora.StableRank(dw)
+}
+
+// flushEval charts the pending evaluation from its metrics.jsonl record: eval_loss as
+// eval/loss, eval_ppl as eval/ppl, a hook's metric m as eval/m.
+func (o *observer) flushEval() {
+	if o.pending < 0 {
+		return
+	}
+	step := o.pending
+	o.pending = -1
+	rec, err := evalRecord(o.records, step)
+	if err != nil {
+		o.warn(err)
+		return
+	}
+	if rec == nil {
+		return // the evaluation failed before its record was written
+	}
+	keys := make([]string, 0, len(rec))
+	for k := range rec {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var scalars []tfevents.Scalar
+	for _, k := range keys {
+		if k == "step" || k == "eval_targets" {
+			continue
+		}
+		if v, ok := rec[k].(float64); ok {
+			scalars = append(scalars, tfevents.Scalar{Tag: "eval/" + strings.TrimPrefix(k, "eval_"), Value: v})
+		}
+	}
+	if loss, ok := rec["eval_loss"].(float64); ok && o.prom != nil {
+		o.prom.ObserveEval(step, loss)
+	}
+	o.chart(step, scalars)
+}
+
+// recordsTail bounds how much of metrics.jsonl evalRecord reads: the evaluation's record
+// is at most a step record from the end.
+const recordsTail = 256 << 10
+
+// evalRecord returns the last evaluation record of step in the metrics file, or nil.
+func evalRecord(path string, step int64) (map[string]any, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read evaluation record: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read evaluation record: %w", err)
+	}
+	start := max(fi.Size()-recordsTail, 0)
+	buf := make([]byte, fi.Size()-start)
+	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("read evaluation record: %s: %w", path, err)
+	}
+	lines := bytes.Split(buf, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !bytes.Contains(lines[i], []byte(`"eval_loss"`)) {
+			continue
+		}
+		var rec map[string]any
+		if json.Unmarshal(lines[i], &rec) != nil {
+			continue // a partial first line of the tail
+		}
+		if s, ok := rec["step"].(float64); ok && int64(s) == step {
+			return rec, nil
+		}
+	}
+	return nil, nil
+}
+
+// chart writes scalars to the event file, creating it on first use.
+func (o *observer) chart(step int64, scalars []tfevents.Scalar) {
+	if o.tbDir == "" || len(scalars) == 0 {
+		return
+	}
+	if o.tb == nil {
+		w, err := tfevents.Create(o.tbDir, tfevents.Options{})
+		if err != nil {
+			o.warn(err)
+			return
+		}
+		o.tb = w
+	}
+	if err := o.tb.Add(step, scalars...); err != nil {
+		o.warn(err)
+	}
+}
+
+// warn reports a charting failure once and turns TensorBoard off.
+func (o *observer) warn(err error) {
+	if o.tbDir != "" {
+		fmt.Fprintf(o.console, "warning: TensorBoard charts stopped: %v\n", err)
+	}
+	o.tbDir = ""
+}
+
+// close charts an evaluation made after the last step, closes the event file and stops
+// the endpoint.
+func (o *observer) close() error {
+	o.flushEval()
+	var errs []error
+	if o.tb != nil {
+		errs = append(errs, o.tb.Close())
+	}
+	if o.prom != nil {
+		errs = append(errs, o.prom.Close())
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
