@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lrtrain/lrtrain/adapter"
-	"github.com/lrtrain/lrtrain/internal/layertask"
+	"github.com/lrtrain/lrtrain/experiments/layertask"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
