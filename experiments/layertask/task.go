@@ -13,6 +13,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
 )
@@ -196,7 +197,7 @@ func trainStep(cfg Config, p *problem, ad *lrlora.Adapter, opt *optim.AdamW, rng
 	if err := loss.Backward(); err != nil {
 		return 0, err
 	}
-	v, err := loss.Float64Value(nil)
+	v, err := tensorkit.Scalar(loss)
 	if err != nil {
 		return 0, err
 	}
@@ -212,11 +213,15 @@ func trainStep(cfg Config, p *problem, ad *lrlora.Adapter, opt *optim.AdamW, rng
 	return v, opt.ZeroGrad()
 }
 
-// finish evaluates on the held-out set and measures the stable ranks.
+// finish evaluates on the held-out set and measures the stable ranks, without
+// autograd.
 func finish(p *problem, ad *lrlora.Adapter, res *Result) error {
 	ad.Train(false)
-	guard := ts.NewNoGradGuard()
-	defer guard.Drop()
+	return tensorkit.NoGrad(func() error { return measure(p, ad, res) })
+}
+
+// measure is finish's work.
+func measure(p *problem, ad *lrlora.Adapter, res *Result) error {
 	yhat, err := ad.Forward(p.evalX)
 	if err != nil {
 		return err
@@ -227,7 +232,7 @@ func finish(p *problem, ad *lrlora.Adapter, res *Result) error {
 		return err
 	}
 	defer loss.Drop()
-	if res.EvalLoss, err = loss.Float64Value(nil); err != nil {
+	if res.EvalLoss, err = tensorkit.Scalar(loss); err != nil {
 		return err
 	}
 	dw, err := ad.DeltaWeight()
