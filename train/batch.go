@@ -8,7 +8,6 @@ import (
 
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/model"
-	"github.com/lrtrain/lrtrain/safetensors"
 )
 
 // batchTensors is one collated micro-batch as tensors.
@@ -102,21 +101,6 @@ func (bt *batchTensors) lossSum(logits *ts.Tensor, regression bool) (*ts.Tensor,
 		return model.RegressionLoss(logits, bt.scores, bt.use)
 	}
 	return model.ClassificationLoss(logits, bt.classes)
-}
-
-// scalar reads a one-element float32 or float64 tensor.
-func scalar(t *ts.Tensor) (float64, error) {
-	h, err := readHost("scalar", t)
-	if err != nil {
-		return 0, err
-	}
-	if n := len(h.data) / h.dtype.Size(); n != 1 {
-		return 0, fmt.Errorf("want one element, have %d", n)
-	}
-	if h.dtype == safetensors.F64 {
-		return float64View(h.data)[0], nil
-	}
-	return float64(float32View(h.data)[0]), nil
 }
 
 // targetsOf is the loss normaliser of a step: the global target tokens of a language

@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -108,7 +109,7 @@ func allReduceFlat(ctx context.Context, red collective.RawAllReducer, params []t
 	if err != nil {
 		return err
 	}
-	return withoutGrad(func() error {
+	return tensorkit.NoGrad(func() error {
 		b, err := concatGrads(grads, dt)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 )
 
@@ -79,7 +80,7 @@ func (r *run) evalHook(ctx context.Context) (map[string]float64, error) {
 	r.m.Train(false)
 	defer r.m.Train(true)
 	var extra map[string]float64
-	err := withoutGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		var err error
 		extra, err = r.env.Hooks.Eval(EvalContext{Context: ctx, Step: r.st.Step, Model: r.m, Group: r.g, Eval: r.exs.eval})
 		return err
@@ -97,7 +98,7 @@ func (r *run) evalLoss(ctx context.Context) (float64, int64, error) {
 	m.Train(false)
 	defer m.Train(true)
 	sums := []float64{0, 0}
-	err := withoutGrad(func() error {
+	err := tensorkit.NoGrad(func() error {
 		nb := (len(exs) + batch - 1) / batch
 		rounds := (nb + g.Size() - 1) / g.Size()
 		for k := range rounds {
@@ -153,6 +154,6 @@ func evalBatch(m *model.Model, b *data.Batch, o DataOptions) (float64, int64, er
 		return 0, 0, err
 	}
 	defer loss.Drop()
-	v, err := scalar(loss)
+	v, err := tensorkit.Scalar(loss)
 	return v, n, err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/data"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 )
@@ -54,7 +55,7 @@ func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions) (float6
 	if err := pass.Backward(scaled); err != nil {
 		return 0, 0, err
 	}
-	v, err := scalar(sum) // the host waits for the device here (once per micro-batch)
+	v, err := tensorkit.Scalar(sum) // the host waits for the device here (once per micro-batch)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read loss: %w", err)
 	}

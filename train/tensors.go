@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"slices"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -46,35 +46,21 @@ func readHost(name string, t *ts.Tensor) (hostTensor, error) {
 	if h.shape, err = t.Size(); err != nil {
 		return h, fmt.Errorf("%s: %w", name, err)
 	}
-	d, err := t.Detach(false)
-	if err != nil {
-		return h, fmt.Errorf("%s: %w", name, err)
-	}
-	defer d.Drop()
-	c, err := d.ToDevice(gotch.CPU, t.DType(), false, false, false)
-	if err != nil {
-		return h, fmt.Errorf("%s: %w", name, err)
-	}
-	defer c.Drop()
-	cc, err := c.Contiguous(false)
-	if err != nil {
-		return h, fmt.Errorf("%s: %w", name, err)
-	}
-	defer cc.Drop()
-	n := numElements(h.shape)
-	if n == 0 {
+	if tensorkit.NumElements(h.shape) == 0 {
 		return h, nil
 	}
 	// Typed slices keep the element alignment; the bytes are a view of them.
 	switch h.dtype {
 	case safetensors.F32:
-		vals := make([]float32, n)
-		err = cc.CopyData(vals, uint(n))
-		h.data = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 4*n)
+		var vals []float32
+		if vals, err = tensorkit.Float32s(t); err == nil {
+			h.data = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 4*len(vals))
+		}
 	case safetensors.F64:
-		vals := make([]float64, n)
-		err = cc.CopyData(vals, uint(n))
-		h.data = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 8*n)
+		var vals []float64
+		if vals, err = tensorkit.Float64s(t); err == nil {
+			h.data = unsafe.Slice((*byte)(unsafe.Pointer(&vals[0])), 8*len(vals))
+		}
 	}
 	if err != nil {
 		return h, fmt.Errorf("%s: read values: %w", name, err)
@@ -124,34 +110,13 @@ func writeInto(dst *ts.Tensor, src hostTensor) error {
 		return fmt.Errorf("%s: %w", src.name, err)
 	}
 	defer tmp.Drop()
-	return withoutGrad(func() error {
+	return tensorkit.NoGrad(func() error {
 		out, err := dst.CopyOut(dst, tmp, false, false)
 		if err != nil {
 			return fmt.Errorf("%s: copy: %w", src.name, err)
 		}
 		return out.Drop()
 	})
-}
-
-// withoutGrad runs fn with libtorch's grad mode off on this OS thread and restores the
-// previous mode.
-func withoutGrad(fn func() error) error {
-	runtime.LockOSThread() // nests: a locked caller stays locked
-	defer runtime.UnlockOSThread()
-	prev, err := ts.GradSetEnabled(false)
-	if err != nil {
-		return fmt.Errorf("disable grad mode: %w", err)
-	}
-	defer ts.GradSetEnabled(prev)
-	return fn()
-}
-
-func numElements(shape []int64) int64 {
-	n := int64(1)
-	for _, d := range shape {
-		n *= d
-	}
-	return n
 }
 
 // float32View and float64View reinterpret a host tensor's bytes.
