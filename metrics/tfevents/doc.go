@@ -11,16 +11,18 @@
 //   - each record's data is a serialized tensorflow.Event: wall_time (field 1, double,
 //     seconds since the Unix epoch), step (field 2, int64, left out when 0, as
 //     protobuf's proto3 encoders do), and either file_version (field 3, "brain.Event:2",
-//     the first record of every file) or summary (field 5), a tensorflow.Summary whose
-//     repeated value (field 1) holds a tag (field 1) and a simple_value (field 2, float).
+//     the first record of every file), summary (field 5), a tensorflow.Summary whose
+//     repeated value (field 1) holds a tag (field 1) and a simple_value (field 2, float),
+//     or session_log (field 7) with status (field 1) START (1).
 //
 // Create names the file events.out.tfevents.<unix seconds>.<host>.<pid> inside the
 // directory it is given (TensorBoard reads every file whose name contains "tfevents"),
 // so a resumed or restarted run adds a file beside the earlier ones instead of
-// appending to them. TensorBoard then shows the steps a killed run logged after its
-// last checkpoint only until the resumed run logs those steps again: on a step at or
-// below one it has already seen it drops the older points after it (its
-// purge_orphaned_data, on by default).
+// appending to them. Start writes a SessionLog START event: on reading one, TensorBoard
+// drops the points it read before at that step or later (its purge_orphaned_data, on by
+// default; for files of version 2 this event is the only sign of a restart), so a
+// resumed run that starts its file with START at its first step hides what a killed
+// run logged after its last checkpoint.
 //
 // Every Add writes one record straight to the file (no buffering), so a chart is
 // current while the run goes on and a killed process loses nothing it added. Values are

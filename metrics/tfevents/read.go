@@ -19,6 +19,7 @@ type Event struct {
 	WallTime    float64
 	Step        int64
 	FileVersion string
+	Start       bool     // a SessionLog START event (Writer.Start)
 	Scalars     []Scalar // the summary's simple values, float32 widened to float64
 }
 
@@ -117,6 +118,13 @@ func decodeEvent(b []byte) (Event, error) {
 			ev.Step = int64(v)
 		case num == eventFileVersion && typ == protowire.BytesType:
 			ev.FileVersion = string(bs)
+		case num == eventSessionLog && typ == protowire.BytesType:
+			return fields(bs, func(num protowire.Number, typ protowire.Type, v uint64, _ []byte) error {
+				if num == sessionStatus && typ == protowire.VarintType && v == sessionStart {
+					ev.Start = true
+				}
+				return nil
+			})
 		case num == eventSummary && typ == protowire.BytesType:
 			return fields(bs, func(num protowire.Number, typ protowire.Type, _ uint64, val []byte) error {
 				if num != summaryValue || typ != protowire.BytesType {

@@ -108,6 +108,24 @@ func (w *Writer) Add(step int64, scalars ...Scalar) error {
 	return w.record(appendEvent(nil, wallTime(w.now()), step, "", scalars))
 }
 
+// Start writes a SessionLog START event at step: TensorBoard then drops every point it
+// read before with a step at or above it (for files of version 2, a restart is known only
+// by this event). A resumed run calls it with the first step it charts, so the points a
+// killed run logged after its last checkpoint disappear from the charts.
+func (w *Writer) Start(step int64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.w == nil {
+		return ErrClosed
+	}
+	if w.err != nil {
+		return w.err
+	}
+	b := appendEvent(nil, wallTime(w.now()), step, "", nil)
+	status := binary.AppendUvarint(appendKey(nil, sessionStatus, wireVarint), sessionStart)
+	return w.record(appendBytes(b, eventSessionLog, status))
+}
+
 // Close closes the file (for Create's writers) and makes later Adds fail.
 func (w *Writer) Close() error {
 	w.mu.Lock()
@@ -161,6 +179,9 @@ const (
 	eventStep        = 2
 	eventFileVersion = 3
 	eventSummary     = 5
+	eventSessionLog  = 7
+	sessionStatus    = 1 // SessionLog.status, an enum
+	sessionStart     = 1 // SessionLog.START
 	summaryValue     = 1
 	valueTag         = 1
 	valueSimple      = 2

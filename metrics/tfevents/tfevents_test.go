@@ -108,7 +108,12 @@ func eventDescriptor(t *testing.T) protoreflect.MessageDescriptor {
 				field("step", 2, descriptorpb.FieldDescriptorProto_TYPE_INT64, opt, ""),
 				field("file_version", 3, descriptorpb.FieldDescriptorProto_TYPE_STRING, opt, ""),
 				field("summary", 5, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, opt, ".tensorflow.Summary"),
+				field("session_log", 7, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, opt, ".tensorflow.SessionLog"),
 			},
+		}, {
+			// status is the enum SessionStatus (START = 1), a varint on the wire like int32.
+			Name:  proto.String("SessionLog"),
+			Field: []*descriptorpb.FieldDescriptorProto{field("status", 1, descriptorpb.FieldDescriptorProto_TYPE_INT32, opt, "")},
 		}, {
 			Name:  proto.String("Summary"),
 			Field: []*descriptorpb.FieldDescriptorProto{field("value", 1, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, rep, ".tensorflow.Summary.Value")},
@@ -134,6 +139,7 @@ type event struct {
 	wall    float64
 	step    int64
 	version string
+	start   bool
 	tags    []string
 	values  []float32
 }
@@ -153,6 +159,10 @@ func decode(t *testing.T, md protoreflect.MessageDescriptor, recs []record) []ev
 		f := md.Fields()
 		e := event{wall: m.Get(f.ByName("wall_time")).Float(), step: m.Get(f.ByName("step")).Int(),
 			version: m.Get(f.ByName("file_version")).String()}
+		if m.Has(f.ByName("session_log")) {
+			sl := m.Get(f.ByName("session_log")).Message()
+			e.start = sl.Get(sl.Descriptor().Fields().ByName("status")).Int() == 1
+		}
 		if m.Has(f.ByName("summary")) {
 			s := m.Get(f.ByName("summary")).Message()
 			vals := s.Get(s.Descriptor().Fields().ByName("value")).List()
@@ -184,13 +194,18 @@ func TestCreateDecodesWithProtobufRuntime(t *testing.T) {
 		step int64
 		s    []Scalar
 	}{
+		{5, nil}, // Start(5)
 		{1, []Scalar{{"train/loss", 2.5}, {"train/lr", 1e-4}}},
 		{0, []Scalar{{"zero step", -3}}},
 		{1 << 40, []Scalar{{"train/grad_norm", math.Inf(1)}}},
 		{-7, []Scalar{{"λ/ünïcode", math.Pi}}},
 	}
 	for _, s := range steps {
-		if err := w.Add(s.step, s.s...); err != nil {
+		add := w.Add
+		if s.s == nil {
+			add = func(step int64, _ ...Scalar) error { return w.Start(step) }
+		}
+		if err := add(s.step, s.s...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,7 +231,7 @@ func TestCreateDecodesWithProtobufRuntime(t *testing.T) {
 	}
 	for i, s := range steps {
 		e := evs[i+1]
-		if e.step != s.step || e.wall != 1_700_000_000.25 || e.version != "" || len(e.tags) != len(s.s) {
+		if e.step != s.step || e.wall != 1_700_000_000.25 || e.version != "" || len(e.tags) != len(s.s) || e.start != (s.s == nil) {
 			t.Fatalf("event %d: %+v, want step %d with %v", i+1, e, s.step, s.s)
 		}
 		for j, sc := range s.s {
@@ -233,7 +248,7 @@ func TestCreateDecodesWithProtobufRuntime(t *testing.T) {
 	}
 	for i, e := range evs {
 		m := mine[i]
-		if m.WallTime != e.wall || m.Step != e.step || m.FileVersion != e.version || len(m.Scalars) != len(e.tags) {
+		if m.WallTime != e.wall || m.Step != e.step || m.FileVersion != e.version || len(m.Scalars) != len(e.tags) || m.Start != e.start {
 			t.Fatalf("ReadFile event %d: %+v, protobuf runtime: %+v", i, m, e)
 		}
 		for j := range e.tags {
