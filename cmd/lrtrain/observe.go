@@ -249,7 +249,14 @@ func (o *observer) chart(step int64, scalars []tfevents.Scalar) {
 		return
 	}
 	if o.tb == nil {
+		// A new file per process, starting with SessionLog START at the first step it
+		// charts: TensorBoard drops what a killed run logged from that step on.
 		w, err := tfevents.Create(o.tbDir, tfevents.Options{})
+		if err == nil {
+			if err = w.Start(step); err != nil {
+				w.Close()
+			}
+		}
 		if err != nil {
 			o.warn(err)
 			return

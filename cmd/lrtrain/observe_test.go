@@ -189,6 +189,34 @@ func TestTrainChartsTensorBoardAndPrometheus(t *testing.T) {
 			t.Errorf("%s is not charted", tag)
 		}
 	}
+	if !evs[1].Start || evs[1].Step != 1 {
+		t.Errorf("the file's second event is %+v, want SessionLog START at step 1", evs[1])
+	}
+
+	// Resumed to step 5: a second file, starting with START at step 4, the first step
+	// it charts (TensorBoard drops older points from there).
+	if code, msg := runCaptured(t, "train", "--config", cfg, "--log-json", "--set", "output.tensorboard=true",
+		"--set", "train.max_steps=5"); code != exitOK {
+		t.Fatalf("resume: exit %d\n%s", code, msg)
+	}
+	files, _ = filepath.Glob(filepath.Join(out, "tensorboard", tfevents.FilePrefix+"*"))
+	if len(files) != 2 {
+		t.Fatalf("event files after the resume: %v", files)
+	}
+	var resumed []tfevents.Event
+	for _, f := range files {
+		evs, err := tfevents.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 1 && evs[1].Step == 4 {
+			resumed = evs
+		}
+	}
+	// file_version, START at 4, steps 4 and 5 (no evaluation: the eval set was a --set).
+	if len(resumed) != 4 || !resumed[1].Start || resumed[2].Step != 4 || resumed[3].Step != 5 {
+		t.Errorf("the resumed run's file: %+v", resumed)
+	}
 }
 
 // Without --metrics-addr and output.tensorboard nothing listens and no event file is
