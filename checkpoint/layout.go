@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/lrtrain/lrtrain/internal/atomicdir"
 )
 
 // Names inside a checkpoint root and inside each checkpoint directory.
@@ -88,7 +90,7 @@ func readLatest(root string) (string, error) {
 // latest, and root is fsynced.
 func writeLatest(root, name string) error {
 	tmp := filepath.Join(root, latestTemp)
-	if err := writeFileSync(tmp, []byte(name+"\n")); err != nil {
+	if err := atomicdir.WriteFile(tmp, []byte(name+"\n")); err != nil {
 		os.Remove(tmp)
 		return err
 	}
@@ -103,35 +105,7 @@ func writeLatest(root, name string) error {
 	if err := hook(stageLatestRenamed); err != nil {
 		return err
 	}
-	return syncDir(root)
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return atomicdir.Sync(root)
 }
 
 // removeDir deletes a directory by first renaming it to a temporary name, so that a crash

@@ -9,12 +9,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/lrtrain/lrtrain/internal/atomicdir"
 )
 
 // FormatVersion is the manifest format this package writes; Load accepts it and older.
@@ -74,34 +75,35 @@ func Save(root string, step int64, files []File, manifest any) (dir string, err 
 	if err := refuseLatest(root, name); err != nil {
 		return fail(err)
 	}
-	tmp, err := os.MkdirTemp(root, tempPrefix+name+"-")
-	if err != nil {
-		return fail(err)
-	}
-	renamed := false
-	defer func() {
-		if !renamed {
-			os.RemoveAll(tmp)
+	err = atomicdir.Write(filepath.Join(root, name), atomicdir.Options{
+		TempPattern:     tempPrefix + name + "-",
+		Aside:           tempPrefix + name + "-old-" + randomSuffix(),
+		Overwrite:       true, // an uncommitted directory of the same step
+		AsideLeftoverOK: true, // Prune deletes .tmp- leftovers
+		BeforeRename: func() error {
+			if err := hook(stageDirSynced); err != nil {
+				return err
+			}
+			return refuseLatest(root, name)
+		},
+	}, func(tmp string) error {
+		sums, err := writeFiles(tmp, files)
+		if err != nil {
+			return err
 		}
-	}()
-	sums, err := writeFiles(tmp, files)
+		return writeManifest(tmp, step, sums, fields)
+	})
+	dir = filepath.Join(root, name)
+	if errors.Is(err, atomicdir.ErrCommitted) {
+		// Renamed, but root's fsync failed: take the new directory away again.
+		if rmErr := removeDir(root, name); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("remove %s: %w", dir, rmErr))
+		}
+		return fail(err)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeManifest(tmp, step, sums, fields); err != nil {
-		return fail(err)
-	}
-	if err := syncDir(tmp); err != nil {
-		return fail(err)
-	}
-	if err := hook(stageDirSynced); err != nil {
-		return fail(err)
-	}
-	if err := moveIntoPlace(root, tmp, name); err != nil {
-		return fail(err)
-	}
-	renamed = true
-	dir = filepath.Join(root, name)
 	if moved, err := commit(root, name); err != nil {
 		if moved {
 			// Only the last fsync failed: the checkpoint is in place and designated.
@@ -117,12 +119,9 @@ func Save(root string, step int64, files []File, manifest any) (dir string, err 
 	return dir, nil
 }
 
-// commit makes the renamed directory durable and moves the pointer to it. moved reports
+// commit moves the pointer to the renamed (and durable) directory. moved reports
 // whether the pointer designates the new checkpoint, even when an error is returned.
 func commit(root, name string) (moved bool, err error) {
-	if err := syncDir(root); err != nil {
-		return false, err
-	}
 	if err := hook(stageRenamed); err != nil {
 		return false, err
 	}
@@ -157,34 +156,6 @@ func checkNames(files []File) error {
 func refuseLatest(root, name string) error {
 	if cur, err := readLatest(root); err == nil && cur == name {
 		return fmt.Errorf("%w: %s is the latest checkpoint and is not replaced", ErrExists, name)
-	}
-	return nil
-}
-
-// moveIntoPlace renames tmp to root/name, first moving aside an uncommitted directory of
-// the same name.
-func moveIntoPlace(root, tmp, name string) error {
-	if err := refuseLatest(root, name); err != nil {
-		return err
-	}
-	dst := filepath.Join(root, name)
-	var aside string
-	if _, err := os.Lstat(dst); err == nil {
-		aside = filepath.Join(root, tempPrefix+name+"-old-"+randomSuffix())
-		if err := os.Rename(dst, aside); err != nil {
-			return fmt.Errorf("move aside %s: %w", dst, err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		if aside != "" {
-			os.Rename(aside, dst)
-		}
-		return err
-	}
-	if aside != "" {
-		os.RemoveAll(aside)
 	}
 	return nil
 }
@@ -279,7 +250,7 @@ func writeManifest(dir string, step int64, sums map[string]FileSum, fields map[s
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", ManifestName, err)
 	}
-	if err := writeFileSync(filepath.Join(dir, ManifestName), append(b, '\n')); err != nil {
+	if err := atomicdir.WriteFile(filepath.Join(dir, ManifestName), append(b, '\n')); err != nil {
 		return fmt.Errorf("file %q: %w", ManifestName, err)
 	}
 	return hook(stageManifestWritten)
