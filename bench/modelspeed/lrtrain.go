@@ -148,7 +148,7 @@ func trainStep(m *model.Model, ids *ts.Tensor) (fwd, bwd time.Duration, loss flo
 		return 0, 0, 0, 0, err
 	}
 	end := time.Now()
-	loss, err = mean.Float64Value([]int64{})
+	loss, err = tensorkit.Scalar(mean)
 	return mid.Sub(start), end.Sub(mid), loss, count, err
 }
 
