@@ -17,6 +17,7 @@ package nccl
 #endif
 #include <dlfcn.h>
 #include <link.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,40 @@ static int lrt_comm_init_rank(void *fn, uintptr_t *comm, int nranks, const char 
 	memcpy(id.internal, idbytes, sizeof id.internal);
 	void *c = NULL;
 	int r = ((int (*)(void **, int, lrt_unique_id, int))fn)(&c, nranks, id, rank);
+	*comm = (uintptr_t)c;
+	return r;
+}
+
+// The leading fields of ncclConfig_t, the same in every NCCL since 2.14,
+// where the struct appeared. NCCL copies min(size, its own sizeof) bytes
+// over its NCCL_CONFIG_INITIALIZER defaults, so fields past blocking keep
+// their "undefined" defaults exactly as the initializer would leave them.
+typedef struct {
+	size_t size;           // sizeof of the struct the caller filled
+	unsigned int magic;    // NCCL_API_MAGIC
+	unsigned int version;  // NCCL_VERSION_CODE of the layout
+	int blocking;          // 0: non-blocking communicator
+} lrt_config;
+
+static void lrt_config_layout(size_t *size, size_t *magic, size_t *version, size_t *blocking) {
+	*size = sizeof(lrt_config);
+	*magic = offsetof(lrt_config, magic);
+	*version = offsetof(lrt_config, version);
+	*blocking = offsetof(lrt_config, blocking);
+}
+
+static int lrt_comm_init_rank_config(void *fn, uintptr_t *comm, int nranks, const char *idbytes,
+                                     int rank, unsigned int version, int blocking) {
+	lrt_unique_id id;
+	memcpy(id.internal, idbytes, sizeof id.internal);
+	lrt_config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.size = sizeof cfg;
+	cfg.magic = 0xcafebeef;
+	cfg.version = version;
+	cfg.blocking = blocking;
+	void *c = NULL;
+	int r = ((int (*)(void **, int, lrt_unique_id, int, lrt_config *))fn)(&c, nranks, id, rank, &cfg);
 	*comm = (uintptr_t)c;
 	return r;
 }
@@ -222,6 +257,25 @@ func cGetUniqueID(fn unsafe.Pointer) (UniqueID, int32) {
 func cCommInitRank(fn unsafe.Pointer, nranks int, id UniqueID, rank int) (uintptr, int32) {
 	var comm C.uintptr_t
 	r := C.lrt_comm_init_rank(fn, &comm, C.int(nranks), (*C.char)(unsafe.Pointer(&id[0])), C.int(rank))
+	return uintptr(comm), int32(r)
+}
+
+// cConfigLayout reports sizeof(lrt_config) and the offsets of magic,
+// version and blocking, for the layout test.
+func cConfigLayout() (size, magic, version, blocking int) {
+	var s, m, v, b C.size_t
+	C.lrt_config_layout(&s, &m, &v, &b)
+	return int(s), int(m), int(v), int(b)
+}
+
+func cCommInitRankConfig(fn unsafe.Pointer, nranks int, id UniqueID, rank int, version int, blocking bool) (uintptr, int32) {
+	var comm C.uintptr_t
+	b := C.int(1)
+	if !blocking {
+		b = 0
+	}
+	r := C.lrt_comm_init_rank_config(fn, &comm, C.int(nranks), (*C.char)(unsafe.Pointer(&id[0])), C.int(rank),
+		C.uint(version), b)
 	return uintptr(comm), int32(r)
 }
 

@@ -71,6 +71,9 @@ type Comm struct {
 	h      uintptr // ncclComm_t; 0 once destroyed or aborted
 	rank   int
 	nranks int
+	// nonBlocking: made by CommInit with blocking = 0; calls may answer
+	// ncclInProgress.
+	nonBlocking bool
 }
 
 // CommInitRank joins communicator id as rank of nranks, on the CUDA device

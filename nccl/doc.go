@@ -42,6 +42,18 @@
 // and the time waited. The watchdog needs only the three calls of the
 // Pending interface, which is how it is tested without a GPU.
 //
+// The enqueue itself can block too (a blocking communicator whose peers
+// never arrive), so Watchdog.Run bounds enqueue and wait together: a
+// separate goroutine calls ncclCommAbort when the deadline passes while the
+// call is still inside NCCL. Where NCCL has them (>= 2.14), CommInit makes
+// non-blocking communicators (ncclCommInitRankConfig, blocking = 0): init
+// and collectives may answer ncclInProgress, and the package polls
+// ncclCommGetAsyncError until they settle, aborting on the same deadline.
+// Init, enqueue and wait therefore each end within the timeout plus one
+// poll interval and the time NCCL takes to return once aborted; only a
+// blocking ncclCommInitRank (NCCL < 2.14) cannot be interrupted, and its
+// callers abandon it instead (see CommInit).
+
 // # Threads
 //
 // CUDA's current device belongs to the OS thread. Lock the goroutine that
@@ -52,9 +64,12 @@
 //
 // The tests load a fake libnccl.so.2 and libcudart.so built from C in
 // internal/fakenccl (module root) at test time. The fakes stand for the absent
-// GPU libraries: one rank, host memory as device memory, and a log of the
-// arguments each call received, so the tests cover the real dlopen, dlsym
-// and trampoline path, the by-value unique id included. The real libraries
+// GPU libraries: host memory as device memory, one rank (or several in
+// separate processes meeting through files), a log of the arguments each
+// call received, and the failures the abort paths must survive (an enqueue
+// that blocks until ncclCommAbort, ncclInProgress, an asynchronous error), so
+// the tests cover the real dlopen, dlsym and trampoline path, the by-value
+// unique id and the ncclConfig_t included. The real libraries
 // are checked on a GPU machine with the nccl-check binary (cmd/nccl-check),
 // which needs neither Go nor libtorch there:
 //

@@ -9,14 +9,14 @@ import (
 
 // symbols holds the function pointers resolved by Init.
 type symbols struct {
-	getVersion, getUniqueID, commInitRank, commDestroy, commAbort               unsafe.Pointer
-	commGetAsyncError, getErrorString, getLastError                             unsafe.Pointer
-	commCount, commCuDevice, commUserRank                                       unsafe.Pointer
-	allReduce, reduce, broadcast, allGather, reduceScatter                      unsafe.Pointer
-	groupStart, groupEnd                                                        unsafe.Pointer
-	cudaGetDeviceCount, cudaSetDevice, cudaGetDevice                            unsafe.Pointer
-	cudaMalloc, cudaFree, cudaMemcpy, cudaGetErrorString                        unsafe.Pointer
-	cudaStreamCreate, cudaStreamDestroy, cudaStreamSynchronize, cudaStreamQuery unsafe.Pointer
+	getVersion, getUniqueID, commInitRank, commInitRankConfig, commDestroy, commAbort unsafe.Pointer
+	commGetAsyncError, getErrorString, getLastError                                   unsafe.Pointer
+	commCount, commCuDevice, commUserRank                                             unsafe.Pointer
+	allReduce, reduce, broadcast, allGather, reduceScatter                            unsafe.Pointer
+	groupStart, groupEnd                                                              unsafe.Pointer
+	cudaGetDeviceCount, cudaSetDevice, cudaGetDevice                                  unsafe.Pointer
+	cudaMalloc, cudaFree, cudaMemcpy, cudaGetErrorString                              unsafe.Pointer
+	cudaStreamCreate, cudaStreamDestroy, cudaStreamSynchronize, cudaStreamQuery       unsafe.Pointer
 }
 
 // library is the process-wide loaded state. Calls hold mu for reading while
@@ -96,7 +96,8 @@ func Init() error {
 			return &LoadError{Library: r.spec.name, Path: r.path, Symbol: r.name}
 		}
 	}
-	s.getLastError = dlSym(ncclH, "ncclGetLastError") // optional: NCCL >= 2.13
+	s.getLastError = dlSym(ncclH, "ncclGetLastError")             // optional: NCCL >= 2.13
+	s.commInitRankConfig = dlSym(ncclH, "ncclCommInitRankConfig") // optional: NCCL >= 2.14
 	library.sym, library.ncclH, library.cudartH = s, ncclH, cudartH
 	library.ncclPath, library.cudartPath = ncclPath, cudartPath
 	return nil

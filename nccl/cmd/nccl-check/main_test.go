@@ -59,6 +59,9 @@ func TestMissingLibraryIsASetupFailure(t *testing.T) {
 // A fake whose stream never finishes makes every wait time out: the check
 // reports the watchdog's error instead of hanging.
 func TestHungCollectivesFailWithTheWatchdogError(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process, waits out a watchdog; runs without -short")
+	}
 	libs, err := fakenccl.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +84,9 @@ func TestHungCollectivesFailWithTheWatchdogError(t *testing.T) {
 // The binary must run where Go and libtorch are absent and NCCL is found at
 // run time: no dynamic dependency on libnccl, libcudart or libtorch.
 func TestBinaryLinksNoGPUOrTorchLibrary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; runs without -short")
+	}
 	ldd, err := exec.LookPath("ldd")
 	if err != nil {
 		t.Skip("no ldd")
