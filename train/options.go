@@ -99,6 +99,12 @@ func DefaultOptions() Options {
 // resolve fills the defaults that depend on other fields and validates everything that
 // can be checked without reading files. Errors wrap ErrConfig and name the key.
 func (o Options) resolve() (Options, error) {
+	o = o.withDefaults()
+	return o, o.validate()
+}
+
+// withDefaults fills the defaults that depend on other fields.
+func (o Options) withDefaults() Options {
 	o.Adapter = o.Adapter.Resolved()
 	if o.Train.MaxSteps == 0 && o.Train.Epochs == 0 {
 		o.Train.Epochs = 1
@@ -113,8 +119,13 @@ func (o Options) resolve() (Options, error) {
 		o.Checkpoint.Resume = "auto"
 	}
 	o.Model.NumLabels = o.numLabels() // recorded explicitly, for loaders of the checkpoint
-	bad := func(key, format string, args ...any) (Options, error) {
-		return o, fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	return o
+}
+
+// validate checks everything that can be checked without reading files.
+func (o Options) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
 	}
 	t := o.Train
 	switch {
@@ -157,9 +168,9 @@ func (o Options) resolve() (Options, error) {
 		return bad("data.last_batch", "%v", err)
 	}
 	if err := o.Adapter.Validate(); err != nil { // names each bad key, adapter.r, adapter.phi.k, …
-		return o, fmt.Errorf("%w: %w", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	return o, nil
+	return nil
 }
 
 // dtype is the backbone's compute dtype.
