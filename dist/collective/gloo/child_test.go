@@ -225,7 +225,7 @@ func pattern(r, i int) uint64 {
 // checkBarrier staggers the ranks' arrival and prints when each entered and
 // left; the parent checks that nobody left before the last arrived.
 func checkBarrier(ctx context.Context, g *gloo.Group) error {
-	time.Sleep(time.Duration(g.Rank()) * 100 * time.Millisecond)
+	time.Sleep(time.Duration(g.Rank()) * 100 * time.Millisecond) // the case itself: late arrivals
 	enter := time.Now().UnixNano()
 	if err := g.Barrier(ctx); err != nil {
 		return err

@@ -1,9 +1,11 @@
 package gloo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // groups forms a group of size ranks inside this process (each rank a
@@ -51,13 +54,42 @@ func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c
 	return gs
 }
 
-// blocked starts an all-reduce on g that no peer joins and returns a
-// channel with its error.
-func blocked(g *gloo.Group, ctx context.Context) <-chan error {
+// blocked starts an all-reduce on g that no peer joins and returns a channel
+// with its error once the call is waiting inside Gloo (see inGloo), or has
+// already failed (a group whose peer is gone fails at once).
+func blocked(t *testing.T, g *gloo.Group, ctx context.Context) <-chan error {
+	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- g.AllReduce(ctx, make([]float32, 1024), collective.Sum) }()
-	time.Sleep(100 * time.Millisecond) // let it reach the wait inside Gloo
+	ended := make(chan struct{})
+	go func() {
+		done <- g.AllReduce(ctx, make([]float32, 1024), collective.Sum)
+		close(ended)
+	}()
+	testkit.WaitFor(t, 10*time.Second, "the all-reduce to enter Gloo", func() bool {
+		select {
+		case <-ended:
+			return true
+		default:
+			return inGloo()
+		}
+	})
 	return done
+}
+
+// inGloo reports whether a goroutine of this process is inside the native call of
+// an all-reduce: past the group's bookkeeping (the call is in flight, the context is
+// watched), in the C++ shim, where only an abort or a peer ends it.
+func inGloo() bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	for _, g := range bytes.Split(buf[:n], []byte("\n\n")) {
+		// A goroutine in a cgo call is in state syscall; the Go side of the shim's
+		// all-reduce is (*native).allReduce.
+		if bytes.Contains(g, []byte(" [syscall")) && bytes.Contains(g, []byte("gloo.(*native).allReduce(")) {
+			return true
+		}
+	}
+	return false
 }
 
 // within returns the error from done, failing the test if none arrives in d.
@@ -225,7 +257,7 @@ func TestMissingPeerTimesOutNamingIt(t *testing.T) {
 func TestAbortUnblocksCollectiveAndResetsPeers(t *testing.T) {
 	gs := groups(t, 2, 30*time.Second)
 	ctx := context.Background()
-	done := blocked(gs[0], ctx)
+	done := blocked(t, gs[0], ctx)
 	start := time.Now()
 	gs[0].Abort()
 	err := within(t, done, 2*time.Second)
@@ -234,7 +266,7 @@ func TestAbortUnblocksCollectiveAndResetsPeers(t *testing.T) {
 	}
 	t.Logf("aborted after %s: %v", time.Since(start), err)
 	// The peer's connections were reset: its next collective fails at once.
-	err = within(t, blocked(gs[1], ctx), 2*time.Second)
+	err = within(t, blocked(t, gs[1], ctx), 2*time.Second)
 	if !errors.Is(err, collective.ErrPeerLost) {
 		t.Fatalf("peer: got %v, want ErrPeerLost", err)
 	}
@@ -249,7 +281,7 @@ func TestAbortUnblocksCollectiveAndResetsPeers(t *testing.T) {
 func TestCancelledContextAbortsCollective(t *testing.T) {
 	gs := groups(t, 2, 30*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := blocked(gs[0], ctx)
+	done := blocked(t, gs[0], ctx)
 	cancel()
 	err := within(t, done, 2*time.Second)
 	if !errors.Is(err, collective.ErrAborted) || !errors.Is(err, context.Canceled) {
@@ -261,7 +293,7 @@ func TestContextDeadlineShortensTimeout(t *testing.T) {
 	gs := groups(t, 2, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err := within(t, blocked(gs[0], ctx), 3*time.Second)
+	err := within(t, blocked(t, gs[0], ctx), 3*time.Second)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
@@ -274,7 +306,7 @@ func TestAbortOnChannelAbortsCollective(t *testing.T) {
 			c.AbortOn = lost
 		}
 	})
-	done := blocked(gs[0], context.Background())
+	done := blocked(t, gs[0], context.Background())
 	close(lost)
 	err := within(t, done, 2*time.Second)
 	if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "AbortOn") {
@@ -284,7 +316,7 @@ func TestAbortOnChannelAbortsCollective(t *testing.T) {
 
 func TestCloseDuringCollective(t *testing.T) {
 	gs := groups(t, 2, 30*time.Second)
-	done := blocked(gs[0], context.Background())
+	done := blocked(t, gs[0], context.Background())
 	closed := make(chan error, 1)
 	go func() { closed <- gs[0].Close() }()
 	if err := within(t, closed, 2*time.Second); err != nil {

@@ -13,14 +13,14 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 )
 
-// The tests re-execute this test binary as the ranks of a group: with
-// LRT_COLL_ROLE set, TestMain runs the child role (child_test.go) and exits
-// instead of running the tests. A child builds its group from the other
-// LRT_COLL_* variables: rank, world size, store address, timeout.
+// The tests re-execute this test binary as the ranks of a group (package
+// childproc): TestMain runs the child role (child_test.go) and exits instead of
+// running the tests. A child builds its group from the LRT_COLL_* variables: rank,
+// world size, store address, timeout.
 const (
-	envRole    = "LRT_COLL_ROLE"
 	envRank    = "LRT_COLL_RANK"
 	envSize    = "LRT_COLL_SIZE"
 	envStore   = "LRT_COLL_STORE"
@@ -28,9 +28,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envRole); role != "" {
-		os.Exit(runChild(role))
-	}
+	childproc.Main(map[string]func() int{
+		"suite": func() int { return runChild("suite") },
+		"loop":  func() int { return runChild("loop") },
+	})
 	os.Exit(m.Run())
 }
 
@@ -62,9 +63,8 @@ func spawn(t *testing.T, role string, size int, timeout, deadline time.Duration)
 	kids := make([]*child, size)
 	for r := range size {
 		c := &child{rank: r, waited: make(chan struct{})}
-		c.cmd = exec.CommandContext(ctx, os.Args[0])
-		c.cmd.Env = append(os.Environ(),
-			envRole+"="+role, envRank+"="+strconv.Itoa(r), envSize+"="+strconv.Itoa(size),
+		c.cmd = childproc.Command(ctx, role,
+			envRank+"="+strconv.Itoa(r), envSize+"="+strconv.Itoa(size),
 			envStore+"="+srv.Addr(), envTimeout+"="+timeout.String())
 		c.cmd.Stderr = &lockedWriter{mu: &c.mu, b: &c.stderr}
 		out, err := c.cmd.StdoutPipe()

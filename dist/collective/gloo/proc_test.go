@@ -12,6 +12,9 @@ import (
 // processes on loopback and checks the results against references computed
 // independently by each rank (see runSuite).
 func TestCollectivesAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	for _, size := range []int{2, 3, 4} {
 		t.Run(fmt.Sprintf("ranks=%d", size), func(t *testing.T) {
 			kids := spawn(t, "suite", size, 10*time.Second, 40*time.Second)
@@ -42,6 +45,9 @@ func TestCollectivesAcrossProcesses(t *testing.T) {
 // timeout with an error naming the op, its rank and the timeout, and the
 // survivors must exit.
 func TestKilledRankFailsSurvivors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	const timeout = 3 * time.Second
 	kids := spawn(t, "loop", 4, timeout, 30*time.Second)
 	for _, c := range kids {
@@ -81,6 +87,9 @@ func TestKilledRankFailsSurvivors(t *testing.T) {
 // open, so only the timeout can notice): the survivors must fail within
 // the timeout, at least one of them with ErrTimeout.
 func TestHungRankTimesOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	const timeout = 2 * time.Second
 	kids := spawn(t, "loop", 3, timeout, 30*time.Second)
 	for _, c := range kids {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
-	"github.com/lrtrain/lrtrain/dist/etcdembed"
 	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 	"go.uber.org/zap"
 )
 
@@ -19,12 +19,11 @@ import (
 // its Done() the AbortOn signal, so closing a worker's session aborts the
 // collective that rank is blocked in.
 func TestRendezvousWorkerAsStore(t *testing.T) {
-	ctx := context.Background()
-	srv, err := etcdembed.Start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("etcd; runs without -short")
 	}
-	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	srv := etcdtest.Start(t)
 	opts := []rdzv.Option{rdzv.WithEndpoints(srv.Endpoint()), rdzv.WithTTL(2 * time.Second),
 		rdzv.WithWaitTimeout(10 * time.Second), rdzv.WithLogger(zap.NewNop())}
 	agent, err := rdzv.NewAgent(ctx, "collective-test", append(opts, rdzv.WithAgentID("node-0"), rdzv.WithNproc(2))...)
@@ -73,7 +72,7 @@ func TestRendezvousWorkerAsStore(t *testing.T) {
 		}
 	}
 
-	done := blocked(gs[0], ctx)
+	done := blocked(t, gs[0], ctx)
 	workers[0].Close() // the session ends; Done() fires
 	if err := within(t, done, 5*time.Second); !errors.Is(err, collective.ErrAborted) {
 		t.Fatalf("got %v, want ErrAborted", err)
