@@ -21,6 +21,9 @@ const dpTol = 1e-5
 // each train the same adapters as one process accumulating four micro-batches: the
 // same global batch of 4 examples per step.
 func TestFourRanksTrainLikeOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process; runs without -short")
+	}
 	tmp := t.TempDir()
 	one := runSpec{steps: 6, micro: 1, accum: 4, every: 2, out: filepath.Join(tmp, "one")}
 	four := runSpec{steps: 6, micro: 1, accum: 1, every: 2, out: filepath.Join(tmp, "four")}
@@ -44,6 +47,9 @@ func TestFourRanksTrainLikeOne(t *testing.T) {
 // (grad_accum 1) on the same global batch of 4 examples and ends where the
 // uninterrupted 2-rank run ends, within dpTol (the summation order changes with the cut).
 func TestResumeWithAnotherWorldSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process; runs without -short")
+	}
 	tmp := t.TempDir()
 	ref := runSpec{steps: 8, micro: 1, accum: 2, every: 2, out: filepath.Join(tmp, "ref")}
 	run(t, 90*time.Second, launchArgs(2, filepath.Join(tmp, "l-ref"), ref.config(t))...)

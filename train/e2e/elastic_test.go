@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 )
 
 // Elastic scale-up with the real trainer: node agent A (`launch --nnodes 1:2`, one
@@ -34,16 +34,15 @@ import (
 // been ignored, A would have finished alone on global batches of 2 instead of 4, B would
 // have timed out, and no round of world size 2 would exist.
 func TestElasticJoinFormsBiggerRound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process, etcd; runs without -short")
+	}
 	const steps = 60
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	srv, err := etcdembed.Start(ctx, filepath.Join(tmp, "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ep := strings.TrimPrefix(strings.TrimPrefix(srv.Endpoint(), "http://"), "https://")
+	srv := etcdtest.Start(t)
+	ep := etcdtest.HostPort(srv)
 
 	el := runSpec{steps: steps, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "elastic")}
 	cfg := el.config(t)

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 	"github.com/lrtrain/lrtrain/train"
 )
 
@@ -106,6 +106,9 @@ func savedWithEvalDue(t *testing.T, out string, l *proc) {
 // ends byte for byte like an uninterrupted run, every step and evaluation logged once),
 // the launcher got SIGTERM, or etcd stopped answering (then the launcher names etcd).
 func TestInterruptionDuringEvaluationKeepsTheStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process, etcd; runs without -short")
+	}
 	tmp := t.TempDir()
 	const steps = 30
 
@@ -166,14 +169,8 @@ func TestInterruptionDuringEvaluationKeepsTheStep(t *testing.T) {
 	})
 
 	t.Run("etcd lost", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv, err := etcdembed.Start(ctx, filepath.Join(tmp, "etcd"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer srv.Close()
-		ep := strings.TrimPrefix(srv.Endpoint(), "http://")
+		srv := etcdtest.Start(t)
+		ep := etcdtest.HostPort(srv)
 		out := filepath.Join(tmp, "etcd-run")
 		l := start(t, "launch.log", "launch", "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-endpoint", ep,
 			"--rdzv-id", "e2e-evalstop", "--rdzv-ttl", "3s", "--rdzv-dial-timeout", "3s", "--grace-period", "3s",

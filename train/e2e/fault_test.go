@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 )
 
 // stopBound is how long the surviving ranks may take to stop after a failure: the
@@ -32,6 +32,9 @@ func exists(path string) bool {
 // count, so every sum is formed in the same order (train's exact resume; Gloo sums two
 // ranks' float64 buckets, a commutative single addition).
 func TestKilledWorkerRecoversExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process; runs without -short")
+	}
 	tmp := t.TempDir()
 	const steps = 60
 	ref := runSpec{steps: steps, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "ref")}
@@ -89,6 +92,9 @@ func TestKilledWorkerRecoversExactly(t *testing.T) {
 // within etcdBound, no process is left, and the newest checkpoint on disk still
 // verifies.
 func TestEtcdLossStopsTheRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("e2e: multi-process, etcd; runs without -short")
+	}
 	// The sessions are lost at most the TTL (3s) after the last keepalive answer, plus
 	// the etcd client's 1s deadline check; the launcher then stops the workers (SIGTERM,
 	// SIGKILL after the 3s grace period; they exit at once) and gives etcd the dial
@@ -100,14 +106,8 @@ func TestEtcdLossStopsTheRun(t *testing.T) {
 		etcdBound   = workerBound + 3*time.Second + time.Second
 	)
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := etcdembed.Start(ctx, filepath.Join(tmp, "etcd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	ep := strings.TrimPrefix(strings.TrimPrefix(srv.Endpoint(), "http://"), "https://")
+	srv := etcdtest.Start(t)
+	ep := etcdtest.HostPort(srv)
 
 	spec := runSpec{steps: 100000, micro: 1, accum: 2, every: 5, out: filepath.Join(tmp, "run")}
 	args := []string{"launch", "--nnodes", "1", "--nproc-per-node", "2", "--rdzv-endpoint", ep,
@@ -133,7 +133,7 @@ func TestEtcdLossStopsTheRun(t *testing.T) {
 		t.Errorf("workers %v still running %v after etcd stopped\n%s", workers, workerBound, l.output())
 	}
 	t.Logf("workers gone %v after etcd stopped", time.Since(stoppedAt).Round(time.Millisecond))
-	err = l.wait(t, etcdBound-time.Since(stoppedAt))
+	err := l.wait(t, etcdBound-time.Since(stoppedAt))
 	t.Logf("launcher exited %v after etcd stopped: %v", time.Since(stoppedAt).Round(time.Millisecond), err)
 	out := l.output()
 	if testing.Verbose() {

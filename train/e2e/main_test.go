@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // lrtrainBin is the binary built by TestMain, unique to this test run, so leftover
@@ -27,6 +30,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() { // every test here skips: build nothing
+		return m.Run()
+	}
 	dir, err := os.MkdirTemp("", "lrtrain-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -237,13 +244,9 @@ func alive(pid int) bool {
 // returns their ids. Processes the tests started end before their test does, so any
 // found here leaked.
 func killLeftovers() []int {
-	// Give processes that are being stopped a moment to go.
-	deadline := time.Now().Add(3 * time.Second)
-	pids := ourProcesses()
-	for len(pids) > 0 && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		pids = ourProcesses()
-	}
+	// Give processes that are being stopped a moment to go; the limit only bounds it.
+	var pids []int
+	_ = testkit.Poll(3*time.Second, func() bool { pids = ourProcesses(); return len(pids) == 0 })
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
@@ -254,19 +257,19 @@ func killLeftovers() []int {
 // launcher (by its RANK variable), waiting up to d for it to appear.
 func workerPID(t *testing.T, launcher, rank int, d time.Duration) int {
 	t.Helper()
-	deadline := time.Now().Add(d)
 	want := []byte("RANK=" + strconv.Itoa(rank) + "\x00")
-	for time.Now().Before(deadline) {
+	found := 0
+	testkit.WaitFor(t, d, fmt.Sprintf("the worker of rank %d under launcher %d", rank, launcher), func() bool {
 		for _, pid := range children(launcher) {
 			env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
 			if err == nil && (bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...))) && alive(pid) {
-				return pid
+				found = pid
+				return true
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no worker of rank %d under launcher %d within %v", rank, launcher, d)
-	return 0
+		return false
+	})
+	return found
 }
 
 // children lists the child processes of pid.
@@ -284,14 +287,8 @@ func children(pid int) []int {
 	return out
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
+// waitFor polls cond until it holds or d passes (or ctx ends), and reports whether
+// it held; d only bounds the wait.
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if cond() {
-			return true
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return cond()
+	return testkit.Poll(d, func() bool { return ctx.Err() != nil || cond() }) == nil && cond()
 }
