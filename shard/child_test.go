@@ -19,12 +19,11 @@ import (
 	"github.com/lrtrain/lrtrain/shard"
 )
 
-// The process tests re-execute this test binary as the ranks of a shard group: with
-// LRT_SHARD_ROLE set, TestMain runs runChild and exits. A child forms a Gloo group of
+// The process tests re-execute this test binary as the ranks of a shard group
+// (package childproc: roles whole, mem and workload): TestMain runs runChild and exits. A child forms a Gloo group of
 // LRT_SHARD_SIZE ranks on loopback through the store at LRT_SHARD_STORE, loads the
 // model in LRT_SHARD_DIR sharded, and writes its results to LRT_SHARD_OUT/<rank>.bin.
 const (
-	envRole  = "LRT_SHARD_ROLE"
 	envRank  = "LRT_SHARD_RANK"
 	envSize  = "LRT_SHARD_SIZE"
 	envStore = "LRT_SHARD_STORE"

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -16,26 +15,27 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(envRole); role != "" {
-		os.Exit(runChild(role))
-	}
+	childproc.Main(map[string]func() int{
+		"whole":    func() int { return runChild("whole") },
+		"mem":      func() int { return runChild("mem") },
+		"workload": func() int { return runChild("workload") },
+	})
 	os.Exit(m.Run())
 }
 
-// writeModel writes a random preset model into a temporary directory.
+// writeModel writes a random preset model (seed 1, norms and biases perturbed) into
+// a temporary directory.
 func writeModel(t *testing.T, arch, preset, dtype string) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), arch)
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: arch, Preset: preset, Seed: 1, DType: dtype, Perturb: true}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return tinymodel.Write(t, hfinit.Options{Arch: arch, Preset: preset, Seed: 1, DType: dtype, Perturb: true})
 }
 
 // workload runs what the sharded and the unsharded model must agree on, bit for bit,

@@ -1,14 +1,15 @@
 package shard_test
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -94,8 +95,7 @@ func parseMem(t *testing.T, out string) memResult {
 // memRun runs the unsharded baseline child.
 func memRun(t *testing.T, size int, env []string) memResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = childEnv(append(env, envRole+"=mem", envSize+"="+fmt.Sprint(size))...)
+	cmd := childproc.Command(context.Background(), "mem", childEnv(append(env, envSize+"="+fmt.Sprint(size))...)...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("baseline: %v\n%s", err, out)

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,16 +11,18 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
 
-// childEnv is the environment of every child of these tests, the ranks and the
-// whole-model reference alike: this process's own (so the same OPENBLAS_* kernel
-// settings), extra, and one intra-op thread each, since up to 3 ranks share the cores
-// and a result is bit-exact only between processes that split the work alike.
+// childEnv is what every child of these tests, the ranks and the whole-model
+// reference alike, gets on top of this process's own environment (which childproc
+// passes on, so the same OPENBLAS_* kernel settings): extra, and one intra-op thread
+// each, since up to 3 ranks share the cores and a result is bit-exact only between
+// processes that split the work alike.
 func childEnv(extra ...string) []string {
-	return append(append(os.Environ(), extra...), "OMP_NUM_THREADS=1")
+	return append(append([]string(nil), extra...), "OMP_NUM_THREADS=1")
 }
 
 // wholeInChild runs the workload on the model in dir loaded whole (compute "" or
@@ -32,8 +32,7 @@ func wholeInChild(t *testing.T, dir, compute string) []float32 {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = childEnv(envRole+"=whole", envDir+"="+dir, envOut+"="+out, envDType+"="+compute)
+	cmd := childproc.Command(ctx, "whole", childEnv(envDir+"="+dir, envOut+"="+out, envDType+"="+compute)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("whole-model reference: %v\n%s", err, b)
 	}
@@ -66,9 +65,8 @@ func runRanks(t *testing.T, role string, size int, limit time.Duration, env ...s
 	runs := make([]rankRun, size)
 	done := make(chan int, size)
 	for r := range size {
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-		cmd.Env = childEnv(append(env, envRole+"="+role, envRank+"="+strconv.Itoa(r),
-			envSize+"="+strconv.Itoa(size), envStore+"="+srv.Addr())...)
+		cmd := childproc.Command(ctx, role, childEnv(append(env, envRank+"="+strconv.Itoa(r),
+			envSize+"="+strconv.Itoa(size), envStore+"="+srv.Addr())...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
@@ -96,6 +94,9 @@ func runRanks(t *testing.T, role string, size int, limit time.Duration, env ...s
 // the test's own thread count, Haswell's sgemm splits the work differently and the
 // last bits differ (-0.16438073 vs -0.16438068 with 2 threads, measured).
 func TestShardedRanksMatchTheWholeModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	for _, c := range []struct {
 		arch, diskDType, compute string
 		ranks                    []int
