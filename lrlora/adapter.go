@@ -12,9 +12,9 @@ import (
 	"github.com/lrtrain/lrtrain/param"
 )
 
-// NamedTensor is one adapter tensor with its stable checkpoint name and whether the
-// optimizer trains it (false for buffers such as the φ grid): a param.Tensor, the list
-// type models and adapters share. The name stays for the trainer's code that spells it.
+// NamedTensor is param.Tensor, the list type models and adapters share.
+//
+// Deprecated: use param.Tensor; the alias goes once train no longer spells it.
 type NamedTensor = param.Tensor
 
 // Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (docs/method.md §1):
@@ -157,8 +157,8 @@ func (ad *Adapter) Bias() *ts.Tensor { return ad.bias }
 // <name>.phi.bandwidth_raw (trained) and <name>.phi.grid (a buffer). Tensors held
 // by a SharedPhi are left out (SharedPhi.Tensors lists them). Freezing, counting,
 // optimizing and saving all derive from this one list.
-func (ad *Adapter) Tensors() []NamedTensor {
-	out := []NamedTensor{
+func (ad *Adapter) Tensors() []param.Tensor {
+	out := []param.Tensor{
 		{Name: ad.name + ".lora_A", Tensor: ad.a, Trainable: true},
 		{Name: ad.name + ".lora_B", Tensor: ad.b, Trainable: true},
 	}
@@ -166,13 +166,13 @@ func (ad *Adapter) Tensors() []NamedTensor {
 		return out
 	}
 	if ad.phi.ownAmplitude {
-		out = append(out, NamedTensor{Name: ad.name + ".phi.amplitude", Tensor: ad.phi.amplitude, Trainable: true})
+		out = append(out, param.Tensor{Name: ad.name + ".phi.amplitude", Tensor: ad.phi.amplitude, Trainable: true})
 	}
 	if ad.phi.ownBandwidth {
-		out = append(out, NamedTensor{Name: ad.name + ".phi.bandwidth_raw", Tensor: ad.phi.bandwidthRaw, Trainable: true})
+		out = append(out, param.Tensor{Name: ad.name + ".phi.bandwidth_raw", Tensor: ad.phi.bandwidthRaw, Trainable: true})
 	}
 	if ad.phi.ownGrid {
-		out = append(out, NamedTensor{Name: ad.name + ".phi.grid", Tensor: ad.phi.grid, Trainable: false})
+		out = append(out, param.Tensor{Name: ad.name + ".phi.grid", Tensor: ad.phi.grid, Trainable: false})
 	}
 	return out
 }
@@ -193,8 +193,9 @@ func (ad *Adapter) NumParameters() (int64, error) {
 	return n, nil
 }
 
-// CountParameters sums the element counts of the trainable entries of list
-// (param.Count, under the name the trainer spells).
+// CountParameters is param.Count.
+//
+// Deprecated: use param.Count; the function goes once train no longer calls it.
 func CountParameters(list []NamedTensor) (int64, error) { return param.Count(list) }
 
 // Close frees A, B and the φ tensors the adapter owns (not W0, bias or shared φ).

@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // BandwidthRawInit is β's initial value ln(e − 1), so that b = softplus(β) = 1.
@@ -96,16 +97,16 @@ func NewSharedPhi(cfg adapter.Phi, dtype gotch.DType, dev gotch.Device) (*Shared
 }
 
 // Tensors lists the shared tensors in the adapter order (amplitude, bandwidth_raw, grid).
-func (s *SharedPhi) Tensors() []NamedTensor {
-	var out []NamedTensor
+func (s *SharedPhi) Tensors() []param.Tensor {
+	var out []param.Tensor
 	if s.amplitude != nil {
-		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".amplitude", Tensor: s.amplitude, Trainable: true})
+		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".amplitude", Tensor: s.amplitude, Trainable: true})
 	}
 	if s.bandwidthRaw != nil {
-		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".bandwidth_raw", Tensor: s.bandwidthRaw, Trainable: true})
+		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".bandwidth_raw", Tensor: s.bandwidthRaw, Trainable: true})
 	}
 	if s.grid != nil {
-		out = append(out, NamedTensor{Name: SharedPhiPrefix + ".grid", Tensor: s.grid, Trainable: false})
+		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".grid", Tensor: s.grid, Trainable: false})
 	}
 	return out
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 	"github.com/lrtrain/lrtrain/param"
@@ -154,7 +153,7 @@ func trainStep(m *model.Model, ids *ts.Tensor) (fwd, bwd time.Duration, loss flo
 
 // attachAdapters injects adapters of the method into the target modules and copies the
 // values of the adapters file into every tensor they own. It returns the tensors.
-func attachAdapters(m *model.Model, path string, method adapter.Method) ([]lrlora.NamedTensor, error) {
+func attachAdapters(m *model.Model, path string, method adapter.Method) ([]param.Tensor, error) {
 	f, err := safetensors.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("modelspeed: %w", err)
@@ -224,7 +223,7 @@ func readInputIDs(path string) (*ts.Tensor, error) {
 }
 
 // gradNorms returns ‖grad‖₂ of every trainable tensor, accumulated in float64.
-func gradNorms(list []lrlora.NamedTensor) (map[string]float64, error) {
+func gradNorms(list []param.Tensor) (map[string]float64, error) {
 	out := map[string]float64{}
 	for _, nt := range list {
 		if !nt.Trainable {

@@ -15,6 +15,7 @@ import (
 	"github.com/lrtrain/lrtrain/export"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/train"
 )
 
@@ -33,8 +34,8 @@ func (a *adaptedModel) Close() {
 }
 
 // shared lists the tensors of a shared φ (cross-layer sharing), which the model does not.
-func (a *adaptedModel) shared() []lrlora.NamedTensor {
-	var out []lrlora.NamedTensor
+func (a *adaptedModel) shared() []param.Tensor {
+	var out []param.Tensor
 	for _, nt := range a.adapters.Tensors {
 		if strings.HasPrefix(nt.Name, lrlora.SharedPhiPrefix+".") {
 			out = append(out, nt)
