@@ -282,3 +282,57 @@ func TestObserverOnlyOnRankZero(t *testing.T) {
 		}
 	}
 }
+
+// Under `lrtrain launch` with two workers, each given --metrics-addr and
+// output.tensorboard, only rank 0 serves and writes: one endpoint, one event file.
+func TestLaunchObservesOnRankZeroOnly(t *testing.T) {
+	cfg, _ := trainConfig(t, "")
+	out := filepath.Join(t.TempDir(), "run2")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // free for rank 0; rank 1 would fail on it if it tried to listen too
+	t.Setenv(envLaunchWorker, "1")
+	runDir := t.TempDir()
+	code, msg := runCaptured(t, "launch", "--standalone", "--nproc-per-node", "2", "--run-dir", runDir, "--max-restarts", "0",
+		"--no-python", "--", os.Args[0], "-test.run=^TestLaunchWorkerHelper$", "--",
+		"train", "--config", cfg, "--set", "output.dir="+out, "--set", "train.micro_batch_size=1",
+		"--set", "output.tensorboard=true", "--metrics-addr", addr, "--log-json")
+	if code != exitOK {
+		t.Fatalf("launch: exit %d\n%s", code, msg)
+	}
+	for rank, want := range []int{1, 0} {
+		log, err := os.ReadFile(filepath.Join(runDir, "logs", "round0", "rank"+string(rune('0'+rank))+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(log), "serving Prometheus metrics at http://"+addr); n != want {
+			t.Errorf("rank %d served metrics %d times, want %d:\n%s", rank, n, want, log)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(out, tensorboardDir, tfevents.FilePrefix+"*"))
+	if len(files) != 1 {
+		t.Fatalf("event files %v, want one", files)
+	}
+	evs, err := tfevents.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := records(t, out)
+	n := 0
+	for _, e := range evs {
+		for _, s := range e.Scalars {
+			if s.Tag == "train/loss" {
+				n++
+				if s.Value != float64(float32(steps[e.Step]["loss"])) {
+					t.Errorf("step %d: charted loss %v, metrics.jsonl %v", e.Step, s.Value, steps[e.Step]["loss"])
+				}
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d losses charted, want 3", n)
+	}
+}
