@@ -94,6 +94,7 @@ func (p Phi) problems() Problems {
 	oneOf(&c, "adapter.phi.grid", p.Grid, Grids)
 	oneOf(&c, "adapter.phi.basis", p.Basis, Bases)
 	oneOf(&c, "adapter.phi.share", p.Share, Sharings)
+	p.variantProblems(&c)
 	return c.ps
 }
 

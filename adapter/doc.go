@@ -23,7 +23,16 @@
 //	phi.grid        uniform | chebyshev                             (uniform)
 //	phi.basis       sinc | gaussian | bspline                       (sinc)
 //	phi.share       none | grid | bandwidth | all                   (none)
+//	phi.center      ΔW = s·(φ(M) − φ(0))                            (false)
+//	phi.residual    φ(x) = x + Σ a_k (f(t) − f(t₀)), centred        (false)
+//	phi.init        zero | small | identity (a's initial value)     (zero)
+//	phi.init_value  a_k under init small, > 0                       (0.01)
+//	phi.lr_scale    learning-rate multiplier of a and β, > 0        (1)
 //	sine_omega      SineLoRA's ω, > 0                               (200)
+//
+// phi.center without phi.residual needs init small or identity (at a = 0 and B = 0
+// every gradient of φ(M) − φ(0) vanishes), and init identity excludes phi.residual
+// (it would start at φ ≈ 2x); both are reported by Problems.
 //
 // Default is the only place these defaults are written; Resolved derives α = 2r;
 // Problems checks every setting once and names each bad key by its config path

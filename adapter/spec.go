@@ -53,6 +53,22 @@ type Phi struct {
 	Basis Basis `yaml:"basis" json:"basis" alias:"basis_function,kernel"`
 	// Share is the cross-layer sharing of φ's tensors: none, grid, bandwidth or all.
 	Share Sharing `yaml:"share" json:"share" alias:"sharing,shared"`
+	// Center subtracts φ(0): ΔW = s·(φ(M) − φ(0)), so φ adds no constant to every
+	// entry of W (docs/method.md §10).
+	Center bool `yaml:"center" json:"center" alias:"centre,centered,centred"`
+	// Residual is φ(x) = x + Σ_k a_k (f(c·b_k·(x − g_k)) − f(−c·b_k·g_k)): centred, and
+	// exactly LoRA while a = 0 (docs/method.md §10).
+	Residual bool `yaml:"residual" json:"residual" alias:"identity_term,skip"`
+	// Init is a's initial value: zero (the paper's), small (a_k = InitValue) or
+	// identity (a fitted so that φ ≈ x on [−L, L] at b = 1). "" (a manifest written
+	// before the key existed) means zero.
+	Init PhiInit `yaml:"init" json:"init" alias:"amplitude_init,init_mode" shaping:"false"`
+	// InitValue is a_k under init small (the paper's small-start uses 0.1 or 0.01).
+	// 0 (a manifest written before the key existed) means DefaultInitValue.
+	InitValue float64 `yaml:"init_value" json:"init_value" alias:"small_value,init_scale" shaping:"false"`
+	// LRScale multiplies the learning rate of a and β (their gradients sum over
+	// d_out·d_in entries). 0 (a manifest written before the key existed) means 1.
+	LRScale float64 `yaml:"lr_scale" json:"lr_scale" alias:"phi_lr_scale,lr_multiplier,lr_ratio" shaping:"false"`
 }
 
 // LLMTargetModules are the paper's adapted modules for decoder LLMs (q,k,v,o,gate,up,down).
@@ -64,23 +80,28 @@ var EncoderTargetModules = []string{"query", "key", "value", "attention.output.d
 
 // Default returns the paper's adapter (docs/method.md §1): LR-LoRA of rank 8 on the
 // LLM target modules, α = 2r (left 0 until Resolved), no rsLoRA, no dropout, K = 50
-// on [−3, 3], uniform grid, sinc basis, no sharing, and SineLoRA's ω = 200 (Ji et al.
-// 2025, for LLM adapters). This is the one place the defaults are written.
+// on [−3, 3], uniform grid, sinc basis, no sharing, φ neither centred nor residual,
+// a = 0 at init (0.01 if small is chosen), φ's learning rate that of A and B, and
+// SineLoRA's ω = 200 (Ji et al. 2025, for LLM adapters). This is the one place the
+// defaults are written.
 func Default() Spec {
 	return Spec{
 		Method:        LRLoRA,
 		R:             8,
 		TargetModules: Targets{Names: append([]string(nil), LLMTargetModules...)},
-		Phi:           Phi{K: 50, L: 3, Grid: Uniform, Basis: Sinc, Share: ShareNone},
-		SineOmega:     200,
+		Phi: Phi{K: 50, L: 3, Grid: Uniform, Basis: Sinc, Share: ShareNone,
+			Init: InitZero, InitValue: DefaultInitValue, LRScale: 1},
+		SineOmega: 200,
 	}
 }
 
-// Resolved fills the values that depend on other keys: α = 2r when α is 0.
+// Resolved fills the values that depend on other keys: α = 2r when α is 0, and φ's
+// keys that a manifest written before they existed leaves at zero (Phi.Resolved).
 func (s Spec) Resolved() Spec {
 	if s.Alpha == 0 {
 		s.Alpha = 2 * float64(s.R)
 	}
+	s.Phi = s.Phi.Resolved()
 	return s
 }
 

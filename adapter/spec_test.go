@@ -14,7 +14,8 @@ func TestDefaultIsThePapers(t *testing.T) {
 	s := Default()
 	want := Spec{Method: "lrlora", R: 8, TargetModules: Targets{Names: []string{
 		"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
-		Phi: Phi{K: 50, L: 3, Grid: "uniform", Basis: "sinc", Share: "none"}, SineOmega: 200}
+		Phi: Phi{K: 50, L: 3, Grid: "uniform", Basis: "sinc", Share: "none",
+			Init: "zero", InitValue: 0.01, LRScale: 1}, SineOmega: 200}
 	if !equal(s, want) {
 		t.Fatalf("Default() = %+v, want %+v", s, want)
 	}
@@ -190,12 +191,13 @@ func TestParseNames(t *testing.T) {
 	}
 }
 
-// The JSON form is the one checkpoint manifests have always recorded: φ's keys flat
-// beside the others, targets as one string, modules_to_save left out.
+// The JSON form is the one checkpoint manifests have always recorded, plus φ's variant
+// keys: φ's keys flat beside the others, targets as one string, modules_to_save left out.
 func TestJSONForm(t *testing.T) {
 	const manifest = `{"method":"lrlora","r":8,"alpha":16,"rslora":false,"dropout":0,` +
 		`"target_modules":"q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",` +
-		`"k":50,"l":3,"grid":"uniform","basis":"sinc","share":"none","sine_omega":200}`
+		`"k":50,"l":3,"grid":"uniform","basis":"sinc","share":"none","center":false,"residual":false,` +
+		`"init":"zero","init_value":0.01,"lr_scale":1,"sine_omega":200}`
 	s := Default().Resolved()
 	s.ModulesToSave = []string{"score"}
 	raw, err := json.Marshal(s)
@@ -210,7 +212,8 @@ func TestJSONForm(t *testing.T) {
 
 // Every recorded setting but dropout shapes the adapter; Phi's keys are among them.
 func TestShapingKeys(t *testing.T) {
-	want := []string{"method", "r", "alpha", "rslora", "target_modules", "k", "l", "grid", "basis", "share", "sine_omega"}
+	want := []string{"method", "r", "alpha", "rslora", "target_modules", "k", "l", "grid", "basis", "share",
+		"center", "residual", "sine_omega"}
 	if got := ShapingKeys(); !slices.Equal(got, want) {
 		t.Errorf("ShapingKeys() = %v, want %v", got, want)
 	}

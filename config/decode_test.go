@@ -34,7 +34,7 @@ adapter:
   dropout: 0.05
   target_modules: all-linear
   modules_to_save: [score]
-  phi: {k: 20, l: 2.5, grid: chebyshev, basis: gaussian, share: bandwidth}
+  phi: {k: 20, l: 2.5, grid: chebyshev, basis: gaussian, share: bandwidth, center: true, residual: true, init: small, init_value: 0.1, lr_scale: 4}
   sine_omega: 100
 data:
   format: commonsense_json
@@ -74,7 +74,8 @@ dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
 		Model: Model{Path: "m", DType: "bfloat16", ActivationCheckpointing: true},
 		Adapter: adapter.Spec{Method: "sinelora", R: 16, Alpha: 32, RSLoRA: true, Dropout: 0.05,
 			TargetModules: adapter.Targets{AllLinear: true}, ModulesToSave: []string{"score"},
-			Phi:       adapter.Phi{K: 20, L: 2.5, Grid: "chebyshev", Basis: "gaussian", Share: "bandwidth"},
+			Phi: adapter.Phi{K: 20, L: 2.5, Grid: "chebyshev", Basis: "gaussian", Share: "bandwidth",
+				Center: true, Residual: true, Init: "small", InitValue: 0.1, LRScale: 4},
 			SineOmega: 100},
 		Data: Data{Format: "commonsense_json", Train: Paths{"a.json", "b.json"}, Eval: Paths{"c.json"},
 			MaxLen: 1000, Packing: true,

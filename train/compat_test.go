@@ -34,8 +34,9 @@ func TestFromConfigKeepsTheAdapterSpec(t *testing.T) {
 	}
 	want := adapter.Spec{Method: adapter.SineLoRA, R: 6, Alpha: 12, RSLoRA: true,
 		TargetModules: adapter.Targets{Regex: `.*\.(q|v)_proj`},
-		Phi:           adapter.Phi{K: 12, L: 2, Grid: adapter.Chebyshev, Basis: adapter.BSpline, Share: adapter.ShareGrid},
-		SineOmega:     50}
+		Phi: adapter.Phi{K: 12, L: 2, Grid: adapter.Chebyshev, Basis: adapter.BSpline, Share: adapter.ShareGrid,
+			Init: adapter.InitZero, InitValue: adapter.DefaultInitValue, LRScale: 1},
+		SineOmega: 50}
 	if !reflect.DeepEqual(o.Adapter, want) {
 		t.Errorf("options adapter %+v, want %+v", o.Adapter, want)
 	}
@@ -112,8 +113,8 @@ func TestOldManifestRegexTargetsReconcile(t *testing.T) {
 // The resume rule's shaping keys are the ones it always had: every adapter setting in
 // the manifest but dropout, and the head size.
 func TestShapingKeysAreTheAdapters(t *testing.T) {
-	want := []string{"adapter.alpha", "adapter.basis", "adapter.grid", "adapter.k", "adapter.l",
-		"adapter.method", "adapter.r", "adapter.rslora", "adapter.share", "adapter.sine_omega",
+	want := []string{"adapter.alpha", "adapter.basis", "adapter.center", "adapter.grid", "adapter.k", "adapter.l",
+		"adapter.method", "adapter.r", "adapter.residual", "adapter.rslora", "adapter.share", "adapter.sine_omega",
 		"adapter.target_modules", "model.num_labels"}
 	if got := slices.Sorted(maps.Keys(shapingKeys)); !slices.Equal(got, want) {
 		t.Errorf("shaping keys %v\nwant %v", got, want)
