@@ -8,60 +8,30 @@ import (
 	"strings"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
 // Adapter-only export file names, as PEFT's save_pretrained writes them.
 const (
-	AdapterWeightsFile = "adapter_model.safetensors"
-	AdapterConfigFile  = "adapter_config.json"
+	AdapterWeightsFile = adapterio.WeightsFile
+	AdapterConfigFile  = adapterio.ConfigFile
 )
 
 // PEFTPrefix starts every tensor name in adapter_model.safetensors, as in PEFT
 // (base_model.model.<module path>.lora_A.weight).
-const PEFTPrefix = "base_model.model."
+const PEFTPrefix = adapterio.Prefix
 
 // AdapterFormatVersion is the version of the "lrlora" block of adapter_config.json.
-const AdapterFormatVersion = 1
+const AdapterFormatVersion = adapterio.LRLoRABlockVersion
 
-// AdapterConfig is adapter_config.json: PEFT's LoRA fields and an "lrlora" block
-// with what PEFT has no field for. PEFTType is "LORA" only for plain LoRA adapters,
-// which PEFT can then load as they are; LR-LoRA and SineLoRA adapters get "LRLORA",
-// which PEFT refuses instead of silently dropping φ.
-type AdapterConfig struct {
-	PEFTType      string      `json:"peft_type"`
-	TaskType      string      `json:"task_type"`
-	BaseModel     string      `json:"base_model_name_or_path"`
-	R             int         `json:"r"`
-	LoraAlpha     float64     `json:"lora_alpha"`
-	LoraDropout   float64     `json:"lora_dropout"`
-	UseRSLoRA     bool        `json:"use_rslora"`
-	TargetModules []string    `json:"target_modules"`
-	ModulesToSave []string    `json:"modules_to_save"`
-	Bias          string      `json:"bias"`
-	FanInFanOut   bool        `json:"fan_in_fan_out"`
-	InferenceMode bool        `json:"inference_mode"`
-	LRLoRA        LRLoRABlock `json:"lrlora"`
-}
+// AdapterConfig is adapter_config.json (package adapterio): every key of PEFT's
+// LoraConfig, and for adapters with φ an "lrlora" block with what PEFT has no key for.
+type AdapterConfig = adapterio.Config
 
-// LRLoRABlock is lrtrain's part of adapter_config.json: the adapter.Spec settings PEFT
-// has no field for, under keys of their own (a versioned format: a new setting joins it
-// deliberately, with FormatVersion). φ's tensors are saved as <module>.phi.amplitude,
-// <module>.phi.bandwidth_raw (β; b = softplus(β)) and <module>.phi.grid, or once as
-// phi_shared.* under cross-layer sharing.
-type LRLoRABlock struct {
-	FormatVersion int      `json:"format_version"`
-	Method        string   `json:"method"` // lrlora, lora or sinelora
-	K             int      `json:"K"`
-	L             float64  `json:"L"`
-	Grid          string   `json:"grid"`
-	Basis         string   `json:"basis"`
-	Share         string   `json:"share"`
-	SineOmega     float64  `json:"sine_omega"`
-	Scaling       float64  `json:"scaling"` // s = α/r or α/√r
-	Modules       []string `json:"modules"` // the adapted module paths, in module order
-}
+// LRLoRABlock is lrtrain's part of adapter_config.json (see adapterio.LRLoRABlock).
+type LRLoRABlock = adapterio.LRLoRABlock
 
 // AdapterOnly writes the adapters of m (and its trainable classification head) into
 // out: adapter_model.safetensors with every tensor of m.TrainableTensors() and
@@ -85,14 +55,14 @@ func AdapterOnly(m *model.Model, out string, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfgJSON, err := marshalJSON(cfg)
+	cfgJSON, err := cfg.JSON()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Dir: out, DType: torchName, Merged: cfg.LRLoRA.Modules}
+	res := &Result{Dir: out, DType: torchName, Merged: adaptedModules(m)}
 	var tensors []safetensors.Tensor
 	for _, nt := range append(m.TrainableTensors(), o.Extra...) {
-		st, err := encodeTensor(PEFTPrefix+peftName(nt.Name), nt.Tensor, dt)
+		st, err := encodeTensor(adapterio.FileName(nt.Name), nt.Tensor, dt)
 		if err != nil {
 			return nil, err
 		}
@@ -115,15 +85,19 @@ func AdapterOnly(m *model.Model, out string, o Options) (*Result, error) {
 	return res, nil
 }
 
-// peftName maps lrlora's tensor names to PEFT's: X.lora_A → X.lora_A.weight.
-func peftName(name string) string {
-	if strings.HasSuffix(name, ".lora_A") || strings.HasSuffix(name, ".lora_B") {
-		return name + ".weight"
+// adaptedModules lists the adapted module paths in module order.
+func adaptedModules(m *model.Model) []string {
+	var modules []string
+	for _, ad := range m.Adapters() {
+		modules = append(modules, ad.Name())
 	}
-	return name
+	return modules
 }
 
-// adapterConfig builds adapter_config.json for m's adapters.
+// adapterConfig builds adapter_config.json for m's adapters: PEFT's LoraConfig with
+// its defaults where lrtrain has nothing to say, peft_type LORA for plain LoRA (the
+// file then holds exactly PEFT's keys), LRLORA and the lrlora block for adapters
+// with φ.
 func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 	ads := m.Adapters()
 	c := ads[0].Spec()
@@ -134,29 +108,24 @@ func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 		}
 	}
 	base, _ := o.baseDir(m)
-	task := "CAUSAL_LM"
+	cfg := adapterio.DefaultConfig()
+	cfg.TaskType = "CAUSAL_LM"
 	if isClassifier(m.Config()) {
-		task = "SEQ_CLS"
+		cfg.TaskType = "SEQ_CLS"
 	}
-	peftType := "LRLORA"
-	if c.Method == adapter.LoRA {
-		peftType = "LORA"
-	}
-	var modules []string
-	for _, ad := range ads {
-		modules = append(modules, ad.Name())
-	}
-	return &AdapterConfig{
-		PEFTType: peftType, TaskType: task, BaseModel: base,
-		R: c.R, LoraAlpha: c.Alpha, LoraDropout: c.Dropout, UseRSLoRA: c.RSLoRA,
-		TargetModules: targetModules(m), ModulesToSave: modulesToSave(m),
-		Bias: "none", InferenceMode: true,
-		LRLoRA: LRLoRABlock{
+	cfg.BaseModelNameOrPath, cfg.InferenceMode = base, true
+	cfg.R, cfg.LoraAlpha, cfg.LoraDropout, cfg.UseRSLoRA = c.R, c.Alpha, adapterio.Float(c.Dropout), c.RSLoRA
+	cfg.TargetModules = adapterio.TargetModules{Names: targetModules(m)}
+	cfg.ModulesToSave = modulesToSave(m)
+	if c.Method != adapter.LoRA {
+		cfg.PEFTType = adapterio.TypeLRLoRA
+		cfg.LRLoRA = &LRLoRABlock{
 			FormatVersion: AdapterFormatVersion, Method: string(c.Method),
 			K: c.K, L: c.L, Grid: string(c.Grid), Basis: string(c.Basis), Share: string(c.Share),
-			SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: modules,
-		},
-	}, nil
+			SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: adaptedModules(m),
+		}
+	}
+	return &cfg, nil
 }
 
 // targetModules returns the shortest module-name suffixes that select exactly the

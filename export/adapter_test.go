@@ -108,7 +108,7 @@ func TestAdapterOnlyLoRATargets(t *testing.T) {
 		t.Errorf("peft_type %q, task_type %q", cfg.PEFTType, cfg.TaskType)
 	}
 	want := []string{"0.mlp.down_proj", "0.self_attn.q_proj"}
-	if !slices.Equal(cfg.TargetModules, want) {
+	if !slices.Equal(cfg.TargetModules.Names, want) {
 		t.Errorf("target_modules %v, want %v", cfg.TargetModules, want)
 	}
 	f, err := safetensors.Open(filepath.Join(out, export.AdapterWeightsFile))
