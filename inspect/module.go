@@ -93,7 +93,8 @@ func ParseModule(name string) (layer int, kind Kind, err error) {
 }
 
 // LayerRank is one adapted module's stable ranks: of its learned update ΔW and of B·A,
-// the update plain LoRA would make with the same factors (SPEC §1, "Stable rank").
+// the update plain LoRA would make with the same factors (sr(X) = ‖X‖²_F/σ_max(X)²; φ
+// acting elementwise lets ΔW's rank exceed r).
 type LayerRank struct {
 	Module        string
 	Layer         int

@@ -18,12 +18,12 @@ transformers' Qwen2 does: RMSNorm in float32, rotate-half RoPE with float32 tabl
 grouped-query attention through repeat_kv, eager attention with the mask filled with
 finfo.min and a float32 softmax, SwiGLU MLP, q/k/v biases, tied embeddings.
 
-Methods (W_eff = W0 + s*phi(B A), s = alpha/r, SPEC section 1):
+Methods (W_eff = W0 + s*phi(B A), s = alpha/r, docs/method.md section 1):
   lrlora        phi(x) = sum_k a_k sinc(b_k (x - g_k)), b = softplus(beta), merged into
                 W_eff; phi is a torch.autograd.Function written with torch ops that loops
                 over k and saves only M, a, beta and g (the fused op's memory contract);
-                its backward recomputes the K terms with SPEC's sinc' formula (Taylor
-                series near 0).
+                its backward recomputes the K terms with sinc'(t) = (cos(pi t) - sinc(t))/t
+                (a Taylor series near 0).
   lrlora-naive  the same phi as golden.py writes it: broadcast over a (d_out, d_in, K)
                 axis and differentiated by autograd (small models only: it keeps
                 several d_out*d_in*K tensors per layer).
@@ -103,7 +103,7 @@ class PhiSinc(torch.autograd.Function):
 
     One loop over k with in-place ops on three buffers shaped like M; torch's
     vectorised sin and cos are used (torch.sinc has no vectorised CPU kernel in 1.13
-    and runs 5x slower). Backward recomputes the terms (SPEC section 1):
+    and runs 5x slower). Backward recomputes the terms (docs/method.md section 4):
     dM = G * sum_k a_k b_k sinc'(u_k), da_k = sum G sinc(u_k),
     db_k = (a_k / b_k) sum G u_k sinc'(u_k), dbeta = db * sigmoid(beta)."""
 

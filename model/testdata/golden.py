@@ -21,7 +21,7 @@ hidden from query i when i - j >= window), RoBERTa's position ids that start aft
 padding_idx, BERT's pooler. Everything runs in float64, so the Go side can be
 compared tightly in float64 and loosely in float32.
 
-LR-LoRA (SPEC section 1): M = B A, phi(x) = sum_k a_k sinc(b_k (x - g_k)) with
+LR-LoRA (docs/method.md section 1): M = B A, phi(x) = sum_k a_k sinc(b_k (x - g_k)) with
 b_k = softplus(beta_k) and sinc(t) = sin(pi t)/(pi t), dW = s phi(M), s = alpha/r,
 W_eff = W0 + dW.
 """
