@@ -3,7 +3,6 @@ package model_test
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -106,18 +106,15 @@ func lockThread(t *testing.T) {
 	t.Cleanup(runtime.UnlockOSThread)
 }
 
-// writeTiny writes a tiny init-model checkpoint of arch into a temp dir.
+// writeTiny writes a tiny init-model checkpoint of arch (seed 3, then opts) into a
+// temp dir.
 func writeTiny(t *testing.T, arch string, opts ...func(*hfinit.Options)) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), arch)
 	o := hfinit.Options{Arch: arch, Preset: "tiny", Seed: 3}
 	for _, f := range opts {
 		f(&o)
 	}
-	if _, err := hfinit.Write(dir, o); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return tinymodel.Write(t, o)
 }
 
 func mustLoad(t *testing.T, dir string, opts ...model.Option) *model.Model {

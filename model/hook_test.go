@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -102,10 +102,7 @@ func (h *lendingHook) After(i int) error {
 func TestBlockHookOrder(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dir := filepath.Join(t.TempDir(), "m")
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	dir := tinymodel.Write(t, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 	h := &recordingHook{failAt: 99}
 	m, err := model.Load(dir, model.WithBlockHook(h))
 	if err != nil {
@@ -177,10 +174,7 @@ func TestBlockHookOrder(t *testing.T) {
 func TestDeferredWeightsAreBoundByTheHook(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	dir := filepath.Join(t.TempDir(), "m")
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
+	dir := tinymodel.Write(t, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 3})
 	ref, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)

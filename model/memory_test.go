@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -31,15 +31,15 @@ import (
 const memChildEnv = "LRTRAIN_MEM_CHILD"
 
 func TestCheckpointingLowersPeakMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	if mode := os.Getenv(memChildEnv); mode != "" {
 		memChild(t, mode)
 		return
 	}
 	preset := envOr("LRTRAIN_MEM_PRESET", "tiny")
-	dir := filepath.Join(t.TempDir(), "m")
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: "llama", Preset: preset, Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	dir := tinymodel.Write(t, hfinit.Options{Arch: "llama", Preset: preset, Seed: 1})
 	peak := map[string]int64{}
 	for _, mode := range []string{"plain", "checkpointed"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCheckpointingLowersPeakMemory$", "-test.v")
