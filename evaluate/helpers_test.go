@@ -11,6 +11,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/evaluate"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/tokenizer"
@@ -26,11 +27,8 @@ func tiny(t *testing.T, arch string, numLabels int) (*model.Model, *tokenizer.To
 // tinyWith is tiny with the weights' seed and standard deviation.
 func tinyWith(t *testing.T, arch string, numLabels int, tinySeed uint64, tinyStd float64) (*model.Model, *tokenizer.Tokenizer) {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), arch)
-	o := hfinit.Options{Arch: arch, Preset: "tiny", Seed: tinySeed, NumLabels: numLabels, InitStd: tinyStd, Perturb: true}
-	if _, err := hfinit.Write(dir, o); err != nil {
-		t.Fatal(err)
-	}
+	dir := tinymodel.Write(t, hfinit.Options{Arch: arch, Preset: "tiny", Seed: tinySeed, NumLabels: numLabels,
+		InitStd: tinyStd, Perturb: true})
 	m, err := model.Load(dir)
 	if err != nil {
 		t.Fatal(err)
