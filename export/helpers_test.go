@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -20,9 +21,7 @@ import (
 func writeBase(t *testing.T, arch string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "base-"+arch)
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: arch, Preset: "tiny", Seed: 7, Perturb: true}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, dir, hfinit.Options{Arch: arch, Preset: "tiny", Seed: 7, Perturb: true})
 	return dir
 }
 
