@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/evaluate"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/train"
@@ -27,9 +28,7 @@ func trainedRun(t *testing.T) (run, base string) {
 	t.Helper()
 	dir := t.TempDir()
 	base = filepath.Join(dir, "base")
-	if _, err := hfinit.Write(base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 	run = filepath.Join(dir, "run")
 	o := train.DefaultOptions()
 	o.Model.Path = base

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/train"
 )
@@ -22,9 +23,7 @@ func trainConfig(t *testing.T, extra string) (cfg, out string) {
 	t.Helper()
 	dir := t.TempDir()
 	base := filepath.Join(dir, "base")
-	if _, err := hfinit.Write(base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 	out = filepath.Join(dir, "run")
 	cfg = filepath.Join(dir, "cfg.yaml")
 	yaml := fmt.Sprintf(`model: {path: %s}
@@ -126,6 +125,9 @@ func TestLaunchWorkerHelper(t *testing.T) {
 // launcher's environment, opens its rendezvous session and joins a Gloo group. The
 // losses agree up to float32 rounding of the gradient sums; only rank 0 writes metrics.
 func TestLaunchTwoRanksTrainLikeOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
 	cfg, out := trainConfig(t, "")
 	if code, msg := runCaptured(t, "train", "--config", cfg, "--log-json"); code != exitOK {
 		t.Fatalf("one process: exit %d\n%s", code, msg)
@@ -180,6 +182,9 @@ func stepLosses(t *testing.T, run string) []float64 {
 // what two workers with the whole backbone train. A shard group size that does not
 // divide the world, or sharding without lrtrain launch, is a usage error.
 func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
 	cfg, _ := trainConfig(t, "")
 	t.Setenv(envLaunchWorker, "1")
 	launch2 := func(out string, sets ...string) (int, string) {
