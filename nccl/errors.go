@@ -23,6 +23,9 @@ var (
 	// ErrAborted is wrapped by every *AbortError: the watchdog aborted the
 	// communicator, which is unusable afterwards.
 	ErrAborted = errors.New("nccl: communicator aborted by watchdog")
+	// ErrBusy is returned by Shutdown while a call is still inside the
+	// library.
+	ErrBusy = errors.New("nccl: a call is still inside the library")
 	// ErrTimeout is the reason of an *AbortError when a collective did not
 	// finish within the watchdog's per-collective timeout.
 	ErrTimeout = errors.New("nccl: collective timed out")

@@ -1,9 +1,11 @@
 package nccl
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -105,9 +107,17 @@ func Init() error {
 
 // Shutdown unloads the libraries. Communicators and device memory must have
 // been released first; afterwards every call returns ErrNotLoaded until the
-// next Init.
+// next Init. A call still inside the library (a thread wedged in NCCL) keeps
+// it loaded: Shutdown then gives up after shutdownWait and returns ErrBusy
+// rather than block, and never stalls other calls while it waits.
 func Shutdown() error {
-	library.mu.Lock()
+	deadline := time.Now().Add(shutdownWait)
+	for !library.mu.TryLock() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nccl: shutdown after %v: %w", shutdownWait, ErrBusy)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	defer library.mu.Unlock()
 	if library.sym == nil {
 		return nil
@@ -118,6 +128,9 @@ func Shutdown() error {
 	library.ncclPath, library.cudartPath = "", ""
 	return nil
 }
+
+// shutdownWait bounds how long Shutdown waits for calls inside the library.
+const shutdownWait = time.Second
 
 // Loaded reports whether Init has succeeded (and Shutdown not been called).
 func Loaded() bool {

@@ -26,13 +26,20 @@
 //
 // # Failures
 //
-// Every wait is bounded by Config.Timeout and by the caller's context.
-// On a timeout, a cancelled context, Abort, Close during a call or the
-// AbortOn channel firing, the watchdog calls ncclCommAbort and the call
-// returns an error naming the collective, the rank and the time waited,
-// wrapping collective.ErrTimeout, ErrAborted or ErrPeerLost and the nccl
-// package's *nccl.AbortError. The group is broken from then on (later calls
-// wrap collective.ErrBroken); form a new one.
+// Every init, enqueue, wait and close is bounded by Config.Timeout and by
+// the caller's context. On NCCL >= 2.14 the communicator is non-blocking
+// (nccl.CommInit): its init and collectives answer ncclInProgress and are
+// polled through ncclCommGetAsyncError; on older libraries a blocking call
+// that hangs inside NCCL is aborted from a separate goroutine
+// (nccl.Watchdog.Run). On a timeout, a cancelled context, Abort, Close
+// during a call or the AbortOn channel firing, ncclCommAbort is called and
+// the call returns an error naming the collective, the rank and the time
+// waited, wrapping collective.ErrTimeout, ErrAborted or ErrPeerLost and the
+// nccl package's *nccl.AbortError. The group is broken from then on (later
+// calls wrap collective.ErrBroken); form a new one. A broken communicator
+// is aborted, never destroyed. No caller waits for the device thread more
+// than a call's timeout plus abortGrace (10 s): a thread still inside NCCL
+// after that is abandoned, and Close returns at once instead of waiting.
 //
 // Avg uses ncclAvg on NCCL >= 2.10; on older libraries the host-slice calls
 // reduce with Sum and divide by the group size, and AllReduceRaw rejects
@@ -40,8 +47,10 @@
 //
 // # Testing
 //
-// The tests load the fake libraries of internal/fakenccl (one rank,
-// host memory standing for device memory), compiled from their C sources
-// at test time; FAKE_CUDA_STREAM_HANG makes a stream hang to exercise the
-// watchdog.
+// The tests load the fake libraries of internal/fakenccl (host memory
+// standing for device memory), compiled from their C sources at test time:
+// one rank, or two groups in one process meeting through the fake's shared
+// directory with real results. FAKE_CUDA_STREAM_HANG makes a stream hang,
+// FAKE_NCCL_ENQUEUE_BLOCK makes a collective block inside the library until
+// it is aborted (or for good), to exercise every abort path.
 package ncclpg

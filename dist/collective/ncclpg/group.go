@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
@@ -77,8 +78,13 @@ func (c Config) idKey() string { return "nccl." + c.Name + ".unique_id" }
 type Group struct {
 	cfg    Config
 	reqs   chan func() // run by the worker, in order
-	done   chan struct{}
 	hasAvg bool
+	// grace bounds how long a caller waits for the worker past a call's own
+	// limit (NCCL returning once aborted); default abortGrace.
+	grace time.Duration
+	// wedged is set when the worker overran a call's limit: it is stuck in
+	// NCCL and is never sent anything again.
+	wedged atomic.Bool
 
 	life *collective.Lifecycle // one call at a time, breaking, Abort, Close
 
@@ -123,16 +129,17 @@ func New(ctx context.Context, cfg Config) (*Group, error) {
 	}
 
 	// The watchdog watches life.Aborted() and aborts the communicator itself.
-	g := &Group{cfg: cfg, reqs: make(chan func()), hasAvg: version >= avgVersion,
+	g := &Group{cfg: cfg, reqs: make(chan func()), hasAvg: version >= avgVersion, grace: abortGrace,
 		life: collective.NewLifecycle("ncclpg", cfg.Rank, cfg.Size, nil)}
 	go g.work()
 	var initErr error
-	joined := g.submit(func() { initErr = g.join(id) })
+	joined := g.submit(func() { initErr = g.join(cctx, id) })
 	select {
 	case <-joined:
 	case <-cctx.Done():
-		// ncclCommInitRank cannot be interrupted: free whatever it makes
-		// once it returns.
+		// A non-blocking init aborts itself on cctx; a blocking one
+		// (NCCL < 2.14) cannot be interrupted: free whatever it makes once
+		// it returns.
 		go func() { <-joined; g.shutdown() }()
 		sentinel := collective.ErrAborted
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
@@ -183,6 +190,16 @@ func storeSentinel(ctx context.Context, err error) error {
 	return collective.ErrStore
 }
 
+// abortGrace is how long a caller waits, past a call's timeout, for the
+// worker to come back from NCCL after ncclCommAbort. NCCL returns within
+// milliseconds of an abort; a worker that overruns this is declared wedged
+// and abandoned, so that no call, and no Close, waits longer than its
+// timeout plus abortGrace.
+const abortGrace = 10 * time.Second
+
+// errWedged is wrapped when the worker did not come back in time.
+var errWedged = errors.New("the device thread is still inside NCCL after the abort")
+
 // work runs the group's requests on one OS thread, on which the device is
 // current.
 func (g *Group) work() {
@@ -200,15 +217,43 @@ func (g *Group) submit(f func()) <-chan struct{} {
 	return ran
 }
 
-// exec runs f on the worker and waits for it.
-func (g *Group) exec(f func()) { <-g.submit(f) }
+// exec runs f on the worker and waits for it, at most limit (0: no
+// limit). When the worker does not take f or finish it in time, the group
+// is marked wedged and exec returns an error wrapping errWedged and
+// collective.ErrTimeout; f may still run later and must then touch only
+// its own variables.
+func (g *Group) exec(limit time.Duration, f func()) error {
+	if g.wedged.Load() {
+		return fmt.Errorf("%w: %w", collective.ErrTimeout, errWedged)
+	}
+	var expired <-chan time.Time
+	if limit > 0 {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		expired = t.C
+	}
+	ran := make(chan struct{})
+	select {
+	case g.reqs <- func() { defer close(ran); f() }:
+	case <-expired:
+		g.wedged.Store(true)
+		return fmt.Errorf("%w: %w (not taken within %s)", collective.ErrTimeout, errWedged, limit)
+	}
+	select {
+	case <-ran:
+		return nil
+	case <-expired:
+		g.wedged.Store(true)
+		return fmt.Errorf("%w: %w (not back within %s)", collective.ErrTimeout, errWedged, limit)
+	}
+}
 
 // join runs on the worker: device, communicator, stream.
-func (g *Group) join(id nccl.UniqueID) error {
+func (g *Group) join(ctx context.Context, id nccl.UniqueID) error {
 	if err := nccl.SetDevice(g.cfg.Device); err != nil {
 		return err
 	}
-	comm, err := nccl.CommInitRank(g.cfg.Size, id, g.cfg.Rank)
+	comm, err := nccl.CommInit(ctx, g.cfg.Size, id, g.cfg.Rank, g.cfg.Timeout)
 	if err != nil {
 		return err
 	}
@@ -219,15 +264,19 @@ func (g *Group) join(id nccl.UniqueID) error {
 	return nil
 }
 
-// shutdown frees everything on the worker and stops it. A healthy
-// communicator is destroyed; a broken one is aborted (Destroy would wait
-// for work that never finishes).
+// shutdown frees everything on the worker and stops it, waiting for the
+// worker at most Timeout + grace: a wedged worker is abandoned (its
+// communicator was aborted; the rest leaks) rather than waited for. A
+// healthy communicator is destroyed; a broken one is aborted, never
+// destroyed (Destroy would wait for work that never finishes).
 func (g *Group) shutdown() error {
-	var errs []error
-	g.exec(func() {
+	errc := make(chan error, 1)
+	broken := g.life.Broken() != nil
+	err := g.exec(g.cfg.Timeout+g.grace, func() {
+		var errs []error
 		if g.comm != nil {
 			release := g.comm.Destroy
-			if g.life.Broken() != nil {
+			if broken {
 				release = g.comm.Abort
 			}
 			if err := release(); err != nil && !errors.Is(err, nccl.ErrClosed) {
@@ -240,9 +289,13 @@ func (g *Group) shutdown() error {
 		if g.stream != 0 {
 			errs = append(errs, nccl.StreamDestroy(g.stream))
 		}
+		errc <- errors.Join(errs...)
 	})
+	if err != nil {
+		return err // the worker keeps g.reqs; it is stuck for good
+	}
 	close(g.reqs)
-	return errors.Join(errs...)
+	return <-errc
 }
 
 // Rank is this process's rank.
@@ -263,8 +316,11 @@ func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
 func (g *Group) Abort() { g.life.Abort("Abort called") }
 
 // Close aborts a collective in flight, if any, then frees the
-// communicator, the stream and the staging buffers. Later calls return the
-// same error.
+// communicator, the stream and the staging buffers. It never blocks for
+// long: the call in flight ends within milliseconds of its abort (at most
+// its timeout plus abortGrace when NCCL does not return), and the release
+// is given Timeout plus abortGrace before the device thread is abandoned.
+// Later calls return the same error.
 func (g *Group) Close() error {
 	return g.life.Close(func() error {
 		if err := g.shutdown(); err != nil {

@@ -357,7 +357,8 @@ func TestUniqueIDTravelsThroughTheStore(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "calls.log")
 	t.Setenv("FAKE_NCCL_LOG", logPath)
 	ctx := context.Background()
-	// Rank 0 publishes the id in hex; the fake then refuses a second rank.
+	// Rank 0 publishes the id in hex; without FAKE_NCCL_SHARED_DIR the fake
+	// refuses a second rank.
 	rs := &recordStore{got: map[string]string{}}
 	_, err := New(ctx, Config{Rank: 0, Size: 2, Store: rs, Name: "g1", Timeout: 5 * time.Second})
 	if !errors.Is(err, ErrDevice) || !errors.Is(err, nccl.InvalidUsage) {
@@ -368,12 +369,13 @@ func TestUniqueIDTravelsThroughTheStore(t *testing.T) {
 	if perr != nil {
 		t.Fatalf("published %v: %v", rs.got, perr)
 	}
-	// Rank 1 reads it; the fake checks all 128 bytes before refusing rank 1.
+	// Rank 1 reads it; the fake checks all 128 bytes before refusing rank 1
+	// (with ncclCommInitRankConfig: the fake is NCCL 2.21).
 	_, err = New(ctx, Config{Rank: 1, Size: 2, Store: fixedStore{[]byte(hexID)}, Timeout: 5 * time.Second})
 	if !errors.Is(err, nccl.InvalidUsage) {
 		t.Fatalf("rank 1 with a good id: %v, want the fake's one-rank refusal", err)
 	}
-	if want := fmt.Sprintf("ncclCommInitRank nranks=2 rank=1 id0=%d", id[0]); !strings.Contains(readLog(t, logPath), want) {
+	if want := fmt.Sprintf("ncclCommInitRankConfig nranks=2 rank=1 id0=%d", id[0]); !strings.Contains(readLog(t, logPath), want) {
 		t.Errorf("log lacks %q", want)
 	}
 	_, err = New(ctx, Config{Rank: 1, Size: 2, Store: fixedStore{[]byte("zz")}, Timeout: 5 * time.Second})

@@ -250,9 +250,11 @@ func (g *Group) precheck(ctx context.Context, op string, err error) error {
 	return nil
 }
 
-// do runs one collective on the worker: enqueue (copies in and the NCCL
-// call), the watchdog's wait, then finish (copies out). A failure breaks
-// the group.
+// do runs one collective on the worker under the nccl package's
+// Watchdog.Run: enqueue (copies in and the NCCL call, which a separate
+// goroutine aborts if it blocks past the timeout), the wait, then finish
+// (copies out). The caller waits for the worker at most Timeout + grace. A
+// failure breaks the group.
 func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 	enqueue func(nccl.Stream) error, finish func() error) error {
 	if err := g.life.Begin(ctx, op); err != nil {
@@ -265,22 +267,25 @@ func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 	defer stop()
 
 	start := time.Now()
-	var err error
-	g.exec(func() {
-		if err = enqueue(g.stream); err != nil {
-			err = fmt.Errorf("%w: enqueue: %w", ErrDevice, err)
-			return
-		}
+	errc := make(chan error, 1)
+	err := g.exec(g.cfg.Timeout+g.grace, func() {
 		w := nccl.Watchdog{Rank: g.cfg.Rank, Timeout: g.cfg.Timeout}
-		if err = w.Wait(wctx, op, g.comm.Pending(g.stream)); err != nil {
-			return
-		}
-		if finish != nil {
+		err := w.Run(wctx, op, g.comm.Pending(g.stream), func() error { return enqueue(g.stream) })
+		var ae *nccl.AbortError
+		switch {
+		case err != nil && errors.As(err, &ae):
+		case err != nil:
+			err = fmt.Errorf("%w: enqueue: %w", ErrDevice, err)
+		case finish != nil:
 			if err = finish(); err != nil {
 				err = fmt.Errorf("%w: copy back: %w", ErrDevice, err)
 			}
 		}
+		errc <- err
 	})
+	if err == nil {
+		err = <-errc
+	}
 	if err != nil {
 		err = g.failure(ctx, op, count, dt, time.Since(start), err)
 	}
@@ -294,7 +299,7 @@ func (g *Group) failure(ctx context.Context, op string, count int, dt nccl.DataT
 		op, g.cfg.Rank, g.cfg.Size, count, dt, took.Round(time.Millisecond), g.cfg.Timeout)
 	var sentinel error
 	switch {
-	case errors.Is(err, ErrDevice):
+	case errors.Is(err, ErrDevice) || errors.Is(err, errWedged):
 		sentinel = nil // already classified
 	case g.life.Aborted().Err() != nil:
 		sentinel = collective.ErrAborted

@@ -12,7 +12,8 @@
  *
  * Failure behaviours, for the abort paths:
  *   - FAKE_NCCL_ENQUEUE_BLOCK=1: every collective blocks until ncclCommAbort
- *     is called on its communicator from another thread, then fails;
+ *     is called on its communicator from another thread, then fails; =2:
+ *     it blocks for good, abort or not (a wedged library);
  *   - a non-blocking communicator (ncclCommInitRankConfig, blocking = 0)
  *     answers ncclInProgress from init (FAKE_NCCL_INIT_PROGRESS polls of
  *     ncclCommGetAsyncError) and from each collective
@@ -261,7 +262,8 @@ static int collective(const char *name, const void *send, void *recv, size_t cou
 		return fail(INVALID_ARG, "null buffer");
 	if (env_int("FAKE_NCCL_ENQUEUE_BLOCK", 0)) {
 		pthread_mutex_lock(&c->mu);
-		while (!c->aborted) pthread_cond_wait(&c->cv, &c->mu);
+		int forever = env_int("FAKE_NCCL_ENQUEUE_BLOCK", 0) == 2;
+		while (!c->aborted || forever) pthread_cond_wait(&c->cv, &c->mu);
 		pthread_mutex_unlock(&c->mu);
 		return fail(REMOTE_ERR, "collective aborted while blocked");
 	}
