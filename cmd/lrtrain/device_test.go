@@ -10,7 +10,7 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/lrtrain/lrtrain/config"
-	"github.com/lrtrain/lrtrain/dist/launch"
+	"github.com/lrtrain/lrtrain/dist/worker/workerenv"
 )
 
 // A launched worker asked for NCCL on a machine whose libtorch sees no GPU is refused
@@ -20,7 +20,7 @@ func TestWorkerRefusesNCCLWithoutAGPU(t *testing.T) {
 	if gotch.CUDA.IsAvailable() {
 		t.Skip("a GPU is visible here; the refusal is for CPU machines")
 	}
-	we := launch.WorkerEnv{Rank: 1, LocalRank: 1, WorldSize: 2, LocalWorldSize: 2, NumNodes: 1,
+	we := workerenv.Env{Rank: 1, LocalRank: 1, WorldSize: 2, LocalWorldSize: 2, NumNodes: 1,
 		MasterAddr: "127.0.0.1", MasterPort: 1, Job: "job", Endpoints: []string{"127.0.0.1:1"}}
 	for _, kv := range we.Vars() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -36,7 +36,7 @@ func TestWorkerRefusesNCCLWithoutAGPU(t *testing.T) {
 		cfg := config.Default()
 		cfg.Dist.Backend, cfg.Train.Device = c.backend, c.device
 		wg, err := workerGroups(context.Background(), cfg, func(error) {})
-		g := wg.dp
+		g := wg.DP
 		var u usageError
 		if g != nil || !errors.As(err, &u) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("backend %s, device %s: group %v, error %v; want a usage error with %q", c.backend, c.device, g, err, c.want)

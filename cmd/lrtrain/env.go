@@ -11,6 +11,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/spf13/cobra"
 
+	"github.com/lrtrain/lrtrain/dist/worker"
 	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/train"
 )
@@ -43,9 +44,9 @@ func printEnv(out io.Writer) error {
 	if dev, err := train.ResolveDevice("auto", 0); err != nil {
 		device = err.Error()
 	} else if dev.IsCuda() {
-		device = fmt.Sprintf("cuda:%d (dist.backend auto: %s)", dev.Value, autoBackend(dev))
+		device = fmt.Sprintf("cuda:%d (dist.backend auto: %s)", dev.Value, worker.AutoBackend(dev))
 	} else {
-		device = "cpu (dist.backend auto: " + autoBackend(dev) + ")"
+		device = "cpu (dist.backend auto: " + worker.AutoBackend(dev) + ")"
 	}
 	fmt.Fprintf(w, "train.device auto\t%s\n", device)
 	fmt.Fprintf(w, "intra-op threads\t%d\n", phiop.NumThreads())

@@ -82,9 +82,9 @@ invalid command line or configuration (including a missing model directory or da
 			if err != nil {
 				return err
 			}
-			defer wg.close()
-			env := train.Env{Group: wg.dp, ShardGroup: wg.shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
-				Config: string(resolved), LocalRank: wg.localRank}
+			defer wg.Close()
+			env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
+				Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device}
 			env.Hooks = obs.wrap(env.Hooks)
 			_, err = train.Run(ctx, opts, env)
 			if errors.Is(err, train.ErrConfig) {
