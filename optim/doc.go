@@ -6,6 +6,9 @@
 //     (step, exp_avg, exp_avg_sq per parameter) exposed by name so a checkpoint can
 //     save and restore it exactly.
 //   - ClipGradNorm: torch.nn.utils.clip_grad_norm_ over the same list.
+//   - Schedule: the learning rate per step, linear warmup then linear, cosine or
+//     constant (transformers' get_*_schedule_with_warmup), under one of two
+//     step-counting conventions (Counting) so every caller keeps its exact rates.
 //
 // The parameter list is the trainable list that lrlora derives from its adapters'
 // Tensors, so the optimizer, the checkpoint and the parameter count see the same set.
