@@ -74,5 +74,6 @@
 // which needs neither Go nor libtorch there:
 //
 //	CGO_ENABLED=1 go build -o nccl-check ./nccl/cmd/nccl-check
-//	./nccl-check -device 0   # on the GPU machine; prints PASS/FAIL lines
+//	./nccl-check -nprocs 0   # on the GPU machine: one rank per GPU; PASS/FAIL
+//	                         # lines, bus bandwidth, an abort check, a summary
 package nccl

@@ -29,6 +29,7 @@
  *   FAKE_NCCL_ENQUEUE_PROGRESS  see above (default 0)
  *   FAKE_NCCL_SHARED_DIR        directory where ranks of separate processes meet
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -139,6 +140,20 @@ int ncclGetUniqueId(ncclUniqueId *id) {
 	return OK;
 }
 
+/* The device current on the calling thread, as NCCL records it at init:
+ * asked of the fake libcudart the process loaded (LRTRAIN_CUDART_LIBRARY). */
+static int current_device(void) {
+	const char *path = getenv("LRTRAIN_CUDART_LIBRARY");
+	if (path == NULL || *path == 0) return 0;
+	void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	if (h == NULL) return 0;
+	int (*get)(int *) = (int (*)(int *))dlsym(h, "cudaGetDevice");
+	int d = 0;
+	if (get != NULL) get(&d);
+	dlclose(h);
+	return d;
+}
+
 static int init(const char *name, struct fake_comm **comm, int nranks, const ncclUniqueId *id, int rank,
                 int nonblocking) {
 	if (comm == NULL) return fail(INVALID_ARG, "null comm");
@@ -154,6 +169,7 @@ static int init(const char *name, struct fake_comm **comm, int nranks, const ncc
 	c->rank = rank;
 	c->nranks = nranks;
 	c->nonblocking = nonblocking;
+	c->device = current_device();
 	(void)name;
 	*comm = c; /* as NCCL does, the handle exists before init completes */
 	int r = fake_join(c, id, !nonblocking);

@@ -11,9 +11,16 @@ import (
 )
 
 type config struct {
-	device  int
-	count   int
-	timeout time.Duration
+	device       int
+	nprocs       int
+	rank, nranks int
+	exchange     string
+	count        int
+	timeout      time.Duration
+	abortTimeout time.Duration
+	sizes        []int
+	iters        int
+	exe          string // the binary the launcher starts (default: this one)
 }
 
 // Exit codes.
@@ -22,10 +29,6 @@ const (
 	exitFail  = 1
 	exitSetup = 2
 )
-
-// sentinel fills receive buffers, including two elements past the end, so
-// that a collective writing too much or too little shows.
-const sentinel = 99
 
 // checker runs collectives on one communicator and stream.
 type checker struct {
@@ -36,12 +39,12 @@ type checker struct {
 	failed int
 }
 
+// run is one rank: it loads the libraries, joins the communicator and runs
+// every check, printing one line per check.
 func run(w io.Writer, cfg config) int {
 	runtime.LockOSThread() // CUDA's current device belongs to the OS thread
 	defer runtime.UnlockOSThread()
-	if cfg.count < 1 {
-		cfg.count = 1
-	}
+	cfg.count, cfg.nranks, cfg.rank = max(cfg.count, 1), max(cfg.nranks, 1), max(cfg.rank, 0)
 	if err := nccl.Init(); err != nil {
 		fmt.Fprintf(w, "FAIL init: %v\n", err)
 		return exitSetup
@@ -59,7 +62,7 @@ func run(w io.Writer, cfg config) int {
 		fmt.Fprintf(w, "FAIL device count: %v\n", err)
 		return exitSetup
 	}
-	fmt.Fprintf(w, "INFO %d CUDA device(s); using device %d\n", devices, cfg.device)
+	fmt.Fprintf(w, "INFO %d CUDA device(s); rank %d of %d on device %d\n", devices, cfg.rank, cfg.nranks, cfg.device)
 	if err := nccl.SetDevice(cfg.device); err != nil {
 		fmt.Fprintf(w, "FAIL set device: %v\n", err)
 		return exitSetup
@@ -70,21 +73,27 @@ func run(w io.Writer, cfg config) int {
 		return exitSetup
 	}
 	defer nccl.StreamDestroy(stream)
-	id, err := nccl.GetUniqueID()
+	id, err := exchangeID(cfg)
 	if err != nil {
 		fmt.Fprintf(w, "FAIL unique id: %v\n", err)
 		return exitSetup
 	}
-	comm, err := nccl.CommInitRank(1, id, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	comm, err := nccl.CommInit(ctx, cfg.nranks, id, cfg.rank, cfg.timeout)
+	cancel()
 	if err != nil {
 		fmt.Fprintf(w, "FAIL comm init: %v\n", err)
 		return exitSetup
 	}
+	fmt.Fprintf(w, "INFO communicator non-blocking: %v\n", comm.NonBlocking())
 	c := &checker{w: w, cfg: cfg, comm: comm, stream: stream}
 	c.checkComm()
 	c.checkCollectives()
-	if err := comm.Destroy(); err != nil {
-		c.fail("comm destroy", "%v", err)
+	c.bandwidth()
+	if c.checkAbort() {
+		if err := comm.Destroy(); err != nil {
+			c.fail("comm destroy", "%v", err)
+		}
 	}
 	if c.failed > 0 {
 		fmt.Fprintf(w, "FAIL %d check(s) failed\n", c.failed)
@@ -111,142 +120,66 @@ func (c *checker) checkComm() {
 	switch {
 	case err1 != nil || err2 != nil || err3 != nil:
 		c.fail("comm queries", "%v %v %v", err1, err2, err3)
-	case count != 1 || dev != c.cfg.device || rank != 0:
-		c.fail("comm queries", "got %s want count=1 device=%d rank=0", got, c.cfg.device)
+	case count != c.cfg.nranks || dev != c.cfg.device || rank != c.cfg.rank:
+		c.fail("comm queries", "got %s want count=%d device=%d rank=%d", got, c.cfg.nranks, c.cfg.device, c.cfg.rank)
 	default:
 		c.pass("comm queries", "%s", got)
 	}
 }
 
-// collective is one check: run enqueues it; with one rank every collective
-// leaves its first n input elements in recv.
-type collective struct {
-	name string
-	dt   nccl.DataType
-	n    int
-	run  func(send, recv nccl.DevicePtr) error
+// runWait enqueues through the watchdog, which aborts the communicator if
+// the enqueue or the wait overruns the timeout.
+func (c *checker) runWait(op string, timeout time.Duration, enqueue func() error) error {
+	w := nccl.Watchdog{Rank: c.cfg.rank, Timeout: timeout}
+	return w.Run(context.Background(), op, c.comm.Pending(c.stream), enqueue)
 }
 
-func (c *checker) checkCollectives() {
-	n := c.cfg.count
-	cm, s := c.comm, c.stream
-	var cases []collective
-	for _, dt := range []nccl.DataType{nccl.Float32, nccl.Float64, nccl.BFloat16, nccl.Float16, nccl.Int32, nccl.Int64, nccl.Uint8} {
-		ops := []nccl.RedOp{nccl.Sum, nccl.Prod, nccl.Max, nccl.Min}
-		if isFloat(dt) {
-			ops = append(ops, nccl.Avg)
+// checkAbort leaves a collective unjoined by rank 0: every other rank must
+// see it aborted within its timeout plus abortBound; rank 0 aborts its own
+// communicator. It reports whether the communicator is still healthy (one
+// rank: the check needs a peer and is skipped).
+func (c *checker) checkAbort() bool {
+	const name = "abort of a collective a peer never joins"
+	if c.cfg.nranks < 2 {
+		fmt.Fprintf(c.w, "SKIP %s: needs 2 ranks\n", name)
+		return true
+	}
+	if c.cfg.rank == 0 {
+		if err := c.comm.Abort(); err != nil {
+			c.fail(name, "rank 0's own abort: %v", err)
+			return false
 		}
-		for _, op := range ops {
-			cases = append(cases, collective{"allreduce " + dt.String() + "/" + op.String(), dt, n,
-				func(a, b nccl.DevicePtr) error { return cm.AllReduce(a, b, n, dt, op, s) }})
-		}
+		c.pass(name, "rank 0 stays out and aborts its communicator")
+		return false
 	}
-	cases = append(cases,
-		collective{"reduce float32/sum root=0", nccl.Float32, n,
-			func(a, b nccl.DevicePtr) error { return cm.Reduce(a, b, n, nccl.Float32, nccl.Sum, 0, s) }},
-		collective{"allgather float32", nccl.Float32, n,
-			func(a, b nccl.DevicePtr) error { return cm.AllGather(a, b, n, nccl.Float32, s) }},
-		collective{"allgather bfloat16", nccl.BFloat16, n,
-			func(a, b nccl.DevicePtr) error { return cm.AllGather(a, b, n, nccl.BFloat16, s) }},
-		collective{"broadcast int64 root=0", nccl.Int64, n,
-			func(a, b nccl.DevicePtr) error { return cm.Broadcast(a, b, n, nccl.Int64, 0, s) }},
-		collective{"reducescatter float32/sum", nccl.Float32, n,
-			func(a, b nccl.DevicePtr) error { return cm.ReduceScatter(a, b, n, nccl.Float32, nccl.Sum, s) }},
-		collective{"grouped allreduce float64/sum", nccl.Float64, n, func(a, b nccl.DevicePtr) error {
-			if err := nccl.GroupStart(); err != nil {
-				return err
-			}
-			err := cm.AllReduce(a, b, n, nccl.Float64, nccl.Sum, s)
-			if endErr := nccl.GroupEnd(); err == nil {
-				err = endErr
-			}
-			return err
-		}},
-	)
-	for _, cl := range cases {
-		c.check(cl)
-	}
-	c.checkInPlace()
-}
-
-// check runs one collective from fresh device buffers and compares.
-func (c *checker) check(cl collective) {
-	size := cl.dt.Size()
-	input := encode(cl.dt, inputs(cl.dt, cl.n))
-	want := encode(cl.dt, append(inputs(cl.dt, cl.n), sentinel, sentinel))
-	recvInit := encode(cl.dt, filled(cl.n+2, sentinel))
-	send, recv, err := c.buffers(input, recvInit)
-	if err != nil {
-		c.fail(cl.name, "setup: %v", err)
-		return
-	}
-	defer nccl.Free(send)
-	defer nccl.Free(recv)
-	if err := cl.run(send, recv); err != nil {
-		c.fail(cl.name, "enqueue: %v", err)
-		return
-	}
-	if err := nccl.WaitStream(context.Background(), c.comm, c.stream, c.cfg.timeout); err != nil {
-		c.fail(cl.name, "wait: %v", err)
-		return
-	}
-	got := make([]byte, (cl.n+2)*size)
-	if err := nccl.CopyFromDevice(got, recv); err != nil {
-		c.fail(cl.name, "copy back: %v", err)
-		return
-	}
-	c.report(cl.name, cl.dt, cl.n, got, want)
-}
-
-// checkInPlace runs an AllReduce with send == recv, as a trainer does on
-// gradient buffers.
-func (c *checker) checkInPlace() {
-	const name = "allreduce float32/sum in place"
-	n := c.cfg.count
-	data := encode(nccl.Float32, inputs(nccl.Float32, n))
-	buf, err := nccl.Malloc(len(data))
-	if err == nil {
-		defer nccl.Free(buf)
-		err = nccl.CopyToDevice(buf, data)
-	}
-	if err == nil {
-		err = c.comm.AllReduce(buf, buf, n, nccl.Float32, nccl.Sum, c.stream)
-	}
-	if err == nil {
-		err = nccl.WaitStream(context.Background(), c.comm, c.stream, c.cfg.timeout)
-	}
-	got := make([]byte, len(data))
-	if err == nil {
-		err = nccl.CopyFromDevice(got, buf)
-	}
+	buf, err := nccl.Malloc(4)
 	if err != nil {
 		c.fail(name, "%v", err)
-		return
+		return true
 	}
-	c.report(name, nccl.Float32, n, got, data)
+	defer nccl.Free(buf)
+	start := time.Now()
+	err = c.runWait("allreduce without rank 0", c.cfg.abortTimeout, func() error {
+		return c.comm.AllReduce(buf, buf, 1, nccl.Float32, nccl.Sum, c.stream)
+	})
+	took := time.Since(start)
+	limit := c.cfg.abortTimeout + abortBound
+	switch {
+	case err == nil:
+		c.fail(name, "the collective completed without rank 0")
+		return true
+	case !isTimeout(err):
+		c.fail(name, "want a timeout abort, got %v", err)
+	case took > limit:
+		c.fail(name, "aborted after %v, want within %v", took.Round(time.Millisecond), limit)
+	default:
+		c.pass(name, "aborted after %v (timeout %v, bound %v)", took.Round(time.Millisecond), c.cfg.abortTimeout, limit)
+	}
+	return false
 }
 
-func (c *checker) buffers(send, recv []byte) (nccl.DevicePtr, nccl.DevicePtr, error) {
-	a, err := nccl.Malloc(len(send))
-	if err != nil {
-		return 0, 0, err
-	}
-	b, err := nccl.Malloc(len(recv))
-	if err != nil {
-		nccl.Free(a)
-		return 0, 0, err
-	}
-	if err := nccl.CopyToDevice(a, send); err != nil {
-		return a, b, err
-	}
-	return a, b, nccl.CopyToDevice(b, recv)
-}
-
-func (c *checker) report(name string, dt nccl.DataType, n int, got, want []byte) {
-	shown := func(b []byte) string { return format(decode(dt, b)) }
-	if string(got) != string(want) {
-		c.fail(name, "n=%d got %s want %s", n, shown(got), shown(want))
-		return
-	}
-	c.pass(name, "n=%d got %s", n, shown(got))
-}
+// abortBound is the stated bound past the timeout for the abort check: the
+// watchdog's poll interval plus the time NCCL takes to return from a call
+// and tear the communicator down once aborted (proxy threads, network
+// connections), which is well under a second on a healthy node.
+const abortBound = 5 * time.Second

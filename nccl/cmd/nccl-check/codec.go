@@ -12,20 +12,54 @@ import (
 // Values are handled as float64 on the host and encoded into each NCCL
 // data type's bytes; the half types have no Go type.
 
-// inputs are exact in every type checked (bfloat16 has 8 mantissa bits).
-func inputs(dt nccl.DataType, n int) []float64 {
+// rankInputs are rank r's n inputs for op: small integers and halves,
+// shifted by the rank, so that sums over up to 8 ranks stay exact in every
+// type checked (bfloat16 has 8 mantissa bits); for Prod they are 1s and 2s,
+// so that products stay exact too.
+func rankInputs(dt nccl.DataType, op nccl.RedOp, r, n int) []float64 {
 	v := make([]float64, n)
 	for i := range v {
 		switch {
+		case op == nccl.Prod:
+			v[i] = float64(1 + (i+r)%2)
 		case isFloat(dt):
-			v[i] = float64(i%5)*1.5 - 3
+			v[i] = float64(i%5)*1.5 - 3 + float64(r)
 		case dt == nccl.Uint8 || dt == nccl.Uint32 || dt == nccl.Uint64:
-			v[i] = float64(i%5) * 3
+			v[i] = float64(i%5)*3 + float64(r)
 		default:
-			v[i] = float64(i%5)*3 - 6
+			v[i] = float64(i%5)*3 - 6 + float64(r)
 		}
 	}
 	return v
+}
+
+// reduced is the expected result of op over nranks ranks' inputs, elements
+// off to off+n of each.
+func reduced(dt nccl.DataType, op nccl.RedOp, nranks, n, off int) []float64 {
+	out := make([]float64, n)
+	for r := range nranks {
+		in := rankInputs(dt, op, r, off+n)[off:]
+		for i, x := range in {
+			switch {
+			case r == 0:
+				out[i] = x
+			case op == nccl.Prod:
+				out[i] *= x
+			case op == nccl.Max:
+				out[i] = max(out[i], x)
+			case op == nccl.Min:
+				out[i] = min(out[i], x)
+			default:
+				out[i] += x
+			}
+		}
+	}
+	if op == nccl.Avg {
+		for i := range out {
+			out[i] /= float64(nranks)
+		}
+	}
+	return out
 }
 
 func filled(n int, x float64) []float64 {

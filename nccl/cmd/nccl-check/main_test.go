@@ -75,7 +75,7 @@ func TestHungCollectivesFailWithTheWatchdogError(t *testing.T) {
 		t.Fatalf("exit %d, want %d", code, exitFail)
 	}
 	// The first wait aborts the communicator; later checks report it closed.
-	if !strings.Contains(out.String(), "FAIL allreduce float32/sum: wait: nccl: stream wait on rank 0 aborted after") ||
+	if !strings.Contains(out.String(), "FAIL allreduce float32/sum: nccl: allreduce float32/sum on rank 0 aborted after") ||
 		!strings.Contains(out.String(), "communicator destroyed or aborted") {
 		t.Errorf("output:\n%s", out.String())
 	}
@@ -112,7 +112,7 @@ func TestWrongResultIsReportedWithValues(t *testing.T) {
 	var out bytes.Buffer
 	c := &checker{w: &out}
 	want := encode(nccl.Float32, []float64{1, 2, 99})
-	c.report("allreduce float32/sum", nccl.Float32, 2, encode(nccl.Float32, []float64{1, 2.5, 99}), want)
+	c.report("allreduce float32/sum", nccl.Float32, 2, encode(nccl.Float32, []float64{1, 2.5, 99}), want, 0)
 	if c.failed != 1 || out.String() != "FAIL allreduce float32/sum: n=2 got [1 2.5 99] want [1 2 99]\n" {
 		t.Errorf("failed=%d output %q", c.failed, out.String())
 	}
