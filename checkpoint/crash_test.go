@@ -56,6 +56,9 @@ func TestCrashChild(t *testing.T) {
 // the pointer has moved, the new) checkpoint loads, and which the next Save and Prune
 // clean up.
 func TestSaveSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	stages := []string{stageMidFile, stageFilesWritten, stageManifestWritten, stageDirSynced,
 		stageRenamed, stageLatestTempWritten, stageLatestRenamed}
 	for _, stage := range stages {
