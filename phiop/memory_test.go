@@ -76,6 +76,9 @@ func minRetained(t *testing.T, fn phiFunc, side int64, K int) int64 {
 // so the output is its own mapping, unmapped when dropped. The same holds for
 // Naive's K=200 intermediates (50 MiB each).
 func TestRetainedMemoryIndependentOfK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long numeric; runs without -short")
+	}
 	lockThread(t)
 	const side = 3072
 	const mib = 1 << 20
