@@ -103,6 +103,8 @@ type LRLoRABlock struct {
 	Grid          string   `json:"grid"`
 	Basis         string   `json:"basis"`
 	Share         string   `json:"share"`
+	Center        bool     `json:"center"`   // ΔW = s·(φ(M) − φ(0)); false in files before it existed
+	Residual      bool     `json:"residual"` // φ(x) = x + Σ a_k(…); false in files before it existed
 	SineOmega     float64  `json:"sine_omega"`
 	Scaling       float64  `json:"scaling"` // s = α/r or α/√r, for readers
 	Modules       []string `json:"modules"` // the adapted module paths, in module order

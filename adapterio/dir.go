@@ -152,7 +152,8 @@ func (d *Dir) Shape(name string) ([]int64, bool) {
 
 // ConfigOverrides returns the config overrides (section.key=value, values in YAML)
 // that make a run's adapter section describe this adapter: method, r, alpha, rslora,
-// dropout and target_modules, and φ's settings for LRLORA adapters. A training run
+// dropout and target_modules, and φ's shaping settings for LRLORA adapters (φ's
+// training settings — init, init_value, lr_scale — stay the run's). A training run
 // started from the adapter (lrtrain train --init-adapter) applies them before its
 // own --set overrides.
 func (d *Dir) ConfigOverrides() []string {
@@ -173,7 +174,12 @@ func (d *Dir) ConfigOverrides() []string {
 			"adapter.phi.grid="+string(s.Grid),
 			"adapter.phi.basis="+string(s.Basis),
 			"adapter.phi.share="+string(s.Share),
+			"adapter.phi.center="+strconv.FormatBool(s.Center),
+			"adapter.phi.residual="+strconv.FormatBool(s.Residual),
 			"adapter.sine_omega="+strconv.FormatFloat(s.SineOmega, 'g', -1, 64))
+		if s.Center && !s.Residual {
+			out = append(out, "adapter.phi.init="+string(s.Init))
+		}
 	}
 	return out
 }

@@ -48,6 +48,12 @@ func (c Config) Spec() (adapter.Spec, error) {
 		}
 		s.Method = adapter.Method(b.Method)
 		s.K, s.L, s.Grid, s.Basis, s.Share = b.K, b.L, adapter.Grid(b.Grid), adapter.Basis(b.Basis), adapter.Sharing(b.Share)
+		s.Center, s.Residual = b.Center, b.Residual
+		if s.Center && !s.Residual && s.Init == adapter.InitZero {
+			// φ's initial amplitudes are overwritten by the file's; "small" only keeps
+			// the spec valid (a centred φ starting at a = 0 would never get a gradient).
+			s.Init = adapter.InitSmall
+		}
 		s.SineOmega = b.SineOmega
 	default:
 		return s, fmt.Errorf("%w: peft_type %q (lrtrain reads %s and %s)", ErrUnsupported, c.PEFTType, TypeLoRA, TypeLRLoRA)

@@ -122,7 +122,7 @@ func adapterConfig(m *model.Model, o Options) (*AdapterConfig, error) {
 		cfg.LRLoRA = &LRLoRABlock{
 			FormatVersion: AdapterFormatVersion, Method: string(c.Method),
 			K: c.K, L: c.L, Grid: string(c.Grid), Basis: string(c.Basis), Share: string(c.Share),
-			SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: adaptedModules(m),
+			Center: c.Center, Residual: c.Residual, SineOmega: c.SineOmega, Scaling: ads[0].Scaling(), Modules: adaptedModules(m),
 		}
 	}
 	return &cfg, nil
