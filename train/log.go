@@ -40,8 +40,9 @@ type runLog struct {
 }
 
 // openRunLog opens the run's outputs. console is the terminal or stream for humans. Rank
-// 0 first locks output.dir (LockFile) for as long as the log is open.
-func openRunLog(dir string, rank int, console io.Writer, jsonConsole bool) (*runLog, error) {
+// 0 first locks output.dir (LockFile), and checkpoint.dir when it lies outside, for as
+// long as the log is open.
+func openRunLog(dir, checkpointDir string, rank int, console io.Writer, jsonConsole bool) (*runLog, error) {
 	l := &runLog{}
 	term := !jsonConsole && isTerminal(console)
 	var cw io.Writer = console
@@ -54,7 +55,7 @@ func openRunLog(dir string, rank int, console io.Writer, jsonConsole bool) (*run
 		l.file = zerolog.Nop()
 		return l, nil
 	}
-	lock, err := lockRunDir(dir)
+	lock, err := lockRunDirs(dir, checkpointDir)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,7 @@ func (r *run) open(opts Options) error {
 	if r.env.Console == nil {
 		r.env.Console = os.Stderr
 	}
-	if r.out, err = openRunLog(r.opts.Output.Dir, r.rank, r.env.Console, r.env.JSONConsole); err != nil {
+	if r.out, err = openRunLog(r.opts.Output.Dir, r.opts.Checkpoint.Dir, r.rank, r.env.Console, r.env.JSONConsole); err != nil {
 		return err
 	}
 	r.log = &r.out.log

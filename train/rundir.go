@@ -20,19 +20,55 @@ import (
 // process ends, however it ends; the file itself stays and names the last holder.
 const LockFile = "run.lock"
 
-// runLock is a held LockFile.
-type runLock struct{ f *os.File }
+// runLock is a held LockFile, and the next one the run holds (checkpoint.dir's, when
+// it lies outside output.dir).
+type runLock struct {
+	f    *os.File
+	next *runLock
+}
 
-// lockRunDir takes dir's lock without waiting. When another process holds it, the error
-// wraps ErrLocked and names that process (pid and command line).
-func lockRunDir(dir string) (*runLock, error) {
+// lockRunDirs locks output.dir and, when checkpoint.dir lies outside it, checkpoint.dir
+// too: two runs with different output directories must not share checkpoints either.
+func lockRunDirs(outputDir, checkpointDir string) (*runLock, error) {
+	lock, err := lockRunDir(outputDir, "output.dir")
+	if err != nil || checkpointDir == "" {
+		return lock, err
+	}
+	rel, err := relPath(outputDir, checkpointDir)
+	if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		return lock, nil // inside output.dir: its lock covers it
+	}
+	if lock.next, err = lockRunDir(checkpointDir, "checkpoint.dir"); err != nil {
+		lock.release()
+		return nil, err
+	}
+	return lock, nil
+}
+
+// relPath is target relative to base, both made absolute first.
+func relPath(base, target string) (string, error) {
+	b, err := filepath.Abs(base)
+	if err != nil {
+		return "", err
+	}
+	t, err := filepath.Abs(target)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Rel(b, t)
+}
+
+// lockRunDir takes dir's lock without waiting; key names dir's setting in messages.
+// When another process holds it, the error wraps ErrLocked and names that process (pid
+// and command line).
+func lockRunDir(dir, key string) (*runLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("train: output.dir: %w", err)
+		return nil, fmt.Errorf("train: %s: %w", key, err)
 	}
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("train: output.dir: %w", err)
+		return nil, fmt.Errorf("train: %s: %w", key, err)
 	}
 	for {
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -43,8 +79,8 @@ func lockRunDir(dir string) (*runLock, error) {
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		holder := lockHolder(f)
 		f.Close()
-		return nil, fmt.Errorf("%w: output.dir %s is used by a run that is still alive (%s holds %s); "+
-			"stop it first, or give this run another output.dir", ErrLocked, dir, holder, LockFile)
+		return nil, fmt.Errorf("%w: %s %s is used by a run that is still alive (%s holds %s); "+
+			"stop it first, or give this run another %s", ErrLocked, key, dir, holder, LockFile, key)
 	}
 	if err != nil {
 		f.Close()
@@ -57,9 +93,9 @@ func lockRunDir(dir string) (*runLock, error) {
 	return &runLock{f: f}, nil
 }
 
-// release gives the lock up (closing the file releases the flock).
+// release gives the locks up (closing a file releases its flock).
 func (l *runLock) release() {
-	if l != nil {
+	for ; l != nil; l = l.next {
 		l.f.Close()
 	}
 }
