@@ -149,3 +149,33 @@ func (s *memStore) Lookup(ctx context.Context, key string) ([]byte, error) {
 		}
 	}
 }
+
+// An asynchronous error while no collective runs (a peer failing between
+// steps) breaks the group within one poll interval, and the communicator
+// is aborted, not destroyed.
+func TestAsyncErrorBetweenCollectivesBreaksTheGroup(t *testing.T) {
+	g, logPath := newSolo(t, Config{Timeout: time.Minute})
+	if err := g.Barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FAKE_NCCL_ASYNC_ERROR", "6")
+	start := time.Now()
+	select {
+	case <-g.life.Aborted().Done():
+	case <-time.After(failAfter):
+		t.Fatalf("no abort %v after the async error", failAfter)
+	}
+	if took := time.Since(start); took > asyncPoll+abortBound {
+		t.Errorf("broke after %v, want within %v", took, asyncPoll+abortBound)
+	}
+	err := g.AllReduce(context.Background(), []float32{1}, collective.Sum)
+	if !errors.Is(err, collective.ErrBroken) || !strings.Contains(err.Error(), "between collectives") {
+		t.Errorf("AllReduce after the async error: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if log := readLog(t, logPath); strings.Count(log, "ncclCommAbort") != 1 || strings.Contains(log, "ncclCommDestroy") {
+		t.Errorf("want one abort, no destroy:\n%s", log)
+	}
+}

@@ -85,6 +85,7 @@ type Group struct {
 	// wedged is set when the worker overran a call's limit: it is stuck in
 	// NCCL and is never sent anything again.
 	wedged atomic.Bool
+	health health // the idle communicator's watcher
 
 	life *collective.Lifecycle // one call at a time, breaking, Abort, Close
 
@@ -152,6 +153,8 @@ func New(ctx context.Context, cfg Config) (*Group, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrDevice, desc, initErr)
 	}
 	g.life.Watch(cfg.AbortOn)
+	g.health = health{stop: make(chan struct{}), done: make(chan struct{})}
+	go g.watchHealth()
 	return g, nil
 }
 
@@ -323,6 +326,7 @@ func (g *Group) Abort() { g.life.Abort("Abort called") }
 // Later calls return the same error.
 func (g *Group) Close() error {
 	return g.life.Close(func() error {
+		g.stopHealth()
 		if err := g.shutdown(); err != nil {
 			return fmt.Errorf("ncclpg: close rank %d: %w", g.cfg.Rank, err)
 		}
