@@ -40,6 +40,9 @@ func TestTwoRanksTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t) }
 func TestTwoRanksFlatGradientsTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t, envFlat+"=1") }
 
 func checkTwoRanksLikeOne(t *testing.T, extra ...string) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	one := distOptions(t, 2)
 	if _, err := Run(context.Background(), one, Env{Console: io.Discard}); err != nil {
 		t.Fatal(err)
@@ -114,6 +117,9 @@ func readAdapters(t *testing.T, o Options) map[string][]float64 {
 // evaluation set's 5 micro-batches split 3/2, so the ranks run in lockstep), and the
 // same final adapters.
 func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	var five []map[string]any // 5 evaluation examples: 5 micro-batches, 3 on rank 0 and 2 on rank 1
 	raw, err := os.ReadFile(testdata("alpaca_tiny_eval.json"))
 	if err == nil {

@@ -59,6 +59,9 @@ func stepRecords(t *testing.T, dir string) map[int64]int {
 // run, with every step and every evaluation logged once. The same holds for the final
 // evaluation of a run whose last step is not an eval_every step.
 func TestStopDuringEvaluationSavesTheStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: four training runs compared byte for byte; runs without -short")
+	}
 	for _, tc := range []struct {
 		name             string
 		maxSteps, failAt int64
@@ -151,6 +154,9 @@ func minOf(m map[int64]float64) float64 {
 // resumed run drops the records of steps 4-6 the killed run wrote and logs them again,
 // so metrics.jsonl holds every step once, with the uninterrupted run's losses.
 func TestResumeLogsEachStepOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	ref := referenceRun(t)
 	run := resumeOptions(t, t.TempDir())
 	if err := startChild(t, run, envCrashSave+"=6").Wait(); err == nil {

@@ -66,6 +66,9 @@ func TestInterruptedSingleProcessSavesOnce(t *testing.T) {
 // rank 0 saves the step it reached, a valid checkpoint the run resumes from, even
 // though no periodic checkpoint was due; both ranks report the interruption.
 func TestSIGTERMedRanksSaveTheStepReached(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	o := distOptions(t, 1)
 	o.Train.MaxSteps, o.Checkpoint.Every = 100000, 0
 	o.Train.Schedule, o.Train.WarmupRatio = "constant", 0 // the learning rate does not depend on max_steps

@@ -28,6 +28,9 @@ import (
 //
 //	LRTRAIN_MEM_STEPS=2000 go test ./train -run TestMemoryStaysFlat -v
 func TestMemoryStaysFlat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: a 500-step measurement; runs without -short")
+	}
 	steps := 500
 	if s := os.Getenv("LRTRAIN_MEM_STEPS"); s != "" {
 		steps, _ = strconv.Atoi(s)

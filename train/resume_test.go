@@ -104,6 +104,9 @@ func compareRuns(t *testing.T, ref, run Options) {
 // uninterrupted run bit for bit: every step's loss and the final adapter and optimizer
 // files.
 func TestKilledRunResumesBitIdentically(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	ref := referenceRun(t)
 
 	run := resumeOptions(t, t.TempDir())
@@ -146,6 +149,9 @@ func logged(dir string) int64 {
 // A run killed half-way through writing a checkpoint leaves the previous checkpoint
 // loadable; resuming from it reproduces the uninterrupted run.
 func TestCrashDuringCheckpointWriteKeepsPreviousCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	ref := referenceRun(t)
 
 	run := resumeOptions(t, t.TempDir())
