@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -16,13 +15,15 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 )
 
 // Tests that kill a run, or run several ranks, re-execute the test binary as a child
-// that runs one training process. TestMain turns the binary into that child when
-// envChild names an options file.
+// that runs one training process (package childproc, child "train"), with the options
+// file that envOptions names.
 const (
-	envChild     = "LRTRAIN_TRAIN_CHILD"      // options JSON file: run Run with it and exit
+	envOptions   = "LRTRAIN_TRAIN_OPTIONS"    // options JSON file: run Run with it and exit
 	envStore     = "LRTRAIN_TRAIN_STORE"      // collective store address (multi-rank)
 	envRank      = "LRTRAIN_TRAIN_RANK"       // this child's rank
 	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
@@ -44,13 +45,9 @@ func (c *rawCounter) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, 
 }
 
 func TestMain(m *testing.M) {
-	if path := os.Getenv(envChild); path != "" {
-		os.Exit(runChild(path))
-	}
+	childproc.Main(map[string]func() int{"train": func() int { return runChild(os.Getenv(envOptions)) }})
 	code := m.Run()
-	if tinyDir != "" {
-		os.RemoveAll(filepath.Dir(tinyDir))
-	}
+	tinymodel.RemoveShared()
 	if refDir != "" {
 		os.RemoveAll(refDir)
 	}
@@ -147,18 +144,9 @@ func startChild(t *testing.T, o Options, extra ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	f.Close()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{envChild + "=" + f.Name()}, extra...)...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, &prefixWriter{t: t}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	cmd := childproc.Command(context.Background(), "train", append([]string{envOptions + "=" + f.Name()}, extra...)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, childproc.LogWriter(t, "child: ")
+	childproc.Start(t, cmd)
 	return cmd
 }
 
@@ -168,12 +156,4 @@ func runChildToEnd(t *testing.T, o Options, extra ...string) {
 	if err := startChild(t, o, extra...).Wait(); err != nil {
 		t.Fatalf("child: %v", err)
 	}
-}
-
-// prefixWriter keeps a child's log for the test's output (shown on failure or -v).
-type prefixWriter struct{ t *testing.T }
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.t.Logf("child: %s", b)
-	return len(b), nil
 }

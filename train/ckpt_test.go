@@ -13,6 +13,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -166,9 +167,7 @@ func TestResumeTakesNewScheduleWithWarning(t *testing.T) {
 func TestResumeChecksTheBaseModel(t *testing.T) {
 	o := trainedRun(t)
 	other := filepath.Join(t.TempDir(), "qwen")
-	if _, err := hfinit.Write(other, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, other, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 1})
 	c := o
 	c.Model.Path, c.Train.MaxSteps = other, 8
 	_, err := Run(context.Background(), c, Env{Console: io.Discard})
@@ -227,9 +226,7 @@ func TestLoadAdaptersRestoresTheSavedTensors(t *testing.T) {
 		t.Error("loading adapters twice succeeded")
 	}
 	other := filepath.Join(t.TempDir(), "qwen")
-	if _, err := hfinit.Write(other, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, other, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 1})
 	q, err := model.Load(other)
 	if err != nil {
 		t.Fatal(err)

@@ -5,34 +5,17 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
 
-// The tiny Llama every test trains, written once per test binary.
-var (
-	tinyOnce sync.Once
-	tinyDir  string
-	tinyErr  error
-)
-
+// tinyModel is the tiny Llama every test trains, written once per test binary
+// (TestMain removes it).
 func tinyModel(t testing.TB) string {
 	t.Helper()
-	tinyOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "train-tiny-llama")
-		if err != nil {
-			tinyErr = err
-			return
-		}
-		tinyDir = filepath.Join(dir, "model")
-		_, tinyErr = hfinit.Write(tinyDir, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
-	})
-	if tinyErr != nil {
-		t.Fatal(tinyErr)
-	}
-	return tinyDir
+	return tinymodel.Shared(t, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 }
 
 // testdata is a dataset file of package data.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
 
@@ -21,6 +22,9 @@ import (
 // (SIGKILL: no cleanup of its own), the kernel has released the lock and a run may use
 // the directory again.
 func TestSecondRunIntoALiveRunsDirectoryFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
 	o := tinyOptions(t, t.TempDir())
 	o.Train.MaxSteps, o.Checkpoint.Every = 100000, 2
 	o.Train.Schedule, o.Train.WarmupRatio = "constant", 0
@@ -61,9 +65,7 @@ func TestSecondRunIntoALiveRunsDirectoryFails(t *testing.T) {
 func TestResumeRefusesOtherWeightsOfTheSameLayout(t *testing.T) {
 	o := trainedRun(t)
 	other := filepath.Join(t.TempDir(), "seed2")
-	if _, err := hfinit.Write(other, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 2}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, other, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 2})
 	a, errA := IdentifyBaseModel(o.Model.Path)
 	b, errB := IdentifyBaseModel(other)
 	if errA != nil || errB != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -67,9 +68,7 @@ func TestBFloat16ComputeKeepsFloat32Adapters(t *testing.T) {
 // LoadAdapters restores the head too.
 func TestClassifierTrainsAdaptersAndHead(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "roberta")
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: "roberta", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, dir, hfinit.Options{Arch: "roberta", Preset: "tiny", Seed: 1})
 	o := tinyOptions(t, t.TempDir())
 	o.Model.Path = dir
 	o.Adapter.TargetModules = adapter.Targets{Names: []string{"query", "value"}}
