@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 func newStore(t *testing.T) (*collective.StoreServer, *collective.TCPStore) {
@@ -24,8 +27,25 @@ func newStore(t *testing.T) (*collective.StoreServer, *collective.TCPStore) {
 	return srv, st
 }
 
+// serverWaiting returns a condition: a goroutine of srv (which runs in this process)
+// is blocked in a lookup of a key not yet published. The traceback names srv by the
+// receiver's address.
+func serverWaiting(srv *collective.StoreServer) func() bool {
+	frame := []byte(fmt.Sprintf("collective.(*StoreServer).wait(%p,", srv))
+	return func() bool {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		for _, g := range bytes.Split(buf[:n], []byte("\n\n")) {
+			if bytes.Contains(g, []byte(" [select")) && bytes.Contains(g, frame) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func TestStoreLookupWaitsForPublish(t *testing.T) {
-	_, st := newStore(t)
+	srv, st := newStore(t)
 	ctx := context.Background()
 	value := []byte{0, 1, 2, 255, '\n'} // addresses are binary
 	got := make(chan []byte, 1)
@@ -36,7 +56,7 @@ func TestStoreLookupWaitsForPublish(t *testing.T) {
 		}
 		got <- v
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "the lookup to wait on the server", serverWaiting(srv))
 	if err := st.Publish(ctx, "k", value); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +94,7 @@ func TestStoreCloseFailsWaitingLookups(t *testing.T) {
 		_, err := st.Lookup(context.Background(), "never")
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "the lookup to wait on the server", serverWaiting(srv))
 	srv.Close()
 	select {
 	case err := <-done:
