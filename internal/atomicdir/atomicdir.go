@@ -10,7 +10,7 @@
 // rename the temporary directory is removed and the previous target is where it
 // was. The temporary and moved-aside names start with a dot or a caller-chosen
 // prefix so that a crash's leftovers are recognisable (checkpoint.Prune deletes
-// them).
+// the ones under a checkpoint root).
 //
 // checkpoint (each step directory) and export (the merged or adapter-only model)
 // both write through it.
