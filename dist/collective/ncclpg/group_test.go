@@ -1,11 +1,13 @@
 package ncclpg
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"github.com/lrtrain/lrtrain/nccl"
 )
 
@@ -272,13 +275,25 @@ func TestHungCollectiveAborts(t *testing.T) {
 	}
 }
 
+// inExec returns a condition: a goroutine is in g's exec, so its call is in flight
+// (past the lifecycle's Begin) and handed to the worker. The traceback names g by the
+// receiver's address.
+func inExec(g *Group) func() bool {
+	frame := []byte(fmt.Sprintf("ncclpg.(*Group).exec(%p,", g))
+	return func() bool {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		return bytes.Contains(buf[:n], frame)
+	}
+}
+
 func TestCloseDuringCollective(t *testing.T) {
 	g := hangingGroup(t, Config{Timeout: time.Minute})
 	var wg sync.WaitGroup
 	var err error
 	wg.Add(1)
 	go func() { defer wg.Done(); err = g.AllReduce(context.Background(), []float32{1}, collective.Sum) }()
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, 10*time.Second, "the all-reduce to be in flight", inExec(g))
 	start := time.Now()
 	if cerr := g.Close(); cerr != nil {
 		t.Errorf("Close: %v", cerr)
