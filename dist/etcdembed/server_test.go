@@ -14,9 +14,14 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 func TestStartServesClientsAndStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("etcd; runs without -short")
+	}
 	before := runtime.NumGoroutine()
 	dir := t.TempDir()
 	srv, err := Start(context.Background(), dir)
@@ -60,6 +65,9 @@ func TestStartServesClientsAndStops(t *testing.T) {
 }
 
 func TestStartReusesDataDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("etcd; runs without -short")
+	}
 	dir := t.TempDir()
 	ctx := context.Background()
 	srv, err := Start(ctx, dir)
@@ -81,6 +89,9 @@ func TestStartReusesDataDir(t *testing.T) {
 }
 
 func TestStartFixedPortInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("etcd; runs without -short")
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +108,9 @@ func TestStartFixedPortInUse(t *testing.T) {
 }
 
 func TestStartReadyTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("etcd; runs without -short")
+	}
 	// Electing a leader takes at least one 100 ms tick, so 1 ns always
 	// expires first.
 	t0 := time.Now()
@@ -160,13 +174,9 @@ func get(t *testing.T, ep, k string) string {
 func checkGoroutines(t *testing.T, before int) {
 	t.Helper()
 	const slack = 4
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+slack {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("goroutines: %d before, %d after Close\n%s", before, runtime.NumGoroutine(), buf[:n])
-		}
-		time.Sleep(50 * time.Millisecond)
+	if testkit.Poll(5*time.Second, func() bool { return runtime.NumGoroutine() <= before+slack }) != nil {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("goroutines: %d before, %d after Close\n%s", before, runtime.NumGoroutine(), buf[:n])
 	}
 }
