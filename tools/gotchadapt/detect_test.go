@@ -26,6 +26,9 @@ func wantFlags(t *testing.T, what string, got []string, want, not []string) {
 // A pip wheel up to 2.5 (old C++ ABI), found by asking the real python3 where
 // torch is, with its CUDA 12 runtime in site-packages/nvidia.
 func TestDetectPipTorchOldABIWithCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles fake libtorch libraries; runs without -short")
+	}
 	site := t.TempDir()
 	torch := filepath.Join(site, "torch")
 	writeFile(t, filepath.Join(torch, "__init__.py"), "raise ImportError('detection must not import torch')\n")
@@ -75,6 +78,9 @@ func TestDetectPipTorchOldABIWithCUDA(t *testing.T) {
 // A CUDA 13 wheel: the runtime lives in nvidia/cu13, and a C++20 guard in the
 // headers raises the standard.
 func TestDetectPipTorchCUDA13NewABICXX20(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles fake libtorch libraries; runs without -short")
+	}
 	site := t.TempDir()
 	torch := filepath.Join(site, "torch")
 	writeFile(t, filepath.Join(torch, "__init__.py"), "")
@@ -99,6 +105,9 @@ func TestDetectPipTorchCUDA13NewABICXX20(t *testing.T) {
 // An unpacked libtorch zip named by LIBTORCH wins over pip's torch; its CUDA
 // runtime comes from the toolkit in CUDA_HOME.
 func TestDetectLibtorchZipWithToolkit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles fake libtorch libraries; runs without -short")
+	}
 	zip := t.TempDir()
 	fakeTree{include: filepath.Join(zip, "include"), lib: filepath.Join(zip, "lib"), version: [3]int{2, 1, 2}, abi: 1, cuda: true}.write(t)
 	cudaHome := t.TempDir()
@@ -185,6 +194,9 @@ func TestRequiredYearNeedsAnError(t *testing.T) {
 // Debian's python3-torch is a torch package whose include/ and lib/ are symlinks
 // into libtorch-dev: python3 finds it, and it is recognised as Debian's.
 func TestDetectDebianPython3Torch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles fake libtorch libraries; runs without -short")
+	}
 	root := t.TempDir()
 	inc, lib := filepath.Join(root, "usr/include"), filepath.Join(root, "usr/lib/x86_64-linux-gnu")
 	fakeTree{include: inc, lib: lib, version: [3]int{2, 6, 0}, abi: 1}.write(t)

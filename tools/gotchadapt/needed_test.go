@@ -56,6 +56,9 @@ func buildCgoMain(t *testing.T, ldflags []string) string {
 // libraries linked plainly under --as-needed (gcc's default here) vanish: the
 // trap that made `train.device: auto` train on the CPU.
 func TestNoAsNeededKeepsLibtorchCUDA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles and links binaries; runs without -short")
+	}
 	site := t.TempDir()
 	writeFile(t, filepath.Join(site, "torch/__init__.py"), "")
 	fakeTree{include: filepath.Join(site, "torch/include"), lib: filepath.Join(site, "torch/lib"),
@@ -95,6 +98,9 @@ func TestNoAsNeededKeepsLibtorchCUDA(t *testing.T) {
 // libtorch_cpu and libc10 (and libtorch_cuda for a CUDA libtorch), and phiop's
 // C++ reports the detected version.
 func TestBuiltBinaryNeedsTheDetectedLibtorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: compiles and links binaries; runs without -short")
+	}
 	lt, err := detectLibtorch(hostEnv())
 	if err != nil {
 		t.Fatal(err)
