@@ -11,6 +11,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -37,6 +38,11 @@ type Env struct {
 	// LocalRank is the worker's rank on its node: with train.device cuda and several
 	// GPUs visible, it picks cuda:LocalRank (see ResolveDevice).
 	LocalRank int
+	// InitAdapters, when set, gives a run that starts fresh (not resumed) its initial
+	// adapter values: it is called once with the trainable list right after the
+	// adapters are injected (see initadapter.go); lrtrain train --init-adapter loads a
+	// PEFT adapter directory this way.
+	InitAdapters func(params []param.Tensor) error
 	// Device, when set, is the device the caller already resolved (dist/worker does, to
 	// pick the collective backend); Run then uses it instead of resolving
 	// Options.Train.Device again.

@@ -37,6 +37,9 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	if err := r.buildModel(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.initAdapters(); err != nil { // Env.InitAdapters, for a fresh run
+		return nil, err
+	}
 	if err := r.newOptimizer(); err != nil {
 		return nil, err
 	}
