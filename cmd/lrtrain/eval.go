@@ -15,9 +15,9 @@ import (
 )
 
 type evalFlags struct {
-	modelDir, ckpt, run, dataPath, format, task, labels, out string
-	regression                                               bool
-	maxLen, batch, maxNew, limit                             int
+	modelDir, ckpt, run, adapter, dataPath, format, task, labels, out string
+	regression                                                        bool
+	maxLen, batch, maxNew, limit                                      int
 }
 
 func newEvalCmd() *cobra.Command {
@@ -39,11 +39,17 @@ func newEvalCmd() *cobra.Command {
 
 With --checkpoint or --run the checkpoint's adapters are loaded onto its base model
 (--model may name the same base elsewhere), and the data settings the run trained
-with (format, labels, regression, max length, template) are the defaults. The table
-goes to stdout and the report, as JSON, to --out.`,
+with (format, labels, regression, max length, template) are the defaults. With
+--adapter the adapters of an adapter directory in PEFT's layout are loaded onto
+--model (default: the adapter's base_model_name_or_path when it is a local
+directory): lrtrain export --adapter-only output, or a LoRA adapter saved by PEFT
+(adapter_config.json + adapter_model.safetensors; DoRA, per-module ranks and other
+PEFT features lrtrain's adapters lack are refused by name). The table goes to
+stdout and the report, as JSON, to --out.`,
 		Example: `  lrtrain eval --model /tmp/tiny-llama --data data/testdata/alpaca_tiny_eval.json --format alpaca_json --task lm
   lrtrain eval --run runs/cs --data cs_eval.json --task multiple-choice
-  lrtrain eval --checkpoint runs/sst2/checkpoints/step-000300 --data dev.jsonl --task classification --out dev.json`,
+  lrtrain eval --checkpoint runs/sst2/checkpoints/step-000300 --data dev.jsonl --task classification --out dev.json
+  lrtrain eval --adapter peft-adapter --model /models/llama --data eval.json --format alpaca_json --task lm`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runEval(cmd, f) },
 	}
@@ -51,6 +57,7 @@ goes to stdout and the report, as JSON, to --out.`,
 	fl.StringVar(&f.modelDir, "model", "", "model directory (the base model with --checkpoint/--run)")
 	fl.StringVar(&f.ckpt, "checkpoint", "", "training checkpoint whose adapters to load (step directory or checkpoint root)")
 	fl.StringVar(&f.run, "run", "", "run directory whose newest checkpoint to load")
+	fl.StringVar(&f.adapter, "adapter", "", "adapter directory in PEFT's layout (adapter_config.json, adapter_model.safetensors) to load onto --model")
 	fl.StringVar(&f.dataPath, "data", "", "dataset file (comma-separated for several)")
 	fl.StringVar(&f.format, "format", "", "dataset format: "+strings.Join(data.Formats(), ", "))
 	fl.StringVar(&f.task, "task", "lm", "task: "+strings.Join(evaluate.Tasks(), ", "))
@@ -76,7 +83,17 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	var runDir, modelDir string
 	read := data.ReadConfig{Format: data.Format(f.format), Regression: f.regression}
 	build := data.BuildConfig{MaxLen: f.maxLen}
-	if f.ckpt != "" || f.run != "" {
+	if f.adapter != "" && (f.ckpt != "" || f.run != "") {
+		return usageError{fmt.Errorf("give --adapter or --checkpoint/--run, not both")}
+	}
+	if f.adapter != "" {
+		pm, err := openPEFT(f.adapter, f.modelDir, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer pm.Close()
+		m, modelDir = pm.Model, pm.base
+	} else if f.ckpt != "" || f.run != "" {
 		am, err := openAdapted(f.ckpt, f.run, f.modelDir)
 		if err != nil {
 			return err
@@ -136,8 +153,8 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 		return err
 	}
 	rep.Model, rep.Data = modelDir, f.dataPath
-	if f.ckpt != "" || f.run != "" {
-		rep.Model = fmt.Sprintf("%s + adapters of %s", modelDir, firstNonEmpty(f.ckpt, f.run))
+	if f.ckpt != "" || f.run != "" || f.adapter != "" {
+		rep.Model = fmt.Sprintf("%s + adapters of %s", modelDir, firstNonEmpty(f.ckpt, f.run, f.adapter))
 	}
 	if err := rep.Table(cmd.OutOrStdout()); err != nil {
 		return err

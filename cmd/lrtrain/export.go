@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/config"
 	"github.com/lrtrain/lrtrain/export"
@@ -183,4 +185,92 @@ transformers, vLLM and llama.cpp's converter load it like the base. With
 	f.BoolVar(&adapterOnly, "adapter-only", false, "write adapter_model.safetensors + adapter_config.json instead of the merged model")
 	f.BoolVar(&overwrite, "overwrite", false, "replace an existing output directory")
 	return cmd
+}
+
+// peftModel is a base model with the adapters of an adapter directory (PEFT's layout:
+// lrtrain export --adapter-only, or PEFT's save_pretrained) attached.
+type peftModel struct {
+	*model.Model
+	base   string // the base model directory
+	loaded *adapterio.Loaded
+}
+
+func (p *peftModel) Close() {
+	p.Model.Close()
+	p.loaded.Close()
+}
+
+// openPEFT loads the base model — modelDir, else the adapter's base_model_name_or_path
+// when that is a local model directory — in float32 and attaches the adapters of dir.
+// A classification head whose label count differs from the base config's is loaded
+// with the adapter's count.
+func openPEFT(dir, modelDir string, warn io.Writer) (*peftModel, error) {
+	d, err := adapterio.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	warnUnknown(warn, d)
+	base := modelDir
+	if base == "" {
+		base = d.Config.BaseModelNameOrPath
+		if _, err := os.Stat(filepath.Join(base, "config.json")); base == "" || err != nil {
+			return nil, usageError{fmt.Errorf("--model is required: the adapter's base_model_name_or_path %q is not a local model directory", base)}
+		}
+	}
+	m, err := model.Load(base)
+	if err != nil {
+		return nil, fmt.Errorf("base model of %s: %w", dir, err)
+	}
+	if n := headLabels(m, d); n > 0 {
+		m.Close()
+		if m, err = model.Load(base, model.WithNumLabels(n)); err != nil {
+			return nil, fmt.Errorf("base model of %s: %w", dir, err)
+		}
+	}
+	l, err := d.Attach(m)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	m.Train(false)
+	return &peftModel{Model: m, base: base, loaded: l}, nil
+}
+
+// headLabels returns the adapter's label count when its classification head's output
+// layer has another row count than m's, else 0.
+func headLabels(m *model.Model, d *adapterio.Dir) int {
+	n := m.Config().NumLabels
+	for _, h := range m.HeadTensors() {
+		shape, err := h.Tensor.Size()
+		if err != nil || len(shape) == 0 || shape[0] != int64(n) {
+			continue
+		}
+		if got, ok := d.Shape(h.Name); ok && len(got) > 0 && got[0] != int64(n) {
+			return int(got[0])
+		}
+	}
+	return 0
+}
+
+func warnUnknown(w io.Writer, d *adapterio.Dir) {
+	if len(d.Unknown) > 0 {
+		fmt.Fprintf(w, "lrtrain: %s: ignoring keys this lrtrain does not know: %s\n",
+			filepath.Join(d.Path, adapterio.ConfigFile), strings.Join(d.Unknown, ", "))
+	}
+}
+
+// initAdapter prepares lrtrain train --init-adapter DIR: the config overrides that
+// make the adapter section describe the adapter (put before the command line's own
+// --set, which win), and the Env.InitAdapters hook that loads its tensors into the
+// fresh run's adapters. close unmaps the tensor file after the run.
+func initAdapter(dir string, warn io.Writer) (overrides []string, load func([]param.Tensor) error, close func(), err error) {
+	d, err := adapterio.Open(dir)
+	if err != nil {
+		return nil, nil, nil, usageError{fmt.Errorf("--init-adapter: %w", err)}
+	}
+	warnUnknown(warn, d)
+	fmt.Fprintf(warn, "lrtrain: adapters start from %s (%s, r=%d, %d modules): %s\n",
+		dir, d.Config.PEFTType, d.Spec.R, len(d.Modules), strings.Join(d.ConfigOverrides(), " "))
+	return d.ConfigOverrides(), d.LoadInto, func() { d.Close() }, nil
 }

@@ -10,11 +10,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lrtrain/lrtrain/config"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/train"
 )
 
 func newTrainCmd(g *globalFlags) *cobra.Command {
-	var cfgPath, resume, metricsAddr string
+	var cfgPath, resume, metricsAddr, initFrom string
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "train --config cfg.yaml [--set section.key=value]... [--resume auto|never|PATH]",
@@ -29,6 +30,13 @@ and per evaluation) and checkpoints/step-NNNNNN (adapter.safetensors,
 optimizer.safetensors, trainer.json, manifest.json). --resume auto (the default)
 continues from the newest valid checkpoint there, exactly; a checkpoint whose adapter
 settings or base model differ from the configuration is refused.
+
+--init-adapter DIR starts a fresh run from an adapter directory in PEFT's layout
+(lrtrain export --adapter-only, or PEFT's save_pretrained of a LoRA adapter): its
+method, r, alpha, rslora, dropout, target_modules (and φ's settings) become the
+adapter section, before the command line's --set (which win), and its tensors
+replace the initial adapters; AdamW starts afresh. A resumed run keeps its checkpoint's
+values; give it the same --init-adapter (or the same adapter settings) to resume.
 
 Charts: output.tensorboard true writes TensorBoard event files to output.dir/tensorboard
 (train/loss, lr, grad_norm, tokens_per_s; eval/*; the stable rank of every adapted
@@ -46,6 +54,7 @@ invalid command line or configuration (including a missing model directory or da
 		Example: `  lrtrain train --config config/examples/alpaca-tiny.yaml
   lrtrain train --config cfg.yaml --set train.max_steps=200 --set train.lr=1e-4
   lrtrain train --config cfg.yaml --resume runs/x/checkpoints/step-000100
+  lrtrain train --config cfg.yaml --init-adapter peft-adapter --set adapter.dropout=0
   lrtrain train --config cfg.yaml --set output.tensorboard=true --metrics-addr :9400
   lrtrain launch --standalone --nproc-per-node 2 -- train --config cfg.yaml`,
 		Args: cobra.NoArgs,
@@ -54,6 +63,15 @@ invalid command line or configuration (including a missing model directory or da
 				return usageError{errors.New("train: --config is required")}
 			}
 			overrides := sets
+			var initLoad func([]param.Tensor) error
+			if initFrom != "" { // the adapter's settings first: the command line's --set win
+				pre, load, closeDir, err := initAdapter(initFrom, cmd.ErrOrStderr())
+				if err != nil {
+					return err
+				}
+				defer closeDir()
+				overrides, initLoad = append(pre, sets...), load
+			}
 			if resume != "" {
 				overrides = append(overrides, "checkpoint.resume="+resume)
 			}
@@ -84,7 +102,8 @@ invalid command line or configuration (including a missing model directory or da
 			}
 			defer wg.Close()
 			env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
-				Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device}
+				Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device,
+				InitAdapters: initLoad}
 			env.Hooks = obs.wrap(env.Hooks)
 			_, err = train.Run(ctx, opts, env)
 			if errors.Is(err, train.ErrConfig) {
@@ -96,6 +115,7 @@ invalid command line or configuration (including a missing model directory or da
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (required)")
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a key, section.key=value (repeatable)")
 	cmd.Flags().StringVar(&resume, "resume", "", "auto, never or a checkpoint directory (default: checkpoint.resume)")
+	cmd.Flags().StringVar(&initFrom, "init-adapter", "", "start the adapters from an adapter directory in PEFT's layout (its settings become the adapter section; a resumed run ignores its values)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on rank 0, e.g. :9400 (default: off)")
 	return cmd
 }
