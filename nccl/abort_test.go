@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 // These tests prove that every init, enqueue and wait on the fake libnccl
@@ -138,13 +141,21 @@ func TestRunAbortsEnqueueBlockedUntilAbort(t *testing.T) {
 }
 
 func TestRunAbortsBlockedEnqueueOnCancel(t *testing.T) {
-	loadFakes(t)
+	logPath := loadFakes(t)
 	t.Setenv(EnvBlocking, "1")
 	c := newFakeComm(t)
 	t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "1")
 	lost := errors.New("etcd session lost")
 	ctx, cancel := context.WithCancelCause(context.Background())
-	time.AfterFunc(50*time.Millisecond, func() { cancel(lost) })
+	go func() {
+		// Cancel once the call is inside the fake (its log line is written
+		// on entry).
+		_ = testkit.Poll(failAfter, func() bool {
+			b, _ := os.ReadFile(logPath)
+			return strings.Contains(string(b), "ncclAllReduce")
+		})
+		cancel(lost)
+	}()
 	err, _ := ended(t, func() error { return runAllReduce(ctx, c, 0, 0) }) // no timeout: only ctx
 	if !errors.Is(err, lost) || !errors.Is(err, ErrAborted) {
 		t.Fatalf("Run = %v, want the cancel cause and an abort", err)

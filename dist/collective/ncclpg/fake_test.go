@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"github.com/lrtrain/lrtrain/nccl"
 )
 
@@ -77,7 +78,7 @@ func TestCloseDuringBlockedEnqueue(t *testing.T) {
 	t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "1")
 	errc := make(chan error, 1)
 	go func() { errc <- g.AllReduce(context.Background(), []float32{1}, collective.Sum) }()
-	time.Sleep(50 * time.Millisecond) // let the call enter the fake; the test holds either way
+	testkit.WaitFor(t, failAfter, "the all-reduce to be in flight", inExec(g))
 	if err, took := within(t, "Close", g.Close); err != nil || took > abortBound {
 		t.Errorf("Close = %v after %v, want nil within %v", err, took, abortBound)
 	}

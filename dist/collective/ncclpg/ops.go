@@ -273,7 +273,8 @@ func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 		err := w.Run(wctx, op, g.comm.Pending(g.stream), func() error { return enqueue(g.stream) })
 		var ae *nccl.AbortError
 		switch {
-		case err != nil && errors.As(err, &ae):
+		case err != nil && (errors.As(err, &ae) || wctx.Err() != nil):
+			// Aborted, or not started because the call was cancelled.
 		case err != nil:
 			err = fmt.Errorf("%w: enqueue: %w", ErrDevice, err)
 		case finish != nil:
