@@ -12,15 +12,17 @@
 // as they load the base. The merge runs in float32 whatever the compute dtype and
 // rounds once (to nearest, ties to even, as torch) to the output dtype.
 //
-// AdapterOnly writes the adapters alone, PEFT-style: adapter_model.safetensors with
-// base_model.model.<module>.lora_A.weight / lora_B.weight, φ's tensors as
-// <module>.phi.{amplitude,bandwidth_raw,grid} and the head under its own names, plus
-// adapter_config.json with PEFT's LoRA fields (r, lora_alpha, lora_dropout,
-// use_rslora, target_modules as the shortest suffixes that select exactly the
-// adapted layers, modules_to_save) and an "lrlora" block (method, K, L, grid, basis,
-// share, sine_omega, scaling, modules). Plain LoRA adapters say peft_type "LORA" and
-// load in PEFT; LR-LoRA and SineLoRA say "LRLORA", which PEFT refuses rather than
-// silently dropping φ.
+// AdapterOnly writes the adapters alone in PEFT's layout (package adapterio states
+// it): adapter_model.safetensors with base_model.model.<module>.lora_A.weight [r, d_in]
+// and lora_B.weight [d_out, r] and the head under its own names, and
+// adapter_config.json with every key of PEFT's LoraConfig — target_modules as the
+// shortest suffixes that select exactly the adapted layers, modules_to_save, PEFT's
+// defaults elsewhere. A plain LoRA adapter says peft_type "LORA" and holds nothing
+// else, so PEFT loads it as it is. LR-LoRA and SineLoRA adapters say "LRLORA", add φ's
+// tensors as <module>.phi.{amplitude,bandwidth_raw,grid} (phi_shared.* under sharing)
+// and an "lrlora" block (method, K, L, grid, basis, share, center, residual,
+// sine_omega, scaling, modules); PEFT refuses that peft_type rather than silently
+// dropping φ. adapterio reads both kinds back.
 //
 // Both write into a hidden temporary directory beside the output and rename it into
 // place, so the output directory is never partial: an export that fails (a NaN
@@ -31,5 +33,7 @@
 // the adapted model (llama LR-LoRA, qwen2 SineLoRA, roberta LoRA with its head); a
 // bfloat16 export holds exactly the bfloat16 rounding of the float32 merge; shards
 // and index cover every tensor once with the one-file export's bytes; a NaN adapter
-// is refused by name with nothing left on disk.
+// is refused by name with nothing left on disk; a LoRA adapter's config holds exactly
+// PEFT 0.20.0's LoraConfig keys, value types and defaults, its tensors PEFT's names and
+// shapes (tiny Llama and Qwen2).
 package export
