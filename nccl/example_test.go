@@ -55,6 +55,26 @@ func (never) Query() (bool, error) { return false, nil }
 func (never) AsyncError() error    { return nil }
 func (never) Abort() error         { return nil }
 
+// Run bounds the enqueue too: here the enqueue blocks until the watchdog's
+// goroutine aborts the communicator (on a GPU: ncclCommAbort wakes a call
+// blocked inside NCCL), and Run returns once it has.
+func ExampleWatchdog_Run() {
+	p := &blockedUntilAbort{aborted: make(chan struct{})}
+	w := &nccl.Watchdog{Rank: 1, Timeout: 10 * time.Millisecond}
+	err := w.Run(context.Background(), "allreduce", p, func() error {
+		<-p.aborted // the enqueue blocked inside NCCL
+		return nccl.RemoteError
+	})
+	fmt.Println(errors.Is(err, nccl.ErrAborted), errors.Is(err, nccl.ErrTimeout))
+	// Output: true true
+}
+
+type blockedUntilAbort struct{ aborted chan struct{} }
+
+func (b *blockedUntilAbort) Query() (bool, error) { return false, nil }
+func (b *blockedUntilAbort) AsyncError() error    { return nil }
+func (b *blockedUntilAbort) Abort() error         { close(b.aborted); return nil }
+
 func ExampleParseDataType() {
 	for _, name := range []string{"torch.bfloat16", "float", "half", "long"} {
 		d, _ := nccl.ParseDataType(name)
