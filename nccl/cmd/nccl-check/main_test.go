@@ -156,6 +156,17 @@ func TestThreeProcessesOnFakeLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Non-blocking communicators (the fake is NCCL 2.21), then blocking ones
+	// as on NCCL < 2.14, where the watchdog goroutine does the abort.
+	for _, blocking := range []string{"0", "1"} {
+		t.Run("blocking="+blocking, func(t *testing.T) {
+			t.Setenv(nccl.EnvBlocking, blocking)
+			threeProcesses(t, libs, blocking == "0")
+		})
+	}
+}
+
+func threeProcesses(t *testing.T, libs fakenccl.Libs, nonBlocking bool) {
 	t.Setenv(nccl.EnvNCCLLibrary, libs.NCCL)
 	t.Setenv(nccl.EnvCudartLibrary, libs.Cudart)
 	t.Setenv("FAKE_NCCL_SHARED_DIR", t.TempDir())
@@ -170,6 +181,7 @@ func TestThreeProcessesOnFakeLibraries(t *testing.T) {
 	}
 	for _, want := range []string{
 		"[rank 2] PASS comm queries: count=3 device=2 rank=2",
+		fmt.Sprintf("[rank 1] INFO communicator non-blocking: %v", nonBlocking),
 		// Rank r sends i%5*1.5-3+r: the sum over ranks 0-2 is 3*(i%5*1.5-3)+3.
 		"[rank 1] PASS allreduce float32/sum: n=6 got [-6 -1.5 3 7.5 12 -6 99 99]",
 		"[rank 0] PASS allreduce bfloat16/avg: n=6 got [-2 -0.5 1 2.5 4 -2 99 99]",
