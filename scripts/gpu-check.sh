@@ -15,6 +15,8 @@
 #                   GPUs (NCCL) against the same launch on the CPU (Gloo): the loss of every
 #                   step within LOSS_TOL relative (default 1e-2; see below)
 #   5. sharded      the same GPU launch with dist.shard_group_size=$GPUS, against the CPU run
+#                   (sharding is CPU-only for now: config validation refuses it with
+#                   train.device=cuda, so this step fails, naming the key, until it lands)
 #
 # LOSS_TOL: float32 training on cuBLAS and on OpenBLAS sums in different orders (relative
 # differences near 1e-6 per reduction), and STEPS optimizer steps compound them; 1e-2 is
@@ -104,7 +106,9 @@ if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$ou
     [ $run = sharded ] && extra=(--set dist.shard_group_size="$GPUS")
     name=ddp-vs-cpu
     [ $run = sharded ] && name=sharded
-    if train $run auto nccl "${extra[@]}"; then
+    # train.device=cuda, not auto: a libtorch that does not see the GPUs is an error,
+    # not a quiet CPU run that would match the reference.
+    if train $run cuda nccl "${extra[@]}"; then
       if detail=$(compare $run); then record $name PASS "$detail"; else record $name FAIL "$detail"; fi
     else
       record $name FAIL "launch failed: $(tail -n 1 "$out/$run.log") (see $out/$run.log)"
