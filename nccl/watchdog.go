@@ -34,11 +34,12 @@ func (w streamWork) Query() (bool, error) { return StreamQuery(w.s) }
 func (w streamWork) AsyncError() error    { return w.c.AsyncError() }
 func (w streamWork) Abort() error         { return w.c.Abort() }
 
-// Watchdog bounds the wait for each collective. When the collective does
-// not finish within Timeout, when the context is cancelled (the rendezvous
-// cancels it when this rank's etcd session is lost), when the stream fails,
-// or when the communicator reports an asynchronous error, it aborts the
-// communicator and returns an *AbortError, so that no rank waits forever.
+// Watchdog bounds each collective: Run its enqueue and wait together, Wait
+// the wait alone. When the collective does not finish within Timeout, when
+// the context is cancelled (the rendezvous cancels it when this rank's etcd
+// session is lost), when the stream fails, or when the communicator reports
+// an asynchronous error, it aborts the communicator and returns an
+// *AbortError, so that no rank waits forever.
 type Watchdog struct {
 	// Rank names this rank in errors.
 	Rank int
