@@ -197,8 +197,12 @@ func TestRunAbortsCollectiveInProgressForever(t *testing.T) {
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "-1")
 	const timeout = 100 * time.Millisecond
 	err, took := ended(t, func() error { return runAllReduce(context.Background(), c, 0, timeout) })
-	if !errors.Is(err, ErrTimeout) || took > timeout+abortBound {
+	var ae *AbortError
+	if !errors.As(err, &ae) || !errors.Is(err, ErrTimeout) || took > timeout+abortBound {
 		t.Fatalf("Run = %v after %v; want a timeout abort within %v", err, took, timeout+abortBound)
+	}
+	if ae.AbortErr != nil {
+		t.Errorf("abort of a non-blocking communicator (ncclInProgress: released in the background) reported %v", ae.AbortErr)
 	}
 	if err := c.AsyncError(); !errors.Is(err, ErrClosed) {
 		t.Errorf("after the abort: %v, want ErrClosed", err)

@@ -132,9 +132,13 @@ func (c *Comm) Destroy() error {
 }
 
 // Abort frees the communicator without waiting for its pending work, which
-// is cancelled on the GPU, so that the stream drains. Call it from the
-// goroutine that enqueues collectives (the watchdog does) or after that
-// goroutine stopped enqueueing; later calls return ErrClosed.
+// is cancelled on the GPU, so that the stream drains. On a non-blocking
+// communicator Abort and Destroy may answer ncclInProgress: NCCL finishes
+// the release in the background, and they return nil. Call it from the
+// goroutine that enqueues collectives, or from another one while that
+// goroutine is blocked inside an NCCL call (Watchdog.Run does, as PyTorch's
+// watchdog thread does: the abort makes the call return); later calls
+// return ErrClosed.
 func (c *Comm) Abort() error {
 	return c.release("abort", func(s *symbols) unsafe.Pointer { return s.commAbort })
 }
@@ -147,6 +151,9 @@ func (c *Comm) release(what string, pick func(*symbols) unsafe.Pointer) error {
 	var code int32
 	if err := with(func(s *symbols) error { code = cCallPtr(pick(s), h); return nil }); err != nil {
 		return err
+	}
+	if c.nonBlocking && Result(code) == InProgress {
+		return nil // released in the background; the handle is gone
 	}
 	if err := resultErr(code); err != nil {
 		return fmt.Errorf("nccl: comm %s (rank %d): %w", what, c.rank, err)

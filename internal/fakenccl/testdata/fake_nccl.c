@@ -208,11 +208,13 @@ static int check(struct fake_comm *c) {
 	return OK;
 }
 
+/* On a non-blocking communicator NCCL releases in the background and
+ * answers ncclInProgress (the handle is gone; there is nothing to poll). */
 int ncclCommDestroy(struct fake_comm *c) {
 	note("ncclCommDestroy comm=%#lx", u(c));
 	if (check(c)) return INVALID_ARG;
 	c->live = 0;
-	return OK;
+	return c->nonblocking ? IN_PROGRESS : OK;
 }
 
 /* Abort wakes every call blocked on the communicator. */
@@ -224,7 +226,7 @@ int ncclCommAbort(struct fake_comm *c) {
 	c->aborted = 1;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
-	return OK;
+	return c->nonblocking ? IN_PROGRESS : OK;
 }
 
 int ncclCommGetAsyncError(struct fake_comm *c, int *err) {
