@@ -135,9 +135,13 @@ the merged model W0 + ΔW in the base model's Hugging Face layout — same tenso
 names, config.json with torch_dtype updated, tokenizer files, generation config,
 sharded with model.safetensors.index.json above --max-shard-size — so that
 transformers, vLLM and llama.cpp's converter load it like the base. With
---adapter-only it writes adapter_model.safetensors and adapter_config.json
-(PEFT's fields plus lrtrain's "lrlora" block with φ's settings; φ's tensors as
-<module>.phi.*). The output directory appears only once complete.`,
+--adapter-only it writes adapter_model.safetensors and adapter_config.json in
+PEFT's layout: for method lora exactly what PEFT's save_pretrained writes (PEFT's
+LoraConfig keys, base_model.model.<module>.lora_A.weight / lora_B.weight), so
+PeftModel.from_pretrained loads it; for lrlora and sinelora peft_type "LRLORA",
+which PEFT refuses, with an "lrlora" block of φ's settings and φ's tensors as
+<module>.phi.*. lrtrain eval --adapter and train --init-adapter read both back.
+The output directory appears only once complete.`,
 		Example: `  lrtrain export --run runs/tiny --out runs/tiny/merged
   lrtrain export --checkpoint runs/tiny/checkpoints/step-000200 --out merged-bf16 --dtype bfloat16
   lrtrain export --run runs/tiny --out adapter --adapter-only`,
