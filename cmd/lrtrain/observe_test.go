@@ -286,6 +286,9 @@ func TestObserverOnlyOnRankZero(t *testing.T) {
 // Under `lrtrain launch` with two workers, each given --metrics-addr and
 // output.tensorboard, only rank 0 serves and writes: one endpoint, one event file.
 func TestLaunchObservesOnRankZeroOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process, etcd; runs without -short")
+	}
 	cfg, _ := trainConfig(t, "")
 	out := filepath.Join(t.TempDir(), "run2")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
