@@ -29,7 +29,7 @@ func TestCrashChild(t *testing.T) {
 	park := func() {
 		fmt.Printf("CRASHPOINT %s\n", stage)
 		os.Stdout.Sync()
-		time.Sleep(time.Minute) // the parent kills us long before this
+		time.Sleep(time.Minute) // the fault itself: parked mid-save until the parent's SIGKILL
 		os.Exit(3)
 	}
 	hook = func(s string) error {
