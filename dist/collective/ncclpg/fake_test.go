@@ -117,6 +117,28 @@ func TestWedgedLibraryDoesNotBlockCallerOrClose(t *testing.T) {
 	}
 }
 
+// A non-blocking init that never completes (a rank that never arrives) is
+// aborted at the timeout: New fails with ErrTimeout within the timeout plus
+// abortBound, and the half-made communicator is aborted.
+func TestInitInProgressForeverEndsAtTheTimeout(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "calls.log")
+	t.Setenv("FAKE_NCCL_LOG", logPath)
+	t.Setenv("FAKE_NCCL_INIT_PROGRESS", "-1")
+	const timeout = 100 * time.Millisecond
+	err, took := within(t, "New", func() error {
+		g, err := New(context.Background(), Config{Size: 1, Timeout: timeout})
+		if err == nil {
+			_ = g.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, collective.ErrTimeout) || took > timeout+abortBound {
+		t.Fatalf("New = %v after %v, want ErrTimeout within %v", err, took, timeout+abortBound)
+	}
+	aborted := func() bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), "ncclCommAbort") }
+	testkit.WaitFor(t, failAfter, "the half-made communicator to be aborted", aborted)
+}
+
 // memStore is a Store in memory shared by ranks in one process.
 type memStore struct {
 	mu   sync.Mutex

@@ -149,7 +149,15 @@ func New(ctx context.Context, cfg Config) (*Group, error) {
 	}
 	if initErr != nil {
 		g.shutdown()
-		return nil, fmt.Errorf("%w: %s: %w", ErrDevice, desc, initErr)
+		sentinel := ErrDevice
+		var ae *nccl.AbortError
+		if errors.As(initErr, &ae) { // a non-blocking init aborted at the deadline or on ctx
+			sentinel = collective.ErrAborted
+			if errors.Is(initErr, nccl.ErrTimeout) || errors.Is(initErr, context.DeadlineExceeded) {
+				sentinel = collective.ErrTimeout
+			}
+		}
+		return nil, fmt.Errorf("%w: %s: %w", sentinel, desc, initErr)
 	}
 	g.life.Watch(cfg.AbortOn)
 	g.health = health{stop: make(chan struct{}), done: make(chan struct{})}
