@@ -93,6 +93,9 @@ func TestCloseDuringBlockedEnqueue(t *testing.T) {
 // wedged thread keeps the library loaded until the process exits.
 func TestWedgedLibraryDoesNotBlockCallerOrClose(t *testing.T) {
 	if os.Getenv("NCCLPG_WEDGED_CHILD") != "1" {
+		if testing.Short() {
+			t.Skip("starts a child process; runs without -short")
+		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestWedgedLibraryDoesNotBlockCallerOrClose$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), "NCCLPG_WEDGED_CHILD=1")
 		out, err := cmd.CombinedOutput()

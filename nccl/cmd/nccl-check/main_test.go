@@ -152,6 +152,9 @@ func TestMain(m *testing.M) {
 // bandwidth lines and the abort check run as on GPUs. NCCL's transports and
 // the bandwidth of real links are not exercised.
 func TestThreeProcessesOnFakeLibraries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes twice; runs without -short")
+	}
 	libs, err := fakenccl.Build(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
