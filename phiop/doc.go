@@ -25,6 +25,12 @@
 // `cuda` build tag (see the Makefile); otherwise CUDA tensors are rejected
 // with ErrNoCUDA.
 //
+// Variants (ApplyVariant, docs/method.md §10): Center is φ(x) − φ(0) and Residual
+// is x + φ(x) − φ(0). They compose the fused op with libtorch elementwise ops under
+// autograd (φ(0) is the fused op on a one-element zero tensor), so their gradients
+// are exact and they run on every device Apply does without kernels of their own;
+// NaiveVariant is the same composition over Naive.
+//
 // Tests: go test ./phiop/ (finite differences in float64, fused vs Naive,
 // determinism, retained memory); benchmarks: make -C phiop bench.
 package phiop
