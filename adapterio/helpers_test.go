@@ -14,6 +14,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -23,9 +24,7 @@ import (
 func writeBase(t *testing.T, arch string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "base-"+arch)
-	if _, err := hfinit.Write(dir, hfinit.Options{Arch: arch, Preset: "tiny", Seed: 7, Perturb: true}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, dir, hfinit.Options{Arch: arch, Preset: "tiny", Seed: 7, Perturb: true})
 	return dir
 }
 
