@@ -11,8 +11,9 @@ import (
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
-// DeltaWeight returns ΔW = s·φ(B·A) (d_out×d_in, in the adapter's parameter dtype),
-// recorded by autograd when grad mode is on. It is the one function that training
+// DeltaWeight returns ΔW = s·φ(B·A) (d_out×d_in, in the adapter's parameter dtype;
+// φ centred or residual as the spec's Phi says), recorded by autograd when grad mode
+// is on. It is the one function that training
 // (Forward), merging (Merged) and export use. The caller drops the result.
 //
 // For LR-LoRA, φ is the fused phiop node: it keeps M and the K-vectors for
@@ -41,7 +42,9 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 		}
 	case adapter.LRLoRA:
 		var phi *ts.Tensor
-		phi, err = phiop.Apply(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale)
+		// phi.center and phi.residual (docs/method.md §10); the zero Variant is phiop.Apply.
+		v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
+		phi, err = phiop.ApplyVariant(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v)
 		m.Drop()
 		if err == nil {
 			dw, err = mulScalar(phi, ad.scaling, true)

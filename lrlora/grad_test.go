@@ -23,6 +23,14 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		{"lrlora-gaussian", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Basis = adapter.Gaussian })},
 		{"lrlora-bspline", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Basis = adapter.BSpline; s.L = 1.5 })},
 		{"lrlora-chebyshev", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Grid = adapter.Chebyshev })},
+		{"lrlora-center", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Center, s.Init = true, adapter.InitSmall })},
+		{"lrlora-residual", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Residual = true })},
+		{"lrlora-residual-bspline", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) {
+			s.K = 6
+			s.Basis = adapter.BSpline
+			s.L = 1.5
+			s.Residual = true
+		})},
 		{"lora", spec(adapter.LoRA, 2, func(s *adapter.Spec) { s.RSLoRA = true })},
 		{"sinelora", spec(adapter.SineLoRA, 2)},
 	}

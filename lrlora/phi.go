@@ -29,7 +29,12 @@ func newPhiTensor(kind string, cfg adapter.Phi, dtype gotch.DType, dev gotch.Dev
 	trainable := true
 	switch kind {
 	case "amplitude":
-		// a_k = 0, so φ ≡ 0 and ΔW = 0 at initialisation.
+		// phi.init: a = 0 (the paper's, φ ≡ 0 and ΔW = 0 at initialisation), small or identity.
+		a, err := InitialAmplitudes(cfg)
+		if err != nil {
+			return nil, err
+		}
+		vals = a
 	case "bandwidth_raw":
 		for k := range vals {
 			vals[k] = BandwidthRawInit
