@@ -66,6 +66,7 @@ type AdamW struct {
 	params []ts.NamedTensor
 	index  map[string]int
 	state  map[string]*ParamState
+	scale  map[string]float64 // learning-rate multipliers (SetLRScale); absent means 1
 }
 
 // NewAdamW creates the optimizer for params (the trainable list, e.g. from
@@ -108,7 +109,7 @@ func (o *AdamW) Step(lr float64) error {
 	}
 	return tensorkit.NoGrad(func() error {
 		for _, p := range o.params {
-			if err := o.stepOne(p, lr); err != nil {
+			if err := o.stepOne(p, lr*o.lrScale(p.Name)); err != nil {
 				return fmt.Errorf("optim: adamw step %q: %w", p.Name, err)
 			}
 		}
