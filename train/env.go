@@ -69,6 +69,9 @@ type Hooks struct {
 	Eval func(EvalContext) (map[string]float64, error)
 	// Step is called after every optimizer step.
 	Step func(StepMetrics)
+	// Evaluated is called after each evaluation is recorded, with its loss and the Eval
+	// hook's metrics (rank 0 writes the same values to metrics.jsonl).
+	Evaluated func(EvalResult)
 }
 
 // StepMetrics describes one optimizer step, all ranks together.

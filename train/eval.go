@@ -25,10 +25,11 @@ type EvalContext struct {
 // EvalResult is one evaluation: the mean loss per target over the evaluation set (all
 // ranks), its perplexity for language models, and the hook's metrics.
 type EvalResult struct {
-	Step    int64
-	Loss    float64
-	Targets int64
-	Metrics map[string]float64
+	Step       int64
+	Loss       float64
+	Perplexity float64 // exp(Loss) for language models, 0 for classification and regression
+	Targets    int64
+	Metrics    map[string]float64
 }
 
 // evaluate evaluates, runs the hook, reports, and updates the early-stopping state;
@@ -52,6 +53,13 @@ func (r *run) evaluate(ctx context.Context) (string, error) {
 	for k, v := range extra {
 		rec[k] = v
 		ev = ev.Float64(k, v)
+	}
+	if r.env.Hooks.Evaluated != nil {
+		er := EvalResult{Step: st.Step, Loss: loss, Targets: n, Metrics: extra}
+		if !r.exs.classify {
+			er.Perplexity = math.Exp(loss)
+		}
+		defer r.env.Hooks.Evaluated(er)
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		ev.Msg("evaluation (non-finite loss: not counted for early stopping)")

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/config"
@@ -25,19 +22,15 @@ const tensorboardDir = "tensorboard"
 
 // observer charts a run through train.Hooks, on rank 0 only: TensorBoard event files
 // under <output.dir>/tensorboard when output.tensorboard is on, and the Prometheus
-// endpoint when --metrics-addr is given. Steps come from the Step hook; an evaluation's
-// loss, perplexity and hook metrics from its metrics.jsonl record (the Eval hook runs
-// before the loss is recorded, and the record is written right after it), read at the
-// next step or when the run ends; per-module stable ranks of ΔW are computed in the Eval
-// hook when TensorBoard is on. A failure to write the charts is reported once on the
+// endpoint when --metrics-addr is given. Steps come from the Step hook, evaluations
+// (loss, perplexity, the Eval hook's metrics) from the Evaluated hook; per-module stable
+// ranks of ΔW are computed in the Eval hook when TensorBoard is on. A failure to write the charts is reported once on the
 // console and turns them off; it never stops training.
 type observer struct {
 	rank    int
 	tbDir   string                             // "" when TensorBoard is off
 	tb      *tfevents.Writer                   // opened at the first hook call (after train.Run holds the run lock)
 	prom    *prom.Exporter                     // nil without --metrics-addr
-	records string                             // <output.dir>/metrics.jsonl
-	pending int64                              // the step of an evaluation not charted yet, or -1
 	console io.Writer                          // where warnings go
 	onStep  func(*observer, train.StepMetrics) // tests: called after each step is charted
 }
@@ -51,8 +44,7 @@ var observeStepForTest func(*observer, train.StepMetrics)
 // launcher's environment (RANK, WORLD_SIZE), as the worker's groups do; a process not
 // started by lrtrain launch is rank 0 of 1.
 func startObserver(c *config.Config, metricsAddr string, console io.Writer) (*observer, error) {
-	o := &observer{pending: -1, console: console, onStep: observeStepForTest,
-		records: filepath.Join(c.Output.Dir, train.MetricsFile)}
+	o := &observer{console: console, onStep: observeStepForTest}
 	world := 1
 	if _, launched := os.LookupEnv("LRTRAIN_RDZV_JOB"); launched {
 		o.rank, world = envInt("RANK", 0), envInt("WORLD_SIZE", 1)
@@ -108,6 +100,12 @@ func (o *observer) wrap(inner train.Hooks) train.Hooks {
 			o.onStep(o, sm)
 		}
 	}
+	h.Evaluated = func(er train.EvalResult) {
+		o.evaluation(er)
+		if inner.Evaluated != nil {
+			inner.Evaluated(er)
+		}
+	}
 	h.Eval = func(ec train.EvalContext) (map[string]float64, error) {
 		o.evaluated(ec)
 		if inner.Eval != nil {
@@ -118,9 +116,8 @@ func (o *observer) wrap(inner train.Hooks) train.Hooks {
 	return h
 }
 
-// step charts one optimizer step, after the evaluation before it if one is pending.
+// step charts one optimizer step.
 func (o *observer) step(sm train.StepMetrics) {
-	o.flushEval()
 	if o.prom != nil {
 		o.prom.ObserveStep(prom.Step{Step: sm.Step, Loss: sm.Loss, LR: sm.LR, GradNorm: sm.GradNorm,
 			Tokens: sm.Tokens, TokensPerS: sm.TokensPerS})
@@ -130,12 +127,9 @@ func (o *observer) step(sm train.StepMetrics) {
 		{Tag: "train/step_s", Value: sm.StepSeconds}})
 }
 
-// evaluated notes the evaluation (charted from its record later) and charts the stable
-// rank ‖ΔW‖²_F/σ²_max of every adapted module, and its mean over the attention and the
+// evaluated charts the stable rank ‖ΔW‖²_F/σ²_max of every adapted module, and its mean over the attention and the
 // MLP modules, when TensorBoard is on.
 func (o *observer) evaluated(ec train.EvalContext) {
-	o.flushEval()
-	o.pending = ec.Step
 	if o.tbDir == "" || ec.Model == nil {
 		return
 	}
@@ -171,76 +165,25 @@ func stableRankOf(ad *lrlora.Adapter) (float64, error) {
 	return lrlora.StableRank(dw)
 }
 
-// flushEval charts the pending evaluation from its metrics.jsonl record: eval_loss as
-// eval/loss, eval_ppl as eval/ppl, a hook's metric m as eval/m.
-func (o *observer) flushEval() {
-	if o.pending < 0 {
-		return
+// evaluation charts one evaluation: its loss as eval/loss, its perplexity (language
+// models) as eval/ppl, a hook's metric m as eval/m.
+func (o *observer) evaluation(er train.EvalResult) {
+	scalars := []tfevents.Scalar{{Tag: "eval/loss", Value: er.Loss}}
+	if er.Perplexity != 0 {
+		scalars = append(scalars, tfevents.Scalar{Tag: "eval/ppl", Value: er.Perplexity})
 	}
-	step := o.pending
-	o.pending = -1
-	rec, err := evalRecord(o.records, step)
-	if err != nil {
-		o.warn(err)
-		return
-	}
-	if rec == nil {
-		return // the evaluation failed before its record was written
-	}
-	keys := make([]string, 0, len(rec))
-	for k := range rec {
+	keys := make([]string, 0, len(er.Metrics))
+	for k := range er.Metrics {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var scalars []tfevents.Scalar
 	for _, k := range keys {
-		if k == "step" || k == "eval_targets" {
-			continue
-		}
-		if v, ok := rec[k].(float64); ok {
-			scalars = append(scalars, tfevents.Scalar{Tag: "eval/" + strings.TrimPrefix(k, "eval_"), Value: v})
-		}
+		scalars = append(scalars, tfevents.Scalar{Tag: "eval/" + k, Value: er.Metrics[k]})
 	}
-	if loss, ok := rec["eval_loss"].(float64); ok && o.prom != nil {
-		o.prom.ObserveEval(step, loss)
+	if o.prom != nil {
+		o.prom.ObserveEval(er.Step, er.Loss)
 	}
-	o.chart(step, scalars)
-}
-
-// recordsTail bounds how much of metrics.jsonl evalRecord reads: the evaluation's record
-// is at most a step record from the end.
-const recordsTail = 256 << 10
-
-// evalRecord returns the last evaluation record of step in the metrics file, or nil.
-func evalRecord(path string, step int64) (map[string]any, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read evaluation record: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read evaluation record: %w", err)
-	}
-	start := max(fi.Size()-recordsTail, 0)
-	buf := make([]byte, fi.Size()-start)
-	if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("read evaluation record: %s: %w", path, err)
-	}
-	lines := bytes.Split(buf, []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if !bytes.Contains(lines[i], []byte(`"eval_loss"`)) {
-			continue
-		}
-		var rec map[string]any
-		if json.Unmarshal(lines[i], &rec) != nil {
-			continue // a partial first line of the tail
-		}
-		if s, ok := rec["step"].(float64); ok && int64(s) == step {
-			return rec, nil
-		}
-	}
-	return nil, nil
+	o.chart(er.Step, scalars)
 }
 
 // chart writes scalars to the event file, creating it on first use.
@@ -276,10 +219,8 @@ func (o *observer) warn(err error) {
 	o.tbDir = ""
 }
 
-// close charts an evaluation made after the last step, closes the event file and stops
-// the endpoint.
+// close closes the event file and stops the endpoint.
 func (o *observer) close() error {
-	o.flushEval()
 	var errs []error
 	if o.tb != nil {
 		errs = append(errs, o.tb.Close())
