@@ -12,6 +12,7 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/config"
 	"github.com/lrtrain/lrtrain/export"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/train"
@@ -25,9 +26,7 @@ func TestInitAdapterOverridesDescribeTheAdapter(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	base := filepath.Join(t.TempDir(), "base")
-	if _, err := hfinit.Write(base, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "qwen2", Preset: "tiny", Seed: 3})
 	m, err := model.Load(base)
 	if err != nil {
 		t.Fatal(err)
@@ -100,9 +99,7 @@ func TestOpenPEFTClassifierAndBadDir(t *testing.T) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	base := filepath.Join(t.TempDir(), "base")
-	if _, err := hfinit.Write(base, hfinit.Options{Arch: "roberta", Preset: "tiny", Seed: 4}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "roberta", Preset: "tiny", Seed: 4})
 	m, err := model.Load(base, model.WithNumLabels(3))
 	if err != nil {
 		t.Fatal(err)

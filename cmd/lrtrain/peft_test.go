@@ -14,6 +14,7 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
 	"github.com/lrtrain/lrtrain/train"
@@ -25,9 +26,7 @@ func trainedLoRARun(t *testing.T) (run, base string) {
 	t.Helper()
 	dir := t.TempDir()
 	base = filepath.Join(dir, "base")
-	if _, err := hfinit.Write(base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1}); err != nil {
-		t.Fatal(err)
-	}
+	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 	run = filepath.Join(dir, "run")
 	o := train.DefaultOptions()
 	o.Model.Path = base
