@@ -3,6 +3,7 @@ package lrlora
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/lrtrain/lrtrain/adapter"
 )
@@ -143,4 +144,11 @@ func choleskySolve(s, y []float64, n int) ([]float64, bool) {
 		x[i] /= s[i*n+i]
 	}
 	return x, true
+}
+
+// IsPhiParameter reports whether a trainable tensor's name is one of φ's (a or β, an
+// adapter's own or phi_shared.*): the tensors phi.lr_scale applies to.
+func IsPhiParameter(name string) bool {
+	return strings.HasSuffix(name, ".phi.amplitude") || strings.HasSuffix(name, ".phi.bandwidth_raw") ||
+		name == SharedPhiPrefix+".amplitude" || name == SharedPhiPrefix+".bandwidth_raw"
 }

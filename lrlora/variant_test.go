@@ -126,3 +126,15 @@ func TestResidualAdapterIsLoRAAtInit(t *testing.T) {
 		}
 	}
 }
+
+func TestIsPhiParameter(t *testing.T) {
+	for name, want := range map[string]bool{
+		"m.layers.0.q_proj.phi.amplitude": true, "m.layers.0.q_proj.phi.bandwidth_raw": true,
+		"phi_shared.amplitude": true, "phi_shared.bandwidth_raw": true,
+		"m.layers.0.q_proj.phi.grid": false, "m.layers.0.q_proj.lora_A": false, "score.weight": false,
+	} {
+		if IsPhiParameter(name) != want {
+			t.Errorf("IsPhiParameter(%q) = %v", name, !want)
+		}
+	}
+}
