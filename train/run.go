@@ -235,6 +235,15 @@ func (r *run) newOptimizer() error {
 	if err != nil {
 		return fmt.Errorf("%w: train: %w", ErrConfig, err)
 	}
+	if scale := r.opts.Adapter.LRScale; scale != 1 { // adapter.phi.lr_scale: a and β's rate
+		for _, p := range r.trainable {
+			if lrlora.IsPhiParameter(p.Name) {
+				if err := opt.SetLRScale(p.Name, scale); err != nil {
+					return fmt.Errorf("%w: train: adapter.phi.lr_scale: %w", ErrConfig, err)
+				}
+			}
+		}
+	}
 	r.opt = opt
 	return nil
 }
