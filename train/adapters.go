@@ -6,6 +6,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // LoadAdapters attaches to m the adapters of the training checkpoint ckptDir: it
@@ -27,8 +28,8 @@ func LoadAdapters(ckptDir string, m *model.Model) error {
 
 // Adapters is the result of OpenAdapters.
 type Adapters struct {
-	Saved   *Saved               // the checkpoint (manifest and trainer state)
-	Tensors []lrlora.NamedTensor // the loaded trainable list, in checkpoint order
+	Saved   *Saved         // the checkpoint (manifest and trainer state)
+	Tensors []param.Tensor // the loaded trainable list, in checkpoint order
 	shared  *lrlora.SharedPhi
 }
 

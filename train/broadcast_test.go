@@ -12,13 +12,13 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // broadcastInputs is rank r's float32 and float64 parameters. Rank 0's hold what a sum
 // of zeros would not keep: negative zeros, NaNs with payloads and a denormal (their bits
 // are compared, not their values).
-func broadcastInputs(t *testing.T, r int) []lrlora.NamedTensor {
+func broadcastInputs(t *testing.T, r int) []param.Tensor {
 	f32 := []float32{math.Float32frombits(0x8000_0000), math.Float32frombits(0x7fc0_1234), 1e-40, 1.5}
 	f64 := []float64{math.Copysign(0, -1), math.Float64frombits(0x7ff8_0000_dead_beef), 4.9e-324, -2.25, 1.0 / 3}
 	if r != 0 {
@@ -38,7 +38,7 @@ func broadcastInputs(t *testing.T, r int) []lrlora.NamedTensor {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Drop(); b.Drop() })
-	return []lrlora.NamedTensor{{Name: "a", Tensor: a, Trainable: true}, {Name: "b", Tensor: b}}
+	return []param.Tensor{{Name: "a", Tensor: a, Trainable: true}, {Name: "b", Tensor: b}}
 }
 
 // Every rank ends with rank 0's parameters bit for bit: the broadcast moves bytes, and
@@ -53,7 +53,7 @@ func TestBroadcastParamsCopiesRankZeroBitForBit(t *testing.T) {
 	want := paramBytes(t, broadcastInputs(t, 0))
 	got := make([][]byte, size)
 	errs := make([]error, size)
-	params := make([][]lrlora.NamedTensor, size)
+	params := make([][]param.Tensor, size)
 	for r := range size {
 		params[r] = broadcastInputs(t, r)
 	}
@@ -91,7 +91,7 @@ func TestBroadcastParamsCopiesRankZeroBitForBit(t *testing.T) {
 }
 
 // paramBytes concatenates the host bytes of list's tensors.
-func paramBytes(t *testing.T, list []lrlora.NamedTensor) []byte {
+func paramBytes(t *testing.T, list []param.Tensor) []byte {
 	var out []byte
 	for _, p := range list {
 		h, err := readHost(p.Name, p.Tensor)

@@ -85,7 +85,7 @@ const lossHistoryLen = 100
 
 // snapshot copies the trainable tensors and the optimizer state to the host and checks
 // that every value is finite: a checkpoint never holds a non-finite state.
-func snapshot(params []lrlora.NamedTensor, opt *optim.AdamW) (adapters, moments []hostTensor, err error) {
+func snapshot(params []param.Tensor, opt *optim.AdamW) (adapters, moments []hostTensor, err error) {
 	for _, p := range params {
 		h, err := readHost(p.Name, p.Tensor)
 		if err != nil {
@@ -248,7 +248,7 @@ func encodedSize(list []hostTensor) int64 {
 // trainableList is the one ordered list that the optimizer, checkpoints, broadcasts and
 // counts derive from: the model's TrainableTensors (adapters in module order, then the
 // classification head) followed by the tensors of a shared φ, if any.
-func trainableList(tensors []lrlora.NamedTensor, shared *lrlora.SharedPhi) []lrlora.NamedTensor {
+func trainableList(tensors []param.Tensor, shared *lrlora.SharedPhi) []param.Tensor {
 	list := slices.Clone(tensors)
 	if shared != nil {
 		list = append(list, shared.Tensors()...)
@@ -257,4 +257,4 @@ func trainableList(tensors []lrlora.NamedTensor, shared *lrlora.SharedPhi) []lrl
 }
 
 // optimParams is the trainable subset of list, as the optimizer takes it.
-func optimParams(list []lrlora.NamedTensor) []ts.NamedTensor { return param.Trainable(list) }
+func optimParams(list []param.Tensor) []ts.NamedTensor { return param.Trainable(list) }

@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -137,7 +137,7 @@ func aligned(b []byte) []byte {
 // loadParams writes the checkpoint's adapter tensors into params. The file must hold
 // exactly the tensors of the list, with their shapes and dtypes; errors name every
 // missing and extra tensor.
-func (s *Saved) loadParams(params []lrlora.NamedTensor) error {
+func (s *Saved) loadParams(params []param.Tensor) error {
 	saved, err := s.readTensors(AdapterFile)
 	if err != nil {
 		return err

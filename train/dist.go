@@ -9,7 +9,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
-	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -243,7 +243,7 @@ func dropAll(list []*ts.Tensor) {
 
 // broadcastParams makes every rank's trainable tensors (buffers included) equal to rank
 // 0's, bit for bit: their bytes, concatenated, are broadcast from rank 0 in one call.
-func broadcastParams(ctx context.Context, g collective.ProcessGroup, list []lrlora.NamedTensor) error {
+func broadcastParams(ctx context.Context, g collective.ProcessGroup, list []param.Tensor) error {
 	if g.Size() == 1 {
 		return nil
 	}
