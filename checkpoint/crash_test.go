@@ -2,14 +2,16 @@ package checkpoint
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 )
 
 const (
@@ -18,14 +20,16 @@ const (
 	stageMidFile  = "mid-file"
 )
 
-// TestCrashChild is not a test of its own: TestSaveSurvivesSIGKILL re-executes the test
-// binary to run it as a child process, which saves step 2 and stops at the requested stage,
-// announcing it on stdout, until it is killed.
-func TestCrashChild(t *testing.T) {
+func TestMain(m *testing.M) {
+	childproc.Main(map[string]func() int{"crash": crashChild})
+	os.Exit(m.Run())
+}
+
+// crashChild is the child process of TestSaveSurvivesSIGKILL (package childproc): it
+// saves step 2 into $CHECKPOINT_CRASH_ROOT and stops at the stage
+// $CHECKPOINT_CRASH_STAGE names, announcing it on stdout, until it is killed.
+func crashChild() int {
 	root, stage := os.Getenv(crashRootEnv), os.Getenv(crashStageEnv)
-	if root == "" {
-		t.Skip("helper process for TestSaveSurvivesSIGKILL")
-	}
 	park := func() {
 		fmt.Printf("CRASHPOINT %s\n", stage)
 		os.Stdout.Sync()
@@ -47,9 +51,10 @@ func TestCrashChild(t *testing.T) {
 	}})
 	if _, err := Save(root, 2, files, nil); err != nil {
 		fmt.Println("SAVE FAILED", err)
-		os.Exit(4)
+		return 4
 	}
 	fmt.Println("SAVE DONE")
+	return 0
 }
 
 // A process SIGKILLed anywhere inside Save leaves a root from which the previous (or, once
@@ -96,8 +101,7 @@ func TestSaveSurvivesSIGKILL(t *testing.T) {
 // runAndKill starts the child, waits until it reports reaching stage, and SIGKILLs it.
 func runAndKill(t *testing.T, root, stage string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$")
-	cmd.Env = append(os.Environ(), crashRootEnv+"="+root, crashStageEnv+"="+stage)
+	cmd := childproc.Command(context.Background(), "crash", crashRootEnv+"="+root, crashStageEnv+"="+stage)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
