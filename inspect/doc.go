@@ -14,6 +14,9 @@
 //   - PlotPhi: learned φ curves of chosen layers on x ∈ [−L−1, L+1], the grid range ±L
 //     marked and the identity (LoRA's φ) for reference; the caller samples φ.
 //   - PlotSpectra: singular values of ΔW and of B·A per chosen layer on a log scale.
+//   - WritePhiOffsetTable: per module φ(0), the paper's φ(0), φ'(0) and the share of
+//     ‖ΔW‖² in its constant part: the failure mode of a = 0, B = 0 initialisation
+//     (docs/method.md §10), in the user's own run.
 //   - ReadLossCurve and PlotLoss: training and evaluation loss from metrics JSONL files
 //     ({"step":1,"loss":2.3,"eval_loss":…} per line), several runs in one plot.
 //
