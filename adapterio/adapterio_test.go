@@ -14,6 +14,7 @@ import (
 	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/export"
 	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/param"
 )
 
 // An adapter-only export read back with Open and attached to a fresh copy of the base
@@ -49,7 +50,7 @@ func TestExportRoundTrip(t *testing.T) {
 			if spec.TargetModules, err = adapter.ParseTargets(c.targets); err != nil {
 				t.Fatal(err)
 			}
-			var extra []lrlora.NamedTensor
+			var extra []param.Tensor
 			if c.share != adapter.ShareNone {
 				sh, err := lrlora.NewSharedPhi(spec.Phi, gotch.Float, gotch.CPU)
 				if err != nil {
@@ -143,7 +144,7 @@ func shaping(t *testing.T, s adapter.Spec) string {
 
 // perturbOwn draws the adapters' own trainable tensors afresh (lora_A, lora_B).
 func perturbOwn(t *testing.T, m interface {
-	TrainableTensors() []lrlora.NamedTensor
+	TrainableTensors() []param.Tensor
 }) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(5, 6))

@@ -13,13 +13,14 @@ import (
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
 // Loaded is an adapter attached to a model by Dir.Attach.
 type Loaded struct {
 	// Tensors is the trainable list (the model's, then a shared φ's), as loaded.
-	Tensors []lrlora.NamedTensor
+	Tensors []param.Tensor
 	shared  *lrlora.SharedPhi
 }
 
@@ -84,7 +85,7 @@ func (d *Dir) Attach(m *model.Model) (*Loaded, error) {
 // tensor missing on either side, or of another shape, is an error wrapping
 // ErrMismatch naming it. Values are converted from the file's dtype (float32,
 // bfloat16, float16 or float64) to each parameter's.
-func (d *Dir) LoadInto(params []lrlora.NamedTensor) error {
+func (d *Dir) LoadInto(params []param.Tensor) error {
 	used := map[string]bool{}
 	var missing []string
 	for _, p := range params {

@@ -12,11 +12,6 @@ import (
 	"github.com/lrtrain/lrtrain/param"
 )
 
-// NamedTensor is param.Tensor, the list type models and adapters share.
-//
-// Deprecated: use param.Tensor; the alias goes once train no longer spells it.
-type NamedTensor = param.Tensor
-
 // Adapter adapts one frozen linear layer y = x·W0ᵀ + bias (docs/method.md §1):
 //
 //	M     = B·A                  A: r×d_in, Kaiming-uniform (a = √5): U(−1/√d_in, 1/√d_in)
@@ -192,11 +187,6 @@ func (ad *Adapter) NumParameters() (int64, error) {
 	}
 	return n, nil
 }
-
-// CountParameters is param.Count.
-//
-// Deprecated: use param.Count; the function goes once train no longer calls it.
-func CountParameters(list []NamedTensor) (int64, error) { return param.Count(list) }
 
 // Close frees A, B and the φ tensors the adapter owns (not W0, bias or shared φ).
 func (ad *Adapter) Close() {

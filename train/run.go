@@ -18,6 +18,7 @@ import (
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
+	"github.com/lrtrain/lrtrain/param"
 	"github.com/lrtrain/lrtrain/shard"
 )
 
@@ -51,7 +52,7 @@ type run struct {
 	gatherer  *shard.Gatherer   // nil unless the backbone is sharded
 	shared    *lrlora.SharedPhi // nil unless φ is shared
 	pcg       *rand.PCG         // drew the adapters' initial values; saved in State.RNG
-	params    []lrlora.NamedTensor
+	params    []param.Tensor
 	trainable []ts.NamedTensor // params' trainable subset, the optimizer's
 	opt       *optim.AdamW
 	man       Manifest
@@ -218,7 +219,7 @@ func (r *run) buildModel(ctx context.Context) error {
 	if r.count, err = r.m.CountParameters(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	nTrainable, err := lrlora.CountParameters(r.params) // shared φ included
+	nTrainable, err := param.Count(r.params) // shared φ included
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
