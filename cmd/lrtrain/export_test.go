@@ -141,6 +141,14 @@ func TestExportEvalInspectFromRun(t *testing.T) {
 		if !(s.SRDelta >= 1-1e-9) {
 			t.Errorf("%s: sr(ΔW) = %v after training, want ≥ 1", s.Name, s.SRDelta)
 		}
+		// … and inspect reports that constant: most of ‖ΔW‖², with φ(0) ≠ 0.
+		if r := recs[i]; !(r.ConstShare > 0.5) || r.Phi0 == 0 || r.Phi0 != r.RawPhi0 {
+			t.Errorf("%s: constant share %v, φ(0) %v (paper's %v): the failure mode unreported", s.Name, r.ConstShare, r.Phi0, r.RawPhi0)
+		}
+	}
+	offsets, err := os.ReadFile(filepath.Join(insp, inspectOffset))
+	if err != nil || !strings.Contains(string(offsets), stats[0].Name) {
+		t.Errorf("%s: %v", inspectOffset, err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/evaluate"
 	"github.com/lrtrain/lrtrain/inspect"
+	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/train"
 )
 
@@ -26,6 +27,7 @@ const (
 	inspectSpectra  = "spectra.png"
 	inspectLossPlot = "loss.png"
 	inspectJSON     = "adapters.json"
+	inspectOffset   = "phi_offset.md"
 )
 
 func newInspectCmd() *cobra.Command {
@@ -43,7 +45,10 @@ func newInspectCmd() *cobra.Command {
   phi.png          φ of the chosen modules on [−L−1, L+1] (LR-LoRA only)
   spectra.png      singular values (float64 SVD) of ΔW and B·A of the chosen modules
   loss.png         training and evaluation loss from the run's metrics.jsonl
-  adapters.json    every module's stable ranks, ‖ΔW‖_F and singular values
+  phi_offset.md    per-module φ(0), the paper's φ(0), φ'(0) and the share of ‖ΔW‖² in
+                   its constant part (also printed): a share near 100 % is the a-first
+                   failure mode that adapter.phi.center or phi.residual remove
+  adapters.json    every module's stable ranks, ‖ΔW‖_F, singular values and the above
 
 The chosen modules are, by default, the first attention and the first MLP module of
 the first, middle and last layer; --modules takes a regular expression instead.`,
@@ -74,7 +79,11 @@ the first, middle and last layer; --modules takes a regular expression instead.`
 			if err := os.MkdirAll(out, 0o755); err != nil {
 				return err
 			}
-			written, err := writeInspection(out, stats, chosen(stats, pick), m.run)
+			offsets, err := phiOffsets(m.Model.Adapters())
+			if err != nil {
+				return err
+			}
+			written, err := writeInspection(out, stats, chosen(stats, pick), m.run, offsets)
 			if err != nil {
 				return err
 			}
@@ -83,6 +92,10 @@ the first, middle and last layer; --modules takes a regular expression instead.`
 				return err
 			}
 			if err := inspect.WriteStableRankTable(cmd.OutOrStdout(), rows, inspect.Text); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			if err := inspect.WritePhiOffsetTable(cmd.OutOrStdout(), offsets, inspect.Text); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %v to %s\n", written, out)
@@ -148,7 +161,7 @@ func chosen(stats []evaluate.AdapterStats, pick *regexp.Regexp) []evaluate.Adapt
 
 // writeInspection writes the table, the plots and adapters.json; the loss plot only
 // when runDir has a metrics file with losses. It returns the files written.
-func writeInspection(out string, stats, picked []evaluate.AdapterStats, runDir string) ([]string, error) {
+func writeInspection(out string, stats, picked []evaluate.AdapterStats, runDir string, offsets []inspect.PhiOffset) ([]string, error) {
 	rows, err := layerRanks(stats)
 	if err != nil {
 		return nil, err
@@ -162,6 +175,14 @@ func writeInspection(out string, stats, picked []evaluate.AdapterStats, runDir s
 		return nil, err
 	}
 	written = append(written, inspectTable)
+	table.Reset()
+	if err := inspect.WritePhiOffsetTable(&table, offsets, inspect.Markdown); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(out, inspectOffset), table.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	written = append(written, inspectOffset)
 	if err := inspect.PlotStableRank(filepath.Join(out, inspectRankPlot), rows); err != nil {
 		return nil, err
 	}
@@ -204,7 +225,7 @@ func writeInspection(out string, stats, picked []evaluate.AdapterStats, runDir s
 			written = append(written, inspectLossPlot)
 		}
 	}
-	raw, err := json.MarshalIndent(adapterJSON(stats), "", "  ")
+	raw, err := json.MarshalIndent(adapterJSON(stats, offsets), "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -222,13 +243,37 @@ type adapterRecord struct {
 	NormDelta  float64   `json:"norm_delta"`
 	SigmaDelta []float64 `json:"singular_values_delta"`
 	SigmaBA    []float64 `json:"singular_values_ba"`
+	Phi0       float64   `json:"phi_at_0"`
+	RawPhi0    float64   `json:"paper_phi_at_0"`
+	Slope0     float64   `json:"phi_slope_at_0"`
+	ConstShare float64   `json:"constant_share"`
 }
 
-func adapterJSON(stats []evaluate.AdapterStats) []adapterRecord {
+func adapterJSON(stats []evaluate.AdapterStats, offsets []inspect.PhiOffset) []adapterRecord {
+	byName := map[string]inspect.PhiOffset{}
+	for _, o := range offsets {
+		byName[o.Module] = o
+	}
 	var out []adapterRecord
 	for _, s := range stats {
+		o := byName[s.Name]
 		out = append(out, adapterRecord{Module: s.Name, Method: s.Method.String(), SRDelta: s.SRDelta, SRBA: s.SRBA,
-			NormDelta: s.NormDelta, SigmaDelta: s.SigmaDelta, SigmaBA: s.SigmaBA})
+			NormDelta: s.NormDelta, SigmaDelta: s.SigmaDelta, SigmaBA: s.SigmaBA,
+			Phi0: o.Phi0, RawPhi0: o.RawPhi0, Slope0: o.Slope0, ConstShare: o.ConstShare})
 	}
 	return out
+}
+
+// phiOffsets is each adapter's φ(0), φ'(0) and constant share of ‖ΔW‖² (lrlora.Offset).
+func phiOffsets(ads []*lrlora.Adapter) ([]inspect.PhiOffset, error) {
+	var out []inspect.PhiOffset
+	for _, ad := range ads {
+		o, err := ad.Offset()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inspect.PhiOffset{Module: ad.Name(), RawPhi0: o.RawPhi0, Phi0: o.Phi0, Slope0: o.Slope0,
+			ConstShare: o.ConstShare})
+	}
+	return out, nil
 }
