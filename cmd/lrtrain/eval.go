@@ -79,89 +79,123 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 	if f.dataPath == "" {
 		return usageError{fmt.Errorf("--data is required")}
 	}
-	var m *model.Model
-	var runDir, modelDir string
-	read := data.ReadConfig{Format: data.Format(f.format), Regression: f.regression}
-	build := data.BuildConfig{MaxLen: f.maxLen}
 	if f.adapter != "" && (f.ckpt != "" || f.run != "") {
 		return usageError{fmt.Errorf("give --adapter or --checkpoint/--run, not both")}
 	}
-	if f.adapter != "" {
+	t := evalTarget{read: data.ReadConfig{Format: data.Format(f.format), Regression: f.regression},
+		build: data.BuildConfig{MaxLen: f.maxLen}}
+	if err := t.open(cmd, f); err != nil {
+		return err
+	}
+	defer t.close()
+	records, err := t.records(f)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.Load(filepath.Join(t.modelDir, "tokenizer.json"))
+	if err != nil {
+		return err
+	}
+	p, err := evaluate.NewPipeline(tok, t.build)
+	if err != nil {
+		return err
+	}
+	rep, err := evaluate.Run(t.m, p, records, task, tok, evaluate.Options{BatchSize: f.batch, MaxNewTokens: f.maxNew})
+	if err != nil {
+		return err
+	}
+	rep.Model, f.task = t.modelDir, string(task)
+	return writeEvalReport(cmd, f, rep, t.runDir)
+}
+
+// evalTarget is what eval measures: the model (with the adapters asked for), where it
+// came from, and the data settings (the run's, where a run is given, under the flags).
+type evalTarget struct {
+	m                *model.Model
+	close            func()
+	runDir, modelDir string
+	read             data.ReadConfig
+	build            data.BuildConfig
+}
+
+// open loads the model: with a PEFT-layout adapter directory, with a checkpoint's or
+// run's adapters (whose data settings become the defaults), or bare.
+func (t *evalTarget) open(cmd *cobra.Command, f evalFlags) error {
+	t.close = func() {}
+	switch {
+	case f.adapter != "":
 		pm, err := openPEFT(f.adapter, f.modelDir, cmd.ErrOrStderr())
 		if err != nil {
 			return err
 		}
-		defer pm.Close()
-		m, modelDir = pm.Model, pm.base
-	} else if f.ckpt != "" || f.run != "" {
+		t.m, t.modelDir, t.close = pm.Model, pm.base, func() { pm.Close() }
+	case f.ckpt != "" || f.run != "":
 		am, err := openAdapted(f.ckpt, f.run, f.modelDir)
 		if err != nil {
 			return err
 		}
-		defer am.Close()
-		m, runDir, modelDir = am.Model, am.run, am.base
+		t.m, t.runDir, t.modelDir, t.close = am.Model, am.run, am.base, func() { am.Close() }
 		d := am.adapters.Saved.Manifest.Options.Data
-		if read.Format == "" {
-			read.Format = data.Format(d.Format)
+		if t.read.Format == "" {
+			t.read.Format = data.Format(d.Format)
 		}
 		if f.labels == "" {
-			read.Labels = d.Labels
+			t.read.Labels = d.Labels
 		}
-		read.Regression = read.Regression || d.Regression
-		if build.MaxLen == 0 {
-			build.MaxLen = d.MaxLen
+		t.read.Regression = t.read.Regression || d.Regression
+		if t.build.MaxLen == 0 {
+			t.build.MaxLen = d.MaxLen
 		}
-		build.Template = d.Template
-	} else {
+		t.build.Template = d.Template
+	default:
 		if f.modelDir == "" {
 			return usageError{fmt.Errorf("--model is required (or --checkpoint/--run)")}
 		}
-		if m, err = model.Load(f.modelDir); err != nil {
+		m, err := model.Load(f.modelDir)
+		if err != nil {
 			return err
 		}
-		defer m.Close()
-		modelDir = f.modelDir
+		t.m, t.modelDir, t.close = m, f.modelDir, func() { m.Close() }
 	}
+	return nil
+}
+
+// records reads the dataset (the first --limit records of it).
+func (t *evalTarget) records(f evalFlags) ([]data.Record, error) {
 	if f.labels != "" {
-		read.Labels = strings.Split(f.labels, ",")
+		t.read.Labels = strings.Split(f.labels, ",")
 	}
-	if build.MaxLen == 0 {
-		build.MaxLen = 512
+	if t.build.MaxLen == 0 {
+		t.build.MaxLen = 512
 	}
-	if read.Format == "" {
-		return usageError{fmt.Errorf("--format is required: %s", strings.Join(data.Formats(), ", "))}
+	if t.read.Format == "" {
+		return nil, usageError{fmt.Errorf("--format is required: %s", strings.Join(data.Formats(), ", "))}
 	}
-	read.Paths = strings.Split(f.dataPath, ",")
-	ds, err := data.Read(read)
+	t.read.Paths = strings.Split(f.dataPath, ",")
+	ds, err := data.Read(t.read)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	records := ds.Records
 	if f.limit > 0 && f.limit < len(records) {
 		records = records[:f.limit]
 	}
-	tok, err := tokenizer.Load(filepath.Join(modelDir, "tokenizer.json"))
-	if err != nil {
-		return err
-	}
-	p, err := evaluate.NewPipeline(tok, build)
-	if err != nil {
-		return err
-	}
-	rep, err := evaluate.Run(m, p, records, task, tok, evaluate.Options{BatchSize: f.batch, MaxNewTokens: f.maxNew})
-	if err != nil {
-		return err
-	}
-	rep.Model, rep.Data = modelDir, f.dataPath
+	return records, nil
+}
+
+// writeEvalReport prints the table and writes the JSON report (--out, by default
+// eval-<task>.json in the run directory or here).
+func writeEvalReport(cmd *cobra.Command, f evalFlags, rep *evaluate.Report, runDir string) error {
+	rep.Data = f.dataPath
 	if f.ckpt != "" || f.run != "" || f.adapter != "" {
-		rep.Model = fmt.Sprintf("%s + adapters of %s", modelDir, firstNonEmpty(f.ckpt, f.run, f.adapter))
+		rep.Model = fmt.Sprintf("%s + adapters of %s", rep.Model, firstNonEmpty(f.ckpt, f.run, f.adapter))
 	}
 	if err := rep.Table(cmd.OutOrStdout()); err != nil {
 		return err
 	}
 	out := f.out
 	if out == "" {
-		out = "eval-" + string(task) + ".json"
+		out = "eval-" + f.task + ".json"
 		if runDir != "" {
 			out = filepath.Join(runDir, out)
 		}
