@@ -14,9 +14,14 @@ import (
 	"github.com/lrtrain/lrtrain/train"
 )
 
+// trainFlags are train's command-line flags.
+type trainFlags struct {
+	cfgPath, resume, metricsAddr, initFrom string
+	sets                                   []string
+}
+
 func newTrainCmd(g *globalFlags) *cobra.Command {
-	var cfgPath, resume, metricsAddr, initFrom string
-	var sets []string
+	var f trainFlags
 	cmd := &cobra.Command{
 		Use:   "train --config cfg.yaml [--set section.key=value]... [--resume auto|never|PATH]",
 		Short: "Fine-tune a model with LR-LoRA adapters as a YAML configuration describes",
@@ -58,64 +63,81 @@ invalid command line or configuration (including a missing model directory or da
   lrtrain train --config cfg.yaml --set output.tensorboard=true --metrics-addr :9400
   lrtrain launch --standalone --nproc-per-node 2 -- train --config cfg.yaml`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if cfgPath == "" {
-				return usageError{errors.New("train: --config is required")}
-			}
-			overrides := sets
-			var initLoad func([]param.Tensor) error
-			if initFrom != "" { // the adapter's settings first: the command line's --set win
-				pre, load, closeDir, err := initAdapter(initFrom, cmd.ErrOrStderr())
-				if err != nil {
-					return err
-				}
-				defer closeDir()
-				overrides, initLoad = append(pre, sets...), load
-			}
-			if resume != "" {
-				overrides = append(overrides, "checkpoint.resume="+resume)
-			}
-			c, err := config.Load(cfgPath, overrides)
-			if err != nil {
-				return usageError{err}
-			}
-			opts, err := train.FromConfig(c)
-			if err != nil {
-				return usageError{err}
-			}
-			resolved, err := c.Marshal()
-			if err != nil {
-				return err
-			}
-			obs, err := startObserver(c, metricsAddr, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer obs.close()
-			sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			ctx, cancelRun := context.WithCancelCause(sctx)
-			defer cancelRun(nil)
-			wg, err := workerGroups(ctx, c, cancelRun)
-			if err != nil {
-				return err
-			}
-			defer wg.Close()
-			env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
-				Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device,
-				InitAdapters: initLoad}
-			env.Hooks = obs.wrap(env.Hooks)
-			_, err = train.Run(ctx, opts, env)
-			if errors.Is(err, train.ErrConfig) {
-				return usageError{err}
-			}
-			return err
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runTrain(cmd, g, f) },
 	}
-	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (required)")
-	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a key, section.key=value (repeatable)")
-	cmd.Flags().StringVar(&resume, "resume", "", "auto, never or a checkpoint directory (default: checkpoint.resume)")
-	cmd.Flags().StringVar(&initFrom, "init-adapter", "", "start the adapters from an adapter directory in PEFT's layout (its settings become the adapter section; a resumed run ignores its values)")
-	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on rank 0, e.g. :9400 (default: off)")
+	cmd.Flags().StringVarP(&f.cfgPath, "config", "c", "", "YAML configuration file (required)")
+	cmd.Flags().StringArrayVar(&f.sets, "set", nil, "override a key, section.key=value (repeatable)")
+	cmd.Flags().StringVar(&f.resume, "resume", "", "auto, never or a checkpoint directory (default: checkpoint.resume)")
+	cmd.Flags().StringVar(&f.initFrom, "init-adapter", "", "start the adapters from an adapter directory in PEFT's layout (its settings become the adapter section; a resumed run ignores its values)")
+	cmd.Flags().StringVar(&f.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on rank 0, e.g. :9400 (default: off)")
 	return cmd
+}
+
+// runTrain loads the configuration, forms the worker's groups and runs the training.
+func runTrain(cmd *cobra.Command, g *globalFlags, f trainFlags) error {
+	c, initLoad, closeDir, err := loadTrainConfig(cmd, f)
+	if err != nil {
+		return err
+	}
+	defer closeDir()
+	opts, err := train.FromConfig(c)
+	if err != nil {
+		return usageError{err}
+	}
+	resolved, err := c.Marshal()
+	if err != nil {
+		return err
+	}
+	obs, err := startObserver(c, f.metricsAddr, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	sctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancelRun := context.WithCancelCause(sctx)
+	defer cancelRun(nil)
+	wg, err := workerGroups(ctx, c, cancelRun)
+	if err != nil {
+		return err
+	}
+	defer wg.Close()
+	env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
+		Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device,
+		InitAdapters: initLoad}
+	env.Hooks = obs.wrap(env.Hooks)
+	_, err = train.Run(ctx, opts, env)
+	if errors.Is(err, train.ErrConfig) {
+		return usageError{err}
+	}
+	return err
+}
+
+// loadTrainConfig reads the configuration under the overrides: an --init-adapter
+// directory's settings first, then --set (which win), then --resume. With
+// --init-adapter it also returns the loader of the adapter's tensors and the closing of
+// its directory.
+func loadTrainConfig(cmd *cobra.Command, f trainFlags) (*config.Config, func([]param.Tensor) error, func(), error) {
+	closeDir := func() {}
+	if f.cfgPath == "" {
+		return nil, nil, closeDir, usageError{errors.New("train: --config is required")}
+	}
+	overrides := f.sets
+	var initLoad func([]param.Tensor) error
+	if f.initFrom != "" {
+		pre, load, closeAdapter, err := initAdapter(f.initFrom, cmd.ErrOrStderr())
+		if err != nil {
+			return nil, nil, closeDir, err
+		}
+		overrides, initLoad, closeDir = append(pre, f.sets...), load, closeAdapter
+	}
+	if f.resume != "" {
+		overrides = append(overrides, "checkpoint.resume="+f.resume)
+	}
+	c, err := config.Load(f.cfgPath, overrides)
+	if err != nil {
+		closeDir()
+		return nil, nil, func() {}, usageError{err}
+	}
+	return c, initLoad, closeDir, nil
 }
