@@ -101,37 +101,85 @@ func meanKL(m *model.Model, tokens []int64, tlp *ts.Tensor, seqLen int) (float64
 // to imitate the teacher and measures the result. Per-step losses go to
 // <out>/<method>-lr<lr>.metrics.jsonl.
 func trainMethod(c Config, t *task, method string, lr float64, out string, progress func(string)) (*Result, error) {
-	m, err := model.Load(t.base)
+	mr := &methodRun{c: c, t: t, method: method, lr: lr, progress: progress}
+	defer mr.close()
+	if err := mr.open(out); err != nil {
+		return nil, err
+	}
+	res := &Result{Method: method, LR: lr, TrainableParams: mr.adapterParams}
+	last, err := mr.train()
 	if err != nil {
 		return nil, err
 	}
-	defer m.Close()
-	spec, err := c.adapterSpec(method)
-	if err != nil {
-		return nil, err
+	for _, l := range last {
+		res.LastStepsKL += l / float64(len(last))
 	}
-	if _, err := m.Inject(spec, rand.New(rand.NewPCG(c.Seed, 0xada))); err != nil {
-		return nil, err
-	}
-	m.Train(true)
-	count, err := m.CountParameters()
-	if err != nil {
-		return nil, err
-	}
-	params := param.Trainable(m.TrainableTensors())
-	opt, err := optim.NewAdamW(params, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8})
-	if err != nil {
-		return nil, err
-	}
-	defer opt.Close()
-	f, err := os.Create(filepath.Join(out, runName(method, lr)+".metrics.jsonl"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	enc := json.NewEncoder(f)
+	return res, mr.measure(res)
+}
 
-	res := &Result{Method: method, LR: lr, TrainableParams: count.Adapter}
+// methodRun is one method's training: the student with its adapters, the optimizer,
+// and the metrics file.
+type methodRun struct {
+	c             Config
+	t             *task
+	method        string
+	lr            float64
+	progress      func(string)
+	m             *model.Model
+	params        []ts.NamedTensor
+	opt           *optim.AdamW
+	f             *os.File
+	enc           *json.Encoder
+	adapterParams int64
+}
+
+// open loads the student, injects the method's adapters and creates the optimizer and
+// the metrics file.
+func (r *methodRun) open(out string) error {
+	var err error
+	if r.m, err = model.Load(r.t.base); err != nil {
+		return err
+	}
+	spec, err := r.c.adapterSpec(r.method)
+	if err != nil {
+		return err
+	}
+	if _, err := r.m.Inject(spec, rand.New(rand.NewPCG(r.c.Seed, 0xada))); err != nil {
+		return err
+	}
+	r.m.Train(true)
+	count, err := r.m.CountParameters()
+	if err != nil {
+		return err
+	}
+	r.adapterParams = count.Adapter
+	r.params = param.Trainable(r.m.TrainableTensors())
+	if r.opt, err = optim.NewAdamW(r.params, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}); err != nil {
+		return err
+	}
+	if r.f, err = os.Create(filepath.Join(out, runName(r.method, r.lr)+".metrics.jsonl")); err != nil {
+		return err
+	}
+	r.enc = json.NewEncoder(r.f)
+	return nil
+}
+
+func (r *methodRun) close() {
+	if r.f != nil {
+		r.f.Close()
+	}
+	if r.opt != nil {
+		r.opt.Close()
+	}
+	if r.m != nil {
+		r.m.Close()
+	}
+}
+
+// train runs c.Steps optimizer steps on batches drawn the same way for every method,
+// evaluating five times, and returns the last ten steps' losses.
+func (r *methodRun) train() ([]float64, error) {
+	c := r.c
 	order := rand.New(rand.NewPCG(c.Seed, 0xda7a)) // the same batches for every method
 	n := c.TrainSequences
 	perm := order.Perm(n)
@@ -142,61 +190,71 @@ func trainMethod(c Config, t *task, method string, lr float64, out string, progr
 		}
 		idx := perm[pos : pos+c.Batch]
 		pos += c.Batch
-		loss, err := trainStep(m, t, c, idx)
+		loss, err := r.step(step, idx)
 		if err != nil {
-			return nil, fmt.Errorf("%s step %d: %w", method, step+1, err)
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("%s step %d: loss %v", method, step+1, loss)
-		}
-		if _, err := optim.ClipGradNorm(params, c.GradClip); err != nil {
 			return nil, err
 		}
-		if err := opt.Step(c.lrAt(lr, step)); err != nil {
-			return nil, err
-		}
-		if err := opt.ZeroGrad(); err != nil {
-			return nil, err
-		}
-		rec := map[string]any{"step": step + 1, "loss": loss, "lr": c.lrAt(lr, step)}
+		rec := map[string]any{"step": step + 1, "loss": loss, "lr": c.lrAt(r.lr, step)}
 		if (step+1)%max(1, c.Steps/5) == 0 || step+1 == c.Steps {
-			m.Train(false)
-			ev, err := meanKL(m, t.eval, t.evalLP, c.SeqLen)
-			m.Train(true)
+			r.m.Train(false)
+			ev, err := meanKL(r.m, r.t.eval, r.t.evalLP, c.SeqLen)
+			r.m.Train(true)
 			if err != nil {
 				return nil, err
 			}
 			rec["eval_loss"] = ev
-			progress(fmt.Sprintf("%-8s lr %-7g step %4d  train KL %.5f  held-out KL %.5f", method, lr, step+1, loss, ev))
+			r.progress(fmt.Sprintf("%-8s lr %-7g step %4d  train KL %.5f  held-out KL %.5f", r.method, r.lr, step+1, loss, ev))
 		}
-		if err := enc.Encode(rec); err != nil {
+		if err := r.enc.Encode(rec); err != nil {
 			return nil, err
 		}
 		if step >= c.Steps-10 {
 			last = append(last, loss)
 		}
 	}
-	m.Train(false)
-	for _, l := range last {
-		res.LastStepsKL += l / float64(len(last))
+	return last, nil
+}
+
+// step is one optimizer step on the sequences idx: forward, backward, clipping, AdamW.
+func (r *methodRun) step(step int, idx []int) (float64, error) {
+	loss, err := trainStep(r.m, r.t, r.c, idx)
+	if err != nil {
+		return 0, fmt.Errorf("%s step %d: %w", r.method, step+1, err)
 	}
-	if res.FinalTrainKL, err = meanKL(m, t.train, t.trainLP, c.SeqLen); err != nil {
-		return nil, err
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, fmt.Errorf("%s step %d: loss %v", r.method, step+1, loss)
 	}
-	if res.EvalKL, err = meanKL(m, t.eval, t.evalLP, c.SeqLen); err != nil {
-		return nil, err
+	if _, err := optim.ClipGradNorm(r.params, r.c.GradClip); err != nil {
+		return 0, err
 	}
-	if res.Modules, err = evaluate.AnalyzeAdapters(m, evaluate.AnalyzeOptions{}); err != nil {
-		return nil, err
+	if err := r.opt.Step(r.c.lrAt(r.lr, step)); err != nil {
+		return 0, err
 	}
-	if res.ConstShare, err = constShare(m); err != nil {
-		return nil, err
+	return loss, r.opt.ZeroGrad()
+}
+
+// measure fills res with the trained student's KL on both sets, its adapters' stable
+// ranks and the constant share of φ.
+func (r *methodRun) measure(res *Result) error {
+	r.m.Train(false)
+	var err error
+	if res.FinalTrainKL, err = meanKL(r.m, r.t.train, r.t.trainLP, r.c.SeqLen); err != nil {
+		return err
+	}
+	if res.EvalKL, err = meanKL(r.m, r.t.eval, r.t.evalLP, r.c.SeqLen); err != nil {
+		return err
+	}
+	if res.Modules, err = evaluate.AnalyzeAdapters(r.m, evaluate.AnalyzeOptions{}); err != nil {
+		return err
+	}
+	if res.ConstShare, err = constShare(r.m); err != nil {
+		return err
 	}
 	res.SRDelta, res.SRBA = map[string]float64{}, map[string]float64{}
 	for _, s := range res.Modules {
 		res.SRDelta[s.Name], res.SRBA[s.Name] = s.SRDelta, s.SRBA
 	}
-	return res, nil
+	return nil
 }
 
 // trainStep runs forward and backward on the sequences idx and returns the mean
