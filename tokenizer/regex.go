@@ -36,131 +36,173 @@ const onigBoundaryWordClass = `\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}\p{Other_Alphabetic}\
 // spelling here and are refused. ^ and $ match at line boundaries in Ruby syntax; the
 // caller compiles with regexp2.Multiline for that.
 func translateOnig(p string) (string, error) {
-	rs := []rune(p)
-	var b strings.Builder
-	fold := []bool{false} // case-insensitivity per open group
-	inClass := false
-	afterQuant, counted := false, false // the previous token was a quantifier, a {n,m} one
-	for i := 0; i < len(rs); i++ {
-		c := rs[i]
-		ci := fold[len(fold)-1]
-		quant := false
-		switch {
-		case c == '\\':
-			if i+1 >= len(rs) {
-				return "", fmt.Errorf("trailing backslash")
-			}
-			i++
-			if err := translateEscape(&b, rs, &i, inClass); err != nil {
-				return "", err
-			}
-		case inClass:
-			switch {
-			case c == ']':
-				inClass = false
-				b.WriteRune(c)
-			case c == '[':
-				return "", fmt.Errorf("nested character class")
-			case c == '&' && i+1 < len(rs) && rs[i+1] == '&':
-				return "", fmt.Errorf("character class intersection (&&)")
-			case i+2 < len(rs) && rs[i+1] == '-' && rs[i+2] != ']' && rs[i+2] != '\\':
-				lo, hi := c, rs[i+2]
-				b.WriteString(string(lo) + "-" + string(hi))
-				if ci && hi-lo < 0x3000 {
-					for r := lo; r <= hi; r++ {
-						for _, f := range foldOrbit(r) {
-							if f < lo || f > hi {
-								b.WriteRune(f)
-							}
-						}
-					}
-				}
-				i += 2
-			default:
-				b.WriteRune(c)
-				if ci {
-					b.WriteString(foldOrbit(c))
-				}
-			}
-		case c == '[':
-			inClass = true
-			b.WriteRune(c)
-			if i+1 < len(rs) && rs[i+1] == '^' {
-				i++
-				b.WriteRune('^')
-			}
-			if i+1 < len(rs) && rs[i+1] == ']' { // a leading ] is literal
-				i++
-				b.WriteString(`\]`)
-			}
-		case c == '(':
-			flags, end, ok := groupFlags(rs[i+1:])
-			if !ok {
-				fold = append(fold, ci)
-				b.WriteRune(c)
-				break
-			}
-			on, set := ci, true
-			for _, f := range flags {
-				switch f {
-				case '-':
-					set = false
-				case 'i':
-					on = set
-				}
-			}
-			// Case folding is done by the orbits, so the i flag itself is dropped: regexp2
-			// would compare lower-case forms, which matches "İ" to (?i)i where Oniguruma
-			// does not.
-			kept := strings.NewReplacer("-i", "-", "i", "", "m", "s").Replace(flags)
-			kept = strings.TrimSuffix(kept, "-")
-			i += 1 + len([]rune(flags)) + 1 // now at the ':' or ')'
-			if end == ')' {                 // (?i): the flag holds to the end of the enclosing group
-				fold[len(fold)-1] = on
-				if kept != "" {
-					b.WriteString("(?" + kept + ")")
-				}
-				break
-			}
-			fold = append(fold, on)
-			b.WriteString("(?" + kept + ":")
-		case c == ')':
-			if len(fold) > 1 {
-				fold = fold[:len(fold)-1]
-			}
-			b.WriteRune(c)
-		case c == '{' && quantifierEnd(rs, i) > i:
-			end := quantifierEnd(rs, i)
-			q := string(rs[i : end+1])
-			if strings.HasPrefix(q, "{,") { // Ruby's {,m}; .NET would read it literally
-				q = "{0," + q[2:]
-			}
-			b.WriteString(q)
-			i = end
-			quant = true
-			counted = true
-		case c == '*' || c == '+' || c == '?':
-			if afterQuant && c == '+' && counted {
-				// Ruby reads {n,m}+ as a repeated repetition; .NET refuses it.
-				return "", fmt.Errorf("quantifier after a counted repetition ({n,m}+)")
-			}
-			if afterQuant && c == '+' {
-				return "", fmt.Errorf("possessive quantifier")
-			}
-			counted = false
-			quant = c != '?' || !afterQuant // a ? after a quantifier makes it lazy
-			b.WriteRune(c)
-		case ci && unicode.IsLetter(c):
-			b.WriteString("[" + string(c) + foldOrbit(c) + "]")
-		default:
-			b.WriteRune(c)
+	t := &onigTranslator{rs: []rune(p), fold: []bool{false}}
+	for t.i = 0; t.i < len(t.rs); t.i++ {
+		quant, err := t.token()
+		if err != nil {
+			return "", err
 		}
-		afterQuant = quant
+		t.afterQuant = quant
 	}
-	if inClass {
+	if t.inClass {
 		return "", fmt.Errorf("unterminated character class")
 	}
-	return b.String(), nil
+	return t.b.String(), nil
+}
+
+// onigTranslator is translateOnig's state: the pattern, the position, the output, and
+// what the tokens so far have opened.
+type onigTranslator struct {
+	rs                  []rune
+	i                   int
+	b                   strings.Builder
+	fold                []bool // case-insensitivity per open group
+	inClass             bool
+	afterQuant, counted bool // the previous token was a quantifier, a {n,m} one
+}
+
+// ci reports whether the innermost open group is case-insensitive.
+func (t *onigTranslator) ci() bool { return t.fold[len(t.fold)-1] }
+
+// token translates the token at t.i (advancing t.i to its last rune) and reports
+// whether it was a quantifier.
+func (t *onigTranslator) token() (bool, error) {
+	c, rs := t.rs[t.i], t.rs
+	switch {
+	case c == '\\':
+		if t.i+1 >= len(rs) {
+			return false, fmt.Errorf("trailing backslash")
+		}
+		t.i++
+		return false, translateEscape(&t.b, rs, &t.i, t.inClass)
+	case t.inClass:
+		return false, t.classRune(c)
+	case c == '[':
+		t.openClass()
+	case c == '(':
+		t.openGroup()
+	case c == ')':
+		if len(t.fold) > 1 {
+			t.fold = t.fold[:len(t.fold)-1]
+		}
+		t.b.WriteRune(c)
+	case c == '{' && quantifierEnd(rs, t.i) > t.i:
+		end := quantifierEnd(rs, t.i)
+		q := string(rs[t.i : end+1])
+		if strings.HasPrefix(q, "{,") { // Ruby's {,m}; .NET would read it literally
+			q = "{0," + q[2:]
+		}
+		t.b.WriteString(q)
+		t.i = end
+		t.counted = true
+		return true, nil
+	case c == '*' || c == '+' || c == '?':
+		return t.quantifier(c)
+	case t.ci() && unicode.IsLetter(c):
+		t.b.WriteString("[" + string(c) + foldOrbit(c) + "]")
+	default:
+		t.b.WriteRune(c)
+	}
+	return false, nil
+}
+
+// classRune translates c inside a character class: its end, a range (with the folding
+// orbits of its letters in a case-insensitive scope) or one character.
+func (t *onigTranslator) classRune(c rune) error {
+	rs, i := t.rs, t.i
+	switch {
+	case c == ']':
+		t.inClass = false
+		t.b.WriteRune(c)
+	case c == '[':
+		return fmt.Errorf("nested character class")
+	case c == '&' && i+1 < len(rs) && rs[i+1] == '&':
+		return fmt.Errorf("character class intersection (&&)")
+	case i+2 < len(rs) && rs[i+1] == '-' && rs[i+2] != ']' && rs[i+2] != '\\':
+		lo, hi := c, rs[i+2]
+		t.b.WriteString(string(lo) + "-" + string(hi))
+		if t.ci() && hi-lo < 0x3000 {
+			for r := lo; r <= hi; r++ {
+				for _, f := range foldOrbit(r) {
+					if f < lo || f > hi {
+						t.b.WriteRune(f)
+					}
+				}
+			}
+		}
+		t.i += 2
+	default:
+		t.b.WriteRune(c)
+		if t.ci() {
+			t.b.WriteString(foldOrbit(c))
+		}
+	}
+	return nil
+}
+
+// openClass starts a character class: a leading ^ negates it, a leading ] is literal.
+func (t *onigTranslator) openClass() {
+	rs := t.rs
+	t.inClass = true
+	t.b.WriteRune('[')
+	if t.i+1 < len(rs) && rs[t.i+1] == '^' {
+		t.i++
+		t.b.WriteRune('^')
+	}
+	if t.i+1 < len(rs) && rs[t.i+1] == ']' {
+		t.i++
+		t.b.WriteString(`\]`)
+	}
+}
+
+// openGroup starts a group, or applies a flag group (?flags) or (?flags:...): the i flag
+// becomes folding orbits, m becomes .NET's s.
+func (t *onigTranslator) openGroup() {
+	ci := t.ci()
+	flags, end, ok := groupFlags(t.rs[t.i+1:])
+	if !ok {
+		t.fold = append(t.fold, ci)
+		t.b.WriteRune('(')
+		return
+	}
+	on, set := ci, true
+	for _, f := range flags {
+		switch f {
+		case '-':
+			set = false
+		case 'i':
+			on = set
+		}
+	}
+	// Case folding is done by the orbits, so the i flag itself is dropped: regexp2
+	// would compare lower-case forms, which matches "İ" to (?i)i where Oniguruma
+	// does not.
+	kept := strings.NewReplacer("-i", "-", "i", "", "m", "s").Replace(flags)
+	kept = strings.TrimSuffix(kept, "-")
+	t.i += 1 + len([]rune(flags)) + 1 // now at the ':' or ')'
+	if end == ')' {                   // (?i): the flag holds to the end of the enclosing group
+		t.fold[len(t.fold)-1] = on
+		if kept != "" {
+			t.b.WriteString("(?" + kept + ")")
+		}
+		return
+	}
+	t.fold = append(t.fold, on)
+	t.b.WriteString("(?" + kept + ":")
+}
+
+// quantifier translates *, + or ?, refusing what regexp2 cannot spell.
+func (t *onigTranslator) quantifier(c rune) (bool, error) {
+	if t.afterQuant && c == '+' && t.counted {
+		// Ruby reads {n,m}+ as a repeated repetition; .NET refuses it.
+		return false, fmt.Errorf("quantifier after a counted repetition ({n,m}+)")
+	}
+	if t.afterQuant && c == '+' {
+		return false, fmt.Errorf("possessive quantifier")
+	}
+	t.counted = false
+	t.b.WriteRune(c)
+	return c != '?' || !t.afterQuant, nil // a ? after a quantifier makes it lazy
 }
 
 // translateEscape writes the regexp2 form of the escape whose letter is rs[*i], advancing
