@@ -67,20 +67,21 @@ func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis B
 		phi.Drop()
 		return nil, err
 	}
-	centred, err := phi.Sub(phi0, true) // drops phi (autograd keeps what it needs)
+	// In place on φ's fresh output (the fused node saves its inputs, not its output),
+	// so the variants allocate no d_out×d_in tensor of their own.
+	err = phi.Sub_(phi0)
 	phi0.Drop()
 	if err != nil {
+		phi.Drop()
 		return nil, fmt.Errorf("phiop: %v: φ(M) − φ(0): %w", v, err)
 	}
-	if !v.Residual {
-		return centred, nil
+	if v.Residual {
+		if err := phi.Add_(m); err != nil {
+			phi.Drop()
+			return nil, fmt.Errorf("phiop: %v: M + φ(M) − φ(0): %w", v, err)
+		}
 	}
-	out, err := m.Add(centred, false)
-	centred.Drop()
-	if err != nil {
-		return nil, fmt.Errorf("phiop: %v: M + φ(M) − φ(0): %w", v, err)
-	}
-	return out, nil
+	return phi, nil
 }
 
 // AtZero returns the paper's φ(0) = Σ_k a_k f(−c·b_k·g_k) as a one-element tensor of
