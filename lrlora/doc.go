@@ -21,7 +21,11 @@
 // SineLoRA (Ji et al. 2025) is φ(x) = sin(ω·x)/√d_in with a fixed ω (default 200).
 // The transfer function's basis (sinc, gaussian, bspline), grid (uniform, chebyshev)
 // and cross-layer sharing (none, grid, bandwidth, all, see SharedPhi) are the fields of
-// adapter.Phi. φ itself is computed by the fused op in package phiop.
+// adapter.Phi. φ itself is computed by the fused op in package phiop. φ's variants
+// (docs/method.md §10) are Phi's switches too: Center (ΔW = s·(φ(M) − φ(0))), Residual
+// (φ(x) = x + φ(x) − φ(0), exactly LoRA while a = 0), Init (zero, small, identity:
+// InitialAmplitudes) and LRScale (IsPhiParameter names the tensors it applies to);
+// Adapter.Offset reports φ(0), φ'(0) and the constant share of ‖ΔW‖².
 //
 // One Adapter.DeltaWeight feeds training (Forward), merging (Merged, and the pure
 // Merge with its finiteness check) and export. Adapter.Tensors names every tensor
