@@ -148,8 +148,8 @@ func SingularValues(x *ts.Tensor) ([]float64, error) {
 }
 
 // SamplePhi evaluates an LR-LoRA adapter's φ (without the scale s) at n points spread
-// evenly over [−L−1, L+1], through the same fused op (phiop.Apply) that DeltaWeight
-// uses, on a 1-D tensor of the points. φ tensors the adapter does not own (cross-layer
+// evenly over [−L−1, L+1], through the same fused op (phiop.ApplyVariant, centred or
+// residual as the spec says) that DeltaWeight uses, on a 1-D tensor of the points. φ tensors the adapter does not own (cross-layer
 // sharing) are taken from extra (phi_shared.*).
 func SamplePhi(ad *lrlora.Adapter, extra []param.Tensor, n int) (xs, ys []float64, err error) {
 	cfg := ad.Spec()
@@ -192,7 +192,8 @@ func SamplePhi(ad *lrlora.Adapter, extra []param.Tensor, n int) (xs, ys []float6
 			}
 			defer xt.Drop()
 		}
-		phi, err := phiop.Apply(xt, tensors[0], tensors[1], tensors[2], cfg.Basis, scale)
+		v := phiop.Variant{Center: cfg.Center, Residual: cfg.Residual} // the adapter's own φ (docs/method.md §10)
+		phi, err := phiop.ApplyVariant(xt, tensors[0], tensors[1], tensors[2], cfg.Basis, scale, v)
 		if err != nil {
 			return err
 		}
