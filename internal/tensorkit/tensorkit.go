@@ -16,13 +16,18 @@
 //
 // The host copies detach the tensor, move it to the CPU in the requested dtype
 // and make it contiguous; every intermediate is freed and every error returned
-// (never gotch's Must* calls). The package imports nothing of lrtrain's, so any
+// (never gotch's Must* calls). They are the only way lrtrain's non-test code
+// reads tensor data to the host (on a GPU each is a device-to-host copy that
+// waits for the device), and each one counts: HostReads reports how many there
+// have been, ResetHostReads starts the count again, so a test can pin the reads
+// of a training step. The package imports nothing of lrtrain's, so any
 // package may use it.
 package tensorkit
 
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -68,9 +73,21 @@ func NumElements(shape []int64) int64 {
 	return n
 }
 
+// hostReads counts the reads of tensor data to the host (hostCopy calls).
+var hostReads atomic.Int64
+
+// HostReads is the number of reads of tensor data to the host (Scalar,
+// Float64s, Float32s, Int64s, Int64Scalar calls, one each) since the program
+// started or the last ResetHostReads. Goroutines share the count.
+func HostReads() int64 { return hostReads.Load() }
+
+// ResetHostReads sets the count of host reads to zero and returns what it was.
+func ResetHostReads() int64 { return hostReads.Swap(0) }
+
 // hostCopy returns a detached, contiguous CPU copy of t in dtype dt and its
 // element count. The caller drops the copy.
 func hostCopy(t *ts.Tensor, dt gotch.DType) (*ts.Tensor, int64, error) {
+	hostReads.Add(1)
 	d, err := t.Detach(false)
 	if err != nil {
 		return nil, 0, fmt.Errorf("tensorkit: detach: %w", err)
@@ -138,6 +155,36 @@ func Scalar(t *ts.Tensor) (float64, error) {
 	}
 	if len(v) != 1 {
 		return 0, fmt.Errorf("tensorkit: scalar: want one element, have %d", len(v))
+	}
+	return v[0], nil
+}
+
+// Int64s copies t's elements, in row-major order, into an int64 slice
+// (detached, on the host; the conversion happens in libtorch).
+func Int64s(t *ts.Tensor) ([]int64, error) {
+	c, n, err := hostCopy(t, gotch.Int64)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Drop()
+	out := make([]int64, n)
+	if n == 0 {
+		return out, nil
+	}
+	if err := c.CopyData(out, uint(n)); err != nil {
+		return nil, fmt.Errorf("tensorkit: read %d values: %w", n, err)
+	}
+	return out, nil
+}
+
+// Int64Scalar reads a one-element tensor (of any shape) as int64.
+func Int64Scalar(t *ts.Tensor) (int64, error) {
+	v, err := Int64s(t)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 1 {
+		return 0, fmt.Errorf("tensorkit: int64 scalar: want one element, have %d", len(v))
 	}
 	return v[0], nil
 }

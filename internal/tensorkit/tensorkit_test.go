@@ -167,3 +167,49 @@ func TestScalar(t *testing.T) {
 		t.Errorf("Scalar of two elements: err = %v, want one naming 2 elements", err)
 	}
 }
+
+func TestHostReadsCountsEveryRead(t *testing.T) {
+	x, err := ts.OfSlice([]int64{3, -1, 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Drop()
+	one, err := ts.OfSlice([]int64{42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Drop()
+	ResetHostReads()
+	got, err := Int64s(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0] != 3 || got[1] != -1 || got[2] != 4 {
+		t.Errorf("Int64s = %v, want [3 -1 4]", got)
+	}
+	if v, err := Int64Scalar(one); err != nil || v != 42 {
+		t.Errorf("Int64Scalar = %v, %v, want 42", v, err)
+	}
+	if _, err := Int64Scalar(x); err == nil || !strings.Contains(err.Error(), "have 3") {
+		t.Errorf("Int64Scalar of three elements: err = %v, want one naming 3 elements", err)
+	}
+	for _, read := range []func(*ts.Tensor) error{
+		func(t *ts.Tensor) error { _, err := Float64s(t); return err },
+		func(t *ts.Tensor) error { _, err := Float32s(t); return err },
+		func(t *ts.Tensor) error { _, err := Scalar(t); return err },
+	} {
+		if err := read(one); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Int64s, Int64Scalar twice (the failing one read too), Float64s, Float32s, Scalar.
+	if n := HostReads(); n != 6 {
+		t.Errorf("HostReads = %d, want 6", n)
+	}
+	if n := ResetHostReads(); n != 6 {
+		t.Errorf("ResetHostReads returned %d, want 6", n)
+	}
+	if n := HostReads(); n != 0 {
+		t.Errorf("HostReads after reset = %d, want 0", n)
+	}
+}
