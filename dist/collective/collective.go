@@ -94,6 +94,15 @@ type RawAllReducer interface {
 	AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt DType, op ReduceOp) error
 }
 
+// RawAllGatherer is implemented by groups that all-gather memory Go does not
+// own (tensors' data: host memory for Gloo, device memory on the group's
+// device for NCCL) without copying it. send points to n elements of dt, recv
+// to Size()·n, filled in rank order; Uint8 moves any element type byte for
+// byte. Both must stay valid until the call returns.
+type RawAllGatherer interface {
+	AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType) error
+}
+
 // Store is the key-value store through which the ranks of a group exchange
 // their addresses while they connect. Lookup waits until the key is
 // published (or ctx ends). *rdzv.Worker implements it with etcd; TCPStore

@@ -252,6 +252,9 @@ int lrt_gloo_allgather(lrt_gloo* g, void* send, void* recv, size_t n,
     if (dtype == LRT_F64) {
       opts.setInput(static_cast<double*>(send), n);
       opts.setOutput(static_cast<double*>(recv), total);
+    } else if (dtype == LRT_U8) {
+      opts.setInput(static_cast<uint8_t*>(send), n);
+      opts.setOutput(static_cast<uint8_t*>(recv), total);
     } else {
       opts.setInput(static_cast<float*>(send), n);
       opts.setOutput(static_cast<float*>(recv), total);

@@ -20,7 +20,7 @@ enum {
   LRT_ERR_OTHER = 4     // anything else (bad hostname, out of memory, ...)
 };
 
-// Element types. LRT_U8 (bytes) is only broadcast.
+// Element types. LRT_U8 (bytes) is only broadcast and all-gathered.
 enum { LRT_F32 = 0, LRT_F64 = 1, LRT_U8 = 2 };
 
 // Reductions.

@@ -25,6 +25,7 @@ var (
 	_ collective.ReduceScatterer = (*Group)(nil)
 	_ collective.Barrierer       = (*Group)(nil)
 	_ collective.RawAllReducer   = (*Group)(nil)
+	_ collective.RawAllGatherer  = (*Group)(nil)
 )
 
 // New connects rank cfg.Rank to the other cfg.Size-1 ranks, which call

@@ -54,6 +54,24 @@ func (g *Group) AllGather(ctx context.Context, send, recv []float32) error {
 		}})
 }
 
+// AllGatherRaw concatenates n elements of dt at send from every rank, in rank
+// order, into the Size()·n elements at recv. Both may point to C memory (a
+// CPU tensor's data); they are used only during the call. Uint8 moves any
+// element type byte for byte.
+func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType) error {
+	if n < 0 || dt < collective.Float32 || dt > collective.Uint8 {
+		return fmt.Errorf("%w: allgather (raw) of %d elements of %s", collective.ErrConfig, n, dt)
+	}
+	if n == 0 {
+		return nil
+	}
+	if send == nil || recv == nil {
+		return fmt.Errorf("%w: allgather (raw) of %d elements at a nil pointer", collective.ErrConfig, n)
+	}
+	return g.do(ctx, call{op: "allgather (raw)", count: n, dt: dt,
+		run: func(nat *native, ms int64) nativeStatus { return nat.allGather(send, recv, n, dt, ms) }})
+}
+
 // Broadcast copies root's buf into every other rank's buf, byte for byte
 // (Gloo's binomial tree; BroadcastSlice moves any element type).
 func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {

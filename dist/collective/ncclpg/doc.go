@@ -21,8 +21,10 @@
 // the slice into a device staging buffer (kept and grown to the largest
 // request), run the NCCL collective on the group's stream, waits for it
 // with the nccl package's Watchdog and copy the result back. AllReduceRaw
-// (collective.RawAllReducer) skips the copies and reduces device memory in
-// place: that is the path the trainer should use for CUDA tensors.
+// (collective.RawAllReducer) and AllGatherRaw (collective.RawAllGatherer)
+// skip the copies and work on device memory in place: that is the path the
+// trainer uses for CUDA tensors (gradients, and the shard package's gathered
+// backbone blocks).
 //
 // # Failures
 //

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/internal/testkit"
@@ -211,26 +212,9 @@ func TestAsyncErrorBetweenCollectivesBreaksTheGroup(t *testing.T) {
 // through the fake's shared directory: the unique id crosses the store and
 // every collective computes the real two-rank result.
 func TestTwoRanksComputeRealResults(t *testing.T) {
-	t.Setenv("FAKE_NCCL_SHARED_DIR", t.TempDir())
-	t.Setenv("FAKE_NCCL_LOG", filepath.Join(t.TempDir(), "calls.log"))
-	store := newMemStore()
-	groups := make([]*Group, 2)
+	groups := twoRanks(t)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for r := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			groups[r], errs[r] = New(context.Background(), Config{Rank: r, Size: 2, Store: store, Name: "two", Timeout: 10 * time.Second})
-		}()
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: New: %v", r, err)
-		}
-		t.Cleanup(func() { _ = groups[r].Close() })
-	}
 	// Every rank runs the same sequence; results are exact in float32
 	// (small integers and halves).
 	type result struct {
@@ -294,6 +278,73 @@ func TestTwoRanksComputeRealResults(t *testing.T) {
 		}
 		if !slices.Equal(res.bcast, []byte{1, 1, 7}) {
 			t.Errorf("rank %d broadcast from 1 = %v", r, res.bcast)
+		}
+	}
+}
+
+// twoRanks forms two ranks in this process, meeting through the fake's directory.
+func twoRanks(t *testing.T) []*Group {
+	t.Helper()
+	t.Setenv("FAKE_NCCL_SHARED_DIR", t.TempDir())
+	t.Setenv("FAKE_NCCL_LOG", filepath.Join(t.TempDir(), "calls.log"))
+	store := newMemStore()
+	groups := make([]*Group, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range groups {
+		wg.Go(func() {
+			groups[r], errs[r] = New(context.Background(), Config{Rank: r, Size: 2, Store: store, Name: "two", Timeout: 10 * time.Second})
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: New: %v", r, err)
+		}
+		t.Cleanup(func() { _ = groups[r].Close() })
+	}
+	return groups
+}
+
+// AllGatherRaw gathers device memory in place (no staging), in rank order. The
+// fake's "device" memory is host memory: this proves the calls and the layout,
+// not the CUDA side.
+func TestTwoRanksAllGatherRawOnDeviceMemory(t *testing.T) {
+	const n = 1001
+	groups := twoRanks(t)
+	sends, recvs := make([]nccl.DevicePtr, 2), make([]nccl.DevicePtr, 2)
+	want := make([][]byte, 2)
+	for r := range groups {
+		s, err := nccl.Malloc(n)
+		rv, err2 := nccl.Malloc(2 * n)
+		if err = errors.Join(err, err2); err != nil {
+			t.Fatal(err)
+		}
+		sends[r], recvs[r] = s, rv
+		t.Cleanup(func() { _ = nccl.Free(sends[r]); _ = nccl.Free(recvs[r]) })
+		want[r] = make([]byte, n)
+		for i := range want[r] {
+			want[r][i] = byte(i*3 + r*101)
+		}
+		if err := nccl.CopyToDevice(sends[r], want[r]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, g := range groups {
+		var raw collective.RawAllGatherer = g
+		send, recv := *(*unsafe.Pointer)(unsafe.Pointer(&sends[r])), *(*unsafe.Pointer)(unsafe.Pointer(&recvs[r]))
+		wg.Go(func() { errs[r] = raw.AllGatherRaw(context.Background(), send, recv, n, collective.Uint8) })
+	}
+	wg.Wait()
+	for r := range groups {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		got := make([]byte, 2*n)
+		if err := nccl.CopyFromDevice(got, recvs[r]); err != nil || !slices.Equal(got, slices.Concat(want...)) {
+			t.Errorf("rank %d: gathered bytes are not rank 0's then rank 1's (%v)", r, err)
 		}
 	}
 }

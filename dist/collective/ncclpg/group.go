@@ -101,6 +101,7 @@ var (
 	_ collective.ReduceScatterer = (*Group)(nil)
 	_ collective.Barrierer       = (*Group)(nil)
 	_ collective.RawAllReducer   = (*Group)(nil)
+	_ collective.RawAllGatherer  = (*Group)(nil)
 )
 
 // New loads NCCL (nccl.Init), exchanges the unique id through cfg.Store

@@ -175,13 +175,8 @@ func (g *Group) Barrier(ctx context.Context) error {
 // when it returns. Avg with NCCL older than 2.10 is rejected with
 // collective.ErrConfig, since scaling would need a kernel.
 func (g *Group) AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
-	var ndt nccl.DataType
-	switch dt {
-	case collective.Float32:
-		ndt = nccl.Float32
-	case collective.Float64:
-		ndt = nccl.Float64
-	default:
+	ndt, ok := dataType(dt)
+	if !ok || !dt.Reducible() {
 		return fmt.Errorf("%w: allreduce (raw) on rank %d: data type %v", collective.ErrConfig, g.cfg.Rank, dt)
 	}
 	if n < 0 || (n > 0 && ptr == nil) {
@@ -198,6 +193,39 @@ func (g *Group) AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt 
 	return g.do(ctx, "allreduce (raw)", n, ndt, func(s nccl.Stream) error {
 		return g.comm.AllReduce(p, p, n, ndt, red, s)
 	}, nil)
+}
+
+// AllGatherRaw concatenates n elements of dt at send from every rank, in
+// rank order, into the Size()·n elements at recv, with no copies: both must
+// be CUDA device memory on the group's device (CUDA tensors' data). As with
+// AllReduceRaw the caller must have finished writing send, and recv is
+// filled when the call returns. Uint8 moves any element type.
+func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType) error {
+	ndt, ok := dataType(dt)
+	if !ok || n < 0 || (n > 0 && (send == nil || recv == nil)) {
+		return fmt.Errorf("%w: allgather (raw) on rank %d: %d elements of %v at %p into %p",
+			collective.ErrConfig, g.cfg.Rank, n, dt, send, recv)
+	}
+	if n == 0 {
+		return g.precheck(ctx, "allgather (raw)", nil)
+	}
+	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
+	return g.do(ctx, "allgather (raw)", n, ndt, func(st nccl.Stream) error {
+		return g.comm.AllGather(s, r, n, ndt, st)
+	}, nil)
+}
+
+// dataType maps dt to NCCL's.
+func dataType(dt collective.DType) (nccl.DataType, bool) {
+	switch dt {
+	case collective.Float32:
+		return nccl.Float32, true
+	case collective.Float64:
+		return nccl.Float64, true
+	case collective.Uint8:
+		return nccl.Uint8, true
+	}
+	return 0, false
 }
 
 // redOp maps op to NCCL's; scale is 1/Size when Avg is done as Sum on an
