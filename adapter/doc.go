@@ -28,6 +28,7 @@
 //	phi.init        zero | small | identity (a's initial value)     (zero)
 //	phi.init_value  a_k under init small, > 0                       (0.01)
 //	phi.lr_scale    learning-rate multiplier of a and β, > 0        (1)
+//	phi.fixed_bandwidth  β stays at b = 1, not trained                (false)
 //	sine_omega      SineLoRA's ω, > 0                               (200)
 //
 // phi.center without phi.residual needs init small or identity (at a = 0 and B = 0

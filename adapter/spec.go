@@ -69,6 +69,11 @@ type Phi struct {
 	// LRScale multiplies the learning rate of a and β (their gradients sum over
 	// d_out·d_in entries). 0 (a manifest written before the key existed) means 1.
 	LRScale float64 `yaml:"lr_scale" json:"lr_scale" alias:"phi_lr_scale,lr_multiplier,lr_ratio" shaping:"false"`
+	// FixedBandwidth keeps β at its initial value (b = 1): β is a buffer, not a
+	// trained parameter (the paper's fixed- vs learned-bandwidth ablation). It shapes
+	// the adapter because it changes the trainable list; omitted from JSON when false,
+	// so manifests written before the key existed read as learned bandwidth.
+	FixedBandwidth bool `yaml:"fixed_bandwidth" json:"fixed_bandwidth,omitempty" alias:"fix_bandwidth,freeze_bandwidth"`
 }
 
 // LLMTargetModules are the paper's adapted modules for decoder LLMs (q,k,v,o,gate,up,down).

@@ -213,7 +213,7 @@ func TestJSONForm(t *testing.T) {
 // Every recorded setting but dropout shapes the adapter; Phi's keys are among them.
 func TestShapingKeys(t *testing.T) {
 	want := []string{"method", "r", "alpha", "rslora", "target_modules", "k", "l", "grid", "basis", "share",
-		"center", "residual", "sine_omega"}
+		"center", "residual", "fixed_bandwidth", "sine_omega"}
 	if got := ShapingKeys(); !slices.Equal(got, want) {
 		t.Errorf("ShapingKeys() = %v, want %v", got, want)
 	}

@@ -149,7 +149,8 @@ func (ad *Adapter) Bias() *ts.Tensor { return ad.bias }
 
 // Tensors lists the adapter's tensors in a fixed order with stable names:
 // <name>.lora_A, <name>.lora_B and, for LR-LoRA, <name>.phi.amplitude,
-// <name>.phi.bandwidth_raw (trained) and <name>.phi.grid (a buffer). Tensors held
+// <name>.phi.bandwidth_raw (trained, a buffer under phi.fixed_bandwidth) and
+// <name>.phi.grid (a buffer). Tensors held
 // by a SharedPhi are left out (SharedPhi.Tensors lists them). Freezing, counting,
 // optimizing and saving all derive from this one list.
 func (ad *Adapter) Tensors() []param.Tensor {
@@ -164,7 +165,7 @@ func (ad *Adapter) Tensors() []param.Tensor {
 		out = append(out, param.Tensor{Name: ad.name + ".phi.amplitude", Tensor: ad.phi.amplitude, Trainable: true})
 	}
 	if ad.phi.ownBandwidth {
-		out = append(out, param.Tensor{Name: ad.name + ".phi.bandwidth_raw", Tensor: ad.phi.bandwidthRaw, Trainable: true})
+		out = append(out, param.Tensor{Name: ad.name + ".phi.bandwidth_raw", Tensor: ad.phi.bandwidthRaw, Trainable: !ad.spec.FixedBandwidth})
 	}
 	if ad.phi.ownGrid {
 		out = append(out, param.Tensor{Name: ad.name + ".phi.grid", Tensor: ad.phi.grid, Trainable: false})

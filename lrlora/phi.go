@@ -15,7 +15,8 @@ import (
 var BandwidthRawInit = math.Log(math.E - 1)
 
 // phiTensors are the transfer-function tensors (docs/method.md §1): amplitudes a (K, init 0,
-// trained), raw bandwidths β (K, init ln(e−1) so b = softplus(β) = 1, trained) and
+// trained), raw bandwidths β (K, init ln(e−1) so b = softplus(β) = 1, trained unless
+// phi.fixed_bandwidth) and
 // the grid g (K, a buffer: not trained, but saved). Any of them may belong to a
 // SharedPhi instead of the adapter; the own* flags say which ones the adapter owns.
 type phiTensors struct {
@@ -39,6 +40,7 @@ func newPhiTensor(kind string, cfg adapter.Phi, dtype gotch.DType, dev gotch.Dev
 		for k := range vals {
 			vals[k] = BandwidthRawInit
 		}
+		trainable = !cfg.FixedBandwidth // phi.fixed_bandwidth: β stays a buffer at b = 1
 	case "grid":
 		g, err := cfg.GridPoints()
 		if err != nil {
@@ -108,7 +110,7 @@ func (s *SharedPhi) Tensors() []param.Tensor {
 		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".amplitude", Tensor: s.amplitude, Trainable: true})
 	}
 	if s.bandwidthRaw != nil {
-		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".bandwidth_raw", Tensor: s.bandwidthRaw, Trainable: true})
+		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".bandwidth_raw", Tensor: s.bandwidthRaw, Trainable: !s.cfg.FixedBandwidth})
 	}
 	if s.grid != nil {
 		out = append(out, param.Tensor{Name: SharedPhiPrefix + ".grid", Tensor: s.grid, Trainable: false})

@@ -138,3 +138,60 @@ func TestIsPhiParameter(t *testing.T) {
 		}
 	}
 }
+
+// phi.fixed_bandwidth keeps β out of the trainable list (own or shared), leaves it
+// without requires-grad, and backward still reaches a, A and B: K fewer parameters.
+func TestFixedBandwidthIsNotTrained(t *testing.T) {
+	lockThread(t)
+	l := newLayer(t, 6, 5, gotch.Float, 41)
+	fixed := func(s *adapter.Spec) { s.FixedBandwidth, s.Init = true, adapter.InitSmall }
+	learned := newAdapter(t, l, spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.Init = adapter.InitSmall }), 42)
+	ad := newAdapter(t, l, spec(adapter.LRLoRA, 2, fixed), 42)
+	nl, _ := learned.NumParameters()
+	nf, err := ad.NumParameters()
+	if err != nil || nl-nf != int64(ad.Spec().K) {
+		t.Fatalf("parameters: learned %d, fixed %d (%v), want %d fewer", nl, nf, err, ad.Spec().K)
+	}
+	for _, p := range ad.TrainableParameters() {
+		if p.Name == ad.Name()+".phi.bandwidth_raw" {
+			t.Fatalf("β is trainable under fixed_bandwidth")
+		}
+	}
+	beta := tensorByName(t, ad, ".phi.bandwidth_raw")
+	if beta.MustRequiresGrad() {
+		t.Fatal("β requires grad under fixed_bandwidth")
+	}
+	assign(t, tensorByName(t, ad, ".lora_B"), randVals(43, 6*2))
+	x := constTensor(t, randVals(44, 4*5), []int64{4, 5}, gotch.Float)
+	r := constTensor(t, randVals(45, 4*6), []int64{4, 6}, gotch.Float)
+	y, err := ad.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := weightedSum(t, y, r)
+	y.Drop()
+	if err := s.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	s.Drop()
+	for _, name := range []string{".lora_A", ".lora_B", ".phi.amplitude"} {
+		g := tensorByName(t, ad, name).MustGrad(false)
+		if maxAbs(read(t, g)) == 0 {
+			t.Errorf("%s: zero gradient", name)
+		}
+		g.Drop()
+	}
+	// Shared bandwidth: the shared β is listed once, as a buffer.
+	p := spec(adapter.LRLoRA, 2, fixed).Phi
+	p.Share = adapter.ShareBandwidth
+	sh, err := NewSharedPhi(p, gotch.Float, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	for _, nt := range sh.Tensors() {
+		if nt.Name == SharedPhiPrefix+".bandwidth_raw" && nt.Trainable {
+			t.Error("shared β is trainable under fixed_bandwidth")
+		}
+	}
+}

@@ -113,7 +113,7 @@ func TestOldManifestRegexTargetsReconcile(t *testing.T) {
 // The resume rule's shaping keys are the ones it always had: every adapter setting in
 // the manifest but dropout, and the head size.
 func TestShapingKeysAreTheAdapters(t *testing.T) {
-	want := []string{"adapter.alpha", "adapter.basis", "adapter.center", "adapter.grid", "adapter.k", "adapter.l",
+	want := []string{"adapter.alpha", "adapter.basis", "adapter.center", "adapter.fixed_bandwidth", "adapter.grid", "adapter.k", "adapter.l",
 		"adapter.method", "adapter.r", "adapter.residual", "adapter.rslora", "adapter.share", "adapter.sine_omega",
 		"adapter.target_modules", "model.num_labels"}
 	if got := slices.Sorted(maps.Keys(shapingKeys)); !slices.Equal(got, want) {
