@@ -6,6 +6,8 @@ package phiop
 // PHIOP_BENCH_NAIVE_4096=1: its broadcast intermediates need ~34 GiB.
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"bufio"
 	"fmt"
 	"os"
@@ -64,7 +66,7 @@ func benchSetup(b *testing.B) {
 func benchInputs(b *testing.B, d int64) (m, a, beta, g *ts.Tensor) {
 	m = ts.MustRandn([]int64{d, d}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
 	b.Cleanup(func() { m.MustDrop() })
-	p := phiParams{a: make([]float64, benchK), beta: make([]float64, benchK), g: make([]float64, benchK), basis: Sinc, scale: 1}
+	p := phiParams{a: make([]float64, benchK), beta: make([]float64, benchK), g: make([]float64, benchK), basis: adapter.Sinc, scale: 1}
 	for k := range benchK {
 		p.a[k], p.beta[k], p.g[k] = 0.01*float64(k%7-3), betaForB(1), -3+6*float64(k)/(benchK-1)
 	}
@@ -75,7 +77,7 @@ func benchInputs(b *testing.B, d int64) (m, a, beta, g *ts.Tensor) {
 // phiStep runs φ forward and backward (L = Σ φ(M)) and frees everything it made.
 func phiStep(b *testing.B, fn phiFunc, m, a, beta, g *ts.Tensor) (fwd, bwd time.Duration) {
 	t0 := time.Now()
-	y, err := fn(m, a, beta, g, Sinc, 1)
+	y, err := fn(m, a, beta, g, adapter.Sinc, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

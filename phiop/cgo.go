@@ -23,6 +23,8 @@ package phiop
 import "C"
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -39,7 +41,7 @@ func takeError(msg *C.char) error {
 	return fmt.Errorf("%w: %s", ErrTorch, C.GoString(msg))
 }
 
-func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
 	var out unsafe.Pointer
 	msg := C.phiop_apply(m.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(),
 		C.int(basisCodes[basis]), C.double(scale), &out)

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"testing"
@@ -83,16 +85,16 @@ func emuSinc64(t float64) (f, fp float64) {
 	return f, (c - f) * math.Pi * inv
 }
 
-func emuEval[T emuFloat](basis Basis, t T) (f, fp T) {
+func emuEval[T emuFloat](basis adapter.Basis, t T) (f, fp T) {
 	switch basis {
-	case Sinc:
+	case adapter.Sinc:
 		if v, ok := any(t).(float32); ok {
 			f32, fp32 := emuSinc32(v)
 			return T(f32), T(fp32)
 		}
 		f64, fp64 := emuSinc64(float64(t))
 		return T(f64), T(fp64)
-	case Gaussian:
+	case adapter.Gaussian:
 		f = T(math.Exp(float64(-t * t)))
 		return f, -2 * t * f
 	default:

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,7 +15,7 @@ import (
 // parityCase is one input set for the CUDA-vs-CPU comparison.
 type parityCase struct {
 	name  string
-	basis Basis
+	basis adapter.Basis
 	p     phiParams
 	mv    []float64 // M
 	wv    []float64 // ∂L/∂φ
@@ -27,11 +29,11 @@ type parityCase struct {
 // read from global memory instead.
 func parityCases() []parityCase {
 	var out []parityCase
-	for bi, basis := range []Basis{Sinc, Gaussian, BSpline} {
+	for bi, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 		rng := rand.New(rand.NewPCG(41, uint64(bi)))
 		const K, L = 20, 3.0
 		scale := 1.0
-		if basis == BSpline {
+		if basis == adapter.BSpline {
 			scale = (K - 1) / (2 * L)
 		}
 		p := randomParams(rng, K, L, basis, scale)
@@ -52,7 +54,7 @@ func parityCases() []parityCase {
 		add("1e30", p, append(append([]float64{}, regular[:24]...), 1e30, -1e30))
 		const bigK = 2048
 		bigScale := 1.0
-		if basis == BSpline {
+		if basis == adapter.BSpline {
 			bigScale = (bigK - 1) / (2 * L)
 		}
 		big := randomParams(rng, bigK, L, basis, bigScale)
@@ -135,27 +137,27 @@ func TestCPUEdgeSemanticsThatCUDACopies(t *testing.T) {
 	nan, inf := math.NaN(), math.Inf(1)
 	type want struct{ f, fp, ufp float64 } // ufp: the sign class of ∂L/∂β
 	cases := []struct {
-		basis Basis
+		basis adapter.Basis
 		dtype gotch.DType
 		x     float64
 		want  want
 	}{
 		// float32 sinc evaluates |t| > 2^22 at 2^22: f ≈ 0, f' = ±2^-22, so x·f'(x) = ±Inf.
-		{Sinc, gotch.Float, inf, want{0, 0x1p-22, inf}},
-		{Sinc, gotch.Float, -inf, want{0, -0x1p-22, inf}},
-		{Sinc, gotch.Float, 3e7, want{0, 0x1p-22, 3e7 * 0x1p-22}},
+		{adapter.Sinc, gotch.Float, inf, want{0, 0x1p-22, inf}},
+		{adapter.Sinc, gotch.Float, -inf, want{0, -0x1p-22, inf}},
+		{adapter.Sinc, gotch.Float, 3e7, want{0, 0x1p-22, 3e7 * 0x1p-22}},
 		// float64 sinc takes the limit at ±Inf: f = f' = 0, x·f' = Inf·0 = NaN.
-		{Sinc, gotch.Double, inf, want{0, 0, nan}},
-		{Sinc, gotch.Double, -inf, want{0, 0, nan}},
-		{Gaussian, gotch.Float, inf, want{0, nan, nan}},
-		{Gaussian, gotch.Double, -inf, want{0, nan, nan}},
-		{BSpline, gotch.Float, inf, want{0, 0, nan}},
-		{BSpline, gotch.Double, -inf, want{0, 0, nan}},
+		{adapter.Sinc, gotch.Double, inf, want{0, 0, nan}},
+		{adapter.Sinc, gotch.Double, -inf, want{0, 0, nan}},
+		{adapter.Gaussian, gotch.Float, inf, want{0, nan, nan}},
+		{adapter.Gaussian, gotch.Double, -inf, want{0, nan, nan}},
+		{adapter.BSpline, gotch.Float, inf, want{0, 0, nan}},
+		{adapter.BSpline, gotch.Double, -inf, want{0, 0, nan}},
 	}
-	for _, basis := range []Basis{Sinc, Gaussian, BSpline} {
+	for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 		for _, dtype := range []gotch.DType{gotch.Float, gotch.Double} {
 			cases = append(cases, struct {
-				basis Basis
+				basis adapter.Basis
 				dtype gotch.DType
 				x     float64
 				want  want

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,7 +19,7 @@ func TestBackwardIsDeterministic(t *testing.T) {
 	prev := NumThreads()
 	t.Cleanup(func() { SetNumThreads(prev) })
 	rng := rand.New(rand.NewPCG(5, 6))
-	p := randomParams(rng, 50, 3, Sinc, 1)
+	p := randomParams(rng, 50, 3, adapter.Sinc, 1)
 	shape := []int64{300, 301}
 	mv := gridHeavyM(rng, 300*301, p.g, 3)
 	wv := make([]float64, len(mv))

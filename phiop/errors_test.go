@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"errors"
 	"math"
 	"runtime"
@@ -32,22 +34,22 @@ func TestBadInputsAreErrors(t *testing.T) {
 	cases := []struct {
 		name          string
 		m, a, beta, g *ts.Tensor
-		basis         Basis
+		basis         adapter.Basis
 		scale         float64
 		want          error
 	}{
-		{"mismatched K", m, k5, k4, k5, Sinc, 1, ErrShape},
-		{"3-D grid", m, k5, k5, f64(1, 1, 5), Sinc, 1, ErrShape},
-		{"2-D amplitude", m, f64(5, 1), k5, k5, Sinc, 1, ErrShape},
-		{"K = 0", m, empty, empty, empty, Sinc, 1, ErrShape},
-		{"int M", intM, k5, k5, k5, Sinc, 1, ErrDType},
-		{"int grid", m, k5, k5, intK, Sinc, 1, ErrDType},
-		{"float32 K-vector with float64 M", m, f32K, k5, k5, Sinc, 1, ErrDType},
-		{"nil amplitude", m, nil, k5, k5, Sinc, 1, ErrNilTensor},
-		{"unknown basis", m, k5, k5, k5, Basis("fourier"), 1, ErrBasis},
-		{"NaN scale", m, k5, k5, k5, Sinc, math.NaN(), ErrScale},
-		{"infinite scale", m, k5, k5, k5, BSpline, math.Inf(1), ErrScale},
-		{"zero scale", m, k5, k5, k5, Gaussian, 0, ErrScale},
+		{"mismatched K", m, k5, k4, k5, adapter.Sinc, 1, ErrShape},
+		{"3-D grid", m, k5, k5, f64(1, 1, 5), adapter.Sinc, 1, ErrShape},
+		{"2-D amplitude", m, f64(5, 1), k5, k5, adapter.Sinc, 1, ErrShape},
+		{"K = 0", m, empty, empty, empty, adapter.Sinc, 1, ErrShape},
+		{"int M", intM, k5, k5, k5, adapter.Sinc, 1, ErrDType},
+		{"int grid", m, k5, k5, intK, adapter.Sinc, 1, ErrDType},
+		{"float32 K-vector with float64 M", m, f32K, k5, k5, adapter.Sinc, 1, ErrDType},
+		{"nil amplitude", m, nil, k5, k5, adapter.Sinc, 1, ErrNilTensor},
+		{"unknown basis", m, k5, k5, k5, adapter.Basis("fourier"), 1, ErrBasis},
+		{"NaN scale", m, k5, k5, k5, adapter.Sinc, math.NaN(), ErrScale},
+		{"infinite scale", m, k5, k5, k5, adapter.BSpline, math.Inf(1), ErrScale},
+		{"zero scale", m, k5, k5, k5, adapter.Gaussian, 0, ErrScale},
 	}
 	for _, c := range cases {
 		for name, fn := range map[string]phiFunc{"Apply": Apply, "Naive": Naive} {
@@ -88,12 +90,12 @@ func TestDeviceRules(t *testing.T) {
 		{"K-vectors on cuda, M on cpu", cpu, cuda0, true, ErrDevice},
 	}
 	for _, c := range cases {
-		err := checkMeta(metas(c.mDev, c.kDev), Sinc, 1, c.haveCUDA)
+		err := checkMeta(metas(c.mDev, c.kDev), adapter.Sinc, 1, c.haveCUDA)
 		if !errors.Is(err, c.want) || (err == nil) != (c.want == nil) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
 		}
 	}
-	if err := checkMeta(metas(cuda0, cuda0), Sinc, 1, false); !strings.Contains(err.Error(), "phiop: built without CUDA support") {
+	if err := checkMeta(metas(cuda0, cuda0), adapter.Sinc, 1, false); !strings.Contains(err.Error(), "phiop: built without CUDA support") {
 		t.Errorf("error text %q", err)
 	}
 	if BuiltWithCUDA() {
@@ -108,7 +110,7 @@ func TestShimReportsExceptions(t *testing.T) {
 	m := newTensor(t, make([]float64, 6), []int64{2, 3}, gotch.Double, false)
 	k5 := newTensor(t, make([]float64, 5), []int64{5}, gotch.Double, false)
 	k4 := newTensor(t, make([]float64, 4), []int64{4}, gotch.Double, false)
-	y, err := applyFused(m, k5, k4, k5, Sinc, 1)
+	y, err := applyFused(m, k5, k4, k5, adapter.Sinc, 1)
 	if y != nil || !errors.Is(err, ErrTorch) || !strings.Contains(err.Error(), "phiop: amplitude, bandwidth_raw and grid must be 1-D of one length K") {
 		t.Fatalf("applyFused with mismatched K: %v, %v", y, err)
 	}

@@ -1,6 +1,8 @@
 package phiop_test
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"runtime"
 
@@ -22,7 +24,7 @@ func Example() {
 	bandwidthRaw = bandwidthRaw.MustSetRequiresGrad(true, true)
 	grid := ts.MustOfSlice([]float64{-1, 0, 1})
 
-	phi, err := phiop.Apply(m, amplitude, bandwidthRaw, grid, phiop.Sinc, 1)
+	phi, err := phiop.Apply(m, amplitude, bandwidthRaw, grid, adapter.Sinc, 1)
 	if err != nil {
 		fmt.Println(err)
 		return

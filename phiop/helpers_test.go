@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -50,7 +52,7 @@ func gradValues(x *ts.Tensor) []float64 {
 // phiParams are the K-vectors of one test case, in float64.
 type phiParams struct {
 	a, beta, g []float64
-	basis      Basis
+	basis      adapter.Basis
 	scale      float64
 }
 
@@ -66,7 +68,7 @@ func betaForB(b float64) float64 { return math.Log(math.Expm1(b)) }
 
 // randomParams draws nonzero a in ±[0.2, 1.2], β in [-1, 1.5] and a uniform
 // grid of K points on [-L, L].
-func randomParams(rng *rand.Rand, K int, L float64, basis Basis, scale float64) phiParams {
+func randomParams(rng *rand.Rand, K int, L float64, basis adapter.Basis, scale float64) phiParams {
 	p := phiParams{a: make([]float64, K), beta: make([]float64, K), g: make([]float64, K), basis: basis, scale: scale}
 	for k := range K {
 		sign := 1.0
@@ -101,9 +103,9 @@ func gridHeavyM(rng *rand.Rand, n int, grid []float64, L float64) []float64 {
 
 // refBasis is an independent float64 evaluation of f and f' (closed forms,
 // Taylor series only where the closed form cancels).
-func refBasis(basis Basis, t float64) (f, fp float64) {
+func refBasis(basis adapter.Basis, t float64) (f, fp float64) {
 	switch basis {
-	case Sinc:
+	case adapter.Sinc:
 		if math.Abs(t) < 1e-2 {
 			p2 := math.Pi * math.Pi
 			z := t * t
@@ -113,7 +115,7 @@ func refBasis(basis Basis, t float64) (f, fp float64) {
 		}
 		f = math.Sin(math.Pi*t) / (math.Pi * t)
 		return f, (math.Cos(math.Pi*t) - f) / t
-	case Gaussian:
+	case adapter.Gaussian:
 		f = math.Exp(-t * t)
 		return f, -2 * t * f
 	default:

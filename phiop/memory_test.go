@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"bufio"
 	"os"
 	"strconv"
@@ -43,12 +45,12 @@ func retainedBytes(t *testing.T, fn phiFunc, side int64, K int) int64 {
 	t.Helper()
 	m := ts.MustRandn([]int64{side, side}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true)
 	defer m.MustDrop()
-	p := phiParams{a: make([]float64, K), beta: make([]float64, K), g: make([]float64, K), basis: Sinc, scale: 1}
+	p := phiParams{a: make([]float64, K), beta: make([]float64, K), g: make([]float64, K), basis: adapter.Sinc, scale: 1}
 	for k := range K {
 		p.a[k], p.beta[k], p.g[k] = 0.5, 0.5, -3+6*float64(k)/float64(K-1)
 	}
 	a, beta, g := p.tensors(t, gotch.Float)
-	y, err := fn(m, a, beta, g, Sinc, 1)
+	y, err := fn(m, a, beta, g, adapter.Sinc, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
@@ -11,7 +13,7 @@ import (
 // differentiates it op by op and keeps several (…, K) intermediates alive
 // until backward, so memory grows as O(numel(m)·K): it is the reference the
 // fused op is tested and benchmarked against, not a training path.
-func Naive(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+func Naive(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
 	if err := validate(m, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
 		return nil, err
 	}
@@ -24,9 +26,9 @@ func Naive(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float
 	t := n.do(u.Mul(sb, false))
 	var f *ts.Tensor
 	switch basis {
-	case Sinc:
+	case adapter.Sinc:
 		f = n.do(t.Sinc(false))
-	case Gaussian:
+	case adapter.Gaussian:
 		f = n.do(n.do(n.do(t.Square(false)).Neg(false)).Exp(false))
 	default:
 		f = n.bspline(t)

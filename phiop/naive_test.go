@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,7 +17,7 @@ type result struct {
 	y, dm, da, dbeta []float64
 }
 
-type phiFunc func(m, a, beta, g *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error)
+type phiFunc func(m, a, beta, g *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error)
 
 // evaluate runs fn on fresh leaves built from mv, wv and p.
 func evaluate(t *testing.T, fn phiFunc, mv, wv []float64, shape []int64, p phiParams, dtype gotch.DType) result {
@@ -78,11 +80,11 @@ func compare(t *testing.T, got, want result, rel, relDM float64) {
 // truth either way.
 func TestFusedMatchesNaive(t *testing.T) {
 	lockThread(t)
-	for bi, basis := range []Basis{Sinc, Gaussian, BSpline} {
+	for bi, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 		rng := rand.New(rand.NewPCG(11, uint64(bi)))
 		const K, L = 20, 3.0
 		scale := 1.0
-		if basis == BSpline {
+		if basis == adapter.BSpline {
 			scale = (K - 1) / (2 * L) // 1/h, h the grid spacing
 		}
 		p := randomParams(rng, K, L, basis, scale)
@@ -96,7 +98,7 @@ func TestFusedMatchesNaive(t *testing.T) {
 		t.Run(fmt.Sprintf("%v/float64", basis), func(t *testing.T) {
 			fused := evaluate(t, Apply, mv, wv, shape, p, gotch.Double)
 			relDM := 1e-12
-			if basis == Sinc {
+			if basis == adapter.Sinc {
 				relDM = 1e-9
 			}
 			compare(t, fused, naive64, 1e-12, relDM)
@@ -105,7 +107,7 @@ func TestFusedMatchesNaive(t *testing.T) {
 			fused := evaluate(t, Apply, mv, wv, shape, p, gotch.Float)
 			naive := evaluate(t, Naive, mv, wv, shape, p, gotch.Float)
 			relDM := 1e-4
-			if basis == Sinc {
+			if basis == adapter.Sinc {
 				relDM = 2e-2
 			}
 			compare(t, fused, naive, 1e-4, relDM)
@@ -119,7 +121,7 @@ func TestFusedMatchesNaive(t *testing.T) {
 func TestGradientFlowsThroughProducer(t *testing.T) {
 	lockThread(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	p := randomParams(rng, 15, 3, Sinc, 1)
+	p := randomParams(rng, 15, 3, adapter.Sinc, 1)
 	bv, av := make([]float64, 16*4), make([]float64, 4*24)
 	for i := range bv {
 		bv[i] = rng.NormFloat64()
@@ -138,7 +140,7 @@ func TestGradientFlowsThroughProducer(t *testing.T) {
 			defer mt.MustDrop()
 			m = mt
 		}
-		y, err := fn(m, a, beta, g, Sinc, 1)
+		y, err := fn(m, a, beta, g, adapter.Sinc, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestGradientFlowsThroughProducer(t *testing.T) {
 // reshape to a 0-dim tensor, so scalars are left out.)
 func TestAnyShape(t *testing.T) {
 	lockThread(t)
-	p := randomParams(rand.New(rand.NewPCG(8, 9)), 6, 2, Gaussian, 1)
+	p := randomParams(rand.New(rand.NewPCG(8, 9)), 6, 2, adapter.Gaussian, 1)
 	for _, shape := range [][]int64{{7}, {0, 3}, {2, 3, 4}} {
 		n := int64(1)
 		for _, d := range shape {
@@ -196,7 +198,7 @@ func TestAnyShape(t *testing.T) {
 func TestNaNPropagates(t *testing.T) {
 	lockThread(t)
 	mv := []float64{math.NaN(), 0.5, math.Inf(1), math.Inf(-1)}
-	for _, basis := range []Basis{Sinc, Gaussian, BSpline} {
+	for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 		p := randomParams(rand.New(rand.NewPCG(1, 1)), 5, 2, basis, 1)
 		for _, dtype := range []gotch.DType{gotch.Float, gotch.Double} {
 			m := newTensor(t, mv, []int64{4}, dtype, false)

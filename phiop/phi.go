@@ -14,22 +14,14 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 )
 
-// Basis is the function f in φ(x) = Σ_k a_k · f(c · b_k · (x − g_k)): the adapter
-// spec's type, named here so that the op's signature reads on its own.
-type Basis = adapter.Basis
-
-// The bases (adapter's constants): Sinc is f(t) = sin(πt)/(πt) with f(0) = 1 (the
-// paper's), Gaussian is exp(−t²), BSpline is the cubic B-spline kernel with support
-// [−2, 2] (pass scale = 1/h for a grid of spacing h).
-const (
-	Sinc     = adapter.Sinc
-	Gaussian = adapter.Gaussian
-	BSpline  = adapter.BSpline
-)
+// The basis f in φ(x) = Σ_k a_k · f(c · b_k · (x − g_k)) is the adapter spec's
+// adapter.Basis: adapter.Sinc is f(t) = sin(πt)/(πt) with f(0) = 1 (the paper's),
+// adapter.Gaussian is exp(−t²), adapter.BSpline is the cubic B-spline kernel with
+// support [−2, 2] (pass scale = 1/h for a grid of spacing h).
 
 // basisCodes number the bases as the C++ kernels do (phi_kernel.h: Sinc = 0,
 // Gaussian = 1, BSpline = 2).
-var basisCodes = map[Basis]int{Sinc: 0, Gaussian: 1, BSpline: 2}
+var basisCodes = map[adapter.Basis]int{adapter.Sinc: 0, adapter.Gaussian: 1, adapter.BSpline: 2}
 
 // Errors returned by Apply and Naive; the details follow the sentinel's text.
 var (
@@ -56,7 +48,7 @@ var (
 //
 // Grad mode is per OS thread in libtorch: callers that train should run on a
 // goroutine locked with runtime.LockOSThread.
-func Apply(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+func Apply(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
 	if err := validate(m, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -27,7 +29,7 @@ func basisPoints() []float64 {
 func TestBasisMatchesClosedForm(t *testing.T) {
 	lockThread(t)
 	tolerance := map[gotch.DType]float64{gotch.Double: 1e-13, gotch.Float: 1e-6}
-	for _, basis := range []Basis{Sinc, Gaussian, BSpline} {
+	for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 		for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
 			t.Run(fmt.Sprintf("%v/%v", basis, dtype), func(t *testing.T) {
 				pts := basisPoints()
@@ -58,17 +60,17 @@ func TestBasisMatchesClosedForm(t *testing.T) {
 }
 
 type fdCase struct {
-	basis Basis
+	basis adapter.Basis
 	K     int
 	L     float64
 	scale float64
 }
 
 var fdCases = []fdCase{
-	{Sinc, 7, 3, 1},
-	{Sinc, 11, 2, 1.7},
-	{Gaussian, 9, 3, 1},
-	{BSpline, 9, 2, 2}, // grid spacing h = 0.5, scale 1/h
+	{adapter.Sinc, 7, 3, 1},
+	{adapter.Sinc, 11, 2, 1.7},
+	{adapter.Gaussian, 9, 3, 1},
+	{adapter.BSpline, 9, 2, 2}, // grid spacing h = 0.5, scale 1/h
 }
 
 // Gradients of L = Σ W ⊙ φ(M) for M, a and β against central differences of

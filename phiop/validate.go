@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"strings"
 
@@ -45,7 +47,7 @@ func readMeta(name string, t *ts.Tensor) (meta, error) {
 }
 
 // validate checks the arguments of Apply and Naive.
-func validate(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) error {
+func validate(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) error {
 	names := [...]string{"M", "amplitude", "bandwidth_raw", "grid"}
 	var metas [4]meta
 	for i, t := range []*ts.Tensor{m, amplitude, bandwidthRaw, grid} {
@@ -60,7 +62,7 @@ func validate(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale fl
 
 // checkMeta is the validation proper, on metadata only, so that tests can
 // describe tensors this machine cannot create (CUDA ones).
-func checkMeta(metas [4]meta, basis Basis, scale float64, haveCUDA bool) error {
+func checkMeta(metas [4]meta, basis adapter.Basis, scale float64, haveCUDA bool) error {
 	if _, ok := basisCodes[basis]; !ok {
 		return fmt.Errorf("%w %q", ErrBasis, basis)
 	}

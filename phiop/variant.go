@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
@@ -45,19 +47,19 @@ func (v Variant) String() string {
 // Apply does (the CPU and CUDA kernels unchanged) at the cost of one or two more
 // elementwise passes over m forward and backward, against K basis evaluations per
 // entry in the fused op; BENCHMARKS.md has the measured ratio.
-func ApplyVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64, v Variant) (*ts.Tensor, error) {
+func ApplyVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
 	return applyVariant(Apply, m, amplitude, bandwidthRaw, grid, basis, scale, v)
 }
 
 // NaiveVariant is ApplyVariant over the op-by-op reference Naive: the reference the
 // variants are tested against.
-func NaiveVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64, v Variant) (*ts.Tensor, error) {
+func NaiveVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
 	return applyVariant(Naive, m, amplitude, bandwidthRaw, grid, basis, scale, v)
 }
 
-type phiFn func(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error)
+type phiFn func(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error)
 
-func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64, v Variant) (*ts.Tensor, error) {
+func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
 	phi, err := fn(m, amplitude, bandwidthRaw, grid, basis, scale)
 	if err != nil || !v.Centred() {
 		return phi, err
@@ -87,12 +89,12 @@ func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis B
 // AtZero returns the paper's φ(0) = Σ_k a_k f(−c·b_k·g_k) as a one-element tensor of
 // like's dtype and device, computed by the fused op, differentiable with respect to
 // amplitude and bandwidthRaw.
-func AtZero(like, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+func AtZero(like, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
 	return atZero(Apply, like, amplitude, bandwidthRaw, grid, basis, scale)
 }
 
 // atZero is AtZero computed by fn (Apply or Naive).
-func atZero(fn phiFn, like, amplitude, bandwidthRaw, grid *ts.Tensor, basis Basis, scale float64) (*ts.Tensor, error) {
+func atZero(fn phiFn, like, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
 	dev, err := like.Device()
 	if err != nil {
 		return nil, fmt.Errorf("phiop: φ(0): device of M: %w", err)

@@ -1,6 +1,8 @@
 package phiop
 
 import (
+	"github.com/lrtrain/lrtrain/adapter"
+
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -29,7 +31,7 @@ var variants = []Variant{{Center: true}, {Residual: true}, {Center: true, Residu
 // grid points and exactly 0 (where φ(M) − φ(0) vanishes).
 func TestVariantGradientsMatchFiniteDifferences(t *testing.T) {
 	lockThread(t)
-	impls := map[string]func(m, a, beta, g *ts.Tensor, basis Basis, scale float64, v Variant) (*ts.Tensor, error){
+	impls := map[string]func(m, a, beta, g *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error){
 		"fused": ApplyVariant, "naive": NaiveVariant}
 	for _, v := range variants {
 		for ci, c := range fdCases {
@@ -64,7 +66,7 @@ func TestVariantGradientsMatchFiniteDifferences(t *testing.T) {
 					const h = 1e-6
 					// libtorch's own sinc backward cancels near t = 0 (naive_test.go): 1e-9 there.
 					relM := 1e-7
-					if name == "naive" && c.basis == Sinc {
+					if name == "naive" && c.basis == adapter.Sinc {
 						relM = 1e-6
 					}
 					dm := gradValues(m)
@@ -99,7 +101,7 @@ func TestResidualAtZeroAmplitudeIsLoRA(t *testing.T) {
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
 		for _, mZero := range []bool{false, true} {
 			rng := rand.New(rand.NewPCG(5, 1))
-			p := randomParams(rng, 50, 3, Sinc, 1)
+			p := randomParams(rng, 50, 3, adapter.Sinc, 1)
 			p.a = make([]float64, 50)
 			n := 6 * 7
 			mv, wv := make([]float64, n), make([]float64, n)
@@ -113,7 +115,7 @@ func TestResidualAtZeroAmplitudeIsLoRA(t *testing.T) {
 			m := newTensor(t, mv, shape, dtype, true)
 			w := newTensor(t, wv, shape, dtype, false)
 			a, beta, g := p.tensors(t, dtype)
-			y, err := ApplyVariant(m, a, beta, g, Sinc, 1, Variant{Residual: true})
+			y, err := ApplyVariant(m, a, beta, g, adapter.Sinc, 1, Variant{Residual: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +157,7 @@ func TestCenterRemovesTheOffset(t *testing.T) {
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
 		rng := rand.New(rand.NewPCG(9, 2))
-		p := randomParams(rng, 50, 3, Sinc, 1)
+		p := randomParams(rng, 50, 3, adapter.Sinc, 1)
 		n := 64 * 33
 		mv := make([]float64, n)
 		for i := range mv {
@@ -165,11 +167,11 @@ func TestCenterRemovesTheOffset(t *testing.T) {
 		}
 		m := newTensor(t, mv, []int64{64, 33}, dtype, false)
 		a, beta, g := p.tensors(t, dtype)
-		plain, err := Apply(m, a, beta, g, Sinc, 1)
+		plain, err := Apply(m, a, beta, g, adapter.Sinc, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		centred, err := ApplyVariant(m, a, beta, g, Sinc, 1, Variant{Center: true})
+		centred, err := ApplyVariant(m, a, beta, g, adapter.Sinc, 1, Variant{Center: true})
 		if err != nil {
 			t.Fatal(err)
 		}
