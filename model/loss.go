@@ -5,6 +5,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // IgnoreIndex marks labels that do not count in a loss (prompt tokens, padding).
@@ -66,7 +68,7 @@ func crossEntropySum(s *scope, pred, target *ts.Tensor) (*ts.Tensor, int64, erro
 	if !s.ok(cnt) {
 		return nil, 0, s.err
 	}
-	count, err := cnt.Int64Value([]int64{})
+	count, err := tensorkit.Int64Scalar(cnt)
 	if err != nil {
 		return nil, 0, fmt.Errorf("model: %s: read count: %w", s.what, err)
 	}
@@ -95,7 +97,7 @@ func RegressionLoss(pred, targets, mask *ts.Tensor) (*ts.Tensor, int64, error) {
 		if cnt = s.track(cnt, err, "count"); !s.ok(cnt) {
 			return nil, 0, s.err
 		}
-		if count, err = cnt.Int64Value([]int64{}); err != nil {
+		if count, err = tensorkit.Int64Scalar(cnt); err != nil {
 			return nil, 0, fmt.Errorf("model: regression loss: read count: %w", err)
 		}
 	} else if s.ok(y) {
