@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
@@ -14,7 +15,9 @@ import (
 // norm over all gradients taken together, coef = maxNorm/(total + 1e-6), and the
 // gradients are multiplied by coef only when coef < 1 (torch clamps coef to 1).
 // It returns total, the norm before clipping. Parameters without a gradient are
-// ignored. The per-gradient norms are combined in float64.
+// ignored. The per-gradient norms are stacked on the gradients' device and read
+// to the host at once (one device-to-host copy per call, however many
+// parameters), then combined in float64 in parameter order.
 //
 // Unlike torch's default (error_if_nonfinite=False, which scales every gradient
 // by NaN), a NaN or Inf total leaves the gradients untouched and returns
@@ -28,13 +31,12 @@ func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
 	}
 	var total float64
 	err := tensorkit.NoGrad(func() error {
-		var grads []*ts.Tensor
+		var grads, norms []*ts.Tensor
 		defer func() {
-			for _, g := range grads {
-				g.Drop()
+			for _, t := range append(grads, norms...) {
+				t.Drop()
 			}
 		}()
-		var sumSq float64
 		for _, p := range params {
 			g, err := gradOf(p.Tensor)
 			if err != nil {
@@ -48,11 +50,14 @@ func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
 			if err != nil {
 				return fmt.Errorf("norm of %q: %w", p.Name, err)
 			}
-			v, err := tensorkit.Scalar(n)
-			n.Drop()
-			if err != nil {
-				return fmt.Errorf("norm of %q: %w", p.Name, err)
-			}
+			norms = append(norms, n)
+		}
+		vals, err := readNorms(norms)
+		if err != nil {
+			return err
+		}
+		var sumSq float64
+		for _, v := range vals {
 			sumSq += v * v
 		}
 		total = math.Sqrt(sumSq)
@@ -74,4 +79,42 @@ func ClipGradNorm(params []ts.NamedTensor, maxNorm float64) (float64, error) {
 		return total, fmt.Errorf("optim: clip grad norm: %w", err)
 	}
 	return total, nil
+}
+
+// readNorms reads the per-gradient norms (0-dim tensors on one device) with one
+// host read: stacked into one vector, in float64 when their dtypes differ.
+func readNorms(norms []*ts.Tensor) ([]float64, error) {
+	if len(norms) == 0 {
+		return nil, nil
+	}
+	list := norms
+	for _, n := range norms[1:] {
+		if n.DType() == norms[0].DType() {
+			continue
+		}
+		list = make([]*ts.Tensor, 0, len(norms))
+		defer func() {
+			for _, t := range list {
+				t.Drop()
+			}
+		}()
+		for _, n := range norms {
+			d, err := n.Totype(gotch.Double, false)
+			if err != nil {
+				return nil, fmt.Errorf("norms to float64: %w", err)
+			}
+			list = append(list, d)
+		}
+		break
+	}
+	stacked, err := ts.Stack(list, 0)
+	if err != nil {
+		return nil, fmt.Errorf("stack %d norms: %w", len(list), err)
+	}
+	defer stacked.Drop()
+	vals, err := tensorkit.Float64s(stacked)
+	if err != nil {
+		return nil, fmt.Errorf("read %d norms: %w", len(list), err)
+	}
+	return vals, nil
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // TestClipGradNorm compares with the norm computed in Go over all gradients
@@ -87,5 +89,46 @@ func TestClipGradNormRefusesNonFinite(t *testing.T) {
 	}
 	if _, err := ClipGradNorm(params, 0); !errors.Is(err, ErrConfig) {
 		t.Errorf("max norm 0: %v", err)
+	}
+}
+
+// ClipGradNorm reads the device once per call, however many parameters it clips, and
+// with gradients of mixed dtypes (a float32 and a float64 one, read together in
+// float64) its total is the float64 combination of the per-gradient norms: each
+// float32 norm is within float32 rounding (a relative 2⁻²³ or so, here 1e-6) of the
+// exact norm of its float32 values, which are exact in float64.
+func TestClipGradNormReadsOnceAcrossDTypes(t *testing.T) {
+	lockThread(t)
+	ga := []float64{3, -4, 0.5}     // exact in float32
+	gb := []float64{1e-3, 2, -7, 1} // float64
+	var sqA, sqB float64
+	for _, v := range ga {
+		sqA += v * v
+	}
+	for _, v := range gb {
+		sqB += v * v
+	}
+	want := math.Sqrt(sqA + sqB)
+	a := leaf(t, []float64{1, 1, 1}, []int64{3}, gotch.Float, true)
+	b := leaf(t, []float64{1, 1, 1, 1}, []int64{2, 2}, gotch.Double, true)
+	defer a.MustDrop()
+	defer b.MustDrop()
+	params := []ts.NamedTensor{{Name: "a", Tensor: a}, {Name: "b", Tensor: b}}
+	o, err := NewAdamW(params, DefaultAdamWConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	setGrads(t, o, []*ts.Tensor{a, b}, [][]float64{ga, gb})
+	before := tensorkit.HostReads()
+	total, err := ClipGradNorm(params, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tensorkit.HostReads() - before; n != 1 {
+		t.Errorf("ClipGradNorm read the device %d times, want once", n)
+	}
+	if math.Abs(total-want) > 1e-6*want {
+		t.Errorf("total norm %.17g, want %.17g", total, want)
 	}
 }
