@@ -91,8 +91,13 @@
 // allocation 7.9 ms). The all-gather itself costs: on the shared 2-core VM, 15-35 ms
 // per unit over loopback (11.8-16.8 MB), not overlapped with compute.
 //
-// Limits: the gathered buffers live on the CPU (a model on a GPU is ErrUnsupported
-// until a device collective feeds them); weights listed by Model.Weights are
+// Shards and gathered buffers live on the model's device, and the all-gather writes
+// into the buffer's memory through the group's collective.RawAllGatherer (as bytes):
+// Gloo on the CPU, NCCL on a GPU (dist/worker forms an NCCL shard group for a CUDA
+// rank). Before a GPU gather the device is synchronised, since NCCL runs on its own
+// stream and the pooled buffer may still be read by the previous unit's kernels.
+//
+// Limits: a group without a raw all-gather is ErrUnsupported; weights listed by Model.Weights are
 // placeholders outside Before/After, so whatever reads them (export, inspection) must
 // gather first; a Gatherer serves one model from one goroutine.
 package shard

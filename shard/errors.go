@@ -13,7 +13,7 @@ var (
 	// ErrState reports a Gatherer used out of order: before Bind, bound twice, or
 	// asked for a block the plan does not have.
 	ErrState = errors.New("shard: gatherer used out of order")
-	// ErrUnsupported reports a setting the gatherer does not implement (a model on
-	// another device than the CPU).
+	// ErrUnsupported reports a setting the gatherer does not implement (a shard
+	// group without a raw all-gather).
 	ErrUnsupported = errors.New("shard: unsupported")
 )

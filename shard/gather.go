@@ -20,8 +20,10 @@ import (
 // it and frees it after. It is also a model.WeightDeferrer: the model binds every
 // frozen weight as a placeholder and never reads it from the checkpoint.
 //
-// Before(i) gathers the unit straight into a libtorch buffer (the collective writes
-// into the tensor's memory: no copy besides the all-gather itself) and points each of
+// Before(i) gathers the unit straight into a libtorch buffer on the model's device
+// (the group's collective.RawAllGatherer writes into the tensor's memory: Gloo's
+// all-gather on a CPU model, NCCL's on a CUDA one; no copy besides the all-gather
+// itself) and points each of
 // the unit's weight tensors at its slice of that buffer with libtorch's set_, so that
 // the layers and adapters, which hold those tensor objects, compute with the gathered
 // values. After(i) points them back at their placeholders and returns the buffer to a
@@ -37,6 +39,8 @@ import (
 type Gatherer struct {
 	ctx context.Context
 	pg  collective.ProcessGroup
+	raw collective.RawAllGatherer // pg's raw all-gather (Bind checks it has one)
+	dev gotch.Device              // the model's: shards and gathered buffers live there
 
 	deferred []Tensor              // offered by the model, binding order
 	ckNames  map[string]string     // plan name → checkpoint name
@@ -64,7 +68,9 @@ type Stats struct {
 }
 
 // NewGatherer makes the hook for one model of the shard group pg, whose collectives
-// run under ctx. Pass it to model.Load with model.WithBlockHook, then call Bind.
+// run under ctx. With more than one rank pg must be a collective.RawAllGatherer that
+// reaches the model's memory: a Gloo group for a CPU model, an NCCL group on the
+// model's GPU for a CUDA one. Pass it to model.Load with model.WithBlockHook, then call Bind.
 func NewGatherer(ctx context.Context, pg collective.ProcessGroup) *Gatherer {
 	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{},
 		weights: map[string]*ts.Tensor{}, spares: map[string]*ts.Tensor{}}
@@ -100,8 +106,9 @@ func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
 	if len(g.deferred) == 0 {
 		return fmt.Errorf("%w: the model deferred no weights: load it with model.WithBlockHook(g)", ErrState)
 	}
-	if dev := m.Device(); dev != gotch.CPU {
-		return fmt.Errorf("%w: a model on %v (the gathered buffers live on the CPU)", ErrUnsupported, dev)
+	raw, ok := g.pg.(collective.RawAllGatherer)
+	if !ok && g.pg.Size() > 1 {
+		return fmt.Errorf("%w: a shard group (%T) without a raw all-gather", ErrUnsupported, g.pg)
 	}
 	plan, err := NewPlan(g.deferred, g.pg.Size(), Options{ElemSize: int(m.DType().Size())})
 	if err != nil {
@@ -114,7 +121,11 @@ func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
 	if err != nil {
 		return err
 	}
-	g.plan, g.local, g.bound = plan, local, true
+	if err := local.moveTo(m.Device()); err != nil {
+		local.Close()
+		return err
+	}
+	g.plan, g.local, g.bound, g.raw, g.dev = plan, local, true, raw, m.Device()
 	g.held = make([]int, len(plan.Units))
 	g.bufs = make([]*ts.Tensor, len(plan.Units))
 	g.extra = map[int][]int{}
@@ -226,23 +237,37 @@ func (g *Gatherer) collect(u int) (*ts.Tensor, error) {
 	} else {
 		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
 		var err error
-		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, gotch.CPU); err != nil {
+		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, g.dev); err != nil {
 			return nil, err
 		}
 		g.stats.BufferBytes += g.plan.MaxUnitBytes()
 	}
-	recv, err := words(full, unit.Len)
-	if err == nil {
-		var send []float32
-		if send, err = words(shard, unit.ShardLen); err == nil {
-			err = g.pg.AllGather(g.ctx, send, recv)
-		}
-	}
-	if err != nil {
+	if err := g.allGather(shard, full, unit.ShardLen); err != nil {
 		g.free = append(g.free, full)
 		return nil, err
 	}
 	return full, nil
+}
+
+// allGather gathers every rank's shard (n elements each) into full's first Size·n
+// elements, in place, as bytes. On a GPU the device is synchronised first: the
+// group's collective runs on its own stream, and the pooled buffer may still be read
+// by kernels queued for the previous unit.
+func (g *Gatherer) allGather(shard, full *ts.Tensor, n int64) error {
+	send, err := shard.DataPtr()
+	if err != nil {
+		return err
+	}
+	recv, err := full.DataPtr()
+	if err != nil {
+		return err
+	}
+	if g.dev.IsCuda() {
+		if err := ts.CudaSynchronize(int(g.dev.Value)); err != nil {
+			return fmt.Errorf("synchronise %v before the all-gather: %w", g.dev, err)
+		}
+	}
+	return g.raw.AllGatherRaw(g.ctx, send, recv, int(n)*g.plan.ElemSize, collective.Uint8)
 }
 
 // release points unit u's weights back at their placeholders when its last holder

@@ -86,3 +86,17 @@ func TestGathererUsedOutOfOrder(t *testing.T) {
 		t.Errorf("After without Before: %v", err)
 	}
 }
+
+// twoWithoutRaw claims two ranks but hides the group's raw all-gather.
+type twoWithoutRaw struct{ collective.ProcessGroup }
+
+func (twoWithoutRaw) Size() int { return 2 }
+
+// A shard group of several ranks without a raw all-gather cannot feed the buffers.
+func TestGroupWithoutRawAllGatherIsUnsupported(t *testing.T) {
+	dir := writeModel(t, "llama", "tiny", "")
+	_, _, err := shard.Load(context.Background(), twoWithoutRaw{oneRank(t)}, dir)
+	if !errors.Is(err, shard.ErrUnsupported) {
+		t.Errorf("Load through a group without AllGatherRaw: %v, want ErrUnsupported", err)
+	}
+}

@@ -139,12 +139,18 @@ func dataOf(t *ts.Tensor, at, n int64) ([]byte, error) {
 	return unsafe.Slice((*byte)(unsafe.Add(p, at*es)), n*es), nil
 }
 
-// words is the memory of n elements of t as float32 words, how collectives move it
-// (n·elemsize is a multiple of 4 by the plan's construction).
-func words(t *ts.Tensor, n int64) ([]float32, error) {
-	b, err := dataOf(t, 0, n)
-	if err != nil || len(b) == 0 {
-		return nil, err
+// moveTo moves the shards to dev (nothing to do on the CPU, where they are loaded).
+func (l *Local) moveTo(dev gotch.Device) error {
+	if dev == gotch.CPU {
+		return nil
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4), nil
+	for u, s := range l.Shards {
+		moved, err := s.To(dev, false)
+		if err != nil {
+			return fmt.Errorf("shard: move the shard of %s to %v: %w", l.Plan.unitName(l.Plan.Units[u]), dev, err)
+		}
+		s.Drop()
+		l.Shards[u] = moved
+	}
+	return nil
 }
