@@ -56,7 +56,7 @@ func TestEtcdStoppedMidRoundNothingHangs(t *testing.T) {
 	// b waits at a barrier that a never enters when etcd goes away.
 	barrierErr := make(chan error, 1)
 	go func() { barrierErr <- b.Barrier(ctx, "never", 2) }()
-	time.Sleep(100 * time.Millisecond)
+	waitInside(t, "rdzv.(*conn).watchOnce", 2) // a's round watch and b's barrier wait
 
 	t0 := time.Now()
 	srv.Close()

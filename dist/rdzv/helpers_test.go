@@ -2,12 +2,16 @@ package rdzv
 
 import (
 	"context"
+	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/etcdtest"
 	"go.uber.org/zap"
 )
 
@@ -17,14 +21,24 @@ const (
 	testLastCall = 300 * time.Millisecond
 )
 
+// startEtcd starts the embedded etcd of the test kit; under -short the test is skipped.
 func startEtcd(t *testing.T) *etcdembed.Server {
 	t.Helper()
-	srv, err := etcdembed.Start(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip(testkit.ShortReason("starts an etcd server"))
 	}
-	t.Cleanup(srv.Close)
-	return srv
+	return etcdtest.Start(t)
+}
+
+// waitInside waits until n goroutines are inside function fn (a substring of their
+// stacks, e.g. "rdzv.(*conn).watchOnce"): a call has reached the point a test wants it
+// at, with no guess of how long that takes.
+func waitInside(t *testing.T, fn string, n int) {
+	t.Helper()
+	testkit.WaitFor(t, 10*time.Second, fmt.Sprintf("%d goroutine(s) in %s", n, fn), func() bool {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), fn+"(") >= n
+	})
 }
 
 // testOptions are the options every test agent and worker uses; later

@@ -151,7 +151,7 @@ func TestEtcdOutageEndsSessionsWithinTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := a.Watch(ctx)
-	time.Sleep(300 * time.Millisecond) // some keepalives answered
+	waitFor(t, 10*time.Second, "two keepalives answered", func() bool { return a.scope.sess.answers.Load() >= 2 })
 
 	cutAt := time.Now()
 	p.cut()
@@ -218,7 +218,7 @@ func TestShortOutageIsSurvived(t *testing.T) {
 	ctx := context.Background()
 
 	p.cut()
-	time.Sleep(blip)
+	time.Sleep(blip) // the outage itself
 	p.restore(t)
 	select {
 	case <-a.Done():
@@ -233,7 +233,7 @@ func TestShortOutageIsSurvived(t *testing.T) {
 	p.cut()
 	waitDone(t, "agent session", a.Done(), cutAt, ttl+2500*time.Millisecond)
 	go func() {
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(500 * time.Millisecond) // the outage's length
 		p.restore(t)
 	}()
 	t0 := time.Now()

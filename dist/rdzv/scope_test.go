@@ -29,7 +29,7 @@ func TestPublishLookupAcrossAgents(t *testing.T) {
 		// Looking up before the value exists exercises the watch path.
 		wg.Go(func() { got[i], errs[i] = a.Lookup(context.Background(), "nccl-id") })
 	}
-	time.Sleep(100 * time.Millisecond)
+	waitInside(t, "rdzv.(*conn).watchOnce", len(agents)-1)
 	if err := agents[0].Publish(context.Background(), "nccl-id", id); err != nil {
 		t.Fatal(err)
 	}
