@@ -39,9 +39,6 @@ func (c *Config) Validate() error {
 	v.oneOf("dist.backend", c.Dist.Backend, Backends)
 	if c.Dist.ShardGroupSize < 1 {
 		v.bad("dist.shard_group_size", fmt.Sprintf("is %d", c.Dist.ShardGroupSize), "want 1 (no sharding) or the ranks per shard group")
-	} else if c.Dist.ShardGroupSize > 1 && strings.HasPrefix(c.Train.Device, "cuda") {
-		v.bad("dist.shard_group_size", fmt.Sprintf("is %d with `train.device` %s", c.Dist.ShardGroupSize, c.Train.Device),
-			"the sharded backbone is gathered on the CPU for now: use 1 on GPUs")
 	}
 	if !validDevice(c.Train.Device) {
 		v.bad("train.device", fmt.Sprintf("is %q", c.Train.Device), "want auto, cpu, cuda or cuda:N")

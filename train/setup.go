@@ -101,10 +101,6 @@ func loadModel(ctx context.Context, o Options, dev gotch.Device, sg collective.P
 		opts = append(opts, model.WithNumLabels(n))
 	}
 	if sg != nil && sg.Size() > 1 {
-		if dev.IsCuda() {
-			return nil, nil, fmt.Errorf("%w: a sharded backbone (shard group of %d) is gathered on the CPU; train.device %v is not supported with it yet",
-				ErrConfig, sg.Size(), dev)
-		}
 		m, g, err := shard.Load(ctx, sg, o.Model.Path, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("train: sharded backbone: %w", err)

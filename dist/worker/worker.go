@@ -95,8 +95,10 @@ func AutoBackend(dev gotch.Device) string {
 // started by lrtrain launch (LRTRAIN_RDZV_JOB unset) and a launched world of
 // one get no groups. Otherwise it opens the worker's rendezvous session for
 // the launcher's round and forms the data-parallel group through it (NCCL on
-// the worker's GPU, Gloo on the CPU) and, with ShardGroupSize S > 1, a Gloo
-// group of the S consecutive ranks this rank's backbone shard belongs to.
+// the worker's GPU, Gloo on the CPU) and, with ShardGroupSize S > 1, a group
+// of the S consecutive ranks this rank's backbone shard belongs to: NCCL on a
+// GPU (a second communicator, "shard-<k>", whose all-gather writes into the
+// device buffers), Gloo on the CPU, whatever dist.backend says.
 // When the session is lost the groups are aborted and cancelRun is called
 // with a cause naming the rendezvous (rank 0 then saves its last completed
 // step). Errors of configuration or environment match ErrUsage.
@@ -135,10 +137,6 @@ func Form(ctx context.Context, s Spec, cancelRun context.CancelCauseFunc) (*Grou
 	if backend == "nccl" && !dev.IsCuda() {
 		return out, usage{fmt.Errorf("train: dist.backend nccl needs a GPU, and train.device %q resolved to the CPU "+
 			"(the linked libtorch sees no CUDA device); use dist.backend gloo or auto", s.Device)}
-	}
-	if shardSize > 1 && dev.IsCuda() {
-		return out, usage{fmt.Errorf("train: dist.shard_group_size %d: the sharded backbone is gathered on the CPU, "+
-			"and train.device resolved to %v; use shard_group_size 1 on GPUs", shardSize, dev)}
 	}
 	return out, form(ctx, out, s, backend, cancelRun)
 }
@@ -194,8 +192,14 @@ func form(ctx context.Context, g *Groups, s Spec, backend string, cancelRun cont
 	}
 	if n := s.ShardGroupSize; n > 1 {
 		k := we.Rank / n
-		g.Shard, err = gloo.New(ctx, collective.Config{Rank: we.Rank % n, Size: n, Store: w,
-			Name: fmt.Sprintf("shard-%d", k), AbortOn: w.Done(), Hostname: host, Timeout: timeout})
+		name := fmt.Sprintf("shard-%d", k)
+		if g.Device.IsCuda() {
+			g.Shard, err = ncclpg.New(ctx, ncclpg.Config{Rank: we.Rank % n, Size: n, Device: g.Device.Value, Store: w,
+				Name: name, AbortOn: w.Done(), Timeout: timeout})
+		} else {
+			g.Shard, err = gloo.New(ctx, collective.Config{Rank: we.Rank % n, Size: n, Store: w,
+				Name: name, AbortOn: w.Done(), Hostname: host, Timeout: timeout})
+		}
 		if err != nil {
 			g.Shard = nil
 			g.DP.Close()

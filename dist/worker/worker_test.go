@@ -84,9 +84,6 @@ func TestRefusals(t *testing.T) {
 		cases = append(cases,
 			refusal{"nccl on the CPU", worker.Spec{Device: "auto", Backend: "nccl", Lookup: bad}, "dist.backend nccl needs a GPU"},
 			refusal{"no GPU", worker.Spec{Device: "cuda:1", Backend: "auto", Lookup: bad}, "no CUDA device"})
-	} else {
-		cases = append(cases,
-			refusal{"sharded on a GPU", worker.Spec{Device: "cuda", ShardGroupSize: 2, Lookup: bad}, "use shard_group_size 1 on GPUs"})
 	}
 	for _, c := range cases {
 		g, err := worker.Form(context.Background(), c.spec, nil)
