@@ -14,9 +14,10 @@
 #   4. ddp-vs-cpu   the tiny alpaca config under `lrtrain launch --nproc-per-node $GPUS` on
 #                   GPUs (NCCL) against the same launch on the CPU (Gloo): the loss of every
 #                   step within LOSS_TOL relative (default 1e-2; see below)
-#   5. sharded      the same GPU launch with dist.shard_group_size=$GPUS, against the CPU run
-#                   (sharding is CPU-only for now: config validation refuses it with
-#                   train.device=cuda, so this step fails, naming the key, until it lands)
+#   5. sharded      the same GPU launch with dist.shard_group_size=$GPUS, against the CPU run:
+#                   every rank holds 1/$GPUS of the frozen backbone on its GPU and gathers
+#                   each block through a second NCCL communicator (ncclAllGather in place
+#                   into the device buffer), the path the CPU tests prove through Gloo
 #
 # LOSS_TOL: float32 training on cuBLAS and on OpenBLAS sums in different orders (relative
 # differences near 1e-6 per reduction), and STEPS optimizer steps compound them; 1e-2 is
