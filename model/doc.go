@@ -24,8 +24,10 @@
 // dense+tanh head (RoBERTa), regression when num_labels is 1. libtorch's fused
 // attention is used where it exists (libtorch ≥ 2.0; tried once per process), eager
 // attention otherwise. CausalLMLoss, ClassificationLoss and RegressionLoss return a
-// summed loss and the number of targets, so that a trainer normalises over all its
-// micro-batches.
+// summed loss and the number of targets (counted on the device and read to the host),
+// so that a trainer normalises over all its micro-batches; their *Sum forms read
+// nothing, for a trainer that counts its host labels (CausalLMTargets, ClassTargets,
+// RegressionTargets).
 //
 // Adapters. Inject attaches lrlora adapters to the layers that Targets select (PEFT's
 // rules: names matching the module path or its dotted suffix, a full-match regex, or

@@ -7,6 +7,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -16,6 +17,17 @@ func perturbed(o *hfinit.Options) { o.InitStd, o.Perturb = 0.2, true }
 func ids(t *testing.T, vals []int64, b, n int64) *ts.Tensor {
 	t.Helper()
 	x, err := model.Int64Tensor(vals, b, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Drop() })
+	return x
+}
+
+// ids1 is a 1-D int64 tensor of vals, dropped after the test.
+func ids1(t *testing.T, vals []int64) *ts.Tensor {
+	t.Helper()
+	x, err := model.Int64Tensor(vals, int64(len(vals)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +191,62 @@ func TestLossCounts(t *testing.T) {
 		t.Errorf("regression count %d, want 2", n)
 	}
 	checkClose(t, "squared error", float64s(t, sq), []float64{4}, 1e-6)
+}
+
+// The host counts of the targets equal the device counts the losses read, and the
+// *Sum forms return the same sums without reading the device.
+func TestHostTargetCounts(t *testing.T) {
+	lm := []int64{-100, 1, 2, 5, 7, -100, 3, 4, -100}
+	cls := []int64{2, -100, 0, 1}
+	mask := []int64{1, 0, 1, 1}
+	logits, _ := model.Float32Tensor(make([]float32, 3*3*8), 3, 3, 8)
+	defer logits.Drop()
+	classLogits, _ := model.Float32Tensor(make([]float32, 4*3), 4, 3)
+	defer classLogits.Drop()
+	scores, _ := model.Float32Tensor([]float32{1, 2, 3, 4}, 4, 1)
+	defer scores.Drop()
+	targets, _ := model.Float32Tensor([]float32{0, 0, 1, 1}, 4)
+	defer targets.Drop()
+	labels, classes, use := ids(t, lm, 3, 3), ids1(t, cls), ids1(t, mask)
+	for _, c := range []struct {
+		name      string
+		host      int64
+		counted   func() (*ts.Tensor, int64, error)
+		uncounted func() (*ts.Tensor, error)
+	}{
+		{"causal LM", model.CausalLMTargets(lm, 3),
+			func() (*ts.Tensor, int64, error) { return model.CausalLMLoss(logits, labels) },
+			func() (*ts.Tensor, error) { return model.CausalLMLossSum(logits, labels) }},
+		{"classification", model.ClassTargets(cls),
+			func() (*ts.Tensor, int64, error) { return model.ClassificationLoss(classLogits, classes) },
+			func() (*ts.Tensor, error) { return model.ClassificationLossSum(classLogits, classes) }},
+		{"regression", model.RegressionTargets(mask),
+			func() (*ts.Tensor, int64, error) { return model.RegressionLoss(scores, targets, use) },
+			func() (*ts.Tensor, error) { return model.RegressionLossSum(scores, targets, use) }},
+	} {
+		loss, n, err := c.counted()
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := tensorkit.HostReads()
+		sum, err := c.uncounted()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reads := tensorkit.HostReads() - before; reads != 0 {
+			t.Errorf("%s: the *Sum form read the device %d times", c.name, reads)
+		}
+		if n != c.host {
+			t.Errorf("%s: host count %d, device count %d", c.name, c.host, n)
+		}
+		// The same ops on the same inputs: bit for bit.
+		if a, b := float64s(t, loss), float64s(t, sum); a[0] != b[0] {
+			t.Errorf("%s: loss %v with the count, %v without", c.name, a[0], b[0])
+		}
+		loss.Drop()
+		sum.Drop()
+	}
+	if got := model.CausalLMTargets(lm, 3); got != 4 {
+		t.Errorf("CausalLMTargets = %d, want 4 (1 2 | 7 | 4)", got)
+	}
 }
