@@ -1,15 +1,17 @@
 // Command rank is a small, honest test of the LR-LoRA paper's claim that a learned
 // transfer function lets rank-r adapters fit updates of rank above r: a teacher
-// differs from the student (the base model) by a rank-4r update on every adapted
-// module, and rank-r adapters of each method (lora, sinelora, lrlora) are distilled
-// from the teacher's next-token distributions at the same r, seed, data and schedule.
+// differs from the student (the base model) by an update on every adapted module
+// (rank-4r, or full rank with a power-law spectrum), and rank-r adapters of each
+// method and φ variant are distilled from the teacher's next-token distributions at
+// the same seeds, data and schedule, over a small learning-rate sweep.
 //
 //	go run ./experiments/rank --config experiments/rank/config.yaml --out runs/rank
+//	go run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce
 //
-// It writes results.md (the summary and per-module stable ranks), results.json,
-// <method>-lr<lr>.metrics.jsonl, loss.png and <method>_stable_rank.png (best learning
-// rate of each method) into --out. See
-// README.md for what it measured.
+// It writes results.md (best learning rate per variant: mean ± std over seeds of the
+// held-out KL, stable ranks, constant share; every learning rate; the ablations),
+// results.json (every run), metrics/<run>.metrics.jsonl and loss_<teacher>_r<r>.png
+// into --out. See README.md.
 package main
 
 import (
@@ -44,29 +46,59 @@ func run(cfgPath, out string) error {
 		return err
 	}
 	start := time.Now()
-	t, err := newTask(c, out)
-	if err != nil {
-		return fmt.Errorf("task: %w", err)
-	}
-	defer t.drop()
-	logf := func(s string) { fmt.Fprintf(os.Stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), s) }
-	logf(fmt.Sprintf("teacher: rank-%d update, ‖ΔW*‖/‖W0‖ = %.3f; base student KL train %.5f, held-out %.5f",
-		c.TeacherRank, t.teacherRelNorm, t.baseTrainKL, t.baseEvalKL))
+	logf := func(s string) { fmt.Fprintf(os.Stderr, "%7.1fs  %s\n", time.Since(start).Seconds(), s) }
+	var tasks []*taskSummary
 	var results []*Result
-	for _, method := range c.Methods {
-		for _, lr := range c.LRs {
-			t0 := time.Now()
-			r, err := trainMethod(c, t, method, lr, out, logf)
-			if err != nil {
-				return err
-			}
-			r.Seconds = time.Since(t0).Seconds()
-			results = append(results, r)
+	for _, teacher := range c.allTeachers() {
+		ts, rs, err := runTeacher(c, teacher, out, logf)
+		if err != nil {
+			return err
 		}
+		tasks, results = append(tasks, ts), append(results, rs...)
 	}
-	if err := writeReport(c, t, results, out, cfgPath); err != nil {
+	if err := writeReport(c, tasks, results, out, cfgPath, time.Since(start)); err != nil {
 		return err
 	}
 	logf("wrote " + filepath.Join(out, "results.md"))
 	return nil
+}
+
+// runTeacher builds teacher's task and trains every cell on it; a cell that trains the
+// same thing as an earlier one (an ablation's baseline) reuses its result.
+func runTeacher(c Config, teacher, out string, logf func(string)) (*taskSummary, []*Result, error) {
+	t, err := newTask(c, out, teacher)
+	if err != nil {
+		return nil, nil, fmt.Errorf("task %s: %w", teacher, err)
+	}
+	defer t.drop()
+	sum := t.summary()
+	logf(fmt.Sprintf("teacher %s: ‖ΔW*‖/‖W0‖ = %.3f, mean sr(ΔW*) %.2f; base student KL train %.5f, val %.5f, held-out %.5f",
+		teacher, t.teacherRelNorm, sum.TeacherSR, t.baseTrainKL, t.baseValKL, t.baseEvalKL))
+	cells := c.cells(teacher)
+	done := map[string]*Result{}
+	var results []*Result
+	t0 := time.Now()
+	for i, cl := range cells {
+		key, err := c.key(cl)
+		if err != nil {
+			return nil, nil, err
+		}
+		if prev, ok := done[key]; ok {
+			r := *prev
+			r.Section, r.Variant = cl.section, cl.variant.Name
+			results = append(results, &r)
+			continue
+		}
+		c0 := time.Now()
+		r, err := trainCell(c, t, cl, out, func(string) {})
+		if err != nil {
+			return nil, nil, err
+		}
+		r.Seconds = time.Since(c0).Seconds()
+		done[key], results = r, append(results, r)
+		left := time.Since(t0).Seconds() / float64(i+1) * float64(len(cells)-i-1)
+		logf(fmt.Sprintf("[%d/%d] %s  val KL %.5f  held-out KL %.5f  (%.1fs; ~%.0fs left on this teacher)",
+			i+1, len(cells), cl.name(teacher), r.ValKL, r.EvalKL, r.Seconds, left))
+	}
+	return sum, results, nil
 }

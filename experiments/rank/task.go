@@ -16,30 +16,42 @@ import (
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
 
+// Teachers: the update added to every target module of the base model.
+const (
+	teacherLowRank  = "lowrank"  // B*·A* of rank teacher_rank, standard normal factors
+	teacherPowerLaw = "powerlaw" // U·diag(σ)·Vᵀ, full rank, σ_i ∝ 1/i, U and V orthonormal
+)
+
 // task is the distillation problem: the base (student) model on disk, random prompts
 // and the teacher's next-token log-probabilities on them.
 type task struct {
-	base             string
-	vocab            int
-	train, eval      []int64    // sequences × seq_len token ids
-	trainLP, evalLP  *ts.Tensor // sequences × seq_len × vocab teacher log-probs, float32
-	teacherSR        map[string]float64
-	teacherRelNorm   float64 // mean ‖ΔW*‖_F / ‖W0‖_F (checks teacher_scale)
-	baseTrainKL      float64 // KL(teacher ‖ base) before any training
-	baseEvalKL       float64
-	teacherEntropyEv float64
+	teacher                string
+	base                   string
+	vocab                  int
+	train, eval, val       []int64    // sequences × seq_len token ids
+	trainLP, evalLP, valLP *ts.Tensor // sequences × seq_len × vocab teacher log-probs, float32
+	teacherSR              map[string]float64
+	teacherRelNorm         float64 // mean ‖ΔW*‖_F / ‖W0‖_F (checks teacher_scale)
+	baseTrainKL            float64 // KL(teacher ‖ base) before any training
+	baseEvalKL             float64
+	baseValKL              float64
 }
 
 func (t *task) drop() {
-	t.trainLP.Drop()
-	t.evalLP.Drop()
+	for _, x := range []*ts.Tensor{t.trainLP, t.evalLP, t.valLP} {
+		if x != nil {
+			x.Drop()
+		}
+	}
 }
 
-// newTask writes the base model into dir, builds the teacher in memory (base + a
-// rank-teacher_rank LoRA update of relative size teacher_scale on every target module)
-// and computes its log-probabilities on random prompts.
-func newTask(c Config, dir string) (*task, error) {
-	t := &task{base: filepath.Join(dir, "base"), teacherSR: map[string]float64{}}
+// newTask writes the base model into dir, builds the teacher in memory (base + the
+// teacher's update of relative size teacher_scale on every target module) and
+// computes its log-probabilities on random prompts. The train and test prompts and
+// the low-rank teacher are drawn first, as before the validation set existed, so a
+// given seed gives the same problem.
+func newTask(c Config, dir, teacher string) (t *task, err error) {
+	t = &task{teacher: teacher, base: filepath.Join(dir, "base"), teacherSR: map[string]float64{}}
 	cfg, err := hfinit.Write(t.base, hfinit.Options{Arch: c.Arch, Preset: c.Preset, Seed: c.Seed, InitStd: c.InitStd})
 	if err != nil {
 		return nil, err
@@ -49,46 +61,59 @@ func newTask(c Config, dir string) (*task, error) {
 	t.train = randomTokens(rng, c.TrainSequences*c.SeqLen, t.vocab)
 	t.eval = randomTokens(rng, c.EvalSequences*c.SeqLen, t.vocab)
 
-	teacher, err := model.Load(t.base)
+	tm, err := model.Load(t.base)
 	if err != nil {
 		return nil, err
 	}
-	defer teacher.Close()
-	if err := t.perturb(c, teacher, rng); err != nil {
+	defer tm.Close()
+	if err := t.perturb(c, tm, rng, cfg.HiddenSize); err != nil {
 		return nil, err
 	}
-	teacher.Train(false)
-	if t.trainLP, err = logProbs(teacher, t.train, c.SeqLen); err != nil {
+	t.val = randomTokens(rng, c.ValSequences*c.SeqLen, t.vocab)
+	defer func() {
+		if err != nil {
+			t.drop()
+		}
+	}()
+	tm.Train(false)
+	if t.trainLP, err = logProbs(tm, t.train, c.SeqLen); err != nil {
 		return nil, err
 	}
-	if t.evalLP, err = logProbs(teacher, t.eval, c.SeqLen); err != nil {
-		t.trainLP.Drop()
+	if t.evalLP, err = logProbs(tm, t.eval, c.SeqLen); err != nil {
+		return nil, err
+	}
+	if t.valLP, err = logProbs(tm, t.val, c.SeqLen); err != nil {
 		return nil, err
 	}
 	student, err := model.Load(t.base)
 	if err != nil {
-		t.drop()
 		return nil, err
 	}
 	defer student.Close()
-	if t.baseTrainKL, err = meanKL(student, t.train, t.trainLP, c.SeqLen); err == nil {
-		t.baseEvalKL, err = meanKL(student, t.eval, t.evalLP, c.SeqLen)
-	}
-	if err != nil {
-		t.drop()
+	if t.baseTrainKL, err = meanKL(student, t.train, t.trainLP, c.SeqLen); err != nil {
 		return nil, err
 	}
-	return t, nil
+	if t.baseEvalKL, err = meanKL(student, t.eval, t.evalLP, c.SeqLen); err != nil {
+		return nil, err
+	}
+	t.baseValKL, err = meanKL(student, t.val, t.valLP, c.SeqLen)
+	return t, err
 }
 
-// perturb adds ΔW* = s·B·A of rank teacher_rank to every target module, with A and B
-// standard normal and B rescaled so that ‖ΔW*‖_F = teacher_scale·‖W0‖_F.
-func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand) error {
-	spec, err := c.adapterSpec(string(adapter.LoRA))
+// perturb adds the teacher's update to every target module through an injected LoRA
+// adapter (so the teacher's logits come from the same forward code): B*·A* of rank
+// teacher_rank with standard normal factors, or, for powerlaw, a rank-hidden adapter
+// whose B·A is U·diag(σ)·Vᵀ with σ_i = 1/i over min(d_out, d_in) directions. B is
+// then rescaled so that ‖ΔW*‖_F = teacher_scale·‖W0‖_F in every module.
+func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand, hidden int) error {
+	spec, err := c.adapterSpec(Variant{Method: string(adapter.LoRA)}, c.TeacherRank)
 	if err != nil {
 		return err
 	}
-	spec.R, spec.Alpha = c.TeacherRank, float64(c.TeacherRank)
+	if t.teacher == teacherPowerLaw {
+		spec.R = hidden
+	}
+	spec.Alpha = float64(spec.R) // s = 1
 	ads, err := m.Inject(spec, rng)
 	if err != nil {
 		return err
@@ -96,10 +121,12 @@ func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand) error {
 	var rel float64
 	for _, ad := range ads {
 		a, b := ad.Tensors()[0].Tensor, ad.Tensors()[1].Tensor
-		if err := fill(a, rng, 1); err != nil {
-			return err
+		if t.teacher == teacherPowerLaw {
+			err = powerLawFactors(a, b, rng)
+		} else if err = fill(a, rng, 1); err == nil {
+			err = fill(b, rng, 1)
 		}
-		if err := fill(b, rng, 1); err != nil {
+		if err != nil {
 			return err
 		}
 		dw, err := ad.DeltaWeight()
@@ -130,24 +157,6 @@ func randomTokens(rng *rand.Rand, n, vocab int) []int64 {
 		out[i] = int64(rng.IntN(vocab))
 	}
 	return out
-}
-
-// fill sets x to N(0, std²) draws, without autograd.
-func fill(x *ts.Tensor, rng *rand.Rand, std float64) error {
-	vals := make([]float32, x.Numel())
-	for i := range vals {
-		vals[i] = float32(std * rng.NormFloat64())
-	}
-	shape, err := x.Size()
-	if err != nil {
-		return err
-	}
-	src, err := model.Float32Tensor(vals, shape...)
-	if err != nil {
-		return err
-	}
-	defer src.Drop()
-	return tensorkit.NoGrad(func() error { x.Copy_(src); return nil })
 }
 
 func scaleInPlace(x *ts.Tensor, c float64) error {

@@ -11,21 +11,31 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/evaluate"
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 	"github.com/lrtrain/lrtrain/param"
 )
 
-// Result is what one method reached.
+// Result is what one run (a cell of the grid: teacher, rank, variant, seed, learning
+// rate) reached.
 type Result struct {
+	Section         string                  `json:"section"` // main or ablation
+	Teacher         string                  `json:"teacher"`
+	Rank            int                     `json:"rank"`
+	Variant         string                  `json:"variant"`
 	Method          string                  `json:"method"`
+	Seed            uint64                  `json:"seed"`
 	LR              float64                 `json:"lr"`
 	TrainableParams int64                   `json:"trainable_params"`
 	FinalTrainKL    float64                 `json:"final_train_kl"` // KL over the whole training set after the last step
 	LastStepsKL     float64                 `json:"last_steps_kl"`  // mean training-batch KL of the last 10 steps
-	EvalKL          float64                 `json:"eval_kl"`        // held-out KL after the last step
+	EvalKL          float64                 `json:"eval_kl"`        // held-out (test) KL after the last step, reported
+	ValKL           float64                 `json:"val_kl"`         // validation KL after the last step, for choosing lr
+	FirstLoss       float64                 `json:"first_loss"`     // training-batch KL of step 1, before any update
 	Seconds         float64                 `json:"seconds"`
 	Modules         []evaluate.AdapterStats `json:"-"`
 	SRDelta         map[string]float64      `json:"stable_rank_delta"`
@@ -35,82 +45,22 @@ type Result struct {
 	ConstShare float64 `json:"const_share"`
 }
 
-// klSum is Σ p_t·(log p_t − log q) over all positions and the vocabulary, where p_t is
-// the teacher's distribution (from its log-probs tlp) and q the student's (logits).
-func klSum(logits, tlp *ts.Tensor) (*ts.Tensor, error) {
-	lq, err := logits.LogSoftmax(-1, gotch.Float, false)
-	if err != nil {
-		return nil, err
-	}
-	defer lq.Drop()
-	diff, err := tlp.Sub(lq, false)
-	if err != nil {
-		return nil, err
-	}
-	defer diff.Drop()
-	p, err := tlp.Exp(false)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Drop()
-	prod, err := p.Mul(diff, false)
-	if err != nil {
-		return nil, err
-	}
-	defer prod.Drop()
-	return prod.Sum(gotch.Float, false)
-}
-
-// meanKL is the mean per-token KL(teacher ‖ m) over the sequences, without autograd.
-func meanKL(m *model.Model, tokens []int64, tlp *ts.Tensor, seqLen int) (float64, error) {
-	n := len(tokens) / seqLen
-	total := 0.0
-	var err error
-	for start := 0; start < n && err == nil; start += 32 {
-		end := min(start+32, n)
-		err = tensorkit.NoGrad(func() error {
-			ids, err := model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen))
-			if err != nil {
-				return err
-			}
-			defer ids.Drop()
-			logits, err := m.Forward(model.Inputs{InputIDs: ids})
-			if err != nil {
-				return err
-			}
-			defer logits.Drop()
-			part, err := tlp.Narrow(0, int64(start), int64(end-start), false)
-			if err != nil {
-				return err
-			}
-			defer part.Drop()
-			kl, err := klSum(logits, part)
-			if err != nil {
-				return err
-			}
-			defer kl.Drop()
-			v, err := tensorkit.Scalar(kl)
-			total += v
-			return err
-		})
-	}
-	return total / float64(len(tokens)), err
-}
-
-// trainMethod trains rank-r adapters of method at peak learning rate lr on the student
-// to imitate the teacher and measures the result. Per-step losses go to
-// <out>/<method>-lr<lr>.metrics.jsonl.
-func trainMethod(c Config, t *task, method string, lr float64, out string, progress func(string)) (*Result, error) {
-	mr := &methodRun{c: c, t: t, method: method, lr: lr, progress: progress}
+// trainCell trains the cell's adapters on the student to imitate t's teacher and
+// measures the result. Per-step losses go to <out>/metrics/<cell name>.metrics.jsonl.
+func trainCell(c Config, t *task, cl cell, out string, progress func(string)) (*Result, error) {
+	mr := &methodRun{c: c, t: t, cell: cl, lr: cl.lr, progress: progress}
 	defer mr.close()
 	if err := mr.open(out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cl.name(t.teacher), err)
 	}
-	res := &Result{Method: method, LR: lr, TrainableParams: mr.adapterParams}
-	last, err := mr.train()
+	res := &Result{Section: cl.section, Teacher: t.teacher, Rank: cl.rank, Variant: cl.variant.Name,
+		Method: string(mr.spec.Method), Seed: cl.seed, LR: cl.lr, TrainableParams: mr.adapterParams}
+	losses, err := mr.train()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cl.name(t.teacher), err)
 	}
+	res.FirstLoss = losses[0]
+	last := losses[max(0, len(losses)-10):]
 	for _, l := range last {
 		res.LastStepsKL += l / float64(len(last))
 	}
@@ -122,10 +72,12 @@ func trainMethod(c Config, t *task, method string, lr float64, out string, progr
 type methodRun struct {
 	c             Config
 	t             *task
-	method        string
+	cell          cell
+	spec          adapter.Spec
 	lr            float64
 	progress      func(string)
 	m             *model.Model
+	shared        *lrlora.SharedPhi // nil unless φ is shared
 	params        []ts.NamedTensor
 	opt           *optim.AdamW
 	f             *os.File
@@ -133,31 +85,52 @@ type methodRun struct {
 	adapterParams int64
 }
 
-// open loads the student, injects the method's adapters and creates the optimizer and
-// the metrics file.
+// open loads the student, injects the cell's adapters (with a shared φ if the
+// variant shares one, as lrtrain train does) and creates the optimizer (φ's rate
+// scaled by phi.lr_scale) and the metrics file.
 func (r *methodRun) open(out string) error {
 	var err error
 	if r.m, err = model.Load(r.t.base); err != nil {
 		return err
 	}
-	spec, err := r.c.adapterSpec(r.method)
-	if err != nil {
+	if r.spec, err = r.c.adapterSpec(r.cell.variant, r.cell.rank); err != nil {
 		return err
 	}
-	if _, err := r.m.Inject(spec, rand.New(rand.NewPCG(r.c.Seed, 0xada))); err != nil {
+	var opts []lrlora.Option
+	if r.spec.Method == adapter.LRLoRA && r.spec.Share != adapter.ShareNone {
+		if r.shared, err = lrlora.NewSharedPhi(r.spec.Phi, gotch.Float, r.m.Device()); err != nil {
+			return err
+		}
+		opts = append(opts, lrlora.WithSharedPhi(r.shared))
+	}
+	if _, err := r.m.Inject(r.spec, rand.New(rand.NewPCG(r.cell.seed, 0xada)), opts...); err != nil {
 		return err
 	}
 	r.m.Train(true)
-	count, err := r.m.CountParameters()
-	if err != nil {
+	list := r.m.TrainableTensors()
+	if r.shared != nil {
+		list = append(list, r.shared.Tensors()...)
+	}
+	if r.adapterParams, err = param.Count(list); err != nil {
 		return err
 	}
-	r.adapterParams = count.Adapter
-	r.params = param.Trainable(r.m.TrainableTensors())
+	r.params = param.Trainable(list)
 	if r.opt, err = optim.NewAdamW(r.params, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}); err != nil {
 		return err
 	}
-	if r.f, err = os.Create(filepath.Join(out, runName(r.method, r.lr)+".metrics.jsonl")); err != nil {
+	if scale := r.spec.Resolved().LRScale; scale != 1 {
+		for _, p := range r.params {
+			if lrlora.IsPhiParameter(p.Name) {
+				if err := r.opt.SetLRScale(p.Name, scale); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(out, "metrics"), 0o755); err != nil {
+		return err
+	}
+	if r.f, err = os.Create(metricsPath(out, r.cell.name(r.t.teacher))); err != nil {
 		return err
 	}
 	r.enc = json.NewEncoder(r.f)
@@ -174,16 +147,19 @@ func (r *methodRun) close() {
 	if r.m != nil {
 		r.m.Close()
 	}
+	if r.shared != nil {
+		r.shared.Close()
+	}
 }
 
-// train runs c.Steps optimizer steps on batches drawn the same way for every method,
-// evaluating five times, and returns the last ten steps' losses.
+// train runs c.Steps optimizer steps on batches drawn the same way for every variant
+// of a seed, evaluating five times, and returns every step's loss.
 func (r *methodRun) train() ([]float64, error) {
 	c := r.c
-	order := rand.New(rand.NewPCG(c.Seed, 0xda7a)) // the same batches for every method
+	order := rand.New(rand.NewPCG(r.cell.seed, 0xda7a)) // the same batches for every variant
 	n := c.TrainSequences
 	perm := order.Perm(n)
-	var last []float64
+	var losses []float64
 	for step, pos := 0, 0; step < c.Steps; step++ {
 		if pos+c.Batch > n {
 			perm, pos = order.Perm(n), 0
@@ -203,26 +179,24 @@ func (r *methodRun) train() ([]float64, error) {
 				return nil, err
 			}
 			rec["eval_loss"] = ev
-			r.progress(fmt.Sprintf("%-8s lr %-7g step %4d  train KL %.5f  held-out KL %.5f", r.method, r.lr, step+1, loss, ev))
+			r.progress(fmt.Sprintf("%s step %4d  train KL %.5f  held-out KL %.5f", r.cell.name(r.t.teacher), step+1, loss, ev))
 		}
 		if err := r.enc.Encode(rec); err != nil {
 			return nil, err
 		}
-		if step >= c.Steps-10 {
-			last = append(last, loss)
-		}
+		losses = append(losses, loss)
 	}
-	return last, nil
+	return losses, nil
 }
 
 // step is one optimizer step on the sequences idx: forward, backward, clipping, AdamW.
 func (r *methodRun) step(step int, idx []int) (float64, error) {
 	loss, err := trainStep(r.m, r.t, r.c, idx)
 	if err != nil {
-		return 0, fmt.Errorf("%s step %d: %w", r.method, step+1, err)
+		return 0, fmt.Errorf("step %d: %w", step+1, err)
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, fmt.Errorf("%s step %d: loss %v", r.method, step+1, loss)
+		return 0, fmt.Errorf("step %d: loss %v", step+1, loss)
 	}
 	if _, err := optim.ClipGradNorm(r.params, r.c.GradClip); err != nil {
 		return 0, err
@@ -242,6 +216,9 @@ func (r *methodRun) measure(res *Result) error {
 		return err
 	}
 	if res.EvalKL, err = meanKL(r.m, r.t.eval, r.t.evalLP, r.c.SeqLen); err != nil {
+		return err
+	}
+	if res.ValKL, err = meanKL(r.m, r.t.val, r.t.valLP, r.c.SeqLen); err != nil {
 		return err
 	}
 	if res.Modules, err = evaluate.AnalyzeAdapters(r.m, evaluate.AnalyzeOptions{}); err != nil {
@@ -302,35 +279,7 @@ func trainStep(m *model.Model, t *task, c Config, idx []int) (float64, error) {
 	return tensorkit.Scalar(loss)
 }
 
-// runName names a (method, learning rate) run: "lrlora-lr0.001".
-func runName(method string, lr float64) string { return fmt.Sprintf("%s-lr%g", method, lr) }
-
-// constShare is the mean over m's adapters of n·mean(ΔW)²/‖ΔW‖²_F (n entries).
-func constShare(m *model.Model) (float64, error) {
-	total := 0.0
-	for _, ad := range m.Adapters() {
-		var vals []float32
-		var err error
-		err = tensorkit.NoGrad(func() error {
-			dw, err := ad.DeltaWeight()
-			if err != nil {
-				return err
-			}
-			defer dw.Drop()
-			vals, err = tensorkit.Float32s(dw)
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		var sum, sq float64
-		for _, v := range vals {
-			sum += float64(v)
-			sq += float64(v) * float64(v)
-		}
-		if sq > 0 {
-			total += sum * sum / float64(len(vals)) / sq
-		}
-	}
-	return total / float64(len(m.Adapters())), nil
+// metricsPath is where a run's per-step losses go.
+func metricsPath(out, name string) string {
+	return filepath.Join(out, "metrics", name+".metrics.jsonl")
 }
