@@ -246,6 +246,16 @@ func TestHostTargetCounts(t *testing.T) {
 		loss.Drop()
 		sum.Drop()
 	}
+	one, _ := model.Float32Tensor(make([]float32, 3*8), 3, 1, 8) // T = 1: nothing to predict
+	defer one.Drop()
+	zero, err := model.CausalLMLossSum(one, ids(t, []int64{5, 6, 7}, 3, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zero.Drop()
+	if v := float64s(t, zero); len(v) != 1 || v[0] != 0 || model.CausalLMTargets([]int64{5, 6, 7}, 1) != 0 {
+		t.Errorf("T = 1: loss %v, want one 0 and no targets", v)
+	}
 	if got := model.CausalLMTargets(lm, 3); got != 4 {
 		t.Errorf("CausalLMTargets = %d, want 4 (1 2 | 7 | 4)", got)
 	}

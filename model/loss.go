@@ -48,7 +48,11 @@ func CausalLMLossSum(logits, labels *ts.Tensor) (*ts.Tensor, error) {
 		if err != nil {
 			return nil, fmt.Errorf("model: causal LM loss: %w", err)
 		}
-		return ts.Zeros([]int64{}, gotch.Float, dev)
+		z, err := ts.Zeros([]int64{1}, gotch.Float, dev) // gotch's Zeros takes no 0-dim shape
+		if err != nil {
+			return nil, fmt.Errorf("model: causal LM loss: %w", err)
+		}
+		return z.Squeeze(true)
 	}
 	b, t, v := ls[0], ls[1], ls[2]
 	pred := s.view(s.toDType(s.narrow(logits, 1, 0, t-1), upcast(logits.DType())), b*(t-1), v)
