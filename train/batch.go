@@ -17,6 +17,10 @@ type batchTensors struct {
 	classes, scores, use *ts.Tensor // B class labels, B scores, B example mask (classification)
 	all                  []*ts.Tensor
 	tokens               int64 // real (non-padding) input tokens
+	// The targets each loss sums over, counted on the host from the collated labels
+	// (so that no count is read back from the device): tokens for language
+	// modelling; labelled examples for classification, real examples for regression.
+	lmTargets, classTargets, scoreTargets int64
 }
 
 // toTensors makes the model's inputs and the loss targets of a batch on dev. Position
@@ -63,6 +67,11 @@ func toTensors(b *data.Batch, packed bool, dev gotch.Device) (*batchTensors, err
 	for _, n := range b.Lengths {
 		bt.tokens += n
 	}
+	if b.Labels != nil {
+		bt.lmTargets = model.CausalLMTargets(b.Labels, b.SeqLen)
+	} else {
+		bt.classTargets, bt.scoreTargets = model.ClassTargets(b.ClassLabels), model.RegressionTargets(b.ExampleMask)
+	}
 	return bt, nil
 }
 
@@ -92,15 +101,27 @@ func (bt *batchTensors) drop() {
 
 // lossSum is the summed loss of the batch (a scalar autograd can differentiate) and the
 // number of targets it sums over: tokens for language modelling, examples for
-// classification and regression.
+// classification and regression. It reads nothing from the device: the count is the
+// host's.
 func (bt *batchTensors) lossSum(logits *ts.Tensor, regression bool) (*ts.Tensor, int64, error) {
+	var sum *ts.Tensor
+	var n int64
+	var err error
 	switch {
 	case bt.labels != nil:
-		return model.CausalLMLoss(logits, bt.labels)
+		sum, err = model.CausalLMLossSum(logits, bt.labels)
+		n = bt.lmTargets
 	case regression:
-		return model.RegressionLoss(logits, bt.scores, bt.use)
+		sum, err = model.RegressionLossSum(logits, bt.scores, bt.use)
+		n = bt.scoreTargets
+	default:
+		sum, err = model.ClassificationLossSum(logits, bt.classes)
+		n = bt.classTargets
 	}
-	return model.ClassificationLoss(logits, bt.classes)
+	if err != nil {
+		return nil, 0, err
+	}
+	return sum, n, nil
 }
 
 // targetsOf is the loss normaliser of a step: the global target tokens of a language

@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/data"
@@ -15,51 +16,81 @@ import (
 )
 
 // accumulate runs forward and backward over the micro-batches of one step, each loss
-// sum divided by norm, and returns the undivided loss sum and the input tokens.
+// sum divided by norm, and returns the undivided loss sum and the input tokens. The
+// loss sums are added up on the device in float64 (each float32 sum converts exactly,
+// and 0 + x = x: the same float64 additions, in the same order, as on the host) and the
+// total is read once, after the last backward: the host never waits for the device
+// between micro-batches.
 func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, error) {
-	var lossSum float64
+	total, err := ts.Zeros([]int64{1}, gotch.Double, r.m.Device()) // gotch's Zeros takes no 0-dim shape
+	if err != nil {
+		return 0, 0, fmt.Errorf("loss accumulator: %w", err)
+	}
+	defer total.Drop()
 	var tokens int64
 	for i, b := range batches {
-		v, n, err := microStep(r.m, b, norm, r.opts.Data)
+		n, err := microStep(r.m, b, norm, r.opts.Data, total)
 		if err != nil {
 			return 0, 0, fmt.Errorf("micro-batch %d: %w", i, err)
 		}
-		lossSum += v
 		tokens += n
 	}
-	return lossSum, tokens, nil
+	v, err := tensorkit.Scalar(total) // the one read of the step's loss
+	if err != nil {
+		return 0, 0, fmt.Errorf("read loss: %w", err)
+	}
+	return v, tokens, nil
 }
 
-// microStep is one forward and backward pass.
-func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions) (float64, int64, error) {
+// microStep is one forward and backward pass; it adds the batch's summed loss to
+// total (a one-element float64 tensor on the model's device) and returns the batch's input tokens.
+func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *ts.Tensor) (int64, error) {
 	bt, err := toTensors(b, o.Packing, m.Device())
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer bt.drop()
 	pass, err := m.Begin(bt.in)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer pass.Close()
 	sum, _, err := bt.lossSum(pass.Logits(), o.Regression)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer sum.Drop()
 	scaled, err := sum.DivScalar(ts.FloatScalar(float64(norm)), false)
 	if err != nil {
-		return 0, 0, fmt.Errorf("normalise loss: %w", err)
+		return 0, fmt.Errorf("normalise loss: %w", err)
 	}
 	defer scaled.Drop()
 	if err := pass.Backward(scaled); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	v, err := tensorkit.Scalar(sum) // the host waits for the device here (once per micro-batch)
+	if err := addInto(total, sum); err != nil {
+		return 0, fmt.Errorf("accumulate loss: %w", err)
+	}
+	return bt.tokens, nil
+}
+
+// addInto sets total ← total + float64(v) in place on total's device, outside autograd.
+func addInto(total, v *ts.Tensor) error {
+	d, err := v.Detach(false)
 	if err != nil {
-		return 0, 0, fmt.Errorf("read loss: %w", err)
+		return err
 	}
-	return v, bt.tokens, nil
+	defer d.Drop()
+	v64, err := d.Totype(gotch.Double, false)
+	if err != nil {
+		return err
+	}
+	defer v64.Drop()
+	out, err := total.AddOut(total, v64, false)
+	if err != nil {
+		return err
+	}
+	return out.Drop()
 }
 
 // update clips the global gradient norm (a NaN or infinite norm stops the run with
