@@ -11,9 +11,10 @@
 //   - the data-parallel group of all ranks: NCCL (dist/collective/ncclpg) on
 //     the worker's GPU, Gloo (dist/collective/gloo) on the CPU, as
 //     dist.backend says (auto: by the device);
-//   - with dist.shard_group_size S > 1, a Gloo group of the S consecutive
-//     ranks this rank's frozen-backbone shard belongs to (S must divide the
-//     world size; sharding runs on the CPU).
+//   - with dist.shard_group_size S > 1, a group of the S consecutive ranks
+//     this rank's frozen-backbone shard belongs to (S must divide the world
+//     size): a second NCCL communicator, "shard-<k>", on a GPU (the shard
+//     package all-gathers into device buffers), Gloo on the CPU.
 //
 // A process not started by the launcher, and a launched world of one, get
 // no groups (train.Run then runs alone). When the session is lost the groups
