@@ -41,6 +41,12 @@ test-libtorch26:
 demo: build
 	scripts/demo.sh
 
+# The LR-LoRA reproduction grid (experiments/rank/README.md): about 30 min on an idle
+# 2-core machine; writes runs/reproduce/results.md.
+.PHONY: reproduce
+reproduce: setup
+	$(GO) run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce
+
 vet: setup
 	$(GO) vet ./...
 
