@@ -60,6 +60,10 @@ type ParamState struct {
 //
 // Like PyTorch, state is created lazily at a parameter's first gradient and
 // parameters without a gradient are skipped (their step count does not advance).
+// A step issues 8 libtorch ops per parameter (7 without weight decay): the
+// moments move by lerp and the bias corrections are folded into one divisor, so
+// the values equal torch's up to rounding (gotch for libtorch 1.13 has no
+// multi-tensor _foreach_ ops to fuse the parameters).
 // An AdamW is not safe for concurrent use.
 type AdamW struct {
 	cfg    AdamWConfig
@@ -137,35 +141,42 @@ func (o *AdamW) stepOne(p ts.NamedTensor, lr float64) error {
 			return err
 		}
 	}
-	if err := scaleInPlace(st.ExpAvg, c.Beta1); err != nil {
+	// m ← m + (1 − β1)(g − m): one lerp, as torch ≥ 2.0's AdamW (1.13's β1·m + (1 − β1)·g
+	// is the same value up to rounding).
+	if err := done(st.ExpAvg.LerpScalarOut(st.ExpAvg, g, ts.FloatScalar(1-c.Beta1), false)); err != nil {
 		return err
 	}
-	if err := axpyInPlace(st.ExpAvg, 1-c.Beta1, g); err != nil {
+	// v ← v + (1 − β2)(g² − v): g² and one lerp.
+	g2, err := g.Square(false)
+	if err != nil {
 		return err
 	}
-	if err := scaleInPlace(st.ExpAvgSq, c.Beta2); err != nil {
-		return err
-	}
-	if err := addcmulInPlace(st.ExpAvgSq, 1-c.Beta2, g, g); err != nil {
+	defer g2.Drop()
+	if err := done(st.ExpAvgSq.LerpScalarOut(st.ExpAvgSq, g2, ts.FloatScalar(1-c.Beta2), false)); err != nil {
 		return err
 	}
 	t := float64(st.Step)
 	bc1 := 1 - math.Pow(c.Beta1, t)
 	bc2Sqrt := math.Sqrt(1 - math.Pow(c.Beta2, t))
 	stepSize := lr / bc1
+	if stepSize == 0 {
+		return nil // a zero rate (a frozen group): the moments move, p does not
+	}
 
+	// p ← p − stepSize·m/(√v/√bc2 + ε) = p + m/d with d = (√v + ε·√bc2)·(−1/(stepSize·√bc2)):
+	// sqrt, add, mul and one addcdiv (torch's scalar factors folded into d).
 	denom, err := st.ExpAvgSq.Sqrt(false)
 	if err != nil {
 		return err
 	}
 	defer denom.Drop()
-	if err := done(denom.DivScalarOut(denom, ts.FloatScalar(bc2Sqrt), false)); err != nil {
+	if err := done(denom.AddScalarOut(denom, ts.FloatScalar(c.Eps*bc2Sqrt), false)); err != nil {
 		return err
 	}
-	if err := done(denom.AddScalarOut(denom, ts.FloatScalar(c.Eps), false)); err != nil {
+	if err := scaleInPlace(denom, -1/(stepSize*bc2Sqrt)); err != nil {
 		return err
 	}
-	return addcdivInPlace(p.Tensor, -stepSize, st.ExpAvg, denom)
+	return done(p.Tensor.AddcdivOut(p.Tensor, st.ExpAvg, denom, false))
 }
 
 // newState makes zero moments shaped like p.

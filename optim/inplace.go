@@ -23,36 +23,6 @@ func scaleInPlace(t *ts.Tensor, c float64) error {
 	return done(t.MulScalarOut(t, ts.FloatScalar(c), false))
 }
 
-// axpyInPlace sets t ← t + c·x.
-func axpyInPlace(t *ts.Tensor, c float64, x *ts.Tensor) error {
-	cx, err := x.MulScalar(ts.FloatScalar(c), false)
-	if err != nil {
-		return err
-	}
-	defer cx.Drop()
-	return done(t.AddOut(t, cx, false))
-}
-
-// addcmulInPlace sets t ← t + c·x⊙y.
-func addcmulInPlace(t *ts.Tensor, c float64, x, y *ts.Tensor) error {
-	cx, err := x.MulScalar(ts.FloatScalar(c), false)
-	if err != nil {
-		return err
-	}
-	defer cx.Drop()
-	return done(t.AddcmulOut(t, cx, y, false))
-}
-
-// addcdivInPlace sets t ← t + c·x/y.
-func addcdivInPlace(t *ts.Tensor, c float64, x, y *ts.Tensor) error {
-	cx, err := x.MulScalar(ts.FloatScalar(c), false)
-	if err != nil {
-		return err
-	}
-	defer cx.Drop()
-	return done(t.AddcdivOut(t, cx, y, false))
-}
-
 // zeroInPlace sets every element of t to 0.
 func zeroInPlace(t *ts.Tensor) error {
 	return done(t.ZeroOut(t, false))
