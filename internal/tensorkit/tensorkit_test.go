@@ -2,7 +2,11 @@ package tensorkit
 
 import (
 	"errors"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -211,5 +215,55 @@ func TestHostReadsCountsEveryRead(t *testing.T) {
 	}
 	if n := HostReads(); n != 0 {
 		t.Errorf("HostReads after reset = %d, want 0", n)
+	}
+}
+
+// gotchReads are gotch's methods that copy tensor data to the host.
+var gotchReads = regexp.MustCompile(`\.(Must)?(Float64Value|Int64Value|Float64Values|Int64Values|Vals|CopyData|CopyDataUint8)\(`)
+
+// No non-test Go file of the repository outside this package reads tensor data with
+// gotch directly, so HostReads sees every read. (DataPtr is not a read: its callers
+// pass host memory of CPU tensors, or device memory to NCCL, without a copy.)
+func TestEveryHostReadGoesThroughTensorkit(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := filepath.Abs(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var files int
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "vendor" || path == self) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for i, line := range strings.Split(string(src), "\n") {
+			if gotchReads.MatchString(line) {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s:%d reads tensor data past tensorkit's count: %s", rel, i+1, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 50 {
+		t.Fatalf("walked %d Go files under %s: not the repository", files, root)
 	}
 }
