@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/lrtrain/lrtrain/phiop"
@@ -89,16 +90,26 @@ func runTeacher(c Config, teacher, out string, logf func(string)) (*taskSummary,
 			results = append(results, &r)
 			continue
 		}
-		c0 := time.Now()
+		c0, cpu0 := time.Now(), cpuSeconds()
 		r, err := trainCell(c, t, cl, out, func(string) {})
 		if err != nil {
 			return nil, nil, err
 		}
-		r.Seconds = time.Since(c0).Seconds()
+		r.Seconds, r.CPUSeconds = time.Since(c0).Seconds(), cpuSeconds()-cpu0
 		done[key], results = r, append(results, r)
 		left := time.Since(t0).Seconds() / float64(i+1) * float64(len(cells)-i-1)
-		logf(fmt.Sprintf("[%d/%d] %s  val KL %.5f  held-out KL %.5f  (%.1fs; ~%.0fs left on this teacher)",
-			i+1, len(cells), cl.name(teacher), r.ValKL, r.EvalKL, r.Seconds, left))
+		logf(fmt.Sprintf("[%d/%d] %s  val KL %.5f  held-out KL %.5f  (%.1fs, CPU %.1fs; ~%.0fs left on this teacher)",
+			i+1, len(cells), cl.name(teacher), r.ValKL, r.EvalKL, r.Seconds, r.CPUSeconds, left))
 	}
 	return sum, results, nil
+}
+
+// cpuSeconds is the user + system CPU time the process has used (0 if unavailable):
+// a measure of a run's cost that other jobs on the machine disturb less than wall time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

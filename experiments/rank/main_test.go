@@ -11,7 +11,7 @@ import (
 
 // testConfig is the reduced grid: a few steps on a smaller problem, 2 seeds, 2 learning
 // rates, LoRA against the residual variant on the power-law teacher, and a
-// fixed-bandwidth ablation on the low-rank teacher.
+// fixed-bandwidth ablation with a shared β on the low-rank teacher.
 const testConfig = `arch: llama
 preset: tiny
 init_std: 0.1
@@ -27,7 +27,7 @@ variants:
   - {name: lrlora-residual, method: lrlora, phi: {residual: true}}
 ablations:
   - {name: lrlora, method: lrlora, lrs: [0.005]}
-  - {name: lrlora-fixedbw, method: lrlora, phi: {fixed_bandwidth: true}, lrs: [0.005]}
+  - {name: lrlora-fixedbw, method: lrlora, phi: {fixed_bandwidth: true, share: bandwidth}, lrs: [0.005]}
 ablation_ranks: [1]
 ablation_teachers: [lowrank]
 k: 50

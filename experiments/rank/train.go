@@ -37,6 +37,7 @@ type Result struct {
 	ValKL           float64                 `json:"val_kl"`         // validation KL after the last step, for choosing lr
 	FirstLoss       float64                 `json:"first_loss"`     // training-batch KL of step 1, before any update
 	Seconds         float64                 `json:"seconds"`
+	CPUSeconds      float64                 `json:"cpu_seconds"` // user + system time of the process during the run
 	Modules         []evaluate.AdapterStats `json:"-"`
 	SRDelta         map[string]float64      `json:"stable_rank_delta"`
 	SRBA            map[string]float64      `json:"stable_rank_ba"`
@@ -221,7 +222,11 @@ func (r *methodRun) measure(res *Result) error {
 	if res.ValKL, err = meanKL(r.m, r.t.val, r.t.valLP, r.c.SeqLen); err != nil {
 		return err
 	}
-	if res.Modules, err = evaluate.AnalyzeAdapters(r.m, evaluate.AnalyzeOptions{}); err != nil {
+	var extra []param.Tensor // a shared φ's tensors, which the adapters point at
+	if r.shared != nil {
+		extra = r.shared.Tensors()
+	}
+	if res.Modules, err = evaluate.AnalyzeAdapters(r.m, evaluate.AnalyzeOptions{Extra: extra}); err != nil {
 		return err
 	}
 	if res.ConstShare, err = constShare(r.m); err != nil {
