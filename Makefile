@@ -41,11 +41,12 @@ test-libtorch26:
 demo: build
 	scripts/demo.sh
 
-# The LR-LoRA reproduction grid (experiments/rank/README.md): about 30 min on an idle
-# 2-core machine; writes runs/reproduce/results.md.
+# The LR-LoRA reproduction grid (experiments/rank/README.md): about 30 min on 2 cores;
+# writes runs/reproduce/results.md. One intra-op thread: the model is tiny, and two
+# OpenMP threads on a shared machine were measured 15× slower.
 .PHONY: reproduce
 reproduce: setup
-	$(GO) run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce
+	OMP_NUM_THREADS=1 $(GO) run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce
 
 vet: setup
 	$(GO) vet ./...
