@@ -37,8 +37,8 @@ func main() {
 }
 
 func run(cfgPath, out string) error {
-	runtime.LockOSThread() // libtorch's grad mode is per OS thread
-	phiop.InitThreads()
+	runtime.LockOSThread()         // libtorch's grad mode is per OS thread
+	threads := phiop.InitThreads() // OMP_NUM_THREADS, else the core count
 	c, err := readConfig(cfgPath)
 	if err != nil {
 		return err
@@ -57,7 +57,7 @@ func run(cfgPath, out string) error {
 		}
 		tasks, results = append(tasks, ts), append(results, rs...)
 	}
-	if err := writeReport(c, tasks, results, out, cfgPath, time.Since(start)); err != nil {
+	if err := writeReport(c, tasks, results, out, cfgPath, time.Since(start), threads); err != nil {
 		return err
 	}
 	logf("wrote " + filepath.Join(out, "results.md"))

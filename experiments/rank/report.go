@@ -40,11 +40,11 @@ func (c Config) allTeachers() []string {
 }
 
 // writeReport writes results.md, results.json and the loss plots.
-func writeReport(c Config, tasks []*taskSummary, results []*Result, out, cfgPath string, took time.Duration) error {
+func writeReport(c Config, tasks []*taskSummary, results []*Result, out, cfgPath string, took time.Duration, threads int) error {
 	groups := aggregate(results)
 	var b strings.Builder
-	fmt.Fprintf(&b, "# rank experiment\n\n`go run ./experiments/rank --config %s --out %s` (%d runs, %s wall)\n\n",
-		cfgPath, out, len(results), took.Round(time.Second))
+	fmt.Fprintf(&b, "# rank experiment\n\n`go run ./experiments/rank --config %s --out %s` (%d runs, %s wall, %d intra-op threads)\n\n",
+		cfgPath, out, len(results), took.Round(time.Second), threads)
 	fmt.Fprintf(&b, "Students: %s, adapters on %s; seeds %v (adapter init and batch order; base, teachers and data from seed %d); "+
 		"%d steps of %d×%d tokens, AdamW, warmup %.0f%% then linear decay, grad clip %g; K = %d, L = %g unless a variant says otherwise.\n\n",
 		c.Preset, c.Targets, c.Seeds, c.Seed, c.Steps, c.Batch, c.SeqLen, 100*c.WarmupRatio, c.GradClip, c.K, c.L)
@@ -69,7 +69,7 @@ func writeReport(c Config, tasks []*taskSummary, results []*Result, out, cfgPath
 	}
 	fmt.Print(b.String())
 	raw, err := json.MarshalIndent(map[string]any{
-		"config": c, "teachers": tasks, "groups": groups, "results": results, "seconds": took.Seconds(),
+		"config": c, "teachers": tasks, "groups": groups, "results": results, "seconds": took.Seconds(), "threads": threads,
 	}, "", "  ")
 	if err != nil {
 		return err
