@@ -18,7 +18,8 @@
 // Create names the file events.out.tfevents.<unix seconds>.<host>.<pid> inside the
 // directory it is given (TensorBoard reads every file whose name contains "tfevents"),
 // so a resumed or restarted run adds a file beside the earlier ones instead of
-// appending to them. Start writes a SessionLog START event: on reading one, TensorBoard
+// appending to them (a name already taken, as when one process resumes within the
+// same second, gets a suffix .1, .2, …). Start writes a SessionLog START event: on reading one, TensorBoard
 // drops the points it read before at that step or later (its purge_orphaned_data, on by
 // default; for files of version 2 this event is the only sign of a restart), so a
 // resumed run that starts its file with START at its first step hides what a killed

@@ -47,7 +47,8 @@ type Options struct {
 
 // Create makes dir (and its parents) and a new event file in it, named
 // events.out.tfevents.<unix seconds>.<host>.<pid>, and writes the file_version event.
-// An existing file of that name is an error, never overwritten.
+// An existing file of that name is never overwritten: the new one takes the first free
+// suffix .1, .2, … instead.
 func Create(dir string, o Options) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("tfevents: create %s: %w", dir, err)
@@ -60,9 +61,8 @@ func Create(dir string, o Options) (*Writer, error) {
 	if err != nil || host == "" {
 		host = "localhost"
 	}
-	name := FilePrefix + strconv.FormatInt(now().Unix(), 10) + "." + host + "." + strconv.Itoa(os.Getpid())
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	base := filepath.Join(dir, FilePrefix+strconv.FormatInt(now().Unix(), 10)+"."+host+"."+strconv.Itoa(os.Getpid()))
+	f, path, err := createFree(base)
 	if err != nil {
 		return nil, fmt.Errorf("tfevents: create event file: %w", err)
 	}
@@ -73,6 +73,23 @@ func Create(dir string, o Options) (*Writer, error) {
 	}
 	w.c, w.path = f, path
 	return w, nil
+}
+
+// maxSuffix bounds the ".<n>" suffixes createFree tries after base.
+const maxSuffix = 1000
+
+// createFree creates base, or base.1, base.2, … when a file of that name exists: one
+// process that opens two writers within a second (a run resumed in the same process)
+// gets two files, never one overwritten or refused.
+func createFree(base string) (*os.File, string, error) {
+	path := base
+	for n := 1; ; n++ {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil || !errors.Is(err, os.ErrExist) || n > maxSuffix {
+			return f, path, err
+		}
+		path = base + "." + strconv.Itoa(n)
+	}
 }
 
 // NewWriter writes an event stream to w, starting with the file_version event.

@@ -257,8 +257,29 @@ func TestCreateDecodesWithProtobufRuntime(t *testing.T) {
 			}
 		}
 	}
-	if _, err := Create(dir, Options{Now: func() time.Time { return clock }}); err == nil {
-		t.Error("a second Create with the same second, host and pid overwrote the file")
+	// Two more writers in the same second, host and pid: each gets a file of its own
+	// and the first file is left as it was.
+	before, err := os.ReadFile(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{w.Path(): true}
+	for i := 0; i < 2; i++ {
+		w2, err := Create(dir, Options{Now: func() time.Time { return clock }})
+		if err != nil {
+			t.Fatalf("Create %d in the same second: %v", i+2, err)
+		}
+		if seen[w2.Path()] {
+			t.Errorf("Create %d reused %s", i+2, w2.Path())
+		}
+		seen[w2.Path()] = true
+		if err := w2.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := os.ReadFile(w.Path())
+	if err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the first file changed when later writers were created (err %v)", err)
 	}
 }
 
