@@ -19,7 +19,9 @@
 // with the Go runtime's and the process's standard collectors (go_*, process_*). Each
 // Exporter has its own registry: nothing is registered globally. The gauges hold the
 // values of the last Observe call; lrtrain_last_checkpoint_step is read when scraped.
-// The metric names are fixed and distinct, so registering them cannot fail.
+// Registration is checked: a clash (two metrics of one name after an edit) is an error
+// of Serve, wrapped, never a panic. The eval gauges are registered with the others and
+// collected only once an evaluation was observed, so ObserveEval registers nothing.
 package prom
 
 import (
@@ -28,7 +30,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,8 +66,7 @@ type Step struct {
 type Exporter struct {
 	reg                           *prometheus.Registry
 	step, loss, lr, gradNorm, tps prometheus.Gauge
-	evalLoss, evalStep            prometheus.Gauge
-	evalOnce                      sync.Once
+	eval                          *evalGauges
 	tokens                        prometheus.Counter
 	ln                            net.Listener
 	srv                           *http.Server
@@ -78,7 +79,10 @@ func Serve(o Options) (*Exporter, error) {
 	if _, _, err := net.SplitHostPort(o.Addr); err != nil {
 		return nil, fmt.Errorf("prom: metrics address %q: %w", o.Addr, err)
 	}
-	e := newExporter(o)
+	e, err := newExporter(o)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("prom: cannot serve metrics on %s: %w", o.Addr, err)
@@ -90,7 +94,7 @@ func Serve(o Options) (*Exporter, error) {
 	return e, nil
 }
 
-func newExporter(o Options) *Exporter {
+func newExporter(o Options) (*Exporter, error) {
 	gauge := func(name, help string) prometheus.Gauge {
 		return prometheus.NewGauge(prometheus.GaugeOpts{Name: "lrtrain_" + name, Help: help})
 	}
@@ -101,8 +105,8 @@ func newExporter(o Options) *Exporter {
 		lr:       gauge("learning_rate", "The last step's learning rate."),
 		gradNorm: gauge("grad_norm", "The last step's global gradient norm, before clipping."),
 		tps:      gauge("tokens_per_second", "The last step's input tokens per second, all ranks."),
-		evalLoss: gauge("eval_loss", "The last evaluation's loss."),
-		evalStep: gauge("eval_step", "The step of the last evaluation."),
+		eval: &evalGauges{loss: gauge("eval_loss", "The last evaluation's loss."),
+			step: gauge("eval_step", "The step of the last evaluation.")},
 		tokens: prometheus.NewCounter(prometheus.CounterOpts{Name: "lrtrain_tokens_total",
 			Help: "Input tokens trained on since this process started, all ranks."}),
 	}
@@ -121,9 +125,42 @@ func newExporter(o Options) *Exporter {
 		}
 		return 0
 	})
-	e.reg.MustRegister(e.step, e.loss, e.lr, e.gradNorm, e.tps, e.tokens, restarts, world, lastCkpt,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return e
+	if err := register(e.reg, e.step, e.loss, e.lr, e.gradNorm, e.tps, e.tokens, restarts, world, lastCkpt, e.eval,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// register registers each collector with reg, stopping at the first that fails.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("prom: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// evalGauges are the evaluation's gauges, collected only once an evaluation was
+// observed (before that a scrape shows no lrtrain_eval_* at all, not a false 0).
+type evalGauges struct {
+	loss, step prometheus.Gauge
+	seen       atomic.Bool
+}
+
+// Describe describes both gauges, observed or not.
+func (g *evalGauges) Describe(ch chan<- *prometheus.Desc) {
+	g.loss.Describe(ch)
+	g.step.Describe(ch)
+}
+
+// Collect collects both gauges once an evaluation was observed, and nothing before.
+func (g *evalGauges) Collect(ch chan<- prometheus.Metric) {
+	if g.seen.Load() {
+		g.loss.Collect(ch)
+		g.step.Collect(ch)
+	}
 }
 
 // Addr is the address listened on (with the port picked for ":0").
@@ -146,9 +183,9 @@ func (e *Exporter) ObserveStep(s Step) {
 
 // ObserveEval records an evaluation's loss; the eval gauges appear from the first one.
 func (e *Exporter) ObserveEval(step int64, loss float64) {
-	e.evalOnce.Do(func() { e.reg.MustRegister(e.evalLoss, e.evalStep) })
-	e.evalLoss.Set(loss)
-	e.evalStep.Set(float64(step))
+	e.eval.loss.Set(loss)
+	e.eval.step.Set(float64(step))
+	e.eval.seen.Store(true)
 }
 
 // Close stops serving: the listener closes at once and requests in flight get up to

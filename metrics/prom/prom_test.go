@@ -1,11 +1,13 @@
 package prom
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 )
@@ -83,9 +85,26 @@ func TestServeScrapesWhatWasObserved(t *testing.T) {
 	if f := fams["lrtrain_tokens_total"]; f.GetType() != dto.MetricType_COUNTER {
 		t.Errorf("lrtrain_tokens_total is a %v", f.GetType())
 	}
-	e.ObserveEval(10, 2) // a second evaluation registers nothing twice
+	e.ObserveEval(10, 2) // a second evaluation changes the values only
 	if got, _ := value(scrape(t, e.URL()), "lrtrain_eval_loss"); got != 2 {
 		t.Errorf("lrtrain_eval_loss after the second evaluation: %v", got)
+	}
+}
+
+// A registration that fails (here: one collector twice) is an error wrapping
+// Prometheus' own, not a panic.
+func TestRegisterWrapsAClash(t *testing.T) {
+	e, err := newExporter(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = register(e.reg, e.step)
+	var clash prometheus.AlreadyRegisteredError
+	if !errors.As(err, &clash) || !strings.HasPrefix(err.Error(), "prom: register metrics: ") {
+		t.Errorf("registering lrtrain_step twice: %v, want a wrapped AlreadyRegisteredError", err)
+	}
+	if err := register(e.reg, e.eval.loss); err == nil {
+		t.Error("registering lrtrain_eval_loss again succeeded: the eval gauges are not registered up front")
 	}
 }
 
