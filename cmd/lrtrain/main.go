@@ -39,8 +39,9 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) int {
-	root := newRootCmd()
+// run runs the command line args; opts inject what no flag sets (tests' hooks).
+func run(args []string, opts ...runOption) int {
+	root := newRootCmd(opts...)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {

@@ -35,16 +35,13 @@ type observer struct {
 	onStep  func(*observer, train.StepMetrics) // tests: called after each step is charted
 }
 
-// observeStepForTest, when set, is called on the training goroutine after every step the
-// observer charts (tests scrape the endpoint there, while the run is live).
-var observeStepForTest func(*observer, train.StepMetrics)
-
 // startObserver starts the endpoint (rank 0, with metricsAddr) and prepares the event
 // files (rank 0, with output.tensorboard). The rank and world size come from the
 // launcher's environment (RANK, WORLD_SIZE), as the worker's groups do; a process not
-// started by lrtrain launch is rank 0 of 1.
-func startObserver(c *config.Config, metricsAddr string, console io.Writer) (*observer, error) {
-	o := &observer{console: console, onStep: observeStepForTest}
+// started by lrtrain launch is rank 0 of 1. onStep, when not nil, is called after each
+// step the observer charts (withStepHook).
+func startObserver(c *config.Config, metricsAddr string, console io.Writer, onStep func(*observer, train.StepMetrics)) (*observer, error) {
+	o := &observer{console: console, onStep: onStep}
 	world := 1
 	if _, launched := os.LookupEnv("LRTRAIN_RDZV_JOB"); launched {
 		o.rank, world = envInt("RANK", 0), envInt("WORLD_SIZE", 1)

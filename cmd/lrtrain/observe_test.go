@@ -78,16 +78,15 @@ func TestTrainChartsTensorBoardAndPrometheus(t *testing.T) {
 	cfg, out := trainConfig(t, "")
 	var scraped map[string]float64
 	var latest, addr string
-	observeStepForTest = func(o *observer, sm train.StepMetrics) {
+	hook := withStepHook(func(o *observer, sm train.StepMetrics) {
 		if o.prom == nil || sm.Step != 3 {
 			return
 		}
 		scraped, addr = scrapeMetrics(t, o.prom.URL()), o.prom.Addr()
 		b, _ := os.ReadFile(filepath.Join(out, "checkpoints", "latest"))
 		latest = strings.TrimSpace(string(b))
-	}
-	t.Cleanup(func() { observeStepForTest = nil })
-	code, msg := runCaptured(t, "train", "--config", cfg, "--log-json", "--metrics-addr", "127.0.0.1:0",
+	})
+	code, msg := runCapturedWith(t, []runOption{hook}, "train", "--config", cfg, "--log-json", "--metrics-addr", "127.0.0.1:0",
 		"--set", "output.tensorboard=true", "--set", "train.eval_every=2",
 		"--set", "data.eval="+abs(t, "../../data/testdata/alpaca_tiny_eval.json"))
 	if code != exitOK {
@@ -224,14 +223,13 @@ func TestTrainChartsTensorBoardAndPrometheus(t *testing.T) {
 func TestTrainObserveOffByDefaultAndTakenAddress(t *testing.T) {
 	cfg, out := trainConfig(t, "")
 	seen := 0
-	observeStepForTest = func(o *observer, sm train.StepMetrics) {
+	hook := withStepHook(func(o *observer, sm train.StepMetrics) {
 		seen++
 		if o.prom != nil || o.tbDir != "" || o.tb != nil {
 			t.Errorf("step %d: endpoint %v, event dir %q with neither asked for", sm.Step, o.prom, o.tbDir)
 		}
-	}
-	t.Cleanup(func() { observeStepForTest = nil })
-	if code, msg := runCaptured(t, "train", "--config", cfg, "--log-json"); code != exitOK || strings.Contains(msg, "Prometheus") {
+	})
+	if code, msg := runCapturedWith(t, []runOption{hook}, "train", "--config", cfg, "--log-json"); code != exitOK || strings.Contains(msg, "Prometheus") {
 		t.Fatalf("train: exit %d\n%s", code, msg)
 	}
 	if seen != 3 {
@@ -262,7 +260,7 @@ func TestObserverOnlyOnRankZero(t *testing.T) {
 	t.Setenv("WORLD_SIZE", "2")
 	for rank, serves := range []bool{true, false} {
 		t.Setenv("RANK", string(rune('0'+rank)))
-		o, err := startObserver(c, "127.0.0.1:0", io.Discard)
+		o, err := startObserver(c, "127.0.0.1:0", io.Discard, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/lrtrain/lrtrain/train"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 )
@@ -12,10 +13,25 @@ import (
 type globalFlags struct {
 	logLevel string
 	logJSON  bool
+	// onStep is not a flag: a runOption sets it (tests), and the train command's
+	// observer calls it after each step it charts.
+	onStep func(*observer, train.StepMetrics)
 }
 
-func newRootCmd() *cobra.Command {
+// runOption sets what the command line cannot: hooks for tests.
+type runOption func(*globalFlags)
+
+// withStepHook makes the train command's observer call f on the training goroutine
+// after every step it charts (tests scrape the endpoint there, while the run is live).
+func withStepHook(f func(*observer, train.StepMetrics)) runOption {
+	return func(g *globalFlags) { g.onStep = f }
+}
+
+func newRootCmd(opts ...runOption) *cobra.Command {
 	var g globalFlags
+	for _, o := range opts {
+		o(&g)
+	}
 	root := &cobra.Command{
 		Use:   "lrtrain",
 		Short: "Fine-tune transformers with LR-LoRA (learnable-rank LoRA)",

@@ -88,7 +88,7 @@ func runTrain(cmd *cobra.Command, g *globalFlags, f trainFlags) error {
 	if err != nil {
 		return err
 	}
-	obs, err := startObserver(c, f.metricsAddr, cmd.ErrOrStderr())
+	obs, err := startObserver(c, f.metricsAddr, cmd.ErrOrStderr(), g.onStep)
 	if err != nil {
 		return err
 	}

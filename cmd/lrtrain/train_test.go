@@ -42,6 +42,12 @@ output: {dir: %s}
 // runCaptured runs the CLI and returns its exit code and what it wrote to stderr.
 func runCaptured(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return runCapturedWith(t, nil, args...)
+}
+
+// runCapturedWith is runCaptured with run's options (withStepHook).
+func runCapturedWith(t *testing.T, opts []runOption, args ...string) (int, string) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +59,7 @@ func runCaptured(t *testing.T, args ...string) (int, string) {
 		b, _ := io.ReadAll(r)
 		done <- string(b)
 	}()
-	code := run(args)
+	code := run(args, opts...)
 	w.Close()
 	os.Stderr = old
 	return code, <-done
