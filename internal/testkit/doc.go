@@ -4,8 +4,10 @@
 //
 //   - testkit (this package): WaitFor, a poll of a condition whose deadline is
 //     only a failure bound, for tests that wait on an event they cannot be told of
-//     (a file appearing, a process ending), and ShortReason, the one spelling of a
-//     -short skip.
+//     (a file appearing, a process ending); ShortReason, the one spelling of a
+//     -short skip; and RefusingAddr, a loopback address that refuses connections and
+//     that no other process can take while the test runs (a port "freed" by closing a
+//     listener can be taken by another test binary before the test dials it).
 //   - etcdtest: the real embedded etcd server (package dist/etcdembed) on free
 //     loopback ports, with its data in t.TempDir(), stopped when the test ends.
 //   - tinymodel: a small model in the Hugging Face layout (package model/hfinit:
