@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/rdzv"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 )
 
 func TestOneNodeThreeWorkersGetDistinctRanks(t *testing.T) {
@@ -166,16 +166,11 @@ func readJSON(t *testing.T, path string, v any) {
 }
 
 func TestUnreachableEtcdFailsFast(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := ln.Addr().String()
-	ln.Close() // nobody listens there now
+	endpoint := testkit.RefusingAddr(t) // nobody listens there, nor can until the test ends
 	cfg := testConfig(t, endpoint, "unreachable", 1, "env", t.TempDir())
 	cfg.DialTimeout = time.Second
 	start := time.Now()
-	err = launch(t, cfg).wait(t, 10*time.Second)
+	err := launch(t, cfg).wait(t, 10*time.Second)
 	if !errors.Is(err, rdzv.ErrUnreachable) || !strings.Contains(err.Error(), endpoint) {
 		t.Fatalf("err = %v, want ErrUnreachable naming %s", err, endpoint)
 	}

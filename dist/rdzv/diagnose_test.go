@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/dist/etcdembed"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"github.com/lrtrain/lrtrain/internal/testpki"
 )
 
@@ -48,7 +49,7 @@ func TestConnectErrorSaysWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	closed := freeAddr(t)
+	closed := testkit.RefusingAddr(t) // held until the test ends: a freed port could be taken
 
 	for _, tc := range []struct {
 		name string
@@ -74,18 +75,6 @@ func TestConnectErrorSaysWhy(t *testing.T) {
 			t.Errorf("%s: %v\nwant ErrUnreachable and a message matching %q", tc.name, err, tc.want)
 		}
 	}
-}
-
-// freeAddr is a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 func mkdir(t *testing.T, parent, name string) string {

@@ -3,29 +3,24 @@ package rdzv
 import (
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
 func TestUnreachableEtcdFailsWithinDialTimeout(t *testing.T) {
 	before := runtime.NumGoroutine()
-	// A port that was just free and is closed again: nothing listens there.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	endpoint := l.Addr().String()
-	l.Close()
+	// A port held without listening: refused, and no other process can take it meanwhile.
+	endpoint := testkit.RefusingAddr(t)
 
 	const dialTimeout = 500 * time.Millisecond
 	t0 := time.Now()
-	_, err = NewAgent(context.Background(), "nowhere", WithEndpoints(endpoint),
+	_, err := NewAgent(context.Background(), "nowhere", WithEndpoints(endpoint),
 		WithDialTimeout(dialTimeout), WithLogger(zap.NewNop()))
 	took := time.Since(t0)
 	if !errors.Is(err, ErrUnreachable) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -216,14 +215,9 @@ func TestBadArgumentsLeaveGroupUsable(t *testing.T) {
 }
 
 func TestUnreachableStore(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testkit.RefusingAddr(t) // refused, and no other process can take it meanwhile
 	start := time.Now()
-	_, err = collective.DialStore(context.Background(), addr, 300*time.Millisecond)
+	_, err := collective.DialStore(context.Background(), addr, 300*time.Millisecond)
 	if !errors.Is(err, collective.ErrStore) || !strings.Contains(err.Error(), addr) {
 		t.Fatalf("got %v, want ErrStore naming %s", err, addr)
 	}
