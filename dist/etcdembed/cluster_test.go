@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,34 +39,10 @@ func TestClusterOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := TLSFiles{Cert: leaf.CertFile, Key: leaf.KeyFile, CA: ca.CertFile}
-	ports := freePorts(t, 6)
-	peers := map[string]string{}
-	for i := range 3 {
-		peers[fmt.Sprintf("m%d", i)] = fmt.Sprintf("https://127.0.0.1:%d", ports[2*i+1])
-	}
-	opts := func(i int) []Option {
-		return []Option{WithName(fmt.Sprintf("m%d", i)), WithClientPort(ports[2*i]), WithPeerPort(ports[2*i+1]),
-			WithInitialCluster(peers), WithClientTLS(files), WithPeerTLS(files)}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srvs := make([]*Server, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 { // a member is ready only once a quorum has started
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			srvs[i], errs[i] = Start(ctx, filepath.Join(dir, fmt.Sprint(i)), opts(i)...)
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("member %d: %v", i, err)
-		}
-		defer srvs[i].Close()
-	}
+	srvs, opts, ports, dir := startCluster(ctx, t, dir, files)
+	defer func() { closeAll(srvs) }() // srvs[2] is replaced when it restarts
 	for i, s := range srvs {
 		if want := fmt.Sprintf("https://127.0.0.1:%d", ports[2*i]); s.Endpoint() != want {
 			t.Fatalf("member %d endpoint %s, want %s", i, s.Endpoint(), want)
@@ -138,6 +115,65 @@ func TestClusterOptionsAreChecked(t *testing.T) {
 		_, err := Start(context.Background(), t.TempDir(), c.opts...)
 		if !errors.Is(err, ErrStart) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want ErrStart saying %q", err, c.want)
+		}
+	}
+}
+
+// startCluster starts three members m0, m1, m2 over TLS on free loopback ports, with
+// their data under dir/<attempt>/<member>, and returns them with each member's options,
+// the ports (client, peer per member) and the data root. freePorts releases the ports
+// before etcd binds them and another process may take one meanwhile, so a member that
+// fails with EADDRINUSE makes it start all three again on fresh ports (up to 3 times).
+func startCluster(ctx context.Context, t *testing.T, dir string, files TLSFiles) ([]*Server, func(int) []Option, []int, string) {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		ports := freePorts(t, 6)
+		peers := map[string]string{}
+		for i := range 3 {
+			peers[fmt.Sprintf("m%d", i)] = fmt.Sprintf("https://127.0.0.1:%d", ports[2*i+1])
+		}
+		opts := func(i int) []Option {
+			return []Option{WithName(fmt.Sprintf("m%d", i)), WithClientPort(ports[2*i]), WithPeerPort(ports[2*i+1]),
+				WithInitialCluster(peers), WithClientTLS(files), WithPeerTLS(files)}
+		}
+		root := filepath.Join(dir, fmt.Sprint(attempt))
+		srvs := make([]*Server, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range 3 { // a member is ready only once a quorum has started
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				srvs[i], errs[i] = Start(ctx, filepath.Join(root, fmt.Sprint(i)), opts(i)...)
+			}()
+		}
+		wg.Wait()
+		lost := -1 // a member that lost its port; the other two still make a quorum
+		for i, err := range errs {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				lost = i
+			}
+		}
+		for i, err := range errs {
+			if err == nil || (lost >= 0 && attempt < 2) {
+				continue
+			}
+			closeAll(srvs)
+			t.Fatalf("member %d: %v", i, err)
+		}
+		if lost < 0 {
+			return srvs, opts, ports, root
+		}
+		t.Logf("attempt %d: member %d lost its port, starting again: %v", attempt, lost, errs[lost])
+		closeAll(srvs)
+	}
+}
+
+// closeAll closes the servers that started (nil ones did not).
+func closeAll(srvs []*Server) {
+	for _, s := range srvs {
+		if s != nil {
+			s.Close()
 		}
 	}
 }
