@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -83,7 +84,8 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 // the smallest TTL lrtrain supports, 3 s (tested under load); 8.3 s at 10 s.
 func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
 
-// WithAgentID names the agent (default "<hostname>-<pid>-<random>"). Node
+// WithAgentID names the agent (default "<hostname>-<pid>-<n>-<random>", n counting
+// this process's agents, so that two agents of one process never share an id). Node
 // ranks follow the sorted agent ids, so stable ids give stable ranks.
 func WithAgentID(id string) Option { return func(c *config) { c.agentID = id } }
 
@@ -114,6 +116,10 @@ func WithWaitTimeout(d time.Duration) Option { return func(c *config) { c.waitTi
 // WithLogger sets the etcd client's logger (default: errors only, on stderr).
 func WithLogger(lg *zap.Logger) Option { return func(c *config) { c.logger = lg } }
 
+// agentSeq counts the agents this process names by default: the random suffix alone
+// lets two agents of one process (tests, several launchers) draw the same id.
+var agentSeq atomic.Uint64
+
 func newConfig(opts []Option) (config, error) {
 	c := config{
 		endpoints:      []string{DefaultEndpoint},
@@ -138,7 +144,7 @@ func newConfig(opts []Option) (config, error) {
 		c.hostname = h
 	}
 	if c.agentID == "" {
-		c.agentID = fmt.Sprintf("%s-%d-%04x", c.hostname, os.Getpid(), rand.IntN(1<<16))
+		c.agentID = fmt.Sprintf("%s-%d-%d-%04x", c.hostname, os.Getpid(), agentSeq.Add(1), rand.IntN(1<<16))
 	}
 	if c.logger == nil {
 		lg, err := zap.NewProduction(zap.IncreaseLevel(zap.ErrorLevel))

@@ -14,7 +14,25 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
+
+// Default agent ids of one process are distinct: with a 16-bit random suffix alone,
+// 2000 ids would share one about 30 times (2000²/2 pairs / 65536).
+func TestDefaultAgentIDsAreDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		c, err := newConfig([]Option{WithHostname("h"), WithLogger(zap.NewNop())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[c.agentID] {
+			t.Fatalf("agent id %s drawn twice", c.agentID)
+		}
+		seen[c.agentID] = true
+	}
+}
 
 func TestInvalidOptionsAreRejected(t *testing.T) {
 	for name, opts := range map[string][]Option{
