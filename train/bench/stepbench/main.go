@@ -8,6 +8,14 @@
 // Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
 // sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
 // all seven projections, K = 50 for lrlora.
+//
+// Beside the measured LR-LoRA/LoRA ratio it prints the FLOP model's bound for the same
+// model and batch (bench/flops): FLOPs(LR-LoRA)/FLOPs(LoRA), the step-time ratio if both
+// ran at the same FLOP rate. The last line of the report is
+//
+//	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B
+//
+// which `make bench` (bench/all) reads.
 package main
 
 import (
@@ -27,6 +35,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/bench/flops"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/train"
@@ -75,6 +84,15 @@ func main() {
 	}
 	fmt.Printf("llama %s, %d×%d tokens per step, r = %d, all seven projections, %d steps, %d threads\n",
 		*preset, *batch, *seq, *rank, *steps, phiop.InitThreads())
+	opts := train.DefaultOptions()
+	fc, err := flops.FromHF(filepath.Join(md, "config.json"), *rank, opts.Adapter.Phi.K, opts.Adapter.TargetModules.Names)
+	if err != nil {
+		log.Fatal(err)
+	}
+	bound, err := printFLOPs(fc, flops.Batch{B: *batch, T: *seq})
+	if err != nil {
+		log.Fatal(err)
+	}
 	byMethod := map[string]*result{}
 	var order []string
 	for round := 0; round < *rounds; round++ {
@@ -108,9 +126,33 @@ func main() {
 	}
 	if len(results) == 2 {
 		a, b := results[0], results[1]
-		fmt.Printf("%s/%s: step time ×%.3f (median), ×%.3f (min); peak RSS ×%.3f\n", b.Method, a.Method,
+		fmt.Printf("%s/%s: step time ×%.3f (median), ×%.3f (min); peak RSS ×%.3f", b.Method, a.Method,
 			median(b.StepS)/median(a.StepS), slices.Min(b.StepS)/slices.Min(a.StepS), b.PeakRSSMiB/a.PeakRSSMiB)
+		if a.Method == "lora" && b.Method == "lrlora" {
+			fmt.Printf("; FLOP bound ×%.3f", bound)
+		}
+		fmt.Println()
 	}
+}
+
+// printFLOPs prints the FLOP model of one step of each method and returns the bound
+// FLOPs(LR-LoRA)/FLOPs(LoRA).
+func printFLOPs(c flops.Config, b flops.Batch) (float64, error) {
+	lo, err := flops.Step(c, b, flops.LoRA)
+	if err != nil {
+		return 0, fmt.Errorf("stepbench: FLOP model: %w", err)
+	}
+	lr, err := flops.Step(c, b, flops.LRLoRA)
+	if err != nil {
+		return 0, fmt.Errorf("stepbench: FLOP model: %w", err)
+	}
+	const g = 1e9
+	fmt.Printf("FLOP model (GFLOP per step): lora %.3g; lrlora %.3g = projections %.3g + B·A, ∂B, ∂A %.3g + φ %.3g "+
+		"(K = %d, %d + %d FLOPs per term) + Gᵀ·x %.3g + attention %.3g + head %.3g; bound lrlora/lora ×%.3f "+
+		"(both at the same FLOP rate)\n", lo.Total()/g, lr.Total()/g, lr.Projections/g, lr.Adapter/g, lr.Phi/g,
+		c.K, flops.PhiForwardPerTerm, flops.PhiBackwardPerTerm, lr.DeltaGrad/g, lr.Attention/g, lr.Head/g,
+		lr.Total()/lo.Total())
+	return lr.Total() / lo.Total(), nil
 }
 
 func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
