@@ -62,8 +62,12 @@ test: setup
 test-short: setup
 	$(GO) test -short ./...
 
+# BENCHMARKS.md's tables regenerated side by side in one run (bench/all: φ fused vs
+# naive, φ overhead, LR-LoRA vs LoRA step with the FLOP bound, data-parallel scaling,
+# CPU collectives, tokenizer), each with its command and load; under 20 min on 2 cores.
+# BENCH_FLAGS=-quick checks the harness at tiny sizes; BENCH_FLAGS='-sections step' one section.
 bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./phiop/
+	$(GO) run ./bench/all $(BENCH_FLAGS)
 
 clean:
 	rm -rf .build go.work go.work.sum bin
