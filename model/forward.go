@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -14,7 +15,7 @@ import (
 // Backward on a loss built from the logits. The caller drops the result.
 //
 // With activation checkpointing on, use Begin instead: it records only block inputs.
-func (m *Model) Forward(in Inputs) (*ts.Tensor, error) {
+func (m *Model) Forward(in Inputs) (logits *ts.Tensor, err error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
@@ -23,6 +24,14 @@ func (m *Model) Forward(in Inputs) (*ts.Tensor, error) {
 		return nil, err
 	}
 	defer ctx.close()
+	if err := m.hookSchedule(m.forwardOrder()); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil { // a run left early: the hook drops what it prepared
+			err = errors.Join(err, m.hookSchedule(nil))
+		}
+	}()
 	h, err := m.hooked(-1, func() (*ts.Tensor, error) { return m.runEmbed(ctx) })
 	if err != nil {
 		return nil, err

@@ -45,6 +45,20 @@ type WeightDeferrer interface {
 	DeferWeight(name, checkpointName string, placeholder *ts.Tensor) bool
 }
 
+// BlockScheduler is an optional interface of a BlockHook that prepares pieces ahead:
+// before a run of pieces the model calls Schedule with the order in which it will
+// call Before for them — Forward and a checkpointed pass's forward: the embeddings,
+// the blocks, the head; Pass.Backward: the blocks from the top down — and it calls
+// Schedule(nil) when it leaves a run before its end (an error, a backward that stops
+// below the lowest adapter) and at the end of Pass.Backward. Package shard gathers
+// the next blocks' weights on a goroutine of its own while the current block
+// computes. The calls depend only on the model and the pass, so every rank of a
+// shard group makes the same ones, in the same order: a hook may issue collectives
+// from them. An error from Schedule fails the pass.
+type BlockScheduler interface {
+	Schedule(order []int) error
+}
+
 // WithBlockHook installs h around every piece of every pass (see BlockHook); if h is
 // also a WeightDeferrer, it is offered the frozen weights at load.
 func WithBlockHook(h BlockHook) Option { return func(o *options) { o.hook = h } }
@@ -91,6 +105,28 @@ func (m *Model) hooked(i int, run func() (*ts.Tensor, error)) (*ts.Tensor, error
 		return nil, errors.Join(err, aerr)
 	}
 	return out, err
+}
+
+// hookSchedule tells a BlockScheduler hook the order of the next Before calls (nil:
+// none).
+func (m *Model) hookSchedule(order []int) error {
+	sc, ok := m.opt.hook.(BlockScheduler)
+	if !ok {
+		return nil
+	}
+	if err := sc.Schedule(order); err != nil {
+		return fmt.Errorf("model: block hook schedule: %w", err)
+	}
+	return nil
+}
+
+// forwardOrder is the order of a forward pass's pieces: embeddings, blocks, head.
+func (m *Model) forwardOrder() []int {
+	order := make([]int, 0, m.net.numBlocks()+2)
+	for i := -1; i <= m.net.numBlocks(); i++ {
+		order = append(order, i)
+	}
+	return order
 }
 
 func (m *Model) hookBefore(i int) error {

@@ -245,3 +245,83 @@ func noGrad(t *testing.T, fn func()) {
 	defer ts.GradSetEnabled(prev)
 	fn()
 }
+
+// schedulingHook is a recordingHook that is also a model.BlockScheduler: it logs
+// each schedule as S[...] (S[] for nil).
+type schedulingHook struct{ recordingHook }
+
+func (h *schedulingHook) Schedule(order []int) error {
+	h.calls = append(h.calls, fmt.Sprintf("S%v", order))
+	return nil
+}
+
+// A BlockScheduler hears, before each run of pieces, the order of the Before calls
+// that follow, and nil when a run ends early or a backward is over; every Before
+// then follows the announced order.
+func TestBlockSchedulerOrder(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir := tinymodel.Write(t, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
+	h := &schedulingHook{recordingHook{failAt: 99}}
+	m, err := model.Load(dir, model.WithBlockHook(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ids, err := model.Int64Tensor([]int64{1, 5, 9, 200, 7, 3}, 1, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ids.Drop()
+	forward := func() error {
+		var err error
+		noGrad(t, func() {
+			var out *ts.Tensor
+			if out, err = m.Forward(model.Inputs{InputIDs: ids}); err == nil {
+				out.Drop()
+			}
+		})
+		return err
+	}
+	if err := forward(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"S[-1 0 1 2]", "B-1", "A-1", "B0", "A0", "B1", "A1", "B2", "A2"}
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("Forward called %v, want %v", h.calls, want)
+	}
+
+	if _, err := m.Inject(specOf(adapter.Targets{AllLinear: true}, 2), rand.New(rand.NewPCG(1, 2))); err != nil {
+		t.Fatal(err)
+	}
+	m.Train(true)
+	m.SetCheckpointing(true)
+	h.calls = nil
+	p, err := m.Begin(model.Inputs{InputIDs: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := p.Logits().Sum(p.Logits().DType(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	loss.Drop()
+	p.Close()
+	want = []string{"S[-1 0 1 2]", "B-1", "A-1", "B0", "A0", "B1", "A1", "B2",
+		"S[1 0]", "A2", "B1", "A1", "B0", "A0", "S[]"}
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("checkpointed step called %v, want %v", h.calls, want)
+	}
+
+	h.calls, h.failAt = nil, 1
+	if err := forward(); err == nil || !strings.Contains(err.Error(), "before the block 1: injected") {
+		t.Fatalf("a failing hook gave %v", err)
+	}
+	want = []string{"S[-1 0 1 2]", "B-1", "A-1", "B0", "A0", "B1", "S[]"}
+	if !slices.Equal(h.calls, want) {
+		t.Errorf("a Forward whose hook fails at block 1 called %v, want %v", h.calls, want)
+	}
+}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
@@ -75,7 +76,15 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 }
 
 // forward runs embeddings and blocks without autograd and the head with it.
-func (p *Pass) forward() error {
+func (p *Pass) forward() (err error) {
+	if err := p.m.hookSchedule(p.m.forwardOrder()); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, p.m.hookSchedule(nil))
+		}
+	}()
 	h, err := withGrad(false, func() (*ts.Tensor, error) {
 		h, err := p.m.hooked(-1, func() (*ts.Tensor, error) { return p.m.runEmbed(p.ctx) })
 		if err != nil {
@@ -131,6 +140,16 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		return nil
 	}
+	// The blocks' weights are prepared (gathered) from the top down while the head's
+	// backward runs; the schedule ends with the loop, or drops what a loop that
+	// stopped early left.
+	order := make([]int, 0, len(p.inputs))
+	for i := len(p.inputs) - 1; i >= 0; i-- {
+		order = append(order, i)
+	}
+	if err := p.m.hookSchedule(order); err != nil {
+		return err
+	}
 	_, err := withGrad(true, func() (*ts.Tensor, error) {
 		if err := loss.Backward(); err != nil {
 			return nil, fmt.Errorf("model: backward through the head: %w", err)
@@ -155,7 +174,7 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		return nil, nil
 	})
-	return err
+	return errors.Join(err, p.m.hookSchedule(nil))
 }
 
 // backwardBlock recomputes block i and back-propagates g (the gradient of its output),

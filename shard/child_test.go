@@ -32,6 +32,8 @@ const (
 	envDType = "LRT_SHARD_DTYPE" // compute dtype: float32 (default) or bfloat16
 	envBatch = "LRT_SHARD_BATCH" // role mem: batch × seq of the forward
 	envSeq   = "LRT_SHARD_SEQ"
+	// envPrefetch is the gatherer's prefetch depth (SetPrefetch); unset: the default.
+	envPrefetch = "LRT_SHARD_PREFETCH"
 )
 
 func runChild(role string) int {
@@ -69,14 +71,28 @@ func runChild(role string) int {
 	}
 	defer gat.Close()
 	defer m.Close()
-	if role == "mem" {
+	if d := os.Getenv(envPrefetch); d != "" {
+		n, _ := strconv.Atoi(d)
+		if err := gat.SetPrefetch(n); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	switch role {
+	case "mem":
 		return memChild(m, gat, loaded, "", nil)
+	case "abort":
+		return abortChild(m, gat, rank)
 	}
 	v, err := workload(m, 2, 6)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
 		return 1
 	}
+	serving := serveGoroutines()
+	m.Close()
+	gat.Close()
+	fmt.Printf("collective goroutines: %d during the run, %d after Close\n", serving, serveGoroutines())
 	if err := writeFloats(filepath.Join(os.Getenv(envOut), fmt.Sprintf("%d.bin", rank)), v); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

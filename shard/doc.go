@@ -46,6 +46,28 @@
 // released weights would fail loudly instead of computing with other values, and a
 // weight used outside Before/After is NaN, which shows in the output.
 //
+// # Prefetch
+//
+// The Gatherer is also the model's model.BlockScheduler: before each run of pieces
+// the model announces the order of its Before calls (embeddings, blocks, head for a
+// forward pass; the blocks from the top down for Pass.Backward, announced before the
+// head's backward runs). With a prefetch depth N ≥ 1 (SetPrefetch; DefaultPrefetch
+// is 1, dist.shard_prefetch in a run's configuration) every all-gather runs on a
+// goroutine of the gatherer, one at a time in the order the pass asks for them, and
+// Before(i) asks for the units of the next N scheduled pieces as soon as piece i
+// starts, each into a pooled buffer taken on the pass's goroutine, so that they
+// travel while piece i computes; only binding the views (set_) happens on the pass's
+// goroutine. Memory budget: 1 + N gathered units instead of 1 (each pooled buffer is
+// the largest unit's size; one more while a head with tied embeddings is held). The
+// requests depend only on the calls, which are the same on every rank, so the
+// collectives are issued in the same order everywhere. A gather that fails on the
+// goroutine (a peer gone, a timeout, an abort) is reported by the Before that needs
+// it, naming the rank and the unit (model.Forward: "before the block 1: shard: rank
+// 0: gather of block 1: collective: peer lost: …"); Before then waits for every
+// other gather asked for ahead and drops it, as does Schedule(nil), which the model
+// calls when it leaves a run early and at the end of a backward; Close ends the
+// goroutine. Depth 0 gathers each unit when it is needed, on the pass's goroutine.
+//
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation
 // checkpointing (SetCheckpointing, Begin) runs embeddings and blocks without autograd,
@@ -63,9 +85,11 @@
 //
 // Tests run 2 and 3 ranks as real processes in a Gloo group on loopback (llama in
 // float32 and bfloat16, Qwen2 with tied embeddings, RoBERTa with its replicated
-// classification head) and demand the unsharded model's evaluation logits and the
-// logits, loss and every adapter gradient of a checkpointed training pass bit for
-// bit, and the gatherer's memory accounting to the byte.
+// classification head; prefetch depths 0, 1 and 2) and demand the unsharded model's
+// evaluation logits and the logits, loss and every adapter gradient of a
+// checkpointed training pass bit for bit, the gatherer's memory accounting to the
+// byte (replayed from the calls the model makes), no collective goroutine left after
+// Close, and, when a rank leaves mid-pass, an error naming the block and the rank.
 //
 // # Memory
 //
@@ -89,7 +113,8 @@
 // 30 MB more). Binding a gathered unit's views and releasing them takes about 0.2 ms
 // (copying a 16.8 MB unit into preallocated weights would take 1.7 ms, into a fresh
 // allocation 7.9 ms). The all-gather itself costs: on the shared 2-core VM, 15-35 ms
-// per unit over loopback (11.8-16.8 MB), not overlapped with compute.
+// per unit over loopback (11.8-16.8 MB); the figures above were measured without
+// prefetch, which overlaps it with compute and adds one gathered unit.
 //
 // Shards and gathered buffers live on the model's device, and the all-gather writes
 // into the buffer's memory through the group's collective.RawAllGatherer (as bytes):
@@ -99,5 +124,6 @@
 //
 // Limits: a group without a raw all-gather is ErrUnsupported; weights listed by Model.Weights are
 // placeholders outside Before/After, so whatever reads them (export, inspection) must
-// gather first; a Gatherer serves one model from one goroutine.
+// gather first; a Gatherer serves one model from one goroutine (plus its own
+// collective goroutine), and nothing else may use its shard group during a pass.
 package shard

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"time"
@@ -35,7 +36,8 @@ import (
 // autograd graph that still held them would fail on libtorch's version check rather
 // than read the next unit's values. A unit asked for twice is gathered once (counted).
 //
-// A Gatherer serves one model, from the goroutine that runs its passes.
+// A Gatherer serves one model, from the goroutine that runs its passes; its
+// all-gathers run on a goroutine of its own when it prefetches (SetPrefetch).
 type Gatherer struct {
 	ctx context.Context
 	pg  collective.ProcessGroup
@@ -55,6 +57,16 @@ type Gatherer struct {
 	free  []*ts.Tensor  // pooled buffers of the largest unit's length
 	extra map[int][]int // block → units it needs besides its own (tied embeddings)
 	stats Stats
+
+	// Prefetch (prefetch.go): the schedule the model announced, how far the pass
+	// (pos) and the requests (ahead) have gone in it, the requests not yet used, and
+	// the collective goroutine's queue (nil until the first request at depth ≥ 1).
+	depth      int
+	sched      []int
+	pos, ahead int
+	pending    map[int]*request
+	reqs       chan *request
+	exited     chan struct{}
 }
 
 // Stats counts what a Gatherer holds and did.
@@ -64,7 +76,8 @@ type Stats struct {
 	PeakHeldBytes int64         // most gathered bytes held at once
 	BufferBytes   int64         // pooled gather buffers allocated (each the largest unit)
 	Gathers       int           // all-gathers run
-	GatherTime    time.Duration // spent in them (and binding the views)
+	GatherTime    time.Duration // spent in them (on the collective goroutine when prefetching)
+	WaitTime      time.Duration // the pass spent waiting for gathers (what prefetch did not hide)
 }
 
 // NewGatherer makes the hook for one model of the shard group pg, whose collectives
@@ -72,8 +85,8 @@ type Stats struct {
 // reaches the model's memory: a Gloo group for a CPU model, an NCCL group on the
 // model's GPU for a CUDA one. Pass it to model.Load with model.WithBlockHook, then call Bind.
 func NewGatherer(ctx context.Context, pg collective.ProcessGroup) *Gatherer {
-	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{},
-		weights: map[string]*ts.Tensor{}, spares: map[string]*ts.Tensor{}}
+	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{}, depth: DefaultPrefetch,
+		weights: map[string]*ts.Tensor{}, spares: map[string]*ts.Tensor{}, pending: map[int]*request{}}
 }
 
 // DeferWeight implements model.WeightDeferrer: it takes every frozen weight of the
@@ -160,19 +173,34 @@ func (g *Gatherer) units(block int) ([]int, error) {
 	return append(us, g.extra[block]...), nil
 }
 
-// Before gathers the units block needs (model.BlockHook).
+// Before gathers the units block needs (model.BlockHook): it requests those not
+// gathered ahead, then the next scheduled blocks' (SetPrefetch), and waits for its
+// own. On an error every gather requested ahead is waited for and dropped.
 func (g *Gatherer) Before(block int) error {
 	us, err := g.units(block)
 	if err != nil {
 		return err
 	}
+	if err := g.advance(block); err != nil {
+		return err
+	}
+	for _, u := range us {
+		if g.held[u] == 0 && g.pending[u] == nil && g.pg.Size() > 1 {
+			if err := g.request(block, u); err != nil {
+				return errors.Join(err, g.cancel())
+			}
+		}
+	}
+	if err := g.requestAhead(); err != nil {
+		return errors.Join(err, g.cancel())
+	}
 	for k, u := range us {
 		if g.held[u] == 0 {
-			if err := g.gather(u); err != nil {
+			if err := g.gather(block, u); err != nil {
 				for _, v := range us[:k] {
 					g.release(v)
 				}
-				return err
+				return errors.Join(err, g.cancel())
 			}
 		}
 		g.held[u]++
@@ -197,77 +225,34 @@ func (g *Gatherer) After(block int) error {
 	return nil
 }
 
-// gather all-gathers unit u and points its weights at the gathered buffer.
-func (g *Gatherer) gather(u int) error {
-	start := time.Now()
+// gather waits for unit u's all-gather (prefetch.go), or with one rank takes the
+// local shard itself, and points the unit's weights at the gathered buffer.
+func (g *Gatherer) gather(block, u int) error {
 	unit := g.plan.Units[u]
 	name := g.plan.unitName(unit)
-	full, err := g.collect(u)
-	if err != nil {
-		return fmt.Errorf("shard: gather %s: %w", name, err)
+	var full *ts.Tensor
+	var err error
+	if g.pg.Size() == 1 {
+		start := time.Now()
+		if full, err = g.local.Shards[u].ShallowClone(); err != nil {
+			return fmt.Errorf("shard: gather %s: %w", name, err)
+		}
+		g.stats.GatherTime += time.Since(start)
+	} else if full, err = g.await(block, u); err != nil {
+		return err
 	}
 	g.bufs[u] = full
 	for _, e := range unit.Tensors {
 		if err := bindView(g.weights[e.Name], full, e); err != nil {
 			g.unbind(u)
+			if g.pg.Size() > 1 {
+				g.stats.HeldBytes -= unit.Len * int64(g.plan.ElemSize)
+			}
 			return fmt.Errorf("shard: gather %s: bind %q: %w", name, e.Name, err)
 		}
 	}
-	if g.pg.Size() > 1 {
-		g.stats.HeldBytes += unit.Len * int64(g.plan.ElemSize)
-		g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
-	}
 	g.stats.Gathers++
-	g.stats.GatherTime += time.Since(start)
 	return nil
-}
-
-// collect returns a buffer whose first Len elements are unit u's flat buffer:
-// gathered from every rank into a pooled buffer, or with one rank the local shard
-// itself.
-func (g *Gatherer) collect(u int) (*ts.Tensor, error) {
-	shard := g.local.Shards[u]
-	if g.pg.Size() == 1 {
-		return shard.ShallowClone()
-	}
-	unit := g.plan.Units[u]
-	var full *ts.Tensor
-	if n := len(g.free); n > 0 {
-		full, g.free = g.free[n-1], g.free[:n-1]
-	} else {
-		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
-		var err error
-		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, g.dev); err != nil {
-			return nil, err
-		}
-		g.stats.BufferBytes += g.plan.MaxUnitBytes()
-	}
-	if err := g.allGather(shard, full, unit.ShardLen); err != nil {
-		g.free = append(g.free, full)
-		return nil, err
-	}
-	return full, nil
-}
-
-// allGather gathers every rank's shard (n elements each) into full's first Size·n
-// elements, in place, as bytes. On a GPU the device is synchronised first: the
-// group's collective runs on its own stream, and the pooled buffer may still be read
-// by kernels queued for the previous unit.
-func (g *Gatherer) allGather(shard, full *ts.Tensor, n int64) error {
-	send, err := shard.DataPtr()
-	if err != nil {
-		return err
-	}
-	recv, err := full.DataPtr()
-	if err != nil {
-		return err
-	}
-	if g.dev.IsCuda() {
-		if err := ts.CudaSynchronize(int(g.dev.Value)); err != nil {
-			return fmt.Errorf("synchronise %v before the all-gather: %w", g.dev, err)
-		}
-	}
-	return g.raw.AllGatherRaw(g.ctx, send, recv, int(n)*g.plan.ElemSize, collective.Uint8)
 }
 
 // release points unit u's weights back at their placeholders when its last holder
@@ -296,10 +281,13 @@ func (g *Gatherer) unbind(u int) {
 	g.bufs[u] = nil
 }
 
-// Close frees the shards and placeholders the gatherer holds (after the model's Close).
+// Close waits for the gathers in flight, ends the collective goroutine and frees the
+// shards and placeholders the gatherer holds (after the model's Close).
 func (g *Gatherer) Close() {
+	_ = g.stop()
 	if g.local != nil {
 		g.local.Close()
+		g.local = nil
 	}
 	for _, b := range append(g.free, g.bufs...) {
 		if b != nil {

@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 		"whole":    func() int { return runChild("whole") },
 		"mem":      func() int { return runChild("mem") },
 		"workload": func() int { return runChild("workload") },
+		"abort":    func() int { return runChild("abort") },
 	})
 	os.Exit(m.Run())
 }

@@ -100,11 +100,12 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 	for _, c := range []struct {
 		arch, diskDType, compute string
 		ranks                    []int
+		depths                   []int // prefetch depths (SetPrefetch)
 	}{
-		{"llama", "", "", []int{2, 3}},
-		{"qwen2", "", "", []int{2}}, // tied embeddings: the head gathers them again
-		{"roberta", "", "", []int{3}},
-		{"llama", "", "bfloat16", []int{3}}, // bfloat16 buffers travel as float32 words
+		{"llama", "", "", []int{2, 3}, []int{0, 1, 2}},
+		{"qwen2", "", "", []int{2}, []int{1, 2}}, // tied embeddings: the head gathers them again
+		{"roberta", "", "", []int{3}, []int{1}},
+		{"llama", "", "bfloat16", []int{3}, []int{1}}, // bfloat16 buffers travel as float32 words
 	} {
 		dir := writeModel(t, c.arch, "tiny", c.diskDType)
 		want := wholeInChild(t, dir, c.compute)
@@ -117,36 +118,46 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, size := range c.ranks {
-			elem := 4
-			if c.compute == "bfloat16" {
-				elem = 2
-			}
-			plan, err := shard.NewPlan(tensors, size, shard.Options{ElemSize: elem})
-			if err != nil {
-				t.Fatal(err)
-			}
-			acct := expectedStats(plan, cfg.TieWordEmbeddings && c.arch != "roberta")
-			name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size)
-			t.Run(name, func(t *testing.T) {
-				out := t.TempDir()
-				runs := runRanks(t, "workload", size, 60*time.Second,
-					envDir+"="+dir, envOut+"="+out, envDType+"="+c.compute)
-				for _, r := range runs {
-					if r.err != nil {
-						t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
-					}
-					got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					if d := firstDiff(got, want); d != "" {
-						t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
-					}
-					if st := strings.TrimSpace(r.stdout); st != acct {
-						t.Errorf("rank %d: %s, want %s", r.rank, st, acct)
-					}
+			for _, depth := range c.depths {
+				elem := 4
+				if c.compute == "bfloat16" {
+					elem = 2
 				}
-			})
+				plan, err := shard.NewPlan(tensors, size, shard.Options{ElemSize: elem})
+				if err != nil {
+					t.Fatal(err)
+				}
+				acct := expectedStats(plan, cfg.TieWordEmbeddings && c.arch != "roberta", depth)
+				name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d/prefetch=%d", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size, depth)
+				t.Run(name, func(t *testing.T) {
+					out := t.TempDir()
+					runs := runRanks(t, "workload", size, 60*time.Second, envDir+"="+dir, envOut+"="+out,
+						envDType+"="+c.compute, envPrefetch+"="+strconv.Itoa(depth))
+					for _, r := range runs {
+						if r.err != nil {
+							t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
+						}
+						got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if d := firstDiff(got, want); d != "" {
+							t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
+						}
+						lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+						if st := lines[len(lines)-1]; st != acct {
+							t.Errorf("rank %d: %s, want %s", r.rank, st, acct)
+						}
+						serving := 0
+						if depth > 0 {
+							serving = 1
+						}
+						if want := fmt.Sprintf("collective goroutines: %d during the run, 0 after Close", serving); lines[0] != want {
+							t.Errorf("rank %d: %s, want %s", r.rank, lines[0], want)
+						}
+					}
+				})
+			}
 		}
 	}
 }
@@ -159,11 +170,13 @@ func or(s, def string) string {
 }
 
 // expectedStats is what a rank's gatherer must report after the workload: its share
-// of the plan, at most one unit gathered at a time (the head and the embeddings
-// together when they are tied), one pooled buffer per unit held at once, nothing held
-// at the end, and one all-gather per unit for the evaluation pass, again for the
-// checkpointed forward pass, and once per block for the recomputation in backward.
-func expectedStats(p *shard.Plan, tied bool) string {
+// of the plan; at depth 0 at most one unit gathered at a time (the head and the
+// embeddings together when they are tied), with prefetching that plus the units
+// requested ahead, as the accounting replay of the workload's calls counts them; one
+// pooled buffer per unit held at once; nothing held at the end; and one all-gather
+// per unit for the evaluation pass, again for the checkpointed forward pass, and once
+// per block for the recomputation in backward (prefetching adds none).
+func expectedStats(p *shard.Plan, tied bool, depth int) string {
 	es := int64(p.ElemSize)
 	peak, buffers := p.MaxUnitBytes(), p.MaxUnitBytes()
 	perPass := len(p.Units)
@@ -174,9 +187,13 @@ func expectedStats(p *shard.Plan, tied bool) string {
 		buffers *= 2
 		perPass++
 	}
-	if p.Size == 1 {
-		peak, buffers = 0, 0
+	a := newAccounting(p, tied, depth)
+	a.forward()
+	a.checkpointed()
+	if depth == 0 && (a.peakB != peak || int64(a.buffers)*p.MaxUnitBytes() != buffers) {
+		// the replay must agree with the direct count where there is one
+		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.buffers, peak, buffers)
 	}
 	return fmt.Sprintf("shard-B=%d peak-held-B=%d held-B=0 buffers-B=%d gathers=%d",
-		p.ShardBytes(), peak, buffers, 2*perPass+p.Blocks)
+		p.ShardBytes(), a.peakB, int64(a.buffers)*p.MaxUnitBytes(), 2*perPass+p.Blocks)
 }

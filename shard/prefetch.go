@@ -1,0 +1,231 @@
+package shard
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+)
+
+// Prefetch depths (SetPrefetch).
+const (
+	// DefaultPrefetch is how many blocks a Gatherer gathers ahead unless told otherwise.
+	DefaultPrefetch = 1
+	// MaxPrefetch bounds SetPrefetch: each block ahead holds one more gathered unit.
+	MaxPrefetch = 16
+)
+
+// request is one all-gather of a unit into a pooled buffer. The pass's goroutine
+// fills it (buffer taken from the pool, pointers read) and the gatherer's collective
+// goroutine runs it; done closes once err and took are set.
+type request struct {
+	block      int // the piece it was asked for (errors name it)
+	unit       int
+	buf        *ts.Tensor
+	send, recv unsafe.Pointer
+	bytes      int
+	done       chan struct{}
+	err        error
+	took       time.Duration
+}
+
+// SetPrefetch sets how many scheduled blocks (model.BlockScheduler) are gathered
+// ahead of the one that runs: 0 gathers each block when it is needed, on the pass's
+// goroutine; n ≥ 1 runs every all-gather on a goroutine of the gatherer, in the order
+// the pass asks for them, and asks for the next n blocks' as soon as a block starts,
+// so that they travel while it computes. Gathered memory is then at most 1 + n units
+// (each in a buffer of the largest unit's size; one more for a head with tied
+// embeddings) instead of 1. Set it before the first pass; every rank of the shard
+// group must use the same depth.
+func (g *Gatherer) SetPrefetch(n int) error {
+	if n < 0 || n > MaxPrefetch {
+		return fmt.Errorf("%w: prefetch depth %d, want 0 to %d", ErrState, n, MaxPrefetch)
+	}
+	if len(g.pending) > 0 || g.sched != nil {
+		return fmt.Errorf("%w: SetPrefetch during a pass", ErrState)
+	}
+	g.depth = n
+	return nil
+}
+
+// Prefetch is the depth SetPrefetch set.
+func (g *Gatherer) Prefetch() int { return g.depth }
+
+// Schedule implements model.BlockScheduler: order is the sequence of Before calls the
+// model is about to make. It drops (after waiting for them) gathers ahead that an
+// earlier schedule left unused, then requests the first blocks of order. nil ends
+// the schedule. Every rank makes the same calls, so the collectives they issue come
+// in the same order everywhere.
+func (g *Gatherer) Schedule(order []int) error {
+	err := g.cancel()
+	if order == nil || !g.bound || g.pg.Size() == 1 || g.depth == 0 {
+		return err
+	}
+	g.sched = append([]int(nil), order...)
+	return errors.Join(err, g.requestAhead())
+}
+
+// advance moves the schedule past block, or drops it if the model asked for another.
+func (g *Gatherer) advance(block int) error {
+	if g.sched == nil {
+		return nil
+	}
+	if g.pos < len(g.sched) && g.sched[g.pos] == block {
+		g.pos++
+		return nil
+	}
+	return g.cancel()
+}
+
+// requestAhead requests the units of the scheduled blocks up to depth past the one
+// entered last, skipping units held or requested already.
+func (g *Gatherer) requestAhead() error {
+	for ; g.ahead < min(g.pos+g.depth, len(g.sched)); g.ahead++ {
+		block := g.sched[g.ahead]
+		us, err := g.units(block)
+		if err != nil {
+			return err
+		}
+		for _, u := range us {
+			if g.held[u] == 0 && g.pending[u] == nil {
+				if err := g.request(block, u); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// request takes a pooled buffer for unit u (allocating one if the pool is empty)
+// and hands its all-gather to the collective goroutine, or runs it here at depth 0.
+func (g *Gatherer) request(block, u int) error {
+	unit := g.plan.Units[u]
+	var full *ts.Tensor
+	if n := len(g.free); n > 0 {
+		full, g.free = g.free[n-1], g.free[:n-1]
+	} else {
+		var err error
+		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
+		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, g.dev); err != nil {
+			return fmt.Errorf("shard: rank %d: buffer for %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
+		}
+		g.stats.BufferBytes += g.plan.MaxUnitBytes()
+	}
+	r := &request{block: block, unit: u, buf: full, done: make(chan struct{}),
+		bytes: int(unit.ShardLen) * g.plan.ElemSize}
+	var err error
+	if r.send, err = g.local.Shards[u].DataPtr(); err == nil {
+		r.recv, err = full.DataPtr()
+	}
+	if err != nil {
+		g.free = append(g.free, full)
+		return fmt.Errorf("shard: rank %d: gather %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
+	}
+	g.pending[u] = r
+	g.stats.HeldBytes += unit.Len * int64(g.plan.ElemSize)
+	g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
+	if g.depth == 0 {
+		g.run(r)
+		return nil
+	}
+	if g.reqs == nil {
+		g.reqs, g.exited = make(chan *request, 2*(MaxPrefetch+2)), make(chan struct{})
+		go g.serve(g.reqs, g.exited)
+	}
+	g.reqs <- r
+	return nil
+}
+
+// serve is the collective goroutine: it runs the requests in the order they came.
+func (g *Gatherer) serve(reqs <-chan *request, exited chan<- struct{}) {
+	defer close(exited)
+	for r := range reqs {
+		g.run(r)
+	}
+}
+
+// run all-gathers r. It reads only what Bind fixed, so it may run on any goroutine.
+// On a GPU the device is synchronised first: the group's collective runs on its own
+// stream, and the pooled buffer may still be read by kernels queued for an earlier
+// unit.
+func (g *Gatherer) run(r *request) {
+	defer close(r.done)
+	start := time.Now()
+	if g.dev.IsCuda() {
+		if err := ts.CudaSynchronize(int(g.dev.Value)); err != nil {
+			r.err = fmt.Errorf("synchronise %v before the all-gather: %w", g.dev, err)
+			return
+		}
+	}
+	r.err = g.raw.AllGatherRaw(g.ctx, r.send, r.recv, r.bytes, collective.Uint8)
+	r.took = time.Since(start)
+}
+
+// await waits for unit u's request (made now if there is none) and returns its
+// buffer, or the gather's error naming the unit, the piece and the rank.
+func (g *Gatherer) await(block, u int) (*ts.Tensor, error) {
+	if g.pending[u] == nil {
+		if err := g.request(block, u); err != nil {
+			return nil, err
+		}
+	}
+	r := g.pending[u]
+	start := time.Now()
+	<-r.done
+	g.stats.WaitTime += time.Since(start)
+	delete(g.pending, u)
+	g.stats.GatherTime += r.took
+	if r.err != nil {
+		g.drop(r)
+		return nil, fmt.Errorf("shard: rank %d: gather of %s: %w", g.pg.Rank(), g.what(block, u), r.err)
+	}
+	return r.buf, nil
+}
+
+// drop returns an unused request's buffer to the pool.
+func (g *Gatherer) drop(r *request) {
+	g.free = append(g.free, r.buf)
+	g.stats.HeldBytes -= g.plan.Units[r.unit].Len * int64(g.plan.ElemSize)
+}
+
+// cancel ends the schedule: it waits for every gather requested ahead and not used
+// (they were issued on every rank, so they complete), returns their buffers and
+// reports the first of their errors.
+func (g *Gatherer) cancel() error {
+	var first error
+	for u, r := range g.pending {
+		<-r.done
+		delete(g.pending, u)
+		g.drop(r)
+		if r.err != nil && first == nil {
+			first = fmt.Errorf("shard: rank %d: gather ahead of %s: %w", g.pg.Rank(), g.what(r.block, u), r.err)
+		}
+	}
+	g.sched, g.pos, g.ahead = nil, 0, 0
+	return first
+}
+
+// stop waits for the collective goroutine to finish and end.
+func (g *Gatherer) stop() error {
+	err := g.cancel()
+	if g.reqs != nil {
+		close(g.reqs)
+		<-g.exited
+		g.reqs = nil
+	}
+	return err
+}
+
+// what names unit u gathered for piece block: "block 3", "embeddings for the head".
+func (g *Gatherer) what(block, u int) string {
+	name := g.plan.unitName(g.plan.Units[u])
+	if g.plan.Units[u].Block != block {
+		name += " for the " + g.plan.unitName(Unit{Block: block})
+	}
+	return name
+}

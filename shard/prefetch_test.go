@@ -1,0 +1,255 @@
+package shard_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/model"
+	"github.com/lrtrain/lrtrain/shard"
+)
+
+// serveGoroutines counts the gatherers' collective goroutines alive in this process.
+func serveGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "shard.(*Gatherer).serve")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// abortChild is role abort: rank 1 gathers the embeddings and block 0 as a forward
+// pass would (scheduled so that it requests nothing beyond them) and leaves, closing
+// its end of the group; rank 0 runs a whole evaluation Forward, whose gather of block
+// 1 (requested ahead while block 0 runs) must fail. Rank 0 prints the error
+// and how many collective goroutines are left once the gatherer is closed.
+func abortChild(m *model.Model, gat *shard.Gatherer, rank int) int {
+	if rank == 1 {
+		if err := gat.Schedule([]int{-1, 0}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for _, b := range []int{-1, 0} {
+			if err := errors.Join(gat.Before(b), gat.After(b)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return 0
+	}
+	runtime.LockOSThread()
+	ids := make([]int64, 12)
+	in, err := model.Int64Tensor(ids, 2, 6)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer in.Drop()
+	if _, err := ts.GradSetEnabled(false); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	logits, err := m.Forward(model.Inputs{InputIDs: in})
+	if err == nil {
+		logits.Drop()
+		fmt.Fprintln(os.Stderr, "the forward pass succeeded without rank 1")
+		return 1
+	}
+	m.Close()
+	gat.Close()
+	fmt.Printf("error: %v\nleft after Close: %d\n", err, serveGoroutines())
+	return 0
+}
+
+// When a rank leaves the group in the middle of a pass, the gather that rank 0 asked
+// for ahead fails on the collective goroutine; the error must reach the pass at the
+// block it was for, name that block and the rank, and leave no goroutine behind.
+func TestPrefetchFailureNamesBlockAndRank(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	dir := writeModel(t, "llama", "tiny", "")
+	runs := runRanks(t, "abort", 2, 60*time.Second, envDir+"="+dir, envPrefetch+"=1")
+	for _, r := range runs {
+		if r.err != nil {
+			t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
+		}
+	}
+	out := runs[0].stdout
+	t.Logf("rank 0: %s", out)
+	if !strings.Contains(out, "before the block 1: shard: rank 0: gather of block 1: ") {
+		t.Errorf("rank 0's error does not name block 1 and rank 0:\n%s", out)
+	}
+	if !strings.Contains(out, "left after Close: 0\n") {
+		t.Errorf("collective goroutines left after Close:\n%s", out)
+	}
+}
+
+func TestSetPrefetchValidatesTheDepth(t *testing.T) {
+	g := shard.NewGatherer(context.Background(), oneRank(t))
+	defer g.Close()
+	if g.Prefetch() != shard.DefaultPrefetch {
+		t.Errorf("default depth %d, want %d", g.Prefetch(), shard.DefaultPrefetch)
+	}
+	for _, n := range []int{-1, shard.MaxPrefetch + 1} {
+		if err := g.SetPrefetch(n); !errors.Is(err, shard.ErrState) {
+			t.Errorf("SetPrefetch(%d): %v, want ErrState", n, err)
+		}
+	}
+	for _, n := range []int{0, shard.MaxPrefetch} {
+		if err := g.SetPrefetch(n); err != nil || g.Prefetch() != n {
+			t.Errorf("SetPrefetch(%d): %v, depth %d", n, err, g.Prefetch())
+		}
+	}
+}
+
+// accounting replays, for a plan, the calls a model makes to its gatherer (Schedule,
+// Before, After) with the gatherer's rules for requesting ahead, and counts what it
+// must hold: gathered bytes at their peak, pooled buffers, all-gathers.
+type accounting struct {
+	p             *shard.Plan
+	tied          bool // the head needs the embeddings too
+	depth         int
+	held          map[int]int
+	pending       map[int]bool
+	sched         []int
+	pos, ahead    int
+	heldB, peakB  int64
+	buffers, free int
+	gathers       int
+}
+
+func newAccounting(p *shard.Plan, tied bool, depth int) *accounting {
+	return &accounting{p: p, tied: tied, depth: depth, held: map[int]int{}, pending: map[int]bool{}}
+}
+
+func (a *accounting) units(b int) []int {
+	var us []int
+	if u, ok := a.p.Unit(b); ok {
+		us = append(us, u)
+	}
+	if a.tied && b == a.p.Blocks {
+		e, _ := a.p.Unit(shard.Embeddings)
+		us = append(us, e)
+	}
+	return us
+}
+
+func (a *accounting) take(b int) {
+	for _, u := range a.units(b) {
+		if a.held[u] == 0 && !a.pending[u] {
+			a.pending[u] = true
+			if a.free > 0 {
+				a.free--
+			} else {
+				a.buffers++
+			}
+			a.heldB += a.p.Units[u].Len * int64(a.p.ElemSize)
+			a.peakB = max(a.peakB, a.heldB)
+		}
+	}
+}
+
+func (a *accounting) cancel() {
+	for u := range a.pending {
+		a.free++
+		a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
+	}
+	a.pending, a.sched, a.pos, a.ahead = map[int]bool{}, nil, 0, 0
+}
+
+func (a *accounting) requestAhead() {
+	for ; a.ahead < min(a.pos+a.depth, len(a.sched)); a.ahead++ {
+		a.take(a.sched[a.ahead])
+	}
+}
+
+func (a *accounting) schedule(order []int) {
+	a.cancel()
+	if order != nil && a.depth > 0 {
+		a.sched = order
+		a.requestAhead()
+	}
+}
+
+func (a *accounting) before(b int) {
+	if a.sched != nil {
+		if a.pos < len(a.sched) && a.sched[a.pos] == b {
+			a.pos++
+		} else {
+			a.cancel()
+		}
+	}
+	a.take(b)
+	a.requestAhead()
+	for _, u := range a.units(b) {
+		if a.held[u] == 0 {
+			delete(a.pending, u)
+			a.gathers++
+		}
+		a.held[u]++
+	}
+}
+
+func (a *accounting) after(b int) {
+	for _, u := range a.units(b) {
+		if a.held[u]--; a.held[u] == 0 {
+			a.free++
+			a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
+		}
+	}
+}
+
+// forward replays an evaluation Forward.
+func (a *accounting) forward() {
+	order := pieces(-1, a.p.Blocks)
+	a.schedule(order)
+	for _, b := range order {
+		a.before(b)
+		a.after(b)
+	}
+}
+
+// checkpointed replays Begin and Pass.Backward of a checkpointed training pass.
+func (a *accounting) checkpointed() {
+	order := pieces(-1, a.p.Blocks)
+	a.schedule(order)
+	for _, b := range order[:len(order)-1] {
+		a.before(b)
+		a.after(b)
+	}
+	a.before(a.p.Blocks) // the head is held until backward has gone through it
+	down := pieces(a.p.Blocks-1, -1)
+	a.schedule(down)
+	a.after(a.p.Blocks)
+	for _, b := range down {
+		a.before(b)
+		a.after(b)
+	}
+	a.schedule(nil)
+}
+
+// pieces counts from first to last (up or down), both included.
+func pieces(first, last int) []int {
+	var out []int
+	step := 1
+	if last < first {
+		step = -1
+	}
+	for i := first; ; i += step {
+		out = append(out, i)
+		if i == last {
+			return out
+		}
+	}
+}
