@@ -77,7 +77,7 @@ func TestSIGTERMStopsWorkersAndLauncher(t *testing.T) {
 		}
 	}
 	for _, r := range records(t, out) {
-		testkit.WaitFor(t, time.Second, "the SIGKILL of a child that ignores SIGTERM", func() bool { return !procAlive(r.Child) })
+		testkit.WaitFor(t, 10*time.Second, "the SIGKILL of a child that ignores SIGTERM", func() bool { return !procAlive(r.Child) })
 	}
 	log := stderr.String()
 	for _, want := range []string{"etcd-v2", "stopping workers"} {
