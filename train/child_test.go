@@ -45,7 +45,7 @@ func (c *rawCounter) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, 
 }
 
 func TestMain(m *testing.M) {
-	childproc.Main(map[string]func() int{"train": func() int { return runChild(os.Getenv(envOptions)) }})
+	childproc.Main(map[string]func() int{"train": func() int { return runChild(os.Getenv(envOptions)) }, "threadenv": threadEnvChild})
 	code := m.Run()
 	tinymodel.RemoveShared()
 	if refDir != "" {
