@@ -162,7 +162,7 @@ func TestFullRunWritesEveryBlockAndTheHeader(t *testing.T) {
 		t.Errorf("an old block survived a full run:\n%s", got)
 	}
 	for _, want := range []string{
-		"`go test ./phiop/ -run '^$' -bench '^BenchmarkPhi$' -benchtime 5x`",
+		"`go test ./phiop/ -run '^$' -bench '^BenchmarkPhi$' -benchtime 3x`",
 		"| 1024×1024 | 23.4 ms (7.70 / 15.7) | 21.0 ms | 44.7 M/s | 13.0 MiB | 1539 ms | 2209 MiB | 65.8× / 66.7× |",
 		"| 4096×4096 | 400 ms (134 / 266) | 390 ms | 42.0 M/s | 192 MiB | skipped: naive at 4096², K=50: one (…,K) float32 tensor is 3.12 GiB | — | — |",
 		"| BenchmarkEncode/llama3 | 40 | 6400000 | 10.2 | 250000 |",

@@ -33,7 +33,7 @@ type result struct {
 // stays under 20 minutes there.
 var sections = []section{
 	{name: "phi-fused", render: renderPhi, runs: []run{{ // ≈ 1 min: naive at 1024² is 1.5 s per iteration
-		argv:   []string{"go", "test", "./phiop/", "-run", "^$", "-bench", "^BenchmarkPhi$", "-benchtime", "5x"},
+		argv:   []string{"go", "test", "./phiop/", "-run", "^$", "-bench", "^BenchmarkPhi$", "-benchtime", "3x"},
 		quickV: []string{"go", "test", "./phiop/", "-run", "^$", "-bench", "^BenchmarkPhi$/fused/d=1024$", "-benchtime", "1x"},
 	}}},
 	{name: "phi-overhead", render: renderOverhead, runs: []run{{ // ≈ 1 min: 4 layer steps of 5 s at d = 4096
