@@ -13,6 +13,9 @@
 //   - tinymodel: a small model in the Hugging Face layout (package model/hfinit:
 //     config.json, model.safetensors, tokenizer files) written from given options,
 //     into a test's temporary directory or once per test binary.
+//   - tensortest: a tensor's values as float64 and values set in place (both
+//     through internal/tensorkit), a model's logits on one fixed padded batch, and
+//     the largest difference of two value lists.
 //   - childproc: the re-execution of the test binary as a child process that runs
 //     a named function instead of the tests (a training rank, a shard rank, a
 //     collective rank), with the test's own environment passed through.
