@@ -13,6 +13,7 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/export"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/param"
 )
@@ -63,11 +64,11 @@ func TestExportRoundTrip(t *testing.T) {
 				extra = sh.Tensors()
 				for _, nt := range extra {
 					if nt.Trainable {
-						vals := values(t, nt.Tensor)
+						vals := tensortest.Values(t, nt.Tensor)
 						for i := range vals {
 							vals[i] += 0.05 * float64(i%5+1)
 						}
-						set(t, nt.Tensor, vals)
+						tensortest.Set(t, nt.Tensor, vals)
 					}
 				}
 			}
@@ -106,12 +107,12 @@ func TestExportRoundTrip(t *testing.T) {
 				if l.Tensors[i].Name != nt.Name {
 					t.Fatalf("tensor %d is %s, want %s", i, l.Tensors[i].Name, nt.Name)
 				}
-				if d := maxAbsDiff(values(t, l.Tensors[i].Tensor), values(t, nt.Tensor)); d != 0 {
+				if d := tensortest.MaxAbsDiff(tensortest.Values(t, l.Tensors[i].Tensor), tensortest.Values(t, nt.Tensor)); d != 0 {
 					t.Errorf("%s differs by %g", nt.Name, d)
 				}
 			}
-			a, b := logits(t, m), logits(t, m2)
-			if d := maxAbsDiff(a, b); d != 0 {
+			a, b := tensortest.Logits(t, m), tensortest.Logits(t, m2)
+			if d := tensortest.MaxAbsDiff(a, b); d != 0 {
 				t.Errorf("logits differ by %g", d)
 			}
 		})
@@ -150,11 +151,11 @@ func perturbOwn(t *testing.T, m interface {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, nt := range m.TrainableTensors() {
 		if nt.Trainable {
-			vals := values(t, nt.Tensor)
+			vals := tensortest.Values(t, nt.Tensor)
 			for i := range vals {
 				vals[i] = 0.3 * rng.NormFloat64()
 			}
-			set(t, nt.Tensor, vals)
+			tensortest.Set(t, nt.Tensor, vals)
 		}
 	}
 }

@@ -1,19 +1,15 @@
 package adapterio_test
 
 import (
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -53,7 +49,7 @@ func inject(t *testing.T, m *model.Model, spec adapter.Spec) {
 		if !nt.Trainable {
 			continue
 		}
-		vals := values(t, nt.Tensor)
+		vals := tensortest.Values(t, nt.Tensor)
 		for i := range vals {
 			switch {
 			case strings.HasSuffix(nt.Name, ".phi.amplitude"):
@@ -64,63 +60,8 @@ func inject(t *testing.T, m *model.Model, spec adapter.Spec) {
 				vals[i] = 0.3 * rng.NormFloat64()
 			}
 		}
-		set(t, nt.Tensor, vals)
+		tensortest.Set(t, nt.Tensor, vals)
 	}
-}
-
-// set copies vals into x in place (no autograd).
-func set(t *testing.T, x *ts.Tensor, vals []float64) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	src := ts.MustOfSlice(vals).MustReshape(x.MustSize(), true).MustTotype(x.DType(), true)
-	defer src.MustDrop()
-	ts.NoGrad(func() { x.Copy_(src) })
-}
-
-// values reads any tensor as float64 values.
-func values(t *testing.T, x *ts.Tensor) []float64 {
-	t.Helper()
-	c := x.MustDetach(false).MustToDevice(gotch.CPU, gotch.Double, false, false, true).MustContiguous(true)
-	defer c.MustDrop()
-	out := make([]float64, c.Numel())
-	if len(out) > 0 {
-		c.MustCopyData(out, uint(len(out)))
-	}
-	return out
-}
-
-// logits runs m without autograd on a fixed padded batch.
-func logits(t *testing.T, m *model.Model) []float64 {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	ids, _ := model.Int64Tensor([]int64{1, 72, 101, 108, 33, 9, 1, 72, 5, 6, 2, 2}, 2, 6)
-	mask, _ := model.Int64Tensor([]int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 6)
-	defer ids.MustDrop()
-	defer mask.MustDrop()
-	var out []float64
-	ts.NoGrad(func() {
-		y, err := m.Forward(model.Inputs{InputIDs: ids, AttentionMask: mask})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = values(t, y)
-		y.MustDrop()
-	})
-	return out
-}
-
-// maxAbsDiff is max |a − b| (Inf when the lengths differ).
-func maxAbsDiff(a, b []float64) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	worst := 0.0
-	for i := range a {
-		worst = math.Max(worst, math.Abs(a[i]-b[i]))
-	}
-	return worst
 }
 
 // writeDir writes an adapter directory by hand: cfg as adapter_config.json and the

@@ -13,6 +13,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -101,7 +102,7 @@ func TestReadPEFTDirectory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := values(t, dw)
+		got := tensortest.Values(t, dw)
 		dw.Drop()
 		f, _ := safetensors.Open(filepath.Join(dir, adapterio.WeightsFile))
 		a, _ := f.Float64s(adapterio.FileName(ad.Name() + ".lora_A"))

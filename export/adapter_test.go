@@ -11,6 +11,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/export"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -47,7 +48,7 @@ func TestAdapterOnly(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if d := maxAbsDiff(got, float32Values(values(t, nt.Tensor))); d != 0 {
+		if d := tensortest.MaxAbsDiff(got, float32Values(tensortest.Values(t, nt.Tensor))); d != 0 {
 			t.Errorf("%s differs from the model's tensor by %g", name, d)
 		}
 	}

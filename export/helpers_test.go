@@ -1,17 +1,14 @@
 package export_test
 
 import (
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -58,7 +55,7 @@ func perturb(t *testing.T, m *model.Model, seed uint64) {
 		if !nt.Trainable {
 			continue
 		}
-		vals := values(t, nt.Tensor)
+		vals := tensortest.Values(t, nt.Tensor)
 		std := 0.3
 		switch {
 		case strings.HasSuffix(nt.Name, ".phi.amplitude"):
@@ -72,74 +69,6 @@ func perturb(t *testing.T, m *model.Model, seed uint64) {
 			}
 			vals[i] += std * rng.NormFloat64()
 		}
-		set(t, nt.Tensor, vals)
+		tensortest.Set(t, nt.Tensor, vals)
 	}
-}
-
-// set copies vals into x in place (no autograd).
-func set(t *testing.T, x *ts.Tensor, vals []float64) {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	src := ts.MustOfSlice(vals).MustReshape(x.MustSize(), true).MustTotype(x.DType(), true)
-	defer src.MustDrop()
-	ts.NoGrad(func() { x.Copy_(src) })
-}
-
-// values reads any tensor as float64 values.
-func values(t *testing.T, x *ts.Tensor) []float64 {
-	t.Helper()
-	d := x.MustDetach(false)
-	defer d.MustDrop()
-	c := d.MustToDevice(gotch.CPU, gotch.Double, false, false, false)
-	defer c.MustDrop()
-	cc := c.MustContiguous(false)
-	defer cc.MustDrop()
-	out := make([]float64, cc.Numel())
-	if len(out) > 0 {
-		cc.MustCopyData(out, uint(len(out)))
-	}
-	return out
-}
-
-// logits runs m without autograd on a fixed padded batch and returns the logits.
-func logits(t *testing.T, m *model.Model) []float64 {
-	t.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	ids, _ := model.Int64Tensor([]int64{1, 72, 101, 108, 33, 9, 1, 72, 5, 6, 2, 2}, 2, 6)
-	mask, _ := model.Int64Tensor([]int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 6)
-	defer ids.MustDrop()
-	defer mask.MustDrop()
-	var out []float64
-	ts.NoGrad(func() {
-		y, err := m.Forward(model.Inputs{InputIDs: ids, AttentionMask: mask})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = values(t, y)
-		y.MustDrop()
-	})
-	return out
-}
-
-// maxAbsDiff is max |a − b| (Inf when the lengths differ).
-func maxAbsDiff(a, b []float64) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	worst := 0.0
-	for i := range a {
-		worst = math.Max(worst, math.Abs(a[i]-b[i]))
-	}
-	return worst
-}
-
-// maxAbs is max |a|.
-func maxAbs(a []float64) float64 {
-	worst := 0.0
-	for _, x := range a {
-		worst = math.Max(worst, math.Abs(x))
-	}
-	return worst
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/export"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -39,7 +40,7 @@ func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 		t.Run(c.arch+"-"+c.method.String(), func(t *testing.T) {
 			base := writeBase(t, c.arch)
 			m := adapted(t, base, c.targets, c.method)
-			want := logits(t, m)
+			want := tensortest.Logits(t, m)
 
 			out := filepath.Join(t.TempDir(), "merged")
 			res, err := export.Merged(m, out, export.Options{DType: "float32"})
@@ -54,12 +55,12 @@ func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer fresh.Close()
-			got := logits(t, fresh)
-			tol := 1e-6 * maxAbs(want)
-			if d := maxAbsDiff(got, want); d > tol {
+			got := tensortest.Logits(t, fresh)
+			tol := 1e-6 * tensortest.MaxAbs(want)
+			if d := tensortest.MaxAbsDiff(got, want); d > tol {
 				t.Errorf("merged vs adapted logits: max |Δ| = %g > %g", d, tol)
 			} else {
-				t.Logf("merged vs adapted logits: max |Δ| = %g (max |logit| %.3g)", d, maxAbs(want))
+				t.Logf("merged vs adapted logits: max |Δ| = %g (max |logit| %.3g)", d, tensortest.MaxAbs(want))
 			}
 
 			plain, err := model.Load(base)
@@ -70,7 +71,7 @@ func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 			if c.arch == "roberta" {
 				return // the base's classifier head is drawn afresh; nothing to compare
 			}
-			if d := maxAbsDiff(logits(t, plain), want); d < 1e3*tol {
+			if d := tensortest.MaxAbsDiff(tensortest.Logits(t, plain), want); d < 1e3*tol {
 				t.Errorf("base and adapted logits differ by only %g: the adapters did nothing", d)
 			}
 		})
@@ -82,7 +83,7 @@ func TestMergedLogitsEqualAdaptedLogits(t *testing.T) {
 func TestMergedBFloat16(t *testing.T) {
 	base := writeBase(t, "llama")
 	m := adapted(t, base, "all-linear", adapter.LRLoRA)
-	want := logits(t, m)
+	want := tensortest.Logits(t, m)
 	dir := t.TempDir()
 	f32, bf16 := filepath.Join(dir, "f32"), filepath.Join(dir, "bf16")
 	if _, err := export.Merged(m, f32, export.Options{DType: "float32"}); err != nil {
@@ -136,7 +137,7 @@ func TestMergedBFloat16(t *testing.T) {
 	// Each weight carries a relative rounding error of at most 2⁻⁹; through two tiny
 	// layers the logits move by a few per cent of their scale, far less than the
 	// adapters' effect checked above.
-	if d, tol := maxAbsDiff(logits(t, fresh), want), 0.05*maxAbs(want); d > tol {
+	if d, tol := tensortest.MaxAbsDiff(tensortest.Logits(t, fresh), want), 0.05*tensortest.MaxAbs(want); d > tol {
 		t.Errorf("bf16 merged vs adapted logits: max |Δ| = %g > %g", d, tol)
 	}
 }
@@ -271,9 +272,9 @@ func TestMergedRefusesNaNAdapter(t *testing.T) {
 	bad := m.Adapters()[2]
 	for _, nt := range bad.Tensors() {
 		if strings.HasSuffix(nt.Name, ".lora_B") {
-			vals := values(t, nt.Tensor)
+			vals := tensortest.Values(t, nt.Tensor)
 			vals[5] = math.NaN()
-			set(t, nt.Tensor, vals)
+			tensortest.Set(t, nt.Tensor, vals)
 		}
 	}
 	parent := t.TempDir()
