@@ -141,6 +141,10 @@ type Dist struct {
 	// consecutive ranks (1: every rank holds the whole backbone). It must divide the
 	// world size; CPU runs only for now.
 	ShardGroupSize int `yaml:"shard_group_size" alias:"shard_size,fsdp_size"`
+	// ShardPrefetch is how many blocks of a sharded backbone are all-gathered ahead of
+	// the one that computes (0: each when it is needed); each holds one more gathered
+	// block in memory.
+	ShardPrefetch int `yaml:"shard_prefetch" alias:"prefetch,forward_prefetch"`
 }
 
 // Defaults of the trainer that have a name (the adapter's are written in adapter.Default).
@@ -165,7 +169,7 @@ func Default() *Config {
 		Checkpoint: Checkpoint{KeepLast: 3, Resume: "auto"},
 		Export:     Export{MaxShardSize: "5GB"},
 		Output:     Output{Dir: "runs/lrtrain"},
-		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute, ShardGroupSize: 1},
+		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute, ShardGroupSize: 1, ShardPrefetch: 1},
 	}
 }
 

@@ -88,7 +88,7 @@ dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
 		Checkpoint: Checkpoint{Dir: "ck", Every: 25, KeepLast: 0, Resume: "never"},
 		Export:     Export{Dir: "out", DType: "float16", MaxShardSize: "2GB"},
 		Output:     Output{Dir: "run"},
-		Dist:       Dist{Backend: "gloo", Timeout: 90 * time.Second, ShardGroupSize: 4},
+		Dist:       Dist{Backend: "gloo", Timeout: 90 * time.Second, ShardGroupSize: 4, ShardPrefetch: 1},
 	}
 	if got := withoutWhere(c); !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
@@ -133,7 +133,7 @@ func TestUnknownKeysNameFileLineAndNearestKey(t *testing.T) {
 		{"traning:\n  lr: 1\n", "traning", "unknown section `traning` at cfg.yaml:1; did you mean `train`?"},
 		// Nothing close: the keys are listed.
 		{"dist:\n  zzzzzz: 1\n", "dist.zzzzzz",
-			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout, shard_group_size"},
+			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout, shard_group_size, shard_prefetch"},
 	}
 	for _, tc := range cases {
 		_, err := Decode([]byte(tc.src), "cfg.yaml", nil)

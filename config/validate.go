@@ -40,6 +40,9 @@ func (c *Config) Validate() error {
 	if c.Dist.ShardGroupSize < 1 {
 		v.bad("dist.shard_group_size", fmt.Sprintf("is %d", c.Dist.ShardGroupSize), "want 1 (no sharding) or the ranks per shard group")
 	}
+	if c.Dist.ShardPrefetch < 0 || c.Dist.ShardPrefetch > maxShardPrefetch {
+		v.bad("dist.shard_prefetch", fmt.Sprintf("is %d", c.Dist.ShardPrefetch), fmt.Sprintf("want 0 (gather each block when needed) to %d blocks gathered ahead", maxShardPrefetch))
+	}
 	if !validDevice(c.Train.Device) {
 		v.bad("train.device", fmt.Sprintf("is %q", c.Train.Device), "want auto, cpu, cuda or cuda:N")
 	} else if c.Dist.Backend == "nccl" && c.Train.Device == "cpu" {
@@ -50,6 +53,9 @@ func (c *Config) Validate() error {
 	}
 	return v.issues.orNil()
 }
+
+// maxShardPrefetch is shard.MaxPrefetch (config does not import the tensor packages).
+const maxShardPrefetch = 16
 
 // validDevice accepts auto, cpu, cuda and cuda:N.
 func validDevice(d string) bool {

@@ -92,6 +92,8 @@ func TestValidateFindsEachProblem(t *testing.T) {
 		{[]string{"dist.timeout=-1s"}, "dist.timeout", "want a positive duration"},
 		{[]string{"train.device=gpu"}, "train.device", "want auto, cpu, cuda or cuda:N"},
 		{[]string{"dist.shard_group_size=0"}, "dist.shard_group_size", "want 1 (no sharding)"},
+		{[]string{"dist.shard_prefetch=-1"}, "dist.shard_prefetch", "want 0 (gather each block when needed) to 16"},
+		{[]string{"dist.shard_prefetch=17"}, "dist.shard_prefetch", "want 0 (gather each block when needed) to 16"},
 		{[]string{"train.device=cuda:x"}, "train.device", "want auto, cpu, cuda or cuda:N"},
 		{[]string{"train.device=cpu", "dist.backend=nccl"}, "dist.backend", "NCCL reduces GPU memory"},
 	}

@@ -35,6 +35,10 @@ type Env struct {
 	// the whole backbone on every rank. An Eval hook must then run the same forward
 	// passes on every rank of the shard group.
 	ShardGroup collective.ProcessGroup
+	// ShardPrefetch is dist.shard_prefetch: with a ShardGroup, how many blocks are
+	// all-gathered ahead of the one that computes (shard.Gatherer.SetPrefetch; 0, the
+	// zero value, gathers each block when it is needed).
+	ShardPrefetch int
 	// LocalRank is the worker's rank on its node: with train.device cuda and several
 	// GPUs visible, it picks cuda:LocalRank (see ResolveDevice).
 	LocalRank int

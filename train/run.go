@@ -205,6 +205,9 @@ func (r *run) buildModel(ctx context.Context) error {
 		return err
 	}
 	if r.gatherer != nil {
+		if err := r.gatherer.SetPrefetch(r.env.ShardPrefetch); err != nil {
+			return fmt.Errorf("%w: dist.shard_prefetch: %v", ErrConfig, err)
+		}
 		p := r.gatherer.Plan()
 		r.log.Info().Int("shard_group", r.env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
 			Int64("total_bytes", p.TotalBytes()).Int64("largest_unit_bytes", p.MaxUnitBytes()).
@@ -315,6 +318,11 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 		Dur("elapsed", time.Since(r.started)).Str("checkpoint", res.Checkpoint)
 	if peak, ok := peakRSS(); ok {
 		ev = ev.Float64("peak_rss_mib", round(float64(peak)/(1<<20), 1))
+	}
+	if r.gatherer != nil {
+		gs := r.gatherer.Stats()
+		ev = ev.Int("shard_gathers", gs.Gathers).Float64("shard_gather_s", round(gs.GatherTime.Seconds(), 3)).
+			Float64("shard_wait_s", round(gs.WaitTime.Seconds(), 3)).Int("shard_prefetch", r.gatherer.Prefetch())
 	}
 	ev.Msg("training finished")
 	return res, nil

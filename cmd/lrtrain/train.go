@@ -102,7 +102,7 @@ func runTrain(cmd *cobra.Command, g *globalFlags, f trainFlags) error {
 		return err
 	}
 	defer wg.Close()
-	env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
+	env := train.Env{Group: wg.DP, ShardGroup: wg.Shard, ShardPrefetch: c.Dist.ShardPrefetch, Console: cmd.ErrOrStderr(), JSONConsole: g.logJSON,
 		Config: string(resolved), LocalRank: wg.LocalRank, Device: &wg.Device,
 		InitAdapters: initLoad}
 	env.Hooks = obs.wrap(env.Hooks)
