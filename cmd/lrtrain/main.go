@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/lrtrain/lrtrain/train"
 )
 
 // Exit codes scripts can rely on.
@@ -35,7 +37,17 @@ type usageError struct{ err error }
 func (u usageError) Error() string { return u.err.Error() }
 func (u usageError) Unwrap() error { return u.err }
 
+// computes names the commands that run libtorch work (see main).
+var computes = map[string]bool{"train": true, "launch": true, "eval": true, "export": true, "inspect": true, "demo": true}
+
 func main() {
+	// libgomp's idle threads must sleep, not spin, next to OpenBLAS's (train.ThreadEnv):
+	// the commands that compute (and launch, whose workers inherit it) re-execute once.
+	if len(os.Args) > 1 && computes[os.Args[1]] {
+		if err := train.ExecWithThreadEnv(); err != nil {
+			fmt.Fprintln(os.Stderr, "lrtrain: warning:", err)
+		}
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
