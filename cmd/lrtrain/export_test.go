@@ -15,6 +15,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/evaluate"
 	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
@@ -26,13 +27,20 @@ import (
 // run directory and the base model directory.
 func trainedRun(t *testing.T) (run, base string) {
 	t.Helper()
+	return trainTiny(t, func(a *adapter.Spec) { a.R, a.K = 4, 8 })
+}
+
+// trainTiny trains adapters (the default spec, then adapt's changes) on a tiny Llama
+// over the bundled alpaca set for 4 steps and returns the run and base model directories.
+func trainTiny(t *testing.T, adapt func(*adapter.Spec)) (run, base string) {
+	t.Helper()
 	dir := t.TempDir()
 	base = filepath.Join(dir, "base")
 	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
 	run = filepath.Join(dir, "run")
 	o := train.DefaultOptions()
 	o.Model.Path = base
-	o.Adapter.R, o.Adapter.K = 4, 8
+	adapt(&o.Adapter)
 	o.Data.Format = "alpaca_json"
 	o.Data.Train = []string{abs(t, "../../data/testdata/alpaca_tiny_train.json")}
 	o.Data.MaxLen = 64

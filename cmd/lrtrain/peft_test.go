@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,8 +12,6 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
-	"github.com/lrtrain/lrtrain/model/hfinit"
 	"github.com/lrtrain/lrtrain/safetensors"
 	"github.com/lrtrain/lrtrain/train"
 )
@@ -24,22 +20,7 @@ import (
 // Llama for a few steps and returns the run and base model directories.
 func trainedLoRARun(t *testing.T) (run, base string) {
 	t.Helper()
-	dir := t.TempDir()
-	base = filepath.Join(dir, "base")
-	tinymodel.WriteTo(t, base, hfinit.Options{Arch: "llama", Preset: "tiny", Seed: 1})
-	run = filepath.Join(dir, "run")
-	o := train.DefaultOptions()
-	o.Model.Path = base
-	o.Adapter.Method, o.Adapter.R = adapter.LoRA, 4
-	o.Data.Format = "alpaca_json"
-	o.Data.Train = []string{abs(t, "../../data/testdata/alpaca_tiny_train.json")}
-	o.Data.MaxLen = 64
-	o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.LR, o.Train.LogEvery = 4, 2, 1e-2, 1
-	o.Output.Dir = run
-	if _, err := train.Run(context.Background(), o, train.Env{Console: io.Discard}); err != nil {
-		t.Fatal(err)
-	}
-	return run, base
+	return trainTiny(t, func(a *adapter.Spec) { a.Method, a.R = adapter.LoRA, 4 })
 }
 
 // evalLoss reads the loss of an eval report.
