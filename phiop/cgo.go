@@ -42,9 +42,14 @@ func takeError(msg *C.char) error {
 }
 
 func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
+	return applyFusedVariant(m, amplitude, bandwidthRaw, grid, basis, scale, Variant{})
+}
+
+// applyFusedVariant runs the fused op with v's flags (centred, residual).
+func applyFusedVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
 	var out unsafe.Pointer
 	msg := C.phiop_apply(m.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(),
-		C.int(basisCodes[basis]), C.double(scale), &out)
+		C.int(basisCodes[basis]), C.double(scale), cFlag(v.Centred()), cFlag(v.Residual), &out)
 	// gotch frees a tensor's C object in a finalizer: keep the Go handles reachable
 	// until the op has returned.
 	runtime.KeepAlive(m)
@@ -55,6 +60,13 @@ func applyFused(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis
 		return nil, err
 	}
 	return ts.FromCtensor(out), nil
+}
+
+func cFlag(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func setNumThreads(n int) error {

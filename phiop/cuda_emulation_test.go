@@ -117,7 +117,10 @@ func emuEval[T emuFloat](basis adapter.Basis, t T) (f, fp T) {
 }
 
 // emuKernels is forward_kernel, backward_kernel and reduce_kernel plus the
-// shim's double-precision constants and ∂β, for one case.
+// shim's double-precision constants and ∂β, for one case and its variant flags:
+// φ(0) from the forward kernel on a one-element zero, the residual's x and 1, and
+// Σ G summed per thread in T, per block in double, with the φ(0) terms applied in
+// the reduce kernel at t⁰ = −s·g in double.
 func emuKernels[T emuFloat](c parityCase) result {
 	K, n := len(c.p.a), len(c.mv)
 	a, s, g, as := make([]T, K), make([]T, K), make([]T, K), make([]T, K)
@@ -132,14 +135,30 @@ func emuKernels[T emuFloat](c parityCase) result {
 		x[i], G[i] = T(c.mv[i]), T(c.wv[i])
 	}
 	r := result{y: make([]float64, n), dm: make([]float64, n), da: make([]float64, K), dbeta: make([]float64, K)}
-	for i := range n {
+	plain := func(xi T) T {
 		var acc T
 		for k := range K {
-			f, _ := emuEval(c.basis, s[k]*(x[i]-g[k]))
+			f, _ := emuEval(c.basis, s[k]*(xi-g[k]))
 			acc += a[k] * f
 		}
-		r.y[i] = float64(acc)
+		return acc
 	}
+	var off T // forward_kernel's *offset: φ(0) from a launch on a one-element zero
+	if c.v.Centred() {
+		off = plain(0)
+	}
+	for i := range n {
+		if c.v.Residual {
+			r.y[i] = float64((plain(x[i]) - off) + x[i])
+		} else {
+			r.y[i] = float64(plain(x[i]) - off)
+		}
+	}
+	d0 := T(0) // backward_kernel's dr[j] start: the residual's identity
+	if c.v.Residual {
+		d0 = 1
+	}
+	var sumG float64 // Σ G: per thread in T, then double
 	// Backward: thread j of a block owns elements base+j, base+j+256, ... (8 of
 	// them); its float sums go to double in the block's tree (the order of the
 	// double additions does not matter at these bounds).
@@ -148,6 +167,14 @@ func emuKernels[T emuFloat](c parityCase) result {
 	for base := 0; base < n; base += threads * per {
 		for j := range threads {
 			dr := make([]T, per)
+			var sg T
+			for e := range per {
+				dr[e] = d0
+				if i := base + j + e*threads; i < n {
+					sg += G[i]
+				}
+			}
+			sumG += float64(sg)
 			for k := range K {
 				var sa, sb T
 				for e := range per {
@@ -172,6 +199,12 @@ func emuKernels[T emuFloat](c parityCase) result {
 		}
 	}
 	for k := range K {
+		if c.v.Centred() { // reduce_kernel's φ(0) terms
+			gd := float64(g[k])
+			f0, fp0 := emuEval(c.basis, -(softplus(beta[k])*c.p.scale)*gd)
+			r.da[k] -= f0 * sumG
+			su[k] += gd * fp0 * sumG
+		}
 		r.da[k] = float64(T(r.da[k]))
 		r.dbeta[k] = float64(T(ad[k] * c.p.scale * su[k] * paritySigmoid(beta[k])))
 	}
@@ -197,7 +230,7 @@ func TestEmulatedCUDAKernelsMatchCPU(t *testing.T) {
 				} else {
 					got = emuKernels[float64](c)
 				}
-				compareParity(t, got, want, tolerances(c.p, c.mv, c.wv, dtype, want))
+				compareParity(t, got, want, tolerances(c.p, c.mv, c.wv, c.v, dtype, want))
 			})
 		}
 	}

@@ -19,6 +19,7 @@ type parityCase struct {
 	p     phiParams
 	mv    []float64 // M
 	wv    []float64 // ∂L/∂φ
+	v     Variant   // φ's variant (the kernels' centred and residual flags)
 }
 
 // parityCases returns, for each basis: finite edges (0, ±tiny, exact grid
@@ -26,7 +27,8 @@ type parityCase struct {
 // limit), one case per non-finite input (NaN, +Inf, −Inf: each poisons the
 // ∂a and ∂β sums, so each gets its own case), ±1e30, and K = 2048, where the
 // float64 K-vectors (48 KiB) no longer fit the kernels' shared memory and are
-// read from global memory instead.
+// read from global memory instead. The variants' flags run on the finite edges
+// (with M = 0 among them) and on the NaN case, centred and residual.
 func parityCases() []parityCase {
 	var out []parityCase
 	for bi, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
@@ -40,16 +42,21 @@ func parityCases() []parityCase {
 		regular := gridHeavyM(rng, 120, p.g, L)
 		edges := []float64{0, 1e-30, -1e-30, 1e-8, -1e-8, p.g[0], p.g[K-1], p.g[7],
 			p.g[7] + 1e-7, p.g[7] - 1e-7, p.g[12] + 1e-12, 1e3, -2.5e4, 3e7, -3e7}
-		add := func(name string, p phiParams, mv []float64) {
+		addV := func(name string, p phiParams, mv []float64, v Variant) {
 			wv := make([]float64, len(mv))
 			for i := range wv {
 				wv[i] = rng.NormFloat64()
 			}
-			out = append(out, parityCase{name: fmt.Sprintf("%v/%s", basis, name), basis: basis, p: p, mv: mv, wv: wv})
+			out = append(out, parityCase{name: fmt.Sprintf("%v/%s", basis, name), basis: basis, p: p, mv: mv, wv: wv, v: v})
 		}
+		add := func(name string, p phiParams, mv []float64) { addV(name, p, mv, Variant{}) }
 		add("finite-edges", p, append(append([]float64{}, regular...), edges...))
 		for _, e := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
 			add(fmt.Sprint(e), p, append(append([]float64{}, regular[:24]...), e, 0.25))
+		}
+		for _, v := range []Variant{{Center: true}, {Residual: true}} {
+			addV(v.String()+"/finite-edges", p, append(append([]float64{}, regular...), edges...), v)
+			addV(v.String()+"/NaN", p, append(append([]float64{}, regular[:24]...), math.NaN(), 0), v)
 		}
 		add("1e30", p, append(append([]float64{}, regular[:24]...), 1e30, -1e30))
 		const bigK = 2048
@@ -79,7 +86,7 @@ func evaluateOn(t *testing.T, device gotch.Device, c parityCase, dtype gotch.DTy
 	}
 	m, w := leaf(c.mv, shape, true), leaf(c.wv, shape, false)
 	a, beta, g := leaf(c.p.a, K, true), leaf(c.p.beta, K, true), leaf(c.p.g, K, false)
-	y, err := Apply(m, a, beta, g, c.basis, c.p.scale)
+	y, err := ApplyVariant(m, a, beta, g, c.basis, c.p.scale, c.v)
 	if err != nil {
 		t.Fatalf("Apply on %v: %v", device, err)
 	}
@@ -112,7 +119,7 @@ func TestCUDAMatchesCPU(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%v", c.name, dtype), func(t *testing.T) {
 				want := evaluateOn(t, gotch.CPU, c, dtype)
 				got := evaluateOn(t, gpu, c, dtype)
-				compareParity(t, got, want, tolerances(c.p, c.mv, c.wv, dtype, want))
+				compareParity(t, got, want, tolerances(c.p, c.mv, c.wv, c.v, dtype, want))
 				again := evaluateOn(t, gpu, c, dtype)
 				for _, f := range []struct {
 					name   string

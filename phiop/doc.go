@@ -26,10 +26,10 @@
 // with ErrNoCUDA.
 //
 // Variants (ApplyVariant, docs/method.md §10): Center is φ(x) − φ(0) and Residual
-// is x + φ(x) − φ(0). They compose the fused op with libtorch elementwise ops under
-// autograd (φ(0) is the fused op on a one-element zero tensor), so their gradients
-// are exact and they run on every device Apply does without kernels of their own;
-// NaiveVariant is the same composition over Naive.
+// is x + φ(x) − φ(0), flags of the same fused node on every kernel (CPU float32 and
+// float64, CUDA): φ(0) comes from the kernel itself on a one-element zero, so a zero
+// entry of M gives exactly 0, and backward sums Σ G beside ∂a and ∂β in its one pass.
+// NaiveVariant composes the variants over Naive with libtorch ops: the reference.
 //
 // Tests: go test ./phiop/ (finite differences in float64, fused vs Naive,
 // determinism, retained memory); benchmarks: make -C phiop bench.

@@ -28,6 +28,10 @@ import (
 //     u·|t|: f by |t f'|·u ≤ 2u, f' by |t f''|·u ≤ 10u, (x − g)·f' by 10u·|x − g|;
 //   - float32 sinc treats |t| > 2^22 as 2^22 on both devices, where f' = ±2^-22
 //     exactly, so (x − g)·f' there is |x − g|·2^-22 (not bounded by 2/s).
+// The variants (centred, residual) add: φ(0), a second φ value off by the same bound
+// as φ(M); the identity's 1 in ∂L/∂M (a rounding of |G|); f(t⁰)·Σ G in ∂a and
+// g·f'(t⁰)·Σ G in ∂β, with f, f' at t⁰ in float64 on both devices and Σ G off by a
+// sum's n·u·Σ|G|.
 // The constants below carry a factor of 2 to 4 over these estimates.
 
 // parityTol holds the allowed |CUDA − CPU| per element of each output.
@@ -45,9 +49,9 @@ func unitRoundoff(dtype gotch.DType) float64 {
 // paritySigmoid is the logistic function, for ∂L/∂β's factor.
 func paritySigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// tolerances computes the bounds for inputs mv (M), wv (∂L/∂φ) and p; want is
-// the CPU result, whose magnitude adds the last roundings (double → dtype).
-func tolerances(p phiParams, mv, wv []float64, dtype gotch.DType, want result) parityTol {
+// tolerances computes the bounds for inputs mv (M), wv (∂L/∂φ), p and variant v;
+// want is the CPU result, whose magnitude adds the last roundings (double → dtype).
+func tolerances(p phiParams, mv, wv []float64, v Variant, dtype gotch.DType, want result) parityTol {
 	u := unitRoundoff(dtype)
 	f32 := dtype == gotch.Float
 	K, n := len(p.a), len(mv)
@@ -70,6 +74,12 @@ func tolerances(p phiParams, mv, wv []float64, dtype gotch.DType, want result) p
 		sumG += g
 		tol.y[i] = u*(2*float64(K)+32)*sumA + 4*u*math.Abs(want.y[i])
 		tol.dm[i] = u*g*sumAS*(2*math.Pi*float64(K)+8*math.Pi+40*delta+8) + 4*u*math.Abs(want.dm[i])
+		if v.Centred() {
+			tol.y[i] += u * (2*float64(K) + 32) * sumA
+		}
+		if v.Residual {
+			tol.dm[i] += 8 * u * g
+		}
 	}
 	for k := range p.a {
 		tol.da[k] = u*sumG*(nblk+24) + 4*u*math.Abs(want.da[k])
@@ -84,6 +94,10 @@ func tolerances(p phiParams, mv, wv []float64, dtype gotch.DType, want result) p
 				m += ux * 0x1p-22
 			}
 			du += math.Abs(wv[i]) * ((nblk+8)*m + 16/s[k] + 40*delta*ux)
+		}
+		if v.Centred() {
+			tol.da[k] += u * sumG * (nblk + 24)
+			du += sumG * (nblk + 24) * math.Abs(p.g[k]) * (math.Pi + 10*delta)
 		}
 		tol.dbeta[k] = u*du*math.Abs(p.a[k])*p.scale*paritySigmoid(p.beta[k]) + 8*u*math.Abs(want.dbeta[k])
 	}

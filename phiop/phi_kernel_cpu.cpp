@@ -166,6 +166,19 @@ PHI_INLINE void load_block(T* dst, const T* src, int m) {
   for (int i = m; i < kBlock; ++i) dst[i] = T(0);
 }
 
+// store_block writes m outputs: the plain sum as it is, or (centred/residual)
+// sum - offset [+ x], in that order (so a = 0 with residual gives x exactly).
+template <typename T>
+PHI_INLINE void store_block(T* y, const T* yb, const T* xb, int m, const Coeffs<T>& c) {
+  if (c.residual) {
+    for (int i = 0; i < m; ++i) y[i] = (yb[i] - c.offset) + xb[i];
+  } else if (c.offset != T(0)) {
+    for (int i = 0; i < m; ++i) y[i] = yb[i] - c.offset;
+  } else {
+    std::memcpy(y, yb, sizeof(T) * m);
+  }
+}
+
 template <int kBasis>
 PHI_INLINE void forward_f32(const float* x, float* y, int64_t n, const Coeffs<float>& c) {
   alignas(64) float xb[kBlock];
@@ -183,23 +196,32 @@ PHI_INLINE void forward_f32(const float* x, float* y, int64_t n, const Coeffs<fl
         yb[i] += ak * f;
       }
     }
-    std::memcpy(y + i0, yb, sizeof(float) * m);
+    store_block(y + i0, yb, xb, m, c);
   }
 }
 
 // Within a block the per-k sums are float (omp simd splits them into vector
 // lanes, in an order fixed by the compiled code); across blocks they are double.
+// Sum G (dg) is taken on the block already loaded for the K loop: no pass of its
+// own over M. The residual's identity starts phi' at 1.
 template <int kBasis>
 PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, int64_t n,
-                             const Coeffs<float>& c, double* da, double* du) {
+                             const Coeffs<float>& c, double* da, double* du, double* dg) {
   alignas(64) float xb[kBlock];
   alignas(64) float gb[kBlock];
   alignas(64) float db[kBlock];
+  const float d0 = c.residual ? 1.0f : 0.0f;
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int m = static_cast<int>(std::min<int64_t>(kBlock, n - i0));
     load_block(xb, x + i0, m);
     load_block(gb, G + i0, m);
-    for (int i = 0; i < kBlock; ++i) db[i] = 0.0f;
+    for (int i = 0; i < kBlock; ++i) db[i] = d0;
+    if (dg != nullptr) {
+      float sg = 0.0f;
+#pragma omp simd reduction(+ : sg)
+      for (int i = 0; i < kBlock; ++i) sg += gb[i];
+      *dg += sg;
+    }
     for (int64_t k = 0; k < c.K; ++k) {
       const float ask = c.as[k], sk = c.s[k], gk = c.g[k];
       float sa = 0.0f, su = 0.0f;
@@ -231,16 +253,16 @@ PHI_CLONES void fwd_f32_bspline(const float* x, float* y, int64_t n, const Coeff
   forward_f32<kBSpline>(x, y, n, c);
 }
 PHI_CLONES void bwd_f32_sinc(const float* x, const float* G, float* dx, int64_t n,
-                             const Coeffs<float>& c, double* da, double* du) {
-  backward_f32<kSinc>(x, G, dx, n, c, da, du);
+                             const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kSinc>(x, G, dx, n, c, da, du, dg);
 }
 PHI_CLONES void bwd_f32_gauss(const float* x, const float* G, float* dx, int64_t n,
-                              const Coeffs<float>& c, double* da, double* du) {
-  backward_f32<kGaussian>(x, G, dx, n, c, da, du);
+                              const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kGaussian>(x, G, dx, n, c, da, du, dg);
 }
 PHI_CLONES void bwd_f32_bspline(const float* x, const float* G, float* dx, int64_t n,
-                                const Coeffs<float>& c, double* da, double* du) {
-  backward_f32<kBSpline>(x, G, dx, n, c, da, du);
+                                const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kBSpline>(x, G, dx, n, c, da, du, dg);
 }
 
 }  // namespace
@@ -254,11 +276,11 @@ void phi_forward(const float* x, float* y, int64_t n, const Coeffs<float>& c) {
 }
 
 void phi_backward(const float* x, const float* G, float* dx, int64_t n,
-                  const Coeffs<float>& c, double* da, double* du) {
+                  const Coeffs<float>& c, double* da, double* du, double* dg) {
   switch (c.basis) {
-    case kSinc: return bwd_f32_sinc(x, G, dx, n, c, da, du);
-    case kGaussian: return bwd_f32_gauss(x, G, dx, n, c, da, du);
-    default: return bwd_f32_bspline(x, G, dx, n, c, da, du);
+    case kSinc: return bwd_f32_sinc(x, G, dx, n, c, da, du, dg);
+    case kGaussian: return bwd_f32_gauss(x, G, dx, n, c, da, du, dg);
+    default: return bwd_f32_bspline(x, G, dx, n, c, da, du, dg);
   }
 }
 

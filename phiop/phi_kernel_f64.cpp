@@ -88,19 +88,25 @@ void forward_f64(const double* x, double* y, int64_t n, const Coeffs<double>& c)
       eval_f64<kBasis, false>(c.s[k] * (xi - c.g[k]), f, fp);
       acc += c.a[k] * f;
     }
-    y[i] = acc;
+    // Centred: minus phi(0) (0 otherwise); residual: then plus x.
+    y[i] = c.residual ? (acc - c.offset) + xi : acc - c.offset;
   }
 }
 
 // Per block and k, the sums run over elements in index order, then add into
-// da/du in block order: a fixed order for a given chunk.
+// da/du (and Sum G into dg) in block order: a fixed order for a given chunk.
 template <int kBasis>
 void backward_f64(const double* x, const double* G, double* dx, int64_t n,
-                  const Coeffs<double>& c, double* da, double* du) {
+                  const Coeffs<double>& c, double* da, double* du, double* dg) {
   double db[kBlock];
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int m = static_cast<int>(std::min<int64_t>(kBlock, n - i0));
-    std::fill(db, db + m, 0.0);
+    std::fill(db, db + m, c.residual ? 1.0 : 0.0);  // the residual's identity
+    if (dg != nullptr) {
+      double sg = 0.0;
+      for (int i = 0; i < m; ++i) sg += G[i0 + i];
+      *dg += sg;
+    }
     for (int64_t k = 0; k < c.K; ++k) {
       const double ask = c.as[k], sk = c.s[k], gk = c.g[k];
       double sa = 0.0, su = 0.0;
@@ -133,11 +139,19 @@ void phi_forward(const double* x, double* y, int64_t n, const Coeffs<double>& c)
 }
 
 void phi_backward(const double* x, const double* G, double* dx, int64_t n,
-                  const Coeffs<double>& c, double* da, double* du) {
+                  const Coeffs<double>& c, double* da, double* du, double* dg) {
   switch (c.basis) {
-    case kSinc: return backward_f64<kSinc>(x, G, dx, n, c, da, du);
-    case kGaussian: return backward_f64<kGaussian>(x, G, dx, n, c, da, du);
-    default: return backward_f64<kBSpline>(x, G, dx, n, c, da, du);
+    case kSinc: return backward_f64<kSinc>(x, G, dx, n, c, da, du, dg);
+    case kGaussian: return backward_f64<kGaussian>(x, G, dx, n, c, da, du, dg);
+    default: return backward_f64<kBSpline>(x, G, dx, n, c, da, du, dg);
+  }
+}
+
+void basis_at(int basis, double t, double* f, double* fp) {
+  switch (basis) {
+    case kSinc: return eval_f64<kSinc, true>(t, *f, *fp);
+    case kGaussian: return eval_f64<kGaussian, true>(t, *f, *fp);
+    default: return eval_f64<kBSpline, true>(t, *f, *fp);
   }
 }
 

@@ -1,9 +1,11 @@
 // phi_shim.cpp: the fused transfer-function op as a libtorch autograd
 // Function, and the extern "C" entry points cgo calls.
 //
-// Forward saves M, a, beta and g only (O(numel) + O(K) memory, independent of
-// K); backward recomputes the K terms. Every C++ exception stops here and goes
-// back to Go as an error message.
+// Forward saves M, a, beta and g only (O(numel) + O(K) memory, independent of K);
+// backward recomputes the K terms. The variants (variant.go) are flags of the node:
+// centred subtracts phi(0) (the kernel on a one-element zero), residual adds M; their
+// gradients need Sum G, summed in the backward pass beside da and du. Every C++
+// exception stops here and goes back to Go as an error message.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -80,9 +82,9 @@ struct TypedConsts {
         s(h.s.begin(), h.s.end()),
         g(h.g.begin(), h.g.end()),
         as(h.as.begin(), h.as.end()) {}
-  Coeffs<T> coeffs(int basis) const {
+  Coeffs<T> coeffs(int basis, T offset = T(0), bool residual = false) const {
     return Coeffs<T>{basis, static_cast<int64_t>(a.size()), a.data(), s.data(), g.data(),
-                     as.data()};
+                     as.data(), offset, residual};
   }
 };
 
@@ -106,10 +108,25 @@ void for_each_chunk(int64_t chunks, const F& fn) {
   });
 }
 
+// Variant flags of one call (the Variant of variant.go); through the autograd
+// context as one int, bit 0 centred and bit 1 residual.
+struct Flags {
+  bool centred, residual;
+  int64_t bits() const { return (centred ? 1 : 0) | (residual ? 2 : 0); }
+  static Flags of(int64_t b) { return Flags{(b & 1) != 0, (b & 2) != 0}; }
+};
+
+// forward_cpu writes phi(x) into y. Centred: phi(0) is the same kernel on a one-element
+// zero (the instructions of any element of x), so an x entry of 0 gives exactly 0.
 template <typename T>
-void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int basis) {
+void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int basis, Flags v) {
   const TypedConsts<T> tc(h);
-  const Coeffs<T> c = tc.coeffs(basis);
+  T offset = T(0);
+  if (v.centred) {
+    const T zero = T(0);
+    phi_forward(&zero, &offset, 1, tc.coeffs(basis));
+  }
+  const Coeffs<T> c = tc.coeffs(basis, offset, v.residual);
   const T* xp = x.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   const int64_t n = x.numel();
@@ -119,14 +136,15 @@ void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int ba
   });
 }
 
-// backward_cpu fills dx (when defined) and the per-k sums da, du. Each chunk
-// sums into its own slots; the slots are added in chunk order afterwards, so
-// the result does not depend on how chunks were spread over threads.
+// backward_cpu fills dx (when defined), the per-k sums da, du and (centred) sg = Sum G.
+// Each chunk sums into its own slots, added in chunk order afterwards, so the result
+// does not depend on how chunks were spread over threads.
 template <typename T>
 void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, const HostConsts& h,
-                  int basis, std::vector<double>& da, std::vector<double>& du) {
+                  int basis, Flags v, std::vector<double>& da, std::vector<double>& du,
+                  double& sg) {
   const TypedConsts<T> tc(h);
-  const Coeffs<T> c = tc.coeffs(basis);
+  const Coeffs<T> c = tc.coeffs(basis, T(0), v.residual);
   const int64_t K = c.K;
   const T* xp = x.data_ptr<T>();
   const T* gp = G.data_ptr<T>();
@@ -135,14 +153,18 @@ void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, cons
   const int64_t chunks = num_chunks(n);
   std::vector<double> part_a(static_cast<size_t>(chunks * K), 0.0);
   std::vector<double> part_u(static_cast<size_t>(chunks * K), 0.0);
+  std::vector<double> part_g(static_cast<size_t>(chunks), 0.0);
   for_each_chunk(chunks, [&](int64_t chunk) {
     const int64_t off = chunk * kChunk;
     phi_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
-                 std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K]);
+                 std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K],
+                 v.centred ? &part_g[chunk] : nullptr);
   });
   da.assign(K, 0.0);
   du.assign(K, 0.0);
+  sg = 0.0;
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    sg += part_g[chunk];
     for (int64_t k = 0; k < K; ++k) {
       da[k] += part_a[chunk * K + k];
       du[k] += part_u[chunk * K + k];
@@ -166,19 +188,19 @@ void check_inputs(const at::Tensor& m, const at::Tensor& a, const at::Tensor& be
 }
 
 at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const at::Tensor& beta,
-                              const at::Tensor& g, int basis, double scale) {
+                              const at::Tensor& g, int basis, double scale, Flags v) {
   const at::Tensor m = m_in.contiguous();
   at::Tensor y = at::empty_like(m, at::MemoryFormat::Contiguous);
   if (m.is_cuda()) {
-    cuda_forward(m, y, a, beta, g, basis, scale);
+    cuda_forward(m, y, a, beta, g, basis, scale, v.centred, v.residual);
     return y;
   }
   TORCH_CHECK(m.is_cpu(), "phiop: unsupported device ", m.device());
   const HostConsts h = host_consts(a, beta, g, scale);
   if (m.scalar_type() == at::kFloat) {
-    forward_cpu<float>(m, y, h, basis);
+    forward_cpu<float>(m, y, h, basis, v);
   } else {
-    forward_cpu<double>(m, y, h, basis);
+    forward_cpu<double>(m, y, h, basis, v);
   }
   return y;
 }
@@ -187,11 +209,12 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& m, const at::Tensor& a,
                             const at::Tensor& beta, const at::Tensor& g, int64_t basis,
-                            double scale) {
+                            double scale, int64_t flags) {
     ctx->save_for_backward({m, a, beta, g});
     ctx->saved_data["basis"] = basis;
     ctx->saved_data["scale"] = scale;
-    return phi_forward_tensor(m, a, beta, g, static_cast<int>(basis), scale);
+    ctx->saved_data["flags"] = flags;
+    return phi_forward_tensor(m, a, beta, g, static_cast<int>(basis), scale, Flags::of(flags));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -203,8 +226,9 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
     const at::Tensor& g = saved[3];
     const int basis = static_cast<int>(ctx->saved_data["basis"].toInt());
     const double scale = ctx->saved_data["scale"].toDouble();
+    const Flags v = Flags::of(ctx->saved_data["flags"].toInt());
     if (!grad_outputs[0].defined()) {
-      return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+      return variable_list(7);  // no gradients
     }
     const at::Tensor G = grad_outputs[0].to(m.scalar_type()).contiguous();
     const bool need_m = ctx->needs_input_grad(0);
@@ -212,14 +236,26 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
     at::Tensor dm = need_m ? at::empty_like(m, at::MemoryFormat::Contiguous) : at::Tensor();
     at::Tensor da, dbeta;
     if (m.is_cuda()) {
-      cuda_backward(m, G, need_m ? &dm : nullptr, a, beta, g, basis, scale, da, dbeta);
+      cuda_backward(m, G, need_m ? &dm : nullptr, a, beta, g, basis, scale, v.centred,
+                    v.residual, da, dbeta);
     } else {
       const HostConsts h = host_consts(a, beta, g, scale);
       std::vector<double> sa, su;
+      double sg = 0.0;
       if (m.scalar_type() == at::kFloat) {
-        backward_cpu<float>(m, G, need_m ? &dm : nullptr, h, basis, sa, su);
+        backward_cpu<float>(m, G, need_m ? &dm : nullptr, h, basis, v, sa, su, sg);
       } else {
-        backward_cpu<double>(m, G, need_m ? &dm : nullptr, h, basis, sa, su);
+        backward_cpu<double>(m, G, need_m ? &dm : nullptr, h, basis, v, sa, su, sg);
+      }
+      if (v.centred) {
+        // -phi(0) = -sum_k a_k f(t0_k), t0_k = -s_k g_k: its da_k is -f(t0_k) Sum G and
+        // its db_k is a_k c g_k f'(t0_k) Sum G (f, f' in double).
+        for (size_t k = 0; k < sa.size(); ++k) {
+          double f0, fp0;
+          basis_at(basis, -h.s[k] * h.g[k], &f0, &fp0);
+          sa[k] -= f0 * sg;
+          su[k] += h.g[k] * fp0 * sg;
+        }
       }
       const int64_t K = a.numel();
       at::Tensor da_h = at::empty({K}, at::kDouble);
@@ -234,7 +270,7 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
       da = da_h.to(a.scalar_type());
       dbeta = dbeta_h.to(beta.scalar_type());
     }
-    return {dm, da, dbeta, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dm, da, dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -265,7 +301,7 @@ char* guarded(F&& body) {
 extern "C" {
 
 char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid, int basis,
-                  double scale, void** out) {
+                  double scale, int centred, int residual, void** out) {
   return phiop::guarded([&] {
     *out = nullptr;
     const at::Tensor& mt = *static_cast<at::Tensor*>(m);
@@ -274,8 +310,10 @@ char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid, int
     const at::Tensor& at_g = *static_cast<at::Tensor*>(grid);
     phiop::check_inputs(mt, at_a, at_beta, at_g, basis, scale);
     phiop::sync_num_threads();
+    const phiop::Flags v{centred != 0 || residual != 0, residual != 0};
     at::Tensor y = phiop::PhiFunction::apply(mt, at_a, at_beta, at_g,
-                                             static_cast<int64_t>(basis), scale);
+                                             static_cast<int64_t>(basis), scale,
+                                             v.bits());
     *out = new at::Tensor(std::move(y));
   });
 }

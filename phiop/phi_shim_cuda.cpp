@@ -17,12 +17,13 @@ namespace phiop {
 #ifndef PHIOP_WITH_CUDA
 
 void cuda_forward(const at::Tensor&, at::Tensor&, const at::Tensor&, const at::Tensor&,
-                  const at::Tensor&, int, double) {
+                  const at::Tensor&, int, double, bool, bool) {
   TORCH_CHECK(false, "phiop: built without CUDA support");
 }
 
 void cuda_backward(const at::Tensor&, const at::Tensor&, at::Tensor*, const at::Tensor&,
-                   const at::Tensor&, const at::Tensor&, int, double, at::Tensor&, at::Tensor&) {
+                   const at::Tensor&, const at::Tensor&, int, double, bool, bool, at::Tensor&,
+                   at::Tensor&) {
   TORCH_CHECK(false, "phiop: built without CUDA support");
 }
 
@@ -36,6 +37,7 @@ namespace {
 // on both devices: for large |x| one ulp of s would move sin(pi t) by O(1).
 struct DeviceConsts {
   at::Tensor a, g, s, as;
+  at::Tensor s_d;  // s in double, for the centred variants' t0 = -s g
 };
 
 DeviceConsts device_consts(const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
@@ -49,6 +51,7 @@ DeviceConsts device_consts(const at::Tensor& a, const at::Tensor& beta, const at
   c.g = g.detach().contiguous();
   c.s = s_d.to(dtype).contiguous();
   c.as = (a_d * s_d).to(dtype).contiguous();
+  c.s_d = s_d;
   return c;
 }
 
@@ -67,30 +70,50 @@ void check(int code, const char* what) {
   TORCH_CHECK(code == 0, "phiop: CUDA ", what, " failed: ", phiop_cuda_error_string(code));
 }
 
-}  // namespace
-
-void cuda_forward(const at::Tensor& m, at::Tensor& y, const at::Tensor& a, const at::Tensor& beta,
-                  const at::Tensor& g, int basis, double scale) {
-  const c10::cuda::CUDAGuard guard(m.device());
-  check_k(a.numel());
-  const DeviceConsts c = device_consts(a, beta, g, scale);
-  const int K = static_cast<int>(a.numel());
-  if (m.scalar_type() == at::kFloat) {
-    check(phiop_cuda_forward_f32(m.data_ptr<float>(), y.data_ptr<float>(), m.numel(), basis, K,
+// forward_launch runs the forward kernel of x's dtype: y = phi(x) - *offset
+// (offset a one-element device tensor, or undefined for none) [+ x].
+void forward_launch(const at::Tensor& x, at::Tensor& y, const DeviceConsts& c, int basis,
+                    const at::Tensor& offset, bool residual) {
+  const int K = static_cast<int>(c.a.numel());
+  const int res = residual ? 1 : 0;
+  if (x.scalar_type() == at::kFloat) {
+    check(phiop_cuda_forward_f32(x.data_ptr<float>(), y.data_ptr<float>(), x.numel(), basis, K,
                                  c.a.data_ptr<float>(), c.s.data_ptr<float>(),
-                                 c.g.data_ptr<float>(), current_stream()),
+                                 c.g.data_ptr<float>(),
+                                 offset.defined() ? offset.data_ptr<float>() : nullptr, res,
+                                 current_stream()),
           "forward");
   } else {
-    check(phiop_cuda_forward_f64(m.data_ptr<double>(), y.data_ptr<double>(), m.numel(), basis, K,
+    check(phiop_cuda_forward_f64(x.data_ptr<double>(), y.data_ptr<double>(), x.numel(), basis, K,
                                  c.a.data_ptr<double>(), c.s.data_ptr<double>(),
-                                 c.g.data_ptr<double>(), current_stream()),
+                                 c.g.data_ptr<double>(),
+                                 offset.defined() ? offset.data_ptr<double>() : nullptr, res,
+                                 current_stream()),
           "forward");
   }
 }
 
+}  // namespace
+
+void cuda_forward(const at::Tensor& m, at::Tensor& y, const at::Tensor& a, const at::Tensor& beta,
+                  const at::Tensor& g, int basis, double scale, bool centred, bool residual) {
+  const c10::cuda::CUDAGuard guard(m.device());
+  check_k(a.numel());
+  const DeviceConsts c = device_consts(a, beta, g, scale);
+  at::Tensor phi0;  // undefined: no offset
+  if (centred) {
+    // phi(0) by the same kernel on a one-element zero, left on the device for the
+    // main launch (same stream, so ordered): a zero entry of m gives exactly 0.
+    const at::Tensor zero = at::zeros({1}, m.options());
+    phi0 = at::empty({1}, m.options());
+    forward_launch(zero, phi0, c, basis, at::Tensor(), false);
+  }
+  forward_launch(m, y, c, basis, phi0, residual);
+}
+
 void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, const at::Tensor& a,
                    const at::Tensor& beta, const at::Tensor& g, int basis, double scale,
-                   at::Tensor& da, at::Tensor& dbeta) {
+                   bool centred, bool residual, at::Tensor& da, at::Tensor& dbeta) {
   const c10::cuda::CUDAGuard guard(m.device());
   check_k(a.numel());
   const DeviceConsts c = device_consts(a, beta, g, scale);
@@ -99,18 +122,28 @@ void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, con
   at::Tensor work = at::empty({phiop_cuda_backward_workspace(m.numel(), K)}, dopts);
   at::Tensor sa = at::empty({K}, dopts);
   at::Tensor su = at::empty({K}, dopts);
+  // Centred: t0_k = -s_k g_k and g_k in double, where the reduce kernel evaluates f, f'.
+  at::Tensor t0, gd;
+  if (centred) {
+    at::NoGradGuard no_grad;
+    gd = g.detach().to(at::kDouble).contiguous();
+    t0 = (-(c.s_d * gd)).contiguous();
+  }
+  const double* t0p = centred ? t0.data_ptr<double>() : nullptr;
+  const double* gdp = centred ? gd.data_ptr<double>() : nullptr;
+  const int res = residual ? 1 : 0;
   if (m.scalar_type() == at::kFloat) {
     check(phiop_cuda_backward_f32(m.data_ptr<float>(), G.data_ptr<float>(),
                                   dm != nullptr ? dm->data_ptr<float>() : nullptr, m.numel(),
                                   basis, K, c.s.data_ptr<float>(), c.g.data_ptr<float>(),
-                                  c.as.data_ptr<float>(), work.data_ptr<double>(),
+                                  c.as.data_ptr<float>(), res, t0p, gdp, work.data_ptr<double>(),
                                   sa.data_ptr<double>(), su.data_ptr<double>(), current_stream()),
           "backward");
   } else {
     check(phiop_cuda_backward_f64(m.data_ptr<double>(), G.data_ptr<double>(),
                                   dm != nullptr ? dm->data_ptr<double>() : nullptr, m.numel(),
                                   basis, K, c.s.data_ptr<double>(), c.g.data_ptr<double>(),
-                                  c.as.data_ptr<double>(), work.data_ptr<double>(),
+                                  c.as.data_ptr<double>(), res, t0p, gdp, work.data_ptr<double>(),
                                   sa.data_ptr<double>(), su.data_ptr<double>(), current_stream()),
           "backward");
   }

@@ -13,14 +13,15 @@ constexpr bool kHasCuda = true;
 constexpr bool kHasCuda = false;
 #endif
 
-// cuda_forward writes phi(m) into y (both contiguous, same CUDA device).
+// cuda_forward writes phi(m) into y (both contiguous, same CUDA device); centred
+// subtracts phi(0), residual adds m (phi_shim.cpp's Flags).
 void cuda_forward(const at::Tensor& m, at::Tensor& y, const at::Tensor& a, const at::Tensor& beta,
-                  const at::Tensor& g, int basis, double scale);
+                  const at::Tensor& g, int basis, double scale, bool centred, bool residual);
 
 // cuda_backward writes dm (when not null), da and dbeta for upstream gradient G.
 void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, const at::Tensor& a,
                    const at::Tensor& beta, const at::Tensor& g, int basis, double scale,
-                   at::Tensor& da, at::Tensor& dbeta);
+                   bool centred, bool residual, at::Tensor& da, at::Tensor& dbeta);
 
 }  // namespace phiop
 

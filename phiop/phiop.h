@@ -12,9 +12,11 @@ extern "C" {
 #endif
 
 /* phiop_apply sets *out to a new torch::Tensor* holding phi(m), with a fused
- * autograd node when grad mode is on and an input requires grad. */
+ * autograd node when grad mode is on and an input requires grad. centred != 0
+ * subtracts phi(0); residual != 0 adds m and implies centred (the Variant of
+ * variant.go). */
 char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid,
-                  int basis, double scale, void** out);
+                  int basis, double scale, int centred, int residual, void** out);
 
 /* phiop_set_num_threads sets libtorch's intra-op thread count (n >= 1). */
 char* phiop_set_num_threads(int n);

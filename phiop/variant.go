@@ -40,26 +40,34 @@ func (v Variant) String() string {
 }
 
 // ApplyVariant returns v's φ of m (Apply for the zero Variant), with exact gradients
-// for m, amplitude and bandwidthRaw. It composes the fused op with libtorch
-// elementwise ops under autograd: φ(0) is the fused op on a one-element zero tensor
-// (its ∂a and ∂β are the f(t⁰) and f'(t⁰) terms above, through the same kernels),
-// subtracted with a broadcast, and the identity term is an add. So it runs wherever
-// Apply does (the CPU and CUDA kernels unchanged) at the cost of one or two more
-// elementwise passes over m forward and backward, against K basis evaluations per
-// entry in the fused op; BENCHMARKS.md has the measured ratio.
+// for m, amplitude and bandwidthRaw, as one fused node: the variants are flags of the
+// kernels (CPU float32 and float64, CUDA). Forward subtracts φ(0), which the same
+// kernel computes on a one-element zero (so an entry of m equal to 0 gives exactly 0),
+// and adds m for Residual; backward starts ∂x at 1 for Residual and sums Σ G beside
+// the per-k sums of the same pass, then adds the φ(0) terms above per k (f and f' at
+// t⁰_k in float64). No libtorch op and no pass over m is added to Apply's.
 func ApplyVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
-	return applyVariant(Apply, m, amplitude, bandwidthRaw, grid, basis, scale, v)
+	if err := validate(m, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
+		return nil, err
+	}
+	phi, err := applyFusedVariant(m, amplitude, bandwidthRaw, grid, basis, scale, v)
+	if err != nil {
+		return nil, fmt.Errorf("phiop: %v: %w", v, err)
+	}
+	return phi, nil
 }
 
-// NaiveVariant is ApplyVariant over the op-by-op reference Naive: the reference the
-// variants are tested against.
+// NaiveVariant is the variants composed over the op-by-op reference Naive under
+// autograd: φ(0) is Naive on a one-element zero, subtracted with a broadcast, and the
+// identity is an add. It is the reference ApplyVariant is tested against.
 func NaiveVariant(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
-	return applyVariant(Naive, m, amplitude, bandwidthRaw, grid, basis, scale, v)
+	return composeVariant(Naive, m, amplitude, bandwidthRaw, grid, basis, scale, v)
 }
 
 type phiFn func(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error)
 
-func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
+// composeVariant builds v's φ from fn (Apply or Naive) and libtorch elementwise ops.
+func composeVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant) (*ts.Tensor, error) {
 	phi, err := fn(m, amplitude, bandwidthRaw, grid, basis, scale)
 	if err != nil || !v.Centred() {
 		return phi, err
@@ -69,8 +77,8 @@ func applyVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis a
 		phi.Drop()
 		return nil, err
 	}
-	// In place on φ's fresh output (the fused node saves its inputs, not its output),
-	// so the variants allocate no d_out×d_in tensor of their own.
+	// In place on φ's fresh output (neither Naive's last op nor the fused node saves
+	// its output).
 	err = phi.Sub_(phi0)
 	phi0.Drop()
 	if err != nil {
