@@ -49,6 +49,9 @@ type result struct {
 }
 
 func main() {
+	if err := train.ExecWithThreadEnv(); err != nil { // libgomp's passive wait policy, as lrtrain's
+		log.Print(err)
+	}
 	preset := flag.String("preset", "small", "hfinit preset of the Llama")
 	batch := flag.Int("batch", 2, "sequences per step")
 	seq := flag.Int("seq", 256, "tokens per sequence (packed)")
