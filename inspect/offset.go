@@ -3,9 +3,7 @@ package inspect
 import (
 	"fmt"
 	"io"
-	"math"
 	"sort"
-	"strings"
 )
 
 // PhiOffset is one module's view of the constant-offset failure mode
@@ -41,43 +39,12 @@ func WritePhiOffsetTable(w io.Writer, rows []PhiOffset, format TableFormat) erro
 		share += r.ConstShare
 	}
 	lines = append(lines, []string{fmt.Sprintf("mean over %d modules", len(rows)), "", "", "", pct(share / float64(len(rows)))})
-	var err error
-	if format == Markdown {
-		err = writeMarkdownAligned(w, header, "|---|---:|---:|---:|---:|", lines)
-	} else {
-		err = writeText(w, header, lines)
-	}
-	if err != nil {
+	if err := writeTable(w, format, header, "|---|---:|---:|---:|---:|", lines); err != nil {
 		return fmt.Errorf("φ offset table: %w", err)
 	}
 	return nil
 }
 
-func sci(v float64) string {
-	if math.IsNaN(v) {
-		return "NaN"
-	}
-	return fmt.Sprintf("%.4g", v)
-}
+func sci(v float64) string { return orNaN("%.4g", v) }
 
-func pct(v float64) string {
-	if math.IsNaN(v) {
-		return "NaN"
-	}
-	return fmt.Sprintf("%.1f %%", 100*v)
-}
-
-// writeMarkdownAligned is a Markdown table with the given alignment row.
-func writeMarkdownAligned(w io.Writer, header []string, align string, lines [][]string) error {
-	var b strings.Builder
-	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
-	b.WriteString(align + "\n")
-	for _, l := range lines {
-		for i := range l {
-			l[i] = strings.ReplaceAll(l[i], "|", `\|`)
-		}
-		b.WriteString("| " + strings.Join(l, " | ") + " |\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
+func pct(v float64) string { return orNaN("%.1f %%", 100*v) }

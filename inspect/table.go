@@ -65,29 +65,37 @@ func WriteStableRankTable(w io.Writer, rows []LayerRank, format TableFormat) err
 		lines = append(lines, []string{"mean", kind, fmt.Sprintf("%d modules", n),
 			num(d / float64(n)), num(b / float64(n)), num(d / b)})
 	}
-	var err error
-	if format == Markdown {
-		err = writeMarkdown(w, header, lines)
-	} else {
-		err = writeText(w, header, lines)
-	}
-	if err != nil {
+	if err := writeTable(w, format, header, "|---:|---|---|---:|---:|---:|", lines); err != nil {
 		return fmt.Errorf("stable-rank table: %w", err)
 	}
 	return nil
 }
 
-func num(v float64) string {
+func num(v float64) string { return orNaN("%.3f", v) }
+
+// orNaN is v printed with verb, or "NaN" (a table reports what it is given).
+func orNaN(verb string, v float64) string {
 	if math.IsNaN(v) {
 		return "NaN"
 	}
-	return fmt.Sprintf("%.3f", v)
+	return fmt.Sprintf(verb, v)
 }
 
-func writeMarkdown(w io.Writer, header []string, lines [][]string) error {
+// writeTable writes lines under header in format: a Markdown table with the
+// alignment row align, or plain text columns.
+func writeTable(w io.Writer, format TableFormat, header []string, align string, lines [][]string) error {
+	if format == Markdown {
+		return writeMarkdown(w, header, align, lines)
+	}
+	return writeText(w, header, lines)
+}
+
+// writeMarkdown is a Markdown table with the alignment row align; a "|" in a cell is
+// escaped.
+func writeMarkdown(w io.Writer, header []string, align string, lines [][]string) error {
 	var b strings.Builder
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
-	b.WriteString("|---:|---|---|---:|---:|---:|\n")
+	b.WriteString(align + "\n")
 	for _, l := range lines {
 		for i := range l {
 			l[i] = strings.ReplaceAll(l[i], "|", `\|`)
