@@ -120,11 +120,7 @@ func TestRunAbortsEnqueueBlockedUntilAbort(t *testing.T) {
 	for _, blocking := range []string{"1", "0"} {
 		logPath := loadFakes(t)
 		t.Setenv(EnvBlocking, blocking)
-		id, _ := GetUniqueID()
-		c, err := CommInit(context.Background(), 1, id, 0, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := commInit(t)
 		s, _ := StreamCreate()
 		t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "1")
 		const timeout = 100 * time.Millisecond
@@ -164,17 +160,13 @@ func TestRunAbortsBlockedEnqueueOnCancel(t *testing.T) {
 
 func TestRunSettlesInProgressCollective(t *testing.T) {
 	loadFakes(t)
-	id, _ := GetUniqueID()
-	c, err := CommInit(context.Background(), 1, id, 0, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := commInit(t)
 	defer c.Destroy()
 	s, _ := StreamCreate()
 	defer StreamDestroy(s)
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "4")
-	src := deviceFloats(t, []float64{2.5, -1})
-	dst := deviceFloats(t, []float64{9, 9})
+	src := onDevice(t, []float64{2.5, -1})
+	dst := onDevice(t, []float64{9, 9})
 	w := Watchdog{Timeout: 5 * time.Second}
 	if err := w.Run(context.Background(), "allreduce", c.Pending(s), func() error {
 		return c.AllReduce(src, dst, 2, Float64, Sum, s)
@@ -189,11 +181,7 @@ func TestRunSettlesInProgressCollective(t *testing.T) {
 
 func TestRunAbortsCollectiveInProgressForever(t *testing.T) {
 	loadFakes(t)
-	id, _ := GetUniqueID()
-	c, err := CommInit(context.Background(), 1, id, 0, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := commInit(t)
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "-1")
 	const timeout = 100 * time.Millisecond
 	err, took := ended(t, func() error { return runAllReduce(context.Background(), c, 0, timeout) })
@@ -211,14 +199,10 @@ func TestRunAbortsCollectiveInProgressForever(t *testing.T) {
 
 func TestRunAbortsOnAsyncErrorWhileInProgress(t *testing.T) {
 	loadFakes(t)
-	id, _ := GetUniqueID()
-	c, err := CommInit(context.Background(), 1, id, 0, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := commInit(t)
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "-1")
 	t.Setenv("FAKE_NCCL_ASYNC_ERROR", "6")
-	err, _ = ended(t, func() error { return runAllReduce(context.Background(), c, 0, time.Minute) })
+	err, _ := ended(t, func() error { return runAllReduce(context.Background(), c, 0, time.Minute) })
 	if !errors.Is(err, RemoteError) || !errors.Is(err, ErrAborted) {
 		t.Fatalf("Run = %v, want RemoteError and an abort", err)
 	}

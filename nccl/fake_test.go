@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // These tests load the fake libnccl/libcudart (internal/fakenccl) through
@@ -147,7 +148,7 @@ func TestFakeCollectivesPassArgumentsThrough(t *testing.T) {
 	}
 	defer StreamDestroy(s)
 	src := []float64{1.5, -2, 3.25, 4}
-	send := deviceFloats(t, src)
+	send := onDevice(t, src)
 	type call struct {
 		name string
 		run  func(recv DevicePtr) error
@@ -167,7 +168,7 @@ func TestFakeCollectivesPassArgumentsThrough(t *testing.T) {
 			"ncclReduceScatter send=%#x recv=%#x count=1 dt=8 op=3 root=0 comm=%#x stream=%#x"},
 	}
 	for _, cl := range calls {
-		recv := deviceFloats(t, []float64{9, 9, 9, 9})
+		recv := onDevice(t, []float64{9, 9, 9, 9})
 		if err := cl.run(recv); err != nil {
 			t.Fatalf("%s: %v", cl.name, err)
 		}
@@ -240,7 +241,7 @@ func TestFakeCudaRuntime(t *testing.T) {
 		t.Errorf("SetDevice(2) of 2 = %v, want cudaError 101", err)
 	}
 	ints := []int32{7, -1, 1 << 30}
-	a := deviceInts(t, ints)
+	a := onDevice(t, ints)
 	b, err := Malloc(12)
 	if err != nil {
 		t.Fatal(err)
@@ -296,9 +297,11 @@ func TestFakeWaitStreamAbortsOnAsyncError(t *testing.T) {
 	}
 }
 
-func deviceFloats(t *testing.T, v []float64) DevicePtr {
+// onDevice copies v into new device memory, freed when the test ends.
+func onDevice[T Scalar](t *testing.T, v []T) DevicePtr {
 	t.Helper()
-	p, err := Malloc(8 * len(v))
+	var zero T
+	p, err := Malloc(int(unsafe.Sizeof(zero)) * len(v))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,15 +312,16 @@ func deviceFloats(t *testing.T, v []float64) DevicePtr {
 	return p
 }
 
-func deviceInts(t *testing.T, v []int32) DevicePtr {
+// commInit makes a one-rank communicator through CommInit (the caller destroys it).
+func commInit(t *testing.T) *Comm {
 	t.Helper()
-	p, err := Malloc(4 * len(v))
+	id, err := GetUniqueID()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = Free(p) })
-	if err := CopyToDevice(p, v); err != nil {
-		t.Fatal(err)
+	c, err := CommInit(context.Background(), 1, id, 0, time.Second)
+	if err != nil {
+		t.Fatalf("CommInit: %v", err)
 	}
-	return p
+	return c
 }
