@@ -36,13 +36,35 @@ func klSum(logits, tlp *ts.Tensor) (*ts.Tensor, error) {
 
 // meanKL is the mean per-token KL(teacher ‖ m) over the sequences, without autograd.
 func meanKL(m *model.Model, tokens []int64, tlp *ts.Tensor, seqLen int) (float64, error) {
-	n := len(tokens) / seqLen
 	total := 0.0
+	err := forwardBatches(m, tokens, seqLen, func(start, count int, logits *ts.Tensor) error {
+		part, err := tlp.Narrow(0, int64(start), int64(count), false)
+		if err != nil {
+			return err
+		}
+		defer part.Drop()
+		kl, err := klSum(logits, part)
+		if err != nil {
+			return err
+		}
+		defer kl.Drop()
+		v, err := tensorkit.Scalar(kl)
+		total += v
+		return err
+	})
+	return total / float64(len(tokens)), err
+}
+
+// forwardBatches runs m without autograd on the sequences (tokens cut into rows of
+// seqLen), 32 at a time, and hands each batch's logits (dropped afterwards) to fn with
+// the index of its first sequence and their count.
+func forwardBatches(m *model.Model, tokens []int64, seqLen int, fn func(start, count int, logits *ts.Tensor) error) error {
+	n := len(tokens) / seqLen
 	var err error
 	for start := 0; start < n && err == nil; start += 32 {
-		end := min(start+32, n)
+		count := min(32, n-start)
 		err = tensorkit.NoGrad(func() error {
-			ids, err := model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen))
+			ids, err := model.Int64Tensor(tokens[start*seqLen:(start+count)*seqLen], int64(count), int64(seqLen))
 			if err != nil {
 				return err
 			}
@@ -52,22 +74,10 @@ func meanKL(m *model.Model, tokens []int64, tlp *ts.Tensor, seqLen int) (float64
 				return err
 			}
 			defer logits.Drop()
-			part, err := tlp.Narrow(0, int64(start), int64(end-start), false)
-			if err != nil {
-				return err
-			}
-			defer part.Drop()
-			kl, err := klSum(logits, part)
-			if err != nil {
-				return err
-			}
-			defer kl.Drop()
-			v, err := tensorkit.Scalar(kl)
-			total += v
-			return err
+			return fn(start, count, logits)
 		})
 	}
-	return total / float64(len(tokens)), err
+	return err
 }
 
 // constShare is the mean over m's adapters of n·mean(ΔW)²/‖ΔW‖²_F (n entries).

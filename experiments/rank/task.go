@@ -185,35 +185,20 @@ func frobenius(x *ts.Tensor) float64 {
 // logProbs runs m on the sequences (32 at a time, no autograd) and returns the
 // float32 log-softmax of its logits, sequences × seqLen × vocab.
 func logProbs(m *model.Model, tokens []int64, seqLen int) (*ts.Tensor, error) {
-	n := len(tokens) / seqLen
 	var parts []*ts.Tensor
 	defer func() {
 		for _, p := range parts {
 			p.Drop()
 		}
 	}()
-	var err error
-	for start := 0; start < n && err == nil; start += 32 {
-		end := min(start+32, n)
-		err = tensorkit.NoGrad(func() error {
-			ids, err := model.Int64Tensor(tokens[start*seqLen:end*seqLen], int64(end-start), int64(seqLen))
-			if err != nil {
-				return err
-			}
-			defer ids.Drop()
-			logits, err := m.Forward(model.Inputs{InputIDs: ids})
-			if err != nil {
-				return err
-			}
-			defer logits.Drop()
-			lp, err := logits.LogSoftmax(-1, gotch.Float, false)
-			if err != nil {
-				return err
-			}
-			parts = append(parts, lp)
-			return nil
-		})
-	}
+	err := forwardBatches(m, tokens, seqLen, func(_, _ int, logits *ts.Tensor) error {
+		lp, err := logits.LogSoftmax(-1, gotch.Float, false)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, lp)
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("teacher log-probs: %w", err)
 	}
