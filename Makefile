@@ -46,7 +46,12 @@ demo: build
 # OpenMP threads on a shared machine were measured 15× slower.
 .PHONY: reproduce
 reproduce: setup
-	OMP_NUM_THREADS=1 $(GO) run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce
+	OMP_NUM_THREADS=1 $(GO) run ./experiments/rank --config experiments/rank/reproduce.yaml --out runs/reproduce -jobs 2
+
+# The learning-rate check of the reproduction (experiments/rank/lr-check.yaml).
+.PHONY: reproduce-lr-check
+reproduce-lr-check: setup
+	OMP_NUM_THREADS=1 $(GO) run ./experiments/rank --config experiments/rank/lr-check.yaml --out runs/lr-check -jobs 2
 
 vet: setup
 	$(GO) vet ./...

@@ -57,22 +57,32 @@ func writeConfig(t *testing.T, text string) string {
 // ΔW has no constant part and sr(ΔW) = sr(B·A), each group's mean ± std is that of its
 // per-seed values, the chosen learning rate has the lowest mean validation KL, and the
 // power-law teacher has the requested norm and spectrum.
+//
+// The grid is trained three runs at a time (-jobs 3); a second pass one at a time must
+// give the same numbers bit for bit: every run has its own seeded generators and student
+// and the same kernels in the same thread configuration, so the order runs finish in
+// cannot change them.
 func TestExperimentRuns(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	if err := run(writeConfig(t, testConfig), out); err != nil {
+	cfg := writeConfig(t, testConfig)
+	if err := run(cfg, out, 3); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(out, "results.json"))
-	if err != nil {
+	res := readResults(t, out)
+	out1 := filepath.Join(t.TempDir(), "out1")
+	if err := run(cfg, out1, 1); err != nil {
 		t.Fatal(err)
 	}
-	var res struct {
-		Teachers []*taskSummary `json:"teachers"`
-		Groups   []*Group       `json:"groups"`
-		Results  []*Result      `json:"results"`
+	serial := readResults(t, out1)
+	if len(serial.Results) != len(res.Results) {
+		t.Fatalf("-jobs 1: %d results, -jobs 3: %d", len(serial.Results), len(res.Results))
 	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		t.Fatal(err)
+	for i, r := range res.Results {
+		s := serial.Results[i]
+		if r.Section != s.Section || r.Teacher != s.Teacher || r.Variant != s.Variant || r.Seed != s.Seed || r.LR != s.LR ||
+			r.EvalKL != s.EvalKL || r.ValKL != s.ValKL || r.FirstLoss != s.FirstLoss || r.LastStepsKL != s.LastStepsKL {
+			t.Errorf("result %d: -jobs 3 %+v, -jobs 1 %+v", i, *r, *s)
+		}
 	}
 	// main: 2 variants × 2 seeds × 2 lrs; ablations: 2 variants × 2 seeds × 1 lr.
 	if len(res.Results) != 12 || len(res.Groups) != 6 || len(res.Teachers) != 2 {
@@ -207,4 +217,23 @@ func TestLRAtKeepsTheExperimentsConvention(t *testing.T) {
 			t.Errorf("step %d: %v, want %v", step, got, want)
 		}
 	}
+}
+
+type resultsFile struct {
+	Teachers []*taskSummary `json:"teachers"`
+	Groups   []*Group       `json:"groups"`
+	Results  []*Result      `json:"results"`
+}
+
+func readResults(t *testing.T, out string) resultsFile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res resultsFile
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

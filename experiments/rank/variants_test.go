@@ -130,7 +130,10 @@ func TestShippedConfigs(t *testing.T) {
 			listed++
 		}
 	}
-	if len(trained) != 330 || listed != 336 {
-		t.Errorf("reproduce.yaml: %d runs trained of %d listed, want 330 of 336", len(trained), listed)
+	if len(trained) != 495 || listed != 504 {
+		t.Errorf("reproduce.yaml: %d runs trained of %d listed, want 495 of 504", len(trained), listed)
+	}
+	if _, err := readConfig("lr-check.yaml"); err != nil {
+		t.Fatal(err)
 	}
 }
