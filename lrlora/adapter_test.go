@@ -75,16 +75,7 @@ func TestOnlyAmplitudeMovesInFirstStep(t *testing.T) {
 		if err := opt.ZeroGrad(); err != nil {
 			t.Fatal(err)
 		}
-		y, err := ad.Forward(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss := weightedSum(t, y, r)
-		y.Drop()
-		if err := loss.Backward(); err != nil {
-			t.Fatal(err)
-		}
-		loss.Drop()
+		backward(t, ad, x, r)
 		if err := opt.Step(1e-2); err != nil {
 			t.Fatal(err)
 		}
@@ -123,24 +114,10 @@ func TestLoRADeltaIsScaledBA(t *testing.T) {
 			if ad.Scaling() != s {
 				t.Fatalf("scaling %v, want %v", ad.Scaling(), s)
 			}
-			bv := randVals(23, dOut*r)
-			assign(t, tensorByName(t, ad, ".lora_B"), bv)
-			av := read(t, tensorByName(t, ad, ".lora_A"))
-			dw, err := ad.DeltaWeight()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer dw.Drop()
-			got := read(t, dw)
-			for i := 0; i < dOut; i++ {
-				for j := 0; j < dIn; j++ {
-					var m float64
-					for k := 0; k < r; k++ {
-						m += bv[i*r+k] * av[k*dIn+j]
-					}
-					if want := s * m; math.Abs(got[i*dIn+j]-want) > 1e-14*(1+math.Abs(want)) {
-						t.Fatalf("ΔW[%d,%d] = %.17g, s·(BA) = %.17g", i, j, got[i*dIn+j], want)
-					}
+			got, ba := deltaAndBA(t, ad, dOut, dIn, r, 23)
+			for i, m := range ba {
+				if want := s * m; math.Abs(got[i]-want) > 1e-14*(1+math.Abs(want)) {
+					t.Fatalf("ΔW[%d,%d] = %.17g, s·(BA) = %.17g", i/dIn, i%dIn, got[i], want)
 				}
 			}
 		})
@@ -156,27 +133,37 @@ func TestSineLoRADelta(t *testing.T) {
 	if ad.Spec().SineOmega != 200 {
 		t.Fatalf("default ω = %v, want 200", ad.Spec().SineOmega)
 	}
-	bv := randVals(33, dOut*r)
+	got, ba := deltaAndBA(t, ad, dOut, dIn, r, 33)
+	for i, m := range ba {
+		want := 2 * math.Sin(200*m) / math.Sqrt(dIn) // s = α/r = 2
+		if math.Abs(got[i]-want) > 1e-12 {
+			t.Fatalf("ΔW[%d,%d] = %.17g, want %.17g", i/dIn, i%dIn, got[i], want)
+		}
+	}
+}
+
+// deltaAndBA draws ad's lora_B from seed and returns ΔW and B·A, both row-major
+// dOut × dIn (the product summed on the host in float64), to check ΔW = f(B·A)
+// entry by entry.
+func deltaAndBA(t *testing.T, ad *Adapter, dOut, dIn, r int, seed uint64) (dw, ba []float64) {
+	t.Helper()
+	bv := randVals(seed, dOut*r)
 	assign(t, tensorByName(t, ad, ".lora_B"), bv)
 	av := read(t, tensorByName(t, ad, ".lora_A"))
-	dw, err := ad.DeltaWeight()
+	d, err := ad.DeltaWeight()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dw.Drop()
-	got := read(t, dw)
+	defer d.Drop()
+	ba = make([]float64, dOut*dIn)
 	for i := 0; i < dOut; i++ {
 		for j := 0; j < dIn; j++ {
-			var m float64
 			for k := 0; k < r; k++ {
-				m += bv[i*r+k] * av[k*dIn+j]
-			}
-			want := 2 * math.Sin(200*m) / math.Sqrt(dIn) // s = α/r = 2
-			if math.Abs(got[i*dIn+j]-want) > 1e-12 {
-				t.Fatalf("ΔW[%d,%d] = %.17g, want %.17g", i, j, got[i*dIn+j], want)
+				ba[i*dIn+j] += bv[i*r+k] * av[k*dIn+j]
 			}
 		}
 	}
+	return read(t, d), ba
 }
 
 // Same seed, same A; A within Kaiming-uniform's bound 1/√d_in; B zero.

@@ -41,27 +41,12 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			x := constTensor(t, randVals(83, 5*4), []int64{5, 4}, gotch.Double)
 			r := constTensor(t, randVals(84, 5*3), []int64{5, 3}, gotch.Double)
 			loss := func() float64 {
-				y, err := ad.Forward(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s := weightedSum(t, y, r)
-				y.Drop()
-				v := read(t, s)[0]
-				s.Drop()
-				return v
+				s := forwardLoss(t, ad, x, r)
+				defer s.Drop()
+				return read(t, s)[0]
 			}
 
-			y, err := ad.Forward(x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := weightedSum(t, y, r)
-			y.Drop()
-			if err := s.Backward(); err != nil {
-				t.Fatal(err)
-			}
-			s.Drop()
+			backward(t, ad, x, r)
 
 			const h = 1e-6
 			for _, p := range ad.TrainableParameters() {

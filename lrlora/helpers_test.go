@@ -138,6 +138,27 @@ func weightedSum(t *testing.T, y, r *ts.Tensor) *ts.Tensor {
 	return s
 }
 
+// forwardLoss is Σ ad(x)⊙r, a scalar with autograd: the loss the gradient tests use.
+func forwardLoss(t *testing.T, ad *Adapter, x, r *ts.Tensor) *ts.Tensor {
+	t.Helper()
+	y, err := ad.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Drop()
+	return weightedSum(t, y, r)
+}
+
+// backward runs backward from forwardLoss(ad, x, r), accumulating into the gradients.
+func backward(t *testing.T, ad *Adapter, x, r *ts.Tensor) {
+	t.Helper()
+	s := forwardLoss(t, ad, x, r)
+	defer s.Drop()
+	if err := s.Backward(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func maxRelDiff(a, b []float64) float64 {
 	var m float64
 	for i := range a {

@@ -193,16 +193,7 @@ func TestNoLeakedHandles(t *testing.T) {
 		spec(adapter.LoRA, 2, func(s *adapter.Spec) { s.Dropout = 0.1 })} {
 		ad := trainedAdapter(t, l, cfg, 124)
 		run := func() {
-			y, err := ad.Forward(x)
-			if err != nil {
-				t.Fatal(err)
-			}
-			loss := weightedSum(t, y, r)
-			y.Drop()
-			if err := loss.Backward(); err != nil {
-				t.Fatal(err)
-			}
-			loss.Drop()
+			backward(t, ad, x, r)
 			w, err := ad.Merged()
 			if err != nil {
 				t.Fatal(err)

@@ -94,16 +94,7 @@ func TestResidualAdapterIsLoRAAtInit(t *testing.T) {
 			}
 			grads := map[*Adapter][][]float64{}
 			for _, ad := range []*Adapter{res, lora} {
-				y, err := ad.Forward(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				s := weightedSum(t, y, r)
-				y.Drop()
-				if err := s.Backward(); err != nil {
-					t.Fatal(err)
-				}
-				s.Drop()
+				backward(t, ad, x, r)
 				for _, name := range []string{".lora_A", ".lora_B"} {
 					p := tensorByName(t, ad, name)
 					g := p.MustGrad(false)
@@ -164,16 +155,7 @@ func TestFixedBandwidthIsNotTrained(t *testing.T) {
 	assign(t, tensorByName(t, ad, ".lora_B"), randVals(43, 6*2))
 	x := constTensor(t, randVals(44, 4*5), []int64{4, 5}, gotch.Float)
 	r := constTensor(t, randVals(45, 4*6), []int64{4, 6}, gotch.Float)
-	y, err := ad.Forward(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := weightedSum(t, y, r)
-	y.Drop()
-	if err := s.Backward(); err != nil {
-		t.Fatal(err)
-	}
-	s.Drop()
+	backward(t, ad, x, r)
 	for _, name := range []string{".lora_A", ".lora_B", ".phi.amplitude"} {
 		g := tensorByName(t, ad, name).MustGrad(false)
 		if maxAbs(read(t, g)) == 0 {
