@@ -41,3 +41,23 @@ func Poll(limit time.Duration, cond func() bool) error {
 func ShortReason(what string) string {
 	return what + "; runs without -short"
 }
+
+// Within runs f on a goroutine and returns how long it took and its error, failing
+// the test (t.Fatalf, naming what) when f has not returned after limit: for calls
+// that must end by themselves (a timeout, an abort) and would otherwise hang the test.
+// Like WaitFor's, the limit only fails a test; a call that ends never waits for it.
+func Within(t testing.TB, limit time.Duration, what string, f func() error) (time.Duration, error) {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- f() }()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-timer.C:
+		t.Fatalf("%s still running after %v", what, limit)
+		return 0, nil
+	}
+}

@@ -64,3 +64,26 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 	f.msg = fmt.Sprintf(format, args...)
 	runtime.Goexit()
 }
+
+func TestWithinReturnsTheErrorOfACallThatEnds(t *testing.T) {
+	boom := fmt.Errorf("boom")
+	took, err := Within(t, time.Minute, "the call", func() error { return boom })
+	if err != boom || took < 0 || took >= time.Minute {
+		t.Errorf("Within = %v, %v; want boom, well within the limit", took, err)
+	}
+}
+
+func TestWithinFailsTheTestWhenTheCallHangs(t *testing.T) {
+	ft := &fatalRecorder{TB: t}
+	release := make(chan struct{})
+	defer close(release) // ends the hung call's goroutine
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Within(ft, time.Millisecond, "the hung call", func() error { <-release; return nil })
+	}()
+	<-done
+	if !strings.Contains(ft.msg, "the hung call still running after 1ms") {
+		t.Errorf("failure %q", ft.msg)
+	}
+}
