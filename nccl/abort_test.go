@@ -20,28 +20,11 @@ import (
 // abortBound is the stated bound past the timeout: one poll interval
 // (2 ms) plus the time the fake takes to return once aborted (a condition
 // variable wake-up), with a wide margin for a loaded 2-core machine. The
-// tests wait on the call's done channel for failAfter, then fail.
+// tests wait for the call (testkit.Within) for failAfter, then fail.
 const (
 	abortBound = 2 * time.Second
 	failAfter  = 30 * time.Second
 )
-
-// ended runs f on a goroutine locked like a device thread and waits for it
-// on a done channel, failing after failAfter; it returns f's error and how
-// long it took.
-func ended(t *testing.T, f func() error) (error, time.Duration) {
-	t.Helper()
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err, time.Since(start)
-	case <-time.After(failAfter):
-		t.Fatalf("still blocked after %v", failAfter)
-		return nil, 0
-	}
-}
 
 func TestConfigLayoutMatchesNCCLHeader(t *testing.T) {
 	// nccl.h (2.14 onwards): size_t size; unsigned int magic; unsigned int
@@ -93,7 +76,7 @@ func TestCommInitInProgressForeverIsAborted(t *testing.T) {
 	t.Setenv("FAKE_NCCL_INIT_PROGRESS", "-1")
 	id, _ := GetUniqueID()
 	const timeout = 100 * time.Millisecond
-	err, took := ended(t, func() error {
+	took, err := testkit.Within(t, failAfter, "CommInit", func() error {
 		_, err := CommInit(context.Background(), 1, id, 0, timeout)
 		return err
 	})
@@ -124,7 +107,7 @@ func TestRunAbortsEnqueueBlockedUntilAbort(t *testing.T) {
 		s, _ := StreamCreate()
 		t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "1")
 		const timeout = 100 * time.Millisecond
-		err, took := ended(t, func() error { return runAllReduce(context.Background(), c, s, timeout) })
+		took, err := testkit.Within(t, failAfter, "Run", func() error { return runAllReduce(context.Background(), c, s, timeout) })
 		if !errors.Is(err, ErrTimeout) || !errors.Is(err, ErrAborted) || took < timeout || took > timeout+abortBound {
 			t.Fatalf("blocking=%s: Run = %v after %v; want a timeout abort in [%v, %v]", blocking, err, took, timeout, timeout+abortBound)
 		}
@@ -152,7 +135,7 @@ func TestRunAbortsBlockedEnqueueOnCancel(t *testing.T) {
 		})
 		cancel(lost)
 	}()
-	err, _ := ended(t, func() error { return runAllReduce(ctx, c, 0, 0) }) // no timeout: only ctx
+	_, err := testkit.Within(t, failAfter, "Run", func() error { return runAllReduce(ctx, c, 0, 0) }) // no timeout: only ctx
 	if !errors.Is(err, lost) || !errors.Is(err, ErrAborted) {
 		t.Fatalf("Run = %v, want the cancel cause and an abort", err)
 	}
@@ -184,7 +167,7 @@ func TestRunAbortsCollectiveInProgressForever(t *testing.T) {
 	c := commInit(t)
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "-1")
 	const timeout = 100 * time.Millisecond
-	err, took := ended(t, func() error { return runAllReduce(context.Background(), c, 0, timeout) })
+	took, err := testkit.Within(t, failAfter, "Run", func() error { return runAllReduce(context.Background(), c, 0, timeout) })
 	var ae *AbortError
 	if !errors.As(err, &ae) || !errors.Is(err, ErrTimeout) || took > timeout+abortBound {
 		t.Fatalf("Run = %v after %v; want a timeout abort within %v", err, took, timeout+abortBound)
@@ -202,7 +185,7 @@ func TestRunAbortsOnAsyncErrorWhileInProgress(t *testing.T) {
 	c := commInit(t)
 	t.Setenv("FAKE_NCCL_ENQUEUE_PROGRESS", "-1")
 	t.Setenv("FAKE_NCCL_ASYNC_ERROR", "6")
-	err, _ := ended(t, func() error { return runAllReduce(context.Background(), c, 0, time.Minute) })
+	_, err := testkit.Within(t, failAfter, "Run", func() error { return runAllReduce(context.Background(), c, 0, time.Minute) })
 	if !errors.Is(err, RemoteError) || !errors.Is(err, ErrAborted) {
 		t.Fatalf("Run = %v, want RemoteError and an abort", err)
 	}

@@ -21,27 +21,11 @@ import (
 // abortBound is the stated bound past a call's timeout: the watchdog's poll
 // interval (2 ms) plus the fake's return once aborted (a condition variable
 // wake-up), with a wide margin for a loaded 2-core machine. Calls are waited
-// for on a done channel for failAfter before the test fails.
+// for (testkit.Within) for failAfter before the test fails.
 const (
 	abortBound = 2 * time.Second
 	failAfter  = 30 * time.Second
 )
-
-// within runs f and returns its error and duration, failing the test when
-// f is still running after failAfter.
-func within(t *testing.T, what string, f func() error) (error, time.Duration) {
-	t.Helper()
-	done := make(chan error, 1)
-	start := time.Now()
-	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err, time.Since(start)
-	case <-time.After(failAfter):
-		t.Fatalf("%s still blocked after %v", what, failAfter)
-		return nil, 0
-	}
-}
 
 // An NCCL call that blocks inside the library until ncclCommAbort (a peer
 // died before the collective could launch) ends at the timeout, on a
@@ -54,7 +38,7 @@ func TestBlockedEnqueueEndsAtTheTimeout(t *testing.T) {
 			const timeout = 100 * time.Millisecond
 			g, logPath := newSolo(t, Config{Timeout: timeout})
 			t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "1")
-			err, took := within(t, "AllReduce", func() error {
+			took, err := testkit.Within(t, failAfter, "AllReduce", func() error {
 				return g.AllReduce(context.Background(), []float32{1, 2}, collective.Sum)
 			})
 			if !errors.Is(err, collective.ErrTimeout) || !errors.Is(err, nccl.ErrAborted) {
@@ -63,7 +47,7 @@ func TestBlockedEnqueueEndsAtTheTimeout(t *testing.T) {
 			if took < timeout || took > timeout+abortBound {
 				t.Errorf("AllReduce ended after %v, want within [%v, %v]", took, timeout, timeout+abortBound)
 			}
-			if err, took := within(t, "Close", g.Close); err != nil || took > abortBound {
+			if took, err := testkit.Within(t, failAfter, "Close", g.Close); err != nil || took > abortBound {
 				t.Errorf("Close = %v after %v", err, took)
 			}
 			log := readLog(t, logPath)
@@ -80,7 +64,7 @@ func TestCloseDuringBlockedEnqueue(t *testing.T) {
 	errc := make(chan error, 1)
 	go func() { errc <- g.AllReduce(context.Background(), []float32{1}, collective.Sum) }()
 	testkit.WaitFor(t, failAfter, "the all-reduce to be in flight", inExec(g))
-	if err, took := within(t, "Close", g.Close); err != nil || took > abortBound {
+	if took, err := testkit.Within(t, failAfter, "Close", g.Close); err != nil || took > abortBound {
 		t.Errorf("Close = %v after %v, want nil within %v", err, took, abortBound)
 	}
 	if err := <-errc; !errors.Is(err, collective.ErrAborted) {
@@ -110,13 +94,13 @@ func TestWedgedLibraryDoesNotBlockCallerOrClose(t *testing.T) {
 	g, _ := newSolo(t, Config{Timeout: timeout})
 	g.grace = grace
 	t.Setenv("FAKE_NCCL_ENQUEUE_BLOCK", "2")
-	err, took := within(t, "AllReduce", func() error {
+	took, err := testkit.Within(t, failAfter, "AllReduce", func() error {
 		return g.AllReduce(context.Background(), []float32{1}, collective.Sum)
 	})
 	if !errors.Is(err, collective.ErrTimeout) || !errors.Is(err, errWedged) || took > timeout+grace+abortBound {
 		t.Fatalf("AllReduce = %v after %v, want a wedged timeout within %v", err, took, timeout+grace+abortBound)
 	}
-	if err, took := within(t, "Close", g.Close); !errors.Is(err, errWedged) || took > abortBound {
+	if took, err := testkit.Within(t, failAfter, "Close", g.Close); !errors.Is(err, errWedged) || took > abortBound {
 		t.Errorf("Close = %v after %v, want errWedged at once", err, took)
 	}
 }
@@ -129,7 +113,7 @@ func TestInitInProgressForeverEndsAtTheTimeout(t *testing.T) {
 	t.Setenv("FAKE_NCCL_LOG", logPath)
 	t.Setenv("FAKE_NCCL_INIT_PROGRESS", "-1")
 	const timeout = 100 * time.Millisecond
-	err, took := within(t, "New", func() error {
+	took, err := testkit.Within(t, failAfter, "New", func() error {
 		g, err := New(context.Background(), Config{Size: 1, Timeout: timeout})
 		if err == nil {
 			_ = g.Close()
