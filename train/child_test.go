@@ -28,7 +28,8 @@ const (
 	envRank      = "LRTRAIN_TRAIN_RANK"       // this child's rank
 	envSize      = "LRTRAIN_TRAIN_SIZE"       // world size
 	envCrashSave = "LRTRAIN_TRAIN_CRASH_SAVE" // SIGKILL itself half-way through writing this step's adapter file
-	envFlat      = "LRTRAIN_TRAIN_FLAT"       // reduce gradients through the flat in-place path (Env.seams.flatGrads)
+	envFlat      = "LRTRAIN_TRAIN_FLAT"       // count the flat in-place gradient all-reduces: one per step, or the child fails
+	envHost      = "LRTRAIN_TRAIN_HOST"       // reduce gradients through the float64 host bucket (Env.seams.hostGrads)
 	envShard     = "LRTRAIN_TRAIN_SHARD"      // shard the backbone across all ranks (a second Gloo group)
 )
 
@@ -111,10 +112,10 @@ func runChild(path string) int {
 			env.ShardGroup = sg
 		}
 		if os.Getenv(envFlat) != "" {
-			env.seams.flatGrads = true
 			counter = &rawCounter{Group: g}
 			env.Group = counter
 		}
+		env.seams.hostGrads = os.Getenv(envHost) != ""
 	}
 	res, err := Run(ctx, o, env)
 	if err != nil {

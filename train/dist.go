@@ -20,9 +20,13 @@ import (
 // mean loss. A group of size 1 skips it: the reduction over one rank is the identity.
 //
 // There are two paths. A group that reduces memory in place (collective.RawAllReducer:
-// NCCL on CUDA memory, see deviceReducer) gets the gradients concatenated into one flat
-// tensor on their device (allReduceFlat); any other group gets a float64 host bucket
-// (allReduceHost).
+// Gloo on host memory, NCCL on CUDA memory, see deviceReducer) gets the gradients
+// concatenated into one flat tensor on their device and reduced there with one call
+// (allReduceFlat): on the CPU, one copy of the gradients in and one out, and no host
+// read of any tensor. Any other group gets a float64 host bucket (allReduceHost), filled
+// with one host read per gradient. For two ranks both sum each element exactly once in
+// float32 (correctly rounded; the float64 sum of two float32 values rounds to the same
+// float32), so they give the same bits.
 
 // allReduce sums the gradients, then the counters in sums (loss sum, tokens), across
 // the group's ranks.
@@ -30,7 +34,7 @@ func (r *run) allReduce(ctx context.Context, sums []float64) error {
 	if r.g.Size() > 1 {
 		var err error
 		dev := r.m.Device()
-		if red, ok := useFlat(r.g, dev, r.env.seams.flatGrads); ok {
+		if red, ok := useFlat(r.g, dev, r.env.seams.hostGrads); ok {
 			err = allReduceFlat(ctx, red, r.trainable, dev, r.rank)
 		} else {
 			err = allReduceHost(ctx, r.g, r.trainable)
@@ -50,9 +54,9 @@ type deviceReducer interface {
 }
 
 // useFlat reports whether gradients on dev go through allReduceFlat with g: on a GPU,
-// with a group that reduces device memory on that GPU; on the CPU, only when a test
-// asks for it (flatCPU) of a group that can.
-func useFlat(g collective.ProcessGroup, dev gotch.Device, flatCPU bool) (collective.RawAllReducer, bool) {
+// with a group that reduces device memory on that GPU; on the CPU, with a group that
+// reduces host memory in place (Gloo), unless a test asks for the host bucket (hostCPU).
+func useFlat(g collective.ProcessGroup, dev gotch.Device, hostCPU bool) (collective.RawAllReducer, bool) {
 	if dev.IsCuda() {
 		r, ok := g.(deviceReducer)
 		if ok && r.Device() != dev.Value && gotch.CUDA.DeviceCount() > 1 {
@@ -61,7 +65,7 @@ func useFlat(g collective.ProcessGroup, dev gotch.Device, flatCPU bool) (collect
 		return r, ok
 	}
 	r, ok := g.(collective.RawAllReducer)
-	return r, ok && flatCPU
+	return r, ok && !hostCPU
 }
 
 // allReduceHost sums the gradients of params across ranks through one float64 host

@@ -31,13 +31,15 @@ func distOptions(t *testing.T, micro int) Options {
 // Two data-parallel ranks (Gloo over loopback, one process each) train exactly what one
 // process trains on the same global batches: the same per-step losses and gradient
 // norms, and the same final adapters, up to float64 rounding (the ranks sum their
-// gradients in another order). Only rank 0 writes metrics and checkpoints.
-func TestTwoRanksTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t) }
+// gradients in another order). Only rank 0 writes metrics and checkpoints. The gradients
+// take the flat path, once per step (the child counts): concatenated into one tensor and
+// reduced in place by the group's raw all-reduce (Gloo's on host memory, on a GPU NCCL's
+// on device memory), then split back.
+func TestTwoRanksTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t, envFlat+"=1") }
 
-// The same through the flat path GPU ranks take: the gradients concatenated into one
-// tensor and reduced in place by the group's raw all-reduce (here Gloo's on host memory,
-// on a GPU NCCL's on device memory), then split back.
-func TestTwoRanksFlatGradientsTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t, envFlat+"=1") }
+// The same through the float64 host bucket, the path of a group without a raw
+// all-reduce.
+func TestTwoRanksHostGradientsTrainLikeOne(t *testing.T) { checkTwoRanksLikeOne(t, envHost+"=1") }
 
 func checkTwoRanksLikeOne(t *testing.T, extra ...string) {
 	if testing.Short() {

@@ -58,9 +58,9 @@ type Env struct {
 // testSeams let this package's tests reach paths a run does not otherwise take on a test
 // machine. The zero value changes nothing.
 type testSeams struct {
-	// flatGrads sends CPU gradients through the flat in-place all-reduce (a Gloo group
-	// reduces host memory with AllReduceRaw), the path GPU ranks take.
-	flatGrads bool
+	// hostGrads sends CPU gradients through the float64 host bucket (allReduceHost), the
+	// path of a group that cannot reduce memory in place, instead of the flat one.
+	hostGrads bool
 	// saveHook is called with each checkpoint file's name once half of it is written.
 	saveHook func(name string)
 }
