@@ -65,18 +65,18 @@ func TestClusterOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsPut(t, srvs[0].Endpoint(), tc, "k", "v1")
-	if got := tlsGet(t, srvs[2].Endpoint(), tc, "k"); got != "v1" {
+	put(t, srvs[0].Endpoint(), tc, "k", "v1")
+	if got := get(t, srvs[2].Endpoint(), tc, "k"); got != "v1" {
 		t.Fatalf("read through member 2: %q, want v1", got)
 	}
 
 	srvs[2].Close()
-	tlsPut(t, srvs[1].Endpoint(), tc, "k", "v2") // two of three still make a quorum
+	put(t, srvs[1].Endpoint(), tc, "k", "v2") // two of three still make a quorum
 	srvs[2], err = Start(ctx, filepath.Join(dir, "2"), opts(2)...)
 	if err != nil {
 		t.Fatalf("member 2 restarted on its data: %v", err)
 	}
-	if got := tlsGet(t, srvs[2].Endpoint(), tc, "k"); got != "v2" {
+	if got := get(t, srvs[2].Endpoint(), tc, "k"); got != "v2" {
 		t.Fatalf("restarted member 2 reads %q, want v2", got)
 	}
 
@@ -193,7 +193,8 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-func tlsClient(t *testing.T, ep string, tc *tls.Config) *clientv3.Client {
+// client is an etcd client of ep, over TLS with tc (nil: plain).
+func client(t *testing.T, ep string, tc *tls.Config) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, TLS: tc, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -202,9 +203,10 @@ func tlsClient(t *testing.T, ep string, tc *tls.Config) *clientv3.Client {
 	return cli
 }
 
-func tlsPut(t *testing.T, ep string, tc *tls.Config, k, v string) {
+// put writes k = v through ep (TLS with tc; nil: plain), again while a new leader is elected.
+func put(t *testing.T, ep string, tc *tls.Config, k, v string) {
 	t.Helper()
-	cli := tlsClient(t, ep, tc)
+	cli := client(t, ep, tc)
 	defer cli.Close()
 	// A proposal in flight when the leader stops is dropped ("request timed out,
 	// possibly due to previous leader failure"); a client retries it once a new leader
@@ -220,9 +222,10 @@ func tlsPut(t *testing.T, ep string, tc *tls.Config, k, v string) {
 	}
 }
 
-func tlsGet(t *testing.T, ep string, tc *tls.Config, k string) string {
+// get reads k through ep (TLS with tc; nil: plain); "" when absent.
+func get(t *testing.T, ep string, tc *tls.Config, k string) string {
 	t.Helper()
-	cli := tlsClient(t, ep, tc)
+	cli := client(t, ep, tc)
 	defer cli.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

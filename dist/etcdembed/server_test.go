@@ -74,7 +74,7 @@ func TestStartReusesDataDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, srv.Endpoint(), "kept", "yes")
+	put(t, srv.Endpoint(), nil, "kept", "yes")
 	srv.Close()
 
 	// A second server on the same directory (new ports) sees the data.
@@ -83,7 +83,7 @@ func TestStartReusesDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if got := get(t, srv.Endpoint(), "kept"); got != "yes" {
+	if got := get(t, srv.Endpoint(), nil, "kept"); got != "yes" {
 		t.Fatalf("after restart kept = %q, want yes", got)
 	}
 }
@@ -133,39 +133,6 @@ func TestStartRejectsBadArguments(t *testing.T) {
 	if _, err := Start(context.Background(), t.TempDir(), WithLogLevel("loud")); !errors.Is(err, ErrStart) {
 		t.Fatalf("bad log level: err = %v, want ErrStart", err)
 	}
-}
-
-func put(t *testing.T, ep, k, v string) {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := cli.Put(ctx, k, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func get(t *testing.T, ep, k string) string {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := cli.Get(ctx, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(resp.Kvs) == 0 {
-		return ""
-	}
-	return string(resp.Kvs[0].Value)
 }
 
 // checkGoroutines fails if, after a grace period, more goroutines run than
