@@ -131,6 +131,7 @@ func (g *Gatherer) request(block, u int) error {
 	g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
 	if g.depth == 0 {
 		g.run(r)
+		g.stats.WaitTime += r.took // the pass waited for all of it
 		return nil
 	}
 	if g.reqs == nil {
