@@ -18,6 +18,12 @@
 // from its "training finished" log line) is printed next to its throughput.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -shard
+//
+// -ranks N runs N ranks instead of 2 (grad_accum_steps 2·A/N, which must be whole);
+// -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -shard-prefetch 0,1
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -ranks 4 -micro 1 -accum 2
 package main
 
 import (
@@ -31,6 +37,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -41,6 +48,8 @@ type flags struct {
 	micro, accum, maxLen  int
 	threads1              int
 	keep, shard           bool
+	ranks                 int
+	prefetch              []int
 }
 
 func main() {
@@ -57,7 +66,17 @@ func main() {
 	flag.IntVar(&f.threads1, "threads1", 0, "OMP_NUM_THREADS of the single rank (default: all CPUs)")
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
 	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
+	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
+	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
+	for _, p := range strings.Split(*prefetch, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dpscale: -shard-prefetch:", err)
+			os.Exit(2)
+		}
+		f.prefetch = append(f.prefetch, n)
+	}
 	if err := run(f); err != nil {
 		fmt.Fprintln(os.Stderr, "dpscale:", err)
 		os.Exit(1)
@@ -68,6 +87,7 @@ func main() {
 type result struct {
 	ranks, threads int
 	sharded        bool
+	prefetch       int
 	peakMiB        float64
 	tokens         float64
 	seconds        float64
@@ -77,6 +97,9 @@ type result struct {
 func run(f flags) error {
 	if f.steps <= f.warmup {
 		return fmt.Errorf("-steps %d must exceed -warmup %d", f.steps, f.warmup)
+	}
+	if f.ranks < 2 || f.accum*2%f.ranks != 0 {
+		return fmt.Errorf("-ranks %d must be at least 2 and divide 2·accum = %d", f.ranks, f.accum*2)
 	}
 	tmp, err := os.MkdirTemp("", "dpscale-")
 	if err != nil {
@@ -104,23 +127,24 @@ func run(f flags) error {
 	cpus := runtime.NumCPU()
 	var results []result
 	for r := range f.rounds {
-		variants := []struct {
-			ranks int
-			shard bool
-		}{{1, false}, {2, false}}
+		type variant struct {
+			ranks    int
+			shard    bool
+			prefetch int
+		}
+		variants := []variant{{1, false, 0}, {f.ranks, false, 0}}
 		if f.shard {
-			variants = append(variants, struct {
-				ranks int
-				shard bool
-			}{2, true})
+			for _, p := range f.prefetch {
+				variants = append(variants, variant{f.ranks, true, p})
+			}
 		}
 		for _, v := range variants {
-			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d-s%t", r, v.ranks, v.shard))
-			res, err := runOnce(f, base, data, dir, v.ranks, v.shard, cpus)
+			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d-s%t-p%d", r, v.ranks, v.shard, v.prefetch))
+			res, err := runOnce(f, base, data, dir, v.ranks, v.shard, v.prefetch, cpus)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d, %d rank(s) sharded=%t: %.0f tokens/s\n", r+1, v.ranks, v.shard, res.tokens/res.seconds)
+			fmt.Fprintf(os.Stderr, "round %d, %d rank(s) sharded=%t prefetch=%d: %.0f tokens/s\n", r+1, v.ranks, v.shard, v.prefetch, res.tokens/res.seconds)
 			results = append(results, res)
 		}
 	}
@@ -129,7 +153,7 @@ func run(f flags) error {
 }
 
 // runOnce trains one run with 1 or 2 ranks and measures it.
-func runOnce(f flags, base, data, dir string, ranks int, shard bool, cpus int) (result, error) {
+func runOnce(f flags, base, data, dir string, ranks int, shard bool, prefetch, cpus int) (result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return result{}, err
 	}
@@ -143,9 +167,9 @@ adapter: {method: lrlora, r: 8}
 data: {format: alpaca_json, train: %s, max_len: %d}
 train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
 checkpoint: {every: 1000000}
-dist: {backend: gloo, shard_group_size: %d}
+dist: {backend: gloo, shard_group_size: %d, shard_prefetch: %d}
 output: {dir: %s}
-`, base, data, f.maxLen, f.steps, f.micro, accum, shardSize, filepath.Join(dir, "out"))
+`, base, data, f.maxLen, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
 	cfgPath := filepath.Join(dir, "cfg.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return result{}, err
@@ -175,7 +199,7 @@ output: {dir: %s}
 	if res.steps != f.steps-f.warmup {
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
-	res.ranks, res.threads, res.sharded = ranks, threads, shard
+	res.ranks, res.threads, res.sharded, res.prefetch = ranks, threads, shard, prefetch
 	if res.peakMiB, err = peakOf(filepath.Join(dir, "out", "train.log")); err != nil {
 		return result{}, err
 	}
@@ -240,13 +264,14 @@ func report(f flags, results []result, cpus int) {
 		f.preset, f.micro*f.accum*2, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\t")
-	best, bestShard, peak, peakShard := map[int]float64{}, 0.0, map[int]float64{}, 0.0
+	best, peak := map[int]float64{}, map[int]float64{}
+	bestShard, peakShard := map[int]float64{}, map[int]float64{}
 	for _, r := range results {
 		tps := r.tokens / r.seconds
 		backbone := "whole"
 		if r.sharded {
-			backbone = "sharded"
-			bestShard, peakShard = max(bestShard, tps), max(peakShard, r.peakMiB)
+			backbone = fmt.Sprintf("sharded, prefetch %d", r.prefetch)
+			bestShard[r.prefetch], peakShard[r.prefetch] = max(bestShard[r.prefetch], tps), max(peakShard[r.prefetch], r.peakMiB)
 		} else {
 			best[r.ranks], peak[r.ranks] = max(best[r.ranks], tps), max(peak[r.ranks], r.peakMiB)
 		}
@@ -254,10 +279,14 @@ func report(f flags, results []result, cpus int) {
 			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB)
 	}
 	w.Flush()
-	fmt.Printf("best: 1 rank %.0f tokens/s, 2 ranks %.0f tokens/s, scaling ratio (2 ranks / 1 rank) %.2f\n",
-		best[1], best[2], best[2]/best[1])
-	if bestShard > 0 {
-		fmt.Printf("sharded / whole backbone, 2 ranks: throughput %.2f, peak RSS %.2f\n", bestShard/best[2], peakShard/peak[2])
+	n := f.ranks
+	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
+		best[1], n, best[n], n, best[n]/best[1])
+	for _, p := range f.prefetch {
+		if bestShard[p] > 0 {
+			fmt.Printf("sharded (prefetch %d) / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f\n",
+				p, n, bestShard[p]/best[n], peakShard[p]/peak[n])
+		}
 	}
 }
 
