@@ -63,6 +63,24 @@ func goldenInputs(t *testing.T, in *safetensors.File) model.Inputs {
 	return x
 }
 
+// forwardGolden runs m on the case's inputs and checks the logits and the summed loss
+// against the golden file's <prefix>logits and <prefix>loss_sum (prefix "" or
+// "adapted."); it returns the loss, which the caller drops, and its target count.
+func forwardGolden(t *testing.T, m *model.Model, g, in *safetensors.File, prefix string, tol float64) (*ts.Tensor, int64) {
+	t.Helper()
+	logits, err := m.Forward(goldenInputs(t, in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logits.Drop()
+	want, _ := g.Float64s(prefix + "logits")
+	checkClose(t, prefix+"logits", float64s(t, logits), want, tol)
+	loss, count := goldenLoss(t, m, in, logits)
+	wantLoss, _ := g.Float64s(prefix + "loss_sum")
+	checkClose(t, prefix+"loss_sum", float64s(t, loss), wantLoss, tol)
+	return loss, count
+}
+
 // goldenLoss computes the case's loss the way the reference does.
 func goldenLoss(t *testing.T, m *model.Model, in *safetensors.File, logits *ts.Tensor) (*ts.Tensor, int64) {
 	t.Helper()
@@ -92,22 +110,12 @@ func TestGoldenLogitsAndLoss(t *testing.T) {
 				dir := filepath.Join("testdata", "golden", name)
 				g, in := openGolden(t, dir)
 				m := mustLoad(t, dir, model.WithDType(p.dt), model.WithEagerAttention())
-				logits, err := m.Forward(goldenInputs(t, in))
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer logits.Drop()
-				want, _ := g.Float64s("logits")
-				checkClose(t, "logits", float64s(t, logits), want, p.tol)
-
-				loss, count := goldenLoss(t, m, in, logits)
+				loss, count := forwardGolden(t, m, g, in, "", p.tol)
 				defer loss.Drop()
 				wantCount, _ := g.Int64s("target_count")
 				if count != wantCount[0] {
 					t.Errorf("target count %d, want %d", count, wantCount[0])
 				}
-				wantLoss, _ := g.Float64s("loss_sum")
-				checkClose(t, "loss sum", float64s(t, loss), wantLoss, p.tol)
 			})
 		}
 	}
@@ -145,17 +153,8 @@ func TestGoldenAdapterGradients(t *testing.T) {
 			if set != values.Len() {
 				t.Fatalf("set %d adapter tensors, the file has %d", set, values.Len())
 			}
-			logits, err := m.Forward(goldenInputs(t, in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer logits.Drop()
-			want, _ := g.Float64s("adapted.logits")
-			checkClose(t, "adapted logits", float64s(t, logits), want, p.tol)
-			loss, count := goldenLoss(t, m, in, logits)
+			loss, count := forwardGolden(t, m, g, in, "adapted.", p.tol)
 			defer loss.Drop()
-			wantLoss, _ := g.Float64s("adapted.loss_sum")
-			checkClose(t, "adapted loss", float64s(t, loss), wantLoss, p.tol)
 			mean := loss.MustDivScalar(ts.FloatScalar(float64(count)), false)
 			defer mean.Drop()
 			if err := mean.Backward(); err != nil {
