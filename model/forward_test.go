@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -42,7 +43,7 @@ func rowsOf(t *testing.T, logits *ts.Tensor, row, n int64) []float64 {
 	defer r.Drop()
 	p := r.MustNarrow(0, 0, n, false)
 	defer p.Drop()
-	return float64s(t, p)
+	return tensortest.Values(t, p)
 }
 
 // TestPaddingDoesNotChangeTokens checks that right padding changes nothing for the real
@@ -72,7 +73,7 @@ func TestPaddingDoesNotChangeTokens(t *testing.T) {
 			if m.Architecture().Task == model.CausalLM {
 				checkClose(t, "logits of the real tokens", rowsOf(t, padded, 0, 5), rowsOf(t, alone, 0, 5), 1e-12)
 			} else {
-				checkClose(t, "class logits", float64s(t, padded), float64s(t, alone), 1e-12)
+				checkClose(t, "class logits", tensortest.Values(t, padded), tensortest.Values(t, alone), 1e-12)
 			}
 		})
 	}
@@ -101,10 +102,10 @@ func TestPackedDocumentsAreIndependent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			all := float64s(t, packed)
+			all := tensortest.Values(t, packed)
 			v := int(m.Config().VocabSize)
-			checkClose(t, "first document", all[:4*v], float64s(t, la), 1e-12)
-			checkClose(t, "second document", all[4*v:], float64s(t, lb), 1e-12)
+			checkClose(t, "first document", all[:4*v], tensortest.Values(t, la), 1e-12)
+			checkClose(t, "second document", all[4*v:], tensortest.Values(t, lb), 1e-12)
 		})
 	}
 }
@@ -126,7 +127,7 @@ func TestSlidingWindowLimitsAttention(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := int(m.Config().VocabSize)
-	a, b := float64s(t, x), float64s(t, y)
+	a, b := tensortest.Values(t, x), tensortest.Values(t, y)
 	checkClose(t, "tokens 3..5", a[3*v:], b[3*v:], 0)
 	if e, _ := maxRelErr(a[2*v:3*v], b[2*v:3*v]); e == 0 {
 		t.Error("token 2 does not see token 0 through two layers of window 2")
@@ -175,7 +176,7 @@ func TestLossCounts(t *testing.T) {
 	if n != 2 {
 		t.Errorf("count %d, want 2", n)
 	}
-	checkClose(t, "loss", float64s(t, loss), []float64{2 * 1.3862943611198906}, 1e-6)
+	checkClose(t, "loss", tensortest.Values(t, loss), []float64{2 * 1.3862943611198906}, 1e-6)
 
 	scores, _ := model.Float32Tensor([]float32{1, 2, 3}, 3, 1)
 	defer scores.Drop()
@@ -190,7 +191,7 @@ func TestLossCounts(t *testing.T) {
 	if n != 2 {
 		t.Errorf("regression count %d, want 2", n)
 	}
-	checkClose(t, "squared error", float64s(t, sq), []float64{4}, 1e-6)
+	checkClose(t, "squared error", tensortest.Values(t, sq), []float64{4}, 1e-6)
 }
 
 // The host counts of the targets equal the device counts the losses read, and the
@@ -240,7 +241,7 @@ func TestHostTargetCounts(t *testing.T) {
 			t.Errorf("%s: host count %d, device count %d", c.name, c.host, n)
 		}
 		// The same ops on the same inputs: bit for bit.
-		if a, b := float64s(t, loss), float64s(t, sum); a[0] != b[0] {
+		if a, b := tensortest.Values(t, loss), tensortest.Values(t, sum); a[0] != b[0] {
 			t.Errorf("%s: loss %v with the count, %v without", c.name, a[0], b[0])
 		}
 		loss.Drop()
@@ -253,7 +254,7 @@ func TestHostTargetCounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer zero.Drop()
-	if v := float64s(t, zero); len(v) != 1 || v[0] != 0 || model.CausalLMTargets([]int64{5, 6, 7}, 1) != 0 {
+	if v := tensortest.Values(t, zero); len(v) != 1 || v[0] != 0 || model.CausalLMTargets([]int64{5, 6, 7}, 1) != 0 {
 		t.Errorf("T = 1: loss %v, want one 0 and no targets", v)
 	}
 	if got := model.CausalLMTargets(lm, 3); got != 4 {

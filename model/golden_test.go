@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -74,10 +75,10 @@ func forwardGolden(t *testing.T, m *model.Model, g, in *safetensors.File, prefix
 	}
 	defer logits.Drop()
 	want, _ := g.Float64s(prefix + "logits")
-	checkClose(t, prefix+"logits", float64s(t, logits), want, tol)
+	checkClose(t, prefix+"logits", tensortest.Values(t, logits), want, tol)
 	loss, count := goldenLoss(t, m, in, logits)
 	wantLoss, _ := g.Float64s(prefix + "loss_sum")
-	checkClose(t, prefix+"loss_sum", float64s(t, loss), wantLoss, tol)
+	checkClose(t, prefix+"loss_sum", tensortest.Values(t, loss), wantLoss, tol)
 	return loss, count
 }
 
@@ -172,7 +173,7 @@ func TestGoldenAdapterGradients(t *testing.T) {
 				}
 				// Gradients go through one more chain of roundings than the
 				// forward pass; float32 gets twice the forward tolerance.
-				checkClose(t, "grad "+nt.Name, float64s(t, grad), wantGrad, 2*p.tol)
+				checkClose(t, "grad "+nt.Name, tensortest.Values(t, grad), wantGrad, 2*p.tol)
 				grad.Drop()
 				grads++
 			}

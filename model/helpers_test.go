@@ -18,26 +18,6 @@ import (
 
 const regenerate = "regenerate the golden files with: go run ./model/testdata/gen && /usr/bin/python3 model/testdata/golden.py"
 
-// float64s reads any tensor as float64 values.
-func float64s(t *testing.T, x *ts.Tensor) []float64 {
-	t.Helper()
-	d := x.MustDetach(false)
-	defer d.Drop()
-	c := d.MustToDevice(gotch.CPU, gotch.Double, false, false, false)
-	defer c.Drop()
-	cc := c.MustContiguous(false)
-	defer cc.Drop()
-	n := int64(1)
-	for _, s := range cc.MustSize() {
-		n *= s
-	}
-	out := make([]float64, n)
-	if n > 0 {
-		cc.MustCopyData(out, uint(n))
-	}
-	return out
-}
-
 // int64Input reads an I64 tensor of a safetensors file into a tensor.
 func int64Input(t *testing.T, f *safetensors.File, name string) *ts.Tensor {
 	t.Helper()

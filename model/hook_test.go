@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
@@ -192,7 +193,7 @@ func TestDeferredWeightsAreBoundByTheHook(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want = float64s(t, out)
+		want = tensortest.Values(t, out)
 		out.Drop()
 	})
 
@@ -219,7 +220,7 @@ func TestDeferredWeightsAreBoundByTheHook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := float64s(t, out)
+			got := tensortest.Values(t, out)
 			out.Drop()
 			switch {
 			case lend && !slices.Equal(got, want):

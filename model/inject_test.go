@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 )
@@ -166,5 +167,5 @@ func TestAdaptersStartAsIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkClose(t, "logits with fresh adapters", float64s(t, after), float64s(t, before), 0)
+	checkClose(t, "logits with fresh adapters", tensortest.Values(t, after), tensortest.Values(t, before), 0)
 }

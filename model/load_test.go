@@ -11,6 +11,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -195,7 +196,7 @@ func TestLoadShardedMatchesSingleFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(float64s(t, la), float64s(t, lb)) {
+	if !slices.Equal(tensortest.Values(t, la), tensortest.Values(t, lb)) {
 		t.Error("sharded checkpoint gives other logits than the single file")
 	}
 
@@ -241,8 +242,8 @@ func TestLoadBF16(t *testing.T) {
 	}
 	// Weights rounded to bf16 (8 bits of mantissa) move float32 logits a little; bf16
 	// compute adds rounding of every activation. Logits are ≈0.1 here.
-	checkClose(t, "bf16 weights in float32", float64s(t, lf), float64s(t, lr), 5e-3)
-	checkClose(t, "bf16 compute", float64s(t, lb), float64s(t, lf), 2e-2)
+	checkClose(t, "bf16 weights in float32", tensortest.Values(t, lf), tensortest.Values(t, lr), 5e-3)
+	checkClose(t, "bf16 compute", tensortest.Values(t, lb), tensortest.Values(t, lf), 2e-2)
 }
 
 func bytesToFloat32(b []byte) []float32 {

@@ -8,6 +8,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
 )
@@ -73,11 +74,11 @@ func trainStep(t *testing.T, m *model.Model, in model.Inputs, labels *ts.Tensor)
 			continue
 		}
 		g := nt.Tensor.MustGrad(false)
-		grads[nt.Name] = float64s(t, g)
+		grads[nt.Name] = tensortest.Values(t, g)
 		g.Drop()
 		nt.Tensor.ZeroGrad()
 	}
-	return float64s(t, mean)[0], grads
+	return tensortest.Values(t, mean)[0], grads
 }
 
 func TestCheckpointingGivesIdenticalGradients(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -107,7 +108,7 @@ func TestAdamWMatchesTorch(t *testing.T) {
 						have *ts.Tensor
 						want []float64
 					}{{"param", params[i], want.Param}, {"exp_avg", st.ExpAvg, want.ExpAvg}, {"exp_avg_sq", st.ExpAvgSq, want.ExpAvgSq}} {
-						for j, v := range vals(t, c.have) {
+						for j, v := range tensortest.Values(t, c.have) {
 							if !closeTo(v, c.want[j], tc.tol) {
 								t.Fatalf("step %d: %s.%s[%d] = %.17g, torch %.17g (%s)", k+1, n, c.what, j, v, c.want[j], regenerate)
 							}
@@ -153,7 +154,7 @@ func TestAdamWHandReference(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, got := range vals(t, p) {
+	for i, got := range tensortest.Values(t, p) {
 		if !closeTo(got, ref[i], 1e-14) {
 			t.Errorf("p[%d] = %.17g, hand-written AdamW %.17g", i, got, ref[i])
 		}
@@ -196,7 +197,7 @@ func TestAdamWStateRestoresExactly(t *testing.T) {
 		t.Fatalf("state listing: %v, steps %v", names, o.Steps())
 	}
 
-	q := leaf(t, vals(t, p), []int64{2, 3}, gotch.Float, true)
+	q := leaf(t, tensortest.Values(t, p), []int64{2, 3}, gotch.Float, true)
 	defer q.MustDrop()
 	o2, err := NewAdamW([]ts.NamedTensor{{Name: "w", Tensor: q}}, cfg)
 	if err != nil {
@@ -216,7 +217,7 @@ func TestAdamWStateRestoresExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, b := vals(t, p), vals(t, q)
+	a, b := tensortest.Values(t, p), tensortest.Values(t, q)
 	for i := range a {
 		if a[i] != b[i] {
 			t.Fatalf("resumed run differs at %d: %.9g vs %.9g", i, a[i], b[i])

@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 )
 
 // TestClipGradNorm compares with the norm computed in Go over all gradients
@@ -52,7 +53,7 @@ func TestClipGradNorm(t *testing.T) {
 		p *ts.Tensor
 		g []float64
 	}{{a, ga}, {b, gb}} {
-		got := vals(t, pc.p.MustGrad(false))
+		got := tensortest.Values(t, pc.p.MustGrad(false))
 		for i := range got {
 			if math.Abs(got[i]-pc.g[i]*coef) > 1e-15 {
 				t.Fatalf("clipped grad %v, want %v·%v", got, pc.g, coef)
@@ -65,7 +66,7 @@ func TestClipGradNorm(t *testing.T) {
 	if _, err := ClipGradNorm(params, 2*want); err != nil {
 		t.Fatal(err)
 	}
-	if got := vals(t, a.MustGrad(false)); got[1] != ga[1] {
+	if got := tensortest.Values(t, a.MustGrad(false)); got[1] != ga[1] {
 		t.Errorf("gradient under the limit changed: %v", got)
 	}
 }
@@ -84,7 +85,7 @@ func TestClipGradNormRefusesNonFinite(t *testing.T) {
 	if !errors.Is(err, ErrNonFiniteGrad) || !math.IsNaN(total) {
 		t.Fatalf("total %v, err %v; want NaN and ErrNonFiniteGrad", total, err)
 	}
-	if got := vals(t, a.MustGrad(false)); got[1] != 1 {
+	if got := tensortest.Values(t, a.MustGrad(false)); got[1] != 1 {
 		t.Errorf("gradients changed after a refused clip: %v", got)
 	}
 	if _, err := ClipGradNorm(params, 0); !errors.Is(err, ErrConfig) {

@@ -26,20 +26,6 @@ func leaf(t *testing.T, vals []float64, shape []int64, dtype gotch.DType, requir
 	return x
 }
 
-// vals reads a tensor as float64 values.
-func vals(t *testing.T, x *ts.Tensor) []float64 {
-	t.Helper()
-	d := x.MustDetach(false).MustTotype(gotch.Double, true).MustContiguous(true)
-	defer d.MustDrop()
-	n := int64(1)
-	for _, s := range d.MustSize() {
-		n *= s
-	}
-	out := make([]float64, n)
-	d.MustCopyData(out, uint(n))
-	return out
-}
-
 // setGrads gives each params[i] the gradient grads[i] (nil: none) through the loss
 // Σ_i sum(p_i ⊙ G_i), after zeroing the existing gradients.
 func setGrads(t *testing.T, o *AdamW, params []*ts.Tensor, grads [][]float64) {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -36,7 +37,7 @@ func TestLRScaleIsAParameterGroupRate(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		return vals(t, pa), vals(t, pb)
+		return tensortest.Values(t, pa), tensortest.Values(t, pb)
 	}
 	aScaled, bScaled := run(0.25, 4)
 	aFull, _ := run(1, 1)
