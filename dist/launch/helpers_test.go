@@ -33,6 +33,24 @@ func workerOut(t *testing.T) string {
 
 // testConfig is a node configuration with short timeouts that runs nproc
 // test workers of the given role. endpoint "" means standalone.
+// nodeConfig is testConfig for node rank of a job of minNodes to maxNodes nodes.
+func nodeConfig(t *testing.T, endpoint, job string, minNodes, maxNodes, rank, nproc int, workerArgs ...string) Config {
+	t.Helper()
+	cfg := testConfig(t, endpoint, job, nproc, workerArgs...)
+	cfg.MinNodes, cfg.MaxNodes, cfg.NodeRank = minNodes, maxNodes, rank
+	return cfg
+}
+
+// waitNodes waits for each launcher to end, failing the test on the first error.
+func waitNodes(t *testing.T, nodes ...*launched) {
+	t.Helper()
+	for i, n := range nodes {
+		if err := n.wait(t, testDeadline); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+}
+
 func testConfig(t *testing.T, endpoint, job string, nproc int, workerArgs ...string) Config {
 	t.Helper()
 	self, err := os.Executable()

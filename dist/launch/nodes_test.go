@@ -21,15 +21,9 @@ func TestTwoNodesFormOneWorld(t *testing.T) {
 	out := workerOut(t)
 	var nodes []*launched
 	for rank := 0; rank < 2; rank++ {
-		cfg := testConfig(t, srv.Endpoint(), "two-nodes", 2, "env", out)
-		cfg.MinNodes, cfg.MaxNodes, cfg.NodeRank = 2, 2, rank
-		nodes = append(nodes, launch(t, cfg))
+		nodes = append(nodes, launch(t, nodeConfig(t, srv.Endpoint(), "two-nodes", 2, 2, rank, 2, "env", out)))
 	}
-	for i, n := range nodes {
-		if err := n.wait(t, testDeadline); err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-	}
+	waitNodes(t, nodes...)
 	recs := records(t, out)
 	if len(recs) != 4 {
 		t.Fatalf("%d worker records, want 4", len(recs))
@@ -61,15 +55,11 @@ func TestFailureOnOneNodeRestartsEveryNode(t *testing.T) {
 	out := workerOut(t)
 	var nodes []*launched
 	for rank := 0; rank < 2; rank++ {
-		cfg := testConfig(t, srv.Endpoint(), "two-node-restart", 1, "fail-round0", out)
-		cfg.MinNodes, cfg.MaxNodes, cfg.NodeRank, cfg.MaxRestarts = 2, 2, rank, 1
+		cfg := nodeConfig(t, srv.Endpoint(), "two-node-restart", 2, 2, rank, 1, "fail-round0", out)
+		cfg.MaxRestarts = 1
 		nodes = append(nodes, launch(t, cfg))
 	}
-	for i, n := range nodes {
-		if err := n.wait(t, testDeadline); err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-	}
+	waitNodes(t, nodes...)
 	recs := records(t, out)
 	// The failed node counts a restart; the other one only followed the
 	// round change.
@@ -91,20 +81,14 @@ func TestElasticScaleUpFormsBiggerRound(t *testing.T) {
 	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	node := func(rank int) Config {
-		cfg := testConfig(t, srv.Endpoint(), "elastic", 2, "elastic", out, "4")
-		cfg.MinNodes, cfg.MaxNodes, cfg.NodeRank = 1, 2, rank
-		return cfg
+		return nodeConfig(t, srv.Endpoint(), "elastic", 1, 2, rank, 2, "elastic", out, "4")
 	}
 	first := launch(t, node(0))
 	testkit.WaitFor(t, testDeadline, "round 0 workers of the first node", func() bool {
 		return len(records(t, out)) == 2
 	})
 	second := launch(t, node(1))
-	for i, n := range []*launched{first, second} {
-		if err := n.wait(t, testDeadline); err != nil {
-			t.Fatalf("node %d: %v", i, err)
-		}
-	}
+	waitNodes(t, first, second)
 	recs := records(t, out)
 	if e := recs[recordName(0, 1)].Env; e.WorldSize != 2 || e.NumNodes != 1 {
 		t.Errorf("round 0: %+v, want one node of 2 workers", e)
@@ -136,9 +120,7 @@ func TestLostNodeMakesTheOthersRestartWithoutIt(t *testing.T) {
 	srv := etcdtest.Start(t)
 	out := workerOut(t)
 	node := func(rank int) Config {
-		cfg := testConfig(t, srv.Endpoint(), "shrink", 2, "elastic", out, "2")
-		cfg.MinNodes, cfg.MaxNodes, cfg.NodeRank = 1, 2, rank
-		return cfg
+		return nodeConfig(t, srv.Endpoint(), "shrink", 1, 2, rank, 2, "elastic", out, "2")
 	}
 	ctx, stopSecond := context.WithCancel(context.Background())
 	defer stopSecond()
