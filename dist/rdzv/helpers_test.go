@@ -67,9 +67,20 @@ func newAgent(t *testing.T, srv *etcdembed.Server, job, id string, more ...Optio
 	return a
 }
 
-// joinAll calls Join on every agent concurrently.
+// joinAll calls Join on every agent concurrently, failing the test on an error.
 func joinAll(t *testing.T, agents ...*Agent) []*Round {
 	t.Helper()
+	rounds, errs := joinEach(agents...)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("agent %s: %v", agents[i].ID(), err)
+		}
+	}
+	return rounds
+}
+
+// joinEach calls Join on every agent concurrently and returns each one's round and error.
+func joinEach(agents ...*Agent) ([]*Round, []error) {
 	rounds := make([]*Round, len(agents))
 	errs := make([]error, len(agents))
 	var wg sync.WaitGroup
@@ -77,12 +88,7 @@ func joinAll(t *testing.T, agents ...*Agent) []*Round {
 		wg.Go(func() { rounds[i], errs[i] = a.Join(context.Background()) })
 	}
 	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("agent %s: %v", agents[i].ID(), err)
-		}
-	}
-	return rounds
+	return rounds, errs
 }
 
 // firstEvent waits for the event of a Watch channel, failing after limit.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -173,13 +172,7 @@ func TestRoundNeverExceedsMaxNodes(t *testing.T) {
 		agents = append(agents, newAgent(t, srv, "over", id, WithNodes(1, 2),
 			WithJoinTimeout(2*time.Second)))
 	}
-	rounds := make([]*Round, len(agents))
-	errs := make([]error, len(agents))
-	var wg sync.WaitGroup
-	for i, a := range agents {
-		wg.Go(func() { rounds[i], errs[i] = a.Join(context.Background()) })
-	}
-	wg.Wait()
+	rounds, errs := joinEach(agents...)
 	// Whether the third registered before the freeze or after, exactly two
 	// are in round 0 and the third times out waiting for a round with room.
 	in, spare := 0, 0
