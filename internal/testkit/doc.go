@@ -5,7 +5,8 @@
 //   - testkit (this package): WaitFor, a poll of a condition whose deadline is
 //     only a failure bound, for tests that wait on an event they cannot be told of
 //     (a file appearing, a process ending); Within, a call run on a goroutine that
-//     fails the test if it has not returned after a bound; ShortReason, the one spelling of a
+//     fails the test if it has not returned after a bound; NoGoroutinesLeft, a leak
+//     check against the goroutine count at a test's start; ShortReason, the one spelling of a
 //     -short skip; and RefusingAddr, a loopback address that refuses connections and
 //     that no other process can take while the test runs (a port "freed" by closing a
 //     listener can be taken by another test binary before the test dials it).

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -59,5 +60,18 @@ func Within(t testing.TB, limit time.Duration, what string, f func() error) (tim
 	case <-timer.C:
 		t.Fatalf("%s still running after %v", what, limit)
 		return 0, nil
+	}
+}
+
+// NoGoroutinesLeft fails the test (with every goroutine's stack) when, limit after
+// the call, more than before+slack goroutines still run: before is
+// runtime.NumGoroutine() at the test's start, slack the few process-wide goroutines a
+// library starts once (gRPC, etcd). It returns as soon as the count is back.
+func NoGoroutinesLeft(t testing.TB, before, slack int, limit time.Duration) {
+	t.Helper()
+	if Poll(limit, func() bool { return runtime.NumGoroutine() <= before+slack }) != nil {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		t.Fatalf("goroutines: %d before, %d after %v\n%s", before, runtime.NumGoroutine(), limit, buf[:n])
 	}
 }

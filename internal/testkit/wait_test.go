@@ -87,3 +87,25 @@ func TestWithinFailsTheTestWhenTheCallHangs(t *testing.T) {
 		t.Errorf("failure %q", ft.msg)
 	}
 }
+
+func TestNoGoroutinesLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	stop := make(chan struct{})
+	// Ten left running: the check fails even if a few goroutines of earlier tests end
+	// meanwhile.
+	for range 10 {
+		go func() { <-stop }()
+	}
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		NoGoroutinesLeft(ft, before+1, 0, time.Millisecond) // +1: the goroutine running this check
+	}()
+	<-done
+	if !strings.Contains(ft.msg, "goroutines: ") {
+		t.Errorf("a goroutine left running: failure %q, want one", ft.msg)
+	}
+	close(stop)
+	NoGoroutinesLeft(t, before, 0, time.Minute) // the goroutines end: the count comes back
+}
