@@ -61,7 +61,7 @@ func TestStartServesClientsAndStops(t *testing.T) {
 		t.Fatalf("port of %s still bound after Close: %v", ep, err)
 	}
 	l.Close()
-	checkGoroutines(t, before)
+	testkit.NoGoroutinesLeft(t, before, 4, 5*time.Second) // slack: a few process-wide ones etcd and gRPC start once
 }
 
 func TestStartReusesDataDir(t *testing.T) {
@@ -132,18 +132,5 @@ func TestStartRejectsBadArguments(t *testing.T) {
 	}
 	if _, err := Start(context.Background(), t.TempDir(), WithLogLevel("loud")); !errors.Is(err, ErrStart) {
 		t.Fatalf("bad log level: err = %v, want ErrStart", err)
-	}
-}
-
-// checkGoroutines fails if, after a grace period, more goroutines run than
-// before the test (a few process-wide ones that etcd and gRPC start once are
-// tolerated).
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	const slack = 4
-	if testkit.Poll(5*time.Second, func() bool { return runtime.NumGoroutine() <= before+slack }) != nil {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		t.Fatalf("goroutines: %d before, %d after Close\n%s", before, runtime.NumGoroutine(), buf[:n])
 	}
 }

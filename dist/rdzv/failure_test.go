@@ -37,7 +37,7 @@ func TestUnreachableEtcdFailsWithinDialTimeout(t *testing.T) {
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("worker: err = %v, want ErrUnreachable", err)
 	}
-	checkGoroutines(t, before)
+	testkit.NoGoroutinesLeft(t, before, 5, 5*time.Second) // slack: a few process-wide ones gRPC starts once
 }
 
 func TestEtcdStoppedMidRoundNothingHangs(t *testing.T) {
@@ -101,7 +101,7 @@ func TestEtcdStoppedMidRoundNothingHangs(t *testing.T) {
 		}
 	}
 	b.Close()
-	checkGoroutines(t, before)
+	testkit.NoGoroutinesLeft(t, before, 5, 5*time.Second) // slack: a few process-wide ones gRPC starts once
 }
 
 func TestAuthUsesCredentialsAndNamesRejection(t *testing.T) {

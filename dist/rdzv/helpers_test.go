@@ -102,20 +102,3 @@ func firstEvent(t *testing.T, ch <-chan Event, limit time.Duration) Event {
 	}
 	return Event{}
 }
-
-// checkGoroutines fails if, after a grace period, clearly more goroutines
-// run than before (a few process-wide ones that gRPC starts once are
-// tolerated).
-func checkGoroutines(t *testing.T, before int) {
-	t.Helper()
-	const slack = 5
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before+slack {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			t.Fatalf("goroutines: %d before, %d after\n%s", before, runtime.NumGoroutine(), buf[:n])
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
