@@ -74,7 +74,7 @@ func TestRendezvousWorkerAsStore(t *testing.T) {
 
 	done := blocked(t, gs[0], ctx)
 	workers[0].Close() // the session ends; Done() fires
-	if err := within(t, done, 5*time.Second); !errors.Is(err, collective.ErrAborted) {
+	if err := within(t, done, abortBound); !errors.Is(err, collective.ErrAborted) {
 		t.Fatalf("got %v, want ErrAborted", err)
 	}
 }
