@@ -14,6 +14,7 @@ import (
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/adapterio"
 	"github.com/lrtrain/lrtrain/internal/testkit/tensortest"
+	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -45,8 +46,10 @@ func peftConfig(extra string) string {
 }
 
 // peftTensors draws lora_A [4, d_in] and lora_B [d_out, 4] for q_proj and v_proj of
-// every layer of the tiny Llama.
-func peftTensors(hidden, kv, layers int) (map[string][]float32, map[string][]int64) {
+// every layer of the tiny Llama cfg describes.
+func peftTensors(cfg *model.Config) (map[string][]float32, map[string][]int64) {
+	hidden, layers := cfg.HiddenSize, cfg.NumHiddenLayers
+	kv := cfg.NumKeyValueHeads * cfg.HiddenSize / cfg.NumAttentionHeads
 	vals, shapes := map[string][]float32{}, map[string][]int64{}
 	rng := rand.New(rand.NewPCG(9, 9))
 	add := func(name string, shape ...int64) {
@@ -73,8 +76,7 @@ func TestReadPEFTDirectory(t *testing.T) {
 	base := writeBase(t, "llama")
 	m := load(t, base)
 	cfg := m.Config()
-	kv := cfg.NumKeyValueHeads * cfg.HiddenSize / cfg.NumAttentionHeads
-	vals, shapes := peftTensors(cfg.HiddenSize, kv, cfg.NumHiddenLayers)
+	vals, shapes := peftTensors(cfg)
 	dir := writeDir(t, peftConfig(""), safetensors.BF16, vals, shapes)
 	d, err := adapterio.Open(dir)
 	if err != nil {
@@ -133,7 +135,7 @@ func TestNullTargetModulesUseTheFile(t *testing.T) {
 	base := writeBase(t, "llama")
 	m := load(t, base)
 	cfg := m.Config()
-	vals, shapes := peftTensors(cfg.HiddenSize, cfg.NumKeyValueHeads*cfg.HiddenSize/cfg.NumAttentionHeads, cfg.NumHiddenLayers)
+	vals, shapes := peftTensors(cfg)
 	raw := strings.Replace(peftConfig(""), `"model\\.layers\\.\\d+\\.self_attn\\.(q_proj|v_proj)"`, "null", 1)
 	d, err := adapterio.Open(writeDir(t, raw, safetensors.F32, vals, shapes))
 	if err != nil {
@@ -155,8 +157,7 @@ func TestRefusals(t *testing.T) {
 	base := writeBase(t, "llama")
 	m := load(t, base)
 	cfg := m.Config()
-	kv := cfg.NumKeyValueHeads * cfg.HiddenSize / cfg.NumAttentionHeads
-	vals, shapes := peftTensors(cfg.HiddenSize, kv, cfg.NumHiddenLayers)
+	vals, shapes := peftTensors(cfg)
 	for _, c := range []struct {
 		name, extra, tensor string
 		want                error
