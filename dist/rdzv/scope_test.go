@@ -91,8 +91,11 @@ func TestBarrierTimeoutNamesMissingMembers(t *testing.T) {
 	srv := startEtcd(t)
 	var agents []*Agent
 	for _, id := range []string{"a", "b", "c"} {
+		// Both a's and b's errors must count the other as arrived, so each must arrive
+		// within the other's wait: 2 s, not less, so that a loaded machine that starts
+		// one goroutine late does not turn "2 of 3 arrived" into "1 of 3".
 		agents = append(agents, newAgent(t, srv, "barrier-timeout", id, WithNodes(3, 3),
-			WithWaitTimeout(400*time.Millisecond)))
+			WithWaitTimeout(2*time.Second)))
 	}
 	joinAll(t, agents...)
 	errs := make([]error, 2)
