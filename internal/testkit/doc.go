@@ -6,10 +6,11 @@
 //     only a failure bound, for tests that wait on an event they cannot be told of
 //     (a file appearing, a process ending); Within, a call run on a goroutine that
 //     fails the test if it has not returned after a bound; NoGoroutinesLeft, a leak
-//     check against the goroutine count at a test's start; ShortReason, the one spelling of a
-//     -short skip; and RefusingAddr, a loopback address that refuses connections and
-//     that no other process can take while the test runs (a port "freed" by closing a
-//     listener can be taken by another test binary before the test dials it).
+//     check against the goroutine count at a test's start; DirNames, a directory's
+//     entry names; ShortReason, the one spelling of a -short skip; and RefusingAddr,
+//     a loopback address that refuses connections and that no other process can
+//     take while the test runs (a port "freed" by closing a listener can be taken by
+//     another test binary before the test dials it).
 //   - etcdtest: the real embedded etcd server (package dist/etcdembed) on free
 //     loopback ports, with its data in t.TempDir(), stopped when the test ends.
 //   - tinymodel: a small model in the Hugging Face layout (package model/hfinit:

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -74,4 +75,19 @@ func NoGoroutinesLeft(t testing.TB, before, slack int, limit time.Duration) {
 		n := runtime.Stack(buf, true)
 		t.Fatalf("goroutines: %d before, %d after %v\n%s", before, runtime.NumGoroutine(), limit, buf[:n])
 	}
+}
+
+// DirNames is the names of dir's entries, sorted (os.ReadDir's order), failing the test
+// when dir cannot be read.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("testkit: list %s: %v", dir, err)
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }

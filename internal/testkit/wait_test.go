@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -108,4 +110,16 @@ func TestNoGoroutinesLeft(t *testing.T) {
 	}
 	close(stop)
 	NoGoroutinesLeft(t, before, 0, time.Minute) // the goroutines end: the count comes back
+}
+
+func TestDirNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b", "a", "c"} {
+		if err := os.WriteFile(filepath.Join(dir, n), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := DirNames(t, dir); strings.Join(got, ",") != "a,b,c" {
+		t.Errorf("DirNames = %v, want [a b c]", got)
+	}
 }
