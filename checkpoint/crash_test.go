@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 )
 
@@ -91,7 +92,7 @@ func TestSaveSurvivesSIGKILL(t *testing.T) {
 			if _, err := Prune(root, 2); err != nil {
 				t.Fatal(err)
 			}
-			if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000001", "step-000002"}) {
+			if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000001", "step-000002"}) {
 				t.Errorf("after resave and prune the root holds %v", got)
 			}
 		})
@@ -144,7 +145,7 @@ func runAndKill(t *testing.T, root, stage string) {
 func ageEntries(t *testing.T, root string, by time.Duration) {
 	t.Helper()
 	old := time.Now().Add(-by)
-	for _, name := range rootEntries(t, root) {
+	for _, name := range testkit.DirNames(t, root) {
 		p := root + "/" + name
 		if entries, err := os.ReadDir(p); err == nil {
 			for _, e := range entries {

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +22,7 @@ func TestPruneKeepsNewestAndLatest(t *testing.T) {
 	if !slices.Equal(removed, want) {
 		t.Errorf("removed %v, want %v", removed, want)
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000004", "step-000005"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000004", "step-000005"}) {
 		t.Errorf("root holds %v", got)
 	}
 	requireLatest(t, root, 5)
@@ -44,14 +45,14 @@ func TestPruneNeverRemovesLatestOrYoungUncommitted(t *testing.T) {
 	if _, err := Prune(root, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000002", "step-000003", "step-000004", "step-000005"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000002", "step-000003", "step-000004", "step-000005"}) {
 		t.Errorf("root holds %v, want latest (2) and the young uncommitted 3-5", got)
 	}
 	ageEntries(t, root, time.Hour)
 	if _, err := Prune(root, 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000002"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000002"}) {
 		t.Errorf("after they went stale the root holds %v", got)
 	}
 	requireLatest(t, root, 2)
@@ -86,7 +87,7 @@ func TestPruneTempDirsByAge(t *testing.T) {
 	if _, err := Prune(root, 1, WithStaleAfter(time.Nanosecond)); err != nil {
 		t.Fatal(err)
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
 		t.Errorf("root holds %v", got)
 	}
 }
@@ -100,7 +101,7 @@ func TestPruneWithoutPointerAndBadArguments(t *testing.T) {
 	if _, err := Prune(root, 2); err != nil {
 		t.Fatal(err)
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"step-000002", "step-000003"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"step-000002", "step-000003"}) {
 		t.Errorf("root holds %v", got)
 	}
 	if _, err := Prune(root, 0); err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"io"
 	"maps"
 	"os"
@@ -106,7 +107,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	if _, err := c.Open("nope"); err == nil {
 		t.Error("Open of an unlisted file succeeded")
 	}
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000123"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000123"}) {
 		t.Errorf("root holds %v, want only latest and step-000123", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, LatestName)); string(b) != "step-000123\n" {
@@ -155,7 +156,7 @@ func TestSaveRejectsBadInput(t *testing.T) {
 	if _, err := Save(root, -1, ok, nil); err == nil {
 		t.Error("negative step accepted")
 	}
-	if got := rootEntries(t, root); len(got) != 0 {
+	if got := testkit.DirNames(t, root); len(got) != 0 {
 		t.Errorf("rejected saves left %v", got)
 	}
 }
@@ -175,7 +176,7 @@ func TestSaveENOSPCNamesTheFile(t *testing.T) {
 		t.Fatalf("error = %v, want ENOSPC naming optimizer.bin", err)
 	}
 	requireLatest(t, root, 1)
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
 		t.Errorf("root holds %v after a failed save", got)
 	}
 }
@@ -208,7 +209,7 @@ func TestSaveFailureAtEachStage(t *testing.T) {
 				return
 			}
 			requireLatest(t, root, 1)
-			if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
+			if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000001"}) {
 				t.Errorf("root holds %v after a failed save", got)
 			}
 			mustSave(t, root, 2) // and the next attempt works
@@ -245,7 +246,7 @@ func TestSaveReplacesUncommittedButNotLatest(t *testing.T) {
 		t.Errorf("re-saving the latest step: %v, want ErrExists", err)
 	}
 	requireLatest(t, root, 2)
-	if got := rootEntries(t, root); !slices.Equal(got, []string{"latest", "step-000001", "step-000002"}) {
+	if got := testkit.DirNames(t, root); !slices.Equal(got, []string{"latest", "step-000001", "step-000002"}) {
 		t.Errorf("root holds %v", got)
 	}
 }
@@ -257,17 +258,4 @@ func setHook(t *testing.T, h func(string) error) {
 	old := hook
 	hook = h
 	t.Cleanup(func() { hook = old })
-}
-
-func rootEntries(t *testing.T, root string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -79,14 +80,14 @@ func TestWriteShardedReplacesOldLayout(t *testing.T) {
 	if err := WriteSharded(dir, in, 1000, nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := listDir(t, dir); !slices.Equal(got, []string{"config.json", SingleFileName}) {
+	if got := testkit.DirNames(t, dir); !slices.Equal(got, []string{"config.json", SingleFileName}) {
 		t.Errorf("after a single-file save the directory holds %v", got)
 	}
 	if err := WriteSharded(dir, in, 130, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"config.json", ShardName(1, 2), ShardName(2, 2), IndexFileName}
-	if got := listDir(t, dir); !slices.Equal(got, want) {
+	if got := testkit.DirNames(t, dir); !slices.Equal(got, want) {
 		t.Errorf("after a 2-shard save the directory holds %v, want %v", got, want)
 	}
 	x, err := OpenIndex(dir)
@@ -171,17 +172,4 @@ func TestOpenIndexErrors(t *testing.T) {
 			t.Errorf("error = %v, want ErrNotFound", err)
 		}
 	})
-}
-
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
