@@ -52,7 +52,9 @@
 // embeddings, each block and the head, and around each block's recomputation in a
 // checkpointed backward; a hook that is also a WeightDeferrer supplies the frozen
 // weights itself, which the model then binds as placeholders without reading them
-// (package shard all-gathers them per block from the ranks of a shard group).
+// (package shard all-gathers them per block from the ranks of a shard group); a hook
+// that is also a BlockScheduler hears the order of the next Before calls before each
+// run of pieces, so that it can prepare the next blocks while one computes.
 //
 // Tests compare logits, losses and adapter gradients with golden files written by
 // testdata/golden.py, an independent float64 PyTorch implementation (regenerate with
