@@ -64,4 +64,13 @@
 // ranks log to their console only. OpenCheckpoint, LoadAdapters and VerifyBaseModel
 // use a checkpoint elsewhere (evaluation, export). Measured step time and memory are in
 // BENCHMARKS.md (trainer sections).
+//
+// # Threads
+//
+// On the CPU a step alternates between libtorch's OpenMP pool and OpenBLAS's threads;
+// libgomp's default spin-wait lets the idle pool take the cores the busy one needs.
+// A program that trains calls ExecWithThreadEnv first in main (lrtrain does): unless
+// OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, it re-executes itself once, same process
+// ID and arguments, with OMP_WAIT_POLICY=PASSIVE (ThreadEnv), since libgomp reads the
+// policy only when it is loaded.
 package train
