@@ -19,6 +19,9 @@
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -shard
 //
+// -packing packs the examples into rows of exactly -max-len tokens, so that every
+// micro-batch is the same work on every rank.
+//
 // -ranks N runs N ranks instead of 2 (grad_accum_steps 2·A/N, which must be whole);
 // -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth.
 //
@@ -47,7 +50,7 @@ type flags struct {
 	steps, warmup, rounds int
 	micro, accum, maxLen  int
 	threads1              int
-	keep, shard           bool
+	keep, shard, packing  bool
 	ranks                 int
 	prefetch              []int
 }
@@ -66,6 +69,7 @@ func main() {
 	flag.IntVar(&f.threads1, "threads1", 0, "OMP_NUM_THREADS of the single rank (default: all CPUs)")
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
 	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
+	flag.BoolVar(&f.packing, "packing", false, "pack the examples into rows of exactly -max-len tokens (data.packing) instead of padding each micro-batch to its longest")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -164,12 +168,12 @@ func runOnce(f flags, base, data, dir string, ranks int, shard bool, prefetch, c
 	}
 	cfg := fmt.Sprintf(`model: {path: %s}
 adapter: {method: lrlora, r: 8}
-data: {format: alpaca_json, train: %s, max_len: %d}
+data: {format: alpaca_json, train: %s, max_len: %d, packing: %t}
 train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
 checkpoint: {every: 1000000}
 dist: {backend: gloo, shard_group_size: %d, shard_prefetch: %d}
 output: {dir: %s}
-`, base, data, f.maxLen, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
+`, base, data, f.maxLen, f.packing, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
 	cfgPath := filepath.Join(dir, "cfg.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return result{}, err
@@ -260,8 +264,12 @@ func peakOf(path string) (float64, error) {
 
 // report prints one line per run, the best throughput of each world size and their ratio.
 func report(f flags, results []result, cpus int) {
-	fmt.Printf("preset %s, global batch %d examples × max_len %d, %d steps (first %d left out), %d CPUs\n",
-		f.preset, f.micro*f.accum*2, f.maxLen, f.steps, f.warmup, cpus)
+	rows := "examples"
+	if f.packing {
+		rows = "packed rows"
+	}
+	fmt.Printf("preset %s, global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
+		f.preset, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\t")
 	best, peak := map[int]float64{}, map[int]float64{}
