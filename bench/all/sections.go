@@ -115,7 +115,7 @@ func renderPhi(rs []result) (string, error) {
 	for _, d := range dims(rs[0].out, "BenchmarkPhi/") {
 		f, fok := m["BenchmarkPhi/fused/d="+d]
 		nv, nok := m["BenchmarkPhi/naive/d="+d]
-		row := []string{d + "×" + d, "—", "—", "—", "—", "not run", "—", "—"}
+		row := []string{d + "×" + d, "—", "—", "—", "—", "not run (skipped by default; see below)", "—", "—"}
 		if fok {
 			row[1] = fmt.Sprintf("%s ms (%s / %s)", num(f.metrics["fwd-ms"]+f.metrics["bwd-ms"]), num(f.metrics["fwd-ms"]), num(f.metrics["bwd-ms"]))
 			row[2], row[3], row[4] = num(f.metrics["best-ms"])+" ms", num(f.metrics["elem/s"]/1e6)+" M/s", num(f.metrics["peak-MiB"])+" MiB"
