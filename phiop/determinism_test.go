@@ -11,9 +11,10 @@ import (
 	"github.com/sugarme/gotch"
 )
 
-// Backward sums ∂a and ∂β per fixed 8192-element chunk and then in chunk
-// order, so repeated runs and different thread counts give the same bits.
-// M has 300×301 elements: 12 chunks, the last one partial.
+// Backward sums ∂a and ∂β (and, centred, Σ G) per fixed 8192-element chunk and
+// then in chunk order, so repeated runs and different thread counts give the same
+// bits, for the plain op and each variant. M has 300×301 elements: 12 chunks, the
+// last one partial.
 func TestBackwardIsDeterministic(t *testing.T) {
 	lockThread(t)
 	prev := NumThreads()
@@ -26,14 +27,18 @@ func TestBackwardIsDeterministic(t *testing.T) {
 	for i := range wv {
 		wv[i] = rng.NormFloat64()
 	}
-	for _, dtype := range []gotch.DType{gotch.Float, gotch.Double} {
-		t.Run(fmt.Sprint(dtype), func(t *testing.T) {
+	for _, c := range []struct {
+		v     Variant
+		dtype gotch.DType
+	}{{Variant{}, gotch.Float}, {Variant{}, gotch.Double}, {Variant{Center: true}, gotch.Float}, {Variant{Residual: true}, gotch.Double}} {
+		dtype := c.dtype
+		t.Run(fmt.Sprintf("%v/%v", c.v, dtype), func(t *testing.T) {
 			run := func(threads int) result {
 				SetNumThreads(threads)
 				if got := NumThreads(); got != threads {
 					t.Fatalf("NumThreads() = %d after SetNumThreads(%d)", got, threads)
 				}
-				return evaluate(t, Apply, mv, wv, shape, p, dtype)
+				return evaluate(t, variantFn(ApplyVariant, c.v), mv, wv, shape, p, dtype)
 			}
 			first := run(2)
 			for _, other := range []struct {
