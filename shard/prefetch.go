@@ -3,6 +3,7 @@ package shard
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 	"unsafe"
 
@@ -142,8 +143,11 @@ func (g *Gatherer) request(block, u int) error {
 	return nil
 }
 
-// serve is the collective goroutine: it runs the requests in the order they came.
+// serve is the collective goroutine: it runs the requests in the order they came,
+// on one OS thread (gotch reads libtorch's errors, of CudaSynchronize, per thread).
 func (g *Gatherer) serve(reqs <-chan *request, exited chan<- struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(exited)
 	for r := range reqs {
 		g.run(r)
