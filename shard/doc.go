@@ -66,7 +66,10 @@
 // 0: gather of block 1: collective: peer lost: …"); Before then waits for every
 // other gather asked for ahead and drops it, as does Schedule(nil), which the model
 // calls when it leaves a run early and at the end of a backward; Close ends the
-// goroutine. Depth 0 gathers each unit when it is needed, on the pass's goroutine.
+// goroutine. Depth 0 gathers each unit when it is needed, on the pass's goroutine. On
+// a GPU the goroutine synchronises the device before each gather (the pooled buffer
+// may still be read by queued kernels), which waits for the current block's kernels
+// too: there prefetch overlaps little until the buffers get events of their own.
 //
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation
