@@ -87,10 +87,26 @@ func TestResumeRefusesOtherWeightsOfTheSameLayout(t *testing.T) {
 
 // The weights' sums are cached by path, size and modification time: a second
 // identification reads the cached sum (shown by planting a wrong one, which it returns)
-// and a changed modification time makes it hash the file again.
+// and a changed modification time makes it hash the file again. A file modified within
+// racyWindow of its hashing is not cached at all: a same-size rewrite inside the file
+// system's timestamp granularity could otherwise keep the old sum.
 func TestWeightsHashIsCachedBySizeAndTime(t *testing.T) {
-	model := tinyModel(t)
+	model := filepath.Join(t.TempDir(), "model")
+	if err := os.CopyFS(model, os.DirFS(tinyModel(t))); err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(model, "model.safetensors")
 	cache := filepath.Join(t.TempDir(), WeightsHashFile)
+	if _, err := identifyBaseModel(model, cache); err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := os.ReadFile(cache); err != nil || strings.Contains(string(raw), "model.safetensors") {
+		t.Fatalf("a file written just now was cached: %q (%v)", raw, err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(fresh, old, old); err != nil {
+		t.Fatal(err)
+	}
 	first, err := identifyBaseModel(model, cache)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/lrtrain/lrtrain/safetensors"
 )
@@ -19,6 +20,12 @@ import (
 // its path, size and modification time, so that a resumed or restarted run does not read
 // the whole model again to identify it.
 const WeightsHashFile = "base-weights-sha256.json"
+
+// racyWindow: a file modified less than this before it was hashed is not cached. A
+// rewrite of the same size within the file system's timestamp granularity (a few ms
+// on some, seconds on others) would otherwise keep its old modification time and be
+// identified by the old content's hash; such a file is hashed again next time.
+const racyWindow = 2 * time.Second
 
 // weightsCache is WeightsHashFile's content.
 type weightsCache struct {
@@ -98,7 +105,12 @@ func contentSHA256(dir, cache string) (_ string, err error) {
 			if key.SHA256, err = hashFile(abs, -1); err != nil {
 				return "", err
 			}
-			sum, c.Files[abs] = key, key
+			sum = key
+			if time.Since(info.ModTime()) >= racyWindow {
+				c.Files[abs] = key
+			} else {
+				delete(c.Files, abs) // racy: rehashed next time
+			}
 		}
 		fmt.Fprintf(all, "%s %s\n", filepath.Base(abs), sum.SHA256)
 	}
