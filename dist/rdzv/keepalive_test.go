@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ func loadMachine(t *testing.T) {
 	t.Helper()
 	for range 2 * runtime.NumCPU() {
 		c := exec.Command("sh", "-c", "while :; do :; done")
+		// Killed with this process too: a test binary stopped by go test's timeout (or by
+		// hand) must not leave busy loops running on the machine.
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
