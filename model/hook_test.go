@@ -149,15 +149,7 @@ func TestBlockHookOrder(t *testing.T) {
 	if want := []string{"B-1", "A-1", "B0", "A0", "B1", "A1", "B2"}; !slices.Equal(h.calls, want) {
 		t.Errorf("checkpointed forward called %v, want %v (head held for backward)", h.calls, want)
 	}
-	loss, err := p.Logits().Sum(p.Logits().DType(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Backward(loss); err != nil {
-		t.Fatal(err)
-	}
-	loss.Drop()
-	p.Close()
+	backwardSum(t, p)
 	want = []string{"B-1", "A-1", "B0", "A0", "B1", "A1", "B2", "A2", "B1", "A1", "B0", "A0"}
 	if !slices.Equal(h.calls, want) {
 		t.Errorf("checkpointed step called %v, want %v", h.calls, want)
@@ -302,15 +294,7 @@ func TestBlockSchedulerOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loss, err := p.Logits().Sum(p.Logits().DType(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Backward(loss); err != nil {
-		t.Fatal(err)
-	}
-	loss.Drop()
-	p.Close()
+	backwardSum(t, p)
 	want = []string{"S[-1 0 1 2]", "B-1", "A-1", "B0", "A0", "B1", "A1", "B2",
 		"S[1 0]", "A2", "B1", "A1", "B0", "A0", "S[]"}
 	if !slices.Equal(h.calls, want) {
@@ -325,4 +309,18 @@ func TestBlockSchedulerOrder(t *testing.T) {
 	if !slices.Equal(h.calls, want) {
 		t.Errorf("a Forward whose hook fails at block 1 called %v, want %v", h.calls, want)
 	}
+}
+
+// backwardSum runs p's backward pass from the sum of its logits and closes it.
+func backwardSum(t *testing.T, p *model.Pass) {
+	t.Helper()
+	loss, err := p.Logits().Sum(p.Logits().DType(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Backward(loss); err != nil {
+		t.Fatal(err)
+	}
+	loss.Drop()
+	p.Close()
 }
