@@ -135,17 +135,13 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 			t.Errorf("%q not replaced", gone)
 		}
 	}
-	for _, want := range []string{
+	wantAll(t, got,
 		"| 1024 | 45.8 ms | 503 ms | 9.10 % | 8.20 % |",
 		"| 2×32 | 1.450 s / 1.400 s | 1.740 s / 1.680 s | 1.200× | 1.200× | 1.801× | 0.67 | 893.0 / 1039.0 MiB |",
 		"(-quick: tiny sizes, not a measurement)",
 		"1.00 / 2.00 / 3.00 → 1.00 / 2.00 / 3.00",
 		"- `go run ./train/bench/stepbench -preset tiny -batch 1 -seq 32 -steps 3`",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in:\n%s", want, got)
-		}
-	}
+	)
 	if n := len(blockNames(got)); n != 7 { // the header and six sections
 		t.Errorf("%d blocks after the rewrite, want 7", n)
 	}
@@ -161,18 +157,14 @@ func TestFullRunWritesEveryBlockAndTheHeader(t *testing.T) {
 	if strings.Contains(got, "old ") {
 		t.Errorf("an old block survived a full run:\n%s", got)
 	}
-	for _, want := range []string{
+	wantAll(t, got,
 		"`go test ./phiop/ -run '^$' -bench '^BenchmarkPhi$' -benchtime 3x`",
 		"| 1024×1024 | 23.4 ms (7.70 / 15.7) | 21.0 ms | 44.7 M/s | 13.0 MiB | 1539 ms | 2209 MiB | 65.8× / 66.7× |",
 		"| 4096×4096 | 400 ms (134 / 266) | 390 ms | 42.0 M/s | 192 MiB | skipped: naive at 4096², K=50: one (…,K) float32 tensor is 3.12 GiB | — | — |",
 		"| BenchmarkEncode/llama3 | 40 | 6400000 | 10.2 | 250000 |",
 		"```text\nranks  step_s\n", // the temporary path is left out
 		"at commit abc1234: all 6 sections in ",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("missing %q in:\n%s", want, got)
-		}
-	}
+	)
 }
 
 func TestFailedSectionKeepsItsBlock(t *testing.T) {
@@ -224,4 +216,14 @@ func read(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(raw)
+}
+
+// wantAll fails the test for each of wants that got does not contain.
+func wantAll(t *testing.T, got string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in:\n%s", want, got)
+		}
+	}
 }
