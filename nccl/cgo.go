@@ -168,6 +168,17 @@ static int lrt_cuda_stream_create(void *fn, uintptr_t *out) {
 	*out = (uintptr_t)s;
 	return r;
 }
+// Events: cudaEventCreateWithFlags, cudaEventRecord(e, s), cudaStreamWaitEvent(s, e, flags).
+static int lrt_cuda_event_create(void *fn, uintptr_t *out, unsigned int flags) {
+	void *e = NULL;
+	int r = ((int (*)(void **, unsigned int))fn)(&e, flags);
+	*out = (uintptr_t)e;
+	return r;
+}
+static int lrt_call_ptr_ptr(void *fn, uintptr_t a, uintptr_t b) { return ((int (*)(void *, void *))fn)((void *)a, (void *)b); }
+static int lrt_call_ptr_ptr_uint(void *fn, uintptr_t a, uintptr_t b, unsigned int flags) {
+	return ((int (*)(void *, void *, unsigned int))fn)((void *)a, (void *)b, flags);
+}
 */
 import "C"
 
@@ -323,4 +334,17 @@ func cCudaStreamCreate(fn unsafe.Pointer) (uintptr, int32) {
 	var s C.uintptr_t
 	r := C.lrt_cuda_stream_create(fn, &s)
 	return uintptr(s), int32(r)
+}
+
+func cCudaEventCreate(fn unsafe.Pointer, flags uint32) (uintptr, int32) {
+	var e C.uintptr_t
+	r := C.lrt_cuda_event_create(fn, &e, C.uint(flags))
+	return uintptr(e), int32(r)
+}
+
+func cCallPtrPtr(fn unsafe.Pointer, a, b uintptr) int32 {
+	return int32(C.lrt_call_ptr_ptr(fn, C.uintptr_t(a), C.uintptr_t(b)))
+}
+func cCallPtrPtrUint(fn unsafe.Pointer, a, b uintptr, flags uint32) int32 {
+	return int32(C.lrt_call_ptr_ptr_uint(fn, C.uintptr_t(a), C.uintptr_t(b), C.uint(flags)))
 }

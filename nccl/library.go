@@ -19,6 +19,8 @@ type symbols struct {
 	cudaGetDeviceCount, cudaSetDevice, cudaGetDevice                                  unsafe.Pointer
 	cudaMalloc, cudaFree, cudaMemcpy, cudaGetErrorString                              unsafe.Pointer
 	cudaStreamCreate, cudaStreamDestroy, cudaStreamSynchronize, cudaStreamQuery       unsafe.Pointer
+	cudaEventCreateWithFlags, cudaEventDestroy, cudaEventRecord, cudaEventQuery       unsafe.Pointer
+	cudaStreamWaitEvent                                                               unsafe.Pointer
 }
 
 // library is the process-wide loaded state. Calls hold mu for reading while
@@ -90,6 +92,11 @@ func Init() error {
 		{cudartH, cudartSpec, cudartPath, "cudaStreamDestroy", &s.cudaStreamDestroy},
 		{cudartH, cudartSpec, cudartPath, "cudaStreamSynchronize", &s.cudaStreamSynchronize},
 		{cudartH, cudartSpec, cudartPath, "cudaStreamQuery", &s.cudaStreamQuery},
+		{cudartH, cudartSpec, cudartPath, "cudaEventCreateWithFlags", &s.cudaEventCreateWithFlags},
+		{cudartH, cudartSpec, cudartPath, "cudaEventDestroy", &s.cudaEventDestroy},
+		{cudartH, cudartSpec, cudartPath, "cudaEventRecord", &s.cudaEventRecord},
+		{cudartH, cudartSpec, cudartPath, "cudaEventQuery", &s.cudaEventQuery},
+		{cudartH, cudartSpec, cudartPath, "cudaStreamWaitEvent", &s.cudaStreamWaitEvent},
 	}
 	for _, r := range required {
 		if *r.dst = dlSym(r.h, r.name); *r.dst == nil {

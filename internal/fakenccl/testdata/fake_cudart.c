@@ -5,11 +5,23 @@
  * its first FAKE_CUDA_NOT_READY queries (default 2), so that waiting code
  * really polls; FAKE_CUDA_STREAM_HANG=1 makes every stream hang forever.
  *
+ * Events (cudaEventCreateWithFlags, Record, Query, Destroy and
+ * cudaStreamWaitEvent) only check their arguments and, like
+ * cudaStreamSynchronize, append one line per call to FAKE_NCCL_LOG (the file
+ * the fake libnccl logs to), so that tests see the order of records, waits
+ * and collectives. A recorded event answers "not ready" for its first
+ * FAKE_CUDA_NOT_READY queries after each record; a destroyed event is kept
+ * (leaked) and marked dead, so that later use is reported, not undefined.
+ *
  * Knobs (environment, read at call time):
  *   FAKE_CUDA_DEVICES      device count (default 1)
  *   FAKE_CUDA_NOT_READY    queries answered "not ready" per stream (default 2)
- *   FAKE_CUDA_STREAM_HANG  1: streams never finish
+ *   FAKE_CUDA_STREAM_HANG  1: streams and events never finish
+ *   FAKE_NCCL_LOG          file to append event and synchronise lines to
  */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +31,16 @@ enum {
 	MEMORY_ALLOCATION = 2,
 	INVALID_MEMCPY_DIRECTION = 21,
 	INVALID_DEVICE = 101,
+	INVALID_HANDLE = 400,
 	NOT_READY = 600,
+};
+
+enum { EVENT_LIVE = 0x45564e54, EVENT_DEAD = 0x44454144 };
+
+struct fake_event {
+	unsigned int magic;
+	int recorded; /* times recorded */
+	int queries;  /* since the last record */
 };
 
 struct fake_stream {
@@ -33,6 +54,22 @@ static int env_int(const char *name, int def) {
 	return (v && *v) ? atoi(v) : def;
 }
 
+__attribute__((format(printf, 1, 2)))
+static void note(const char *fmt, ...) {
+	const char *path = getenv("FAKE_NCCL_LOG");
+	if (path == NULL || *path == 0) return;
+	FILE *f = fopen(path, "a");
+	if (f == NULL) return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fclose(f);
+}
+
+static unsigned long u(const void *p) { return (unsigned long)(uintptr_t)p; }
+
 const char *cudaGetErrorString(int e) {
 	switch (e) {
 	case SUCCESS: return "fake cuda: success";
@@ -40,6 +77,7 @@ const char *cudaGetErrorString(int e) {
 	case MEMORY_ALLOCATION: return "fake cuda: out of memory";
 	case INVALID_MEMCPY_DIRECTION: return "fake cuda: bad copy direction";
 	case INVALID_DEVICE: return "fake cuda: no such device";
+	case INVALID_HANDLE: return "fake cuda: invalid resource handle";
 	case NOT_READY: return "fake cuda: not ready";
 	}
 	return "fake cuda: unknown error";
@@ -93,7 +131,7 @@ int cudaStreamDestroy(struct fake_stream *s) {
 }
 
 int cudaStreamSynchronize(struct fake_stream *s) {
-	(void)s; /* a real hung stream would block here forever */
+	note("cudaStreamSynchronize stream=0x%lx", u(s)); /* a real hung stream would block here forever */
 	return SUCCESS;
 }
 
@@ -101,5 +139,44 @@ int cudaStreamQuery(struct fake_stream *s) {
 	if (env_int("FAKE_CUDA_STREAM_HANG", 0)) return NOT_READY;
 	if (s == NULL) return SUCCESS; /* the default stream has nothing queued */
 	if (s->queries++ < env_int("FAKE_CUDA_NOT_READY", 2)) return NOT_READY;
+	return SUCCESS;
+}
+
+int cudaEventCreateWithFlags(struct fake_event **e, unsigned int flags) {
+	if (e == NULL || flags > 0x0f) return INVALID_VALUE;
+	*e = calloc(1, sizeof **e);
+	if (*e == NULL) return MEMORY_ALLOCATION;
+	(*e)->magic = EVENT_LIVE;
+	note("cudaEventCreateWithFlags event=0x%lx flags=%u", u(*e), flags);
+	return SUCCESS;
+}
+
+int cudaEventDestroy(struct fake_event *e) {
+	if (e == NULL || e->magic != EVENT_LIVE) return INVALID_HANDLE;
+	e->magic = EVENT_DEAD;
+	note("cudaEventDestroy event=0x%lx", u(e));
+	return SUCCESS;
+}
+
+int cudaEventRecord(struct fake_event *e, struct fake_stream *s) {
+	if (e == NULL || e->magic != EVENT_LIVE) return INVALID_HANDLE;
+	e->recorded++;
+	e->queries = 0;
+	note("cudaEventRecord event=0x%lx stream=0x%lx", u(e), u(s));
+	return SUCCESS;
+}
+
+int cudaEventQuery(struct fake_event *e) {
+	if (e == NULL || e->magic != EVENT_LIVE) return INVALID_HANDLE;
+	if (e->recorded == 0) return SUCCESS; /* nothing to wait for */
+	if (env_int("FAKE_CUDA_STREAM_HANG", 0)) return NOT_READY;
+	if (e->queries++ < env_int("FAKE_CUDA_NOT_READY", 2)) return NOT_READY;
+	return SUCCESS;
+}
+
+int cudaStreamWaitEvent(struct fake_stream *s, struct fake_event *e, unsigned int flags) {
+	if (flags != 0) return INVALID_VALUE;
+	if (e == NULL || e->magic != EVENT_LIVE) return INVALID_HANDLE;
+	note("cudaStreamWaitEvent stream=0x%lx event=0x%lx recorded=%d", u(s), u(e), e->recorded);
 	return SUCCESS;
 }
