@@ -94,6 +94,20 @@ type RawAllReducer interface {
 	AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt DType, op ReduceOp) error
 }
 
+// StreamOrderedAllReducer is a RawAllReducer on CUDA memory (ncclpg) that
+// orders its collective on the device by events instead of asking the
+// caller to synchronise first. AllReduceRawOrdered reduces like
+// AllReduceRaw, but the kernels writing ptr may still be running: the
+// collective waits, on the device, for the work enqueued on stream (a
+// cudaStream_t; 0 is the legacy default stream, where libtorch runs its
+// kernels) before the call, and the work enqueued on stream after the call
+// returns waits for the collective. The implementation documents what the
+// host itself still waits for.
+type StreamOrderedAllReducer interface {
+	RawAllReducer
+	AllReduceRawOrdered(ctx context.Context, ptr unsafe.Pointer, n int, dt DType, op ReduceOp, stream uintptr) error
+}
+
 // RawAllGatherer is implemented by groups that all-gather memory Go does not
 // own (tensors' data: host memory for Gloo, device memory on the group's
 // device for NCCL) without copying it. send points to n elements of dt, recv

@@ -14,7 +14,9 @@
 // (float32), ReduceScatterer, Barrierer, RawAllReducer (memory Go does not
 // own, such as a tensor's data, reduced in place). Group adds Abort and
 // Close, which the code that formed a group calls. Both backends implement
-// all of them.
+// all of them; ncclpg also implements StreamOrderedAllReducer (the raw
+// all-reduce ordered after a CUDA stream by events, with no device-wide
+// synchronisation).
 //
 // # What the backends share
 //

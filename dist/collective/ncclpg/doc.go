@@ -22,9 +22,21 @@
 // request), run the NCCL collective on the group's stream, waits for it
 // with the nccl package's Watchdog and copy the result back. AllReduceRaw
 // (collective.RawAllReducer) and AllGatherRaw (collective.RawAllGatherer)
-// skip the copies and work on device memory in place: that is the path the
-// trainer uses for CUDA tensors (gradients, and the shard package's gathered
-// backbone blocks).
+// skip the copies and work on device memory in place (the shard package's
+// gathered backbone blocks); their caller must have finished writing the
+// memory first.
+//
+// # Ordering by events
+//
+// AllReduceRawOrdered (collective.StreamOrderedAllReducer) is the path the
+// trainer uses for gradients on GPU ranks. Instead of the caller
+// synchronising the device before the call, the group records an event on
+// the caller's stream (libtorch's, the legacy default stream) and makes its
+// own stream wait for it, enqueues the all-reduce, and after it records an
+// event on its stream that the caller's stream waits for. The host never
+// waits for the caller's stream; it still waits for the group's stream,
+// bounded by Config.Timeout, as for every collective: that bounded wait is
+// the watchdog for a dead peer.
 //
 // # Failures
 //

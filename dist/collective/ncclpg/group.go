@@ -92,6 +92,7 @@ type Group struct {
 	comm   *nccl.Comm
 	stream nccl.Stream
 	stage  [2]staging
+	events [2]nccl.Event // AllReduceRawOrdered's "ready" and "done", made on first use
 }
 
 // Group has every optional collective.
@@ -102,6 +103,8 @@ var (
 	_ collective.Barrierer       = (*Group)(nil)
 	_ collective.RawAllReducer   = (*Group)(nil)
 	_ collective.RawAllGatherer  = (*Group)(nil)
+
+	_ collective.StreamOrderedAllReducer = (*Group)(nil)
 )
 
 // New loads NCCL (nccl.Init), exchanges the unique id through cfg.Store

@@ -168,24 +168,15 @@ func (g *Group) Barrier(ctx context.Context) error {
 
 // AllReduceRaw reduces n elements of dt at ptr in place, with no copies:
 // ptr must be CUDA device memory on the group's device (a CUDA tensor's
-// data pointer). This is the path the trainer uses for gradients on GPU
-// ranks. The collective runs on the group's own stream, so the caller must
-// have finished writing the data (synchronise the stream that produced it,
-// e.g. libtorch's current stream) before the call; the data is reduced
-// when it returns. Avg with NCCL older than 2.10 is rejected with
-// collective.ErrConfig, since scaling would need a kernel.
+// data pointer). The collective runs on the group's own stream, so the
+// caller must have finished writing the data (synchronise the stream that
+// produced it) before the call; the data is reduced when it returns.
+// AllReduceRawOrdered orders the collective by events instead, which is the
+// path the trainer uses for gradients on GPU ranks. Avg with NCCL older
+// than 2.10 is rejected with collective.ErrConfig, since scaling would need
+// a kernel.
 func (g *Group) AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
-	ndt, ok := dataType(dt)
-	if !ok || !dt.Reducible() {
-		return fmt.Errorf("%w: allreduce (raw) on rank %d: data type %v", collective.ErrConfig, g.cfg.Rank, dt)
-	}
-	if n < 0 || (n > 0 && ptr == nil) {
-		return fmt.Errorf("%w: allreduce (raw) on rank %d: %d elements at %p", collective.ErrConfig, g.cfg.Rank, n, ptr)
-	}
-	red, scale, err := g.redOp("allreduce (raw)", op)
-	if err == nil && scale != 1 {
-		err = fmt.Errorf("%w: allreduce (raw) on rank %d: avg needs NCCL >= 2.10", collective.ErrConfig, g.cfg.Rank)
-	}
+	ndt, red, err := g.rawArgs("allreduce (raw)", ptr, n, dt, op)
 	if err != nil || n == 0 {
 		return g.precheck(ctx, "allreduce (raw)", err)
 	}
@@ -281,8 +272,9 @@ func (g *Group) precheck(ctx context.Context, op string, err error) error {
 // do runs one collective on the worker under the nccl package's
 // Watchdog.Run: enqueue (copies in and the NCCL call, which a separate
 // goroutine aborts if it blocks past the timeout), the wait, then finish
-// (copies out). The caller waits for the worker at most Timeout + grace. A
-// failure breaks the group.
+// (copies out, or ordering the caller's stream after the collective). The
+// caller waits for the worker at most Timeout + grace. A failure breaks the
+// group.
 func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 	enqueue func(nccl.Stream) error, finish func() error) error {
 	if err := g.life.Begin(ctx, op); err != nil {
@@ -307,7 +299,7 @@ func (g *Group) do(ctx context.Context, op string, count int, dt nccl.DataType,
 			err = fmt.Errorf("%w: enqueue: %w", ErrDevice, err)
 		case finish != nil:
 			if err = finish(); err != nil {
-				err = fmt.Errorf("%w: copy back: %w", ErrDevice, err)
+				err = fmt.Errorf("%w: after the collective: %w", ErrDevice, err)
 			}
 		}
 		errc <- err

@@ -94,6 +94,7 @@ func (g *Group) shutdown() error {
 		for i := range g.stage {
 			errs = append(errs, g.stage[i].free())
 		}
+		errs = append(errs, g.freeEvents())
 		if g.stream != 0 {
 			errs = append(errs, nccl.StreamDestroy(g.stream))
 		}
