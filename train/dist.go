@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -179,15 +180,32 @@ func concatGrads(grads []*ts.Tensor, dt collective.DType) (flatBucket, error) {
 	return b, nil
 }
 
-// reduce sums the bucket across ranks in place. On a GPU the device is synchronised
-// first, since the group's collective runs on its own stream.
+// computeStream is the CUDA stream libtorch runs this process's kernels on: the legacy
+// default stream (cudaStream_t 0), since the project never sets a current stream.
+const computeStream uintptr = 0
+
+// reduce sums the bucket across ranks in place. On a GPU the all-reduce must start after
+// the kernels that wrote the bucket, and the kernels that read it (scatter, the
+// optimizer) after the all-reduce. A collective.StreamOrderedAllReducer (ncclpg) orders
+// both by CUDA events against computeStream, with no device-wide synchronisation; the
+// host then waits only for the collective itself, bounded by the group's timeout, which
+// also guarantees the group's stream is done with the bucket before libtorch's caching
+// allocator (unaware of that stream) may hand its memory out again. Any other reducer
+// of CUDA memory gets the device synchronised first, since its collective runs on its
+// own stream.
 func (b flatBucket) reduce(ctx context.Context, red collective.RawAllReducer, dev gotch.Device) error {
 	ptr, err := b.flat.DataPtr()
 	if err != nil {
 		return fmt.Errorf("train: gradient bucket: %w", err)
 	}
+	if ord, ok := red.(collective.StreamOrderedAllReducer); ok && dev.IsCuda() {
+		if err := ord.AllReduceRawOrdered(ctx, ptr, int(b.n), b.dtype, collective.Sum, computeStream); err != nil {
+			return fmt.Errorf("train: all-reduce gradients (ordered after %v's stream): %w", dev, err)
+		}
+		return nil
+	}
 	if dev.IsCuda() {
-		if err := ts.CudaSynchronize(int(dev.Value)); err != nil {
+		if err := synchronizeDevice(dev); err != nil {
 			return fmt.Errorf("train: synchronise %v before the all-reduce: %w", dev, err)
 		}
 	}
@@ -195,6 +213,16 @@ func (b flatBucket) reduce(ctx context.Context, red collective.RawAllReducer, de
 		return fmt.Errorf("train: all-reduce gradients: %w", err)
 	}
 	return nil
+}
+
+// deviceSyncs counts synchronizeDevice calls, so that tests can check that the step path
+// makes none.
+var deviceSyncs atomic.Int64
+
+// synchronizeDevice waits for every kernel on every stream of dev (a host stall).
+func synchronizeDevice(dev gotch.Device) error {
+	deviceSyncs.Add(1)
+	return ts.CudaSynchronize(dev.Value)
 }
 
 // scatter copies the reduced bucket back into the gradients.

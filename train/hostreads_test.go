@@ -19,7 +19,8 @@ const hostReadsPerStep = 2
 // Every optimizer step reads the device exactly hostReadsPerStep times, however many
 // micro-batches it accumulates and however many adapters it trains: the count of
 // tensorkit's reads (the one helper every host read goes through) between two step
-// hooks.
+// hooks. No step synchronises the device either (deviceSyncs; the GPU flat path's
+// ordering by events is checked against the fake NCCL in flatorder_test.go).
 func TestHostReadsPerStep(t *testing.T) {
 	for _, accum := range []int{1, 3} {
 		o := tinyOptions(t, t.TempDir())
@@ -35,9 +36,13 @@ func TestHostReadsPerStep(t *testing.T) {
 			}
 			last = n
 		}
+		syncs := deviceSyncs.Load()
 		res, err := Run(context.Background(), o, env)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n := deviceSyncs.Load() - syncs; n != 0 {
+			t.Errorf("accum %d: %d device-wide synchronisations in the run, want 0", accum, n)
 		}
 		if res.Step != 3 || len(perStep) != 2 {
 			t.Fatalf("accum %d: %d steps, %d step intervals; want 3 and 2", accum, res.Step, len(perStep))
