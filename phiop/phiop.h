@@ -7,6 +7,8 @@
 #ifndef PHIOP_PHIOP_H
 #define PHIOP_PHIOP_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,6 +19,32 @@ extern "C" {
  * variant.go). */
 char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid,
                   int basis, double scale, int centred, int residual, void** out);
+
+/* Reason codes of phiop_adamw and phiop_adamw_check (phiop/adamw.go). */
+#define PHIOP_ADAMW_OK 0
+#define PHIOP_ADAMW_NIL 1         /* a tensor is undefined */
+#define PHIOP_ADAMW_SHAPE 2       /* an entry's tensors differ in shape */
+#define PHIOP_ADAMW_DTYPE 3       /* dtypes differ (within an entry or from entry 0) */
+#define PHIOP_ADAMW_DEVICE 4      /* devices differ (within an entry or from entry 0) */
+#define PHIOP_ADAMW_UNSUPPORTED 5 /* not float32/float64, not cpu/cuda, not contiguous */
+#define PHIOP_ADAMW_HYPER 6       /* a hyper-parameter, learning rate or step is invalid */
+#define PHIOP_ADAMW_TORCH 7       /* libtorch or CUDA raised an error */
+
+/* phiop_adamw takes one AdamW step over n entries (parameter, gradient and the
+ * two moments, torch::Tensor* each; one dtype and device for all) in place:
+ * entry i steps to steps[i] with learning rate lrs[i]. emulate != 0 runs CPU
+ * tensors through the host emulation of the CUDA kernel (tests). On a refusal
+ * nothing is written, *bad_index is the entry (-1: the call) and *bad_code the
+ * reason. */
+char* phiop_adamw(void** params, void** grads, void** exp_avgs, void** exp_avg_sqs,
+                  const int64_t* steps, const double* lrs, int64_t n, double beta1,
+                  double beta2, double eps, double weight_decay, int emulate,
+                  int64_t* bad_index, int* bad_code);
+
+/* phiop_adamw_check sets *code to the reason phiop_adamw would refuse one entry
+ * (PHIOP_ADAMW_OK: none; then *group keys its dtype and device). */
+char* phiop_adamw_check(void* param, void* grad, void* exp_avg, void* exp_avg_sq,
+                        int64_t* group, int* code);
 
 /* phiop_set_num_threads sets libtorch's intra-op thread count (n >= 1). */
 char* phiop_set_num_threads(int n);
