@@ -53,7 +53,22 @@
 // poll interval and the time NCCL takes to return once aborted; only a
 // blocking ncclCommInitRank (NCCL < 2.14) cannot be interrupted, and its
 // callers abandon it instead (see CommInit).
-
+//
+// # Ordering streams by events
+//
+// A collective runs on its own stream, but its input is written by kernels on
+// another (libtorch's: DefaultStream, the legacy default stream) and its
+// output read there. Rather than synchronise the whole device from the host
+// before the collective, order the streams on the device with events, as
+// PyTorch's ProcessGroupNCCL does: OrderAfter(ncclStream, DefaultStream, e)
+// records e on the compute stream and makes the NCCL stream wait for it;
+// after the collective, OrderAfter(DefaultStream, ncclStream, e2) makes the
+// compute stream wait for it. EventCreate makes events with timing disabled
+// (cudaEventDisableTiming); EventRecord, EventQuery, StreamWaitEvent and
+// EventDestroy are the bare calls. None of them blocks the host, so they do
+// not replace the bounded wait above: the host still waits for the NCCL
+// stream with a Watchdog when a dead peer must become an error.
+//
 // # Threads
 //
 // CUDA's current device belongs to the OS thread. Lock the goroutine that
@@ -66,7 +81,8 @@
 // internal/fakenccl (module root) at test time. The fakes stand for the absent
 // GPU libraries: host memory as device memory, one rank (or several in
 // separate processes meeting through files), a log of the arguments each
-// call received, and the failures the abort paths must survive (an enqueue
+// call received (the events' records and waits included, in call order), and
+// the failures the abort paths must survive (an enqueue
 // that blocks until ncclCommAbort, ncclInProgress, an asynchronous error), so
 // the tests cover the real dlopen, dlsym and trampoline path, the by-value
 // unique id and the ncclConfig_t included. The real libraries

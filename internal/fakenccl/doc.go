@@ -7,7 +7,9 @@
 // paths must survive: a collective that blocks until ncclCommAbort (or for
 // good), ncclInProgress from a non-blocking communicator's init or
 // collective, an asynchronous error, and an older version without
-// non-blocking communicators. See the comments at the top of each C file
+// non-blocking communicators. The fake libcudart's events log each record
+// and stream wait (as the fake libnccl logs its collectives) so that tests
+// see the order of the device work. See the comments at the top of each C file
 // for the behaviour and the environment knobs.
 //
 // They stand for the absent GPU libraries only: they check the arguments,
