@@ -60,10 +60,17 @@ type ParamState struct {
 //
 // Like PyTorch, state is created lazily at a parameter's first gradient and
 // parameters without a gradient are skipped (their step count does not advance).
-// A step issues 8 libtorch ops per parameter (7 without weight decay): the
+//
+// A step is one native multi-tensor call (phiop.AdamW) per dtype/device group of
+// the parameters that have a gradient: on the CPU one parallel loop over every
+// element of the group, on a CUDA device one kernel launch (plus one copy of the
+// tensor list), where the libtorch-op path costs 8 ops per parameter (7 without
+// weight decay). Both compute the same operations in the parameter's dtype: the
 // moments move by lerp and the bias corrections are folded into one divisor, so
-// the values equal torch's up to rounding (gotch for libtorch 1.13 has no
-// multi-tensor _foreach_ ops to fuse the parameters).
+// the values equal torch's up to rounding. A parameter the native op does not take
+// (not contiguous, or a dtype other than float32 and float64) steps through the
+// libtorch ops instead; mismatched state (a moment whose shape or dtype differs
+// from its parameter's) is an error naming the parameter.
 // An AdamW is not safe for concurrent use.
 type AdamW struct {
 	cfg    AdamWConfig
@@ -71,6 +78,12 @@ type AdamW struct {
 	index  map[string]int
 	state  map[string]*ParamState
 	scale  map[string]float64 // learning-rate multipliers (SetLRScale); absent means 1
+	// opsOnly makes every parameter take the libtorch-op path (tests and the
+	// benchmark compare the two paths).
+	opsOnly bool
+	// last counts what the latest Step did: native calls and parameters that
+	// fell back to the libtorch ops.
+	last stepStats
 }
 
 // NewAdamW creates the optimizer for params (the trainable list, e.g. from
@@ -111,33 +124,16 @@ func (o *AdamW) Step(lr float64) error {
 	if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
 		return fmt.Errorf("%w: learning rate %v", ErrConfig, lr)
 	}
-	return tensorkit.NoGrad(func() error {
-		for _, p := range o.params {
-			if err := o.stepOne(p, lr*o.lrScale(p.Name)); err != nil {
-				return fmt.Errorf("optim: adamw step %q: %w", p.Name, err)
-			}
-		}
-		return nil
-	})
+	return tensorkit.NoGrad(func() error { return o.step(lr) })
 }
 
-func (o *AdamW) stepOne(p ts.NamedTensor, lr float64) error {
-	g, err := gradOf(p.Tensor)
-	if err != nil || g == nil {
-		return err
-	}
-	defer g.Drop()
-	st, ok := o.state[p.Name]
-	if !ok {
-		if st, err = o.newState(p.Tensor); err != nil {
-			return err
-		}
-		o.state[p.Name] = st
-	}
+// stepOps is the libtorch-op path for one parameter p with gradient g and state
+// st at learning rate lr: 8 ops (7 without weight decay), st.Step advanced.
+func (o *AdamW) stepOps(p, g *ts.Tensor, st *ParamState, lr float64) error {
 	st.Step++
 	c := o.cfg
 	if c.WeightDecay != 0 {
-		if err := scaleInPlace(p.Tensor, 1-lr*c.WeightDecay); err != nil {
+		if err := scaleInPlace(p, 1-lr*c.WeightDecay); err != nil {
 			return err
 		}
 	}
@@ -176,7 +172,7 @@ func (o *AdamW) stepOne(p ts.NamedTensor, lr float64) error {
 	if err := scaleInPlace(denom, -1/(stepSize*bc2Sqrt)); err != nil {
 		return err
 	}
-	return done(p.Tensor.AddcdivOut(p.Tensor, st.ExpAvg, denom, false))
+	return done(p.AddcdivOut(p, st.ExpAvg, denom, false))
 }
 
 // newState makes zero moments shaped like p.
