@@ -123,20 +123,48 @@ func (c *checker) check(cl collective) {
 }
 
 // checkInPlace runs an AllReduce with send == recv, as a trainer does on
-// gradient buffers.
+// gradient buffers: once waited for from the host alone, once ordered by
+// events as the trainer orders it (the communicator's stream waits for an
+// event recorded on the default stream, libtorch's; the default stream then
+// waits for one recorded after the collective, and the copy back, on the
+// default stream, runs behind that wait).
 func (c *checker) checkInPlace() {
-	const name = "allreduce float32/sum in place"
+	c.inPlace("allreduce float32/sum in place", false)
+	c.inPlace("allreduce float32/sum in place, ordered by events", true)
+}
+
+func (c *checker) inPlace(name string, ordered bool) {
 	n := c.cfg.count
 	data := encode(nccl.Float32, rankInputs(nccl.Float32, nccl.Sum, c.cfg.rank, n))
-	buf, err := nccl.Malloc(len(data))
+	var events [2]nccl.Event
+	var err error
+	for i := range events {
+		if ordered && err == nil {
+			if events[i], err = nccl.EventCreate(); err == nil {
+				defer nccl.EventDestroy(events[i])
+			}
+		}
+	}
+	var buf nccl.DevicePtr
+	if err == nil {
+		buf, err = nccl.Malloc(len(data))
+	}
 	if err == nil {
 		defer nccl.Free(buf)
 		err = nccl.CopyToDevice(buf, data)
 	}
 	if err == nil {
 		err = c.runWait(name, c.cfg.timeout, func() error {
+			if ordered {
+				if err := nccl.OrderAfter(c.stream, nccl.DefaultStream, events[0]); err != nil {
+					return err
+				}
+			}
 			return c.comm.AllReduce(buf, buf, n, nccl.Float32, nccl.Sum, c.stream)
 		})
+	}
+	if err == nil && ordered {
+		err = nccl.OrderAfter(nccl.DefaultStream, c.stream, events[1])
 	}
 	got := make([]byte, len(data))
 	if err == nil {
