@@ -19,44 +19,81 @@ import (
 // For LR-LoRA, φ is the fused phiop node: it keeps M and the K-vectors for
 // backward, not K intermediate d_out×d_in tensors (docs/method.md §4).
 func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
+	t, alpha, err := ad.deltaParts()
+	if err != nil {
+		return nil, err
+	}
+	if alpha != 1 {
+		if err := t.MulScalar_(ts.FloatScalar(alpha)); err != nil {
+			t.Drop()
+			return nil, fmt.Errorf("lrlora: delta weight %q: scale: %w", ad.name, err)
+		}
+	}
+	return t, nil
+}
+
+// deltaParts returns t and α with ΔW = α·t. t is a fresh d_out×d_in tensor that no
+// autograd node saved (mm, sin and the fused φ keep their inputs, not their
+// outputs), so callers may finish ΔW or W0 + ΔW in place on it instead of
+// allocating and writing another d_out×d_in tensor per op.
+//
+// Where s can ride on a small tensor it does: LR-LoRA's plain and centred φ are linear
+// in the amplitudes, s·φ(M; a) = φ(M; s·a), so s multiplies the K amplitudes and
+// α = 1 (no d_out×d_in pass forward, none in backward). With the default s = α/r = 2
+// this is exact in floating point; otherwise the two differ by rounding only.
+// Residual φ (M + φ(M) − φ(0)) is not linear in a, so s stays in α.
+func (ad *Adapter) deltaParts() (*ts.Tensor, float64, error) {
 	if ad.closed {
-		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
+		return nil, 0, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
 	}
 	m, err := ad.b.Mm(ad.a, false)
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: delta weight %q: B·A: %w", ad.name, err)
+		return nil, 0, fmt.Errorf("lrlora: delta weight %q: B·A: %w", ad.name, err)
 	}
-	var dw *ts.Tensor
+	var t *ts.Tensor
+	alpha := ad.scaling
 	switch ad.spec.Method {
 	case adapter.LoRA:
 		// φ(x) = x: ΔW = s·B·A.
-		dw, err = mulScalar(m, ad.scaling, true)
+		t = m
 	case adapter.SineLoRA:
 		// φ(x) = sin(ω·x)/√d_in: ΔW = (s/√d_in)·sin(ω·B·A).
+		alpha = ad.scaling / math.Sqrt(float64(ad.dIn))
 		var wm *ts.Tensor
 		if wm, err = mulScalar(m, ad.spec.SineOmega, true); err == nil {
-			var sin *ts.Tensor
-			if sin, err = wm.Sin(true); err == nil {
-				dw, err = mulScalar(sin, ad.scaling/math.Sqrt(float64(ad.dIn)), true)
-			}
+			t, err = wm.Sin(true) // sin's node keeps ω·M, not its output
 		}
 	case adapter.LRLoRA:
-		var phi *ts.Tensor
-		// phi.center and phi.residual (docs/method.md §10); the zero Variant is phiop.Apply.
-		v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
-		phi, err = phiop.ApplyVariant(m, ad.phi.amplitude, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v)
+		t, alpha, err = ad.phiParts(m)
 		m.Drop()
-		if err == nil {
-			dw, err = mulScalar(phi, ad.scaling, true)
-		}
 	default:
 		m.Drop()
 		err = fmt.Errorf("%w: method %v", ErrConfig, ad.spec.Method)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
+		return nil, 0, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
 	}
-	return dw, nil
+	return t, alpha, nil
+}
+
+// phiParts is deltaParts for LR-LoRA, given M = B·A (which it does not drop).
+func (ad *Adapter) phiParts(m *ts.Tensor) (*ts.Tensor, float64, error) {
+	// phi.center and phi.residual (docs/method.md §10); the zero Variant is phiop.Apply.
+	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
+	amp, alpha := ad.phi.amplitude, ad.scaling
+	if !v.Residual {
+		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
+		if err != nil {
+			return nil, 0, fmt.Errorf("s·a: %w", err)
+		}
+		defer sa.Drop() // the φ node keeps its own reference for backward
+		amp, alpha = sa, 1
+	}
+	phi, err := phiop.ApplyVariant(m, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v)
+	if err != nil {
+		return nil, 0, err
+	}
+	return phi, alpha, nil
 }
 
 // Forward computes the adapted layer for x (…×d_in, in W0's dtype).
@@ -84,16 +121,17 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 		}
 		return ad.forwardSplit(x, xa)
 	}
-	dw, err := ad.deltaAs(ad.w0)
+	// W_eff = ΔW + W0 in place on ΔW's fresh tensor: after φ the merged path writes
+	// no other d_out×d_in tensor, and (s on φ's amplitudes, deltaParts) W_eff's
+	// gradient reaches φ's node with no d_out×d_in pass in between.
+	weff, err := ad.deltaAs(ad.w0)
 	if err != nil {
 		return nil, err
 	}
-	defer dw.Drop()
-	weff, err := ad.w0.Add(dw, false)
-	if err != nil {
+	defer weff.Drop()
+	if err := weff.Add_(ad.w0); err != nil {
 		return nil, fmt.Errorf("lrlora: forward %q: W0 + ΔW: %w", ad.name, err)
 	}
-	defer weff.Drop()
 	bias, dropBias := ad.biasOrUndefined()
 	defer dropBias()
 	y, err := ts.Linear(x, weff, bias)
@@ -189,7 +227,8 @@ func (ad *Adapter) biasOrUndefined() (*ts.Tensor, func()) {
 	return u, func() { u.Drop() }
 }
 
-// deltaAs returns DeltaWeight cast to like's dtype (autograd flows through the cast).
+// deltaAs returns DeltaWeight cast to like's dtype (autograd flows through the cast):
+// a fresh tensor that no autograd node saved, which the caller may change in place.
 func (ad *Adapter) deltaAs(like *ts.Tensor) (*ts.Tensor, error) {
 	dw, err := ad.DeltaWeight()
 	if err != nil {
