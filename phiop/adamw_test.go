@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -172,5 +173,57 @@ func TestAdamWLerpBranchesAndZeroBeta(t *testing.T) {
 func TestAdamWEmptyList(t *testing.T) {
 	if err := AdamW(nil, AdamWHyper{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The host emulation of the CUDA kernel (its blocks' chunks walked by 256 lanes)
+// and the CPU op give the same list the same step: within the float64 bound's
+// 1e-12 relative in float64, within twice the rounding bound in float32 (the
+// device may contract into FMA where the CPU rounds twice).
+func TestEmulatedCUDAAdamWMatchesCPU(t *testing.T) {
+	lockThread(t)
+	h := AdamWHyper{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.02}
+	for _, dtype := range []gotch.DType{gotch.Float, gotch.Double} {
+		t.Run(dtype.String(), func(t *testing.T) {
+			cases := randomAdamWCases(rand.New(rand.NewPCG(5, 5)), []int{16384, 16385, 3, 255, 257, 40000})
+			cpu, start := adamwTensors(t, cases, dtype)
+			emu, _ := adamwTensors(t, cases, dtype)
+			if err := adamw(cpu, h, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := adamw(emu, h, true); err != nil {
+				t.Fatal(err)
+			}
+			for i := range cpu {
+				a, b := values(cpu[i].Param), values(emu[i].Param)
+				for j := range a {
+					tol := 1e-12 * (1 + math.Abs(a[j]))
+					if dtype == gotch.Float {
+						_, _, _, eP, _, _ := adamwReference(start[i], j, h, unitRoundoff(dtype))
+						tol = 2 * eP
+					}
+					if !(math.Abs(a[j]-b[j]) <= tol) {
+						t.Fatalf("entry %d param[%d]: CPU %.17g, emulated CUDA %.17g", i, j, a[j], b[j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// A step moves the version counters as an in-place op would: a parameter saved
+// for backward and then stepped makes that backward fail instead of using the
+// stepped values silently.
+func TestAdamWBumpsVersion(t *testing.T) {
+	lockThread(t)
+	e := adamwEntry(t, []int64{3}, gotch.Float)
+	e.Param = newTensor(t, []float64{1, 2, 3}, []int64{3}, gotch.Float, true)
+	y := e.Param.MustMul(e.Param, false).MustSum(gotch.Float, true) // saves p for backward
+	defer y.MustDrop()
+	if err := AdamW([]AdamWEntry{e}, AdamWHyper{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Backward(); err == nil || !strings.Contains(err.Error(), "inplace") {
+		t.Errorf("backward through a stepped parameter: %v, want the in-place modification error", err)
 	}
 }
