@@ -52,7 +52,7 @@ void launch(const AdamWList& l, LaunchFn fn) {
 
   const at::Device device = l.p.front().device();
   const c10::cuda::CUDAGuard guard(device);
-  const at::Tensor dev = host.to(device, /*non_blocking=*/true);
+  const at::Tensor dev = host.to(device, at::kByte, /*non_blocking=*/true);
   const uint8_t* d = dev.data_ptr<uint8_t>();
   void* stream = static_cast<void*>(c10::cuda::getCurrentCUDAStream().stream());
   const int code = fn(d, d + chunk_at, static_cast<int64_t>(t.chunks.size()), stream);
