@@ -37,6 +37,11 @@ import (
 // The done event makes the order after the collective hold on the device by
 // itself, not only through that host wait. Abort and Close are unchanged:
 // the wait is polled and aborted like any other.
+//
+// The group's stream is a blocking stream (cudaStreamCreate), which CUDA
+// also orders implicitly against the legacy default stream; the events make
+// the order explicit, so that it holds for any caller stream, per-thread or
+// non-blocking ones included.
 func (g *Group) AllReduceRawOrdered(ctx context.Context, ptr unsafe.Pointer, n int, dt collective.DType,
 	op collective.ReduceOp, stream uintptr) error {
 	const name = "allreduce (raw, stream-ordered)"
