@@ -2,7 +2,8 @@ package phiop
 
 // Benchmarks (make -C phiop bench, or from the repository root:
 //   go test ./phiop/ -run '^$' -bench . -benchtime 3x
-// ). They set libtorch to all cores. Naive at 4096² runs only with
+// ). They set libtorch to all cores and install the caching CPU allocator
+// as train.Run does; LRTRAIN_CPU_CACHE_MB=0 measures libtorch's own. Naive at 4096² runs only with
 // PHIOP_BENCH_NAIVE_4096=1: its broadcast intermediates need ~34 GiB.
 
 import (
@@ -60,6 +61,10 @@ func benchSetup(b *testing.B) {
 	runtime.LockOSThread()
 	b.Cleanup(runtime.UnlockOSThread)
 	SetNumThreads(runtime.NumCPU())
+	// The caching CPU allocator, as the commands that train install it.
+	if _, err := InstallCachingAllocatorFromEnv(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // benchInputs returns a d×d float32 M requiring grad and K = 50 sinc parameters.
@@ -114,6 +119,7 @@ func BenchmarkPhi(b *testing.B) {
 				m, a, beta, g := benchInputs(b, d)
 				phiStep(b, impl.fn, m, a, beta, g) // warm-up: page faults, thread pool
 				peak := startPeak()
+				cache := CachingAllocatorStats()
 				var fwd, bwd time.Duration
 				best := time.Duration(1 << 62)
 				b.ResetTimer()
@@ -131,6 +137,8 @@ func BenchmarkPhi(b *testing.B) {
 				// The fastest iteration: on a shared machine the least disturbed one.
 				b.ReportMetric(best.Seconds()*1e3, "best-ms")
 				b.ReportMetric(peak.mib(), "peak-MiB")
+				// Blocks the caching allocator had to map (0 per op once warm).
+				b.ReportMetric(float64(CachingAllocatorStats().Misses-cache.Misses)/n, "cache-misses/op")
 			})
 		}
 	}

@@ -18,6 +18,9 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phiop.InitThreads()
+	if _, err := phiop.InstallCachingAllocatorFromEnv(); err != nil { // bounded CPU block cache
+		return nil, err
+	}
 
 	r := &run{env: env, evaluated: -1}
 	defer r.close()
