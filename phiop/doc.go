@@ -31,6 +31,18 @@
 // entry of M gives exactly 0, and backward sums Σ G beside ∂a and ∂β in its one pass.
 // NaiveVariant composes the variants over Naive with libtorch ops: the reference.
 //
+// Caching CPU allocator (cpu_alloc.cpp, alloc.go): InstallCachingAllocator makes
+// libtorch's CPU allocator (c10::SetCPUAllocator) one that keeps freed blocks of
+// 1 MiB or more mapped, in 2 MiB size classes, and hands them to the next request
+// that fits within an eighth of waste; without it, glibc maps and unmaps such
+// blocks on every allocation and each step page-faults its large tensors afresh.
+// Cached-but-free bytes are bounded (DefaultCacheLimit: 1 GiB, or an eighth of
+// physical memory if less; LRTRAIN_CPU_CACHE_MB sets it, 0 keeps libtorch's own
+// allocator), the oldest block going first; smaller requests go to libtorch's
+// default allocator; memory is handed out 64-byte aligned and never zeroed.
+// train.Run installs it through InstallCachingAllocatorFromEnv;
+// CachingAllocatorStats reports hits, misses, evictions and bytes.
+//
 // Tests: go test ./phiop/ (finite differences in float64, fused vs Naive,
 // determinism, retained memory); benchmarks: make -C phiop bench.
 package phiop
