@@ -37,8 +37,8 @@ func BenchmarkLayerStep(b *testing.B) {
 	phiop.SetNumThreads(runtime.NumCPU())
 	const dOut, dIn, tokens, rank = 1408, 512, 512, 8
 	w0 := benchTensor(b, randVals(1, dOut*dIn), []int64{dOut, dIn})
-	x := benchTensor(b, randVals(2, tokens*dIn), []int64{tokens, dIn})
-	r := benchTensor(b, randVals(3, tokens*dOut), []int64{tokens, dOut})
+	x := benchTensor(b, randVals(2, tokens*dIn), []int64{2, tokens / 2, dIn}) // batch × seq × d_in, as the model's
+	r := benchTensor(b, randVals(3, tokens*dOut), []int64{2, tokens / 2, dOut})
 	g := benchTensor(b, randVals(4, tokens*dOut), []int64{tokens, dOut})
 	bv := benchTensor(b, randVals(5, dOut*rank), []int64{dOut, rank})
 	small := func(s *adapter.Spec) { s.Init, s.InitValue = adapter.InitSmall, 0.1 }
@@ -107,7 +107,9 @@ func BenchmarkLayerStep(b *testing.B) {
 	}
 	gtx := func() { // Gᵀ·x as linear's backward runs it: (d_out×N)·(N×d_in)
 		gt := g.MustT(false)
-		gt.MustMm(x, false).MustDrop()
+		x2 := x.MustView([]int64{tokens, dIn}, false)
+		gt.MustMm(x2, false).MustDrop()
+		x2.MustDrop()
 		gt.MustDrop()
 	}
 	parts := []struct {
