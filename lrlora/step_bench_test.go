@@ -5,9 +5,9 @@ package lrlora
 // step ratio is made of, round-robin within every iteration so that the machine's load
 // falls on all of them alike:
 //
-//	lrlora     Forward as trained: W0 + φ(M; s·a) in place, one GEMM forward, two back
-//	unfused    the same step with ΔW = s·φ(M) and W_eff = W0 + ΔW as separate tensors
-//	           (two more d_out×d_in passes and allocations forward, one pass backward)
+//	lrlora     Forward as trained: W_eff = W0 + φ(M; s·a), one GEMM forward, two back
+//	unfused    the same step with s applied to φ(M) (ΔW = s·φ(M) as before: one more
+//	           d_out×d_in pass and tensor forward, and one backward for s·G)
 //	lora       plain LoRA's unmerged training path, the reference method
 //	phi        φ's fused forward and backward alone on M (the method's own arithmetic)
 //	gtx        the d_out×d_in GEMM Gᵀ·x alone (the gradient that LoRA never forms)
