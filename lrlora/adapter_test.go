@@ -195,3 +195,64 @@ func TestInitIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// LR-LoRA's ΔW is s·φ(B·A) for scalings other than the default s = 2 (lrlora puts s on
+// the amplitudes of plain and centred φ): checked entry by entry against PhiValue in
+// float64 on the host, with random amplitudes and b = softplus(β) = 1 (β's init). The
+// fused float64 kernel evaluates each basis term to 1e-13 relative (phiop's tests) and
+// sums K of them, so 1e-12·s·(1 + Σ|a_k|) bounds the difference with room to spare.
+func TestLRLoRADeltaIsScaledPhi(t *testing.T) {
+	lockThread(t)
+	const dOut, dIn, r = 4, 5, 2
+	l := newLayer(t, dOut, dIn, gotch.Double, 41)
+	for _, c := range []struct {
+		name             string
+		alpha            float64
+		rs, center, resi bool
+	}{
+		{"plain-alpha3", 3, false, false, false},
+		{"plain-rslora", 4, true, false, false},
+		{"center-alpha3", 3, false, true, false},
+		{"residual-alpha3", 3, false, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ad := newAdapter(t, l, spec(adapter.LRLoRA, r, func(s *adapter.Spec) {
+				s.Alpha, s.RSLoRA, s.Center, s.Residual, s.Init = c.alpha, c.rs, c.center, c.resi, adapter.InitSmall
+			}), 42)
+			s := c.alpha / r
+			if c.rs {
+				s = c.alpha / math.Sqrt(r)
+			}
+			p := ad.Spec().Phi
+			av := randVals(43, p.K)
+			assign(t, tensorByName(t, ad, ".phi.amplitude"), av)
+			g, err := p.GridPoints()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := p.BasisScale()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ones := make([]float64, p.K)
+			var sumA float64
+			for k := range ones {
+				ones[k], sumA = 1, sumA+math.Abs(av[k])
+			}
+			phi := func(x float64) float64 { return PhiValue(p.Basis, sc, av, ones, g, x) }
+			got, ba := deltaAndBA(t, ad, dOut, dIn, r, 44)
+			for i, m := range ba {
+				f := phi(m)
+				if c.center || c.resi {
+					f -= phi(0)
+				}
+				if c.resi {
+					f += m
+				}
+				if want := s * f; math.Abs(got[i]-want) > 1e-12*s*(1+sumA) {
+					t.Fatalf("ΔW[%d,%d] = %.17g, s·φ(BA) = %.17g (s = %v)", i/dIn, i%dIn, got[i], want, s)
+				}
+			}
+		})
+	}
+}

@@ -31,6 +31,10 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 			s.L = 1.5
 			s.Residual = true
 		})},
+		// s ≠ 2 (s rides on the amplitudes for plain and centred φ): s = 2√2 and s = 1.5.
+		{"lrlora-rslora", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.RSLoRA = true })},
+		{"lrlora-center-alpha3", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Center, s.Init, s.Alpha = true, adapter.InitSmall, 3 })},
+		{"lrlora-residual-alpha3", spec(adapter.LRLoRA, 2, func(s *adapter.Spec) { s.K = 6; s.Residual, s.Alpha = true, 3 })},
 		{"lora", spec(adapter.LoRA, 2, func(s *adapter.Spec) { s.RSLoRA = true })},
 		{"sinelora", spec(adapter.SineLoRA, 2)},
 	}
