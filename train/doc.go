@@ -69,8 +69,8 @@
 //
 // On the CPU a step alternates between libtorch's OpenMP pool and OpenBLAS's threads;
 // libgomp's default spin-wait lets the idle pool take the cores the busy one needs.
-// A program that trains calls ExecWithThreadEnv first in main (lrtrain does): unless
-// OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, it re-executes itself once, same process
-// ID and arguments, with OMP_WAIT_POLICY=PASSIVE (ThreadEnv), since libgomp reads the
-// policy only when it is loaded.
+// A program that trains calls ExecWithThreadEnv first in main (lrtrain does): it
+// re-executes itself once, same process ID and arguments, with OMP_WAIT_POLICY=PASSIVE
+// unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, and OPENBLAS_THREAD_TIMEOUT=4 unless
+// that is set (ThreadEnv), since libgomp and OpenBLAS read them only when loaded.
 package train

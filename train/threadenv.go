@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -28,27 +29,50 @@ import (
 // an idle OpenMP thread sleeps at once. A value the user set is kept as it is, so
 // OMP_WAIT_POLICY=ACTIVE (or any GOMP_SPINCOUNT) brings the old behaviour back.
 
-// threadEnvKeys are the variables that already decide how libgomp's idle threads wait:
-// when any is set, nothing is added.
-var threadEnvKeys = []string{"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}
+// OpenBLAS's pthread server (Debian's libopenblas0-pthread, which libtorch's GEMMs
+// call) has the same habit: an idle thread polls its queue, calling sched_yield, until
+// 2^t cycles of the time-stamp counter have passed since its last job, and only then
+// sleeps on a condition variable. t comes from OPENBLAS_THREAD_TIMEOUT, read once at
+// load, clamped to [4, 30], default 28 (2^28 cycles: about 0.1 s at 2.5 GHz, far
+// longer than the gap between two GEMMs of a step). The re-exec sets it to 4 (16
+// cycles: sleep at once), which frees the cores for libgomp's threads and for other
+// ranks; waking a sleeping thread costs microseconds per GEMM, small beside a step's
+// GEMMs (BENCHMARKS.md measures both settings side by side).
 
-// threadEnvDefault is what ThreadEnv adds.
-const threadEnvDefault = "OMP_WAIT_POLICY=PASSIVE"
+// threadDefault is one variable the re-exec adds, unless one of keys (the variables
+// that already decide the same thing) is set.
+type threadDefault struct {
+	keys []string
+	set  string
+}
 
-// ThreadEnv returns environ with OMP_WAIT_POLICY=PASSIVE appended, and true, when
-// environ (KEY=value entries, as os.Environ returns them) sets neither
-// OMP_WAIT_POLICY nor GOMP_SPINCOUNT; otherwise environ unchanged and false.
+// threadDefaults are what ThreadEnv adds, each decided on its own.
+var threadDefaults = []threadDefault{
+	{keys: []string{"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}, set: "OMP_WAIT_POLICY=PASSIVE"},
+	{keys: []string{"OPENBLAS_THREAD_TIMEOUT"}, set: "OPENBLAS_THREAD_TIMEOUT=4"},
+}
+
+// ThreadEnv returns environ (KEY=value entries, as os.Environ returns them) with
+// OMP_WAIT_POLICY=PASSIVE appended unless it sets OMP_WAIT_POLICY or GOMP_SPINCOUNT,
+// and OPENBLAS_THREAD_TIMEOUT=4 appended unless it sets OPENBLAS_THREAD_TIMEOUT; the
+// bool reports whether anything was added. environ itself is never written.
 func ThreadEnv(environ []string) ([]string, bool) {
+	set := make(map[string]bool, len(environ))
 	for _, kv := range environ {
 		key, _, _ := strings.Cut(kv, "=")
-		for _, k := range threadEnvKeys {
-			if key == k {
-				return environ, false
-			}
+		set[key] = true
+	}
+	var add []string
+	for _, d := range threadDefaults {
+		if !slices.ContainsFunc(d.keys, func(k string) bool { return set[k] }) {
+			add = append(add, d.set)
 		}
 	}
-	out := make([]string, 0, len(environ)+1)
-	return append(append(out, environ...), threadEnvDefault), true
+	if len(add) == 0 {
+		return environ, false
+	}
+	out := make([]string, 0, len(environ)+len(add))
+	return append(append(out, environ...), add...), true
 }
 
 // ExecWithThreadEnv re-executes the running program, with its arguments, under
@@ -67,11 +91,12 @@ func execWithThreadEnv(environ, args []string, exe string, exec func(string, []s
 	if !add {
 		return nil
 	}
+	added := strings.Join(env[len(environ):], " ")
 	if _, err := os.Stat(exe); err != nil {
-		return fmt.Errorf("train: set %s: %w", threadEnvDefault, err)
+		return fmt.Errorf("train: set %s: %w", added, err)
 	}
 	if err := exec(exe, args, env); err != nil {
-		return fmt.Errorf("train: re-execute %s with %s: %w", exe, threadEnvDefault, err)
+		return fmt.Errorf("train: re-execute %s with %s: %w", exe, added, err)
 	}
 	return nil
 }
