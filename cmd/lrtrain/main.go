@@ -41,7 +41,7 @@ func (u usageError) Unwrap() error { return u.err }
 var computes = map[string]bool{"train": true, "launch": true, "eval": true, "export": true, "inspect": true, "demo": true}
 
 func main() {
-	// libgomp's idle threads must sleep, not spin, next to OpenBLAS's (train.ThreadEnv):
+	// libgomp's and OpenBLAS's idle threads must sleep, not spin, beside each other (train.ThreadEnv):
 	// the commands that compute (and launch, whose workers inherit it) re-execute once.
 	if len(os.Args) > 1 && computes[os.Args[1]] {
 		if err := train.ExecWithThreadEnv(); err != nil {

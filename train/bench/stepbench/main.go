@@ -49,7 +49,7 @@ type result struct {
 }
 
 func main() {
-	if err := train.ExecWithThreadEnv(); err != nil { // libgomp's passive wait policy, as lrtrain's
+	if err := train.ExecWithThreadEnv(); err != nil { // the thread pools' sleeping idle policy, as lrtrain's
 		log.Print(err)
 	}
 	preset := flag.String("preset", "small", "hfinit preset of the Llama")
