@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -71,7 +72,7 @@ func run(root string, printEnv, force bool) error {
 	if err != nil {
 		return err
 	}
-	mod, err := downloadModule(root, gotchModule+"@"+version)
+	mod, err := findModule(root, gotchModule+"@"+version)
 	if err != nil {
 		return err
 	}
@@ -148,19 +149,51 @@ func requiredVersion(gomod string) (string, error) {
 
 type module struct {
 	Dir, Sum, Version string
+	Error             string // go mod download's per-module error
 }
 
-func downloadModule(root, spec string) (module, error) {
-	cmd := exec.Command("go", "mod", "download", "-json", spec)
+// findModule returns the module cache's extracted copy of spec (path@version, a
+// requirement of root's go.mod). It asks `go list -m` first, which needs no network
+// and no zip when the copy is already extracted (a module cache carried to an offline
+// machine: the extracted tree plus cache/download's .info, .mod and .ziphash files),
+// and downloads only when the copy is not there.
+func findModule(root, spec string) (module, error) {
+	path, _, _ := strings.Cut(spec, "@")
+	if m, err := goModuleJSON(root, "list", "-m", "-json", path); err == nil && m.Dir != "" && spec == path+"@"+m.Version {
+		if _, err := os.Stat(filepath.Join(m.Dir, "go.mod")); err == nil {
+			return m, nil
+		}
+	}
+	m, err := goModuleJSON(root, "mod", "download", "-json", spec)
+	if err != nil {
+		return module{}, err
+	}
+	if m.Dir == "" {
+		return module{}, fmt.Errorf("go mod download %s: no directory in its answer", spec)
+	}
+	return m, nil
+}
+
+// goModuleJSON runs `go args...` in root (workspace off) and decodes its JSON answer.
+func goModuleJSON(root string, args ...string) (module, error) {
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GOWORK=off")
-	out, err := cmd.Output()
-	if err != nil {
-		return module{}, fmt.Errorf("go mod download %s: %w", spec, err)
-	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, runErr := cmd.Output()
 	var m module
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		return module{}, fmt.Errorf("go mod download %s: unexpected output %q", spec, out)
+	if err := json.Unmarshal(out, &m); err != nil {
+		if runErr == nil {
+			runErr = fmt.Errorf("unexpected output %q", out)
+		}
+		return module{}, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), runErr, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if m.Error != "" {
+		return module{}, fmt.Errorf("go %s: %s", strings.Join(args, " "), m.Error)
+	}
+	if runErr != nil {
+		return module{}, fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), runErr, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return m, nil
 }
