@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/internal/testkit"
+	"github.com/lrtrain/lrtrain/train"
 )
 
 // lrtrainBin is the binary built by TestMain, unique to this test run, so leftover
@@ -137,7 +138,8 @@ func childEnv() []string {
 }
 
 // checkWorkerEnv fails the test unless the running worker pid got the settings that
-// childEnv hands the launchers: one thread and this process's OPENBLAS_* variables.
+// childEnv hands the launchers: one thread and this process's OPENBLAS_* variables, with
+// what lrtrain's re-exec adds to them (train.ThreadEnv: OPENBLAS_THREAD_TIMEOUT unless set).
 func checkWorkerEnv(t *testing.T, pid int) {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
@@ -151,7 +153,8 @@ func checkWorkerEnv(t *testing.T, pid int) {
 		}
 	}
 	want := map[string]string{"OMP_NUM_THREADS": "1"}
-	for _, kv := range os.Environ() {
+	env, _ := train.ThreadEnv(os.Environ())
+	for _, kv := range env {
 		if name, v, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "OPENBLAS_") {
 			want[name] = v
 		}
