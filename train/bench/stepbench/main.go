@@ -11,11 +11,12 @@
 //
 // Beside the measured LR-LoRA/LoRA ratio it prints the FLOP model's bound for the same
 // model and batch (bench/flops): FLOPs(LR-LoRA)/FLOPs(LoRA), the step-time ratio if both
-// ran at the same FLOP rate. The last line of the report is
+// ran at the same FLOP rate. The report's ratio line is
 //
 //	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B
 //
-// which `make bench` (bench/all) reads.
+// which `make bench` (bench/all) reads, followed by the mean steps, their ratio and the
+// ratio of each round's two children.
 package main
 
 import (
@@ -97,6 +98,7 @@ func main() {
 		log.Fatal(err)
 	}
 	byMethod := map[string]*result{}
+	roundMeans := map[string][]float64{} // each child's mean step, by method, in round order
 	var order []string
 	for round := 0; round < *rounds; round++ {
 		for _, m := range strings.Split(*methods, ",") {
@@ -111,6 +113,7 @@ func main() {
 			if err := json.Unmarshal(out, &r); err != nil {
 				log.Fatalf("%s: %v (%q)", m, err, out)
 			}
+			roundMeans[m] = append(roundMeans[m], mean(r.StepS))
 			if p, ok := byMethod[m]; ok {
 				p.StepS = append(p.StepS, r.StepS...)
 				p.PeakRSSMiB = max(p.PeakRSSMiB, r.PeakRSSMiB)
@@ -133,6 +136,17 @@ func main() {
 			median(b.StepS)/median(a.StepS), slices.Min(b.StepS)/slices.Min(a.StepS), b.PeakRSSMiB/a.PeakRSSMiB)
 		if a.Method == "lora" && b.Method == "lrlora" {
 			fmt.Printf("; FLOP bound ×%.3f", bound)
+		}
+		fmt.Println()
+		// Means are steadier than medians when one method's steps are bimodal, and a
+		// round's ratio pairs two children that ran back to back, under about the same load.
+		fmt.Printf("step means: %s %.3fs, %s %.3fs; %s/%s ×%.3f (mean); per round ×", a.Method, mean(a.StepS),
+			b.Method, mean(b.StepS), b.Method, a.Method, mean(b.StepS)/mean(a.StepS))
+		for i, ma := range roundMeans[a.Method] {
+			if i > 0 {
+				fmt.Print(", ×")
+			}
+			fmt.Printf("%.3f", roundMeans[b.Method][i]/ma)
 		}
 		fmt.Println()
 	}
@@ -214,6 +228,17 @@ func statusKiB(field string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
 }
 
 func median(xs []float64) float64 {
