@@ -31,6 +31,13 @@ build-cuda: setup
 	@readelf -d bin/lrtrain | grep -q 'NEEDED.*\[libtorch_cuda\.so' || { \
 	  echo "build-cuda: bin/lrtrain does not link libtorch_cuda (readelf -d); it would train on the CPU"; exit 1; }
 
+# A trimmed Go toolchain, the module cache lrtrain's builds need, and Gloo, in one file
+# (.bundle/go-offline.tar.xz) to carry to a machine with neither Go nor network (a lent
+# GPU machine): there, `. scripts/offline-env.sh` and then make / scripts/gpu-check.sh.
+.PHONY: gpu-bundle
+gpu-bundle: setup
+	scripts/gpu-bundle.sh
+
 # The test suite against libtorch 2.6 in a Debian trixie root (debootstrap, cached
 # in /var/cache/lrtrain/trixie; needs root). About the time of `make test` plus the
 # libtorch 2.6 build of gotch; see BENCHMARKS.md.

@@ -26,6 +26,12 @@
 # steps). It is a tolerance, not bit-exactness.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# No Go here (a lent GPU machine has CUDA and pip's torch but no Go and no network):
+# build from the bundle carried with the tree (make gpu-bundle where Go is).
+if ! command -v go >/dev/null || [ "${LRTRAIN_OFFLINE:-}" = 1 ]; then
+  . scripts/offline-env.sh || exit 1
+  echo "gpu-check: offline build with $(go env GOVERSION) from the carried bundle"
+fi
 GPUS=${GPUS:-2}
 STEPS=${STEPS:-20}
 LOSS_TOL=${LOSS_TOL:-1e-2}

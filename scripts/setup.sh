@@ -9,7 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v go >/dev/null || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl)"; exit 1; }
+command -v go >/dev/null || { echo "setup: Go 1.26 or newer is required (https://go.dev/dl), or, offline, the bundle of scripts/gpu-bundle.sh: . scripts/offline-env.sh"; exit 1; }
+
+# Offline (scripts/offline-env.sh sourced: Go, the module cache and Gloo come from the
+# carried bundle): nothing to install, only gotch's adaptation to the libtorch found.
+if [ "${LRTRAIN_OFFLINE:-}" = 1 ]; then
+  echo "setup: offline (Go $(go env GOVERSION) from $(go env GOROOT), modules from $(go env GOMODCACHE)); no apt, no downloads"
+  GOWORK=off go run ./tools/gotchadapt
+  exit 0
+fi
 
 pkgs=(libopenblas0-pthread g++ make binutils libgloo-dev)
 # Debian's libtorch only when no other is there: with LIBTORCH set (an unpacked
