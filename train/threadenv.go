@@ -37,7 +37,11 @@ import (
 // longer than the gap between two GEMMs of a step). The re-exec sets it to 4 (16
 // cycles: sleep at once), which frees the cores for libgomp's threads and for other
 // ranks; waking a sleeping thread costs microseconds per GEMM, small beside a step's
-// GEMMs (BENCHMARKS.md measures both settings side by side).
+// GEMMs (BENCHMARKS.md measures both settings side by side). A value of 0, a negative
+// one or one that is not a number keeps the default. The library reads no other name
+// for it: GotoBLAS's GOTO_THREAD_TIMEOUT went in OpenBLAS 0.2.16 (Debian 12's 0.3.21
+// holds only the OPENBLAS_ spelling), so it is no alias to respect; and an OpenBLAS
+// built for OpenMP instead of pthreads has no server of its own and ignores it.
 
 // threadDefault is one variable the re-exec adds, unless one of keys (the variables
 // that already decide the same thing) is set.
