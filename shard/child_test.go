@@ -98,8 +98,8 @@ func runChild(role string) int {
 		return 1
 	}
 	st := gat.Stats()
-	fmt.Printf("shard-B=%d peak-held-B=%d held-B=%d buffers-B=%d gathers=%d\n",
-		st.ShardBytes, st.PeakHeldBytes, st.HeldBytes, st.BufferBytes, st.Gathers)
+	fmt.Printf("shard-B=%d peak-held-B=%d held-B=%d buffers-B=%d gathers=%d reused=%d\n",
+		st.ShardBytes, st.PeakHeldBytes, st.HeldBytes, st.BufferBytes, st.Gathers, st.Reused)
 	return 0
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -50,13 +51,16 @@ type Gatherer struct {
 	spares   map[string]*ts.Tensor // placeholders to return the weights to
 	bound    bool
 
-	plan  *Plan
-	local *Local
-	held  []int         // per unit: how many Before without After
-	bufs  []*ts.Tensor  // per unit: its gathered buffer while held
-	free  []*ts.Tensor  // pooled buffers of the largest unit's length
-	extra map[int][]int // block → units it needs besides its own (tied embeddings)
-	stats Stats
+	plan   *Plan
+	local  *Local
+	held   []int         // per unit: how many Before without After
+	bufs   []*ts.Tensor  // per unit: its gathered buffer while held
+	free   []*ts.Tensor  // pooled buffers of the largest unit's length
+	kept   int           // the unit whose gathered values kept holds, -1 if none
+	keep   *ts.Tensor    // a released unit's buffer, reused if it is asked for next (prefetch.go)
+	noKeep bool          // EnvNoKeep: released buffers go straight back to the pool
+	extra  map[int][]int // block → units it needs besides its own (tied embeddings)
+	stats  Stats
 
 	// Prefetch (prefetch.go): the schedule the model announced, how far the pass
 	// (pos) and the requests (ahead) have gone in it, the requests not yet used, and
@@ -75,7 +79,8 @@ type Stats struct {
 	HeldBytes     int64         // gathered buffers held now
 	PeakHeldBytes int64         // most gathered bytes held at once
 	BufferBytes   int64         // pooled gather buffers allocated (each the largest unit)
-	Gathers       int           // all-gathers run
+	Gathers       int           // units bound from an all-gather (with one rank: from the shard)
+	Reused        int           // units bound again from their kept buffer, without an all-gather
 	GatherTime    time.Duration // spent in them (on the collective goroutine when prefetching)
 	WaitTime      time.Duration // the pass spent waiting for gathers (what prefetch did not hide)
 }
@@ -85,7 +90,8 @@ type Stats struct {
 // reaches the model's memory: a Gloo group for a CPU model, an NCCL group on the
 // model's GPU for a CUDA one. Pass it to model.Load with model.WithBlockHook, then call Bind.
 func NewGatherer(ctx context.Context, pg collective.ProcessGroup) *Gatherer {
-	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{}, depth: DefaultPrefetch,
+	return &Gatherer{ctx: ctx, pg: pg, ckNames: map[string]string{}, depth: DefaultPrefetch, kept: -1,
+		noKeep:  os.Getenv(EnvNoKeep) == "1",
 		weights: map[string]*ts.Tensor{}, spares: map[string]*ts.Tensor{}, pending: map[int]*request{}}
 }
 
@@ -238,6 +244,7 @@ func (g *Gatherer) gather(block, u int) error {
 			return fmt.Errorf("shard: gather %s: %w", name, err)
 		}
 		g.stats.GatherTime += time.Since(start)
+		g.stats.Gathers++
 	} else if full, err = g.await(block, u); err != nil {
 		return err
 	}
@@ -251,7 +258,6 @@ func (g *Gatherer) gather(block, u int) error {
 			return fmt.Errorf("shard: gather %s: bind %q: %w", name, e.Name, err)
 		}
 	}
-	g.stats.Gathers++
 	return nil
 }
 
@@ -268,13 +274,20 @@ func (g *Gatherer) release(u int) {
 	}
 }
 
-// unbind points unit u's weights at their placeholders and gives its buffer back.
+// unbind points unit u's weights at their placeholders and gives its buffer back:
+// it becomes the kept buffer (prefetch.go), the one kept before goes to the pool.
 func (g *Gatherer) unbind(u int) {
 	for _, e := range g.plan.Units[u].Tensors {
 		setSource(g.weights[e.Name], g.spares[e.Name])
 	}
 	if g.pg.Size() > 1 {
-		g.free = append(g.free, g.bufs[u])
+		if g.keep != nil {
+			g.free = append(g.free, g.keep)
+		}
+		g.kept, g.keep = u, g.bufs[u]
+		if g.noKeep {
+			g.free, g.kept, g.keep = append(g.free, g.keep), -1, nil
+		}
 	} else {
 		g.bufs[u].Drop()
 	}
@@ -289,12 +302,12 @@ func (g *Gatherer) Close() {
 		g.local.Close()
 		g.local = nil
 	}
-	for _, b := range append(g.free, g.bufs...) {
+	for _, b := range append(append(g.free, g.keep), g.bufs...) {
 		if b != nil {
 			b.Drop()
 		}
 	}
-	g.free, g.bufs = nil, nil
+	g.free, g.bufs, g.keep, g.kept = nil, nil, nil, -1
 	for _, s := range g.spares {
 		s.Drop()
 	}

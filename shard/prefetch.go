@@ -18,6 +18,9 @@ const (
 	DefaultPrefetch = 1
 	// MaxPrefetch bounds SetPrefetch: each block ahead holds one more gathered unit.
 	MaxPrefetch = 16
+	// EnvNoKeep set to 1 turns the kept buffer off (every unit asked for is
+	// all-gathered again), for measuring what it saves; every rank must agree.
+	EnvNoKeep = "LRTRAIN_SHARD_NO_KEEP"
 )
 
 // request is one all-gather of a unit into a pooled buffer. The pass's goroutine
@@ -106,9 +109,14 @@ func (g *Gatherer) requestAhead() error {
 // and hands its all-gather to the collective goroutine, or runs it here at depth 0.
 func (g *Gatherer) request(block, u int) error {
 	unit := g.plan.Units[u]
+	if g.kept == u {
+		return g.reuse(block, u)
+	}
 	var full *ts.Tensor
 	if n := len(g.free); n > 0 {
 		full, g.free = g.free[n-1], g.free[:n-1]
+	} else if g.keep != nil {
+		full, g.keep, g.kept = g.keep, nil, -1 // the kept unit gives its buffer up
 	} else {
 		var err error
 		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
@@ -140,6 +148,21 @@ func (g *Gatherer) request(block, u int) error {
 		go g.serve(g.reqs, g.exited)
 	}
 	g.reqs <- r
+	return nil
+}
+
+// reuse makes the kept buffer, which still holds unit u's gathered values, u's
+// request, done without an all-gather. Every rank keeps and reuses the same units,
+// since the choice depends only on the calls the model makes, so the collectives stay
+// in step across the group.
+func (g *Gatherer) reuse(block, u int) error {
+	r := &request{block: block, unit: u, buf: g.keep, done: make(chan struct{})}
+	close(r.done)
+	g.keep, g.kept = nil, -1
+	g.pending[u] = r
+	g.stats.Reused++
+	g.stats.HeldBytes += g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
 	return nil
 }
 
@@ -185,6 +208,9 @@ func (g *Gatherer) await(block, u int) (*ts.Tensor, error) {
 	g.stats.WaitTime += time.Since(start)
 	delete(g.pending, u)
 	g.stats.GatherTime += r.took
+	if r.send != nil { // not a reused buffer
+		g.stats.Gathers++
+	}
 	if r.err != nil {
 		g.drop(r)
 		return nil, fmt.Errorf("shard: rank %d: gather of %s: %w", g.pg.Rank(), g.what(block, u), r.err)

@@ -126,11 +126,15 @@ type accounting struct {
 	pos, ahead    int
 	heldB, peakB  int64
 	buffers, free int
-	gathers       int
+	kept          int          // the released unit whose buffer is kept, -1 if none
+	fromKept      map[int]bool // pending units served from the kept buffer
+	gathers       int          // units bound from an all-gather
+	reused        int          // units served from the kept buffer
 }
 
 func newAccounting(p *shard.Plan, tied bool, depth int) *accounting {
-	return &accounting{p: p, tied: tied, depth: depth, held: map[int]int{}, pending: map[int]bool{}}
+	return &accounting{p: p, tied: tied, depth: depth, held: map[int]int{}, pending: map[int]bool{},
+		kept: -1, fromKept: map[int]bool{}}
 }
 
 func (a *accounting) units(b int) []int {
@@ -149,9 +153,15 @@ func (a *accounting) take(b int) {
 	for _, u := range a.units(b) {
 		if a.held[u] == 0 && !a.pending[u] {
 			a.pending[u] = true
-			if a.free > 0 {
+			switch {
+			case u == a.kept:
+				a.kept, a.fromKept[u] = -1, true
+				a.reused++
+			case a.free > 0:
 				a.free--
-			} else {
+			case a.kept >= 0:
+				a.kept = -1
+			default:
 				a.buffers++
 			}
 			a.heldB += a.p.Units[u].Len * int64(a.p.ElemSize)
@@ -165,7 +175,7 @@ func (a *accounting) cancel() {
 		a.free++
 		a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
 	}
-	a.pending, a.sched, a.pos, a.ahead = map[int]bool{}, nil, 0, 0
+	a.pending, a.fromKept, a.sched, a.pos, a.ahead = map[int]bool{}, map[int]bool{}, nil, 0, 0
 }
 
 func (a *accounting) requestAhead() {
@@ -194,8 +204,11 @@ func (a *accounting) before(b int) {
 	a.requestAhead()
 	for _, u := range a.units(b) {
 		if a.held[u] == 0 {
+			if !a.fromKept[u] {
+				a.gathers++
+			}
 			delete(a.pending, u)
-			a.gathers++
+			delete(a.fromKept, u)
 		}
 		a.held[u]++
 	}
@@ -204,7 +217,10 @@ func (a *accounting) before(b int) {
 func (a *accounting) after(b int) {
 	for _, u := range a.units(b) {
 		if a.held[u]--; a.held[u] == 0 {
-			a.free++
+			if a.kept >= 0 {
+				a.free++
+			}
+			a.kept = u
 			a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
 		}
 	}
@@ -228,8 +244,8 @@ func (a *accounting) checkpointed() {
 		a.before(b)
 		a.after(b)
 	}
-	a.before(a.p.Blocks) // the head is held until backward has gone through it
-	down := pieces(a.p.Blocks-1, -1)
+	a.before(a.p.Blocks)            // the head is held until backward has gone through it
+	down := pieces(a.p.Blocks-1, 0) // backward recomputes the blocks, not the embeddings
 	a.schedule(down)
 	a.after(a.p.Blocks)
 	for _, b := range down {
