@@ -321,7 +321,7 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 	}
 	if r.gatherer != nil {
 		gs := r.gatherer.Stats()
-		ev = ev.Int("shard_gathers", gs.Gathers).Float64("shard_gather_s", round(gs.GatherTime.Seconds(), 3)).
+		ev = ev.Int("shard_gathers", gs.Gathers).Int("shard_reused", gs.Reused).Float64("shard_gather_s", round(gs.GatherTime.Seconds(), 3)).
 			Float64("shard_wait_s", round(gs.WaitTime.Seconds(), 3)).Int("shard_prefetch", r.gatherer.Prefetch())
 	}
 	ev.Msg("training finished")
