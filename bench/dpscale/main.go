@@ -23,7 +23,10 @@
 // micro-batch is the same work on every rank.
 //
 // -ranks N runs N ranks instead of 2 (grad_accum_steps 2·A/N, which must be whole);
-// -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth.
+// -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth. -ckpt adds
+// the whole backbone with activation checkpointing (what sharding turns on), -no-keep
+// each sharded run again with shard.EnvNoKeep=1; sharded rows add rank 0's all-gathers,
+// the pass's wait for them and their time, per step.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -shard-prefetch 0,1
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -ranks 4 -micro 1 -accum 2
@@ -45,12 +48,16 @@ import (
 	"time"
 )
 
+// envNoKeep is shard.EnvNoKeep (not imported: the bench builds without libtorch).
+const envNoKeep = "LRTRAIN_SHARD_NO_KEEP"
+
 type flags struct {
 	bin, preset, data     string
 	steps, warmup, rounds int
 	micro, accum, maxLen  int
 	threads1              int
 	keep, shard, packing  bool
+	ckpt, noKeep          bool
 	ranks                 int
 	prefetch              []int
 }
@@ -70,6 +77,8 @@ func main() {
 	flag.BoolVar(&f.keep, "keep", false, "keep the temporary directory")
 	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
 	flag.BoolVar(&f.packing, "packing", false, "pack the examples into rows of exactly -max-len tokens (data.packing) instead of padding each micro-batch to its longest")
+	flag.BoolVar(&f.ckpt, "ckpt", false, "also run the whole backbone with model.activation_checkpointing")
+	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -90,8 +99,10 @@ func main() {
 // result is one run's measured throughput.
 type result struct {
 	ranks, threads int
-	sharded        bool
+	sharded, ckpt  bool
+	noKeep         bool
 	prefetch       int
+	shardStats     string
 	peakMiB        float64
 	tokens         float64
 	seconds        float64
@@ -131,24 +142,25 @@ func run(f flags) error {
 	cpus := runtime.NumCPU()
 	var results []result
 	for r := range f.rounds {
-		type variant struct {
-			ranks    int
-			shard    bool
-			prefetch int
+		variants := []result{{ranks: 1}, {ranks: f.ranks}}
+		if f.ckpt {
+			variants = append(variants, result{ranks: f.ranks, ckpt: true})
 		}
-		variants := []variant{{1, false, 0}, {f.ranks, false, 0}}
-		if f.shard {
-			for _, p := range f.prefetch {
-				variants = append(variants, variant{f.ranks, true, p})
+		for _, p := range f.prefetch {
+			if f.shard {
+				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p})
+			}
+			if f.shard && f.noKeep {
+				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, noKeep: true})
 			}
 		}
-		for _, v := range variants {
-			dir := filepath.Join(tmp, fmt.Sprintf("r%d-n%d-s%t-p%d", r, v.ranks, v.shard, v.prefetch))
-			res, err := runOnce(f, base, data, dir, v.ranks, v.shard, v.prefetch, cpus)
+		for k, v := range variants {
+			dir := filepath.Join(tmp, fmt.Sprintf("r%d-v%d", r, k))
+			res, err := runOnce(f, base, data, dir, v, cpus)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "round %d, %d rank(s) sharded=%t prefetch=%d: %.0f tokens/s\n", r+1, v.ranks, v.shard, v.prefetch, res.tokens/res.seconds)
+			fmt.Fprintf(os.Stderr, "round %d, %s: %.0f tokens/s\n", r+1, res.backbone(), res.tokens/res.seconds)
 			results = append(results, res)
 		}
 	}
@@ -156,24 +168,25 @@ func run(f flags) error {
 	return nil
 }
 
-// runOnce trains one run with 1 or 2 ranks and measures it.
-func runOnce(f flags, base, data, dir string, ranks int, shard bool, prefetch, cpus int) (result, error) {
+// runOnce trains one run of variant v (ranks, backbone) and measures it.
+func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return result{}, err
 	}
+	ranks, prefetch := v.ranks, v.prefetch
 	accum := f.accum * 2 / ranks
 	shardSize := 1
-	if shard {
+	if v.sharded {
 		shardSize = ranks
 	}
-	cfg := fmt.Sprintf(`model: {path: %s}
+	cfg := fmt.Sprintf(`model: {path: %s, activation_checkpointing: %t}
 adapter: {method: lrlora, r: 8}
 data: {format: alpaca_json, train: %s, max_len: %d, packing: %t}
 train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
 checkpoint: {every: 1000000}
 dist: {backend: gloo, shard_group_size: %d, shard_prefetch: %d}
 output: {dir: %s}
-`, base, data, f.maxLen, f.packing, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
+`, base, v.ckpt, data, f.maxLen, f.packing, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
 	cfgPath := filepath.Join(dir, "cfg.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return result{}, err
@@ -192,6 +205,9 @@ output: {dir: %s}
 			"--run-dir", filepath.Join(dir, "launch"), "--", "train", "--config", cfgPath)
 		cmd.Env = append(os.Environ(), "OMP_NUM_THREADS="+strconv.Itoa(threads))
 	}
+	if v.noKeep {
+		cmd.Env = append(cmd.Env, envNoKeep+"=1")
+	}
 	started := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("%d rank(s): %w\n%s", ranks, err, tail(out))
@@ -203,8 +219,8 @@ output: {dir: %s}
 	if res.steps != f.steps-f.warmup {
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
-	res.ranks, res.threads, res.sharded, res.prefetch = ranks, threads, shard, prefetch
-	if res.peakMiB, err = peakOf(filepath.Join(dir, "out", "train.log")); err != nil {
+	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
+	if res.peakMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
 	return res, nil
@@ -244,25 +260,36 @@ func measure(path string, warmup int) (result, error) {
 	return res, nil
 }
 
-// peakOf reads peak_rss_mib from the "training finished" line of a train.log.
-func peakOf(path string) (float64, error) {
+// peakOf reads peak_rss_mib from the "training finished" line of a train.log and,
+// for a sharded run, its gatherer's counts over all steps as per-step figures.
+func peakOf(path string, steps int) (float64, string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		var rec struct {
 			Message string   `json:"message"`
 			Peak    *float64 `json:"peak_rss_mib"`
+			Gathers float64  `json:"shard_gathers"`
+			Reused  float64  `json:"shard_reused"`
+			GatherS float64  `json:"shard_gather_s"`
+			WaitS   float64  `json:"shard_wait_s"`
 		}
-		if json.Unmarshal(line, &rec) == nil && rec.Message == "training finished" && rec.Peak != nil {
-			return *rec.Peak, nil
+		if json.Unmarshal(line, &rec) != nil || rec.Message != "training finished" || rec.Peak == nil {
+			continue
 		}
+		n, stats := float64(steps), ""
+		if rec.Gathers > 0 {
+			stats = fmt.Sprintf("%.0f+%.0f kept, %.3f s, wait %.3f s", rec.Gathers/n, rec.Reused/n, rec.GatherS/n, rec.WaitS/n)
+		}
+		return *rec.Peak, stats, nil
 	}
-	return 0, fmt.Errorf("%s: no peak_rss_mib on a \"training finished\" line", path)
+	return 0, "", fmt.Errorf("%s: no peak_rss_mib on a \"training finished\" line", path)
 }
 
-// report prints one line per run, the best throughput of each world size and their ratio.
+// report prints one line per run, the best throughput of each world size and their
+// ratio, and each other variant's best throughput and peak against the whole backbone's.
 func report(f flags, results []result, cpus int) {
 	rows := "examples"
 	if f.packing {
@@ -271,31 +298,40 @@ func report(f flags, results []result, cpus int) {
 	fmt.Printf("preset %s, global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
 		f.preset, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\t")
-	best, peak := map[int]float64{}, map[int]float64{}
-	bestShard, peakShard := map[int]float64{}, map[int]float64{}
+	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tgathers/step (rank 0)\t")
+	best, peak := map[string]float64{}, map[string]float64{}
+	var order []string
 	for _, r := range results {
-		tps := r.tokens / r.seconds
-		backbone := "whole"
-		if r.sharded {
-			backbone = fmt.Sprintf("sharded, prefetch %d", r.prefetch)
-			bestShard[r.prefetch], peakShard[r.prefetch] = max(bestShard[r.prefetch], tps), max(peakShard[r.prefetch], r.peakMiB)
-		} else {
-			best[r.ranks], peak[r.ranks] = max(best[r.ranks], tps), max(peak[r.ranks], r.peakMiB)
+		tps, key := r.tokens/r.seconds, fmt.Sprintf("%d %s", r.ranks, r.backbone())
+		if _, ok := best[key]; !ok {
+			order = append(order, key)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.1f\t\n", r.ranks, backbone, r.threads, f.accum*2/r.ranks,
-			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB)
+		best[key], peak[key] = max(best[key], tps), max(peak[key], r.peakMiB)
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.1f\t%s\t\n", r.ranks, r.backbone(), r.threads, f.accum*2/r.ranks,
+			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB, r.shardStats)
 	}
 	w.Flush()
 	n := f.ranks
+	whole := fmt.Sprintf("%d whole", n)
 	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
-		best[1], n, best[n], n, best[n]/best[1])
-	for _, p := range f.prefetch {
-		if bestShard[p] > 0 {
-			fmt.Printf("sharded (prefetch %d) / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f\n",
-				p, n, bestShard[p]/best[n], peakShard[p]/peak[n])
-		}
+		best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
+	for _, key := range order[2:] {
+		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f\n",
+			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole])
 	}
+}
+
+// backbone names a run's variant.
+func (r result) backbone() string {
+	switch {
+	case r.ckpt:
+		return "whole, checkpointed"
+	case r.sharded && r.noKeep:
+		return fmt.Sprintf("sharded, prefetch %d, no keep", r.prefetch)
+	case r.sharded:
+		return fmt.Sprintf("sharded, prefetch %d", r.prefetch)
+	}
+	return "whole"
 }
 
 // tail returns the last 3000 bytes of out.
