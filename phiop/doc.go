@@ -43,6 +43,16 @@
 // train.Run installs it through InstallCachingAllocatorFromEnv;
 // CachingAllocatorStats reports hits, misses, evictions and bytes.
 //
+// Native AdamW (adamw.go, adamw_shim.cpp, cuda/adamw_kernel.cu): AdamW takes one
+// decoupled-weight-decay Adam step for a whole list of parameters, their gradients
+// and moments, in place and in one native call per dtype/device group (on the CPU
+// one parallel loop over all elements of all entries, on a CUDA device one copy of
+// the list and one kernel launch), with exactly the operations of optim.AdamW's
+// libtorch path; the element arithmetic (cuda/adamw_device.cuh) is shared by both
+// devices and by the host emulation of the CUDA walk that the tests run.
+// AdamWCheck says whether an entry can go through it and which group it joins; a
+// refused list leaves every tensor unchanged.
+//
 // Tests: go test ./phiop/ (finite differences in float64, fused vs Naive,
 // determinism, retained memory); benchmarks: make -C phiop bench.
 package phiop
