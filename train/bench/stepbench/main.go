@@ -4,6 +4,7 @@
 //
 //	go run ./train/bench/stepbench                       # small Llama, 2×256 tokens
 //	go run ./train/bench/stepbench -preset tiny -steps 20 -rounds 3
+//	go run ./train/bench/stepbench -batch 1 -gemms        # each projection GEMM alone
 //
 // Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
 // sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
@@ -60,6 +61,7 @@ func main() {
 	rank := flag.Int("r", 8, "adapter rank")
 	methods := flag.String("methods", "lora,lrlora", "methods to compare")
 	rounds := flag.Int("rounds", 1, "rounds of all methods, interleaved (step times pool over rounds; peak RSS is the highest)")
+	gemms := flag.Bool("gemms", false, "time each adapted projection's GEMMs alone at -batch × -seq tokens, instead of the steps")
 	child := flag.String("child", "", "internal: run one method against -model")
 	dataPath := flag.String("data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training file")
 	modelDir := flag.String("model", "", "internal: model directory")
@@ -92,6 +94,12 @@ func main() {
 	fc, err := flops.FromHF(filepath.Join(md, "config.json"), *rank, opts.Adapter.Phi.K, opts.Adapter.TargetModules.Names)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *gemms {
+		if err := runGEMMs(fc, int64(*batch**seq)); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	bound, err := printFLOPs(fc, flops.Batch{B: *batch, T: *seq})
 	if err != nil {
