@@ -56,13 +56,22 @@ mkdir -p "$stage/go" "$stage/mod"
     \( -path src/cmd -o -name testdata -o -name '*_test.go' \) -prune -o \( -type f -print \)
 ) | tar -C "$goroot" -cf - --files-from=- | tar -C "$stage/go" -xf -
 
-# 2. The modules whose packages are compiled.
-list() { go list -deps -test "$@" -f '{{with .Module}}{{if not .Main}}{{.Dir}}{{end}}{{end}}' \
+# 2. The modules a build reads: each module of the build list whose path is a prefix of
+#    an imported package's path. That is more than the modules whose packages are
+#    compiled: resolving an import, the go command looks into every module that could
+#    hold it (etcd's import of go-grpc-middleware/providers/prometheus, its own module,
+#    also opens go-grpc-middleware v1.3.0), and that needs the module's tree.
+pkgs() { go list -deps -test "$@" -f '{{if not .Standard}}{{.ImportPath}}{{end}}' \
   ./cmd/lrtrain ./nccl/cmd/nccl-check ./tools/gotchadapt ./phiop/ ./nccl/; }
-mods=$( { list; list -tags cuda; } | sort -u)
-for dir in $mods; do
+#    A module only looked into may not be extracted yet: go mod download extracts it.
+mods=$(awk 'NR == FNR { sub(/ \[.*/, ""); pkg[$0] = 1; next }
+  { for (p in pkg) if (p == $1 || index(p, $1 "/") == 1) { print $1 "@" $2, $3; next } }' \
+  <( { pkgs; pkgs -tags cuda; } | sort -u) \
+  <(go list -m -f '{{if not .Main}}{{.Path}} {{.Version}} {{.Dir}}{{end}}' all))
+echo "$mods" | while read -r mod dir; do
+  [ -n "$dir" ] || dir=$(go mod download -json "$mod" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   rel=${dir#"$modcache"/}
-  case $rel in /*) echo "gpu-bundle: $dir is outside GOMODCACHE $modcache"; exit 1 ;; esac
+  case $rel in /* | "") echo "gpu-bundle: $mod: directory '$dir' not in GOMODCACHE $modcache"; exit 1 ;; esac
   (
     cd "$modcache"
     find "$rel" \( -name testdata -o -name '*_test.go' -o -path "*/gotch@*/example" -o -path "*/gotch@*/gen" \) \
@@ -94,7 +103,7 @@ chmod -R u+w "$stage"
 
 mkdir -p "$(dirname "$out")"
 raw=$(du -sm "$stage/go" "$stage/mod" "$stage/sys" | awk '{sub(".*/", "", $2); printf "%s%s %s MB", (NR>1?", ":""), $2, $1}')
-XZ_OPT=-9 tar -C "$stage" -cJf "$out.tmp" go mod sys
+XZ_OPT="-9 -T0" tar -C "$stage" -cJf "$out.tmp" go mod sys
 mv "$out.tmp" "$out"
 printf '%s\n' "$key" >"$out.key"
-echo "gpu-bundle: $out $(du -h "$out" | cut -f1) (raw: $raw; $(echo "$mods" | wc -l) modules compiled)"
+echo "gpu-bundle: $out $(du -h "$out" | cut -f1) (raw: $raw; $(echo "$mods" | wc -l) modules)"
