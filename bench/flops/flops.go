@@ -28,9 +28,8 @@
 // time in both steps and pulls the measured ratio towards 1 (at equal rates it lies
 // between 1 and the bound), and LoRA's rank-r products, counted in full, run far below
 // the large GEMMs' rate (a few r columns through a T×d operand: memory traffic and call
-// overhead). Both weigh most where the bound is highest, at few tokens per step. A
-// measured ratio above it is LR-LoRA work running below LoRA's rate (φ's kernels above
-// all) or time an implementation could still recover.
+// overhead). A measured ratio above it is LR-LoRA work running below LoRA's rate (φ's
+// kernels above all) or time an implementation could still recover.
 package flops
 
 import (
