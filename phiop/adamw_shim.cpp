@@ -18,6 +18,7 @@
 #include <string>
 
 #include "adamw_shim.h"
+#include "message.h"
 #include "phiop.h"
 
 namespace phiop {
@@ -158,12 +159,6 @@ AdamWList build_list(void** params, void** grads, void** exp_avgs, void** exp_av
     l.lrs.push_back(lrs[i]);
   }
   return l;
-}
-
-char* copy_message(const std::string& msg) {
-  char* out = static_cast<char*>(std::malloc(msg.size() + 1));
-  if (out != nullptr) std::memcpy(out, msg.c_str(), msg.size() + 1);
-  return out;
 }
 
 }  // namespace

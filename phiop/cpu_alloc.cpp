@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "cpu_alloc.h"
+#include "message.h"
 
 namespace phiop {
 namespace {
@@ -227,10 +228,7 @@ void CachingCPUAllocator::Delete(void* ptr) {
 }
 
 char* error_copy(const char* what) {
-  const std::string msg = std::string("phiop caching CPU allocator: ") + what;
-  char* out = static_cast<char*>(std::malloc(msg.size() + 1));
-  if (out != nullptr) std::memcpy(out, msg.c_str(), msg.size() + 1);
-  return out;
+  return copy_message(std::string("phiop caching CPU allocator: ") + what);
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "message.h"
 #include "phi_kernel.h"
 #include "phi_shim_cuda.h"
 #include "phiop.h"
@@ -273,13 +274,6 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
     return {dm, da, dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
-
-char* copy_message(const char* msg) {
-  const size_t len = std::strlen(msg);
-  char* out = static_cast<char*>(std::malloc(len + 1));
-  if (out != nullptr) std::memcpy(out, msg, len + 1);
-  return out;
-}
 
 template <typename F>
 char* guarded(F&& body) {
