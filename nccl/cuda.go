@@ -100,12 +100,11 @@ func CopyDeviceToDevice(dst, src DevicePtr, n int) error {
 // StreamCreate is cudaStreamCreate on the current device.
 func StreamCreate() (Stream, error) {
 	var st uintptr
-	var code int32
-	if err := with(func(s *symbols) error { st, code = cCudaStreamCreate(s.cudaStreamCreate); return nil }); err != nil {
+	if err := cudaCall("cudaStreamCreate", func(s *symbols) (code int32) {
+		st, code = cCudaStreamCreate(s.cudaStreamCreate)
+		return code
+	}); err != nil {
 		return 0, err
-	}
-	if err := cudaErr(code); err != nil {
-		return 0, fmt.Errorf("nccl: cudaStreamCreate: %w", err)
 	}
 	return Stream(st), nil
 }
@@ -164,15 +163,11 @@ const eventDisableTiming = 0x02
 // current device. Destroy the event with EventDestroy.
 func EventCreate() (Event, error) {
 	var e uintptr
-	var code int32
-	if err := with(func(s *symbols) error {
+	if err := cudaCall("cudaEventCreateWithFlags(disable timing)", func(s *symbols) (code int32) {
 		e, code = cCudaEventCreate(s.cudaEventCreateWithFlags, eventDisableTiming)
-		return nil
+		return code
 	}); err != nil {
 		return 0, err
-	}
-	if err := cudaErr(code); err != nil {
-		return 0, fmt.Errorf("nccl: cudaEventCreateWithFlags(disable timing): %w", err)
 	}
 	return Event(e), nil
 }
