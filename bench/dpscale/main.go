@@ -30,6 +30,15 @@
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -shard-prefetch 0,1
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -threads1 1 -shard -ranks 4 -micro 1 -accum 2
+//
+// -ceiling measures the machine's own ceiling for N-process scaling: each round also
+// starts -ranks independent `lrtrain train` processes at once, each configured and
+// threaded like one data-parallel rank, with the same data and seed, no launcher and no
+// communication. Their throughputs added up, against the round's 1 rank, are the
+// scaling the machine allows; the data-parallel scaling over it is the data-parallel
+// efficiency. A round whose processes' measured steps did not overlap is flagged.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 3 -threads1 1 -ceiling
 package main
 
 import (
@@ -58,6 +67,7 @@ type flags struct {
 	threads1              int
 	keep, shard, packing  bool
 	ckpt, noKeep          bool
+	ceiling               bool
 	ranks                 int
 	prefetch              []int
 }
@@ -79,6 +89,7 @@ func main() {
 	flag.BoolVar(&f.packing, "packing", false, "pack the examples into rows of exactly -max-len tokens (data.packing) instead of padding each micro-batch to its longest")
 	flag.BoolVar(&f.ckpt, "ckpt", false, "also run the whole backbone with model.activation_checkpointing")
 	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
+	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -98,6 +109,7 @@ func main() {
 
 // result is one run's measured throughput.
 type result struct {
+	round          int
 	ranks, threads int
 	sharded, ckpt  bool
 	noKeep         bool
@@ -141,6 +153,7 @@ func run(f flags) error {
 	}
 	cpus := runtime.NumCPU()
 	var results []result
+	var pairs []ceilingRun
 	for r := range f.rounds {
 		variants := []result{{ranks: 1}, {ranks: f.ranks}}
 		if f.ckpt {
@@ -161,10 +174,23 @@ func run(f flags) error {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "round %d, %s: %.0f tokens/s\n", r+1, res.backbone(), res.tokens/res.seconds)
+			res.round = r
 			results = append(results, res)
+		}
+		if f.ceiling {
+			c, err := runCeiling(f, base, data, filepath.Join(tmp, fmt.Sprintf("r%d-ceiling", r)), cpus)
+			if err != nil {
+				return err
+			}
+			c.round = r
+			fmt.Fprintf(os.Stderr, "round %d, %d independent processes: %.0f tokens/s together\n", r+1, len(c.procs), c.tokensPerS())
+			pairs = append(pairs, c)
 		}
 	}
 	report(f, results, cpus)
+	if f.ceiling {
+		reportCeiling(f, results, pairs)
+	}
 	return nil
 }
 
@@ -174,21 +200,12 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 		return result{}, err
 	}
 	ranks, prefetch := v.ranks, v.prefetch
-	accum := f.accum * 2 / ranks
 	shardSize := 1
 	if v.sharded {
 		shardSize = ranks
 	}
-	cfg := fmt.Sprintf(`model: {path: %s, activation_checkpointing: %t}
-adapter: {method: lrlora, r: 8}
-data: {format: alpaca_json, train: %s, max_len: %d, packing: %t}
-train: {seed: 1, max_steps: %d, micro_batch_size: %d, grad_accum_steps: %d, lr: 1.0e-3, log_every: 1}
-checkpoint: {every: 1000000}
-dist: {backend: gloo, shard_group_size: %d, shard_prefetch: %d}
-output: {dir: %s}
-`, base, v.ckpt, data, f.maxLen, f.packing, f.steps, f.micro, accum, shardSize, prefetch, filepath.Join(dir, "out"))
-	cfgPath := filepath.Join(dir, "cfg.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, shardSize, prefetch)
+	if err != nil {
 		return result{}, err
 	}
 	threads := f.threads1
