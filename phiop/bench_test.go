@@ -100,13 +100,28 @@ func phiStep(b *testing.B, fn phiFunc, m, a, beta, g *ts.Tensor) (fwd, bwd time.
 	return t1.Sub(t0), t2.Sub(t1)
 }
 
-// BenchmarkPhi: φ forward+backward on a d×d float32 M, K = 50, fused vs naive.
+// ktermApply is Apply with the tabulated path forbidden: the K-term kernels.
+func ktermApply(m, a, beta, g *ts.Tensor, basis adapter.Basis, scale float64) (*ts.Tensor, error) {
+	prev := SetTabulated(false)
+	defer SetTabulated(prev)
+	return Apply(m, a, beta, g, basis, scale)
+}
+
+// ktermStep is phiStep with the tabulated path forbidden for forward and backward.
+func ktermStep(b *testing.B, m, a, beta, g *ts.Tensor) (fwd, bwd time.Duration) {
+	prev := SetTabulated(false)
+	defer SetTabulated(prev)
+	return phiStep(b, Apply, m, a, beta, g)
+}
+
+// BenchmarkPhi: φ forward+backward on a d×d float32 M, K = 50: the fused op as
+// Apply runs it (tabulated at these sizes), its K-term kernels, and naive ops.
 func BenchmarkPhi(b *testing.B) {
 	for _, d := range []int64{1024, 4096} {
 		for _, impl := range []struct {
 			name string
 			fn   phiFunc
-		}{{"fused", Apply}, {"naive", Naive}} {
+		}{{"fused", Apply}, {"fused-kterm", ktermApply}, {"naive", Naive}} {
 			b.Run(fmt.Sprintf("%s/d=%d", impl.name, d), func(b *testing.B) {
 				if impl.name == "naive" && d == 4096 && os.Getenv("PHIOP_BENCH_NAIVE_4096") != "1" {
 					perK := float64(d*d*benchK*4) / (1 << 30)
@@ -146,8 +161,9 @@ func BenchmarkPhi(b *testing.B) {
 
 // BenchmarkOverheadRatio (paper Appendix C): φ forward+backward for one d×d
 // layer over the forward+backward matmul of that layer at 8192 tokens
-// (x: 8192×d, y = x·Wᵀ; backward dx = G·W, dW = Gᵀ·x), float32, both
-// measured in the same run.
+// (x: 8192×d, y = x·Wᵀ; backward dx = G·W, dW = Gᵀ·x), float32, all measured
+// in the same run: φ as Apply runs it (tabulated at these sizes) and, as
+// kterm-*, with the tabulated path forbidden.
 func BenchmarkOverheadRatio(b *testing.B) {
 	const tokens = 8192
 	for _, d := range []int64{1024, 4096} {
@@ -173,24 +189,30 @@ func BenchmarkOverheadRatio(b *testing.B) {
 				return el
 			}
 			phiStep(b, Apply, m, a, beta, g)
+			ktermStep(b, m, a, beta, g)
 			matmulStep()
-			var phi, mm time.Duration
-			bestPhi, bestMM := time.Duration(1<<62), time.Duration(1<<62)
+			var phi, kterm, mm time.Duration
+			bestPhi, bestKterm, bestMM := time.Duration(1<<62), time.Duration(1<<62), time.Duration(1<<62)
 			b.ResetTimer()
 			for range b.N {
 				f, bw := phiStep(b, Apply, m, a, beta, g)
 				step := matmulStep()
+				kf, kbw := ktermStep(b, m, a, beta, g)
 				phi += f + bw
+				kterm += kf + kbw
 				mm += step
-				bestPhi, bestMM = min(bestPhi, f+bw), min(bestMM, step)
+				bestPhi, bestKterm, bestMM = min(bestPhi, f+bw), min(bestKterm, kf+kbw), min(bestMM, step)
 			}
 			b.StopTimer()
 			n := float64(b.N)
 			b.ReportMetric(phi.Seconds()*1e3/n, "phi-ms")
+			b.ReportMetric(kterm.Seconds()*1e3/n, "kterm-phi-ms")
 			b.ReportMetric(mm.Seconds()*1e3/n, "matmul-ms")
 			b.ReportMetric(100*phi.Seconds()/mm.Seconds(), "overhead-%")
+			b.ReportMetric(100*kterm.Seconds()/mm.Seconds(), "kterm-overhead-%")
 			// Fastest iteration of each: less sensitive to other load on the machine.
 			b.ReportMetric(100*bestPhi.Seconds()/bestMM.Seconds(), "best-overhead-%")
+			b.ReportMetric(100*bestKterm.Seconds()/bestMM.Seconds(), "kterm-best-overhead-%")
 		})
 	}
 }

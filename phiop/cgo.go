@@ -84,3 +84,7 @@ func builtWithCUDA() bool { return C.phiop_has_cuda() != 0 }
 func cudaAvailable() bool { return C.phiop_cuda_available() != 0 }
 
 func torchVersion() string { return C.GoString(C.phiop_torch_version()) }
+
+func setTabulate(on bool) bool { return C.phiop_set_tabulate(cFlag(on)) != 0 }
+
+func tabulatedCalls() int64 { return int64(C.phiop_tabulated_calls()) }

@@ -22,6 +22,7 @@
 #include "message.h"
 #include "phi_kernel.h"
 #include "phi_shim_cuda.h"
+#include "phi_table.h"
 #include "phiop.h"
 
 namespace phiop {
@@ -173,6 +174,94 @@ void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, cons
   }
 }
 
+// Whether float32 sinc calls may take the tabulated path (phi_table.h), and how
+// many forward and backward calls took it (tests and benchmarks read both).
+std::atomic<int> g_tabulate{1};
+std::atomic<int64_t> g_tabulated{0};
+
+// range_parallel scans x (and G) chunk by chunk on libtorch's threads.
+Range range_parallel(const float* x, const float* G, int64_t n) {
+  const int64_t chunks = num_chunks(n);
+  std::vector<Range> part(static_cast<size_t>(chunks));
+  for_each_chunk(chunks, [&](int64_t chunk) {
+    const int64_t off = chunk * kChunk;
+    part[chunk] = range_of(x + off, G != nullptr ? G + off : nullptr, std::min(kChunk, n - off));
+  });
+  Range r = part[0];
+  for (int64_t c = 1; c < chunks; ++c) r = merge(r, part[c]);
+  return r;
+}
+
+// tabulated_forward computes a float32 sinc forward through a table when
+// plan_grid finds one worth building; false leaves y to the K-term kernel.
+bool tabulated_forward(const at::Tensor& x, at::Tensor& y, const HostConsts& h, Flags v) {
+  const int64_t n = x.numel(), K = static_cast<int64_t>(h.a.size());
+  if (g_tabulate.load() == 0 || n == 0) return false;
+  const float* xp = x.data_ptr<float>();
+  const Grid grid = plan_grid(range_parallel(xp, nullptr, n), n, h.a.data(), h.s.data(), K,
+                              v.centred);
+  if (grid.N == 0) return false;
+  Table tab;
+  build_table(grid, h.a.data(), h.s.data(), h.g.data(), K, false, &tab);
+  float offset = 0.0f;
+  if (v.centred) {  // phi(0) through the same table and instructions: phi is 0 at x = 0
+    const float zero = 0.0f;
+    table_forward(&zero, &offset, 1, tab, 0.0f, false);
+  }
+  float* yp = y.data_ptr<float>();
+  for_each_chunk(num_chunks(n), [&](int64_t chunk) {
+    const int64_t off = chunk * kChunk;
+    table_forward(xp + off, yp + off, std::min(kChunk, n - off), tab, offset, v.residual);
+  });
+  g_tabulated.fetch_add(1);
+  return true;
+}
+
+// Segments of the tabulated backward's spread: at most kSpreadSegments, each a
+// whole number of chunks, fixed by n alone, and summed in segment order, so the
+// result does not depend on the thread count.
+constexpr int64_t kSpreadSegments = 64;
+
+// tabulated_backward is backward_cpu<float> for sinc through a table (false:
+// not worth it, nothing written).
+bool tabulated_backward(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx,
+                        const HostConsts& h, Flags v, std::vector<double>& da,
+                        std::vector<double>& du, double& sg) {
+  const int64_t n = x.numel(), K = static_cast<int64_t>(h.a.size());
+  if (g_tabulate.load() == 0 || n == 0) return false;
+  const float* xp = x.data_ptr<float>();
+  const float* gp = G.data_ptr<float>();
+  const Grid grid = plan_grid(range_parallel(xp, gp, n), n, h.a.data(), h.s.data(), K, false);
+  if (grid.N == 0) return false;
+  Table dtab;
+  build_table(grid, h.a.data(), h.s.data(), h.g.data(), K, true, &dtab);
+  const int64_t chunks = num_chunks(n);
+  const int64_t per = (chunks + kSpreadSegments - 1) / kSpreadSegments;
+  const int64_t segments = (chunks + per - 1) / per;
+  const int64_t width = 4 * grid.N;  // moments per segment
+  std::vector<double> H(static_cast<size_t>(segments * width), 0.0);
+  std::vector<double> sums(static_cast<size_t>(segments), 0.0);
+  float* dxp = dx != nullptr ? dx->data_ptr<float>() : nullptr;
+  for_each_chunk(segments, [&](int64_t seg) {
+    const int64_t off = seg * per * kChunk;
+    table_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
+                   std::min(per * kChunk, n - off), dtab, v.residual, &H[seg * width],
+                   &sums[seg]);
+  });
+  for (int64_t seg = 1; seg < segments; ++seg) {
+    for (int64_t j = 0; j < width; ++j) H[j] += H[seg * width + j];
+  }
+  sg = 0.0;
+  for (int64_t seg = 0; seg < segments; ++seg) sg += sums[seg];
+  std::vector<double> W(static_cast<size_t>(grid.N + 3), 0.0);
+  spread_moments(grid, H.data(), W.data());
+  da.assign(K, 0.0);
+  du.assign(K, 0.0);
+  table_reduce(grid, W.data(), h.s.data(), h.g.data(), K, da.data(), du.data());
+  g_tabulated.fetch_add(1);
+  return true;
+}
+
 void check_inputs(const at::Tensor& m, const at::Tensor& a, const at::Tensor& beta,
                   const at::Tensor& g, int basis, double scale) {
   TORCH_CHECK(basis >= kSinc && basis <= kBSpline, "phiop: unknown basis ", basis);
@@ -199,7 +288,7 @@ at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const
   TORCH_CHECK(m.is_cpu(), "phiop: unsupported device ", m.device());
   const HostConsts h = host_consts(a, beta, g, scale);
   if (m.scalar_type() == at::kFloat) {
-    forward_cpu<float>(m, y, h, basis, v);
+    if (basis != kSinc || !tabulated_forward(m, y, h, v)) forward_cpu<float>(m, y, h, basis, v);
   } else {
     forward_cpu<double>(m, y, h, basis, v);
   }
@@ -244,7 +333,10 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
       std::vector<double> sa, su;
       double sg = 0.0;
       if (m.scalar_type() == at::kFloat) {
-        backward_cpu<float>(m, G, need_m ? &dm : nullptr, h, basis, v, sa, su, sg);
+        at::Tensor* dmp = need_m ? &dm : nullptr;
+        if (basis != kSinc || !tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
+          backward_cpu<float>(m, G, dmp, h, basis, v, sa, su, sg);
+        }
       } else {
         backward_cpu<double>(m, G, need_m ? &dm : nullptr, h, basis, v, sa, su, sg);
       }
@@ -328,6 +420,10 @@ int phiop_num_threads(void) {
     return 1;
   }
 }
+
+int phiop_set_tabulate(int on) { return phiop::g_tabulate.exchange(on != 0 ? 1 : 0); }
+
+int64_t phiop_tabulated_calls(void) { return phiop::g_tabulated.load(); }
 
 int phiop_has_cuda(void) { return phiop::kHasCuda ? 1 : 0; }
 

@@ -52,6 +52,13 @@ char* phiop_set_num_threads(int n);
 /* phiop_num_threads reports libtorch's intra-op thread count on this thread. */
 int phiop_num_threads(void);
 
+/* phiop_set_tabulate allows (on != 0, the default) or forbids the tabulated
+ * float32 sinc path on the CPU (phi_table.h) and returns the previous setting. */
+int phiop_set_tabulate(int on);
+
+/* phiop_tabulated_calls counts the forward and backward calls that took it. */
+int64_t phiop_tabulated_calls(void);
+
 /* phiop_has_cuda reports whether this build carries the CUDA kernels. */
 int phiop_has_cuda(void);
 
