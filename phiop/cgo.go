@@ -87,4 +87,8 @@ func torchVersion() string { return C.GoString(C.phiop_torch_version()) }
 
 func setTabulate(on bool) bool { return C.phiop_set_tabulate(cFlag(on)) != 0 }
 
-func tabulatedCalls() int64 { return int64(C.phiop_tabulated_calls()) }
+func passCounts() (all, tabulated int64) {
+	var a, t C.int64_t
+	C.phiop_pass_counts(&a, &t)
+	return int64(a), int64(t)
+}

@@ -60,15 +60,26 @@ func Apply(m, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, sca
 // evaluates φ and φ′ by cubic interpolation in a table of φ over M's range and
 // forms ∂a, ∂β from G spread onto the table's nodes, instead of summing K terms
 // per element; the node spacing keeps every interpolation error below 2⁻²⁶ of
-// its scale (README "How φ is evaluated"), less than float32 rounding adds to
-// the K-term sum. Small M, other bases, float64, CUDA and an M or G holding a
-// NaN or infinity always take the K-term kernels. Forbidding it is for
+// its scale (docs/method.md §4.1), less than float32 rounding adds to the
+// K-term sum. Small M, an M within one table interval (B ≈ 0, the first steps
+// of a run), other bases, float64, CUDA and an M or G holding a NaN or infinity
+// take the K-term kernels. Forbidding it is for
 // comparisons; results agree within float32 rounding either way.
 func SetTabulated(on bool) bool { return setTabulate(on) }
 
 // TabulatedCalls counts the forward and backward passes that took the
 // tabulated path since the process started.
-func TabulatedCalls() int64 { return tabulatedCalls() }
+func TabulatedCalls() int64 {
+	_, t := passCounts()
+	return t
+}
+
+// Passes counts the op's CPU forward and backward passes since the process
+// started, tabulated or not.
+func Passes() int64 {
+	all, _ := passCounts()
+	return all
+}
 
 // SetNumThreads sets libtorch's intra-op thread count (at::set_num_threads).
 // The fused op re-applies it on whichever OS thread it runs, since OpenMP

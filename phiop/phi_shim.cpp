@@ -22,7 +22,7 @@
 #include "message.h"
 #include "phi_kernel.h"
 #include "phi_shim_cuda.h"
-#include "phi_table.h"
+#include "phi_cpu.h"
 #include "phiop.h"
 
 namespace phiop {
@@ -38,228 +38,6 @@ std::atomic<int> g_num_threads{0};
 void sync_num_threads() {
   const int want = g_num_threads.load();
   if (want > 0 && at::get_num_threads() != want) at::set_num_threads(want);
-}
-
-// softplus with libtorch's default threshold (x > 20 returns x), in double.
-double softplus(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
-double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-
-// HostConsts holds the K-vectors in double on the host.
-struct HostConsts {
-  std::vector<double> a, b, g, s, as, sig;
-};
-
-std::vector<double> to_host(const at::Tensor& t) {
-  at::Tensor h = t.detach().to(at::kCPU, at::kDouble).contiguous();
-  const double* p = h.data_ptr<double>();
-  return std::vector<double>(p, p + h.numel());
-}
-
-HostConsts host_consts(const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
-                       double scale) {
-  HostConsts c;
-  c.a = to_host(a);
-  c.g = to_host(g);
-  const std::vector<double> beta_h = to_host(beta);
-  const size_t K = c.a.size();
-  c.b.resize(K);
-  c.s.resize(K);
-  c.as.resize(K);
-  c.sig.resize(K);
-  for (size_t k = 0; k < K; ++k) {
-    c.b[k] = softplus(beta_h[k]);
-    c.s[k] = scale * c.b[k];
-    c.as[k] = c.a[k] * c.s[k];
-    c.sig[k] = sigmoid(beta_h[k]);
-  }
-  return c;
-}
-
-// TypedConsts holds the K-vectors in the kernel's element type.
-template <typename T>
-struct TypedConsts {
-  std::vector<T> a, s, g, as;
-  TypedConsts(const HostConsts& h)
-      : a(h.a.begin(), h.a.end()),
-        s(h.s.begin(), h.s.end()),
-        g(h.g.begin(), h.g.end()),
-        as(h.as.begin(), h.as.end()) {}
-  Coeffs<T> coeffs(int basis, T offset = T(0), bool residual = false) const {
-    return Coeffs<T>{basis, static_cast<int64_t>(a.size()), a.data(), s.data(), g.data(),
-                     as.data(), offset, residual};
-  }
-};
-
-int64_t num_chunks(int64_t n) { return (n + kChunk - 1) / kChunk; }
-
-// for_each_chunk runs fn(chunk) for chunk in [0, chunks) on libtorch's
-// intra-op threads. Threads take chunks from a shared counter rather than a
-// fixed range each, so a core slowed by other work does not hold up the rest.
-// Every chunk writes only its own outputs: results do not depend on which
-// thread ran it.
-template <typename F>
-void for_each_chunk(int64_t chunks, const F& fn) {
-  const int64_t workers = std::min<int64_t>(chunks, at::get_num_threads());
-  if (workers <= 1) {
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) fn(chunk);
-    return;
-  }
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    for (int64_t chunk = next.fetch_add(1); chunk < chunks; chunk = next.fetch_add(1)) fn(chunk);
-  });
-}
-
-// Variant flags of one call (the Variant of variant.go); through the autograd
-// context as one int, bit 0 centred and bit 1 residual.
-struct Flags {
-  bool centred, residual;
-  int64_t bits() const { return (centred ? 1 : 0) | (residual ? 2 : 0); }
-  static Flags of(int64_t b) { return Flags{(b & 1) != 0, (b & 2) != 0}; }
-};
-
-// forward_cpu writes phi(x) into y. Centred: phi(0) is the same kernel on a one-element
-// zero (the instructions of any element of x), so an x entry of 0 gives exactly 0.
-template <typename T>
-void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int basis, Flags v) {
-  const TypedConsts<T> tc(h);
-  T offset = T(0);
-  if (v.centred) {
-    const T zero = T(0);
-    phi_forward(&zero, &offset, 1, tc.coeffs(basis));
-  }
-  const Coeffs<T> c = tc.coeffs(basis, offset, v.residual);
-  const T* xp = x.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  const int64_t n = x.numel();
-  for_each_chunk(num_chunks(n), [&](int64_t chunk) {
-    const int64_t off = chunk * kChunk;
-    phi_forward(xp + off, yp + off, std::min(kChunk, n - off), c);
-  });
-}
-
-// backward_cpu fills dx (when defined), the per-k sums da, du and (centred) sg = Sum G.
-// Each chunk sums into its own slots, added in chunk order afterwards, so the result
-// does not depend on how chunks were spread over threads.
-template <typename T>
-void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, const HostConsts& h,
-                  int basis, Flags v, std::vector<double>& da, std::vector<double>& du,
-                  double& sg) {
-  const TypedConsts<T> tc(h);
-  const Coeffs<T> c = tc.coeffs(basis, T(0), v.residual);
-  const int64_t K = c.K;
-  const T* xp = x.data_ptr<T>();
-  const T* gp = G.data_ptr<T>();
-  T* dxp = dx != nullptr ? dx->data_ptr<T>() : nullptr;
-  const int64_t n = x.numel();
-  const int64_t chunks = num_chunks(n);
-  std::vector<double> part_a(static_cast<size_t>(chunks * K), 0.0);
-  std::vector<double> part_u(static_cast<size_t>(chunks * K), 0.0);
-  std::vector<double> part_g(static_cast<size_t>(chunks), 0.0);
-  for_each_chunk(chunks, [&](int64_t chunk) {
-    const int64_t off = chunk * kChunk;
-    phi_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
-                 std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K],
-                 v.centred ? &part_g[chunk] : nullptr);
-  });
-  da.assign(K, 0.0);
-  du.assign(K, 0.0);
-  sg = 0.0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    sg += part_g[chunk];
-    for (int64_t k = 0; k < K; ++k) {
-      da[k] += part_a[chunk * K + k];
-      du[k] += part_u[chunk * K + k];
-    }
-  }
-}
-
-// Whether float32 sinc calls may take the tabulated path (phi_table.h), and how
-// many forward and backward calls took it (tests and benchmarks read both).
-std::atomic<int> g_tabulate{1};
-std::atomic<int64_t> g_tabulated{0};
-
-// range_parallel scans x (and G) chunk by chunk on libtorch's threads.
-Range range_parallel(const float* x, const float* G, int64_t n) {
-  const int64_t chunks = num_chunks(n);
-  std::vector<Range> part(static_cast<size_t>(chunks));
-  for_each_chunk(chunks, [&](int64_t chunk) {
-    const int64_t off = chunk * kChunk;
-    part[chunk] = range_of(x + off, G != nullptr ? G + off : nullptr, std::min(kChunk, n - off));
-  });
-  Range r = part[0];
-  for (int64_t c = 1; c < chunks; ++c) r = merge(r, part[c]);
-  return r;
-}
-
-// tabulated_forward computes a float32 sinc forward through a table when
-// plan_grid finds one worth building; false leaves y to the K-term kernel.
-bool tabulated_forward(const at::Tensor& x, at::Tensor& y, const HostConsts& h, Flags v) {
-  const int64_t n = x.numel(), K = static_cast<int64_t>(h.a.size());
-  if (g_tabulate.load() == 0 || n == 0) return false;
-  const float* xp = x.data_ptr<float>();
-  const Grid grid = plan_grid(range_parallel(xp, nullptr, n), n, h.a.data(), h.s.data(), K,
-                              v.centred);
-  if (grid.N == 0) return false;
-  Table tab;
-  build_table(grid, h.a.data(), h.s.data(), h.g.data(), K, false, &tab);
-  float offset = 0.0f;
-  if (v.centred) {  // phi(0) through the same table and instructions: phi is 0 at x = 0
-    const float zero = 0.0f;
-    table_forward(&zero, &offset, 1, tab, 0.0f, false);
-  }
-  float* yp = y.data_ptr<float>();
-  for_each_chunk(num_chunks(n), [&](int64_t chunk) {
-    const int64_t off = chunk * kChunk;
-    table_forward(xp + off, yp + off, std::min(kChunk, n - off), tab, offset, v.residual);
-  });
-  g_tabulated.fetch_add(1);
-  return true;
-}
-
-// Segments of the tabulated backward's spread: at most kSpreadSegments, each a
-// whole number of chunks, fixed by n alone, and summed in segment order, so the
-// result does not depend on the thread count.
-constexpr int64_t kSpreadSegments = 64;
-
-// tabulated_backward is backward_cpu<float> for sinc through a table (false:
-// not worth it, nothing written).
-bool tabulated_backward(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx,
-                        const HostConsts& h, Flags v, std::vector<double>& da,
-                        std::vector<double>& du, double& sg) {
-  const int64_t n = x.numel(), K = static_cast<int64_t>(h.a.size());
-  if (g_tabulate.load() == 0 || n == 0) return false;
-  const float* xp = x.data_ptr<float>();
-  const float* gp = G.data_ptr<float>();
-  const Grid grid = plan_grid(range_parallel(xp, gp, n), n, h.a.data(), h.s.data(), K, false);
-  if (grid.N == 0) return false;
-  Table dtab;
-  build_table(grid, h.a.data(), h.s.data(), h.g.data(), K, true, &dtab);
-  const int64_t chunks = num_chunks(n);
-  const int64_t per = (chunks + kSpreadSegments - 1) / kSpreadSegments;
-  const int64_t segments = (chunks + per - 1) / per;
-  const int64_t width = 4 * grid.N;  // moments per segment
-  std::vector<double> H(static_cast<size_t>(segments * width), 0.0);
-  std::vector<double> sums(static_cast<size_t>(segments), 0.0);
-  float* dxp = dx != nullptr ? dx->data_ptr<float>() : nullptr;
-  for_each_chunk(segments, [&](int64_t seg) {
-    const int64_t off = seg * per * kChunk;
-    table_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
-                   std::min(per * kChunk, n - off), dtab, v.residual, &H[seg * width],
-                   &sums[seg]);
-  });
-  for (int64_t seg = 1; seg < segments; ++seg) {
-    for (int64_t j = 0; j < width; ++j) H[j] += H[seg * width + j];
-  }
-  sg = 0.0;
-  for (int64_t seg = 0; seg < segments; ++seg) sg += sums[seg];
-  std::vector<double> W(static_cast<size_t>(grid.N + 3), 0.0);
-  spread_moments(grid, H.data(), W.data());
-  da.assign(K, 0.0);
-  du.assign(K, 0.0);
-  table_reduce(grid, W.data(), h.s.data(), h.g.data(), K, da.data(), du.data());
-  g_tabulated.fetch_add(1);
-  return true;
 }
 
 void check_inputs(const at::Tensor& m, const at::Tensor& a, const at::Tensor& beta,
@@ -287,6 +65,7 @@ at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const
   }
   TORCH_CHECK(m.is_cpu(), "phiop: unsupported device ", m.device());
   const HostConsts h = host_consts(a, beta, g, scale);
+  g_cpu_passes.fetch_add(1);
   if (m.scalar_type() == at::kFloat) {
     if (basis != kSinc || !tabulated_forward(m, y, h, v)) forward_cpu<float>(m, y, h, basis, v);
   } else {
@@ -330,6 +109,7 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
                     v.residual, da, dbeta);
     } else {
       const HostConsts h = host_consts(a, beta, g, scale);
+      g_cpu_passes.fetch_add(1);
       std::vector<double> sa, su;
       double sg = 0.0;
       if (m.scalar_type() == at::kFloat) {
@@ -423,7 +203,10 @@ int phiop_num_threads(void) {
 
 int phiop_set_tabulate(int on) { return phiop::g_tabulate.exchange(on != 0 ? 1 : 0); }
 
-int64_t phiop_tabulated_calls(void) { return phiop::g_tabulated.load(); }
+void phiop_pass_counts(int64_t* all, int64_t* tabulated) {
+  *all = phiop::g_cpu_passes.load();
+  *tabulated = phiop::g_tabulated.load();
+}
 
 int phiop_has_cuda(void) { return phiop::kHasCuda ? 1 : 0; }
 

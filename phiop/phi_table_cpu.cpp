@@ -124,7 +124,10 @@ Grid plan_grid(const Range& r, int64_t n, const double* a, const double* s, int6
   const double span = hi - lo;
   const double want = std::ceil(span / h);
   if (!(want <= double(kTableMaxIntervals))) return none;
-  const int64_t N = std::max<int64_t>(1, static_cast<int64_t>(want));
+  // M within one interval (B = 0 at initialisation, and the steps right after it)
+  // keeps the K-term kernels: see plan_grid in phi_table.h.
+  if (!(want >= 2)) return none;
+  const int64_t N = static_cast<int64_t>(want);
   // Cost in units of one K-term element-term (~0.5 ns with AVX-512): the K-term
   // path K n; the table ~12 per element plus ~100 per node and term (three
   // passes over the nodes in double: forward table, backward table, reduction).

@@ -56,8 +56,9 @@ int phiop_num_threads(void);
  * float32 sinc path on the CPU (phi_table.h) and returns the previous setting. */
 int phiop_set_tabulate(int on);
 
-/* phiop_tabulated_calls counts the forward and backward calls that took it. */
-int64_t phiop_tabulated_calls(void);
+/* phiop_pass_counts reports the op's CPU forward and backward passes so far
+ * (*all) and how many of them took the tabulated path (*tabulated). */
+void phiop_pass_counts(int64_t* all, int64_t* tabulated);
 
 /* phiop_has_cuda reports whether this build carries the CUDA kernels. */
 int phiop_has_cuda(void);

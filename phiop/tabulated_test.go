@@ -209,8 +209,9 @@ func TestTabulatedIsDeterministic(t *testing.T) {
 
 // The tabulated path keeps the op's exact properties: centred φ is exactly 0 where M
 // is 0 (φ(0) comes from the same table and instructions), the residual variant at
-// a = 0 is exactly M (LoRA), a small M (TestFusedMatchesNaive's 33×47) stays on the
-// K-term kernel, and a NaN in M (or in G, for the backward) sends the pass to the
+// a = 0 is exactly M (LoRA), a small M (TestFusedMatchesNaive's 33×47) and an M
+// within one table interval (B ≈ 0: phi_table.h says why) stay on the K-term
+// kernel, and a NaN in M (or in G, for the backward) sends the pass to the
 // K-term kernel, whose NaN handling the other tests pin down.
 func TestTabulatedEdges(t *testing.T) {
 	lockThread(t)
@@ -232,6 +233,16 @@ func TestTabulatedEdges(t *testing.T) {
 	small := tabulatedRun(t, p, mv[:33*47], wv[:33*47], []int64{33, 47}, Variant{}, 0)
 	if len(small.y) != 33*47 {
 		t.Fatalf("small M: %d values", len(small.y))
+	}
+	narrow := make([]float64, len(mv)) // B ≈ 0: M within one interval (~0.005 here)
+	for i := range narrow {
+		narrow[i] = 1e-4 * mv[i]
+	}
+	tabulatedRun(t, p, narrow, wv, shape, Variant{}, 0)
+	before := Passes()
+	tabulatedRun(t, p, make([]float64, len(mv)), wv, shape, Variant{}, 0) // B = 0
+	if got := Passes() - before; got != 2 {
+		t.Fatalf("Passes counted %d for one forward and backward, want 2", got)
 	}
 	nanM := append([]float64(nil), mv...)
 	nanM[7] = math.NaN()
