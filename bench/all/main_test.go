@@ -54,7 +54,7 @@ BenchmarkPhi/fused/d=4096-2         	       5	 407000000 ns/op	       134.0 fwd-
     bench_test.go:107: naive at 4096², K=50: one (…,K) float32 tensor is 3.12 GiB; more
 PASS
 `,
-	"./phiop/^BenchmarkOverheadRatio$": `BenchmarkOverheadRatio/d=1024-2  3  550000000 ns/op  45.8 phi-ms  503.0 matmul-ms  9.1 overhead-%  8.2 best-overhead-%
+	"./phiop/^BenchmarkOverheadRatio$": `BenchmarkOverheadRatio/d=1024-2  3  550000000 ns/op  45.8 phi-ms  503.0 matmul-ms  9.1 overhead-%  8.2 best-overhead-%  60.5 kterm-phi-ms  12.0 kterm-overhead-%  11.5 kterm-best-overhead-%
 `,
 	"./train/bench/stepbench": `llama small, 2×256 tokens per step, r = 8, all seven projections, 6 steps, 2 threads
 FLOP model (GFLOP per step): lora 64.64; lrlora 116.4 = …; bound lrlora/lora ×1.801 (both at the same FLOP rate)
@@ -136,7 +136,7 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 		}
 	}
 	wantAll(t, got,
-		"| 1024 | 45.8 ms | 503 ms | 9.10 % | 8.20 % |",
+		"| 1024 | 45.8 ms | 503 ms | 9.10 % | 8.20 % | 60.5 ms | 12.0 / 11.5 % |",
 		"| 2×32 | 1.450 s / 1.400 s | 1.740 s / 1.680 s | 1.200× | 1.200× | 1.801× | 0.67 | 893.0 / 1039.0 MiB |",
 		"(-quick: tiny sizes, not a measurement)",
 		"1.00 / 2.00 / 3.00 → 1.00 / 2.00 / 3.00",

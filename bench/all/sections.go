@@ -143,14 +143,19 @@ func renderOverhead(rs []result) (string, error) {
 		return "", err
 	}
 	var sb strings.Builder
-	sb.WriteString("| d | φ fwd+bwd | layer matmuls | ratio (mean) | ratio (fastest iterations) |\n|---|---|---|---|---|\n")
+	sb.WriteString("| d | φ fwd+bwd | layer matmuls | ratio (mean) | ratio (fastest iterations) | K-term φ | K-term ratio (mean / fastest) |\n|---|---|---|---|---|---|---|\n")
 	for _, d := range dims(rs[0].out, "BenchmarkOverheadRatio/") {
 		l, ok := m["BenchmarkOverheadRatio/d="+d]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(&sb, "| %s | %s ms | %s ms | %s %% | %s %% |\n", d, num(l.metrics["phi-ms"]), num(l.metrics["matmul-ms"]),
-			num(l.metrics["overhead-%"]), num(l.metrics["best-overhead-%"]))
+		kterm, kratio := "–", "–" // the tabulated path's K-term comparison, when the benchmark reports it
+		if v, ok := l.metrics["kterm-phi-ms"]; ok {
+			kterm = num(v) + " ms"
+			kratio = num(l.metrics["kterm-overhead-%"]) + " / " + num(l.metrics["kterm-best-overhead-%"]) + " %"
+		}
+		fmt.Fprintf(&sb, "| %s | %s ms | %s ms | %s %% | %s %% | %s | %s |\n", d, num(l.metrics["phi-ms"]), num(l.metrics["matmul-ms"]),
+			num(l.metrics["overhead-%"]), num(l.metrics["best-overhead-%"]), kterm, kratio)
 	}
 	return sb.String(), nil
 }

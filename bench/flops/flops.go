@@ -12,7 +12,8 @@
 //     (the same), adapters x·Aᵀ and ·Bᵀ forward and their three products each backward:
 //     6N·r·(d_in + d_out);
 //   - LR-LoRA, per adapted module: M = B·A (2·d_out·r·d_in), φ's K basis terms per entry
-//     of M forward and backward (PhiForwardPerTerm, PhiBackwardPerTerm), the merged
+//     of M forward and backward (PhiForwardPerTerm, PhiBackwardPerTerm), or with
+//     Config.PhiTabulated its table lookups (PhiTabulatedForward, PhiTabulatedBackward), the merged
 //     x·W_effᵀ, its ∂x, the gradient of ΔW, Gᵀ·x (2N·d_out·d_in: the GEMM plain LoRA does
 //     not do), and ∂B = ∂M·Aᵀ, ∂A = Bᵀ·∂M (2·d_out·r·d_in each).
 //
@@ -52,6 +53,23 @@ const (
 	PhiBackwardPerTerm = 16
 )
 
+// PhiTabulatedForward and PhiTabulatedBackward are the FLOPs per entry of M of φ's
+// tabulated float32 path (phiop: a cubic table of φ and φ′ over M's range, used on a
+// large M instead of the K terms; Config.PhiTabulated), with the float conversions
+// and the interval lookup as one operation each.
+//
+// Forward: u = (x − lo)·(1/h) (2), interval and t = u − j (2), the cubic by Horner
+// (6), − offset (1): 11.
+// Backward: u, interval, t (4), φ′'s cubic (6), ∂x = G·φ′ (1), t², t³ (2), G·t, G·t²,
+// G·t³ (3), the four moment sums (4): 20.
+// The K-term work left on the grid's nodes, three passes of (N + 3)·K terms in
+// float64 for N intervals, is not counted: phiop takes the table only where that
+// work is a small part of the step's φ (its cost model), and N is data-dependent.
+const (
+	PhiTabulatedForward  = 11
+	PhiTabulatedBackward = 20
+)
+
 // Module names of a Llama decoder layer, in the order of the layer's data flow.
 var Modules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
@@ -59,6 +77,7 @@ var Modules = []string{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_
 type Config struct {
 	Hidden, Intermediate, Layers, Heads, KVHeads, Vocab int
 	R, K                                                int             // adapter rank; φ's basis terms (LR-LoRA)
+	PhiTabulated                                        bool            // φ runs tabulated: per entry PhiTabulated*, not K terms
 	Adapted                                             map[string]bool // adapted module names (keys of Modules)
 }
 
@@ -165,7 +184,11 @@ func Step(c Config, b Batch, m Method) (Count, error) {
 			}
 		default:
 			cnt.Adapter += 3 * 2 * dout * r * din // B·A, ∂M·Aᵀ, Bᵀ·∂M
-			cnt.Phi += k * dout * din * (PhiForwardPerTerm + PhiBackwardPerTerm)
+			if c.PhiTabulated {
+				cnt.Phi += dout * din * (PhiTabulatedForward + PhiTabulatedBackward)
+			} else {
+				cnt.Phi += k * dout * din * (PhiForwardPerTerm + PhiBackwardPerTerm)
+			}
 			cnt.DeltaGrad += 2 * n * dout * din
 		}
 		return in || adapted

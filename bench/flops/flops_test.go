@@ -20,6 +20,12 @@ func tiny(adapted ...string) Config {
 	return c
 }
 
+// tabulated is c with φ counted per entry of its table path.
+func tabulated(c Config) Config {
+	c.PhiTabulated = true
+	return c
+}
+
 // batch has N = 3 tokens; one attention product is 2·B·H·T²·head_dim = 2·1·2·9·2 = 72.
 var batch = Batch{B: 1, T: 3}
 
@@ -59,6 +65,12 @@ func TestStepHandCounted(t *testing.T) {
 			// B·A, ∂B, ∂A: 6·r·8 per layer = 96; φ: 2·24·8·2 = 768; Gᵀ·x: 2N·8·2 = 96.
 			name: "lrlora, v only", c: tiny("v_proj"), m: LRLoRA,
 			want: Count{Projections: 3264, Adapter: 96, Phi: 768, DeltaGrad: 96, Attention: 648, Head: 480},
+		},
+		{
+			// As "lrlora, all seven" with φ tabulated: (11 + 20)·288 = 8928 instead of
+			// K·(8 + 16)·288; nothing else changes.
+			name: "lrlora, all seven, φ tabulated", c: tabulated(all), m: LRLoRA,
+			want: Count{Projections: 3264, Adapter: 1728, Phi: 8928, DeltaGrad: 1728, Attention: 864, Head: 480},
 		},
 		{
 			// Nothing trainable: forward only (1728, 2 products per layer, the head).

@@ -48,6 +48,10 @@ type result struct {
 	StepS      []float64 `json:"step_s"`
 	PeakRSSMiB float64   `json:"peak_rss_mib"`
 	Params     int64     `json:"params"`
+	// PhiTabulated counts the φ passes (forward and backward) that took phiop's table,
+	// of PhiPasses in all.
+	PhiTabulated int64 `json:"phi_tabulated"`
+	PhiPasses    int64 `json:"phi_passes"`
 }
 
 func main() {
@@ -124,6 +128,8 @@ func main() {
 			roundMeans[m] = append(roundMeans[m], mean(r.StepS))
 			if p, ok := byMethod[m]; ok {
 				p.StepS = append(p.StepS, r.StepS...)
+				p.PhiTabulated += r.PhiTabulated
+				p.PhiPasses += r.PhiPasses
 				p.PeakRSSMiB = max(p.PeakRSSMiB, r.PeakRSSMiB)
 			} else {
 				byMethod[m], order = &r, append(order, m)
@@ -143,9 +149,19 @@ func main() {
 		fmt.Printf("%s/%s: step time ×%.3f (median), ×%.3f (min); peak RSS ×%.3f", b.Method, a.Method,
 			median(b.StepS)/median(a.StepS), slices.Min(b.StepS)/slices.Min(a.StepS), b.PeakRSSMiB/a.PeakRSSMiB)
 		if a.Method == "lora" && b.Method == "lrlora" {
-			fmt.Printf("; FLOP bound ×%.3f", bound)
+			// The bound counts φ as the passes ran: K terms per entry unless every one was
+			// tabulated (phiop keeps the K terms while M lies within one table interval,
+			// as it does for the first steps from B = 0).
+			pick := bound.kterm
+			if b.PhiTabulated > 0 && b.PhiTabulated == b.PhiPasses {
+				pick = bound.tabulated
+			}
+			fmt.Printf("; FLOP bound ×%.3f", pick)
 		}
 		fmt.Println()
+		if b.Method == "lrlora" {
+			fmt.Printf("lrlora: %d of %d φ passes tabulated\n", b.PhiTabulated, b.PhiPasses)
+		}
 		// Means are steadier than medians when one method's steps are bimodal, and a
 		// round's ratio pairs two children that ran back to back, under about the same load.
 		fmt.Printf("step means: %s %.3fs, %s %.3fs; %s/%s ×%.3f (mean); per round ×", a.Method, mean(a.StepS),
@@ -160,24 +176,35 @@ func main() {
 	}
 }
 
-// printFLOPs prints the FLOP model of one step of each method and returns the bound
-// FLOPs(LR-LoRA)/FLOPs(LoRA).
-func printFLOPs(c flops.Config, b flops.Batch) (float64, error) {
+// bounds are FLOPs(LR-LoRA)/FLOPs(LoRA) with φ counted per K term and per table entry.
+type bounds struct{ kterm, tabulated float64 }
+
+// printFLOPs prints the FLOP model of one step of each method (φ by its K terms) and
+// returns the bound both ways.
+func printFLOPs(c flops.Config, b flops.Batch) (bounds, error) {
+	c.PhiTabulated = false
 	lo, err := flops.Step(c, b, flops.LoRA)
 	if err != nil {
-		return 0, fmt.Errorf("stepbench: FLOP model: %w", err)
+		return bounds{}, fmt.Errorf("stepbench: FLOP model: %w", err)
 	}
 	lr, err := flops.Step(c, b, flops.LRLoRA)
 	if err != nil {
-		return 0, fmt.Errorf("stepbench: FLOP model: %w", err)
+		return bounds{}, fmt.Errorf("stepbench: FLOP model: %w", err)
+	}
+	tc := c
+	tc.PhiTabulated = true
+	lt, err := flops.Step(tc, b, flops.LRLoRA)
+	if err != nil {
+		return bounds{}, fmt.Errorf("stepbench: FLOP model: %w", err)
 	}
 	const g = 1e9
 	fmt.Printf("FLOP model (GFLOP per step): lora %.3g; lrlora %.3g = projections %.3g + B·A, ∂B, ∂A %.3g + φ %.3g "+
 		"(K = %d, %d + %d FLOPs per term) + Gᵀ·x %.3g + attention %.3g + head %.3g; bound lrlora/lora ×%.3f "+
-		"(both at the same FLOP rate)\n", lo.Total()/g, lr.Total()/g, lr.Projections/g, lr.Adapter/g, lr.Phi/g,
-		c.K, flops.PhiForwardPerTerm, flops.PhiBackwardPerTerm, lr.DeltaGrad/g, lr.Attention/g, lr.Head/g,
-		lr.Total()/lo.Total())
-	return lr.Total() / lo.Total(), nil
+		"(both at the same FLOP rate; φ tabulated, %d + %d per entry: ×%.3f)\n", lo.Total()/g, lr.Total()/g,
+		lr.Projections/g, lr.Adapter/g, lr.Phi/g, c.K, flops.PhiForwardPerTerm, flops.PhiBackwardPerTerm,
+		lr.DeltaGrad/g, lr.Attention/g, lr.Head/g, lr.Total()/lo.Total(),
+		flops.PhiTabulatedForward, flops.PhiTabulatedBackward, lt.Total()/lo.Total())
+	return bounds{kterm: lr.Total() / lo.Total(), tabulated: lt.Total() / lo.Total()}, nil
 }
 
 func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
@@ -220,6 +247,7 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
 		return err
 	}
 	r.Params = s.Manifest.TrainableParameters
+	r.PhiTabulated, r.PhiPasses = phiop.TabulatedCalls(), phiop.Passes()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
