@@ -21,6 +21,13 @@
 // any thread count. float32 uses its own vectorised sin/cos (AVX-512, AVX2 or
 // SSE2 clone picked at load time); float64 uses libm.
 //
+// Tabulated float32 sinc (phi_table.h, phi_table_cpu.cpp, phi_tabulated.cpp): on a
+// large M spanning at least two intervals of its grid, φ and φ′ come from cubic
+// tables over M's range and ∂a, ∂β from G's per-interval moments spread onto the
+// nodes, with the node spacing bounded so every interpolation error stays below
+// 2⁻²⁶ of its scale (docs/method.md §4.1). SetTabulated(false) forbids it;
+// TabulatedCalls and Passes count which path the passes took.
+//
 // CUDA kernels live in cuda/phi_kernel.cu and are linked only with the
 // `cuda` build tag (see the Makefile); otherwise CUDA tensors are rejected
 // with ErrNoCUDA.
