@@ -34,9 +34,10 @@
 // -ceiling measures the machine's own ceiling for N-process scaling: each round also
 // starts -ranks independent `lrtrain train` processes at once, each configured and
 // threaded like one data-parallel rank, with the same data and seed, no launcher and no
-// communication. Their throughputs added up, against the round's 1 rank, are the
-// scaling the machine allows; the data-parallel scaling over it is the data-parallel
-// efficiency. A round whose processes' measured steps did not overlap is flagged.
+// communication, after one such process by itself. Their throughputs added up, over the
+// lone process's, are the scaling the machine allows (the ceiling); the data-parallel
+// scaling over it is the data-parallel efficiency. A round whose processes' measured
+// steps did not overlap is flagged.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 3 -threads1 1 -ceiling
 package main
@@ -183,7 +184,8 @@ func run(f flags) error {
 				return err
 			}
 			c.round = r
-			fmt.Fprintf(os.Stderr, "round %d, %d independent processes: %.0f tokens/s together\n", r+1, len(c.procs), c.tokensPerS())
+			fmt.Fprintf(os.Stderr, "round %d, 1 process alone: %.0f tokens/s, %d independent processes: %.0f tokens/s together\n",
+				r+1, c.alone.tokens/c.alone.seconds, len(c.procs), c.tokensPerS())
 			pairs = append(pairs, c)
 		}
 	}
