@@ -5,6 +5,12 @@
 //	go run ./train/bench/stepbench                       # small Llama, 2×256 tokens
 //	go run ./train/bench/stepbench -preset tiny -steps 20 -rounds 3
 //	go run ./train/bench/stepbench -batch 1 -gemms        # each projection GEMM alone
+//	go run ./train/bench/stepbench -batch 1 -spread 0.1   # from a trained-looking adapter
+//
+// By default both methods start as a run does (B = 0), where LR-LoRA's φ keeps its K
+// terms (phiop tabulates only an M spread over its table's intervals); -spread σ starts
+// both from lora_B ~ N(0, σ²) and φ amplitudes ~ N(0, (σ/2)²), the steady state of a
+// run under way.
 //
 // Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
 // sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
@@ -69,9 +75,10 @@ func main() {
 	child := flag.String("child", "", "internal: run one method against -model")
 	dataPath := flag.String("data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training file")
 	modelDir := flag.String("model", "", "internal: model directory")
+	spread := flag.Float64("spread", 0, "start from a trained-looking adapter: lora_B ~ N(0, σ²), φ amplitudes ~ N(0, (σ/2)²) (0: the default start, B = 0)")
 	flag.Parse()
 	if *child != "" {
-		if err := runChild(*child, *modelDir, *dataPath, *batch, *seq, *steps, *rank); err != nil {
+		if err := runChild(*child, *modelDir, *dataPath, *batch, *seq, *steps, *rank, *spread); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -115,7 +122,8 @@ func main() {
 	for round := 0; round < *rounds; round++ {
 		for _, m := range strings.Split(*methods, ",") {
 			cmd := exec.Command(os.Args[0], "-child", m, "-model", md, "-data", src, "-batch", strconv.Itoa(*batch),
-				"-seq", strconv.Itoa(*seq), "-steps", strconv.Itoa(*steps), "-r", strconv.Itoa(*rank))
+				"-seq", strconv.Itoa(*seq), "-steps", strconv.Itoa(*steps), "-r", strconv.Itoa(*rank),
+				"-spread", strconv.FormatFloat(*spread, 'g', -1, 64))
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
 			if err != nil {
@@ -207,7 +215,7 @@ func printFLOPs(c flops.Config, b flops.Batch) (bounds, error) {
 	return bounds{kterm: lr.Total() / lo.Total(), tabulated: lt.Total() / lo.Total()}, nil
 }
 
-func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
+func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread float64) error {
 	o := train.DefaultOptions()
 	o.Model.Path = modelDir
 	m, err := adapter.ParseMethod(method)
@@ -234,7 +242,11 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int) error {
 		}
 	}
 	begin := time.Now()
-	if _, err := train.Run(context.Background(), o, train.Env{Console: io.Discard, Hooks: train.Hooks{Step: hook}}); err != nil {
+	env := train.Env{Console: io.Discard, Hooks: train.Hooks{Step: hook}}
+	if spread > 0 {
+		env.InitAdapters = spreadInit(spread)
+	}
+	if _, err := train.Run(context.Background(), o, env); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%s: %d steps in %s\n", method, steps, time.Since(begin).Round(time.Millisecond))
