@@ -45,6 +45,11 @@ var sections = []section{
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "2", "-seq", "32", "-steps", "3"}},
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-steps", "6", "-rounds", "2"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-steps", "3"}},
+		// ≈ 2 × 1 min: the same from a trained-looking adapter, where φ runs tabulated
+		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "2", "-seq", "256", "-steps", "6", "-rounds", "2", "-spread", "0.1"},
+			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "2", "-seq", "32", "-steps", "3", "-spread", "0.1"}},
+		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-steps", "6", "-rounds", "2", "-spread", "0.1"},
+			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-steps", "3", "-spread", "0.1"}},
 	}},
 	{name: "dpscale", render: renderText, runs: []run{{ // ≈ 3 min: three runs of 6 steps of ~3 s, startup
 		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-shard"},
@@ -175,6 +180,9 @@ func renderStep(rs []result) (string, error) {
 	var notes []string
 	for _, r := range rs {
 		label := flagValue(r.argv, "-batch", "2") + "×" + flagValue(r.argv, "-seq", "256")
+		if sp := flagValue(r.argv, "-spread", ""); sp != "" {
+			label += ", B ~ N(0, " + sp + "²)"
+		}
 		rows := map[string][]string{}
 		for _, m := range stepRowRE.FindAllStringSubmatch(r.out, -1) {
 			rows[m[1]] = m[2:]
