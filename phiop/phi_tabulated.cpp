@@ -31,10 +31,12 @@ Range range_parallel(const float* x, const float* G, int64_t n) {
   return r;
 }
 
-// Segments of the tabulated backward's spread: at most kSpreadSegments, each a
-// whole number of chunks, fixed by n alone, and summed in segment order, so the
-// result does not depend on the thread count.
+// Segments of the tabulated backward's spread: at most kSpreadSegments, and
+// together at most kSpreadDoubles moments (32 MiB at the largest grid), each a
+// whole number of chunks, fixed by n and N alone, and summed in segment order,
+// so the result does not depend on the thread count.
 constexpr int64_t kSpreadSegments = 64;
+constexpr int64_t kSpreadDoubles = int64_t(1) << 22;
 
 }  // namespace
 
@@ -73,7 +75,9 @@ bool tabulated_backward(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx
   Table dtab;
   build_table(grid, h.a.data(), h.s.data(), h.g.data(), K, true, &dtab);
   const int64_t chunks = num_chunks(n);
-  const int64_t per = (chunks + kSpreadSegments - 1) / kSpreadSegments;
+  const int64_t most = std::max<int64_t>(
+      1, std::min<int64_t>(kSpreadSegments, kSpreadDoubles / (4 * grid.N)));
+  const int64_t per = (chunks + most - 1) / most;
   const int64_t segments = (chunks + per - 1) / per;
   const int64_t width = 4 * grid.N;  // moments per segment
   std::vector<double> H(static_cast<size_t>(segments * width), 0.0);
