@@ -200,12 +200,14 @@ TAB_CLONES void table_backward(const float* x, const float* G, float* dx, int64_
   const float d0 = residual ? 1.0f : 0.0f;
   alignas(64) int jb[kTabBlock];
   alignas(64) double mb[kTabBlock][4];
+  alignas(64) float scratch[kTabBlock];
   Moments* moments = reinterpret_cast<Moments*>(H);
   double sum = 0.0;
   for (int64_t i0 = 0; i0 < n; i0 += kTabBlock) {
     const int m = static_cast<int>(std::min<int64_t>(kTabBlock, n - i0));
     const float* xs = x + i0;
     const float* gs = G + i0;
+    float* ds = dx != nullptr ? dx + i0 : scratch;  // one loop either way
 #pragma omp simd
     for (int i = 0; i < m; ++i) {
       const double u = (double(xs[i]) - lo) * ih;
@@ -218,16 +220,9 @@ TAB_CLONES void table_backward(const float* x, const float* G, float* dx, int64_
       mb[i][1] = g * t;
       mb[i][2] = g * t * t;
       mb[i][3] = g * t * t * t;
-    }
-    if (dx != nullptr) {
-      float* ds = dx + i0;
-#pragma omp simd
-      for (int i = 0; i < m; ++i) {
-        const int j = jb[i];
-        const float t = static_cast<float>((double(xs[i]) - lo) * ih - double(j));
-        const int c = 4 * j;
-        ds[i] = gs[i] * (d0 + (cf[c] + t * (cf[c + 1] + t * (cf[c + 2] + t * cf[c + 3]))));
-      }
+      const float tf = static_cast<float>(t);
+      const int c = 4 * j;
+      ds[i] = gs[i] * (d0 + (cf[c] + tf * (cf[c + 1] + tf * (cf[c + 2] + tf * cf[c + 3]))));
     }
     for (int i = 0; i < m; ++i) {
       Moments v;
