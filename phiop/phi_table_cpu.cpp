@@ -2,8 +2,8 @@
 // method and its error bounds).
 //
 // Per element the forward is one interval lookup and a cubic (4 table reads,
-// 3 FMAs) instead of K sinc terms; the backward adds the cubic of phi' and the
-// scatter of G onto four node weights. The K-term work moves to the nodes:
+// 3 FMAs) instead of K sinc terms; the backward adds the cubic of phi' and one
+// add of G's four moments into its interval. The K-term work moves to the nodes:
 // (N + 1) K evaluations per table and (N + 3) K for the reductions, in double.
 //
 // The local coordinate u = (x - lo) / h is taken in double, so the interval and
@@ -124,15 +124,15 @@ Grid plan_grid(const Range& r, int64_t n, const double* a, const double* s, int6
   const double span = hi - lo;
   const double want = std::ceil(span / h);
   if (!(want <= double(kTableMaxIntervals))) return none;
-  // M within one interval (B = 0 at initialisation, and the steps right after it)
-  // keeps the K-term kernels: see plan_grid in phi_table.h.
+  // M within one interval (B = 0 at initialisation, and the steps after it) keeps
+  // the K-term kernels: phi_table.h says why.
   if (!(want >= 2)) return none;
   const int64_t N = static_cast<int64_t>(want);
   // Cost in units of one K-term element-term (~0.5 ns with AVX-512): the K-term
   // path K n; the table ~12 per element plus ~100 per node and term (three
   // passes over the nodes in double: forward table, backward table, reduction).
   if (double(K - kElementCost) * double(n) <= kNodeCost * double(K) * double(N + 3)) return none;
-  if (span > 0) h = span / double(N);  // not larger than the bound's h
+  h = span / double(N);  // span > 0 here; not larger than the bound's h
   return Grid{lo, h, N};
 }
 

@@ -96,8 +96,8 @@ bool tabulated_backward(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx
   for (int64_t seg = 0; seg < segments; ++seg) sg += sums[seg];
   std::vector<double> W(static_cast<size_t>(grid.N + 3), 0.0);
   spread_moments(grid, H.data(), W.data());
-  da.assign(K, 0.0);
-  du.assign(K, 0.0);
+  da.resize(K);  // table_reduce writes every entry
+  du.resize(K);
   table_reduce(grid, W.data(), h.s.data(), h.g.data(), K, da.data(), du.data());
   g_tabulated.fetch_add(1);
   return true;
