@@ -5,8 +5,8 @@
 #   scripts/gpu-check.sh            # every step; GPUS=2 by default
 #   GPUS=4 STEPS=30 scripts/gpu-check.sh
 #
-# Steps, each recorded as PASS/FAIL with its numbers, then one summary (exit 0 only when
-# every step passed):
+# Steps, each recorded as PASS/FAIL with its seconds and numbers, then one summary
+# (exit 0 only when every step passed):
 #   1. build-cuda   make build-cuda: bin/lrtrain linked against libtorch_cuda, φ kernels
 #   2. nccl-check   bin/nccl-check -nprocs $GPUS: one process per GPU, every collective
 #                   checked for values, bus bandwidth as nccl-tests reports it, an abort
@@ -40,8 +40,11 @@ rm -rf "$out"
 mkdir -p "$out"
 summary=()
 failed=0
-record() { # record NAME STATUS DETAIL
-  summary+=("$(printf '%-12s %s  %s' "$1" "$2" "$3")")
+last=$SECONDS
+record() { # record NAME STATUS DETAIL; the step's seconds since the previous record
+  local took=$((SECONDS - last))
+  last=$SECONDS
+  summary+=("$(printf '%-12s %s %4ss  %s' "$1" "$2" "$took" "$3")")
   [ "$2" = PASS ] || failed=1
   printf '\n\033[1m== %s: %s\033[0m %s\n' "$1" "$2" "$3"
 }
