@@ -123,12 +123,9 @@ func debianBehind(lt libtorch, e detectEnv) libtorch {
 // check reads the version header and requires libtorch_cpu.so beside it.
 func (lt *libtorch) check() error {
 	versionH := filepath.Join(lt.Include, "torch/csrc/api/include/torch/version.h")
-	b, err := os.ReadFile(versionH)
-	if err != nil {
-		return fmt.Errorf("no %s", versionH)
-	}
-	if lt.Version, err = parseTorchVersion(string(b)); err != nil {
-		return fmt.Errorf("%s: %w", versionH, err)
+	var err error
+	if lt.Version, err = readTorchVersion(lt.Include, versionH); err != nil {
+		return err
 	}
 	if !fileExists(filepath.Join(lt.Lib, "libtorch_cpu.so")) {
 		return fmt.Errorf("libtorch %s headers in %s but no %s", lt.Version, lt.Include, filepath.Join(lt.Lib, "libtorch_cpu.so"))

@@ -75,8 +75,9 @@ func TestDetectPipTorchOldABIWithCUDA(t *testing.T) {
 	}
 }
 
-// A CUDA 13 wheel: the runtime lives in nvidia/cu13, and a C++20 guard in the
-// headers raises the standard.
+// A CUDA 13 wheel: the runtime lives in nvidia/cu13, a C++20 guard in the
+// headers raises the standard, and torch/version.h forwards to
+// torch/headeronly/version.h for the version macros.
 func TestDetectPipTorchCUDA13NewABICXX20(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: compiles fake libtorch libraries; runs without -short")
@@ -85,7 +86,7 @@ func TestDetectPipTorchCUDA13NewABICXX20(t *testing.T) {
 	torch := filepath.Join(site, "torch")
 	writeFile(t, filepath.Join(torch, "__init__.py"), "")
 	fakeTree{include: filepath.Join(torch, "include"), lib: filepath.Join(torch, "lib"),
-		version: [3]int{2, 11, 0}, abi: 1, cuda: true, stdGuard: "202002L"}.write(t)
+		version: [3]int{2, 11, 0}, abi: 1, cuda: true, stdGuard: "202002L", forwarded: true}.write(t)
 	cu13 := filepath.Join(site, "nvidia/cu13")
 	writeFile(t, filepath.Join(cu13, "include/cuda_runtime_api.h"), "")
 	sharedLib(t, filepath.Join(cu13, "lib"), "libcudart.so.13", -1)

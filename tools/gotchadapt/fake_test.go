@@ -109,6 +109,7 @@ type fakeTree struct {
 	abi          int    // 0 or 1: libc10's string ABI
 	stdGuard     string // the __cplusplus value torch/all.h's #error guard demands
 	cuda         bool   // libtorch_cuda.so and libc10_cuda.so too
+	forwarded    bool   // version.h only includes torch/headeronly/version.h (libtorch 2.9+)
 }
 
 // write lays the tree out: version.h, torch/all.h with its guard, and the
@@ -116,9 +117,14 @@ type fakeTree struct {
 func (f fakeTree) write(t *testing.T) {
 	t.Helper()
 	api := filepath.Join(f.include, "torch/csrc/api/include/torch")
-	writeFile(t, filepath.Join(api, "version.h"), fmt.Sprintf(
+	macros := fmt.Sprintf(
 		"#pragma once\n#define TORCH_VERSION_MAJOR %d\n#define TORCH_VERSION_MINOR %d\n#define TORCH_VERSION_PATCH %d\n",
-		f.version[0], f.version[1], f.version[2]))
+		f.version[0], f.version[1], f.version[2])
+	if f.forwarded {
+		writeFile(t, filepath.Join(f.include, "torch/headeronly/version.h"), macros)
+		macros = "#pragma once\n\n#include <torch/headeronly/version.h>\n"
+	}
+	writeFile(t, filepath.Join(api, "version.h"), macros)
 	guard := f.stdGuard
 	if guard == "" {
 		guard = "201703L"

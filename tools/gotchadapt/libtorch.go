@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -35,6 +36,42 @@ const targetVersion = "2.1"
 func (lt libtorch) isTarget() bool { return strings.HasPrefix(lt.Version, targetVersion+".") }
 
 var versionRE = regexp.MustCompile(`TORCH_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)`)
+
+// versionIncludeRE finds the header a forwarding version.h includes: from libtorch
+// 2.9 on, torch/version.h holds only `#include <torch/headeronly/version.h>`, and
+// the TORCH_VERSION_* macros are there.
+var versionIncludeRE = regexp.MustCompile(`(?m)^\s*#\s*include\s*[<"](torch/[^>"]*version\.h)[>"]`)
+
+// readTorchVersion reads libtorch's version from path, following the headers a
+// forwarding version.h includes (at most two hops), each looked up under include
+// and under include/torch/csrc/api/include as the compiler would.
+func readTorchVersion(include, path string) (string, error) {
+	for hop := 0; ; hop++ {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("no %s", path)
+		}
+		v, err := parseTorchVersion(string(b))
+		if err == nil {
+			return v, nil
+		}
+		m := versionIncludeRE.FindStringSubmatch(string(b))
+		if m == nil || hop == 2 {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		next := ""
+		for _, dir := range []string{include, filepath.Join(include, "torch/csrc/api/include")} {
+			if c := filepath.Join(dir, m[1]); c != path && fileExists(c) {
+				next = c
+				break
+			}
+		}
+		if next == "" {
+			return "", fmt.Errorf("%s: %w, and the %s it includes is not under %s", path, err, m[1], include)
+		}
+		path = next
+	}
+}
 
 func parseTorchVersion(h string) (string, error) {
 	parts := map[string]string{}

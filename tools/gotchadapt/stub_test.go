@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,6 +85,30 @@ torch_api.cpp:12:1: error: something else`
 	got := failingLines(diag)
 	if len(got) != 2 || got[0] != 626 || got[1] != 1150 {
 		t.Fatalf("failingLines = %v, want [626 1150]", got)
+	}
+}
+
+// A forwarding version.h (libtorch 2.9+) is followed to the header with the
+// macros; a forward to a missing header, or one that only forwards in a circle,
+// is an error naming the files.
+func TestReadTorchVersionFollowsIncludes(t *testing.T) {
+	inc := t.TempDir()
+	api := filepath.Join(inc, "torch/csrc/api/include/torch/version.h")
+	writeFile(t, api, "#pragma once\n\n#include <torch/headeronly/version.h>\n")
+	if _, err := readTorchVersion(inc, api); err == nil || !strings.Contains(err.Error(), "torch/headeronly/version.h") {
+		t.Fatalf("missing forwarded header: got %v, want an error naming it", err)
+	}
+	writeFile(t, filepath.Join(inc, "torch/headeronly/version.h"),
+		"#pragma once\n#define TORCH_VERSION_MAJOR 2\n#define TORCH_VERSION_MINOR 11\n#define TORCH_VERSION_PATCH 0\n")
+	if v, err := readTorchVersion(inc, api); err != nil || v != "2.11.0" {
+		t.Fatalf("forwarded: got %q, %v; want 2.11.0", v, err)
+	}
+	// A circle: a.h includes b.h includes a.h, neither defines the macros.
+	a, b := filepath.Join(inc, "torch/a/version.h"), filepath.Join(inc, "torch/b/version.h")
+	writeFile(t, a, "#include <torch/b/version.h>\n")
+	writeFile(t, b, "#include <torch/a/version.h>\n")
+	if _, err := readTorchVersion(inc, a); err == nil || !strings.Contains(err.Error(), "no TORCH_VERSION") {
+		t.Fatalf("circular forwards: got %v, want the no-version error", err)
 	}
 }
 
