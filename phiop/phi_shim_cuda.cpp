@@ -6,6 +6,7 @@
 #ifdef PHIOP_WITH_CUDA
 #include <cstdint>
 
+#include <c10/core/GradMode.h> // c10::NoGradGuard: libtorch 2.11 no longer brings at::NoGradGuard in here
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -42,7 +43,7 @@ struct DeviceConsts {
 
 DeviceConsts device_consts(const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
                            double scale) {
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::ScalarType dtype = a.scalar_type();
   const at::Tensor a_d = a.detach().to(at::kDouble);
   const at::Tensor s_d = at::softplus(beta.detach().to(at::kDouble)) * scale;
@@ -125,7 +126,7 @@ void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, con
   // Centred: t0_k = -s_k g_k and g_k in double, where the reduce kernel evaluates f, f'.
   at::Tensor t0, gd;
   if (centred) {
-    at::NoGradGuard no_grad;
+    c10::NoGradGuard no_grad;
     gd = g.detach().to(at::kDouble).contiguous();
     t0 = (-(c.s_d * gd)).contiguous();
   }
@@ -147,7 +148,7 @@ void cuda_backward(const at::Tensor& m, const at::Tensor& G, at::Tensor* dm, con
                                   sa.data_ptr<double>(), su.data_ptr<double>(), current_stream()),
           "backward");
   }
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const at::Tensor beta_d = beta.detach().to(at::kDouble);
   da = sa.to(a.scalar_type());
   // dL/dbeta_k = a_k c sum G (x - g_k) f'(t) * sigmoid(beta_k)
