@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/param"
@@ -81,4 +82,19 @@ func VerifyBaseModel(ckptDir, modelDir string) error {
 		return fmt.Errorf("%w (checkpoint %s)", err, ckptDir)
 	}
 	return nil
+}
+
+// saddleNote is logged once when a run starts LR-LoRA from the paper's a = 0 with φ not
+// centred: the start docs/method.md §4.1 and §10 describe.
+const saddleNote = "φ starts at a = 0 (the paper's start): φ is even there, so B and A get " +
+	"gradient only through float rounding until a loses its symmetry, and φ(0) adds a constant " +
+	"to every weight; adapter.phi.init=identity with adapter.phi.center=true starts off both " +
+	"(docs/method.md §10)"
+
+// startsAtSaddle reports whether s trains LR-LoRA from a = 0 with an uncentred φ. Every
+// grid lrtrain builds is symmetric about 0 and every basis is even, so with B = 0 the
+// first step's ∂a is symmetric in k and φ′(0) stays 0 in exact arithmetic. Residual φ is
+// LoRA at a = 0 (φ′ = 1) and centred φ with a = 0 is refused by the config check.
+func startsAtSaddle(s adapter.Spec) bool {
+	return s.Method == adapter.LRLoRA && s.Phi.Resolved().Init == adapter.InitZero && !s.Phi.Centred()
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/adapter"
 )
 
 func TestProgressBar(t *testing.T) {
@@ -60,5 +62,54 @@ func TestFinishedLineReportsPeakRSS(t *testing.T) {
 	now, ok := peakRSS()
 	if rec.Message != "training finished" || !ok || rec.PeakMiB <= 0 || rec.PeakMiB > float64(now)/(1<<20)+0.1 {
 		t.Errorf("last line %q: peak %.1f MiB (the process's peak now %.1f MiB)", lines[len(lines)-1], rec.PeakMiB, float64(now)/(1<<20))
+	}
+}
+
+// A fresh LR-LoRA run from the paper's a = 0 says once that it starts at φ's saddle; a
+// run that starts elsewhere (identity fit, centred; residual, which is LoRA at a = 0; or
+// plain LoRA) says nothing, and neither does a resume of the first run.
+func TestSaddleNoteOnlyFromTheZeroStart(t *testing.T) {
+	notes := func(dir string) int {
+		raw, err := os.ReadFile(filepath.Join(dir, LogFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(raw), `"phi_init":"zero"`)
+	}
+	train := func(o Options) {
+		t.Helper()
+		if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero := tinyOptions(t, t.TempDir())
+	zero.Train.MaxSteps = 2
+	train(zero)
+	if n := notes(zero.Output.Dir); n != 1 {
+		t.Fatalf("a = 0 start: %d saddle notes, want 1", n)
+	}
+	zero.Train.MaxSteps = 4 // resume from the step-2 checkpoint
+	train(zero)
+	if n := notes(zero.Output.Dir); n != 1 {
+		t.Fatalf("after a resume: %d saddle notes in the log, want still 1", n)
+	}
+
+	ident := tinyOptions(t, t.TempDir())
+	ident.Train.MaxSteps = 1
+	ident.Adapter.Phi.Init, ident.Adapter.Phi.Center = adapter.InitIdentity, true
+	train(ident)
+	residual := tinyOptions(t, t.TempDir())
+	residual.Train.MaxSteps = 1
+	residual.Adapter.Phi.Residual = true // a = 0: LoRA exactly, φ′ = 1
+	train(residual)
+	lora := tinyOptions(t, t.TempDir())
+	lora.Train.MaxSteps = 1
+	lora.Adapter.Method = adapter.LoRA
+	train(lora)
+	for name, dir := range map[string]string{"identity, centred": ident.Output.Dir,
+		"residual from a = 0": residual.Output.Dir, "lora": lora.Output.Dir} {
+		if n := notes(dir); n != 0 {
+			t.Errorf("%s: %d saddle notes, want 0", name, n)
+		}
 	}
 }

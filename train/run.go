@@ -12,6 +12,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/data"
 	"github.com/lrtrain/lrtrain/dist/collective"
@@ -272,6 +273,9 @@ func (r *run) start(ctx context.Context) error {
 	r.log.Info().Str("params", r.count.String()).Int64("steps", r.total).Int("warmup", r.warmup).
 		Int("global_batch", r.sampler.GlobalBatchSize()).Int("world_size", r.g.Size()).Int64("start_step", r.st.Step).
 		Str("resumed_from", r.res.ResumedFrom).Msg("training")
+	if r.saved == nil && startsAtSaddle(r.opts.Adapter) {
+		r.log.Info().Str("phi_init", string(adapter.InitZero)).Msg(saddleNote)
+	}
 	return nil
 }
 
