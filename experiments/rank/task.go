@@ -123,8 +123,8 @@ func (t *task) perturb(c Config, m *model.Model, rng *rand.Rand, hidden int) err
 		a, b := ad.Tensors()[0].Tensor, ad.Tensors()[1].Tensor
 		if t.teacher == teacherPowerLaw {
 			err = powerLawFactors(a, b, rng)
-		} else if err = fill(a, rng, 1); err == nil {
-			err = fill(b, rng, 1)
+		} else if err = tensorkit.FillNormal(a, rng, 1); err == nil {
+			err = tensorkit.FillNormal(b, rng, 1)
 		}
 		if err != nil {
 			return err

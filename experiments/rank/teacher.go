@@ -8,7 +8,6 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
-	"github.com/lrtrain/lrtrain/model"
 )
 
 // powerLawFactors sets a LoRA adapter's A (R×d_in) and B (d_out×R) so that
@@ -39,10 +38,10 @@ func powerLawFactors(a, b *ts.Tensor, rng *rand.Rand) error {
 			bv[j*r+i] = float32(sigma * u[i][j])
 		}
 	}
-	if err := setValues(a, av); err != nil {
+	if err := tensorkit.SetFloat32s(a, av); err != nil {
 		return fmt.Errorf("power-law teacher A: %w", err)
 	}
-	if err := setValues(b, bv); err != nil {
+	if err := tensorkit.SetFloat32s(b, bv); err != nil {
 		return fmt.Errorf("power-law teacher B: %w", err)
 	}
 	return nil
@@ -83,27 +82,4 @@ func orthonormalRows(rng *rand.Rand, n, d int) [][]float64 {
 		out = append(out, x)
 	}
 	return out
-}
-
-// fill sets x to N(0, std²) draws, without autograd.
-func fill(x *ts.Tensor, rng *rand.Rand, std float64) error {
-	vals := make([]float32, x.Numel())
-	for i := range vals {
-		vals[i] = float32(std * rng.NormFloat64())
-	}
-	return setValues(x, vals)
-}
-
-// setValues copies vals (row-major, x's shape) into x, without autograd.
-func setValues(x *ts.Tensor, vals []float32) error {
-	shape, err := x.Size()
-	if err != nil {
-		return err
-	}
-	src, err := model.Float32Tensor(vals, shape...)
-	if err != nil {
-		return err
-	}
-	defer src.Drop()
-	return tensorkit.NoGrad(func() error { x.Copy_(src); return nil })
 }

@@ -28,7 +28,7 @@ func firstStep(t *testing.T, c Config, tk *task, v Variant, out string, training
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, ad := range mr.m.Adapters() {
-		if err := fill(ad.Tensors()[1].Tensor, rng, 0.05); err != nil {
+		if err := tensorkit.FillNormal(ad.Tensors()[1].Tensor, rng, 0.05); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 // Package tensorkit is the one home of the small gotch helpers every package
-// needs: switching libtorch's grad mode for a call (NoGrad, WithGrad, Enabled)
-// and copying tensors to the host (Scalar, Float64s, Float32s).
+// needs: switching libtorch's grad mode for a call (NoGrad, WithGrad, Enabled),
+// copying tensors to the host (Scalar, Float64s, Float32s) and writing host values
+// into a tensor in place (SetFloat32s, FillNormal).
 //
 // libtorch keeps grad mode per OS thread and goroutines move between threads,
 // so the grad-mode helpers pin the goroutine for the call

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -265,5 +266,47 @@ func TestEveryHostReadGoesThroughTensorkit(t *testing.T) {
 	}
 	if files < 50 {
 		t.Fatalf("walked %d Go files under %s: not the repository", files, root)
+	}
+}
+
+// SetFloat32s writes row-major values into a leaf that requires grad (no autograd
+// error), converting to its dtype; a count that does not match the shape is an error
+// and leaves the tensor as it was.
+func TestSetFloat32s(t *testing.T) {
+	x, err := ts.Zeros([]int64{2, 3}, gotch.Double, gotch.CPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Drop()
+	leaf, err := x.SetRequiresGrad(true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaf.Drop()
+	vals := []float32{0.1, -2.5, 3, 1e-3, 7, -4}
+	if err := SetFloat32s(leaf, vals); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Float64s(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vals {
+		if got[i] != float64(v) { // float32 → float64 is exact
+			t.Errorf("[%d] = %v, want %v", i, got[i], float64(v))
+		}
+	}
+	if !leaf.MustRequiresGrad() {
+		t.Error("the leaf no longer requires grad")
+	}
+	if err := SetFloat32s(leaf, vals[:5]); err == nil || !strings.Contains(err.Error(), "5 values for shape [2 3]") {
+		t.Fatalf("5 values into 2×3: got %v, want the count error", err)
+	}
+	again, err := Float64s(leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(again, got) {
+		t.Errorf("after the refused write: %v, want %v unchanged", again, got)
 	}
 }

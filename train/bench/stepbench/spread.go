@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
-	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/param"
@@ -41,24 +40,6 @@ func spreadInit(sigma float64) func([]param.Tensor) error {
 
 // fill overwrites p's values with normal draws of standard deviation std.
 func fill(p param.Tensor, rng *rand.Rand, std float64) error {
-	size, err := p.Tensor.Size()
-	if err != nil {
-		return err
-	}
-	vals := make([]float32, tensorkit.NumElements(size))
-	for i := range vals {
-		vals[i] = float32(std * rng.NormFloat64())
-	}
-	flat, err := ts.OfSlice(vals)
-	if err != nil {
-		return err
-	}
-	defer flat.Drop()
-	src, err := flat.Reshape(size, false)
-	if err != nil {
-		return err
-	}
-	defer src.Drop()
 	dev, err := p.Tensor.Device()
 	if err != nil {
 		return err
@@ -66,11 +47,5 @@ func fill(p param.Tensor, rng *rand.Rand, std float64) error {
 	if p.Tensor.DType() != gotch.Float || dev.IsCuda() {
 		return fmt.Errorf("needs a float32 CPU tensor, got %v on %v", p.Tensor.DType(), dev)
 	}
-	return tensorkit.NoGrad(func() error {
-		out, err := p.Tensor.CopyOut(p.Tensor, src, false, false)
-		if err != nil {
-			return err
-		}
-		return out.Drop()
-	})
+	return tensorkit.FillNormal(p.Tensor, rng, std)
 }
