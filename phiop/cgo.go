@@ -1,10 +1,11 @@
 package phiop
 
-// The cgo build flags of the package and the φ op's calls into C. Three other
+// The cgo build flags of the package and the φ op's calls into C. Four other
 // hand-written files speak C for their own parts: adamw.go (the multi-tensor
-// AdamW step, adamw_shim.cpp) and alloc.go (the caching CPU allocator,
-// cpu_alloc.cpp) call their entry points of phiop.h; cgo_libtorch.go is
-// generated. The C++ side (phi_shim.cpp, phi_shim_cuda.cpp, phi_kernel_cpu.cpp,
+// AdamW step, adamw_shim.cpp), alloc.go (the caching CPU allocator,
+// cpu_alloc.cpp) and lean.go (the recomputing LR-LoRA layer, lean_shim.cpp) call
+// their entry points of phiop.h; cgo_libtorch.go is generated. The C++ side
+// (phi_shim.cpp, lean_shim.cpp, phi_shim_cuda.cpp, phi_kernel_cpu.cpp,
 // phi_kernel_f64.cpp, adamw_shim.cpp, adamw_shim_cuda.cpp, cpu_alloc.cpp) is
 // compiled by cgo with the flags below plus libtorch's: include dirs, C++ standard
 // and ABI, libraries (and, with the `cuda` tag, the CUDA runtime) live in

@@ -38,6 +38,12 @@
 // entry of M gives exactly 0, and backward sums Σ G beside ∂a and ∂β in its one pass.
 // NaiveVariant composes the variants over Naive with libtorch ops: the reference.
 //
+// The recomputing layer (lean.go, lean_shim.cpp, docs/method.md §4.2): LeanLinear is a
+// whole LR-LoRA layer, x·(W0 + α·φ_v(B·A))ᵀ + bias, as one autograd node that keeps
+// x, W0, B, A and the K-vectors instead of B·A and W0 + ΔW, and recomputes those two in
+// backward with the calls forward made (any device: the products are libtorch's, φ the
+// fused kernels). lrlora uses it under model.recompute_delta.
+//
 // Caching CPU allocator (cpu_alloc.cpp, alloc.go): InstallCachingAllocator makes
 // libtorch's CPU allocator (c10::SetCPUAllocator) one that keeps freed blocks of
 // 1 MiB or more mapped, in 2 MiB size classes, and hands them to the next request

@@ -23,13 +23,10 @@
 #include "phi_kernel.h"
 #include "phi_shim_cuda.h"
 #include "phi_cpu.h"
+#include "phi_tensor.h"
 #include "phiop.h"
 
 namespace phiop {
-namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 // Thread count requested through phiop_set_num_threads; 0 until then. OpenMP
 // keeps the count per OS thread, so calls made from another thread re-apply it.
@@ -74,6 +71,60 @@ at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const
   return y;
 }
 
+PhiGrads phi_backward_tensors(const at::Tensor& m_in, const at::Tensor& G_in, bool need_m,
+                              const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
+                              int basis, double scale, Flags v) {
+  const at::Tensor m = m_in.contiguous();
+  const at::Tensor G = G_in.to(m.scalar_type()).contiguous();
+  PhiGrads out;
+  if (need_m) out.dm = at::empty_like(m, at::MemoryFormat::Contiguous);
+  if (m.is_cuda()) {
+    cuda_backward(m, G, need_m ? &out.dm : nullptr, a, beta, g, basis, scale, v.centred,
+                  v.residual, out.da, out.dbeta);
+    return out;
+  }
+  const HostConsts h = host_consts(a, beta, g, scale);
+  g_cpu_passes.fetch_add(1);
+  std::vector<double> sa, su;
+  double sg = 0.0;
+  at::Tensor* dmp = need_m ? &out.dm : nullptr;
+  if (m.scalar_type() == at::kFloat) {
+    if (basis != kSinc || !tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
+      backward_cpu<float>(m, G, dmp, h, basis, v, sa, su, sg);
+    }
+  } else {
+    backward_cpu<double>(m, G, dmp, h, basis, v, sa, su, sg);
+  }
+  if (v.centred) {
+    // -phi(0) = -sum_k a_k f(t0_k), t0_k = -s_k g_k: its da_k is -f(t0_k) Sum G and
+    // its db_k is a_k c g_k f'(t0_k) Sum G (f, f' in double).
+    for (size_t k = 0; k < sa.size(); ++k) {
+      double f0, fp0;
+      basis_at(basis, -h.s[k] * h.g[k], &f0, &fp0);
+      sa[k] -= f0 * sg;
+      su[k] += h.g[k] * fp0 * sg;
+    }
+  }
+  const int64_t K = a.numel();
+  at::Tensor da_h = at::empty({K}, at::kDouble);
+  at::Tensor dbeta_h = at::empty({K}, at::kDouble);
+  double* da_p = da_h.data_ptr<double>();
+  double* dbeta_p = dbeta_h.data_ptr<double>();
+  for (int64_t k = 0; k < K; ++k) {
+    da_p[k] = sa[k];  // dL/da_k = sum G f(t)
+    // dL/dbeta_k = dL/db_k sigmoid(beta_k),  dL/db_k = a_k c sum G (x - g_k) f'(t)
+    dbeta_p[k] = h.a[k] * scale * su[k] * h.sig[k];
+  }
+  out.da = da_h.to(a.scalar_type());
+  out.dbeta = dbeta_h.to(beta.scalar_type());
+  return out;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
 class PhiFunction : public torch::autograd::Function<PhiFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& m, const at::Tensor& a,
@@ -99,67 +150,11 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
     if (!grad_outputs[0].defined()) {
       return variable_list(7);  // no gradients
     }
-    const at::Tensor G = grad_outputs[0].to(m.scalar_type()).contiguous();
-    const bool need_m = ctx->needs_input_grad(0);
-
-    at::Tensor dm = need_m ? at::empty_like(m, at::MemoryFormat::Contiguous) : at::Tensor();
-    at::Tensor da, dbeta;
-    if (m.is_cuda()) {
-      cuda_backward(m, G, need_m ? &dm : nullptr, a, beta, g, basis, scale, v.centred,
-                    v.residual, da, dbeta);
-    } else {
-      const HostConsts h = host_consts(a, beta, g, scale);
-      g_cpu_passes.fetch_add(1);
-      std::vector<double> sa, su;
-      double sg = 0.0;
-      if (m.scalar_type() == at::kFloat) {
-        at::Tensor* dmp = need_m ? &dm : nullptr;
-        if (basis != kSinc || !tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
-          backward_cpu<float>(m, G, dmp, h, basis, v, sa, su, sg);
-        }
-      } else {
-        backward_cpu<double>(m, G, need_m ? &dm : nullptr, h, basis, v, sa, su, sg);
-      }
-      if (v.centred) {
-        // -phi(0) = -sum_k a_k f(t0_k), t0_k = -s_k g_k: its da_k is -f(t0_k) Sum G and
-        // its db_k is a_k c g_k f'(t0_k) Sum G (f, f' in double).
-        for (size_t k = 0; k < sa.size(); ++k) {
-          double f0, fp0;
-          basis_at(basis, -h.s[k] * h.g[k], &f0, &fp0);
-          sa[k] -= f0 * sg;
-          su[k] += h.g[k] * fp0 * sg;
-        }
-      }
-      const int64_t K = a.numel();
-      at::Tensor da_h = at::empty({K}, at::kDouble);
-      at::Tensor dbeta_h = at::empty({K}, at::kDouble);
-      double* da_p = da_h.data_ptr<double>();
-      double* dbeta_p = dbeta_h.data_ptr<double>();
-      for (int64_t k = 0; k < K; ++k) {
-        da_p[k] = sa[k];  // dL/da_k = sum G f(t)
-        // dL/dbeta_k = dL/db_k sigmoid(beta_k),  dL/db_k = a_k c sum G (x - g_k) f'(t)
-        dbeta_p[k] = h.a[k] * scale * su[k] * h.sig[k];
-      }
-      da = da_h.to(a.scalar_type());
-      dbeta = dbeta_h.to(beta.scalar_type());
-    }
-    return {dm, da, dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    PhiGrads d = phi_backward_tensors(m, grad_outputs[0], ctx->needs_input_grad(0), a, beta, g,
+                                      basis, scale, v);
+    return {d.dm, d.da, d.dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
-
-template <typename F>
-char* guarded(F&& body) {
-  try {
-    body();
-    return nullptr;
-  } catch (const c10::Error& e) {
-    return copy_message(e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return copy_message(e.what());
-  } catch (...) {
-    return copy_message("phiop: unknown C++ exception");
-  }
-}
 
 }  // namespace
 }  // namespace phiop

@@ -20,6 +20,13 @@ extern "C" {
 char* phiop_apply(void* m, void* amplitude, void* bandwidth_raw, void* grid,
                   int basis, double scale, int centred, int residual, void** out);
 
+/* phiop_lean_linear sets *out to x (W0 + cast(alpha phi(b a)))^T + bias as one
+ * autograd node that recomputes b a and W_eff in backward instead of keeping
+ * them (lean.go). bias may be NULL. */
+char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* amplitude,
+                        void* bandwidth_raw, void* grid, int basis, double scale, int centred,
+                        int residual, double alpha, void** out);
+
 /* Reason codes of phiop_adamw and phiop_adamw_check (phiop/adamw.go). */
 #define PHIOP_ADAMW_OK 0
 #define PHIOP_ADAMW_NIL 1         /* a tensor is undefined */

@@ -1,0 +1,62 @@
+package phiop
+
+/*
+#include "phiop.h"
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
+)
+
+// LeanLinear returns an LR-LoRA layer's output
+//
+//	y = x·W_effᵀ + bias,   W_eff = W0 + cast(α·φ_v(B·A))
+//
+// as one autograd node that keeps no d_out×d_in tensor for backward. Composed op by op
+// (ApplyVariant on B·A, a cast, W0 + ΔW, a linear), autograd keeps two per layer: M =
+// B·A for φ's backward and W_eff for the product's. This node keeps x, W0, B, A and
+// the K-vectors, and its backward recomputes M and W_eff with the calls forward made
+// (bit-identical to forward's) before the same gradient products: ∂x = G·W_eff,
+// ∂W_eff = Gᵀ·x, φ's fused backward on (M, α·∂W_eff), ∂B = ∂M·Aᵀ, ∂A = Bᵀ·∂M. It
+// costs one B·A, one φ forward and one W0 + ΔW more per layer and step.
+//
+// x is …×d_in in W0's dtype; W0 (d_out×d_in) must not require grad; bias is nil or
+// d_out; B (d_out×r), A (r×d_in) and the K-vectors share one float dtype and W0's
+// device; ΔW is cast to W0's dtype, as lrlora does. α scales φ's output (1 when the
+// layer's scaling rides on the amplitudes). Gradients reach x, bias, B, A, amplitude
+// and bandwidthRaw as far as they require them.
+func LeanLinear(x, w0, bias, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant, alpha float64) (*ts.Tensor, error) {
+	if err := validate(b, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
+		return nil, err
+	}
+	for _, t := range []struct {
+		name string
+		t    *ts.Tensor
+	}{{"x", x}, {"W0", w0}, {"A", a}} {
+		if t.t == nil || t.t.Ctensor() == nil {
+			return nil, fmt.Errorf("%w: %s", ErrNilTensor, t.name)
+		}
+	}
+	var cbias unsafe.Pointer
+	if bias != nil {
+		cbias = unsafe.Pointer(bias.Ctensor())
+	}
+	var out unsafe.Pointer
+	msg := C.phiop_lean_linear(x.Ctensor(), w0.Ctensor(), cbias, b.Ctensor(), a.Ctensor(),
+		amplitude.Ctensor(), bandwidthRaw.Ctensor(), grid.Ctensor(), C.int(basisCodes[basis]),
+		C.double(scale), cFlag(v.Centred()), cFlag(v.Residual), C.double(alpha), &out)
+	for _, t := range []*ts.Tensor{x, w0, bias, b, a, amplitude, bandwidthRaw, grid} {
+		runtime.KeepAlive(t) // gotch frees C objects in finalizers
+	}
+	if err := takeError(msg); err != nil {
+		return nil, fmt.Errorf("phiop: lean linear (%v): %w", v, err)
+	}
+	return ts.FromCtensor(out), nil
+}

@@ -1,0 +1,148 @@
+// lean_shim.cpp: an LR-LoRA layer as one autograd node that keeps no
+// d_out x d_in tensor between forward and backward.
+//
+//   y = x W_eff^T + bias,   W_eff = W0 + cast(alpha phi_v(B A))
+//
+// Composed op by op (lrlora's default path), autograd saves M = B A for phi's
+// backward and W_eff for the product's; here the node saves x, W0, B, A and the
+// K-vectors, and backward recomputes M and W_eff with the same calls forward
+// made (so they are bit-identical to forward's) before it runs the same
+// gradient products: dx = G W_eff, dW_eff = G^T x, then phi's fused backward
+// on (M, alpha dW_eff), dB = dM A^T and dA = B^T dM. The price is one B A, one
+// phi forward and one W0 + dW per layer in backward.
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <utility>
+
+#include "phi_tensor.h"
+#include "phiop.h"
+
+namespace phiop {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The inputs of the node, in apply's order; needs_input_grad takes these.
+enum Input : int { kX, kW0, kBias, kB, kA, kAmp, kBeta, kGrid, kInputs = 12 };
+
+struct Delta {
+  const at::Tensor &w0, &b, &a, &amp, &beta, &grid;
+  int basis;
+  double scale, alpha;
+  Flags v;
+
+  // m is B A.
+  at::Tensor m() const { return b.mm(a); }
+
+  // weff is W0 + cast(alpha phi_v(m)), as lrlora composes it.
+  at::Tensor weff(const at::Tensor& m) const {
+    at::Tensor dw = phi_forward_tensor(m, amp, beta, grid, basis, scale, v);
+    if (alpha != 1.0) dw = dw.mul(alpha);
+    if (dw.scalar_type() != w0.scalar_type()) dw = dw.to(w0.scalar_type());
+    return w0.add(dw);
+  }
+};
+
+class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w0,
+                            const at::Tensor& bias, const at::Tensor& b, const at::Tensor& a,
+                            const at::Tensor& amp, const at::Tensor& beta, const at::Tensor& grid,
+                            int64_t basis, double scale, int64_t flags, double alpha) {
+    ctx->save_for_backward({x, w0, bias, b, a, amp, beta, grid});
+    ctx->saved_data["basis"] = basis;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["flags"] = flags;
+    ctx->saved_data["alpha"] = alpha;
+    ctx->saved_data["bias"] = bias.numel() > 0;
+    const Delta d{w0, b, a, amp, beta, grid, static_cast<int>(basis), scale, alpha,
+                  Flags::of(flags)};
+    at::Tensor weff = d.weff(d.m());
+    return bias.numel() > 0 ? at::linear(x, weff, bias) : at::linear(x, weff);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    sync_num_threads();
+    variable_list grads(kInputs);
+    const at::Tensor& G = grad_outputs[0];
+    if (!G.defined()) return grads;
+    const variable_list s = ctx->get_saved_variables();
+    const at::Tensor &x = s[0], &w0 = s[1], &b = s[3], &a = s[4];
+    const Delta d{w0, b, a, s[5], s[6], s[7],
+                  static_cast<int>(ctx->saved_data["basis"].toInt()),
+                  ctx->saved_data["scale"].toDouble(), ctx->saved_data["alpha"].toDouble(),
+                  Flags::of(ctx->saved_data["flags"].toInt())};
+    const int64_t dout = w0.size(0), din = w0.size(1);
+    const bool need_dm = ctx->needs_input_grad(kB) || ctx->needs_input_grad(kA);
+    const bool need_phi = need_dm || ctx->needs_input_grad(kAmp) || ctx->needs_input_grad(kBeta);
+    at::Tensor m = d.m();
+    if (ctx->needs_input_grad(kX)) {
+      // W_eff lives only for this product.
+      grads[kX] = G.matmul(d.weff(m));
+    }
+    const at::Tensor G2 = G.reshape({-1, dout});
+    if (ctx->needs_input_grad(kBias) && ctx->saved_data["bias"].toBool()) {
+      grads[kBias] = G2.sum(0);
+    }
+    if (!need_phi) return grads;
+    // dW_eff in W0's dtype; the cast and alpha's product backward, in that order.
+    at::Tensor gphi = G2.t().mm(x.reshape({-1, din}));
+    if (gphi.scalar_type() != b.scalar_type()) gphi = gphi.to(b.scalar_type());
+    if (d.alpha != 1.0) gphi = gphi.mul(d.alpha);
+    PhiGrads pg = phi_backward_tensors(m, gphi, need_dm, d.amp, d.beta, d.grid, d.basis,
+                                       d.scale, d.v);
+    gphi = at::Tensor();
+    m = at::Tensor();
+    if (ctx->needs_input_grad(kB)) grads[kB] = pg.dm.mm(a.t());
+    if (ctx->needs_input_grad(kA)) grads[kA] = b.t().mm(pg.dm);
+    if (ctx->needs_input_grad(kAmp)) grads[kAmp] = std::move(pg.da);
+    if (ctx->needs_input_grad(kBeta)) grads[kBeta] = std::move(pg.dbeta);
+    return grads;
+  }
+};
+
+}  // namespace
+}  // namespace phiop
+
+extern "C" {
+
+char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* amplitude,
+                        void* bandwidth_raw, void* grid, int basis, double scale, int centred,
+                        int residual, double alpha, void** out) {
+  return phiop::guarded([&] {
+    *out = nullptr;
+    const at::Tensor& xt = *static_cast<at::Tensor*>(x);
+    const at::Tensor& w = *static_cast<at::Tensor*>(w0);
+    // No bias travels as an empty tensor: the node's inputs must all be defined.
+    const at::Tensor bt =
+        bias != nullptr ? *static_cast<at::Tensor*>(bias) : at::empty({0}, w.options());
+    const at::Tensor& bm = *static_cast<at::Tensor*>(b);
+    const at::Tensor& am = *static_cast<at::Tensor*>(a);
+    const at::Tensor& amp = *static_cast<at::Tensor*>(amplitude);
+    const at::Tensor& beta = *static_cast<at::Tensor*>(bandwidth_raw);
+    const at::Tensor& g = *static_cast<at::Tensor*>(grid);
+    phiop::check_inputs(bm, amp, beta, g, basis, scale);
+    TORCH_CHECK(w.dim() == 2 && bm.dim() == 2 && am.dim() == 2,
+                "phiop: lean linear: W0, B and A must be 2-D");
+    TORCH_CHECK(bm.size(0) == w.size(0) && am.size(1) == w.size(1) && bm.size(1) == am.size(0),
+                "phiop: lean linear: B ", bm.sizes(), " · A ", am.sizes(), " does not match W0 ",
+                w.sizes());
+    TORCH_CHECK(am.scalar_type() == bm.scalar_type() && am.device() == bm.device(),
+                "phiop: lean linear: A and B must share dtype and device");
+    TORCH_CHECK(w.device() == bm.device(), "phiop: lean linear: W0 and B on different devices");
+    TORCH_CHECK(!w.requires_grad(), "phiop: lean linear: W0 must be frozen (requires_grad false)");
+    TORCH_CHECK(xt.dim() >= 1 && xt.size(-1) == w.size(1), "phiop: lean linear: x ", xt.sizes(),
+                " does not end in d_in = ", w.size(1));
+    TORCH_CHECK(std::isfinite(alpha), "phiop: lean linear: alpha must be finite");
+    phiop::sync_num_threads();
+    const phiop::Flags v{centred != 0 || residual != 0, residual != 0};
+    at::Tensor y = phiop::LeanLinearFunction::apply(xt, w, bt, bm, am, amp, beta, g,
+                                                    static_cast<int64_t>(basis), scale,
+                                                    v.bits(), alpha);
+    *out = new at::Tensor(std::move(y));
+  });
+}
+
+}  // extern "C"
