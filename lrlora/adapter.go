@@ -42,6 +42,8 @@ type Adapter struct {
 
 	training bool
 	closed   bool
+	// recompute: LR-LoRA's training forward is phiop.LeanLinear (SetRecomputeDelta).
+	recompute bool
 }
 
 // Option configures New.
@@ -140,6 +142,18 @@ func (ad *Adapter) Train(on bool) { ad.training = on }
 
 // Training reports whether the adapter is in training mode.
 func (ad *Adapter) Training() bool { return ad.training }
+
+// SetRecomputeDelta chooses how an LR-LoRA adapter's training forward keeps what its
+// backward needs. Off (the default), autograd keeps M = B·A and W0 + ΔW, two
+// d_out×d_in tensors per layer, from forward to backward. On, the layer is one
+// phiop.LeanLinear node that keeps neither and recomputes both in backward: one B·A,
+// one φ forward and one W0 + ΔW more per step (docs/method.md §4.2). Outputs are
+// bit-identical; gradients equal up to the order of GEMM sums. Other methods, eval
+// mode and dropout > 0 ignore it.
+func (ad *Adapter) SetRecomputeDelta(on bool) { ad.recompute = on }
+
+// RecomputeDelta reports SetRecomputeDelta's setting.
+func (ad *Adapter) RecomputeDelta() bool { return ad.recompute }
 
 // Weight returns the frozen W0 the adapter was created for (owned by the model).
 func (ad *Adapter) Weight() *ts.Tensor { return ad.w0 }

@@ -122,6 +122,9 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 		}
 		return ad.forwardSplit(x, xa)
 	}
+	if ad.recompute && ad.training && ad.spec.Method == adapter.LRLoRA {
+		return ad.forwardRecompute(x)
+	}
 	// With s on φ's amplitudes (deltaParts) W_eff's gradient reaches φ's node with
 	// no d_out×d_in pass in between.
 	dw, err := ad.deltaAs(ad.w0)
@@ -139,6 +142,31 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 	y, err := ts.Linear(x, weff, bias)
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: forward %q: x·W_effᵀ: %w", ad.name, err)
+	}
+	return y, nil
+}
+
+// forwardRecompute is Forward's merged path as one phiop.LeanLinear node
+// (SetRecomputeDelta), with s placed as deltaParts places it: the same calls, so the
+// same output.
+func (ad *Adapter) forwardRecompute(x *ts.Tensor) (*ts.Tensor, error) {
+	if ad.closed {
+		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, ErrClosed)
+	}
+	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
+	amp, alpha := ad.phi.amplitude, ad.scaling
+	if !v.Residual {
+		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
+		if err != nil {
+			return nil, fmt.Errorf("lrlora: forward %q: s·a: %w", ad.name, err)
+		}
+		defer sa.Drop() // the node keeps its own reference for backward
+		amp, alpha = sa, 1
+	}
+	y, err := phiop.LeanLinear(x, ad.w0, ad.bias, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid,
+		ad.spec.Basis, ad.phiScale, v, alpha)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
 	}
 	return y, nil
 }

@@ -39,48 +39,60 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 		{"sinelora", spec(adapter.SineLoRA, 2)},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			l := newLayer(t, 3, 4, gotch.Double, 81)
-			ad := trainedAdapter(t, l, tc.cfg, 82)
-			x := constTensor(t, randVals(83, 5*4), []int64{5, 4}, gotch.Double)
-			r := constTensor(t, randVals(84, 5*3), []int64{5, 3}, gotch.Double)
-			loss := func() float64 {
-				s := forwardLoss(t, ad, x, r)
-				defer s.Drop()
-				return read(t, s)[0]
+		for _, recompute := range []bool{false, true} {
+			name := tc.name
+			if recompute {
+				name += "/recompute-delta"
 			}
+			t.Run(name, func(t *testing.T) { checkGradientsByFiniteDifferences(t, tc.cfg, recompute) })
+		}
+	}
+}
 
-			backward(t, ad, x, r)
+// checkGradientsByFiniteDifferences compares every trainable parameter's autograd
+// gradient with central differences of the loss in float64 (SetRecomputeDelta as
+// given: both of LR-LoRA's training paths are checked against the same reference).
+func checkGradientsByFiniteDifferences(t *testing.T, cfg adapter.Spec, recompute bool) {
+	l := newLayer(t, 3, 4, gotch.Double, 81)
+	ad := trainedAdapter(t, l, cfg, 82)
+	ad.SetRecomputeDelta(recompute)
+	x := constTensor(t, randVals(83, 5*4), []int64{5, 4}, gotch.Double)
+	r := constTensor(t, randVals(84, 5*3), []int64{5, 3}, gotch.Double)
+	loss := func() float64 {
+		s := forwardLoss(t, ad, x, r)
+		defer s.Drop()
+		return read(t, s)[0]
+	}
 
-			const h = 1e-6
-			for _, p := range ad.TrainableParameters() {
-				g := p.Tensor.MustGrad(false)
-				auto := read(t, g)
-				g.MustDrop()
-				vals := read(t, p.Tensor)
-				var worst float64
-				for i := range vals {
-					orig := vals[i]
-					vals[i] = orig + h
-					assign(t, p.Tensor, vals)
-					up := loss()
-					vals[i] = orig - h
-					assign(t, p.Tensor, vals)
-					down := loss()
-					vals[i] = orig
-					assign(t, p.Tensor, vals)
-					fd := (up - down) / (2 * h)
-					worst = math.Max(worst, math.Abs(auto[i]-fd)/(1+math.Abs(fd)))
-				}
-				t.Logf("%s: max relative error %.3g", p.Name, worst)
-				if worst > 1e-6 {
-					t.Errorf("%s: autograd vs finite differences: max relative error %g", p.Name, worst)
-				}
-				if allZero(auto) {
-					t.Errorf("%s: gradient is identically zero, the check proves nothing", p.Name)
-				}
-			}
-		})
+	backward(t, ad, x, r)
+
+	const h = 1e-6
+	for _, p := range ad.TrainableParameters() {
+		g := p.Tensor.MustGrad(false)
+		auto := read(t, g)
+		g.MustDrop()
+		vals := read(t, p.Tensor)
+		var worst float64
+		for i := range vals {
+			orig := vals[i]
+			vals[i] = orig + h
+			assign(t, p.Tensor, vals)
+			up := loss()
+			vals[i] = orig - h
+			assign(t, p.Tensor, vals)
+			down := loss()
+			vals[i] = orig
+			assign(t, p.Tensor, vals)
+			fd := (up - down) / (2 * h)
+			worst = math.Max(worst, math.Abs(auto[i]-fd)/(1+math.Abs(fd)))
+		}
+		t.Logf("%s: max relative error %.3g", p.Name, worst)
+		if worst > 1e-6 {
+			t.Errorf("%s: autograd vs finite differences: max relative error %g", p.Name, worst)
+		}
+		if allZero(auto) {
+			t.Errorf("%s: gradient is identically zero, the check proves nothing", p.Name)
+		}
 	}
 }
 
