@@ -33,6 +33,9 @@ type Model struct {
 	DType string `yaml:"dtype" alias:"torch_dtype"`
 	// ActivationCheckpointing recomputes each block's activations in backward.
 	ActivationCheckpointing bool `yaml:"activation_checkpointing" alias:"gradient_checkpointing"`
+	// RecomputeDelta makes LR-LoRA layers recompute B·A and W0 + ΔW in backward instead
+	// of keeping them from forward: two d_out×d_in tensors less per adapted layer.
+	RecomputeDelta bool `yaml:"recompute_delta"`
 }
 
 // Data says which records to read and how they become examples (see package data).

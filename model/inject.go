@@ -62,6 +62,15 @@ func (m *Model) Inject(spec adapter.Spec, rng *rand.Rand, opts ...lrlora.Option)
 	return made, nil
 }
 
+// SetRecomputeDelta sets lrlora.Adapter.SetRecomputeDelta on every injected adapter:
+// on, LR-LoRA layers keep neither B·A nor W0 + ΔW from forward to backward and
+// recompute them there.
+func (m *Model) SetRecomputeDelta(on bool) {
+	for _, a := range m.adapters {
+		a.SetRecomputeDelta(on)
+	}
+}
+
 // Adapters returns every injected adapter, in module order.
 func (m *Model) Adapters() []*lrlora.Adapter { return append([]*lrlora.Adapter(nil), m.adapters...) }
 

@@ -29,7 +29,8 @@ type ModelOptions struct {
 	Path                    string `json:"path"`  // Hugging Face model directory
 	DType                   string `json:"dtype"` // compute dtype of the backbone: float32, bfloat16 (float64 for tests)
 	ActivationCheckpointing bool   `json:"activation_checkpointing"`
-	NumLabels               int    `json:"num_labels"` // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
+	RecomputeDelta          bool   `json:"recompute_delta"` // lrlora.Adapter.SetRecomputeDelta on every adapter
+	NumLabels               int    `json:"num_labels"`      // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
 }
 
 // DataOptions say which records to read and how they become examples.

@@ -158,5 +158,6 @@ func injectAdapters(m *model.Model, o Options, rng *rand.Rand) (*lrlora.SharedPh
 		}
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	m.SetRecomputeDelta(o.Model.RecomputeDelta)
 	return shared, nil
 }
