@@ -6,11 +6,15 @@
 //	go run ./train/bench/stepbench -preset tiny -steps 20 -rounds 3
 //	go run ./train/bench/stepbench -batch 1 -gemms        # each projection GEMM alone
 //	go run ./train/bench/stepbench -batch 1 -spread 0.1   # from a trained-looking adapter
+//	go run ./train/bench/stepbench -methods lrlora,lrlora-recompute  # model.recompute_delta
 //
 // By default both methods start as a run does (B = 0), where LR-LoRA's φ keeps its K
 // terms (phiop tabulates only an M spread over its table's intervals); -spread σ starts
 // both from lora_B ~ N(0, σ²) and φ amplitudes ~ N(0, (σ/2)²), the steady state of a
 // run under way.
+//
+// A method name with the suffix -recompute runs that method with model.recompute_delta
+// (LR-LoRA layers recompute B·A and W0 + ΔW in backward instead of keeping them).
 //
 // Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
 // sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
@@ -218,11 +222,13 @@ func printFLOPs(c flops.Config, b flops.Batch) (bounds, error) {
 func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread float64) error {
 	o := train.DefaultOptions()
 	o.Model.Path = modelDir
-	m, err := adapter.ParseMethod(method)
+	name, recompute := strings.CutSuffix(method, "-recompute")
+	m, err := adapter.ParseMethod(name)
 	if err != nil {
 		return err
 	}
 	o.Adapter.Method, o.Adapter.R = m, rank
+	o.Model.RecomputeDelta = recompute
 	o.Data.Format = "alpaca_json"
 	o.Data.Train = []string{src}
 	o.Data.MaxLen, o.Data.Packing = seq, true
