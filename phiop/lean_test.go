@@ -45,16 +45,30 @@ func newLeanCase(seed uint64, basis adapter.Basis) leanCase {
 type leanLeaves struct{ x, w0, bias, b, a, amp, beta, grid, w *ts.Tensor }
 
 func (c leanCase) leaves(t *testing.T, dtype gotch.DType, withBias bool) leanLeaves {
-	var l leanLeaves
-	l.x = newTensor(t, c.x, []int64{2, 3, int64(c.din)}, dtype, true)
-	l.w0 = newTensor(t, c.w0, []int64{int64(c.dout), int64(c.din)}, dtype, false)
-	if withBias {
-		l.bias = newTensor(t, c.bias, []int64{int64(c.dout)}, dtype, true)
+	return c.leavesOn(t, gotch.CPU, dtype, withBias)
+}
+
+// leavesOn is leaves on device dev.
+func (c leanCase) leavesOn(t *testing.T, dev gotch.Device, dtype gotch.DType, withBias bool) leanLeaves {
+	leaf := func(vals []float64, shape []int64, grad bool) *ts.Tensor {
+		x := newTensor(t, vals, shape, dtype, false).MustTo(dev, false)
+		if grad {
+			x = x.MustSetRequiresGrad(true, true)
+		}
+		t.Cleanup(func() { x.MustDrop() })
+		return x
 	}
-	l.b = newTensor(t, c.b, []int64{int64(c.dout), int64(c.r)}, dtype, true)
-	l.a = newTensor(t, c.a, []int64{int64(c.r), int64(c.din)}, dtype, true)
-	l.amp, l.beta, l.grid = c.p.tensors(t, dtype)
-	l.w = newTensor(t, c.w, []int64{2, 3, int64(c.dout)}, dtype, false)
+	var l leanLeaves
+	l.x = leaf(c.x, []int64{2, 3, int64(c.din)}, true)
+	l.w0 = leaf(c.w0, []int64{int64(c.dout), int64(c.din)}, false)
+	if withBias {
+		l.bias = leaf(c.bias, []int64{int64(c.dout)}, true)
+	}
+	l.b = leaf(c.b, []int64{int64(c.dout), int64(c.r)}, true)
+	l.a = leaf(c.a, []int64{int64(c.r), int64(c.din)}, true)
+	K := []int64{int64(len(c.p.a))}
+	l.amp, l.beta, l.grid = leaf(c.p.a, K, true), leaf(c.p.beta, K, true), leaf(c.p.g, K, false)
+	l.w = leaf(c.w, []int64{2, 3, int64(c.dout)}, false)
 	return l
 }
 
@@ -118,25 +132,7 @@ func TestLeanLinearMatchesComposed(t *testing.T) {
 					name := fmt.Sprintf("%v/%s/%v/alpha=%v", dtype, basis, v, alpha)
 					t.Run(name, func(t *testing.T) {
 						c := newLeanCase(uint64(len(name)), basis)
-						ref := c.leaves(t, dtype, withBias)
-						want := ref.run(t, composedLinear(t, ref, basis, c.p.scale, v, alpha))
-						l := c.leaves(t, dtype, withBias)
-						y, err := LeanLinear(l.x, l.w0, l.bias, l.b, l.a, l.amp, l.beta, l.grid, basis, c.p.scale, v, alpha)
-						if err != nil {
-							t.Fatal(err)
-						}
-						got := l.run(t, y)
-						names := []string{"y", "∂x", "∂B", "∂A", "∂a", "∂β", "∂bias"}
-						for i := range want {
-							diff, scale := maxAbsDiff(t, got[i], want[i])
-							tol := 64 * ulp * scale
-							if i == 0 {
-								tol = 0
-							}
-							if diff > tol || math.IsNaN(diff) {
-								t.Errorf("%s: max |lean − composed| %.3g, scale %.3g, tolerance %.3g", names[i], diff, scale, tol)
-							}
-						}
+						compareLean(t, c, gotch.CPU, dtype, withBias, basis, v, alpha, ulp)
 					})
 				}
 			}
@@ -191,5 +187,55 @@ func TestLeanLinearKeepsNoWeightSizedTensor(t *testing.T) {
 	}
 	if held := kept(true); held != 0 {
 		t.Errorf("lean node holds %d bytes in blocks ≥ 1 MiB between forward and backward, want 0", held)
+	}
+}
+
+// compareLean checks LeanLinear against the composed layer on dev: y bit-identical,
+// every gradient within 64 ulps of its scale (TestLeanLinearMatchesComposed says why).
+func compareLean(t *testing.T, c leanCase, dev gotch.Device, dtype gotch.DType, withBias bool, basis adapter.Basis, v Variant, alpha, ulp float64) {
+	ref := c.leavesOn(t, dev, dtype, withBias)
+	want := ref.run(t, composedLinear(t, ref, basis, c.p.scale, v, alpha))
+	l := c.leavesOn(t, dev, dtype, withBias)
+	y, err := LeanLinear(l.x, l.w0, l.bias, l.b, l.a, l.amp, l.beta, l.grid, basis, c.p.scale, v, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := l.run(t, y)
+	names := []string{"y", "∂x", "∂B", "∂A", "∂a", "∂β", "∂bias"}
+	for i := range want {
+		diff, scale := maxAbsDiff(t, got[i], want[i])
+		tol := 64 * ulp * scale
+		if i == 0 {
+			tol = 0
+		}
+		if diff > tol || math.IsNaN(diff) {
+			t.Errorf("%s: max |lean − composed| %.3g, scale %.3g, tolerance %.3g", names[i], diff, scale, tol)
+		}
+	}
+}
+
+// On a GPU the node runs the same libtorch products and the CUDA φ kernels:
+// compared with the composed layer there, as on the CPU. Needs a binary built with
+// -tags cuda (after make -C phiop cuda) and a GPU: go test -tags cuda -run CUDA ./phiop/
+func TestLeanLinearCUDAMatchesComposed(t *testing.T) {
+	if !BuiltWithCUDA() {
+		t.Skip("SKIPPED, not run: this test binary has no CUDA kernels; on a GPU machine " +
+			"run `make -C phiop cuda` and `go test -tags cuda -run CUDA ./phiop/`")
+	}
+	if !CUDAAvailable() {
+		t.Skip("SKIPPED, not run: built with the CUDA kernels, but libtorch sees no CUDA device")
+	}
+	lockThread(t)
+	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
+		ulp := math.Pow(2, -52)
+		if dtype == gotch.Float {
+			ulp = math.Pow(2, -23)
+		}
+		for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
+			t.Run(fmt.Sprintf("%v/%v", dtype, v), func(t *testing.T) {
+				c := newLeanCase(11, adapter.Sinc)
+				compareLean(t, c, gotch.CudaBuilder(0), dtype, true, adapter.Sinc, v, 1, ulp)
+			})
+		}
 	}
 }
