@@ -24,7 +24,9 @@
 //
 // -ranks N runs N ranks instead of 2 (grad_accum_steps 2·A/N, which must be whole);
 // -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth. -ckpt adds
-// the whole backbone with activation checkpointing (what sharding turns on), -no-keep
+// the whole backbone with activation checkpointing (what sharding turns on), -recompute
+// the whole backbone with model.recompute_delta (LR-LoRA layers recompute B·A and W0 + ΔW
+// in backward instead of keeping them: the memory it saves without checkpointing), -no-keep
 // each sharded run again with shard.EnvNoKeep=1; sharded rows add rank 0's all-gathers,
 // the pass's wait for them and their time, per step.
 //
@@ -68,6 +70,7 @@ type flags struct {
 	threads1              int
 	keep, shard, packing  bool
 	ckpt, noKeep          bool
+	recompute             bool
 	ceiling               bool
 	ranks                 int
 	prefetch              []int
@@ -89,6 +92,7 @@ func main() {
 	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
 	flag.BoolVar(&f.packing, "packing", false, "pack the examples into rows of exactly -max-len tokens (data.packing) instead of padding each micro-batch to its longest")
 	flag.BoolVar(&f.ckpt, "ckpt", false, "also run the whole backbone with model.activation_checkpointing")
+	flag.BoolVar(&f.recompute, "recompute", false, "also run the whole backbone with model.recompute_delta")
 	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
 	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
@@ -114,6 +118,7 @@ type result struct {
 	ranks, threads int
 	sharded, ckpt  bool
 	noKeep         bool
+	recompute      bool
 	prefetch       int
 	shardStats     string
 	peakMiB        float64
@@ -159,6 +164,9 @@ func run(f flags) error {
 		variants := []result{{ranks: 1}, {ranks: f.ranks}}
 		if f.ckpt {
 			variants = append(variants, result{ranks: f.ranks, ckpt: true})
+		}
+		if f.recompute {
+			variants = append(variants, result{ranks: f.ranks, recompute: true})
 		}
 		for _, p := range f.prefetch {
 			if f.shard {
@@ -206,7 +214,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 	if v.sharded {
 		shardSize = ranks
 	}
-	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, shardSize, prefetch)
+	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, v.recompute, shardSize, prefetch)
 	if err != nil {
 		return result{}, err
 	}
@@ -239,6 +247,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
 	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
+	res.recompute = v.recompute
 	if res.peakMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
@@ -345,6 +354,8 @@ func (r result) backbone() string {
 	switch {
 	case r.ckpt:
 		return "whole, checkpointed"
+	case r.recompute:
+		return "whole, recompute_delta"
 	case r.sharded && r.noKeep:
 		return fmt.Sprintf("sharded, prefetch %d, no keep", r.prefetch)
 	case r.sharded:
