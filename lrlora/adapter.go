@@ -146,8 +146,9 @@ func (ad *Adapter) Training() bool { return ad.training }
 // SetRecomputeDelta chooses how an LR-LoRA adapter's training forward keeps what its
 // backward needs. Off (the default), autograd keeps M = B·A and W0 + ΔW, two
 // d_out×d_in tensors per layer, from forward to backward. On, the layer is one
-// phiop.LeanLinear node that keeps neither and recomputes both in backward: one B·A,
-// one φ forward and one W0 + ΔW more per step (docs/method.md §4.2). Outputs are
+// phiop.LeanLinear node that keeps neither and recomputes both in backward: one B·A
+// and one W0 + ΔW more per step, and a φ forward where φ's backward is tabulated
+// (docs/method.md §4.2). Outputs are
 // bit-identical; gradients equal up to the order of GEMM sums. Other methods, eval
 // mode and dropout > 0 ignore it.
 func (ad *Adapter) SetRecomputeDelta(on bool) { ad.recompute = on }

@@ -22,10 +22,12 @@ import (
 // as one autograd node that keeps no d_out×d_in tensor for backward. Composed op by op
 // (ApplyVariant on B·A, a cast, W0 + ΔW, a linear), autograd keeps two per layer: M =
 // B·A for φ's backward and W_eff for the product's. This node keeps x, W0, B, A and
-// the K-vectors, and its backward recomputes M and W_eff with the calls forward made
-// (bit-identical to forward's) before the same gradient products: ∂x = G·W_eff,
-// ∂W_eff = Gᵀ·x, φ's fused backward on (M, α·∂W_eff), ∂B = ∂M·Aᵀ, ∂A = Bᵀ·∂M. It
-// costs one B·A, one φ forward and one W0 + ΔW more per layer and step.
+// the K-vectors, and its backward recomputes M and W_eff before the same gradient
+// products: ∂W_eff = Gᵀ·x, φ's fused backward on (M, α·∂W_eff), ∂B = ∂M·Aᵀ,
+// ∂A = Bᵀ·∂M, ∂x = G·W_eff. φ(M) for W_eff comes out of φ's backward pass where the
+// K-term kernels run (they evaluate every term anyway); the tabulated path and CUDA
+// run φ's forward for it. It costs one B·A and one W0 + ΔW more per layer and step,
+// plus that forward where it runs.
 //
 // x is …×d_in in W0's dtype; W0 (d_out×d_in) must not require grad; bias is nil or
 // d_out; B (d_out×r), A (r×d_in) and the K-vectors share one float dtype and W0's

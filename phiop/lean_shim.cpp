@@ -5,11 +5,13 @@
 //
 // Composed op by op (lrlora's default path), autograd saves M = B A for phi's
 // backward and W_eff for the product's; here the node saves x, W0, B, A and the
-// K-vectors, and backward recomputes M and W_eff with the same calls forward
-// made (so they are bit-identical to forward's) before it runs the same
-// gradient products: dx = G W_eff, dW_eff = G^T x, then phi's fused backward
-// on (M, alpha dW_eff), dB = dM A^T and dA = B^T dM. The price is one B A, one
-// phi forward and one W0 + dW per layer in backward.
+// K-vectors, and backward recomputes M and W_eff before it runs the same
+// gradient products: dW_eff = G^T x, phi's fused backward on (M, alpha dW_eff),
+// dB = dM A^T, dA = B^T dM, and dx = G W_eff. phi(M) for W_eff comes out of
+// phi's backward pass where the K-term kernels run (they evaluate every term
+// anyway, and sum phi in forward's order: the same bits); the tabulated path
+// and CUDA run phi's forward for it. The price is one B A and one W0 + dW per
+// layer in backward, plus that forward where it runs.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -36,9 +38,10 @@ struct Delta {
   // m is B A.
   at::Tensor m() const { return b.mm(a); }
 
-  // weff is W0 + cast(alpha phi_v(m)), as lrlora composes it.
-  at::Tensor weff(const at::Tensor& m) const {
-    at::Tensor dw = phi_forward_tensor(m, amp, beta, grid, basis, scale, v);
+  // weff is W0 + cast(alpha phi), phi = phi_v(m) (computed here when not given), as
+  // lrlora composes it.
+  at::Tensor weff(const at::Tensor& m, at::Tensor phi = at::Tensor()) const {
+    at::Tensor dw = phi.defined() ? std::move(phi) : phi_forward_tensor(m, amp, beta, grid, basis, scale, v);
     if (alpha != 1.0) dw = dw.mul(alpha);
     if (dw.scalar_type() != w0.scalar_type()) dw = dw.to(w0.scalar_type());
     return w0.add(dw);
@@ -77,28 +80,30 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
     const int64_t dout = w0.size(0), din = w0.size(1);
     const bool need_dm = ctx->needs_input_grad(kB) || ctx->needs_input_grad(kA);
     const bool need_phi = need_dm || ctx->needs_input_grad(kAmp) || ctx->needs_input_grad(kBeta);
+    const bool need_x = ctx->needs_input_grad(kX);
     at::Tensor m = d.m();
-    if (ctx->needs_input_grad(kX)) {
-      // W_eff lives only for this product.
-      grads[kX] = G.matmul(d.weff(m));
-    }
     const at::Tensor G2 = G.reshape({-1, dout});
     if (ctx->needs_input_grad(kBias) && ctx->saved_data["bias"].toBool()) {
       grads[kBias] = G2.sum(0);
     }
-    if (!need_phi) return grads;
-    // dW_eff in W0's dtype; the cast and alpha's product backward, in that order.
-    at::Tensor gphi = G2.t().mm(x.reshape({-1, din}));
-    if (gphi.scalar_type() != b.scalar_type()) gphi = gphi.to(b.scalar_type());
-    if (d.alpha != 1.0) gphi = gphi.mul(d.alpha);
-    PhiGrads pg = phi_backward_tensors(m, gphi, need_dm, d.amp, d.beta, d.grid, d.basis,
-                                       d.scale, d.v);
-    gphi = at::Tensor();
-    m = at::Tensor();
-    if (ctx->needs_input_grad(kB)) grads[kB] = pg.dm.mm(a.t());
-    if (ctx->needs_input_grad(kA)) grads[kA] = b.t().mm(pg.dm);
-    if (ctx->needs_input_grad(kAmp)) grads[kAmp] = std::move(pg.da);
-    if (ctx->needs_input_grad(kBeta)) grads[kBeta] = std::move(pg.dbeta);
+    at::Tensor phi;  // phi_v(M) from phi's backward pass, for W_eff
+    if (need_phi) {
+      // dW_eff in W0's dtype; the cast and alpha's product backward, in that order.
+      at::Tensor gphi = G2.t().mm(x.reshape({-1, din}));
+      if (gphi.scalar_type() != b.scalar_type()) gphi = gphi.to(b.scalar_type());
+      if (d.alpha != 1.0) gphi = gphi.mul(d.alpha);
+      PhiGrads pg = phi_backward_tensors(m, gphi, need_dm, need_x ? &phi : nullptr, d.amp,
+                                         d.beta, d.grid, d.basis, d.scale, d.v);
+      gphi = at::Tensor();
+      if (ctx->needs_input_grad(kB)) grads[kB] = pg.dm.mm(a.t());
+      if (ctx->needs_input_grad(kA)) grads[kA] = b.t().mm(pg.dm);
+      if (ctx->needs_input_grad(kAmp)) grads[kAmp] = std::move(pg.da);
+      if (ctx->needs_input_grad(kBeta)) grads[kBeta] = std::move(pg.dbeta);
+    }
+    if (need_x) {
+      // W_eff lives only for this product.
+      grads[kX] = G.matmul(d.weff(m, std::move(phi)));
+    }
     return grads;
   }
 };

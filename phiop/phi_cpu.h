@@ -116,19 +116,26 @@ void forward_cpu(const at::Tensor& x, at::Tensor& y, const HostConsts& h, int ba
   });
 }
 
-// backward_cpu fills dx (when defined), the per-k sums da, du and (centred) sg = Sum G.
-// Each chunk sums into its own slots, added in chunk order afterwards, so the result
-// does not depend on how chunks were spread over threads.
+// backward_cpu fills dx (when defined), y = phi(x) as forward_cpu writes it (when
+// defined: the same pass evaluates every term anyway), the per-k sums da, du and
+// (centred) sg = Sum G. Each chunk sums into its own slots, added in chunk order
+// afterwards, so the result does not depend on how chunks were spread over threads.
 template <typename T>
-void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, const HostConsts& h,
-                  int basis, Flags v, std::vector<double>& da, std::vector<double>& du,
-                  double& sg) {
+void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, at::Tensor* y,
+                  const HostConsts& h, int basis, Flags v, std::vector<double>& da,
+                  std::vector<double>& du, double& sg) {
   const TypedConsts<T> tc(h);
-  const Coeffs<T> c = tc.coeffs(basis, T(0), v.residual);
+  T offset = T(0);  // only y uses it, as forward_cpu computes it
+  if (y != nullptr && v.centred) {
+    const T zero = T(0);
+    phi_forward(&zero, &offset, 1, tc.coeffs(basis));
+  }
+  const Coeffs<T> c = tc.coeffs(basis, offset, v.residual);
   const int64_t K = c.K;
   const T* xp = x.data_ptr<T>();
   const T* gp = G.data_ptr<T>();
   T* dxp = dx != nullptr ? dx->data_ptr<T>() : nullptr;
+  T* yp = y != nullptr ? y->data_ptr<T>() : nullptr;
   const int64_t n = x.numel();
   const int64_t chunks = num_chunks(n);
   std::vector<double> part_a(static_cast<size_t>(chunks * K), 0.0);
@@ -137,7 +144,7 @@ void backward_cpu(const at::Tensor& x, const at::Tensor& G, at::Tensor* dx, cons
   for_each_chunk(chunks, [&](int64_t chunk) {
     const int64_t off = chunk * kChunk;
     phi_backward(xp + off, gp + off, dxp != nullptr ? dxp + off : nullptr,
-                 std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K],
+                 yp != nullptr ? yp + off : nullptr, std::min(kChunk, n - off), c, &part_a[chunk * K], &part_u[chunk * K],
                  v.centred ? &part_g[chunk] : nullptr);
   });
   da.assign(K, 0.0);

@@ -45,15 +45,17 @@ void phi_forward(const double* x, double* y, int64_t n,
 
 // phi_backward handles one chunk [0, n) with n <= kChunk. With G the upstream
 // gradient it writes dx[i] = G[i] * ([residual] + sum_k as_k f'(t_ik)) when dx
-// is not null, and adds
+// is not null, y[i] = phi(x[i]) as phi_forward writes it (the same sum in the
+// same order, offset subtracted, x added when residual) when y is not null, and
+// adds
 //   da[k] += sum_i G[i] * f(t_ik)
 //   du[k] += sum_i G[i] * (x[i] - g_k) * f'(t_ik)
 //   *dg   += sum_i G[i]                        (when dg is not null)
 // (du times a_k * c is dL/db_k; dg is what the centred variants' phi(0) terms
 // multiply). Sums run in a fixed order within the chunk.
-void phi_backward(const float* x, const float* G, float* dx, int64_t n,
+void phi_backward(const float* x, const float* G, float* dx, float* y, int64_t n,
                   const Coeffs<float>& c, double* da, double* du, double* dg);
-void phi_backward(const double* x, const double* G, double* dx, int64_t n,
+void phi_backward(const double* x, const double* G, double* dx, double* y, int64_t n,
                   const Coeffs<double>& c, double* da, double* du, double* dg);
 
 // basis_at returns f(t) and f'(t) in double (the float64 kernel's arithmetic):

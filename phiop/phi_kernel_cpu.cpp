@@ -228,19 +228,24 @@ PHI_INLINE void forward_f32(const float* x, float* y, int64_t n, const Coeffs<fl
 // Within a block the per-k sums are float (omp simd splits them into vector
 // lanes, in an order fixed by the compiled code); across blocks they are double.
 // Sum G (dg) is taken on the block already loaded for the K loop: no pass of its
-// own over M. The residual's identity starts phi' at 1.
-template <int kBasis>
-PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, int64_t n,
+// own over M. The residual's identity starts phi' at 1. kValue also sums phi's
+// value per element, k by k as forward_f32 does, from the f the loop evaluates anyway.
+template <int kBasis, bool kValue>
+PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, float* y, int64_t n,
                              const Coeffs<float>& c, double* da, double* du, double* dg) {
   alignas(64) float xb[kBlock];
   alignas(64) float gb[kBlock];
   alignas(64) float db[kBlock];
+  alignas(64) float yb[kValue ? kBlock : 1];
   const float d0 = c.residual ? 1.0f : 0.0f;
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int m = static_cast<int>(std::min<int64_t>(kBlock, n - i0));
     load_block(xb, x + i0, m);
     load_block(gb, G + i0, m);
     for (int i = 0; i < kBlock; ++i) db[i] = d0;
+    if constexpr (kValue) {
+      for (int i = 0; i < kBlock; ++i) yb[i] = 0.0f;
+    }
     if (dg != nullptr) {
       float sg = 0.0f;
 #pragma omp simd reduction(+ : sg)
@@ -248,7 +253,7 @@ PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, int64_t 
       *dg += sg;
     }
     for (int64_t k = 0; k < c.K; ++k) {
-      const float ask = c.as[k], sk = c.s[k], gk = c.g[k];
+      const float ask = c.as[k], sk = c.s[k], gk = c.g[k], ak = c.a[k];
       float sa = 0.0f, su = 0.0f;
       if (i0 + kBlock < n)
         prefetch_next<float>(x + i0 + kBlock, G + i0 + kBlock,
@@ -261,6 +266,7 @@ PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, int64_t 
         db[i] += ask * fp;
         sa += gb[i] * f;
         su += gb[i] * u * fp;
+        if constexpr (kValue) yb[i] += ak * f;
       }
       da[k] += sa;
       du[k] += su;
@@ -268,6 +274,7 @@ PHI_INLINE void backward_f32(const float* x, const float* G, float* dx, int64_t 
     if (dx != nullptr) {
       for (int i = 0; i < m; ++i) dx[i0 + i] = gb[i] * db[i];
     }
+    if constexpr (kValue) store_block(y + i0, yb, xb, m, c);
   }
 }
 
@@ -282,15 +289,27 @@ PHI_CLONES void fwd_f32_bspline(const float* x, float* y, int64_t n, const Coeff
 }
 PHI_CLONES void bwd_f32_sinc(const float* x, const float* G, float* dx, int64_t n,
                              const Coeffs<float>& c, double* da, double* du, double* dg) {
-  backward_f32<kSinc>(x, G, dx, n, c, da, du, dg);
+  backward_f32<kSinc, false>(x, G, dx, nullptr, n, c, da, du, dg);
 }
 PHI_CLONES void bwd_f32_gauss(const float* x, const float* G, float* dx, int64_t n,
                               const Coeffs<float>& c, double* da, double* du, double* dg) {
-  backward_f32<kGaussian>(x, G, dx, n, c, da, du, dg);
+  backward_f32<kGaussian, false>(x, G, dx, nullptr, n, c, da, du, dg);
 }
 PHI_CLONES void bwd_f32_bspline(const float* x, const float* G, float* dx, int64_t n,
                                 const Coeffs<float>& c, double* da, double* du, double* dg) {
-  backward_f32<kBSpline>(x, G, dx, n, c, da, du, dg);
+  backward_f32<kBSpline, false>(x, G, dx, nullptr, n, c, da, du, dg);
+}
+PHI_CLONES void bwdv_f32_sinc(const float* x, const float* G, float* dx, float* y, int64_t n,
+                              const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kSinc, true>(x, G, dx, y, n, c, da, du, dg);
+}
+PHI_CLONES void bwdv_f32_gauss(const float* x, const float* G, float* dx, float* y, int64_t n,
+                               const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kGaussian, true>(x, G, dx, y, n, c, da, du, dg);
+}
+PHI_CLONES void bwdv_f32_bspline(const float* x, const float* G, float* dx, float* y, int64_t n,
+                                 const Coeffs<float>& c, double* da, double* du, double* dg) {
+  backward_f32<kBSpline, true>(x, G, dx, y, n, c, da, du, dg);
 }
 
 }  // namespace
@@ -303,8 +322,15 @@ void phi_forward(const float* x, float* y, int64_t n, const Coeffs<float>& c) {
   }
 }
 
-void phi_backward(const float* x, const float* G, float* dx, int64_t n,
+void phi_backward(const float* x, const float* G, float* dx, float* y, int64_t n,
                   const Coeffs<float>& c, double* da, double* du, double* dg) {
+  if (y != nullptr) {
+    switch (c.basis) {
+      case kSinc: return bwdv_f32_sinc(x, G, dx, y, n, c, da, du, dg);
+      case kGaussian: return bwdv_f32_gauss(x, G, dx, y, n, c, da, du, dg);
+      default: return bwdv_f32_bspline(x, G, dx, y, n, c, da, du, dg);
+    }
+  }
   switch (c.basis) {
     case kSinc: return bwd_f32_sinc(x, G, dx, n, c, da, du, dg);
     case kGaussian: return bwd_f32_gauss(x, G, dx, n, c, da, du, dg);

@@ -94,21 +94,24 @@ void forward_f64(const double* x, double* y, int64_t n, const Coeffs<double>& c)
 }
 
 // Per block and k, the sums run over elements in index order, then add into
-// da/du (and Sum G into dg) in block order: a fixed order for a given chunk.
+// da/du (and Sum G into dg) in block order: a fixed order for a given chunk. y
+// (when not null) gets phi, summed per element k by k as forward_f64 sums it.
 template <int kBasis>
-void backward_f64(const double* x, const double* G, double* dx, int64_t n,
+void backward_f64(const double* x, const double* G, double* dx, double* y, int64_t n,
                   const Coeffs<double>& c, double* da, double* du, double* dg) {
   double db[kBlock];
+  double yb[kBlock];
   for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
     const int m = static_cast<int>(std::min<int64_t>(kBlock, n - i0));
     std::fill(db, db + m, c.residual ? 1.0 : 0.0);  // the residual's identity
+    std::fill(yb, yb + m, 0.0);
     if (dg != nullptr) {
       double sg = 0.0;
       for (int i = 0; i < m; ++i) sg += G[i0 + i];
       *dg += sg;
     }
     for (int64_t k = 0; k < c.K; ++k) {
-      const double ask = c.as[k], sk = c.s[k], gk = c.g[k];
+      const double ask = c.as[k], sk = c.s[k], gk = c.g[k], ak = c.a[k];
       double sa = 0.0, su = 0.0;
       for (int i = 0; i < m; ++i) {
         const double u = x[i0 + i] - gk;
@@ -118,12 +121,19 @@ void backward_f64(const double* x, const double* G, double* dx, int64_t n,
         db[i] += ask * fp;
         sa += gi * f;
         su += gi * u * fp;
+        yb[i] += ak * f;
       }
       da[k] += sa;
       du[k] += su;
     }
     if (dx != nullptr) {
       for (int i = 0; i < m; ++i) dx[i0 + i] = G[i0 + i] * db[i];
+    }
+    if (y != nullptr) {
+      for (int i = 0; i < m; ++i) {
+        const double xi = x[i0 + i];
+        y[i0 + i] = c.residual ? (yb[i] - c.offset) + xi : yb[i] - c.offset;
+      }
     }
   }
 }
@@ -138,12 +148,12 @@ void phi_forward(const double* x, double* y, int64_t n, const Coeffs<double>& c)
   }
 }
 
-void phi_backward(const double* x, const double* G, double* dx, int64_t n,
+void phi_backward(const double* x, const double* G, double* dx, double* y, int64_t n,
                   const Coeffs<double>& c, double* da, double* du, double* dg) {
   switch (c.basis) {
-    case kSinc: return backward_f64<kSinc>(x, G, dx, n, c, da, du, dg);
-    case kGaussian: return backward_f64<kGaussian>(x, G, dx, n, c, da, du, dg);
-    default: return backward_f64<kBSpline>(x, G, dx, n, c, da, du, dg);
+    case kSinc: return backward_f64<kSinc>(x, G, dx, y, n, c, da, du, dg);
+    case kGaussian: return backward_f64<kGaussian>(x, G, dx, y, n, c, da, du, dg);
+    default: return backward_f64<kBSpline>(x, G, dx, y, n, c, da, du, dg);
   }
 }
 

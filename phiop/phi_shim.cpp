@@ -72,8 +72,8 @@ at::Tensor phi_forward_tensor(const at::Tensor& m_in, const at::Tensor& a, const
 }
 
 PhiGrads phi_backward_tensors(const at::Tensor& m_in, const at::Tensor& G_in, bool need_m,
-                              const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
-                              int basis, double scale, Flags v) {
+                              at::Tensor* value, const at::Tensor& a, const at::Tensor& beta,
+                              const at::Tensor& g, int basis, double scale, Flags v) {
   const at::Tensor m = m_in.contiguous();
   const at::Tensor G = G_in.to(m.scalar_type()).contiguous();
   PhiGrads out;
@@ -81,6 +81,7 @@ PhiGrads phi_backward_tensors(const at::Tensor& m_in, const at::Tensor& G_in, bo
   if (m.is_cuda()) {
     cuda_backward(m, G, need_m ? &out.dm : nullptr, a, beta, g, basis, scale, v.centred,
                   v.residual, out.da, out.dbeta);
+    if (value != nullptr) *value = phi_forward_tensor(m, a, beta, g, basis, scale, v);
     return out;
   }
   const HostConsts h = host_consts(a, beta, g, scale);
@@ -88,12 +89,19 @@ PhiGrads phi_backward_tensors(const at::Tensor& m_in, const at::Tensor& G_in, bo
   std::vector<double> sa, su;
   double sg = 0.0;
   at::Tensor* dmp = need_m ? &out.dm : nullptr;
+  at::Tensor* yp = nullptr;
+  if (value != nullptr) {
+    *value = at::empty_like(m, at::MemoryFormat::Contiguous);
+    yp = value;
+  }
   if (m.scalar_type() == at::kFloat) {
-    if (basis != kSinc || !tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
-      backward_cpu<float>(m, G, dmp, h, basis, v, sa, su, sg);
+    if (basis == kSinc && tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
+      if (value != nullptr) *value = phi_forward_tensor(m, a, beta, g, basis, scale, v);
+    } else {
+      backward_cpu<float>(m, G, dmp, yp, h, basis, v, sa, su, sg);
     }
   } else {
-    backward_cpu<double>(m, G, dmp, h, basis, v, sa, su, sg);
+    backward_cpu<double>(m, G, dmp, yp, h, basis, v, sa, su, sg);
   }
   if (v.centred) {
     // -phi(0) = -sum_k a_k f(t0_k), t0_k = -s_k g_k: its da_k is -f(t0_k) Sum G and
@@ -150,8 +158,8 @@ class PhiFunction : public torch::autograd::Function<PhiFunction> {
     if (!grad_outputs[0].defined()) {
       return variable_list(7);  // no gradients
     }
-    PhiGrads d = phi_backward_tensors(m, grad_outputs[0], ctx->needs_input_grad(0), a, beta, g,
-                                      basis, scale, v);
+    PhiGrads d = phi_backward_tensors(m, grad_outputs[0], ctx->needs_input_grad(0), nullptr, a,
+                                      beta, g, basis, scale, v);
     return {d.dm, d.da, d.dbeta, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -32,10 +32,12 @@ struct PhiGrads {
   at::Tensor dm, da, dbeta;
 };
 
-// phi_backward_tensors runs the fused backward pass: one pass over m and G.
+// phi_backward_tensors runs the fused backward pass: one pass over m and G. With
+// value not null it also sets *value to phi_v(m): from the same pass where the
+// K-term kernels run (they evaluate every term anyway), else by phi_forward_tensor.
 PhiGrads phi_backward_tensors(const at::Tensor& m, const at::Tensor& G, bool need_m,
-                              const at::Tensor& a, const at::Tensor& beta, const at::Tensor& g,
-                              int basis, double scale, Flags v);
+                              at::Tensor* value, const at::Tensor& a, const at::Tensor& beta,
+                              const at::Tensor& g, int basis, double scale, Flags v);
 
 // guarded runs body and turns any C++ exception into the message a C entry point
 // returns (nullptr: success).
