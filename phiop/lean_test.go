@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -237,5 +238,45 @@ func TestLeanLinearCUDAMatchesComposed(t *testing.T) {
 				compareLean(t, c, gotch.CudaBuilder(0), dtype, true, adapter.Sinc, v, 1, ulp)
 			})
 		}
+	}
+}
+
+// Bad inputs are refused with a message naming what is wrong, and nothing is made.
+func TestLeanLinearRefusesBadInputs(t *testing.T) {
+	lockThread(t)
+	c := newLeanCase(5, adapter.Sinc)
+	l := c.leaves(t, gotch.Float, false)
+	for _, tc := range []struct {
+		name, want string
+		call       func() (*ts.Tensor, error)
+	}{
+		{"W0 requires grad", "W0 must be frozen", func() (*ts.Tensor, error) {
+			w := l.w0.MustDetach(false).MustSetRequiresGrad(true, true)
+			defer w.MustDrop()
+			return LeanLinear(l.x, w, nil, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"B·A does not match W0", "does not match W0", func() (*ts.Tensor, error) {
+			return LeanLinear(l.x, l.w0, nil, l.a, l.b, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"x's last dimension", "does not end in d_in", func() (*ts.Tensor, error) {
+			return LeanLinear(l.w, l.w0, nil, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"nil A", ErrNilTensor.Error() + ": A", func() (*ts.Tensor, error) {
+			return LeanLinear(l.x, l.w0, nil, l.b, nil, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"scale", "scale", func() (*ts.Tensor, error) {
+			return LeanLinear(l.x, l.w0, nil, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, -1, Variant{}, 1)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y, err := tc.call()
+			if err == nil {
+				y.MustDrop()
+				t.Fatalf("no error, want one mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to mention %q", err, tc.want)
+			}
+		})
 	}
 }

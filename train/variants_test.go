@@ -44,12 +44,20 @@ func TestActivationCheckpointingTrainsIdentically(t *testing.T) {
 // GEMM's sums (lrlora's TestRecomputeDeltaMatchesDefault). From the identity start
 // (the a = 0 start leaves its saddle through rounding, so rounding differences grow
 // there) three steps stay within 1e-5 relative: swapping OpenBLAS kernels, which
-// reorders every sum, moves this kind of run by ~1e-7 over twenty steps.
+// reorders every sum, moves this kind of run by ~1e-7 over twenty steps. With φ
+// shared by all layers too (every layer's node adds into the one amplitude's gradient).
 func TestRecomputeDeltaTrainsAlike(t *testing.T) {
+	for _, share := range []adapter.Sharing{adapter.ShareNone, adapter.ShareAll} {
+		t.Run(string(share), func(t *testing.T) { recomputeDeltaTrainsAlike(t, share) })
+	}
+}
+
+func recomputeDeltaTrainsAlike(t *testing.T, share adapter.Sharing) {
 	run := func(recompute bool) []float64 {
 		o := tinyOptions(t, t.TempDir())
 		o.Model.RecomputeDelta = recompute
 		o.Adapter.Phi.Init = adapter.InitIdentity
+		o.Adapter.Phi.Share = share
 		o.Train.MaxSteps = 3
 		if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
 			t.Fatal(err)
