@@ -105,13 +105,7 @@ func evaluateOn(t *testing.T, device gotch.Device, c parityCase, dtype gotch.DTy
 //
 //	go test -tags cuda -run CUDA -v ./phiop/
 func TestCUDAMatchesCPU(t *testing.T) {
-	if !BuiltWithCUDA() {
-		t.Skip("SKIPPED, not run: this test binary has no CUDA kernels; on a GPU machine " +
-			"run `make -C phiop cuda` and `go test -tags cuda -run CUDA ./phiop/`")
-	}
-	if !CUDAAvailable() {
-		t.Skip("SKIPPED, not run: built with the CUDA kernels, but libtorch sees no CUDA device")
-	}
+	requireCUDA(t)
 	lockThread(t)
 	gpu := gotch.CudaBuilder(0)
 	for _, c := range parityCases() {

@@ -12,6 +12,20 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
+// requireCUDA skips, saying so, unless this binary has the CUDA kernels and libtorch
+// sees a GPU: the CUDA tests run on a GPU machine, where scripts/gpu-check.sh counts a
+// skip as a failure.
+func requireCUDA(t *testing.T) {
+	t.Helper()
+	if !BuiltWithCUDA() {
+		t.Skip("SKIPPED, not run: this test binary has no CUDA kernels; on a GPU machine " +
+			"run `make -C phiop cuda` and `go test -tags cuda -run CUDA ./phiop/`")
+	}
+	if !CUDAAvailable() {
+		t.Skip("SKIPPED, not run: built with the CUDA kernels, but libtorch sees no CUDA device")
+	}
+}
+
 // lockThread pins the test to one OS thread: libtorch's grad mode is per thread.
 func lockThread(t testing.TB) {
 	runtime.LockOSThread()

@@ -219,13 +219,7 @@ func compareLean(t *testing.T, c leanCase, dev gotch.Device, dtype gotch.DType, 
 // compared with the composed layer there, as on the CPU. Needs a binary built with
 // -tags cuda (after make -C phiop cuda) and a GPU: go test -tags cuda -run CUDA ./phiop/
 func TestLeanLinearCUDAMatchesComposed(t *testing.T) {
-	if !BuiltWithCUDA() {
-		t.Skip("SKIPPED, not run: this test binary has no CUDA kernels; on a GPU machine " +
-			"run `make -C phiop cuda` and `go test -tags cuda -run CUDA ./phiop/`")
-	}
-	if !CUDAAvailable() {
-		t.Skip("SKIPPED, not run: built with the CUDA kernels, but libtorch sees no CUDA device")
-	}
+	requireCUDA(t)
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
 		ulp := math.Pow(2, -52)

@@ -20,19 +20,10 @@ import (
 // bit-identical to a pass without it, so the whole run is too (here with packing).
 func TestActivationCheckpointingTrainsIdentically(t *testing.T) {
 	run := func(checkpointing bool) []float64 {
-		o := tinyOptions(t, t.TempDir())
-		o.Model.ActivationCheckpointing = checkpointing
-		o.Data.Packing, o.Data.MaxLen = true, 192
-		o.Train.MaxSteps = 3
-		if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
-			t.Fatal(err)
-		}
-		steps, _ := metricsOf(t, o.Output.Dir)
-		var losses []float64
-		for _, s := range steps {
-			losses = append(losses, s["loss"].(float64), s["grad_norm"].(float64))
-		}
-		return losses
+		return lossesAndNorms(t, func(o *Options) {
+			o.Model.ActivationCheckpointing = checkpointing
+			o.Data.Packing, o.Data.MaxLen = true, 192
+		})
 	}
 	if plain, ckpt := run(false), run(true); !slices.Equal(plain, ckpt) {
 		t.Errorf("losses and gradient norms without checkpointing %v, with %v", plain, ckpt)
@@ -54,20 +45,11 @@ func TestRecomputeDeltaTrainsAlike(t *testing.T) {
 
 func recomputeDeltaTrainsAlike(t *testing.T, share adapter.Sharing) {
 	run := func(recompute bool) []float64 {
-		o := tinyOptions(t, t.TempDir())
-		o.Model.RecomputeDelta = recompute
-		o.Adapter.Phi.Init = adapter.InitIdentity
-		o.Adapter.Phi.Share = share
-		o.Train.MaxSteps = 3
-		if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
-			t.Fatal(err)
-		}
-		steps, _ := metricsOf(t, o.Output.Dir)
-		var out []float64
-		for _, s := range steps {
-			out = append(out, s["loss"].(float64), s["grad_norm"].(float64))
-		}
-		return out
+		return lossesAndNorms(t, func(o *Options) {
+			o.Model.RecomputeDelta = recompute
+			o.Adapter.Phi.Init = adapter.InitIdentity
+			o.Adapter.Phi.Share = share
+		})
 	}
 	plain, lean := run(false), run(true)
 	if len(plain) != 6 || len(lean) != 6 {
@@ -78,6 +60,24 @@ func recomputeDeltaTrainsAlike(t *testing.T, share adapter.Sharing) {
 			t.Errorf("value %d (loss, grad_norm per step): %v with recompute_delta, %v without (relative %.3g)", i, lean[i], plain[i], d)
 		}
 	}
+}
+
+// lossesAndNorms trains the tiny model for 3 steps with tinyOptions changed by edit and
+// returns each step's loss and gradient norm, in step order.
+func lossesAndNorms(t *testing.T, edit func(*Options)) []float64 {
+	t.Helper()
+	o := tinyOptions(t, t.TempDir())
+	edit(&o)
+	o.Train.MaxSteps = 3
+	if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := metricsOf(t, o.Output.Dir)
+	var out []float64
+	for _, s := range steps {
+		out = append(out, s["loss"].(float64), s["grad_norm"].(float64))
+	}
+	return out
 }
 
 // bfloat16 compute trains with float32 master adapters, which the checkpoint holds.
