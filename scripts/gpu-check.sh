@@ -18,6 +18,9 @@
 #                   every rank holds 1/$GPUS of the frozen backbone on its GPU and gathers
 #                   each block through a second NCCL communicator (ncclAllGather in place
 #                   into the device buffer), the path the CPU tests prove through Gloo
+#   6. recompute    the GPU launch of step 4 with model.recompute_delta=true (LR-LoRA layers
+#                   recompute B·A and W0 + ΔW in backward: phiop.LeanLinear on CUDA), against
+#                   the CPU run
 #
 # LOSS_TOL: float32 training on cuBLAS and on OpenBLAS sums in different orders (relative
 # differences near 1e-6 per reduction), and STEPS optimizer steps compound them; 1e-2 is
@@ -96,7 +99,7 @@ else
   record cuda-parity FAIL "exit $rc, $passes passed, $skips skipped (see $out/cuda-parity.log)"
 fi
 
-# 4 and 5. Training: CPU reference, then GPUs, then GPUs sharded.
+# 4, 5 and 6. Training: CPU reference, then GPUs, GPUs sharded, GPUs recomputing ΔW.
 bin=./bin/lrtrain
 train() { # train NAME DEVICE BACKEND [--set ...]
   local name=$1 device=$2 backend=$3
@@ -131,11 +134,14 @@ PY
 }
 if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$out/model" >"$out/init.log" 2>&1 &&
   train cpu cpu gloo; then
-  for run in gpu sharded; do
+  for run in gpu sharded recompute; do
     extra=()
-    [ $run = sharded ] && extra=(--set dist.shard_group_size="$GPUS")
-    name=ddp-vs-cpu
-    [ $run = sharded ] && name=sharded
+    name=$run
+    case $run in
+    gpu) name=ddp-vs-cpu ;;
+    sharded) extra=(--set dist.shard_group_size="$GPUS") ;;
+    recompute) extra=(--set model.recompute_delta=true) ;;
+    esac
     # train.device=cuda, not auto: a libtorch that does not see the GPUs is an error,
     # not a quiet CPU run that would match the reference.
     if train $run cuda nccl "${extra[@]}"; then
@@ -147,6 +153,7 @@ if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$ou
 else
   record ddp-vs-cpu FAIL "the CPU reference run failed (see $out/init.log, $out/cpu.log)"
   record sharded FAIL "no CPU reference"
+  record recompute FAIL "no CPU reference"
 fi
 
 printf '\n\033[1m== GPU check summary (%s GPUs, %s steps, outputs under %s)\033[0m\n' "$GPUS" "$STEPS" "$out"
