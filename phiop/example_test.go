@@ -44,3 +44,46 @@ func Example() {
 	// phi    [0.5000 1.0000 0.3714 0.0000]
 	// dL/da  [0.7878 1.6366 0.6366]
 }
+
+// LeanLinear is a whole LR-LoRA layer, y = x·(W0 + φ(B·A))ᵀ, that keeps neither B·A
+// nor W0 + ΔW for backward. Here W0 = 0 and B·A has the entries -1, 0, 0.5, 2 of the
+// package example, so y's entries are sums of that example's φ values.
+//
+// Run: go test ./phiop/ -run ExampleLeanLinear
+func ExampleLeanLinear() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	x := ts.MustOfSlice([]float64{1, 1}).MustReshape([]int64{1, 2}, true)        // one token, d_in = 2
+	w0 := ts.MustOfSlice([]float64{0, 0, 0, 0}).MustReshape([]int64{2, 2}, true) // frozen
+	b := ts.MustOfSlice([]float64{1, 2}).MustReshape([]int64{2, 1}, true)        // d_out×r, r = 1
+	b = b.MustSetRequiresGrad(true, true)
+	a := ts.MustOfSlice([]float64{-1, 0.25}).MustReshape([]int64{1, 2}, true) // r×d_in
+	a = a.MustSetRequiresGrad(true, true)
+	amplitude := ts.MustOfSlice([]float64{0.5, 1, -0.25})
+	bandwidthRaw := ts.MustOfSlice([]float64{0.5413248546129181, 0.5413248546129181, 0.5413248546129181})
+	grid := ts.MustOfSlice([]float64{-1, 0, 1})
+
+	// B·A = [[-1, 0.25], [-2, 0.5]]; y_j = φ(M_j1) + φ(M_j2) with
+	// φ(x) = 0.5·sinc(x + 1) + sinc(x) − 0.25·sinc(x − 1): φ(−1) = 0.5, φ(−2) = 0,
+	// φ(0.5) = 0.3714 and φ(0.25) = −0.0900 + 0.9003 − 0.0750 = 0.7353.
+	y, err := phiop.LeanLinear(x, w0, nil, b, a, amplitude, bandwidthRaw, grid, adapter.Sinc, 1, phiop.Variant{}, 1)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	loss := y.MustSum(y.DType(), false)
+	if err := loss.Backward(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("y      %.4f\n", y.Float64Values())
+	fmt.Printf("dL/dB  %.4f\n", b.MustGrad(false).Float64Values())
+
+	for _, t := range []*ts.Tensor{x, w0, b, a, amplitude, bandwidthRaw, grid, y, loss} {
+		t.MustDrop()
+	}
+	// Output:
+	// y      [1.2353 0.3714]
+	// dL/dB  [-1.4548 -0.2969]
+}
