@@ -26,6 +26,10 @@ type fwdCtx struct {
 	block   int    // block being run (−1: embeddings)
 	site    int    // dropout sites used so far in the block
 
+	// copyFrozen: blocks use copies of the frozen vectors their graph saves (norm
+	// weights), so that the block hook may release the originals (SetRegather).
+	copyFrozen bool
+
 	own *scope // owns the tensors above
 }
 

@@ -112,6 +112,7 @@ func (m *Model) runEmbed(ctx *fwdCtx) (*ts.Tensor, error) {
 // runBlock runs block i on h and returns its output, owned by the caller.
 func (m *Model) runBlock(ctx *fwdCtx, i int, h *ts.Tensor) (*ts.Tensor, error) {
 	s := newScope(fmt.Sprintf("block %d", i))
+	s.copyFrozen = ctx.copyFrozen
 	defer s.drop()
 	ctx.at(i)
 	out := m.net.block(s, ctx, i, h)

@@ -57,11 +57,13 @@ func (h *lendingHook) DeferWeight(name, _ string, ph *ts.Tensor) bool {
 		h.t.Fatal(err)
 	}
 	h.owners[name], h.spare[name] = ph, spare
-	i := -1
+	i := -1 // embeddings
 	switch {
 	case strings.HasPrefix(name, "model.layers."):
 		fmt.Sscanf(strings.TrimPrefix(name, "model.layers."), "%d", &i)
-	case !strings.HasPrefix(name, "model.embed"):
+	case strings.HasPrefix(name, "roberta.encoder.layer."):
+		fmt.Sscanf(strings.TrimPrefix(name, "roberta.encoder.layer."), "%d", &i)
+	case !strings.HasPrefix(name, "model.embed") && !strings.HasPrefix(name, "roberta.embeddings."):
 		i = 1 << 30 // head
 	}
 	h.blocks[i] = append(h.blocks[i], name)
@@ -78,7 +80,7 @@ func (h *lendingHook) set(dst, src *ts.Tensor) {
 }
 
 func (h *lendingHook) names(i int) []string {
-	if i >= 2 { // tiny llama: 2 blocks
+	if i >= 2 { // tiny llama and RoBERTa: 2 blocks
 		i = 1 << 30
 	}
 	return h.blocks[i]

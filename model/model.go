@@ -49,6 +49,7 @@ type Model struct {
 
 	training      bool
 	checkpointing bool
+	regather      bool // SetRegather
 	dropout       struct {
 		seeded bool
 		seed   uint64

@@ -24,7 +24,7 @@ func (n *rmsNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
 	x32 := s.toDType(x, upcast(x.DType()))
 	inv := s.rsqrt(s.addScalar(s.meanLast(s.square(x32)), n.eps))
 	y := s.toDType(s.mul(x32, inv), x.DType())
-	return s.mul(n.weight, y)
+	return s.mul(s.frozen(n.weight), y)
 }
 
 // layerNorm is torch.nn.LayerNorm over the last dimension with weight and bias.
@@ -42,7 +42,7 @@ func bindLayerNorm(b *binder, name string, size int, eps float64) *layerNorm {
 }
 
 func (n *layerNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
-	return s.layerNorm(x, n.weight, n.bias, n.eps)
+	return s.layerNorm(x, s.frozen(n.weight), s.frozen(n.bias), n.eps)
 }
 
 // upcast is the dtype that norms and softmax compute in: float32, or float64 for float64.

@@ -26,6 +26,8 @@ type scope struct {
 	what string
 	tmp  []*ts.Tensor
 	err  error
+	// copyFrozen makes frozen return copies (fwdCtx.copyFrozen).
+	copyFrozen bool
 }
 
 func newScope(what string) *scope { return &scope{what: what} }
@@ -126,6 +128,16 @@ func (s *scope) sub(a, b *ts.Tensor) *ts.Tensor {
 	}
 	out, err := a.Sub(b, false)
 	return s.track(out, err, "sub")
+}
+
+// frozen returns the frozen tensor w for an op whose autograd node saves it: w itself,
+// or in a pass whose block graphs outlive the block hook's release of the weights
+// (SetRegather) an exact copy (w·1) that the graph can keep.
+func (s *scope) frozen(w *ts.Tensor) *ts.Tensor {
+	if !s.copyFrozen || !s.ok(w) {
+		return w
+	}
+	return s.mulScalar(w, 1)
 }
 
 func (s *scope) mul(a, b *ts.Tensor) *ts.Tensor {

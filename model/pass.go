@@ -35,7 +35,10 @@ type Pass struct {
 	logits *ts.Tensor
 	inputs []*ts.Tensor // checkpointing: the input of every block, no grad
 	last   *ts.Tensor   // checkpointing: leaf holding the last block's output
-	done   bool
+	// regather (SetRegather): every block's output with its graph; inputs then holds
+	// the blocks' input leaves (block 0's needs no gradient).
+	outputs []*ts.Tensor
+	done    bool
 	// headHeld: the block hook's After for the head is due once backward has gone
 	// through the head (or at Close).
 	headHeld bool
@@ -47,6 +50,9 @@ type Pass struct {
 func (m *Model) Begin(in Inputs) (*Pass, error) {
 	if m.closed {
 		return nil, ErrClosed
+	}
+	if m.regather && m.opt.hook != nil && !m.checkpointing {
+		return m.beginRegather(in)
 	}
 	if !m.checkpointing {
 		logits, err := m.Forward(in)
@@ -139,6 +145,9 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 			return fmt.Errorf("model: backward: %w", err)
 		}
 		return nil
+	}
+	if p.outputs != nil {
+		return p.backwardRegather(loss)
 	}
 	// The blocks' weights are prepared (gathered) from the top down while the head's
 	// backward runs; the schedule ends with the loop, or drops what a loop that
@@ -243,10 +252,10 @@ func (p *Pass) Close() {
 		p.logits.Drop()
 		p.logits = nil
 	}
-	for _, t := range p.inputs {
+	for _, t := range append(p.inputs, p.outputs...) {
 		t.Drop()
 	}
-	p.inputs = nil
+	p.inputs, p.outputs = nil, nil
 	if p.last != nil {
 		p.last.Drop()
 		p.last = nil

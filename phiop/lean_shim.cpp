@@ -54,7 +54,12 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
                             const at::Tensor& bias, const at::Tensor& b, const at::Tensor& a,
                             const at::Tensor& amp, const at::Tensor& beta, const at::Tensor& grid,
                             int64_t basis, double scale, int64_t flags, double alpha) {
-    ctx->save_for_backward({x, w0, bias, b, a, amp, beta, grid});
+    // W0 is held as a plain reference, not a saved variable: a sharded backbone
+    // releases a block's weights after forward (set_ onto a placeholder, which bumps
+    // their version) and points the same tensors at regathered values before backward
+    // (model.SetRegather). The bias is not needed in backward.
+    ctx->save_for_backward({x, b, a, amp, beta, grid});
+    ctx->saved_data["w0"] = w0;
     ctx->saved_data["basis"] = basis;
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["flags"] = flags;
@@ -72,8 +77,9 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
     const at::Tensor& G = grad_outputs[0];
     if (!G.defined()) return grads;
     const variable_list s = ctx->get_saved_variables();
-    const at::Tensor &x = s[0], &w0 = s[1], &b = s[3], &a = s[4];
-    const Delta d{w0, b, a, s[5], s[6], s[7],
+    const at::Tensor w0 = ctx->saved_data["w0"].toTensor();
+    const at::Tensor &x = s[0], &b = s[1], &a = s[2];
+    const Delta d{w0, b, a, s[3], s[4], s[5],
                   static_cast<int>(ctx->saved_data["basis"].toInt()),
                   ctx->saved_data["scale"].toDouble(), ctx->saved_data["alpha"].toDouble(),
                   Flags::of(ctx->saved_data["flags"].toInt())};

@@ -175,6 +175,45 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	}
 }
 
+// With model.recompute_delta (and no activation checkpointing) a sharded backbone keeps
+// every block's graph and gathers the block's weights again in backward instead of
+// recomputing the block (model.SetRegather): the same arithmetic as the whole backbone
+// with recompute_delta, so the same losses, gradient norms and adapters, bit for bit.
+func TestShardedRegatherTrainsLikeWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	run := func(extra ...string) Options {
+		o := distOptions(t, 1)
+		o.Model.RecomputeDelta = true
+		runTwoRanks(t, o, extra...)
+		return o
+	}
+	whole, sharded := run(), run(envShard+"=1")
+	logs, err := os.ReadFile(filepath.Join(sharded.Output.Dir, "train.log"))
+	if err != nil || !strings.Contains(string(logs), `"sharded_backward":"regather"`) {
+		t.Fatalf("the sharded run's log does not say its backward regathers the blocks (%v)", err)
+	}
+	ws, _ := metricsOf(t, whole.Output.Dir)
+	ss, _ := metricsOf(t, sharded.Output.Dir)
+	if len(ws) != len(ss) || len(ws) == 0 {
+		t.Fatalf("records: %d steps whole, %d sharded", len(ws), len(ss))
+	}
+	for i := range ws {
+		for _, k := range []string{"loss", "grad_norm"} {
+			if ws[i][k] != ss[i][k] {
+				t.Errorf("step %d %s: %v sharded, %v whole", i+1, k, ss[i][k], ws[i][k])
+			}
+		}
+	}
+	a, b := readAdapters(t, whole), readAdapters(t, sharded)
+	for name, w := range a {
+		if !slices.Equal(w, b[name]) {
+			t.Errorf("%s differs between the sharded and the whole backbone", name)
+		}
+	}
+}
+
 // runTwoRanks trains o on two child processes in a Gloo group over a fresh store (extra
 // is more environment for both) and fails the test unless both exit 0.
 func runTwoRanks(t *testing.T, o Options, extra ...string) {

@@ -230,6 +230,9 @@ func (r *run) buildModel(ctx context.Context) error {
 	r.man = Manifest{Options: r.opts, Config: r.env.Config, BaseModel: r.base, Architecture: r.m.Architecture().Name,
 		WorldSize: r.g.Size(), TrainableParameters: nTrainable}
 	r.m.Train(true)
+	if r.gatherer != nil {
+		r.chooseShardedBackward()
+	}
 	return nil
 }
 
@@ -330,4 +333,26 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 	}
 	ev.Msg("training finished")
 	return res, nil
+}
+
+// chooseShardedBackward picks how a sharded backbone's backward reaches the released
+// weights: by recomputing each block (activation checkpointing, loadModel's default),
+// or, with model.recompute_delta and activation_checkpointing off, by keeping every
+// block's graph and gathering its weights again (model.SetRegather) where every linear
+// layer is an LR-LoRA layer recomputing ΔW. It logs the choice.
+func (r *run) chooseShardedBackward() {
+	if !r.opts.Model.RecomputeDelta || r.opts.Model.ActivationCheckpointing {
+		r.log.Info().Str("sharded_backward", "recompute blocks").Msg("sharded backbone: backward recomputes each block (activation checkpointing)")
+		return
+	}
+	r.m.SetRegather(true)
+	if err := r.m.RegatherReady(); err != nil {
+		r.m.SetRegather(false)
+		r.log.Warn().Str("sharded_backward", "recompute blocks").Err(err).
+			Msg("sharded backbone: model.recompute_delta is on but blocks cannot keep their graphs; backward recomputes each block instead")
+		return
+	}
+	r.m.SetCheckpointing(false)
+	r.log.Info().Str("sharded_backward", "regather").
+		Msg("sharded backbone: blocks keep their graphs (model.recompute_delta) and backward gathers each block's weights again instead of recomputing it")
 }

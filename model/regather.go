@@ -1,0 +1,205 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
+)
+
+// SetRegather chooses, for a model whose weights a block hook releases after each
+// piece (a sharded backbone), how Begin and Pass.Backward get through the blocks
+// without activation checkpointing. On, Begin keeps every block's autograd graph, as a
+// model without a hook does, and Pass.Backward runs the blocks' backward one at a time
+// from the top between the hook's Before(i) and After(i): the hook gathers block i's
+// weights again and the graph's nodes read them, instead of the block being recomputed.
+// Only nodes that hold the weights by reference, not as saved variables (whose version
+// check would catch the release), may use them: every adapted linear must be an LR-LoRA
+// layer recomputing ΔW (lrlora.Adapter.SetRecomputeDelta, phiop.LeanLinear), and the
+// blocks use copies of the norm weights. Begin refuses with ErrUnsupported, naming the
+// layer, where a block's linear is not; activation checkpointing (SetCheckpointing), when
+// on, takes precedence. Memory: every block's activations, as without a hook, but no
+// d_out×d_in tensor per layer and 1/S of the frozen weights plus the gathered buffers.
+func (m *Model) SetRegather(on bool) { m.regather = on }
+
+// Regather reports SetRegather's setting.
+func (m *Model) Regather() bool { return m.regather }
+
+// RegatherReady returns nil when SetRegather can take effect, else an error (wrapping
+// ErrUnsupported) naming the first linear whose backward would need a
+// released weight as a saved variable.
+func (m *Model) RegatherReady() error {
+	for _, l := range m.linears {
+		a := l.adapter
+		switch {
+		case a == nil:
+			return fmt.Errorf("%w: regathering weights in backward: %s has no adapter, so its backward would keep the released weight; adapt every linear layer or use activation checkpointing", ErrUnsupported, l.Name)
+		case a.Spec().Method != adapter.LRLoRA || !a.RecomputeDelta() || !a.Training() || a.Spec().Dropout > 0:
+			return fmt.Errorf("%w: regathering weights in backward: %s is not an LR-LoRA layer recomputing ΔW in training with dropout 0 (model.recompute_delta), so its backward would keep the released weight; use activation checkpointing", ErrUnsupported, l.Name)
+		}
+	}
+	return nil
+}
+
+// beginRegather is Begin under SetRegather: embeddings without autograd, then each
+// block with autograd on a leaf copy of its input between Before(i) and After(i),
+// keeping its output and graph, then the head as the checkpointed pass runs it.
+func (m *Model) beginRegather(in Inputs) (*Pass, error) {
+	if err := m.RegatherReady(); err != nil {
+		return nil, err
+	}
+	ctx, err := m.newCtx(in, true)
+	if err != nil {
+		return nil, err
+	}
+	ctx.copyFrozen = true
+	p := &Pass{m: m, ctx: ctx, outputs: []*ts.Tensor{}}
+	if err := p.forwardRegather(); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Pass) forwardRegather() (err error) {
+	m := p.m
+	if err := m.hookSchedule(m.forwardOrder()); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, m.hookSchedule(nil))
+		}
+	}()
+	h, err := withGrad(false, func() (*ts.Tensor, error) {
+		return m.hooked(-1, func() (*ts.Tensor, error) { return m.runEmbed(p.ctx) })
+	})
+	if err != nil {
+		return err
+	}
+	for i := 0; i < m.net.numBlocks(); i++ {
+		x := h
+		if i > 0 {
+			if x, err = h.SetRequiresGrad(true, false); err != nil {
+				h.Drop()
+				return fmt.Errorf("model: block %d input: %w", i, err)
+			}
+			h.Drop()
+		}
+		p.inputs = append(p.inputs, x)
+		y, err := withGrad(true, func() (*ts.Tensor, error) { return p.runKept(i, x) })
+		if err != nil {
+			return err
+		}
+		p.outputs = append(p.outputs, y)
+		if h, err = y.Detach(false); err != nil {
+			return fmt.Errorf("model: block %d output: %w", i, err)
+		}
+	}
+	p.last, err = h.SetRequiresGrad(true, false)
+	h.Drop()
+	if err != nil {
+		return fmt.Errorf("model: last block output: %w", err)
+	}
+	if err := m.hookBefore(m.net.numBlocks()); err != nil {
+		return err
+	}
+	p.headHeld = m.opt.hook != nil
+	p.logits, err = withGrad(true, func() (*ts.Tensor, error) { return m.runHead(p.ctx, p.last) })
+	return err
+}
+
+// runKept runs block i between the hook's Before and After, keeping its graph.
+func (p *Pass) runKept(i int, x *ts.Tensor) (y *ts.Tensor, err error) {
+	if err := p.m.hookBefore(i); err != nil {
+		return nil, err
+	}
+	y, err = p.m.runBlock(p.ctx, i, x)
+	if aerr := p.m.hookAfter(i); aerr != nil {
+		if y != nil {
+			y.Drop()
+		}
+		return nil, errors.Join(err, aerr)
+	}
+	return y, err
+}
+
+// backwardRegather is Pass.Backward under SetRegather: the head's backward, then from
+// the top block down Before(i), backward of ⟨y_i, g⟩ through the kept graph, After(i).
+func (p *Pass) backwardRegather(loss *ts.Tensor) error {
+	order := make([]int, 0, len(p.outputs))
+	for i := len(p.outputs) - 1; i >= 0; i-- {
+		order = append(order, i)
+	}
+	if err := p.m.hookSchedule(order); err != nil {
+		return err
+	}
+	_, err := withGrad(true, func() (*ts.Tensor, error) {
+		if err := loss.Backward(); err != nil {
+			return nil, fmt.Errorf("model: backward through the head: %w", err)
+		}
+		if err := p.releaseHead(); err != nil {
+			return nil, err
+		}
+		g, err := p.last.Grad(false)
+		if err != nil {
+			return nil, fmt.Errorf("model: gradient of the last block: %w", err)
+		}
+		for i := len(p.outputs) - 1; i >= 0 && g != nil; i-- {
+			next, err := p.backwardKept(i, g)
+			g.Drop()
+			if err != nil {
+				return nil, err
+			}
+			g = next
+		}
+		if g != nil {
+			g.Drop()
+		}
+		return nil, nil
+	})
+	return errors.Join(err, p.m.hookSchedule(nil))
+}
+
+// backwardKept back-propagates g through block i's kept graph with its weights
+// gathered, and returns the gradient of the block's input (nil for block 0).
+func (p *Pass) backwardKept(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
+	if err := p.m.hookBefore(i); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if aerr := p.m.hookAfter(i); aerr != nil && err == nil {
+			if gx != nil {
+				gx.Drop()
+			}
+			gx, err = nil, aerr
+		}
+	}()
+	y := p.outputs[i]
+	if ok, _ := y.RequiresGrad(); !ok {
+		return nil, nil
+	}
+	s := newScope(fmt.Sprintf("block %d backward", i))
+	defer s.drop()
+	dot := s.mul(y, g)
+	if !s.ok(dot) {
+		return nil, s.err
+	}
+	sum, err := dot.Sum(dot.DType(), false)
+	if sum = s.track(sum, err, "sum"); !s.ok(sum) {
+		return nil, s.err
+	}
+	if err := sum.Backward(); err != nil {
+		return nil, fmt.Errorf("model: block %d: backward: %w", i, err)
+	}
+	if i == 0 {
+		return nil, nil
+	}
+	gx, err = p.inputs[i].Grad(false)
+	if err != nil {
+		return nil, fmt.Errorf("model: block %d: input gradient: %w", i, err)
+	}
+	return gx, nil
+}
