@@ -26,7 +26,9 @@
 // -shard-prefetch 0,1 runs one sharded run per dist.shard_prefetch depth. -ckpt adds
 // the whole backbone with activation checkpointing (what sharding turns on), -recompute
 // the whole backbone with model.recompute_delta (LR-LoRA layers recompute B·A and W0 + ΔW
-// in backward instead of keeping them: the memory it saves without checkpointing), -no-keep
+// in backward instead of keeping them: the memory it saves without checkpointing) and,
+// with -shard, a sharded run with it (blocks keep their graphs and backward regathers
+// their weights instead of recomputing them), -no-keep
 // each sharded run again with shard.EnvNoKeep=1; sharded rows add rank 0's all-gathers,
 // the pass's wait for them and their time, per step.
 //
@@ -92,7 +94,7 @@ func main() {
 	flag.BoolVar(&f.shard, "shard", false, "also run 2 ranks with the frozen backbone sharded between them")
 	flag.BoolVar(&f.packing, "packing", false, "pack the examples into rows of exactly -max-len tokens (data.packing) instead of padding each micro-batch to its longest")
 	flag.BoolVar(&f.ckpt, "ckpt", false, "also run the whole backbone with model.activation_checkpointing")
-	flag.BoolVar(&f.recompute, "recompute", false, "also run the whole backbone with model.recompute_delta")
+	flag.BoolVar(&f.recompute, "recompute", false, "also run the whole backbone (and, with -shard, the sharded one) with model.recompute_delta")
 	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
 	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
@@ -174,6 +176,9 @@ func run(f flags) error {
 			}
 			if f.shard && f.noKeep {
 				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, noKeep: true})
+			}
+			if f.shard && f.recompute {
+				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, recompute: true})
 			}
 		}
 		for k, v := range variants {
@@ -354,6 +359,8 @@ func (r result) backbone() string {
 	switch {
 	case r.ckpt:
 		return "whole, checkpointed"
+	case r.sharded && r.recompute:
+		return fmt.Sprintf("sharded, prefetch %d, recompute_delta", r.prefetch)
 	case r.recompute:
 		return "whole, recompute_delta"
 	case r.sharded && r.noKeep:
