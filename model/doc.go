@@ -37,6 +37,13 @@
 // counting (CountParameters: r·(d_in + d_out) + 2K per LR-LoRA module) and saving
 // derive from.
 //
+// With a block hook that releases weights (a sharded backbone), SetRegather is the
+// other way through backward: Begin keeps every block's graph and Pass.Backward has the
+// hook gather each block again before its backward, instead of recomputing it. It needs
+// every linear layer to be an LR-LoRA layer recomputing ΔW (their nodes hold W0 by
+// reference; lrlora.Adapter.SetRecomputeDelta), and copies the norm weights per pass;
+// Begin refuses otherwise, naming the layer (RegatherReady).
+//
 // Activation checkpointing (SetCheckpointing, Begin, Pass.Backward) keeps only each
 // block's input in the forward pass and recomputes one block at a time in backward;
 // the gradients are bit-identical to a pass without it (tested, also with dropout,

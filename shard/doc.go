@@ -85,8 +85,12 @@
 // grad mode off gathers each piece around its run; for training, activation
 // checkpointing (SetCheckpointing, Begin) runs embeddings and blocks without autograd,
 // keeps the head's weights until Pass.Backward has gone through it, and gathers each
-// block again for its recomputation in backward. A Forward that records autograd
-// fails with model.ErrUnsupported.
+// block again for its recomputation in backward. Without checkpointing, where every
+// linear layer is an LR-LoRA layer recomputing ΔW (model.recompute_delta), the model
+// can instead keep each block's graph (model.SetRegather): its nodes hold W0 by
+// reference, the norms use copies of their weights, and backward gathers each block
+// again before going through its graph — no recomputation, every block's activations
+// kept. A Forward that records autograd fails with model.ErrUnsupported.
 //
 //	pg, _ := gloo.New(ctx, collective.Config{Rank: r, Size: s, Store: store})
 //	m, g, err := shard.Load(ctx, pg, dir) // every rank of pg, same dir and options
