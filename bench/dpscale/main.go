@@ -180,6 +180,9 @@ func run(f flags) error {
 			if f.shard && f.recompute {
 				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, recompute: true})
 			}
+			if f.shard && f.recompute && f.noKeep {
+				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, recompute: true, noKeep: true})
+			}
 		}
 		for k, v := range variants {
 			dir := filepath.Join(tmp, fmt.Sprintf("r%d-v%d", r, k))
@@ -359,6 +362,8 @@ func (r result) backbone() string {
 	switch {
 	case r.ckpt:
 		return "whole, checkpointed"
+	case r.sharded && r.recompute && r.noKeep:
+		return fmt.Sprintf("sharded, prefetch %d, recompute_delta, no keep", r.prefetch)
 	case r.sharded && r.recompute:
 		return fmt.Sprintf("sharded, prefetch %d, recompute_delta", r.prefetch)
 	case r.recompute:
