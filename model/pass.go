@@ -146,9 +146,6 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		return nil
 	}
-	if p.outputs != nil {
-		return p.backwardRegather(loss)
-	}
 	// The blocks' weights are prepared (gathered) from the top down while the head's
 	// backward runs; the schedule ends with the loop, or drops what a loop that
 	// stopped early left.
@@ -168,7 +165,7 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		g, err := p.last.Grad(false)
 		if err != nil {
-			return nil, fmt.Errorf("model: checkpoint: gradient of the last block: %w", err)
+			return nil, fmt.Errorf("model: gradient of the last block: %w", err)
 		}
 		for i := len(p.inputs) - 1; i >= 0 && g != nil; i-- {
 			next, err := p.backwardBlock(i, g)
@@ -186,10 +183,11 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 	return errors.Join(err, p.m.hookSchedule(nil))
 }
 
-// backwardBlock recomputes block i and back-propagates g (the gradient of its output),
-// between the block hook's Before(i) and After(i). It returns the gradient of the
-// block's input, or nil when nothing below needs one (block 0: the embeddings are
-// frozen).
+// backwardBlock back-propagates g (the gradient of block i's output) through block i,
+// between the block hook's Before(i) and After(i): through the graph Begin kept
+// (SetRegather), or through the block recomputed from its saved input (checkpointing).
+// It returns the gradient of the block's input, or nil when nothing below needs one
+// (block 0: the embeddings are frozen).
 func (p *Pass) backwardBlock(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
 	if err := p.m.hookBefore(i); err != nil {
 		return nil, err
@@ -202,6 +200,9 @@ func (p *Pass) backwardBlock(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
 			gx, err = nil, aerr
 		}
 	}()
+	if p.outputs != nil {
+		return p.through(i, p.outputs[i], p.inputs[i], g)
+	}
 	x, err := p.inputs[i].Detach(false)
 	if err != nil {
 		return nil, fmt.Errorf("model: checkpoint block %d: %w", i, err)
@@ -218,10 +219,17 @@ func (p *Pass) backwardBlock(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
 		return nil, err
 	}
 	defer y.Drop()
+	return p.through(i, y, x, g)
+}
+
+// through runs backward of ⟨y, g⟩, y block i's output with autograd from its input
+// leaf x, which accumulates the adapters' gradients, and returns x's gradient (nil for
+// block 0, or when y records no autograd: no adapter in this block or below).
+func (p *Pass) through(i int, y, x, g *ts.Tensor) (*ts.Tensor, error) {
 	if ok, _ := y.RequiresGrad(); !ok {
-		return nil, nil // no adapter in this block or below
+		return nil, nil
 	}
-	s := newScope(fmt.Sprintf("checkpoint block %d", i))
+	s := newScope(fmt.Sprintf("backward of block %d", i))
 	defer s.drop()
 	dot := s.mul(y, g)
 	if !s.ok(dot) {
@@ -232,14 +240,14 @@ func (p *Pass) backwardBlock(i int, g *ts.Tensor) (gx *ts.Tensor, err error) {
 		return nil, s.err
 	}
 	if err := sum.Backward(); err != nil {
-		return nil, fmt.Errorf("model: checkpoint block %d: backward: %w", i, err)
+		return nil, fmt.Errorf("model: block %d: backward: %w", i, err)
 	}
 	if i == 0 {
 		return nil, nil
 	}
-	gx, err = x.Grad(false)
+	gx, err := x.Grad(false)
 	if err != nil {
-		return nil, fmt.Errorf("model: checkpoint block %d: input gradient: %w", i, err)
+		return nil, fmt.Errorf("model: block %d: input gradient: %w", i, err)
 	}
 	return gx, nil
 }
