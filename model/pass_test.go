@@ -81,6 +81,18 @@ func trainStep(t *testing.T, m *model.Model, in model.Inputs, labels *ts.Tensor)
 	return tensortest.Values(t, mean)[0], grads
 }
 
+// twoSequences is a batch of two 7-token sequences, the second padded by two, and its
+// labels: the ids themselves for a causal LM, one class per sequence for RoBERTa.
+func twoSequences(arch string) (model.Inputs, *ts.Tensor) {
+	ids, _ := model.Int64Tensor([]int64{0, 17, 33, 9, 250, 71, 2, 0, 44, 45, 46, 2, 1, 1}, 2, 7)
+	mask, _ := model.Int64Tensor([]int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 7)
+	labels := ids
+	if arch == "roberta" {
+		labels, _ = model.Int64Tensor([]int64{1, 0}, 2)
+	}
+	return model.Inputs{InputIDs: ids, AttentionMask: mask}, labels
+}
+
 func TestCheckpointingGivesIdenticalGradients(t *testing.T) {
 	for _, arch := range []string{"llama", "phi3", "roberta"} {
 		t.Run(arch, func(t *testing.T) {
@@ -94,13 +106,7 @@ func TestCheckpointingGivesIdenticalGradients(t *testing.T) {
 			}
 			perturbAdapters(t, m, 4)
 			m.Train(true)
-			ids, _ := model.Int64Tensor([]int64{0, 17, 33, 9, 250, 71, 2, 0, 44, 45, 46, 2, 1, 1}, 2, 7)
-			mask, _ := model.Int64Tensor([]int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 7)
-			labels := ids
-			if arch == "roberta" {
-				labels, _ = model.Int64Tensor([]int64{1, 0}, 2)
-			}
-			in := model.Inputs{InputIDs: ids, AttentionMask: mask}
+			in, labels := twoSequences(arch)
 
 			m.SetDropoutSeed(11, 0)
 			lossPlain, plain := trainStep(t, m, in, labels)

@@ -50,13 +50,7 @@ func TestRegatherGivesIdenticalGradients(t *testing.T) {
 			prepare(m)
 			m.SetRegather(true)
 
-			ids, _ := model.Int64Tensor([]int64{0, 17, 33, 9, 250, 71, 2, 0, 44, 45, 46, 2, 1, 1}, 2, 7)
-			mask, _ := model.Int64Tensor([]int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, 2, 7)
-			labels := ids
-			if arch == "roberta" {
-				labels, _ = model.Int64Tensor([]int64{1, 0}, 2)
-			}
-			in := model.Inputs{InputIDs: ids, AttentionMask: mask}
+			in, labels := twoSequences(arch)
 			lossRef, want := trainStep(t, ref, in, labels)
 			loss, got := trainStep(t, m, in, labels)
 			if loss != lossRef {
