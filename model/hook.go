@@ -87,17 +87,26 @@ func (m *Model) hooked(i int, run func() (*ts.Tensor, error)) (*ts.Tensor, error
 	if m.opt.hook == nil {
 		return run()
 	}
+	return m.around(i, func() (*ts.Tensor, error) {
+		out, err := run()
+		if err == nil {
+			if rg, rerr := out.RequiresGrad(); rerr != nil || rg {
+				out.Drop()
+				out, err = nil, fmt.Errorf("%w: Forward with a block hook (sharded weights) and autograd on: the %s's weights are released after it runs, so backward could not go through it; train with SetCheckpointing(true) and Begin, or run Forward with grad mode off",
+					ErrUnsupported, pieceName(i, m.net.numBlocks()))
+			}
+		}
+		return out, err
+	})
+}
+
+// around runs piece i between the hook's Before(i) and After(i) (just runs it without
+// a hook), dropping the output if After fails.
+func (m *Model) around(i int, run func() (*ts.Tensor, error)) (*ts.Tensor, error) {
 	if err := m.hookBefore(i); err != nil {
 		return nil, err
 	}
 	out, err := run()
-	if err == nil {
-		if rg, rerr := out.RequiresGrad(); rerr != nil || rg {
-			out.Drop()
-			out, err = nil, fmt.Errorf("%w: Forward with a block hook (sharded weights) and autograd on: the %s's weights are released after it runs, so backward could not go through it; train with SetCheckpointing(true) and Begin, or run Forward with grad mode off",
-				ErrUnsupported, pieceName(i, m.net.numBlocks()))
-		}
-	}
 	if aerr := m.hookAfter(i); aerr != nil {
 		if out != nil {
 			out.Drop()

@@ -108,11 +108,16 @@ func (p *Pass) forward() (err error) {
 	if err != nil {
 		return err
 	}
-	p.last, err = h.SetRequiresGrad(true, true)
-	if err != nil {
-		return fmt.Errorf("model: checkpoint: %w", err)
+	return p.head(h)
+}
+
+// head runs the head with autograd on a leaf holding h, the last block's output
+// (without grad; the leaf takes h over), and keeps the leaf for Backward. The head's
+// weights stay until Backward has used them (releaseHead).
+func (p *Pass) head(h *ts.Tensor) (err error) {
+	if p.last, err = h.SetRequiresGrad(true, true); err != nil {
+		return fmt.Errorf("model: last block output: %w", err)
 	}
-	// The head records autograd: its weights stay until Backward has used them.
 	if err := p.m.hookBefore(p.m.net.numBlocks()); err != nil {
 		return err
 	}

@@ -89,7 +89,9 @@ func (p *Pass) forwardRegather() (err error) {
 			h.Drop()
 		}
 		p.inputs = append(p.inputs, x)
-		y, err := withGrad(true, func() (*ts.Tensor, error) { return p.runKept(i, x) })
+		y, err := withGrad(true, func() (*ts.Tensor, error) {
+			return m.around(i, func() (*ts.Tensor, error) { return m.runBlock(p.ctx, i, x) })
+		})
 		if err != nil {
 			return err
 		}
@@ -98,30 +100,5 @@ func (p *Pass) forwardRegather() (err error) {
 			return fmt.Errorf("model: block %d output: %w", i, err)
 		}
 	}
-	p.last, err = h.SetRequiresGrad(true, false)
-	h.Drop()
-	if err != nil {
-		return fmt.Errorf("model: last block output: %w", err)
-	}
-	if err := m.hookBefore(m.net.numBlocks()); err != nil {
-		return err
-	}
-	p.headHeld = m.opt.hook != nil
-	p.logits, err = withGrad(true, func() (*ts.Tensor, error) { return m.runHead(p.ctx, p.last) })
-	return err
-}
-
-// runKept runs block i between the hook's Before and After, keeping its graph.
-func (p *Pass) runKept(i int, x *ts.Tensor) (y *ts.Tensor, err error) {
-	if err := p.m.hookBefore(i); err != nil {
-		return nil, err
-	}
-	y, err = p.m.runBlock(p.ctx, i, x)
-	if aerr := p.m.hookAfter(i); aerr != nil {
-		if y != nil {
-			y.Drop()
-		}
-		return nil, errors.Join(err, aerr)
-	}
-	return y, err
+	return p.head(h)
 }
