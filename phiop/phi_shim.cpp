@@ -89,19 +89,21 @@ PhiGrads phi_backward_tensors(const at::Tensor& m_in, const at::Tensor& G_in, bo
   std::vector<double> sa, su;
   double sg = 0.0;
   at::Tensor* dmp = need_m ? &out.dm : nullptr;
-  at::Tensor* yp = nullptr;
-  if (value != nullptr) {
+  // The K-term kernels write phi's value beside the gradients: its tensor is made
+  // only when they run.
+  auto value_out = [&]() -> at::Tensor* {
+    if (value == nullptr) return nullptr;
     *value = at::empty_like(m, at::MemoryFormat::Contiguous);
-    yp = value;
-  }
+    return value;
+  };
   if (m.scalar_type() == at::kFloat) {
     if (basis == kSinc && tabulated_backward(m, G, dmp, h, v, sa, su, sg)) {
       if (value != nullptr) *value = phi_forward_tensor(m, a, beta, g, basis, scale, v);
     } else {
-      backward_cpu<float>(m, G, dmp, yp, h, basis, v, sa, su, sg);
+      backward_cpu<float>(m, G, dmp, value_out(), h, basis, v, sa, su, sg);
     }
   } else {
-    backward_cpu<double>(m, G, dmp, yp, h, basis, v, sa, su, sg);
+    backward_cpu<double>(m, G, dmp, value_out(), h, basis, v, sa, su, sg);
   }
   if (v.centred) {
     // -phi(0) = -sum_k a_k f(t0_k), t0_k = -s_k g_k: its da_k is -f(t0_k) Sum G and
