@@ -38,28 +38,37 @@ func DefaultCacheLimit() int64 {
 }
 
 // AllocStats is a snapshot of the caching allocator's counters. Bytes are of
-// whole blocks (requests of 1 MiB or more, rounded up to 2 MiB); smaller
-// requests go to libtorch's default allocator and are only counted.
+// whole blocks (requests of 64 KiB or more, rounded up to 64 KiB below 1 MiB
+// and to 2 MiB from there); smaller requests go to libtorch's default
+// allocator, and what they hold is counted as SmallInUseBytes.
 type AllocStats struct {
 	Installed   bool  // libtorch's CPU allocator is the caching one
 	Hits        int64 // large requests served from the cache
 	Misses      int64 // large requests that mapped a new block
 	Evictions   int64 // cached blocks unmapped to stay within the bound
-	SmallAllocs int64 // requests below 1 MiB, passed to the default allocator
+	SmallAllocs int64 // requests below 64 KiB, passed to the default allocator
 	CachedBytes int64 // free blocks held in the cache
 	InUseBytes  int64 // large blocks owned by live tensors
 	PeakBytes   int64 // highest InUseBytes + CachedBytes so far
 	PeakCached  int64 // highest CachedBytes so far
 	LimitBytes  int64 // the bound on CachedBytes
+
+	// SmallInUseBytes is what the small blocks of live tensors hold (as
+	// malloc_usable_size reports it); PeakTensorBytes the highest InUseBytes +
+	// SmallInUseBytes so far: the peak of what live tensors held, as a GPU
+	// allocator's "max memory allocated" is.
+	SmallInUseBytes int64
+	PeakTensorBytes int64
 }
 
 // String is a one-line summary for logs.
 func (s AllocStats) String() string {
 	const mib = 1 << 20
 	return fmt.Sprintf("cpu cache: installed %t, %d hits, %d misses, %d evictions, %d small; "+
-		"cached %.0f MiB (limit %.0f), in use %.0f MiB, peak %.0f MiB",
+		"cached %.0f MiB (limit %.0f), in use %.0f MiB + %.0f MiB small, peak %.0f MiB mapped, %.0f MiB in tensors",
 		s.Installed, s.Hits, s.Misses, s.Evictions, s.SmallAllocs,
-		float64(s.CachedBytes)/mib, float64(s.LimitBytes)/mib, float64(s.InUseBytes)/mib, float64(s.PeakBytes)/mib)
+		float64(s.CachedBytes)/mib, float64(s.LimitBytes)/mib, float64(s.InUseBytes)/mib,
+		float64(s.SmallInUseBytes)/mib, float64(s.PeakBytes)/mib, float64(s.PeakTensorBytes)/mib)
 }
 
 // InstallCachingAllocator makes the caching allocator libtorch's CPU allocator
@@ -67,8 +76,8 @@ func (s AllocStats) String() string {
 // deleters) and bounds its cached-but-free bytes by limitBytes; 0 installs it
 // caching nothing. Calling it again only changes the bound.
 //
-// Blocks of 1 MiB or more are rounded up to 2 MiB and kept mapped when their
-// tensor is freed, so that the next step's tensors of the same shapes reuse
+// Blocks of 64 KiB or more are rounded up to 64 KiB (below 1 MiB) or 2 MiB and
+// kept mapped when their tensor is freed, so that the next step's tensors of the same shapes reuse
 // them instead of page-faulting fresh memory; when the cache would exceed the
 // bound, the oldest cached blocks are returned to the system.
 func InstallCachingAllocator(limitBytes int64) error {
@@ -119,7 +128,7 @@ func SetCacheLimit(limitBytes int64) {
 // stays as it is.
 func ReleaseCachedBlocks() { C.phiop_alloc_release_cached() }
 
-// ResetAllocPeaks sets PeakBytes and PeakCached to the current values, so
+// ResetAllocPeaks sets PeakBytes, PeakCached and PeakTensorBytes to the current values, so
 // that a later snapshot reports the peaks since this call.
 func ResetAllocPeaks() { C.phiop_alloc_reset_peaks() }
 
@@ -138,5 +147,8 @@ func CachingAllocatorStats() AllocStats {
 		PeakBytes:   int64(c.peak_bytes),
 		PeakCached:  int64(c.peak_cached_bytes),
 		LimitBytes:  int64(c.limit_bytes),
+
+		SmallInUseBytes: int64(c.small_in_use_bytes),
+		PeakTensorBytes: int64(c.peak_tensor_bytes),
 	}
 }

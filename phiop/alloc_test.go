@@ -237,3 +237,75 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Errorf("no hits in %d requests of three sizes", workers*iters)
 	}
 }
+
+// The allocator counts what live tensors hold, small blocks (malloc_usable_size)
+// and large (as mapped) alike, and the peak of their sum.
+func TestCacheCountsTensorBytes(t *testing.T) {
+	lockThread(t)
+	base := withCache(t, 1<<30)
+	const small, n = 4096, 256 // 256 float32 tensors of 16 KiB: below the 64 KiB threshold
+	xs := make([]*ts.Tensor, 0, n+1)
+	for range n {
+		x, _ := floats(t, small)
+		xs = append(xs, x)
+	}
+	big, _ := floats(t, 16*mib) // 64 MiB
+	xs = append(xs, big)
+	s := CachingAllocatorStats()
+	// Tensors an earlier test left to Go's finalizers may be freed meanwhile and
+	// lower the small count; 1 MiB of slack covers such strays. malloc's usable
+	// size exceeds a request by its alignment padding, under 4 KiB each.
+	const slack = mib
+	want := int64(n * small * 4)
+	if d := s.SmallInUseBytes - base.SmallInUseBytes; d < want-slack || d > want+n*4096+slack {
+		t.Errorf("small blocks in use grew by %d bytes, want %d to %d", d, want, want+n*4096)
+	}
+	if d := s.InUseBytes - base.InUseBytes; d != 64*mib {
+		t.Errorf("large blocks in use grew by %d bytes, want 64 MiB", d)
+	}
+	if s.PeakTensorBytes < base.InUseBytes+base.SmallInUseBytes+64*mib+want-slack {
+		t.Errorf("peak tensor bytes %d, want at least the %d held now", s.PeakTensorBytes, s.InUseBytes+s.SmallInUseBytes)
+	}
+	for _, x := range xs {
+		x.MustDrop()
+	}
+	after := CachingAllocatorStats()
+	if after.InUseBytes != base.InUseBytes || after.SmallInUseBytes > base.SmallInUseBytes+slack {
+		t.Errorf("after the frees: %v, want in use back to %d + %d small", after, base.InUseBytes, base.SmallInUseBytes)
+	}
+	if after.PeakTensorBytes != s.PeakTensorBytes {
+		t.Errorf("peak fell from %d to %d on free", s.PeakTensorBytes, after.PeakTensorBytes)
+	}
+	ResetAllocPeaks()
+	if r := CachingAllocatorStats(); r.PeakTensorBytes > after.InUseBytes+after.SmallInUseBytes+slack {
+		t.Errorf("after ResetAllocPeaks the peak is %d, want the %d in use", r.PeakTensorBytes, after.InUseBytes+after.SmallInUseBytes)
+	}
+}
+
+// Requests from 64 KiB up go through the cache in 64 KiB classes (2 MiB from
+// 1 MiB on); smaller ones go to libtorch's default allocator.
+func TestCacheSizeClasses(t *testing.T) {
+	lockThread(t)
+	base := withCache(t, 1<<30)
+	x, p1 := floats(t, 40000) // 160,000 B: the 192 KiB class
+	x.MustDrop()
+	s := CachingAllocatorStats()
+	if s.CachedBytes != 192*1024 || s.Misses-base.Misses != 1 || s.SmallAllocs != base.SmallAllocs {
+		t.Errorf("after a 160,000-byte tensor: %v, want one miss and 192 KiB cached", s)
+	}
+	y, p2 := floats(t, 45000) // 180,000 B: the same class
+	y.MustDrop()
+	if s := CachingAllocatorStats(); p2 != p1 || s.Hits-base.Hits != 1 {
+		t.Errorf("180,000 B at %#x after 160,000 B at %#x (%v): want the same block, one hit", p2, p1, s)
+	}
+	z, _ := floats(t, 16000-16) // 63,936 B: below 64 KiB
+	z.MustDrop()
+	if s := CachingAllocatorStats(); s.SmallAllocs-base.SmallAllocs != 1 || s.Misses-base.Misses != 1 {
+		t.Errorf("a 63,936-byte tensor: %v, want it passed to the default allocator", s)
+	}
+	w, _ := floats(t, mib/4+1) // 1 MiB + 4 B: the 2 MiB class
+	w.MustDrop()
+	if s := CachingAllocatorStats(); s.CachedBytes != 192*1024+2*mib {
+		t.Errorf("after 1 MiB + 4 B: %d bytes cached, want 192 KiB + 2 MiB", s.CachedBytes)
+	}
+}

@@ -1,9 +1,10 @@
 /* cpu_alloc.h: the C interface between Go (alloc.go) and the caching CPU
  * allocator (cpu_alloc.cpp) that phiop installs into libtorch.
  *
- * Blocks of at least 1 MiB are rounded up to 2 MiB, mapped with mmap and kept
- * in a cache when freed, up to a bound on cached-but-free bytes; smaller
- * requests go to libtorch's default CPU allocator unchanged.
+ * Blocks of at least 64 KiB are rounded up to 64 KiB (below 1 MiB) or 2 MiB,
+ * mapped with mmap and kept in a cache when freed, up to a bound on
+ * cached-but-free bytes; smaller requests go to libtorch's default CPU
+ * allocator, counted.
  */
 #ifndef PHIOP_CPU_ALLOC_H
 #define PHIOP_CPU_ALLOC_H
@@ -13,9 +14,9 @@ extern "C" {
 #endif
 
 /* phiop_alloc_stats is a snapshot of the allocator's counters. Byte counts
- * are of rounded (mapped) blocks; small requests are only counted. */
+ * are of rounded (mapped) blocks, and of small ones as malloc reports them. */
 typedef struct {
-  unsigned long long hits;         /* large requests served from the cache */
+  unsigned long long hits;         /* cached-size requests served from the cache */
   unsigned long long misses;       /* large requests that mapped a new block */
   unsigned long long evictions;    /* cached blocks unmapped to respect the bound */
   unsigned long long small_allocs; /* requests passed to libtorch's default allocator */
@@ -24,6 +25,8 @@ typedef struct {
   unsigned long long peak_bytes;   /* highest in_use_bytes + cached_bytes seen */
   unsigned long long peak_cached_bytes; /* highest cached_bytes seen */
   unsigned long long limit_bytes;  /* the bound on cached_bytes */
+  unsigned long long small_in_use_bytes; /* usable bytes of small blocks owned by live tensors now */
+  unsigned long long peak_tensor_bytes;  /* highest in_use_bytes + small_in_use_bytes seen */
   int installed;                   /* 1 when libtorch's CPU allocator is this one */
 } phiop_alloc_stats;
 
@@ -40,7 +43,7 @@ void phiop_alloc_set_limit(unsigned long long limit_bytes);
 /* phiop_alloc_release_cached unmaps every cached block. */
 void phiop_alloc_release_cached(void);
 
-/* phiop_alloc_reset_peaks sets both peaks to the current values. */
+/* phiop_alloc_reset_peaks sets the peaks to the current values. */
 void phiop_alloc_reset_peaks(void);
 
 /* phiop_alloc_get_stats fills *out with the current counters. */
