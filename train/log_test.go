@@ -52,8 +52,10 @@ func TestFinishedLineReportsPeakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec struct {
-		Message string  `json:"message"`
-		PeakMiB float64 `json:"peak_rss_mib"`
+		Message   string   `json:"message"`
+		PeakMiB   float64  `json:"peak_rss_mib"`
+		TensorMiB *float64 `json:"peak_cpu_tensor_mib"`
+		MappedMiB *float64 `json:"peak_cpu_mapped_mib"`
 	}
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
@@ -62,6 +64,15 @@ func TestFinishedLineReportsPeakRSS(t *testing.T) {
 	now, ok := peakRSS()
 	if rec.Message != "training finished" || !ok || rec.PeakMiB <= 0 || rec.PeakMiB > float64(now)/(1<<20)+0.1 {
 		t.Errorf("last line %q: peak %.1f MiB (the process's peak now %.1f MiB)", lines[len(lines)-1], rec.PeakMiB, float64(now)/(1<<20))
+	}
+	// The backbone's float32 weights are tensors the run allocated and held
+	// throughout: the tensor peak is at least the checkpoint's size less its header.
+	st, err := os.Stat(filepath.Join(o.Model.Path, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.TensorMiB == nil || rec.MappedMiB == nil || *rec.TensorMiB < 0.9*float64(st.Size())/(1<<20) {
+		t.Errorf("last line %q: want peak_cpu_tensor_mib ≥ 0.9 × the %.1f MiB checkpoint, and peak_cpu_mapped_mib", lines[len(lines)-1], float64(st.Size())/(1<<20))
 	}
 }
 

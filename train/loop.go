@@ -21,6 +21,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	if _, err := phiop.InstallCachingAllocatorFromEnv(); err != nil { // bounded CPU block cache
 		return nil, err
 	}
+	phiop.ResetAllocPeaks() // the peaks "training finished" reports are this run's (process-wide)
 
 	r := &run{env: env, evaluated: -1}
 	defer r.close()

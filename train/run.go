@@ -20,6 +20,7 @@ import (
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/optim"
 	"github.com/lrtrain/lrtrain/param"
+	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/shard"
 )
 
@@ -325,6 +326,12 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 		Dur("elapsed", time.Since(r.started)).Str("checkpoint", res.Checkpoint)
 	if peak, ok := peakRSS(); ok {
 		ev = ev.Float64("peak_rss_mib", round(float64(peak)/(1<<20), 1))
+	}
+	if cs := phiop.CachingAllocatorStats(); cs.Installed {
+		// What live CPU tensors held at most, and what the allocator had mapped at
+		// most (theirs and its cache's): the CPU's "max memory allocated/reserved".
+		ev = ev.Float64("peak_cpu_tensor_mib", round(float64(cs.PeakTensorBytes)/(1<<20), 1)).
+			Float64("peak_cpu_mapped_mib", round(float64(cs.PeakBytes)/(1<<20), 1))
 	}
 	if r.gatherer != nil {
 		gs := r.gatherer.Stats()

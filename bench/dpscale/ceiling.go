@@ -161,7 +161,7 @@ func sideBySide(f flags, base, data, dir string, n, threads, accum int) (ceiling
 			return c, fmt.Errorf("independent process %d: %d measured steps, want %d", i+1, res.steps, f.steps-f.warmup)
 		}
 		res.ranks, res.threads = 1, c.threads
-		if res.peakMiB, _, err = peakOf(filepath.Join(out, "train.log"), f.steps); err != nil {
+		if res.peakMiB, _, _, err = peakOf(filepath.Join(out, "train.log"), f.steps); err != nil {
 			return c, err
 		}
 		c.procs = append(c.procs, res)

@@ -124,6 +124,7 @@ type result struct {
 	prefetch       int
 	shardStats     string
 	peakMiB        float64
+	tensorMiB      float64 // peak_cpu_tensor_mib: what live tensors held at most
 	tokens         float64
 	seconds        float64
 	steps          int
@@ -256,7 +257,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 	}
 	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
 	res.recompute = v.recompute
-	if res.peakMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
+	if res.peakMiB, res.tensorMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
 	return res, nil
@@ -296,17 +297,19 @@ func measure(path string, warmup int) (result, error) {
 	return res, nil
 }
 
-// peakOf reads peak_rss_mib from the "training finished" line of a train.log and,
-// for a sharded run, its gatherer's counts over all steps as per-step figures.
-func peakOf(path string, steps int) (float64, string, error) {
+// peakOf reads peak_rss_mib and peak_cpu_tensor_mib from the "training finished"
+// line of a train.log and, for a sharded run, its gatherer's counts over all steps as
+// per-step figures.
+func peakOf(path string, steps int) (rss, tensor float64, stats string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, "", err
+		return 0, 0, "", err
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		var rec struct {
 			Message string   `json:"message"`
 			Peak    *float64 `json:"peak_rss_mib"`
+			Tensor  float64  `json:"peak_cpu_tensor_mib"`
 			Gathers float64  `json:"shard_gathers"`
 			Reused  float64  `json:"shard_reused"`
 			GatherS float64  `json:"shard_gather_s"`
@@ -315,13 +318,12 @@ func peakOf(path string, steps int) (float64, string, error) {
 		if json.Unmarshal(line, &rec) != nil || rec.Message != "training finished" || rec.Peak == nil {
 			continue
 		}
-		n, stats := float64(steps), ""
-		if rec.Gathers > 0 {
+		if n := float64(steps); rec.Gathers > 0 {
 			stats = fmt.Sprintf("%.0f+%.0f kept, %.3f s, wait %.3f s", rec.Gathers/n, rec.Reused/n, rec.GatherS/n, rec.WaitS/n)
 		}
-		return *rec.Peak, stats, nil
+		return *rec.Peak, rec.Tensor, stats, nil
 	}
-	return 0, "", fmt.Errorf("%s: no peak_rss_mib on a \"training finished\" line", path)
+	return 0, 0, "", fmt.Errorf("%s: no peak_rss_mib on a \"training finished\" line", path)
 }
 
 // report prints one line per run, the best throughput of each world size and their
@@ -334,17 +336,17 @@ func report(f flags, results []result, cpus int) {
 	fmt.Printf("preset %s, global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
 		f.preset, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tgathers/step (rank 0)\t")
-	best, peak := map[string]float64{}, map[string]float64{}
+	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tpeak tensors MiB\tgathers/step (rank 0)\t")
+	best, peak, tensors := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	var order []string
 	for _, r := range results {
 		tps, key := r.tokens/r.seconds, fmt.Sprintf("%d %s", r.ranks, r.backbone())
 		if _, ok := best[key]; !ok {
 			order = append(order, key)
 		}
-		best[key], peak[key] = max(best[key], tps), max(peak[key], r.peakMiB)
-		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.1f\t%s\t\n", r.ranks, r.backbone(), r.threads, f.accum*2/r.ranks,
-			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB, r.shardStats)
+		best[key], peak[key], tensors[key] = max(best[key], tps), max(peak[key], r.peakMiB), max(tensors[key], r.tensorMiB)
+		fmt.Fprintf(w, "%d\t%s\t%d\t%d\t%.0f\t%.3f\t%.0f\t%.1f\t%.1f\t%s\t\n", r.ranks, r.backbone(), r.threads, f.accum*2/r.ranks,
+			r.tokens/float64(r.steps), r.seconds/float64(r.steps), tps, r.peakMiB, r.tensorMiB, r.shardStats)
 	}
 	w.Flush()
 	n := f.ranks
@@ -352,8 +354,8 @@ func report(f flags, results []result, cpus int) {
 	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 		best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
 	for _, key := range order[2:] {
-		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f\n",
-			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole])
+		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %.2f\n",
+			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole], tensors[key]/tensors[whole])
 	}
 }
 
