@@ -14,8 +14,9 @@
 // launcher's default), so both use the whole machine.
 //
 // With -shard a third run joins each round: 2 ranks with the frozen backbone sharded
-// between them (dist.shard_group_size 2). Every run's peak resident memory (rank 0's,
-// from its "training finished" log line) is printed next to its throughput.
+// between them (dist.shard_group_size 2). Every run's peak resident memory and the peak
+// of what its live CPU tensors held (rank 0's, peak_rss_mib and peak_cpu_tensor_mib of
+// its "training finished" log line) are printed next to its throughput.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 1 -shard
 //
