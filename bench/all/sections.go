@@ -168,7 +168,7 @@ func renderOverhead(rs []result) (string, error) {
 }
 
 var (
-	stepRowRE   = regexp.MustCompile(`(?m)^(lora|lrlora)\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+(\d+)\s*$`)
+	stepRowRE   = regexp.MustCompile(`(?m)^(lora|lrlora)\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+([0-9.]+)\s+(\d+)\s*$`)
 	stepRatioRE = regexp.MustCompile(`lrlora/lora: step time ×([0-9.]+) \(median\), ×([0-9.]+) \(min\); peak RSS ×([0-9.]+); FLOP bound ×([0-9.]+)`)
 	flopLineRE  = regexp.MustCompile(`(?m)^FLOP model .*$`)
 )
@@ -177,8 +177,8 @@ var (
 // table row per run (tokens per step).
 func renderStep(rs []result) (string, error) {
 	var sb strings.Builder
-	sb.WriteString("| tokens per step | LoRA step, median / fastest | LR-LoRA step, median / fastest | ratio, median | ratio, fastest | FLOP bound | fastest ÷ bound | peak RSS LoRA / LR-LoRA |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| tokens per step | LoRA step, median / fastest | LR-LoRA step, median / fastest | ratio, median | ratio, fastest | FLOP bound | fastest ÷ bound | peak RSS LoRA / LR-LoRA | peak tensors LoRA / LR-LoRA |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|\n")
 	var notes []string
 	for _, r := range rs {
 		label := flagValue(r.argv, "-batch", "2") + "×" + flagValue(r.argv, "-seq", "256")
@@ -196,8 +196,8 @@ func renderStep(rs []result) (string, error) {
 		fastest, _ := strconv.ParseFloat(ratio[2], 64)
 		bound, _ := strconv.ParseFloat(ratio[4], 64)
 		lo, lr := rows["lora"], rows["lrlora"]
-		fmt.Fprintf(&sb, "| %s | %s s / %s s | %s s / %s s | %s× | %s× | %s× | %.2f | %s / %s MiB |\n", label,
-			lo[0], lo[1], lr[0], lr[1], ratio[1], ratio[2], ratio[4], fastest/bound, lo[2], lr[2])
+		fmt.Fprintf(&sb, "| %s | %s s / %s s | %s s / %s s | %s× | %s× | %s× | %.2f | %s / %s MiB | %s / %s MiB |\n", label,
+			lo[0], lo[1], lr[0], lr[1], ratio[1], ratio[2], ratio[4], fastest/bound, lo[2], lr[2], lo[3], lr[3])
 		if fl := flopLineRE.FindString(r.out); fl != "" {
 			notes = append(notes, "- "+label+": "+fl)
 		}

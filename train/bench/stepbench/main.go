@@ -24,7 +24,7 @@
 // model and batch (bench/flops): FLOPs(LR-LoRA)/FLOPs(LoRA), the step-time ratio if both
 // ran at the same FLOP rate. The report's ratio line is
 //
-//	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B
+//	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B; peak tensors ×T
 //
 // which `make bench` (bench/all) reads, followed by the mean steps, their ratio and the
 // ratio of each round's two children.
@@ -57,7 +57,9 @@ type result struct {
 	Method     string    `json:"method"`
 	StepS      []float64 `json:"step_s"`
 	PeakRSSMiB float64   `json:"peak_rss_mib"`
-	Params     int64     `json:"params"`
+	// PeakTensorMiB is the most live CPU tensors held at once during the run.
+	PeakTensorMiB float64 `json:"peak_tensor_mib"`
+	Params        int64   `json:"params"`
 	// PhiTabulated counts the φ passes (forward and backward) that took phiop's table,
 	// of PhiPasses in all.
 	PhiTabulated int64 `json:"phi_tabulated"`
@@ -143,6 +145,7 @@ func main() {
 				p.PhiTabulated += r.PhiTabulated
 				p.PhiPasses += r.PhiPasses
 				p.PeakRSSMiB = max(p.PeakRSSMiB, r.PeakRSSMiB)
+				p.PeakTensorMiB = max(p.PeakTensorMiB, r.PeakTensorMiB)
 			} else {
 				byMethod[m], order = &r, append(order, m)
 			}
@@ -152,9 +155,9 @@ func main() {
 	for _, m := range order {
 		results = append(results, *byMethod[m])
 	}
-	fmt.Printf("%-8s %12s %12s %14s %12s\n", "method", "step (med)", "step (min)", "peak RSS MiB", "params")
+	fmt.Printf("%-8s %12s %12s %14s %18s %12s\n", "method", "step (med)", "step (min)", "peak RSS MiB", "peak tensors MiB", "params")
 	for _, r := range results {
-		fmt.Printf("%-8s %11.3fs %11.3fs %14.1f %12d\n", r.Method, median(r.StepS), slices.Min(r.StepS), r.PeakRSSMiB, r.Params)
+		fmt.Printf("%-8s %11.3fs %11.3fs %14.1f %18.1f %12d\n", r.Method, median(r.StepS), slices.Min(r.StepS), r.PeakRSSMiB, r.PeakTensorMiB, r.Params)
 	}
 	if len(results) == 2 {
 		a, b := results[0], results[1]
@@ -170,7 +173,7 @@ func main() {
 			}
 			fmt.Printf("; FLOP bound ×%.3f", pick)
 		}
-		fmt.Println()
+		fmt.Printf("; peak tensors ×%.3f\n", b.PeakTensorMiB/a.PeakTensorMiB)
 		if b.Method == "lrlora" {
 			fmt.Printf("lrlora: %d of %d φ passes tabulated\n", b.PhiTabulated, b.PhiPasses)
 		}
@@ -260,6 +263,7 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread 
 		return err
 	}
 	r.PeakRSSMiB /= 1024
+	r.PeakTensorMiB = float64(phiop.CachingAllocatorStats().PeakTensorBytes) / (1 << 20) // since train.Run's start
 	s, err := train.OpenCheckpoint(filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%06d", steps)))
 	if err != nil {
 		return err
