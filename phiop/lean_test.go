@@ -143,8 +143,8 @@ func TestLeanLinearMatchesComposed(t *testing.T) {
 
 // Between forward and backward the composed layer keeps M and W_eff (two d_out×d_in
 // tensors) and the lean node keeps neither: measured as the caching allocator's
-// in-use bytes (it counts every block of 1 MiB or more; a 1024² float32 tensor is
-// 4 MiB, the layer's other tensors are below 1 MiB). After backward and the drops,
+// in-use bytes (it counts every block of 64 KiB or more; a 1024² float32 tensor is
+// 4 MiB, the layer's other tensors are below 64 KiB). After backward and the drops,
 // both return to the start.
 func TestLeanLinearKeepsNoWeightSizedTensor(t *testing.T) {
 	lockThread(t)
@@ -187,7 +187,7 @@ func TestLeanLinearKeepsNoWeightSizedTensor(t *testing.T) {
 		t.Fatalf("composed layer holds %d bytes between forward and backward, want ≥ %d (M and W_eff): the measurement does not see them", held, 2*block)
 	}
 	if held := kept(true); held != 0 {
-		t.Errorf("lean node holds %d bytes in blocks ≥ 1 MiB between forward and backward, want 0", held)
+		t.Errorf("lean node holds %d bytes in blocks ≥ 64 KiB between forward and backward, want 0", held)
 	}
 }
 
