@@ -249,6 +249,7 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread 
 		if sm.Step > 1 {
 			r.StepS = append(r.StepS, sm.StepSeconds)
 		}
+		r.PeakTensorMiB = max(r.PeakTensorMiB, sm.PeakTensorMiB) // each step's own peak
 	}
 	begin := time.Now()
 	env := train.Env{Console: io.Discard, Hooks: train.Hooks{Step: hook}}
@@ -263,7 +264,7 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread 
 		return err
 	}
 	r.PeakRSSMiB /= 1024
-	r.PeakTensorMiB = float64(phiop.CachingAllocatorStats().PeakTensorBytes) / (1 << 20) // since train.Run's start
+	r.PeakTensorMiB = max(r.PeakTensorMiB, float64(phiop.CachingAllocatorStats().PeakTensorBytes)/(1<<20)) // and since the last step
 	s, err := train.OpenCheckpoint(filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%06d", steps)))
 	if err != nil {
 		return err
