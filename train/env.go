@@ -89,6 +89,9 @@ type StepMetrics struct {
 	Targets     int64   `json:"targets"`   // loss targets (tokens or examples), all ranks
 	TokensPerS  float64 `json:"tokens_per_s"`
 	StepSeconds float64 `json:"step_s"`
+	// PeakTensorMiB is the most this process's live CPU tensors held during the step
+	// (phiop's allocator counts them; 0 where libtorch's own allocator is in place).
+	PeakTensorMiB float64 `json:"peak_cpu_tensor_mib,omitempty"`
 }
 
 // Result is how a run ended.

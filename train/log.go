@@ -14,6 +14,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Run outputs, under output.dir.
@@ -194,3 +196,15 @@ func peakRSS() (int64, bool) {
 	}
 	return 0, false
 }
+
+// allocPeaks are phiop's allocator peaks over a run: each step resets the allocator's
+// own, so that its record has the step's, and the run keeps the highest of them all.
+type allocPeaks struct{ tensor, mapped int64 }
+
+// add takes in the allocator's peaks since its last reset.
+func (p *allocPeaks) add(cs phiop.AllocStats) {
+	p.tensor, p.mapped = max(p.tensor, cs.PeakTensorBytes), max(p.mapped, cs.PeakBytes)
+}
+
+// mib is bytes in MiB to one decimal.
+func mib(bytes int64) float64 { return round(float64(bytes)/(1<<20), 1) }

@@ -40,10 +40,11 @@ func TestBarWriterKeepsTheBarLast(t *testing.T) {
 }
 
 // The last log line of a run reports the process's peak resident memory, as read from
-// /proc (VmHWM), which is at least what it uses now.
+// /proc (VmHWM), which is at least what it uses now, and the peaks of its CPU tensors:
+// the run's on that line, each step's on its record.
 func TestFinishedLineReportsPeakRSS(t *testing.T) {
 	o := tinyOptions(t, t.TempDir())
-	o.Train.MaxSteps = 1
+	o.Train.MaxSteps = 2
 	if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,18 @@ func TestFinishedLineReportsPeakRSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rec.TensorMiB == nil || rec.MappedMiB == nil || *rec.TensorMiB < 0.9*float64(st.Size())/(1<<20) {
-		t.Errorf("last line %q: want peak_cpu_tensor_mib ≥ 0.9 × the %.1f MiB checkpoint, and peak_cpu_mapped_mib", lines[len(lines)-1], float64(st.Size())/(1<<20))
+		t.Fatalf("last line %q: want peak_cpu_tensor_mib ≥ 0.9 × the %.1f MiB checkpoint, and peak_cpu_mapped_mib", lines[len(lines)-1], float64(st.Size())/(1<<20))
+	}
+	// Each step's record has the step's own peak: the weights at least, the run's at most.
+	steps, _ := metricsOf(t, o.Output.Dir)
+	if len(steps) != int(o.Train.MaxSteps) {
+		t.Fatalf("%d step records, want %d", len(steps), o.Train.MaxSteps)
+	}
+	for _, s := range steps {
+		p, ok := s["peak_cpu_tensor_mib"].(float64)
+		if !ok || p < 0.9*float64(st.Size())/(1<<20) || p > *rec.TensorMiB {
+			t.Errorf("step record %v: want peak_cpu_tensor_mib in [%.1f, %.1f] MiB", s, 0.9*float64(st.Size())/(1<<20), *rec.TensorMiB)
+		}
 	}
 }
 

@@ -106,6 +106,8 @@ func (r *run) train(ctx context.Context) (stop string, err error) {
 // step takes one optimizer step.
 func (r *run) step(ctx context.Context) error {
 	begin := time.Now()
+	r.peaks.add(phiop.CachingAllocatorStats()) // what came before the step, then the step's own
+	phiop.ResetAllocPeaks()
 	sd, err := r.loader.Next()
 	if err != nil {
 		return r.stepError(err)
@@ -137,7 +139,11 @@ func (r *run) step(ctx context.Context) error {
 	}
 	r.advance(loss, int64(sums[1]))
 	secs := time.Since(begin).Seconds()
-	r.report(StepMetrics{Step: r.st.Step, Epoch: sd.Step.Epoch, Loss: loss, LR: lr, GradNorm: gradNorm,
-		Tokens: int64(sums[1]), Targets: targets, TokensPerS: sums[1] / secs, StepSeconds: secs})
+	sm := StepMetrics{Step: r.st.Step, Epoch: sd.Step.Epoch, Loss: loss, LR: lr, GradNorm: gradNorm,
+		Tokens: int64(sums[1]), Targets: targets, TokensPerS: sums[1] / secs, StepSeconds: secs}
+	if cs := phiop.CachingAllocatorStats(); cs.Installed {
+		sm.PeakTensorMiB = mib(cs.PeakTensorBytes)
+	}
+	r.report(sm)
 	return nil
 }

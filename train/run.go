@@ -63,9 +63,10 @@ type run struct {
 	st        State
 	res       *Result
 	started   time.Time
-	startStep int64 // the step this process started from
-	savedStep int64 // the step the newest checkpoint holds (0: none yet, or a fresh run)
-	evaluated int64 // the step an evaluation due on resume evaluated, −1 if none
+	startStep int64      // the step this process started from
+	savedStep int64      // the step the newest checkpoint holds (0: none yet, or a fresh run)
+	evaluated int64      // the step an evaluation due on resume evaluated, −1 if none
+	peaks     allocPeaks // the CPU allocator's peaks over the run (steps reset its own)
 }
 
 // open resolves the options, the group and the device, and opens the run's log (rank 0
@@ -329,9 +330,10 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 	}
 	if cs := phiop.CachingAllocatorStats(); cs.Installed {
 		// What live CPU tensors held at most, and what the allocator had mapped at
-		// most (theirs and its cache's): the CPU's "max memory allocated/reserved".
-		ev = ev.Float64("peak_cpu_tensor_mib", round(float64(cs.PeakTensorBytes)/(1<<20), 1)).
-			Float64("peak_cpu_mapped_mib", round(float64(cs.PeakBytes)/(1<<20), 1))
+		// most (theirs and its cache's), over the whole run: the CPU's "max memory
+		// allocated/reserved".
+		r.peaks.add(cs)
+		ev = ev.Float64("peak_cpu_tensor_mib", mib(r.peaks.tensor)).Float64("peak_cpu_mapped_mib", mib(r.peaks.mapped))
 	}
 	if r.gatherer != nil {
 		gs := r.gatherer.Stats()

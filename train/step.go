@@ -138,9 +138,13 @@ func (r *run) advance(loss float64, tokens int64) {
 // progress bar and calls the step hook.
 func (r *run) report(sm StepMetrics) {
 	out, total := r.out, r.total
-	out.metric(map[string]any{"step": sm.Step, "epoch": sm.Epoch, "loss": sm.Loss, "lr": sm.LR,
+	rec := map[string]any{"step": sm.Step, "epoch": sm.Epoch, "loss": sm.Loss, "lr": sm.LR,
 		"grad_norm": sm.GradNorm, "tokens": sm.Tokens, "targets": sm.Targets,
-		"tokens_per_s": round(sm.TokensPerS, 1), "step_s": round(sm.StepSeconds, 4)})
+		"tokens_per_s": round(sm.TokensPerS, 1), "step_s": round(sm.StepSeconds, 4)}
+	if sm.PeakTensorMiB > 0 {
+		rec["peak_cpu_tensor_mib"] = sm.PeakTensorMiB
+	}
+	out.metric(rec)
 	done := r.st.Step - r.startStep
 	eta := time.Duration(float64(time.Since(r.started)) / float64(max(done, 1)) * float64(total-sm.Step))
 	if every := r.opts.Train.LogEvery; every > 0 && (sm.Step%int64(every) == 0 || sm.Step == total) {

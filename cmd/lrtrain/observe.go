@@ -119,9 +119,13 @@ func (o *observer) step(sm train.StepMetrics) {
 		o.prom.ObserveStep(prom.Step{Step: sm.Step, Loss: sm.Loss, LR: sm.LR, GradNorm: sm.GradNorm,
 			Tokens: sm.Tokens, TokensPerS: sm.TokensPerS})
 	}
-	o.chart(sm.Step, []tfevents.Scalar{{Tag: "train/loss", Value: sm.Loss}, {Tag: "train/lr", Value: sm.LR},
+	scalars := []tfevents.Scalar{{Tag: "train/loss", Value: sm.Loss}, {Tag: "train/lr", Value: sm.LR},
 		{Tag: "train/grad_norm", Value: sm.GradNorm}, {Tag: "train/tokens_per_s", Value: sm.TokensPerS},
-		{Tag: "train/step_s", Value: sm.StepSeconds}})
+		{Tag: "train/step_s", Value: sm.StepSeconds}}
+	if sm.PeakTensorMiB > 0 {
+		scalars = append(scalars, tfevents.Scalar{Tag: "train/peak_cpu_tensor_mib", Value: sm.PeakTensorMiB})
+	}
+	o.chart(sm.Step, scalars)
 }
 
 // evaluated charts the stable rank ‖ΔW‖²_F/σ²_max of every adapted module, and its mean over the attention and the

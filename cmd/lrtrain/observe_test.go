@@ -145,7 +145,8 @@ func TestTrainChartsTensorBoardAndPrometheus(t *testing.T) {
 	}
 	f32 := func(v float64) float64 { return float64(float32(v)) }
 	for step, rec := range steps {
-		for tag, key := range map[string]string{"train/loss": "loss", "train/lr": "lr", "train/grad_norm": "grad_norm"} {
+		for tag, key := range map[string]string{"train/loss": "loss", "train/lr": "lr", "train/grad_norm": "grad_norm",
+			"train/peak_cpu_tensor_mib": "peak_cpu_tensor_mib"} {
 			if got, ok := charted[step][tag]; !ok || got != f32(rec[key]) {
 				t.Errorf("step %d %s = %v (present %v), metrics.jsonl %v", step, tag, got, ok, rec[key])
 			}
