@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Memory stays flat over many steps. After a warmup of 200 steps, every 100 steps the
@@ -19,6 +21,9 @@ import (
 // heap in use and VmRSS from /proc/self/status. Bounds:
 //
 //   - live tensors: exactly constant (every tensor of a step is dropped);
+//   - bytes they hold (phiop's allocator: large blocks as mapped, small ones as malloc
+//     sizes them, whose alignment padding may differ from one block to the next):
+//     within 64 KiB of the first sample;
 //   - Go heap in use after GC: grows by less than 4 MiB;
 //   - VmRSS after GC: grows by less than 8 KiB per step. 0.1 KiB per step is measured
 //     over 2,000 steps; before tools/gotchadapt freed the C.malloc(0) cell in which
@@ -44,6 +49,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 	o.Train.LogEvery, o.Checkpoint.Every = 100, 0
 	type sample struct {
 		step, rss, peakRSS, heap int64
+		held                     int64 // bytes live tensors hold
 		tensors                  int
 	}
 	var samples []sample
@@ -53,7 +59,9 @@ func TestMemoryStaysFlat(t *testing.T) {
 			debug.FreeOSMemory()
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			samples = append(samples, sample{sm.Step, vmRSS(t), before, int64(ms.HeapInuse), len(ts.ExistingTensors)})
+			cs := phiop.CachingAllocatorStats()
+			samples = append(samples, sample{sm.Step, vmRSS(t), before, int64(ms.HeapInuse),
+				cs.InUseBytes + cs.SmallInUseBytes, len(ts.ExistingTensors)})
 		}
 	}
 	if _, err := Run(context.Background(), o, Env{Console: io.Discard, Hooks: Hooks{Step: hook}}); err != nil {
@@ -61,10 +69,13 @@ func TestMemoryStaysFlat(t *testing.T) {
 	}
 	first, last := samples[0], samples[len(samples)-1]
 	for _, s := range samples {
-		t.Logf("step %4d: VmRSS %.1f MiB before GC, %.1f MiB after; Go heap in use %.1f MiB; %d live tensors",
-			s.step, mb(s.peakRSS), mb(s.rss), mb(s.heap), s.tensors)
+		t.Logf("step %4d: VmRSS %.1f MiB before GC, %.1f MiB after; Go heap in use %.1f MiB; %d live tensors holding %d bytes",
+			s.step, mb(s.peakRSS), mb(s.rss), mb(s.heap), s.tensors, s.held)
 		if s.tensors != first.tensors {
 			t.Errorf("step %d: %d live tensors, %d at step %d: tensors leak", s.step, s.tensors, first.tensors, first.step)
+		}
+		if d := s.held - first.held; d > 64<<10 || d < -64<<10 || s.held <= 0 {
+			t.Errorf("step %d: live tensors hold %d bytes, %d at step %d", s.step, s.held, first.held, first.step)
 		}
 	}
 	growth := last.rss - first.rss
