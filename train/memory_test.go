@@ -25,8 +25,9 @@ import (
 //     sizes them, whose alignment padding may differ from one block to the next):
 //     within 64 KiB of the first sample;
 //   - Go heap in use after GC: grows by less than 4 MiB;
-//   - VmRSS after GC: grows by less than 8 KiB per step. 0.1 KiB per step is measured
-//     over 2,000 steps; before tools/gotchadapt freed the C.malloc(0) cell in which
+//   - VmRSS after GC: grows by less than 8 KiB per step. 0.1–0.9 KiB per step has been
+//     measured over 2,000 steps (0.6 with the 64 KiB cache threshold, 0.9 just before
+//     it, side by side; the tensors' bytes exactly constant); before tools/gotchadapt freed the C.malloc(0) cell in which
 //     gotch's generated ops return their result, it was 54–58 KiB per step.
 //
 // The default is 500 steps (about 15 s); the 2,000-step measurement is
