@@ -102,6 +102,9 @@ type Result struct {
 	BestEvalLoss *float64 // nil without evaluation
 	Checkpoint   string   // the last checkpoint written (rank 0), or ""
 	ResumedFrom  string   // the checkpoint the run resumed from, or ""
+	// PeakTensorMiB is the most this process's live CPU tensors held at once over the
+	// run (the finished line's peak_cpu_tensor_mib; 0 without phiop's allocator).
+	PeakTensorMiB float64
 }
 
 // single is the process group of a run without peers: every collective is the identity.

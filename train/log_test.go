@@ -45,7 +45,8 @@ func TestBarWriterKeepsTheBarLast(t *testing.T) {
 func TestFinishedLineReportsPeakRSS(t *testing.T) {
 	o := tinyOptions(t, t.TempDir())
 	o.Train.MaxSteps = 2
-	if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
+	res, err := Run(context.Background(), o, Env{Console: io.Discard})
+	if err != nil {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(o.Output.Dir, LogFile))
@@ -74,6 +75,9 @@ func TestFinishedLineReportsPeakRSS(t *testing.T) {
 	}
 	if rec.TensorMiB == nil || rec.MappedMiB == nil || *rec.TensorMiB < 0.9*float64(st.Size())/(1<<20) {
 		t.Fatalf("last line %q: want peak_cpu_tensor_mib ≥ 0.9 × the %.1f MiB checkpoint, and peak_cpu_mapped_mib", lines[len(lines)-1], float64(st.Size())/(1<<20))
+	}
+	if res.PeakTensorMiB != *rec.TensorMiB {
+		t.Errorf("Result.PeakTensorMiB %v, the finished line's %v", res.PeakTensorMiB, *rec.TensorMiB)
 	}
 	// Each step's record has the step's own peak: the weights at least, the run's at most.
 	steps, _ := metricsOf(t, o.Output.Dir)

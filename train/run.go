@@ -333,7 +333,8 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 		// most (theirs and its cache's), over the whole run: the CPU's "max memory
 		// allocated/reserved".
 		r.peaks.add(cs)
-		ev = ev.Float64("peak_cpu_tensor_mib", mib(r.peaks.tensor)).Float64("peak_cpu_mapped_mib", mib(r.peaks.mapped))
+		res.PeakTensorMiB = mib(r.peaks.tensor)
+		ev = ev.Float64("peak_cpu_tensor_mib", res.PeakTensorMiB).Float64("peak_cpu_mapped_mib", mib(r.peaks.mapped))
 	}
 	if r.gatherer != nil {
 		gs := r.gatherer.Stats()

@@ -249,14 +249,14 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread 
 		if sm.Step > 1 {
 			r.StepS = append(r.StepS, sm.StepSeconds)
 		}
-		r.PeakTensorMiB = max(r.PeakTensorMiB, sm.PeakTensorMiB) // each step's own peak
 	}
 	begin := time.Now()
 	env := train.Env{Console: io.Discard, Hooks: train.Hooks{Step: hook}}
 	if spread > 0 {
 		env.InitAdapters = spreadInit(spread)
 	}
-	if _, err := train.Run(context.Background(), o, env); err != nil {
+	res, err := train.Run(context.Background(), o, env)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "%s: %d steps in %s\n", method, steps, time.Since(begin).Round(time.Millisecond))
@@ -264,7 +264,7 @@ func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread 
 		return err
 	}
 	r.PeakRSSMiB /= 1024
-	r.PeakTensorMiB = max(r.PeakTensorMiB, float64(phiop.CachingAllocatorStats().PeakTensorBytes)/(1<<20)) // and since the last step
+	r.PeakTensorMiB = res.PeakTensorMiB
 	s, err := train.OpenCheckpoint(filepath.Join(dir, "checkpoints", fmt.Sprintf("step-%06d", steps)))
 	if err != nil {
 		return err
