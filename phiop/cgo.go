@@ -1,12 +1,14 @@
 package phiop
 
-// The cgo build flags of the package and the φ op's calls into C. Four other
+// The cgo build flags of the package and the φ op's calls into C. Five other
 // hand-written files speak C for their own parts: adamw.go (the multi-tensor
 // AdamW step, adamw_shim.cpp), alloc.go (the caching CPU allocator,
-// cpu_alloc.cpp) and lean.go (the recomputing LR-LoRA layer, lean_shim.cpp) call
-// their entry points of phiop.h; cgo_libtorch.go is generated. The C++ side
-// (phi_shim.cpp, lean_shim.cpp, phi_shim_cuda.cpp, phi_kernel_cpu.cpp,
-// phi_kernel_f64.cpp, adamw_shim.cpp, adamw_shim_cuda.cpp, cpu_alloc.cpp) is
+// cpu_alloc.cpp), lean.go (the recomputing LR-LoRA layer, lean_shim.cpp) and
+// backward.go (backward with given gradients, backward_shim.cpp) call their
+// entry points of phiop.h; cgo_libtorch.go is generated. The C++ side
+// (phi_shim.cpp, lean_shim.cpp, backward_shim.cpp, phi_shim_cuda.cpp,
+// phi_kernel_cpu.cpp, phi_kernel_f64.cpp, adamw_shim.cpp, adamw_shim_cuda.cpp,
+// cpu_alloc.cpp) is
 // compiled by cgo with the flags below plus libtorch's: include dirs, C++ standard
 // and ABI, libraries (and, with the `cuda` tag, the CUDA runtime) live in
 // cgo_libtorch.go, which `make setup` generates (tools/gotchadapt) from the same

@@ -27,6 +27,12 @@ char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* a
                         void* bandwidth_raw, void* grid, int basis, double scale, int centred,
                         int residual, double alpha, void** out);
 
+/* phiop_backward back-propagates from n outputs (torch::Tensor* each, recording
+ * a graph) with the gradients grads[i] (same shape, dtype and device), as
+ * torch::autograd::backward does with grad_tensors: gradients accumulate into
+ * the leaves' .grad and the graph is freed. */
+char* phiop_backward(void** outputs, void** grads, int64_t n);
+
 /* Reason codes of phiop_adamw and phiop_adamw_check (phiop/adamw.go). */
 #define PHIOP_ADAMW_OK 0
 #define PHIOP_ADAMW_NIL 1         /* a tensor is undefined */
