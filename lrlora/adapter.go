@@ -44,6 +44,8 @@ type Adapter struct {
 	closed   bool
 	// recompute: LR-LoRA's training forward is phiop.LeanLinear (SetRecomputeDelta).
 	recompute bool
+	// held: the merged weight formed once for an optimizer step (HoldDelta).
+	held *heldDelta
 }
 
 // Option configures New.
@@ -209,6 +211,7 @@ func (ad *Adapter) Close() {
 	if ad.closed {
 		return
 	}
+	ad.ReleaseDelta()
 	ad.closed = true
 	if ad.a != nil {
 		ad.a.Drop()

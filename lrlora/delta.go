@@ -125,16 +125,12 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 	if ad.recompute && ad.training && ad.spec.Method == adapter.LRLoRA {
 		return ad.forwardRecompute(x)
 	}
-	// With s on φ's amplitudes (deltaParts) W_eff's gradient reaches φ's node with
-	// no d_out×d_in pass in between.
-	dw, err := ad.deltaAs(ad.w0)
+	weff, err := ad.heldWeight() // HoldDelta: formed once for the step
+	if weff == nil && err == nil {
+		weff, err = ad.mergedWeight()
+	}
 	if err != nil {
 		return nil, err
-	}
-	defer dw.Drop()
-	weff, err := ad.w0.Add(dw, false)
-	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: W0 + ΔW: %w", ad.name, err)
 	}
 	defer weff.Drop()
 	bias, dropBias := ad.biasOrUndefined()
@@ -144,6 +140,22 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 		return nil, fmt.Errorf("lrlora: forward %q: x·W_effᵀ: %w", ad.name, err)
 	}
 	return y, nil
+}
+
+// mergedWeight returns W_eff = W0 + cast(ΔW), recorded by autograd. With s on φ's
+// amplitudes (deltaParts) W_eff's gradient reaches φ's node with no d_out×d_in pass
+// in between.
+func (ad *Adapter) mergedWeight() (*ts.Tensor, error) {
+	dw, err := ad.deltaAs(ad.w0)
+	if err != nil {
+		return nil, err
+	}
+	defer dw.Drop()
+	weff, err := ad.w0.Add(dw, false)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: forward %q: W0 + ΔW: %w", ad.name, err)
+	}
+	return weff, nil
 }
 
 // forwardRecompute is Forward's merged path as one phiop.LeanLinear node
@@ -257,9 +269,21 @@ func (ad *Adapter) biasOrUndefined() (*ts.Tensor, func()) {
 	return u, func() { u.Drop() }
 }
 
-// deltaAs returns DeltaWeight cast to like's dtype (autograd flows through the cast).
+// deltaAs returns DeltaWeight, or the ΔW HoldDelta holds, cast to like's dtype
+// (autograd flows through the cast).
 func (ad *Adapter) deltaAs(like *ts.Tensor) (*ts.Tensor, error) {
-	dw, err := ad.DeltaWeight()
+	var dw *ts.Tensor
+	var err error
+	switch {
+	case ad.held == nil:
+		dw, err = ad.DeltaWeight()
+	case ad.held.weff:
+		err = fmt.Errorf("lrlora: forward %q: %w", ad.name, errHeldForm)
+	default:
+		if dw, err = ad.held.leaf.ShallowClone(); err != nil {
+			err = fmt.Errorf("lrlora: forward %q: held ΔW: %w", ad.name, err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
