@@ -71,6 +71,52 @@ func (m *Model) SetRecomputeDelta(on bool) {
 	}
 }
 
+// HoldDeltas makes every adapter that forms ΔW in training (lrlora.Adapter.Holds)
+// form its merged weight once, for every pass until BackwardHeldDeltas or
+// ReleaseDeltas: an optimizer step over several micro-batches then runs φ forward and
+// backward once instead of once per micro-batch (lrlora.Adapter.HoldDelta). With a
+// block hook (sharded weights) it holds nothing: W0 is not present outside its block,
+// and holding a d_out×d_in tensor per layer for the step would undo what sharding
+// saves. It returns the number of adapters holding; on error none holds.
+func (m *Model) HoldDeltas() (int, error) {
+	if m.closed {
+		return 0, ErrClosed
+	}
+	if m.opt.hook != nil {
+		return 0, nil
+	}
+	n := 0
+	for _, a := range m.adapters {
+		if !a.Holds() {
+			continue
+		}
+		if err := a.HoldDelta(); err != nil {
+			m.ReleaseDeltas()
+			return 0, fmt.Errorf("model: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// BackwardHeldDeltas back-propagates what the held weights (HoldDeltas) gathered over
+// the passes into the adapters' parameters, in one backward call, and releases them
+// (also on error).
+func (m *Model) BackwardHeldDeltas() error {
+	if err := lrlora.BackwardHeld(m.adapters); err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	return nil
+}
+
+// ReleaseDeltas drops every held weight without back-propagating it (a step that
+// failed part-way).
+func (m *Model) ReleaseDeltas() {
+	for _, a := range m.adapters {
+		a.ReleaseDelta()
+	}
+}
+
 // Adapters returns every injected adapter, in module order.
 func (m *Model) Adapters() []*lrlora.Adapter { return append([]*lrlora.Adapter(nil), m.adapters...) }
 
