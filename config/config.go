@@ -36,6 +36,10 @@ type Model struct {
 	// RecomputeDelta makes LR-LoRA layers recompute B·A and W0 + ΔW in backward instead
 	// of keeping them from forward: two d_out×d_in tensors less per adapted layer.
 	RecomputeDelta bool `yaml:"recompute_delta"`
+	// DeltaPerStep forms ΔW once per optimizer step, not once per micro-batch, when
+	// train.grad_accum_steps > 1: φ then runs forward and backward once per step, at the
+	// price of the merged weight and its gradient per adapted layer for the whole step.
+	DeltaPerStep bool `yaml:"delta_per_step"`
 }
 
 // Data says which records to read and how they become examples (see package data).
@@ -160,7 +164,7 @@ const (
 // training files have no default.
 func Default() *Config {
 	return &Config{
-		Model:   Model{DType: "float32"},
+		Model:   Model{DType: "float32", DeltaPerStep: true},
 		Adapter: adapter.Default(),
 		Data:    Data{MaxLen: 512, Template: Template{Name: "alpaca"}, Shuffle: true, LastBatch: "pad"},
 		Train: Train{

@@ -26,7 +26,7 @@ func TestDecodeEmptyIsDefaultResolved(t *testing.T) {
 
 func TestDecodeReadsEveryKind(t *testing.T) {
 	src := `
-model: {path: m, dtype: bfloat16, activation_checkpointing: true, recompute_delta: true}
+model: {path: m, dtype: bfloat16, activation_checkpointing: true, recompute_delta: true, delta_per_step: false}
 adapter:
   method: sinelora
   r: 16

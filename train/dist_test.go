@@ -117,7 +117,9 @@ func readAdapters(t *testing.T, o Options) map[string][]float64 {
 // all-gathers every block around its use) train bit for bit what two ranks with the
 // whole backbone train: the same losses, gradient norms and evaluation losses (the
 // evaluation set's 5 micro-batches split 3/2, so the ranks run in lockstep), and the
-// same final adapters.
+// same final adapters. Both form ΔW per micro-batch (model.delta_per_step off): a
+// sharded backbone always does, and holding ΔW for the step sums the micro-batches'
+// gradients in another order (TestDeltaPerStepRunsPhiOncePerStep compares the two).
 func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
@@ -141,6 +143,7 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 		o := distOptions(t, 1)
 		o.Data.Eval = []string{evalFile}
 		o.Train.EvalEvery = 2
+		o.Model.DeltaPerStep = false
 		runTwoRanks(t, o, extra...)
 		return o
 	}

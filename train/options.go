@@ -30,6 +30,7 @@ type ModelOptions struct {
 	DType                   string `json:"dtype"` // compute dtype of the backbone: float32, bfloat16 (float64 for tests)
 	ActivationCheckpointing bool   `json:"activation_checkpointing"`
 	RecomputeDelta          bool   `json:"recompute_delta"` // lrlora.Adapter.SetRecomputeDelta on every adapter
+	DeltaPerStep            bool   `json:"delta_per_step"`  // model.HoldDeltas over a step's micro-batches (more than one)
 	NumLabels               int    `json:"num_labels"`      // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
 }
 
@@ -86,7 +87,7 @@ type OutputOptions struct {
 // and training files have none.
 func DefaultOptions() Options {
 	return Options{
-		Model:   ModelOptions{DType: "float32"},
+		Model:   ModelOptions{DType: "float32", DeltaPerStep: true},
 		Adapter: adapter.Default(),
 		Data:    DataOptions{MaxLen: 512, Shuffle: true, LastBatch: "pad"},
 		Train: TrainOptions{Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,

@@ -16,7 +16,10 @@ import (
 )
 
 // accumulate runs forward and backward over the micro-batches of one step, each loss
-// sum divided by norm, and returns the undivided loss sum and the input tokens. The
+// sum divided by norm, and returns the undivided loss sum and the input tokens. With
+// more than one micro-batch and model.delta_per_step the adapters form ΔW once for the
+// step (model.HoldDeltas) and back-propagate the micro-batches' summed gradient of it
+// after the last one. The
 // loss sums are added up on the device in float64 (each float32 sum converts exactly,
 // and 0 + x = x: the same float64 additions, in the same order, as on the host) and the
 // total is read once, after the last backward: the host never waits for the device
@@ -27,6 +30,13 @@ func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, err
 		return 0, 0, fmt.Errorf("loss accumulator: %w", err)
 	}
 	defer total.Drop()
+	if len(batches) > 1 && r.opts.Model.DeltaPerStep {
+		// ΔW once for the step: φ forward here, its backward after the last micro-batch.
+		if _, err := r.m.HoldDeltas(); err != nil {
+			return 0, 0, err
+		}
+		defer r.m.ReleaseDeltas() // a step that failed part-way; a no-op after the backward
+	}
 	var tokens int64
 	for i, b := range batches {
 		n, err := microStep(r.m, b, norm, r.opts.Data, total)
@@ -34,6 +44,9 @@ func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, err
 			return 0, 0, fmt.Errorf("micro-batch %d: %w", i, err)
 		}
 		tokens += n
+	}
+	if err := r.m.BackwardHeldDeltas(); err != nil { // nothing held: nothing to do
+		return 0, 0, err
 	}
 	v, err := tensorkit.Scalar(total) // the one read of the step's loss
 	if err != nil {

@@ -1,0 +1,64 @@
+package train
+
+import (
+	"context"
+	"io"
+	"math"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/phiop"
+)
+
+// With grad_accum_steps > 1, model.delta_per_step forms each LR-LoRA layer's ΔW once
+// per optimizer step: φ's op runs one forward and one backward per layer and step
+// instead of one per micro-batch (counted by phiop.Passes), and the run is the same run
+// as without it. Three float64 steps of 2 micro-batches: the per-step losses and
+// gradient norms agree to 1e-10 relative (only the order of the sums over
+// micro-batches differs, ~1e-16 per sum; a gradient term lost or counted twice is off
+// by O(1)), and steps 2 and 3 start from adapters with a ≠ 0, so φ' and with it the
+// gradients of B, A and β are in them.
+func TestDeltaPerStepRunsPhiOncePerStep(t *testing.T) {
+	const steps, accum, layers = 3, 2, 14 // the tiny Llama: 2 blocks × 7 projections
+	type outcome struct {
+		passes       int64
+		losses, norm []float64
+	}
+	run := func(perStep bool) outcome {
+		o := tinyOptions(t, t.TempDir())
+		o.Model.DType = "float64"
+		o.Model.DeltaPerStep = perStep
+		o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = steps, 1, accum
+		o.Checkpoint.Every = 0
+		before := phiop.Passes()
+		if _, err := Run(context.Background(), o, Env{Console: io.Discard}); err != nil {
+			t.Fatal(err)
+		}
+		out := outcome{passes: phiop.Passes() - before}
+		recs, _ := metricsOf(t, o.Output.Dir)
+		for _, r := range recs {
+			out.losses = append(out.losses, r["loss"].(float64))
+			out.norm = append(out.norm, r["grad_norm"].(float64))
+		}
+		return out
+	}
+	held, per := run(true), run(false)
+	if want := int64(steps * layers * 2); held.passes != want {
+		t.Errorf("delta_per_step: %d φ passes in %d steps, want %d (one forward and one backward per layer and step)", held.passes, steps, want)
+	}
+	if want := int64(steps * layers * 2 * accum); per.passes != want {
+		t.Errorf("per micro-batch: %d φ passes in %d steps, want %d", per.passes, steps, want)
+	}
+	if len(held.losses) != steps || len(per.losses) != steps {
+		t.Fatalf("%d and %d step records, want %d", len(held.losses), len(per.losses), steps)
+	}
+	for i := range steps {
+		for _, c := range []struct {
+			what      string
+			got, want float64
+		}{{"loss", held.losses[i], per.losses[i]}, {"grad norm", held.norm[i], per.norm[i]}} {
+			if d := math.Abs(c.got-c.want) / math.Abs(c.want); !(d <= 1e-10) {
+				t.Errorf("step %d: %s %.15g with delta_per_step, %.15g without (relative difference %.3g)", i+1, c.what, c.got, c.want, d)
+			}
+		}
+	}
+}
