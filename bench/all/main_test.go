@@ -115,8 +115,8 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 	if err := regenerate(context.Background(), o, fakeRunner(&calls)); err != nil {
 		t.Fatal(err)
 	}
-	if len(calls) != 5 { // overhead, then step's two batches from B = 0 and from -spread, in sections' order
-		t.Fatalf("%d commands run, want 5: %q", len(calls), calls)
+	if len(calls) != 6 { // overhead, then step's two batches from B = 0 and from -spread and the accumulated one, in sections' order
+		t.Fatalf("%d commands run, want 6: %q", len(calls), calls)
 	}
 	for _, c := range calls[1:] {
 		if !strings.Contains(strings.Join(c, " "), "-preset tiny") {
@@ -139,6 +139,7 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 		"| 1024 | 45.8 ms | 503 ms | 9.10 % | 8.20 % | 60.5 ms | 12.0 / 11.5 % |",
 		"| 2×32 | 1.450 s / 1.400 s | 1.740 s / 1.680 s | 1.200× | 1.200× | 1.801× | 0.67 | 893.0 / 1039.0 MiB | 701.5 / 822.0 MiB |",
 		"| 2×32, B ~ N(0, 0.1²) | 1.450 s / 1.400 s |",
+		"| 4 × 1×32 (micro-batches) | 1.450 s / 1.400 s |",
 		"(-quick: tiny sizes, not a measurement)",
 		"1.00 / 2.00 / 3.00 → 1.00 / 2.00 / 3.00",
 		"- `go run ./train/bench/stepbench -preset tiny -batch 1 -seq 32 -steps 3`",

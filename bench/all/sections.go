@@ -40,7 +40,7 @@ var sections = []section{
 		argv:   []string{"go", "test", "./phiop/", "-run", "^$", "-bench", "^BenchmarkOverheadRatio$", "-benchtime", "3x"},
 		quickV: []string{"go", "test", "./phiop/", "-run", "^$", "-bench", "^BenchmarkOverheadRatio$/d=1024$", "-benchtime", "1x"},
 	}}},
-	{name: "step", render: renderStep, runs: []run{ // ≈ 2 + 1.5 min
+	{name: "step", render: renderStep, runs: []run{ // ≈ 2 + 1.5 + 2 + 1.5 min
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "2", "-seq", "256", "-steps", "6", "-rounds", "2"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "2", "-seq", "32", "-steps", "3"}},
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-steps", "6", "-rounds", "2"},
@@ -50,6 +50,9 @@ var sections = []section{
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "2", "-seq", "32", "-steps", "3", "-spread", "0.1"}},
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-steps", "6", "-rounds", "2", "-spread", "0.1"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-steps", "3", "-spread", "0.1"}},
+		// ≈ 1.5 min: 4 micro-batches of 1×256 per optimizer step, ΔW formed once per step
+		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-accum", "4", "-steps", "5", "-rounds", "2"},
+			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-accum", "4", "-steps", "3"}},
 	}},
 	// ≈ 5 min: five runs of 6 steps of ~3 s, startup: 1 and 2 ranks, and beside the
 	// sharded backbone the two other ways to spend less memory (checkpointing, recompute_delta)
@@ -174,7 +177,7 @@ var (
 )
 
 // renderStep: stepbench's LoRA and LR-LoRA rows, their ratios and the FLOP bound, one
-// table row per run (tokens per step).
+// table row per run (tokens per step: micro-batches × sequences × tokens).
 func renderStep(rs []result) (string, error) {
 	var sb strings.Builder
 	sb.WriteString("| tokens per step | LoRA step, median / fastest | LR-LoRA step, median / fastest | ratio, median | ratio, fastest | FLOP bound | fastest ÷ bound | peak RSS LoRA / LR-LoRA | peak tensors LoRA / LR-LoRA |\n")
@@ -182,6 +185,9 @@ func renderStep(rs []result) (string, error) {
 	var notes []string
 	for _, r := range rs {
 		label := flagValue(r.argv, "-batch", "2") + "×" + flagValue(r.argv, "-seq", "256")
+		if acc := flagValue(r.argv, "-accum", "1"); acc != "1" {
+			label = acc + " × " + label + " (micro-batches)"
+		}
 		if sp := flagValue(r.argv, "-spread", ""); sp != "" {
 			label += ", B ~ N(0, " + sp + "²)"
 		}

@@ -81,8 +81,14 @@ type Config struct {
 	Adapted                                             map[string]bool // adapted module names (keys of Modules)
 }
 
-// Batch is the tokens of one step: B sequences of T tokens.
-type Batch struct{ B, T int }
+// Batch is the tokens of one step: Accum micro-batches (0 means 1) of B sequences of T
+// tokens. The token-proportional work is counted per micro-batch; LR-LoRA's per-step
+// work (B·A, φ, ∂B, ∂A) once per step, as lrtrain runs it (ΔW formed once per
+// optimizer step, model.delta_per_step).
+type Batch struct{ B, T, Accum int }
+
+// micro is the number of micro-batches.
+func (b Batch) micro() float64 { return float64(max(b.Accum, 1)) }
 
 // Method is what the adapted modules train.
 type Method int
@@ -148,7 +154,8 @@ func moduleIndex(m string) (int, bool) {
 	return 0, false
 }
 
-// Step counts one training step (forward + backward) of method on batch.
+// Step counts one training step (forward + backward over every micro-batch) of method
+// on batch.
 //
 // Whether an input needs a gradient follows autograd: the embedding is frozen, so the
 // first layer's q, k, v inputs need none (no ∂x there, on either side), and a tensor
@@ -157,8 +164,8 @@ func Step(c Config, b Batch, m Method) (Count, error) {
 	if err := c.validate(); err != nil {
 		return Count{}, err
 	}
-	if b.B <= 0 || b.T <= 0 {
-		return Count{}, fmt.Errorf("flops: batch %d×%d must be positive", b.B, b.T)
+	if b.B <= 0 || b.T <= 0 || b.Accum < 0 {
+		return Count{}, fmt.Errorf("flops: batch %d×%d (×%d micro-batches) must be positive", b.B, b.T, b.Accum)
 	}
 	n := float64(b.B * b.T)
 	r, k := float64(c.R), float64(c.K)
@@ -219,6 +226,8 @@ func Step(c Config, b Batch, m Method) (Count, error) {
 	if h {
 		cnt.Head *= 2 // ∂x of the head (frozen: no weight gradient)
 	}
+	a := b.micro() // the token-proportional parts run once per micro-batch
+	cnt.Projections, cnt.DeltaGrad, cnt.Attention, cnt.Head = a*cnt.Projections, a*cnt.DeltaGrad, a*cnt.Attention, a*cnt.Head
 	return cnt, nil
 }
 

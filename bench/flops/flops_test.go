@@ -73,13 +73,27 @@ func TestStepHandCounted(t *testing.T) {
 			want: Count{Projections: 3264, Adapter: 1728, Phi: 8928, DeltaGrad: 1728, Attention: 864, Head: 480},
 		},
 		{
+			// "lrlora, all seven" over 3 micro-batches (Accum 3, below): every
+			// token-proportional part 3×, B·A, ∂B, ∂A and φ once.
+			name: "lrlora, all seven, 3 micro-batches", c: all, m: LRLoRA,
+			want: Count{Projections: 3 * 3264, Adapter: 1728, Phi: 13824, DeltaGrad: 3 * 1728, Attention: 3 * 864, Head: 3 * 480},
+		},
+		{
+			name: "lora, all seven, 3 micro-batches", c: all, m: LoRA,
+			want: Count{Projections: 3 * (1728 + 1536 + 2232), Attention: 3 * 864, Head: 3 * 480},
+		},
+		{
 			// Nothing trainable: forward only (1728, 2 products per layer, the head).
 			name: "no adapters", c: tiny(), m: LoRA,
 			want: Count{Projections: 1728, Attention: 288, Head: 240},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Step(tc.c, batch, tc.m)
+			b := batch
+			if strings.HasSuffix(tc.name, "3 micro-batches") {
+				b.Accum = 3
+			}
+			got, err := Step(tc.c, b, tc.m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -169,5 +183,8 @@ func TestStepRejectsBadInput(t *testing.T) {
 	}
 	if _, err := Step(tiny(), Batch{B: 0, T: 3}, LoRA); err == nil {
 		t.Error("empty batch: no error")
+	}
+	if _, err := Step(tiny(), Batch{B: 1, T: 3, Accum: -1}, LoRA); err == nil {
+		t.Error("negative micro-batch count: no error")
 	}
 }

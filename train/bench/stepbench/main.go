@@ -7,6 +7,8 @@
 //	go run ./train/bench/stepbench -batch 1 -gemms        # each projection GEMM alone
 //	go run ./train/bench/stepbench -batch 1 -spread 0.1   # from a trained-looking adapter
 //	go run ./train/bench/stepbench -methods lrlora,lrlora-recompute  # model.recompute_delta
+//	go run ./train/bench/stepbench -batch 1 -accum 4      # 4 micro-batches per optimizer step
+//	go run ./train/bench/stepbench -batch 1 -accum 4 -methods lrlora-permicro,lrlora
 //
 // By default both methods start as a run does (B = 0), where LR-LoRA's φ keeps its K
 // terms (phiop tabulates only an M spread over its table's intervals); -spread σ starts
@@ -14,11 +16,13 @@
 // run under way.
 //
 // A method name with the suffix -recompute runs that method with model.recompute_delta
-// (LR-LoRA layers recompute B·A and W0 + ΔW in backward instead of keeping them).
+// (LR-LoRA layers recompute B·A and W0 + ΔW in backward instead of keeping them); with
+// the suffix -permicro, with model.delta_per_step off (ΔW formed, and φ run, once per
+// micro-batch instead of once per optimizer step; it matters only with -accum > 1).
 //
 // Each child runs train.Run for -steps optimizer steps: the alpaca_tiny task packed into
-// sequences of -seq tokens, micro-batches of -batch sequences, adapters of rank -r on
-// all seven projections, K = 50 for lrlora.
+// sequences of -seq tokens, -accum micro-batches of -batch sequences per step, adapters
+// of rank -r on all seven projections, K = 50 for lrlora.
 //
 // Beside the measured LR-LoRA/LoRA ratio it prints the FLOP model's bound for the same
 // model and batch (bench/flops): FLOPs(LR-LoRA)/FLOPs(LoRA), the step-time ratio if both
@@ -71,7 +75,8 @@ func main() {
 		log.Print(err)
 	}
 	preset := flag.String("preset", "small", "hfinit preset of the Llama")
-	batch := flag.Int("batch", 2, "sequences per step")
+	batch := flag.Int("batch", 2, "sequences per micro-batch")
+	accum := flag.Int("accum", 1, "micro-batches per optimizer step (train.grad_accum_steps)")
 	seq := flag.Int("seq", 256, "tokens per sequence (packed)")
 	steps := flag.Int("steps", 5, "optimizer steps per method (the first is not timed)")
 	rank := flag.Int("r", 8, "adapter rank")
@@ -84,7 +89,7 @@ func main() {
 	spread := flag.Float64("spread", 0, "start from a trained-looking adapter: lora_B ~ N(0, σ²), φ amplitudes ~ N(0, (σ/2)²) (0: the default start, B = 0)")
 	flag.Parse()
 	if *child != "" {
-		if err := runChild(*child, *modelDir, *dataPath, *batch, *seq, *steps, *rank, *spread); err != nil {
+		if err := runChild(*child, *modelDir, *dataPath, *batch, *accum, *seq, *steps, *rank, *spread); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -105,8 +110,12 @@ func main() {
 	if _, err := hfinit.Write(md, hfinit.Options{Arch: "llama", Preset: *preset, Seed: 1}); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("llama %s, %d×%d tokens per step, r = %d, all seven projections, %d steps, %d threads\n",
-		*preset, *batch, *seq, *rank, *steps, phiop.InitThreads())
+	tokens := fmt.Sprintf("%d×%d", *batch, *seq)
+	if *accum > 1 {
+		tokens = fmt.Sprintf("%d micro-batches of %s", *accum, tokens)
+	}
+	fmt.Printf("llama %s, %s tokens per step, r = %d, all seven projections, %d steps, %d threads\n",
+		*preset, tokens, *rank, *steps, phiop.InitThreads())
 	opts := train.DefaultOptions()
 	fc, err := flops.FromHF(filepath.Join(md, "config.json"), *rank, opts.Adapter.Phi.K, opts.Adapter.TargetModules.Names)
 	if err != nil {
@@ -118,7 +127,7 @@ func main() {
 		}
 		return
 	}
-	bound, err := printFLOPs(fc, flops.Batch{B: *batch, T: *seq})
+	bound, err := printFLOPs(fc, flops.Batch{B: *batch, T: *seq, Accum: *accum})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -128,7 +137,7 @@ func main() {
 	for round := 0; round < *rounds; round++ {
 		for _, m := range strings.Split(*methods, ",") {
 			cmd := exec.Command(os.Args[0], "-child", m, "-model", md, "-data", src, "-batch", strconv.Itoa(*batch),
-				"-seq", strconv.Itoa(*seq), "-steps", strconv.Itoa(*steps), "-r", strconv.Itoa(*rank),
+				"-accum", strconv.Itoa(*accum), "-seq", strconv.Itoa(*seq), "-steps", strconv.Itoa(*steps), "-r", strconv.Itoa(*rank),
 				"-spread", strconv.FormatFloat(*spread, 'g', -1, 64))
 			cmd.Stderr = os.Stderr
 			out, err := cmd.Output()
@@ -222,20 +231,25 @@ func printFLOPs(c flops.Config, b flops.Batch) (bounds, error) {
 	return bounds{kterm: lr.Total() / lo.Total(), tabulated: lt.Total() / lo.Total()}, nil
 }
 
-func runChild(method, modelDir, src string, batch, seq, steps, rank int, spread float64) error {
+func runChild(method, modelDir, src string, batch, accum, seq, steps, rank int, spread float64) error {
 	o := train.DefaultOptions()
 	o.Model.Path = modelDir
 	name, recompute := strings.CutSuffix(method, "-recompute")
+	name, perMicro := strings.CutSuffix(name, "-permicro")
+	if !recompute { // either order
+		name, recompute = strings.CutSuffix(name, "-recompute")
+	}
 	m, err := adapter.ParseMethod(name)
 	if err != nil {
 		return err
 	}
 	o.Adapter.Method, o.Adapter.R = m, rank
 	o.Model.RecomputeDelta = recompute
+	o.Model.DeltaPerStep = !perMicro
 	o.Data.Format = "alpaca_json"
 	o.Data.Train = []string{src}
 	o.Data.MaxLen, o.Data.Packing = seq, true
-	o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = steps, batch, 1
+	o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = steps, batch, max(accum, 1)
 	o.Train.LogEvery, o.Checkpoint.Every, o.Checkpoint.Resume = 0, 0, "never"
 	dir, err := os.MkdirTemp("", "stepbench-run")
 	if err != nil {
