@@ -6,6 +6,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -16,8 +17,15 @@ import (
 // gradient norms agree to 1e-10 relative (only the order of the sums over
 // micro-batches differs, ~1e-16 per sum; a gradient term lost or counted twice is off
 // by O(1)), and steps 2 and 3 start from adapters with a ≠ 0, so φ' and with it the
-// gradients of B, A and β are in them.
+// gradients of B, A and β are in them. With φ shared by all layers too (the one backward
+// call adds every layer's part into the shared amplitudes' gradient).
 func TestDeltaPerStepRunsPhiOncePerStep(t *testing.T) {
+	for _, share := range []adapter.Sharing{adapter.ShareNone, adapter.ShareAll} {
+		t.Run(string(share), func(t *testing.T) { deltaPerStepRunsPhiOncePerStep(t, share) })
+	}
+}
+
+func deltaPerStepRunsPhiOncePerStep(t *testing.T, share adapter.Sharing) {
 	const steps, accum, layers = 3, 2, 14 // the tiny Llama: 2 blocks × 7 projections
 	type outcome struct {
 		passes       int64
@@ -27,6 +35,7 @@ func TestDeltaPerStepRunsPhiOncePerStep(t *testing.T) {
 		o := tinyOptions(t, t.TempDir())
 		o.Model.DType = "float64"
 		o.Model.DeltaPerStep = perStep
+		o.Adapter.Phi.Share = share
 		o.Train.MaxSteps, o.Train.MicroBatchSize, o.Train.GradAccumSteps = steps, 1, accum
 		o.Checkpoint.Every = 0
 		before := phiop.Passes()
