@@ -45,6 +45,14 @@
 // steps did not overlap is flagged.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 3 -threads1 1 -ceiling
+//
+// -method picks the adapters' method (lrlora, lora, sinelora; default lrlora), and
+// -delta-per-step=false sets model.delta_per_step off: with it on (the default) the
+// single rank, whose step has twice the micro-batches, forms ΔW once for the step as
+// each data-parallel rank does, so φ's per-step work is the same on both sides and is
+// what data parallelism cannot split.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -delta-per-step=false
 package main
 
 import (
@@ -74,6 +82,8 @@ type flags struct {
 	keep, shard, packing  bool
 	ckpt, noKeep          bool
 	recompute             bool
+	method                string
+	deltaPerStep          bool
 	ceiling               bool
 	ranks                 int
 	prefetch              []int
@@ -98,6 +108,8 @@ func main() {
 	flag.BoolVar(&f.recompute, "recompute", false, "also run the whole backbone (and, with -shard, the sharded one) with model.recompute_delta")
 	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
 	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
+	flag.StringVar(&f.method, "method", "lrlora", "adapter.method of every run")
+	flag.BoolVar(&f.deltaPerStep, "delta-per-step", true, "model.delta_per_step of every run")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -334,8 +346,8 @@ func report(f flags, results []result, cpus int) {
 	if f.packing {
 		rows = "packed rows"
 	}
-	fmt.Printf("preset %s, global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
-		f.preset, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
+	fmt.Printf("preset %s, %s adapters (delta_per_step %t), global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
+		f.preset, f.method, f.deltaPerStep, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tpeak tensors MiB\tgathers/step (rank 0)\t")
 	best, peak, tensors := map[string]float64{}, map[string]float64{}, map[string]float64{}
