@@ -8,6 +8,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // An LR-LoRA adapter of rank 1 on a 2×3 frozen layer: its tensors, its parameter
@@ -42,4 +43,45 @@ func Example() {
 	// layer.phi.grid [50] false
 	// parameters: 105
 	// ΔW: [0 0 0 0 0 0]
+}
+
+// One optimizer step over three micro-batches with ΔW formed once: HoldDelta before
+// the first, BackwardHeld after the last. φ's op runs one forward and one backward for
+// the step instead of one of each per micro-batch.
+func ExampleBackwardHeld() {
+	w0 := ts.MustOfSlice([]float32{1, 2, 3, 4, 5, 6}).MustReshape([]int64{2, 3}, true)
+	defer w0.MustDrop()
+	spec := adapter.Default()
+	spec.R = 1
+	ad, err := lrlora.New("layer", w0, nil, spec, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ad.Close()
+
+	before := phiop.Passes()
+	if err := ad.HoldDelta(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for i := range 3 {
+		x := ts.MustOfSlice([]float32{1, float32(i), -1}).MustReshape([]int64{1, 3}, true)
+		y, _ := ad.Forward(x)
+		loss := y.MustSum(y.DType(), true)
+		_ = loss.Backward()
+		loss.MustDrop()
+		x.MustDrop()
+	}
+	if err := lrlora.BackwardHeld([]*lrlora.Adapter{ad}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("φ passes:", phiop.Passes()-before)
+	g := ad.TrainableParameters()[2].Tensor.MustGrad(false) // φ's amplitudes: the only gradient at a = 0
+	defer g.MustDrop()
+	fmt.Println("amplitude gradient defined:", g.MustDefined())
+	// Output:
+	// φ passes: 2
+	// amplitude gradient defined: true
 }

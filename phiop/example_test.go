@@ -87,3 +87,28 @@ func ExampleLeanLinear() {
 	// y      [1.2353 0.3714]
 	// dL/dB  [-1.4548 -0.2969]
 }
+
+// Backward from two outputs at once, each with its own upstream gradient:
+// y1 = 2x with gradient (1, 1) and y2 = x² with gradient (3, 0) give
+// ∂/∂x = 2·(1, 1) + 2x·(3, 0).
+func ExampleBackward() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	x := ts.MustOfSlice([]float64{1, 5}).MustSetRequiresGrad(true, true)
+	defer x.MustDrop()
+	y1 := x.MustMulScalar(ts.FloatScalar(2), false)
+	defer y1.MustDrop()
+	y2 := x.MustMul(x, false)
+	defer y2.MustDrop()
+	g1, g2 := ts.MustOfSlice([]float64{1, 1}), ts.MustOfSlice([]float64{3, 0})
+	defer g1.MustDrop()
+	defer g2.MustDrop()
+	if err := phiop.Backward([]*ts.Tensor{y1, y2}, []*ts.Tensor{g1, g2}); err != nil {
+		fmt.Println(err)
+		return
+	}
+	g := x.MustGrad(false)
+	defer g.MustDrop()
+	fmt.Println(g.Float64Values())
+	// Output: [8 2]
+}
