@@ -4,6 +4,9 @@ import (
 	"context"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
@@ -43,6 +46,15 @@ func deltaPerStepRunsPhiOncePerStep(t *testing.T, share adapter.Sharing) {
 			t.Fatal(err)
 		}
 		out := outcome{passes: phiop.Passes() - before}
+		logs, err := os.ReadFile(filepath.Join(o.Output.Dir, "train.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		noted := strings.Contains(string(logs), `"adapters":14,"of":14,"micro_batches":2,`) &&
+			strings.Contains(string(logs), `"message":"ΔW formed once per optimizer step (model.delta_per_step)"`)
+		if noted != perStep {
+			t.Errorf("delta_per_step %v: train.log notes ΔW held once per step: %v", perStep, noted)
+		}
 		recs, _ := metricsOf(t, o.Output.Dir)
 		for _, r := range recs {
 			out.losses = append(out.losses, r["loss"].(float64))

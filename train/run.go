@@ -67,6 +67,7 @@ type run struct {
 	savedStep int64      // the step the newest checkpoint holds (0: none yet, or a fresh run)
 	evaluated int64      // the step an evaluation due on resume evaluated, −1 if none
 	peaks     allocPeaks // the CPU allocator's peaks over the run (steps reset its own)
+	heldNoted bool       // the first step that held ΔW (model.delta_per_step) logged it
 }
 
 // open resolves the options, the group and the device, and opens the run's log (rank 0

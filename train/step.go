@@ -32,10 +32,16 @@ func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, err
 	defer total.Drop()
 	if len(batches) > 1 && r.opts.Model.DeltaPerStep {
 		// ΔW once for the step: φ forward here, its backward after the last micro-batch.
-		if _, err := r.m.HoldDeltas(); err != nil {
+		n, err := r.m.HoldDeltas()
+		if err != nil {
 			return 0, 0, err
 		}
 		defer r.m.ReleaseDeltas() // a step that failed part-way; a no-op after the backward
+		if !r.heldNoted {
+			r.heldNoted = true
+			r.log.Info().Int("adapters", n).Int("of", len(r.m.Adapters())).Int("micro_batches", len(batches)).
+				Msg("ΔW formed once per optimizer step (model.delta_per_step)")
+		}
 	}
 	var tokens int64
 	for i, b := range batches {
