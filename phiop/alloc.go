@@ -39,7 +39,7 @@ func DefaultCacheLimit() int64 {
 
 // AllocStats is a snapshot of the caching allocator's counters. Bytes are of
 // whole blocks (requests of 64 KiB or more, rounded up to 64 KiB below 1 MiB
-// and to 2 MiB from there); smaller requests go to libtorch's default
+// and to an eighth of their power of two from there); smaller requests go to libtorch's default
 // allocator, and what they hold is counted as SmallInUseBytes.
 type AllocStats struct {
 	Installed   bool  // libtorch's CPU allocator is the caching one
@@ -76,7 +76,8 @@ func (s AllocStats) String() string {
 // deleters) and bounds its cached-but-free bytes by limitBytes; 0 installs it
 // caching nothing. Calling it again only changes the bound.
 //
-// Blocks of 64 KiB or more are rounded up to 64 KiB (below 1 MiB) or 2 MiB and
+// Blocks of 64 KiB or more are rounded up to 64 KiB (below 1 MiB) or to an eighth
+// of their power of two (1 MiB + 1 B: 1.125 MiB; at most 1/8 wasted) and
 // kept mapped when their tensor is freed, so that the next step's tensors of the same shapes reuse
 // them instead of page-faulting fresh memory; when the cache would exceed the
 // bound, the oldest cached blocks are returned to the system.

@@ -63,7 +63,7 @@ func TestCacheReuse(t *testing.T) {
 	if p1 != p2 {
 		t.Errorf("second tensor at %#x, want the first's block %#x", p2, p1)
 	}
-	// A slightly smaller request of the same 2 MiB class takes the block too;
+	// A slightly smaller request of the same class (4 MiB steps at 64 MiB) takes the block too;
 	// one of half the size does not (it would waste more than an eighth).
 	z, p3 := floats(t, 16*mib-1000)
 	z.MustDrop()
@@ -96,7 +96,7 @@ func TestCacheBoundEvicts(t *testing.T) {
 	var ptrs []uintptr
 	var xs []*ts.Tensor
 	for range 5 {
-		x, p := floats(t, mib) // 4 MiB, exactly a 2 MiB multiple
+		x, p := floats(t, mib) // 4 MiB, exactly a class size
 		xs, ptrs = append(xs, x), append(ptrs, p)
 	}
 	for _, x := range xs {
@@ -282,8 +282,9 @@ func TestCacheCountsTensorBytes(t *testing.T) {
 	}
 }
 
-// Requests from 64 KiB up go through the cache in 64 KiB classes (2 MiB from
-// 1 MiB on); smaller ones go to libtorch's default allocator.
+// Requests from 64 KiB up go through the cache in 64 KiB classes (from 1 MiB on,
+// eighths of the power of two at or below the request); smaller ones go to
+// libtorch's default allocator.
 func TestCacheSizeClasses(t *testing.T) {
 	lockThread(t)
 	base := withCache(t, 1<<30)
@@ -303,9 +304,14 @@ func TestCacheSizeClasses(t *testing.T) {
 	if s := CachingAllocatorStats(); s.SmallAllocs-base.SmallAllocs != 1 || s.Misses-base.Misses != 1 {
 		t.Errorf("a 63,936-byte tensor: %v, want it passed to the default allocator", s)
 	}
-	w, _ := floats(t, mib/4+1) // 1 MiB + 4 B: the 2 MiB class
+	w, _ := floats(t, mib/4+1) // 1 MiB + 4 B: the 1.125 MiB class (eighths of 1 MiB)
 	w.MustDrop()
-	if s := CachingAllocatorStats(); s.CachedBytes != 192*1024+2*mib {
-		t.Errorf("after 1 MiB + 4 B: %d bytes cached, want 192 KiB + 2 MiB", s.CachedBytes)
+	if s := CachingAllocatorStats(); s.CachedBytes != 192*1024+mib+mib/8 {
+		t.Errorf("after 1 MiB + 4 B: %d bytes cached, want 192 KiB + 1.125 MiB", s.CachedBytes)
+	}
+	v, _ := floats(t, 1408*512) // 2.75 MiB, an up_proj's d_out×d_in: its own class (eighths of 2 MiB)
+	v.MustDrop()
+	if s := CachingAllocatorStats(); s.CachedBytes != 192*1024+mib+mib/8+2*mib+3*mib/4 {
+		t.Errorf("after 2.75 MiB: %d bytes cached, want 192 KiB + 1.125 MiB + 2.75 MiB", s.CachedBytes)
 	}
 }

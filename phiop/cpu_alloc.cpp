@@ -13,9 +13,10 @@
 //   - requests below kMinCached (64 KiB) go to libtorch's default CPU
 //     allocator (its alignment, profiling and deleter), counted on the way;
 //   - larger ones are rounded up to kSmallRound (64 KiB) below kLarge (1 MiB)
-//     and to kRound (2 MiB) from there, so that the shapes of one step and the
-//     next land in the same size class, and mapped with mmap (page-aligned,
-//     hence 64-byte aligned as libtorch requires);
+//     and to an eighth of their power of two from there (class_size), so that
+//     the shapes of one step and the next land in the same size class while a
+//     block wastes at most an eighth, and mapped with mmap (page-aligned, hence
+//     64-byte aligned as libtorch requires);
 //   - a request takes the smallest cached block that fits and wastes at most
 //     an eighth of the rounded size; otherwise it maps a new block (a miss);
 //   - a freed block joins the cache unless it alone exceeds the bound; then the
@@ -59,7 +60,21 @@ constexpr size_t kMiB = size_t(1) << 20;
 constexpr size_t kMinCached = 64 * 1024;  // smaller requests: libtorch's default allocator
 constexpr size_t kSmallRound = 64 * 1024; // size classes below kLarge
 constexpr size_t kLarge = kMiB;
-constexpr size_t kRound = 2 * kMiB;  // size classes from kLarge on
+constexpr int kClassesPerDoubling = 8;  // size classes from kLarge on
+
+// class_size is the block size a request of n >= kMinCached bytes gets: a multiple
+// of kSmallRound below kLarge, and from kLarge on a multiple of an eighth of the
+// power of two at or below n (1 MiB + 4 B: 1.125 MiB; 2.75 MiB: 2.75 MiB; 64 MiB:
+// 64 MiB), so a block wastes at most 1/8 of its request. Every class is a multiple
+// of the page size.
+size_t class_size(size_t n) {
+  size_t round = kSmallRound;
+  if (n >= kLarge) {
+    round = (size_t(1) << (63 - __builtin_clzll(static_cast<unsigned long long>(n)))) /
+            kClassesPerDoubling;
+  }
+  return (n + round - 1) / round * round;
+}
 
 using Block = std::pair<void*, size_t>;  // mapping and its (rounded) length
 
@@ -151,8 +166,7 @@ class CachingCPUAllocator final : public c10::Allocator {
       count_tensor_bytes(u);
       return {p, p, &Delete, c10::Device(c10::DeviceType::CPU)};
     }
-    const size_t round = n < kLarge ? kSmallRound : kRound;
-    const size_t size = (n + round - 1) / round * round;
+    const size_t size = class_size(n);
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = by_size_.lower_bound(size);

@@ -46,8 +46,8 @@
 //
 // Caching CPU allocator (cpu_alloc.cpp, alloc.go): InstallCachingAllocator makes
 // libtorch's CPU allocator (c10::SetCPUAllocator) one that keeps freed blocks of
-// 64 KiB or more mapped, in 64 KiB size classes below 1 MiB and 2 MiB classes from
-// there, and hands them to the next request that fits within an eighth of waste;
+// 64 KiB or more mapped, in 64 KiB size classes below 1 MiB and eight classes per
+// doubling from there, and hands them to the next request that fits within an eighth of waste;
 // without it, glibc maps and unmaps blocks of a megabyte or more on every allocation
 // (each step page-faults its large tensors afresh) and keeps freed smaller ones
 // resident in its arenas (100–140 MiB per process on the small Llama's step).
