@@ -21,6 +21,11 @@
 #   6. recompute    the GPU launch of step 4 with model.recompute_delta=true (LR-LoRA layers
 #                   recompute B·A and W0 + ΔW in backward: phiop.LeanLinear on CUDA), against
 #                   the CPU run
+#   7. accumulate   the GPU launch of step 4 with micro_batch_size 4 × grad_accum_steps 2
+#                   instead of 8 × 1 (the same global batch, so the same loss): each
+#                   adapter forms W0 + ΔW once per step and back-propagates the summed
+#                   gradient once (model.delta_per_step, phiop.Backward on CUDA), against
+#                   the CPU run
 #
 # LOSS_TOL: float32 training on cuBLAS and on OpenBLAS sums in different orders (relative
 # differences near 1e-6 per reduction), and STEPS optimizer steps compound them; 1e-2 is
@@ -134,13 +139,14 @@ PY
 }
 if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$out/model" >"$out/init.log" 2>&1 &&
   train cpu cpu gloo; then
-  for run in gpu sharded recompute; do
+  for run in gpu sharded recompute accumulate; do
     extra=()
     name=$run
     case $run in
     gpu) name=ddp-vs-cpu ;;
     sharded) extra=(--set dist.shard_group_size="$GPUS") ;;
     recompute) extra=(--set model.recompute_delta=true) ;;
+    accumulate) extra=(--set train.micro_batch_size=4 --set train.grad_accum_steps=2) ;;
     esac
     # train.device=cuda, not auto: a libtorch that does not see the GPUs is an error,
     # not a quiet CPU run that would match the reference.
@@ -154,6 +160,7 @@ else
   record ddp-vs-cpu FAIL "the CPU reference run failed (see $out/init.log, $out/cpu.log)"
   record sharded FAIL "no CPU reference"
   record recompute FAIL "no CPU reference"
+  record accumulate FAIL "no CPU reference"
 fi
 
 printf '\n\033[1m== GPU check summary (%s GPUs, %s steps, outputs under %s)\033[0m\n' "$GPUS" "$STEPS" "$out"
