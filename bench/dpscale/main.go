@@ -367,9 +367,18 @@ func report(f flags, results []result, cpus int) {
 	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 		best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
 	for _, key := range order[2:] {
-		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %.2f\n",
-			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole], tensors[key]/tensors[whole])
+		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %s\n",
+			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole], ratioOrNA(tensors[key], tensors[whole]))
 	}
+}
+
+// ratioOrNA is a/b, or "n/a" where b is 0: with LRTRAIN_CPU_CACHE_MB=0 (libtorch's own
+// allocator) no run reports what its tensors held.
+func ratioOrNA(a, b float64) string {
+	if b <= 0 {
+		return "n/a (not counted: LRTRAIN_CPU_CACHE_MB=0)"
+	}
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 // backbone names a run's variant.

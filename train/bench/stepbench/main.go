@@ -182,7 +182,11 @@ func main() {
 			}
 			fmt.Printf("; FLOP bound ×%.3f", pick)
 		}
-		fmt.Printf("; peak tensors ×%.3f\n", b.PeakTensorMiB/a.PeakTensorMiB)
+		if a.PeakTensorMiB > 0 {
+			fmt.Printf("; peak tensors ×%.3f\n", b.PeakTensorMiB/a.PeakTensorMiB)
+		} else { // LRTRAIN_CPU_CACHE_MB=0: libtorch's own allocator counts nothing
+			fmt.Println("; peak tensors n/a (not counted: LRTRAIN_CPU_CACHE_MB=0)")
+		}
 		if b.Method == "lrlora" {
 			fmt.Printf("lrlora: %d of %d φ passes tabulated\n", b.PhiTabulated, b.PhiPasses)
 		}
