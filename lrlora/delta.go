@@ -124,7 +124,7 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 	if ad.recompute && ad.training && ad.spec.Method == adapter.LRLoRA {
 		return ad.forwardRecompute(x)
 	}
-	weff, err := ad.heldWeight() // HoldDelta: formed once for the step
+	weff, err := ad.heldAs(true) // HoldDelta: formed once for the step
 	if weff == nil && err == nil {
 		weff, err = ad.mergedWeight()
 	}
@@ -271,17 +271,9 @@ func (ad *Adapter) biasOrUndefined() (*ts.Tensor, func()) {
 // deltaAs returns DeltaWeight, or the ΔW HoldDelta holds, cast to like's dtype
 // (autograd flows through the cast).
 func (ad *Adapter) deltaAs(like *ts.Tensor) (*ts.Tensor, error) {
-	var dw *ts.Tensor
-	var err error
-	switch {
-	case ad.held == nil:
+	dw, err := ad.heldAs(false)
+	if dw == nil && err == nil {
 		dw, err = ad.DeltaWeight()
-	case ad.held.weff:
-		err = fmt.Errorf("lrlora: forward %q: %w", ad.name, errHeldForm)
-	default:
-		if dw, err = ad.held.leaf.ShallowClone(); err != nil {
-			err = fmt.Errorf("lrlora: forward %q: held ΔW: %w", ad.name, err)
-		}
 	}
 	if err != nil {
 		return nil, err

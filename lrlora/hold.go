@@ -1,7 +1,6 @@
 package lrlora
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
@@ -138,18 +137,16 @@ func BackwardHeld(ads []*Adapter) error {
 	return nil
 }
 
-// heldWeight returns a new handle to the held W_eff, or nil when the adapter holds
-// none in that form.
-func (ad *Adapter) heldWeight() (*ts.Tensor, error) {
-	if ad.held == nil || !ad.held.weff {
+// heldAs returns a new handle to the held weight when HoldDelta holds it in the form
+// asked for (W_eff when weff, else ΔW), or nil. A pass that finds no match forms ΔW
+// afresh, which is slower but gives the same values and gradients.
+func (ad *Adapter) heldAs(weff bool) (*ts.Tensor, error) {
+	if ad.held == nil || ad.held.weff != weff {
 		return nil, nil
 	}
 	w, err := ad.held.leaf.ShallowClone()
 	if err != nil {
-		return nil, fmt.Errorf("lrlora: forward %q: held W_eff: %w", ad.name, err)
+		return nil, fmt.Errorf("lrlora: forward %q: held weight: %w", ad.name, err)
 	}
 	return w, nil
 }
-
-// errHeldForm is returned where a pass needs ΔW but the adapter holds W_eff.
-var errHeldForm = errors.New("held W_eff where ΔW is needed")
