@@ -238,18 +238,22 @@ func printFLOPs(c flops.Config, b flops.Batch) (bounds, error) {
 func runChild(method, modelDir, src string, batch, accum, seq, steps, rank int, spread float64) error {
 	o := train.DefaultOptions()
 	o.Model.Path = modelDir
-	name, recompute := strings.CutSuffix(method, "-recompute")
-	name, perMicro := strings.CutSuffix(name, "-permicro")
-	if !recompute { // either order
-		name, recompute = strings.CutSuffix(name, "-recompute")
-	}
-	m, err := adapter.ParseMethod(name)
+	parts := strings.Split(method, "-") // the method, then its suffixes in any order
+	m, err := adapter.ParseMethod(parts[0])
 	if err != nil {
 		return err
 	}
 	o.Adapter.Method, o.Adapter.R = m, rank
-	o.Model.RecomputeDelta = recompute
-	o.Model.DeltaPerStep = !perMicro
+	for _, suffix := range parts[1:] {
+		switch suffix {
+		case "recompute":
+			o.Model.RecomputeDelta = true
+		case "permicro":
+			o.Model.DeltaPerStep = false
+		default:
+			return fmt.Errorf("stepbench: method %q: unknown suffix -%s (want -recompute, -permicro)", method, suffix)
+		}
+	}
 	o.Data.Format = "alpaca_json"
 	o.Data.Train = []string{src}
 	o.Data.MaxLen, o.Data.Packing = seq, true
