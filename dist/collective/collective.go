@@ -117,6 +117,16 @@ type RawAllGatherer interface {
 	AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType) error
 }
 
+// RawReduceScatterer is implemented by groups that reduce-scatter memory Go
+// does not own (host memory for Gloo, device memory on the group's device for
+// NCCL) without copying it: send points to Size()·n elements of dt (block k is
+// rank k's share), recv to n, which receive block Rank() of the reduction with
+// op. dt must be Float32 or Float64; both must stay valid until the call
+// returns.
+type RawReduceScatterer interface {
+	ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType, op ReduceOp) error
+}
+
 // Store is the key-value store through which the ranks of a group exchange
 // their addresses while they connect. Lookup waits until the key is
 // published (or ctx ends). *rdzv.Worker implements it with etcd; TCPStore

@@ -12,7 +12,9 @@
 // float32, float64, int64 or any other fixed-size number. The rest are
 // optional interfaces that callers reach by type assertion: AllReducer
 // (float32), ReduceScatterer, Barrierer, RawAllReducer (memory Go does not
-// own, such as a tensor's data, reduced in place). Group adds Abort and
+// own, such as a tensor's data, reduced in place), RawAllGatherer and
+// RawReduceScatterer (the same for the gather and the reduce-scatter: the
+// trainer's sharded backbone and model.split_delta). Group adds Abort and
 // Close, which the code that formed a group calls. Both backends implement
 // all of them; ncclpg also implements StreamOrderedAllReducer (the raw
 // all-reduce ordered after a CUDA stream by events, with no device-wide

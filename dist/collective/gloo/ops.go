@@ -110,6 +110,23 @@ func (g *Group) ReduceScatter(ctx context.Context, send, recv []float32, op coll
 		}})
 }
 
+// ReduceScatterRaw is ReduceScatter on n elements of dt per rank at pointers
+// that may point to C memory (a CPU tensor's data): send holds Size()·n, recv
+// receives block Rank() of the reduction. Both are used only during the call.
+func (g *Group) ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
+	if err := g.check("reducescatter (raw)", n, dt, op); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	if send == nil || recv == nil {
+		return fmt.Errorf("%w: reducescatter (raw) of %d elements at a nil pointer", collective.ErrConfig, n)
+	}
+	return g.do(ctx, call{op: "reducescatter (raw, " + op.String() + ")", count: n, dt: dt,
+		run: func(nat *native, ms int64) nativeStatus { return nat.reduceScatter(send, recv, n, dt, op, ms) }})
+}
+
 // Barrier returns once every rank has entered it.
 func (g *Group) Barrier(ctx context.Context) error {
 	return g.do(ctx, call{op: "barrier", dt: collective.Float32,

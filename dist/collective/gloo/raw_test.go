@@ -94,3 +94,68 @@ func TestAllGatherRawOnForeignMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestReduceScatterRawOnForeignMemory reduce-scatters float32 and float64
+// buffers that Go does not own (mmap'ed) between three ranks: rank r ends with
+// block r of the elementwise sum, each element the sum of the three ranks'
+// inputs (exact: the inputs are small integers).
+func TestReduceScatterRawOnForeignMemory(t *testing.T) {
+	const n, size = 10_007, 3
+	gs := groups(t, size, 10*time.Second)
+	for _, dt := range []collective.DType{collective.Float32, collective.Float64} {
+		sends, recvs := make([][]byte, size), make([][]byte, size)
+		for r := range gs {
+			for k, b := range []*[]byte{&sends[r], &recvs[r]} {
+				nb := n * dt.Size() * (size - k*(size-1)) // send: size blocks, recv: one
+				mem, err := syscall.Mmap(-1, 0, nb, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { syscall.Munmap(mem) })
+				*b = mem
+			}
+			for i := range n * size {
+				setAt(sends[r], dt, i, input(collective.Sum, r, i))
+			}
+		}
+		errs := make([]error, size)
+		var wg sync.WaitGroup
+		for r, g := range gs {
+			var raw collective.RawReduceScatterer = g
+			wg.Go(func() {
+				errs[r] = raw.ReduceScatterRaw(context.Background(), unsafe.Pointer(&sends[r][0]), unsafe.Pointer(&recvs[r][0]), n, dt, collective.Sum)
+			})
+		}
+		wg.Wait()
+		for r := range gs {
+			if errs[r] != nil {
+				t.Fatalf("%s rank %d: %v", dt, r, errs[r])
+			}
+			for i := range n {
+				if got, want := at(recvs[r], dt, i), reduced(collective.Sum, size, r*n+i); got != want {
+					t.Fatalf("%s rank %d: element %d of its block is %v, want %v", dt, r, i, got, want)
+				}
+			}
+		}
+	}
+	var raw collective.RawReduceScatterer = gs[0]
+	if err := raw.ReduceScatterRaw(context.Background(), nil, nil, 4, collective.Float32, collective.Sum); err == nil {
+		t.Error("a reduce-scatter at nil pointers was accepted")
+	}
+}
+
+// setAt and at write and read element i of a float32 or float64 buffer.
+func setAt(b []byte, dt collective.DType, i int, v float64) {
+	if dt == collective.Float32 {
+		unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)[i] = float32(v)
+		return
+	}
+	unsafe.Slice((*float64)(unsafe.Pointer(&b[0])), len(b)/8)[i] = v
+}
+
+func at(b []byte, dt collective.DType, i int) float64 {
+	if dt == collective.Float32 {
+		return float64(unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)[i])
+	}
+	return unsafe.Slice((*float64)(unsafe.Pointer(&b[0])), len(b)/8)[i]
+}

@@ -332,3 +332,53 @@ func TestTwoRanksAllGatherRawOnDeviceMemory(t *testing.T) {
 		}
 	}
 }
+
+// ReduceScatterRaw reduces device memory in place (no staging): rank r gets
+// block r of the elementwise sum. As above, the fake's "device" memory is host
+// memory: this proves the calls and the layout, not the CUDA side.
+func TestTwoRanksReduceScatterRawOnDeviceMemory(t *testing.T) {
+	const n = 1001
+	groups := twoRanks(t)
+	sends, recvs := make([]nccl.DevicePtr, 2), make([]nccl.DevicePtr, 2)
+	inputs := make([][]float32, 2)
+	for r := range groups {
+		s, err := nccl.Malloc(2 * n * 4)
+		rv, err2 := nccl.Malloc(n * 4)
+		if err = errors.Join(err, err2); err != nil {
+			t.Fatal(err)
+		}
+		sends[r], recvs[r] = s, rv
+		t.Cleanup(func() { _ = nccl.Free(sends[r]); _ = nccl.Free(recvs[r]) })
+		inputs[r] = make([]float32, 2*n)
+		for i := range inputs[r] {
+			inputs[r][i] = float32(i%17 + 100*r)
+		}
+		if err := nccl.CopyToDevice(sends[r], inputs[r]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r, g := range groups {
+		var raw collective.RawReduceScatterer = g
+		send, recv := *(*unsafe.Pointer)(unsafe.Pointer(&sends[r])), *(*unsafe.Pointer)(unsafe.Pointer(&recvs[r]))
+		wg.Go(func() {
+			errs[r] = raw.ReduceScatterRaw(context.Background(), send, recv, n, collective.Float32, collective.Sum)
+		})
+	}
+	wg.Wait()
+	for r := range groups {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		got := make([]float32, n)
+		if err := nccl.CopyFromDevice(got, recvs[r]); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if want := inputs[0][r*n+i] + inputs[1][r*n+i]; got[i] != want {
+				t.Fatalf("rank %d: element %d of its block is %v, want %v", r, i, got[i], want)
+			}
+		}
+	}
+}

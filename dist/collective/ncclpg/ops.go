@@ -206,6 +206,25 @@ func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n i
 	}, nil)
 }
 
+// ReduceScatterRaw reduces Size()·n elements of dt at send across ranks with
+// op and leaves block Rank() of the result in the n elements at recv, with no
+// copies: both must be CUDA device memory on the group's device. As with
+// AllReduceRaw the caller must have finished writing send, and recv is filled
+// when the call returns.
+func (g *Group) ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
+	ndt, red, err := g.rawArgs("reducescatter (raw)", send, n, dt, op)
+	if err == nil && n > 0 && recv == nil {
+		err = fmt.Errorf("%w: reducescatter (raw) on rank %d: %d elements into a nil pointer", collective.ErrConfig, g.cfg.Rank, n)
+	}
+	if err != nil || n == 0 {
+		return g.precheck(ctx, "reducescatter (raw)", err)
+	}
+	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
+	return g.do(ctx, "reducescatter (raw)", n, ndt, func(st nccl.Stream) error {
+		return g.comm.ReduceScatter(s, r, n, ndt, red, st)
+	}, nil)
+}
+
 // dataType maps dt to NCCL's.
 func dataType(dt collective.DType) (nccl.DataType, bool) {
 	switch dt {
