@@ -23,7 +23,9 @@ type heldDelta struct {
 
 func (h *heldDelta) drop() {
 	h.leaf.Drop()
-	h.root.Drop()
+	if h.root != nil { // nil: a received weight (HoldReceived)
+		h.root.Drop()
+	}
 }
 
 // Holds reports whether HoldDelta would form this adapter's ΔW once for a step:
@@ -115,22 +117,21 @@ func BackwardHeld(ads []*Adapter) error {
 		}
 	}()
 	for _, ad := range ads {
-		if ad.held == nil {
+		if ad.held == nil || ad.held.root == nil {
 			continue
 		}
-		g, err := ad.held.leaf.Grad(false)
+		g, err := ad.HeldGrad()
 		if err != nil {
-			return fmt.Errorf("lrlora: held delta %q: gradient: %w", ad.name, err)
+			return err
 		}
-		if ok, err := g.Defined(); err != nil || !ok {
-			g.Drop()
-			if err != nil {
-				return fmt.Errorf("lrlora: held delta %q: gradient: %w", ad.name, err)
-			}
-			continue
+		if g != nil {
+			roots, grads = append(roots, ad.held.root), append(grads, g)
 		}
-		roots, grads = append(roots, ad.held.root), append(grads, g)
 	}
+	return backwardRoots(roots, grads)
+}
+
+func backwardRoots(roots, grads []*ts.Tensor) error {
 	if err := phiop.Backward(roots, grads); err != nil {
 		return fmt.Errorf("lrlora: backward of %d held deltas: %w", len(roots), err)
 	}
