@@ -82,21 +82,31 @@ func (m *Model) HoldDeltas() (int, error) {
 	if m.closed {
 		return 0, ErrClosed
 	}
-	if m.opt.hook != nil {
-		return 0, nil
-	}
-	n := 0
-	for _, a := range m.adapters {
-		if !a.Holds() {
-			continue
-		}
+	held := m.HoldingAdapters()
+	for _, a := range held {
 		if err := a.HoldDelta(); err != nil {
 			m.ReleaseDeltas()
 			return 0, fmt.Errorf("model: %w", err)
 		}
-		n++
 	}
-	return n, nil
+	return len(held), nil
+}
+
+// HoldingAdapters returns the adapters HoldDeltas makes hold, in module order: those
+// whose Holds is true, and none with a block hook or once closed. Data-parallel
+// ranks that share the held weights (lrlora.Adapter.HoldDeltaInto and HoldReceived)
+// hold these.
+func (m *Model) HoldingAdapters() []*lrlora.Adapter {
+	if m.closed || m.opt.hook != nil {
+		return nil
+	}
+	var held []*lrlora.Adapter
+	for _, a := range m.adapters {
+		if a.Holds() {
+			held = append(held, a)
+		}
+	}
+	return held
 }
 
 // BackwardHeldDeltas back-propagates what the held weights (HoldDeltas) gathered over
