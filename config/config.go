@@ -40,6 +40,11 @@ type Model struct {
 	// train.grad_accum_steps > 1: φ then runs forward and backward once per step, at the
 	// price of the merged weight and its gradient per adapted layer for the whole step.
 	DeltaPerStep bool `yaml:"delta_per_step"`
+	// SplitDelta makes data-parallel ranks split that per-step work by layer: each
+	// forms and back-propagates its share of the layers' ΔW, and two all-reduces per
+	// step of every held layer's d_out×d_in elements share the weights and sum their
+	// gradients. Needs DeltaPerStep; has no effect on one rank.
+	SplitDelta bool `yaml:"split_delta"`
 }
 
 // Data says which records to read and how they become examples (see package data).

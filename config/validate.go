@@ -168,6 +168,10 @@ func (v *validator) model() {
 		}
 	}
 	v.oneOf("model.dtype", m.DType, ModelDTypes)
+	if m.SplitDelta && !m.DeltaPerStep {
+		v.bad("model.split_delta", "is true while model.delta_per_step is false",
+			"the ranks split the ΔW that delta_per_step holds for the step: set both, or neither")
+	}
 }
 
 // adapter reports adapter.Spec's problems, suggesting the nearest name for enumerated keys.

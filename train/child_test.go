@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/internal/testkit/tinymodel"
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Tests that kill a run, or run several ranks, re-execute the test binary as a child
@@ -31,6 +33,8 @@ const (
 	envFlat      = "LRTRAIN_TRAIN_FLAT"       // count the flat in-place gradient all-reduces: one per step, or the child fails
 	envHost      = "LRTRAIN_TRAIN_HOST"       // reduce gradients through the float64 host bucket (Env.seams.hostGrads)
 	envShard     = "LRTRAIN_TRAIN_SHARD"      // shard the backbone across all ranks (a second Gloo group)
+	envPasses    = "LRTRAIN_TRAIN_PASSES"     // a directory: write phiop.Passes() at the end to passes-<rank> there
+	envGather    = "LRTRAIN_TRAIN_GATHER"     // model.split_delta through all-gather and reduce-scatter (Env.seams.splitGather)
 )
 
 // rawCounter counts the raw all-reduces the trainer asks of its group directly (the
@@ -116,11 +120,19 @@ func runChild(path string) int {
 			env.Group = counter
 		}
 		env.seams.hostGrads = os.Getenv(envHost) != ""
+		env.seams.splitGather = os.Getenv(envGather) != ""
 	}
 	res, err := Run(ctx, o, env)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
+	}
+	if dir := os.Getenv(envPasses); dir != "" {
+		name := filepath.Join(dir, "passes-"+os.Getenv(envRank))
+		if err := os.WriteFile(name, []byte(strconv.FormatInt(phiop.Passes(), 10)), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 2
+		}
 	}
 	// One flat all-reduce per optimizer step, or the path under test was not taken.
 	if counter != nil && int64(counter.raw) != res.Step {

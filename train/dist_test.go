@@ -52,7 +52,13 @@ func checkTwoRanksLikeOne(t *testing.T, extra ...string) {
 
 	two := distOptions(t, 1)
 	runTwoRanks(t, two, extra...)
+	compareTwoWithOne(t, one, two)
+}
 
+// compareTwoWithOne checks that the 2-rank run two trained what the 1-process run one
+// did (see TestTwoRanksTrainLikeOne).
+func compareTwoWithOne(t *testing.T, one, two Options) {
+	t.Helper()
 	want, _ := metricsOf(t, one.Output.Dir)
 	got, _ := metricsOf(t, two.Output.Dir)
 	if len(got) != len(want) {

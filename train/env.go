@@ -61,6 +61,9 @@ type testSeams struct {
 	// hostGrads sends CPU gradients through the float64 host bucket (allReduceHost), the
 	// path of a group that cannot reduce memory in place, instead of the flat one.
 	hostGrads bool
+	// splitGather makes model.split_delta use the all-gather and reduce-scatter (the
+	// GPU path) on a Gloo group too, which otherwise all-reduces.
+	splitGather bool
 	// saveHook is called with each checkpoint file's name once half of it is written.
 	saveHook func(name string)
 }

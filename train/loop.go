@@ -116,7 +116,7 @@ func (r *run) step(ctx context.Context) error {
 	// the step's target count over all micro-batches and ranks: the gradients add up to
 	// the gradient of the global mean loss.
 	targets := targetsOf(sd, r.exs.classify)
-	lossSum, tokens, err := r.accumulate(sd.Batches, max(targets, 1))
+	lossSum, tokens, err := r.accumulate(ctx, sd.Batches, max(targets, 1))
 	if err != nil {
 		return r.stepError(err)
 	}

@@ -31,6 +31,7 @@ type ModelOptions struct {
 	ActivationCheckpointing bool   `json:"activation_checkpointing"`
 	RecomputeDelta          bool   `json:"recompute_delta"` // lrlora.Adapter.SetRecomputeDelta on every adapter
 	DeltaPerStep            bool   `json:"delta_per_step"`  // model.HoldDeltas over a step's micro-batches (more than one)
+	SplitDelta              bool   `json:"split_delta"`     // data-parallel ranks split the held ΔW by layer (splitdelta.go)
 	NumLabels               int    `json:"num_labels"`      // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
 }
 
@@ -133,6 +134,8 @@ func (o Options) validate() error {
 	switch {
 	case o.Model.Path == "":
 		return bad("model.path", "not set")
+	case o.Model.SplitDelta && !o.Model.DeltaPerStep:
+		return bad("model.split_delta", "set while model.delta_per_step is not (it splits what that holds)")
 	case o.Output.Dir == "":
 		return bad("output.dir", "not set")
 	case len(o.Data.Train) == 0:

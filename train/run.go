@@ -60,14 +60,16 @@ type run struct {
 	man       Manifest
 	count     model.ParamCount
 
-	st        State
-	res       *Result
-	started   time.Time
-	startStep int64      // the step this process started from
-	savedStep int64      // the step the newest checkpoint holds (0: none yet, or a fresh run)
-	evaluated int64      // the step an evaluation due on resume evaluated, −1 if none
-	peaks     allocPeaks // the CPU allocator's peaks over the run (steps reset its own)
-	heldNoted bool       // the first step that held ΔW (model.delta_per_step) logged it
+	st         State
+	res        *Result
+	started    time.Time
+	startStep  int64      // the step this process started from
+	savedStep  int64      // the step the newest checkpoint holds (0: none yet, or a fresh run)
+	evaluated  int64      // the step an evaluation due on resume evaluated, −1 if none
+	peaks      allocPeaks // the CPU allocator's peaks over the run (steps reset its own)
+	heldNoted  bool       // the first step that held ΔW (model.delta_per_step) logged it
+	shareNoted bool       // the first step logged whether it split ΔW (model.split_delta)
+	split      splitStats // the steps that split ΔW (model.split_delta): their all-reduces
 }
 
 // open resolves the options, the group and the device, and opens the run's log (rank 0
@@ -341,6 +343,9 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 		gs := r.gatherer.Stats()
 		ev = ev.Int("shard_gathers", gs.Gathers).Int("shard_reused", gs.Reused).Float64("shard_gather_s", round(gs.GatherTime.Seconds(), 3)).
 			Float64("shard_wait_s", round(gs.WaitTime.Seconds(), 3)).Int("shard_prefetch", r.gatherer.Prefetch())
+	}
+	if r.split.steps > 0 {
+		ev = ev.Int("split_delta_steps", r.split.steps).Float64("split_delta_reduce_s", round(r.split.reduce.Seconds(), 3))
 	}
 	ev.Msg("training finished")
 	return res, nil

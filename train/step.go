@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -19,18 +20,35 @@ import (
 // sum divided by norm, and returns the undivided loss sum and the input tokens. With
 // more than one micro-batch and model.delta_per_step the adapters form ΔW once for the
 // step (model.HoldDeltas) and back-propagate the micro-batches' summed gradient of it
-// after the last one. The
-// loss sums are added up on the device in float64 (each float32 sum converts exactly,
-// and 0 + x = x: the same float64 additions, in the same order, as on the host) and the
-// total is read once, after the last backward: the host never waits for the device
-// between micro-batches.
-func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, error) {
+// after the last one; with model.split_delta the ranks split that work by layer
+// (splitdelta.go), whatever the number of micro-batches. The loss sums are added up
+// on the device in float64 (each float32 sum converts exactly, and 0 + x = x: the
+// same float64 additions, in the same order, as on the host) and the total is read
+// once, after the last backward: the host never waits for the device between
+// micro-batches.
+func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64) (float64, int64, error) {
 	total, err := ts.Zeros([]int64{1}, gotch.Double, r.m.Device()) // gotch's Zeros takes no 0-dim shape
 	if err != nil {
 		return 0, 0, fmt.Errorf("loss accumulator: %w", err)
 	}
 	defer total.Drop()
-	if len(batches) > 1 && r.opts.Model.DeltaPerStep {
+	share, why := r.planShare()
+	if why != "" && !r.shareNoted {
+		r.shareNoted = true
+		r.log.Warn().Str("reason", why).Msg("model.split_delta: each rank forms every layer's ΔW")
+	}
+	if share != nil {
+		// ΔW split across the ranks: each forms its layers' share and receives the rest.
+		defer r.m.ReleaseDeltas()
+		if err := share.hold(ctx, r.m.Device(), r.rank); err != nil {
+			return 0, 0, err
+		}
+		if !r.shareNoted {
+			r.shareNoted = true
+			r.log.Info().Int("adapters", len(share.ads)).Int("owned", share.owned(r.rank)).Int("ranks", r.g.Size()).
+				Msg("ΔW formed once per optimizer step, split across ranks (model.split_delta)")
+		}
+	} else if len(batches) > 1 && r.opts.Model.DeltaPerStep {
 		// ΔW once for the step: φ forward here, its backward after the last micro-batch.
 		n, err := r.m.HoldDeltas()
 		if err != nil {
@@ -51,7 +69,16 @@ func (r *run) accumulate(batches []*data.Batch, norm int64) (float64, int64, err
 		}
 		tokens += n
 	}
-	if err := r.m.BackwardHeldDeltas(); err != nil { // nothing held: nothing to do
+	if share != nil {
+		if err := share.backward(ctx, r.m.Device(), r.rank); err != nil {
+			return 0, 0, err
+		}
+		if err := zeroMissingGrads(r.trainable); err != nil {
+			return 0, 0, err
+		}
+		r.split.steps++
+		r.split.reduce += share.reduced
+	} else if err := r.m.BackwardHeldDeltas(); err != nil { // nothing held: nothing to do
 		return 0, 0, err
 	}
 	v, err := tensorkit.Scalar(total) // the one read of the step's loss

@@ -1,0 +1,375 @@
+package train
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"time"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/lrlora"
+	"github.com/lrtrain/lrtrain/phiop"
+)
+
+// ΔW's per-step work split across data-parallel ranks (model.split_delta). With
+// model.delta_per_step every rank forms each layer's merged weight once per step and
+// runs its backward once, on the same adapters: work every rank repeats, which data
+// parallelism cannot speed up. Split, each held layer has one owner rank (layers
+// dealt out largest first to the least loaded rank, by d_out·d_in). Two flat buffers
+// hold every layer's d_out·d_in elements, grouped by owner: rank k's layers in block
+// k, every block as long as the largest rank's share. At the start of a step each
+// rank forms its layers' weights into its block and one all-gather gives every rank
+// every layer's weight. After the micro-batches each rank writes its gradients of all
+// the held weights into the second buffer and one reduce-scatter leaves each rank the
+// sum over ranks of its own block: the owner runs its layers' backward with that sum.
+// The other ranks leave those layers' parameter gradients at zero, so the usual
+// all-reduce of the parameters' gradients adds up the owners' results. φ's backward
+// is linear in its upstream gradient, so this is the unsplit gradient up to the order
+// of the sums. Cost per step: an all-gather and a reduce-scatter of every held layer's
+// d_out·d_in elements (each moves (n−1)/n of them per rank, half an all-reduce),
+// against each rank's φ work falling to its layers' share.
+//
+// That is the path on GPUs (NCCL). Gloo's all-gather and reduce-scatter are much
+// slower on host memory than its all-reduce, which takes 2.7× less time for the two
+// (measured, BENCHMARKS.md), so on the CPU both steps use an all-reduce of the whole
+// buffer instead: the weights with zeros outside each rank's own layers (a sum with
+// zeros gives the owner's values exactly), and the gradients summed in full, of which
+// each rank reads its block.
+
+// splitGroup is what a group needs for the split: the raw all-gather and
+// reduce-scatter (Gloo on host memory, NCCL on device memory).
+type splitGroup interface {
+	collective.RawAllGatherer
+	collective.RawReduceScatterer
+}
+
+// deltaShare is one step's split: ads[i] (a holding adapter) has owner[i] and the
+// elements [off[i], off[i]+n[i]) of the flat buffers, inside block owner[i] of
+// block elements each.
+type deltaShare struct {
+	ads      []*lrlora.Adapter
+	owner    []int
+	off, n   []int64
+	block    int64
+	ranks    int
+	dtype    gotch.DType
+	gather   bool                     // all-gather and reduce-scatter (sg); else all-reduce (ar)
+	sg       splitGroup               // NCCL groups
+	ar       collective.RawAllReducer // Gloo groups
+	reduceDT collective.DType
+	reduced  time.Duration // the host's time in this step's two collectives
+}
+
+// splitStats sums what the steps that split ΔW spent in its collectives (logged
+// with "training finished").
+type splitStats struct {
+	steps  int
+	reduce time.Duration
+}
+
+// planShare returns the split for this step, or nil and why the step cannot split
+// (then it holds as without model.split_delta).
+func (r *run) planShare() (*deltaShare, string) {
+	if !r.opts.Model.SplitDelta || r.g.Size() < 2 {
+		return nil, ""
+	}
+	dev := r.m.Device()
+	sh := &deltaShare{ads: r.m.HoldingAdapters(), ranks: r.g.Size()}
+	dr, onDevice := r.g.(deviceReducer)
+	switch sg, ok := r.g.(splitGroup); {
+	case dev.IsCuda() != onDevice || (onDevice && dr.Device() != dev.Value):
+		return nil, fmt.Sprintf("the group (%T) does not reach %v memory", r.g, dev)
+	case onDevice && !ok:
+		return nil, fmt.Sprintf("the group (%T) has no raw all-gather and reduce-scatter", r.g)
+	case onDevice || (ok && r.env.seams.splitGather):
+		sh.gather, sh.sg = true, sg
+	default:
+		if sh.ar, ok = r.g.(collective.RawAllReducer); !ok {
+			return nil, fmt.Sprintf("the group (%T) has no raw all-reduce", r.g)
+		}
+	}
+	if len(sh.ads) == 0 {
+		return nil, "no adapter holds ΔW (plain LoRA, a sharded backbone or model.recompute_delta)"
+	}
+	sh.n = make([]int64, len(sh.ads))
+	for i, ad := range sh.ads {
+		var dt gotch.DType
+		sh.n[i], dt = ad.HeldSize()
+		if i == 0 {
+			sh.dtype = dt
+		} else if dt != sh.dtype {
+			return nil, fmt.Sprintf("adapters %s and %s differ in dtype (%v, %v)", sh.ads[0].Name(), ad.Name(), sh.dtype, dt)
+		}
+	}
+	switch sh.dtype {
+	case gotch.Float:
+		sh.reduceDT = collective.Float32
+	case gotch.Double:
+		sh.reduceDT = collective.Float64
+	default:
+		return nil, fmt.Sprintf("the adapters' dtype %v is not reduced (float32 or float64)", sh.dtype)
+	}
+	sh.owner = dealOwners(sh.n, sh.ranks)
+	sh.off, sh.block = layout(sh.n, sh.owner, sh.ranks)
+	return sh, ""
+}
+
+// layout places n[i] elements in block owner[i] of ranks equal blocks, each rank's
+// in order, and returns their offsets and the block length (the largest rank's total).
+func layout(n []int64, owner []int, ranks int) (off []int64, block int64) {
+	fill := make([]int64, ranks)
+	off = make([]int64, len(n))
+	for i, o := range owner {
+		off[i] = fill[o]
+		fill[o] += n[i]
+	}
+	block = slices.Max(fill)
+	for i, o := range owner {
+		off[i] += int64(o) * block
+	}
+	return off, block
+}
+
+// dealOwners gives each of sizes an owner among ranks: largest first (ties in order)
+// to the rank with the least so far (ties to the lowest rank). Every rank computes the
+// same deal from the same sizes.
+func dealOwners(sizes []int64, ranks int) []int {
+	order := make([]int, len(sizes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	load := make([]int64, ranks)
+	owner := make([]int, len(sizes))
+	for _, i := range order {
+		least := 0
+		for k := 1; k < ranks; k++ {
+			if load[k] < load[least] {
+				least = k
+			}
+		}
+		owner[i] = least
+		load[least] += sizes[i]
+	}
+	return owner
+}
+
+// owned counts the layers this rank owns.
+func (sh *deltaShare) owned(rank int) int {
+	n := 0
+	for _, o := range sh.owner {
+		if o == rank {
+			n++
+		}
+	}
+	return n
+}
+
+// hold forms this rank's layers' weights into its block and gathers the others'
+// (see above). On error the caller releases what is held (model.ReleaseDeltas).
+func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) error {
+	alloc := ts.Zeros // the all-reduce's zeros
+	if sh.gather {
+		alloc = ts.Empty // every element is gathered
+	}
+	all, err := alloc([]int64{int64(sh.ranks) * sh.block}, sh.dtype, dev)
+	if err != nil {
+		return fmt.Errorf("train: split ΔW: buffer of %d elements: %w", int64(sh.ranks)*sh.block, err)
+	}
+	defer all.Drop() // the received weights keep its storage
+	mine, base := all, int64(0)
+	if sh.gather {
+		if mine, err = ts.Zeros([]int64{sh.block}, sh.dtype, dev); err != nil { // zeros: the padding
+			return fmt.Errorf("train: split ΔW: buffer of %d elements: %w", sh.block, err)
+		}
+		defer mine.Drop()
+		base = int64(rank) * sh.block
+	}
+	for i, ad := range sh.ads {
+		if sh.owner[i] == rank {
+			err = withSlot(mine, sh.off[i]-base, sh.n[i], ad.HoldDeltaInto)
+		} else {
+			err = withSlot(all, sh.off[i], sh.n[i], ad.HoldReceived)
+		}
+		if err != nil {
+			return fmt.Errorf("train: split ΔW: %w", err)
+		}
+	}
+	start := time.Now()
+	err = sh.collective(dev, mine, all, func(send, recv unsafe.Pointer) error {
+		if sh.gather {
+			return sh.sg.AllGatherRaw(ctx, send, recv, int(sh.block), sh.reduceDT)
+		}
+		return sh.ar.AllReduceRaw(ctx, recv, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
+	})
+	if err != nil {
+		return fmt.Errorf("train: split ΔW: gather the held weights: %w", err)
+	}
+	sh.reduced += time.Since(start)
+	return nil
+}
+
+// backward sums the held weights' gradients across ranks block by block and runs
+// this rank's layers' backward with its block of the sum; every held weight is
+// released.
+func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) error {
+	all, err := ts.Zeros([]int64{int64(sh.ranks) * sh.block}, sh.dtype, dev) // zeros: no gradient, padding
+	if err != nil {
+		return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", int64(sh.ranks)*sh.block, err)
+	}
+	defer func() {
+		if all != nil {
+			all.Drop()
+		}
+	}()
+	for i, ad := range sh.ads {
+		err := withSlot(all, sh.off[i], sh.n[i], func(slot *ts.Tensor) error { return copyHeldGrad(ad, slot) })
+		if err != nil {
+			return fmt.Errorf("train: split ΔW: %w", err)
+		}
+		if sh.owner[i] != rank {
+			ad.ReleaseDelta() // frees its gradient now, not after the collective
+		}
+	}
+	mine, base := all, int64(0)
+	if sh.gather {
+		if mine, err = ts.Empty([]int64{sh.block}, sh.dtype, dev); err != nil {
+			return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", sh.block, err)
+		}
+		defer mine.Drop()
+		base = int64(rank) * sh.block
+	}
+	start := time.Now()
+	err = sh.collective(dev, all, mine, func(send, recv unsafe.Pointer) error {
+		if sh.gather {
+			return sh.sg.ReduceScatterRaw(ctx, send, recv, int(sh.block), sh.reduceDT, collective.Sum)
+		}
+		return sh.ar.AllReduceRaw(ctx, send, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
+	})
+	if err != nil {
+		return fmt.Errorf("train: split ΔW: sum the held weights' gradients: %w", err)
+	}
+	sh.reduced += time.Since(start)
+	if sh.gather {
+		all.Drop()
+		all = nil
+	}
+	grads := make([]*ts.Tensor, len(sh.ads)) // views of mine for the owned layers; nil for the others
+	defer func() {
+		for _, g := range grads {
+			if g != nil {
+				g.Drop()
+			}
+		}
+	}()
+	for i := range sh.ads {
+		if sh.owner[i] != rank {
+			continue
+		}
+		if grads[i], err = mine.Narrow(0, sh.off[i]-base, sh.n[i], false); err != nil {
+			return fmt.Errorf("train: split ΔW: gradient of %s: %w", sh.ads[i].Name(), err)
+		}
+	}
+	if err := lrlora.BackwardHeldWith(sh.ads, grads); err != nil {
+		return fmt.Errorf("train: split ΔW: %w", err)
+	}
+	return nil
+}
+
+// collective runs f on send's and recv's data. On a GPU the collective runs on the
+// group's own stream, so the device is synchronised first (the kernels that wrote
+// send must be done), and f returns once recv is written.
+func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, f func(send, recv unsafe.Pointer) error) error {
+	if dev.IsCuda() {
+		if err := synchronizeDevice(dev); err != nil {
+			return fmt.Errorf("synchronise %v: %w", dev, err)
+		}
+	}
+	s, err := send.DataPtr()
+	if err != nil {
+		return err
+	}
+	r, err := recv.DataPtr()
+	if err != nil {
+		return err
+	}
+	err = f(s, r)
+	runtime.KeepAlive(send)
+	runtime.KeepAlive(recv)
+	return err
+}
+
+// withSlot calls f with the n elements of flat from off (a view, dropped after f).
+func withSlot(flat *ts.Tensor, off, n int64, f func(slot *ts.Tensor) error) error {
+	slot, err := flat.Narrow(0, off, n, false)
+	if err != nil {
+		return fmt.Errorf("slot [%d, %d): %w", off, off+n, err)
+	}
+	defer slot.Drop()
+	return f(slot)
+}
+
+// copyHeldGrad copies ad's held gradient into slot; a slot whose adapter gathered no
+// gradient is left as it is (zero).
+func copyHeldGrad(ad *lrlora.Adapter, slot *ts.Tensor) error {
+	g, err := ad.HeldGrad()
+	if err != nil || g == nil {
+		return err
+	}
+	defer g.Drop()
+	err = tensorkit.NoGrad(func() error {
+		src, err := g.ViewAs(slot, false)
+		if err != nil {
+			return err
+		}
+		defer src.Drop()
+		out, err := slot.CopyOut(slot, src, false, false)
+		if err != nil {
+			return err
+		}
+		return out.Drop()
+	})
+	if err != nil {
+		return fmt.Errorf("gradient of %s: %w", ad.Name(), err)
+	}
+	return nil
+}
+
+// zeroMissingGrads gives every parameter without a gradient a zero one (a backward
+// from the leaf itself with a zero gradient): under a split the layers another rank
+// owns get none on this rank, and the all-reduce of the gradients needs one per
+// parameter. From the second step on the optimizer's zeroing keeps them.
+func zeroMissingGrads(params []ts.NamedTensor) error {
+	var leaves, zeros []*ts.Tensor
+	defer func() { dropAll(zeros) }()
+	for _, p := range params {
+		g, err := p.Tensor.Grad(false)
+		if err != nil {
+			return fmt.Errorf("train: gradient of %s: %w", p.Name, err)
+		}
+		ok, err := g.Defined()
+		g.Drop()
+		if err != nil {
+			return fmt.Errorf("train: gradient of %s: %w", p.Name, err)
+		}
+		if ok {
+			continue
+		}
+		z, err := p.Tensor.ZerosLike(false)
+		if err != nil {
+			return fmt.Errorf("train: zero gradient of %s: %w", p.Name, err)
+		}
+		leaves, zeros = append(leaves, p.Tensor), append(zeros, z)
+	}
+	if err := phiop.Backward(leaves, zeros); err != nil {
+		return fmt.Errorf("train: zero gradients: %w", err)
+	}
+	return nil
+}

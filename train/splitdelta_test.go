@@ -1,0 +1,147 @@
+package train
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/phiop"
+)
+
+// Two ranks that split ΔW's per-step work by layer (model.split_delta) train what one
+// process trains on the same global batches with ΔW held for its two micro-batches:
+// the same losses, gradient norms and final adapters as TestTwoRanksTrainLikeOne
+// requires (float64; the sums run in another order). Between them the two ranks run
+// φ's op exactly as often as the one process (one forward and one backward per layer
+// and step), each a part of it: every layer is formed once, by its owner, not once
+// per rank. With φ shared by all layers too (each owner adds its layers' part into
+// the shared parameters' gradient, and the all-reduce adds the owners' parts). Both
+// ways of exchanging the held weights and their gradients: the CPU's all-reduces and
+// the GPU's all-gather and reduce-scatter (here through Gloo; the layers grouped by
+// owner, the shorter rank's block padded).
+func TestSplitDeltaTrainsLikeOne(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	for _, tc := range []struct {
+		name   string
+		share  adapter.Sharing
+		gather bool
+	}{
+		{"all-reduce", adapter.ShareNone, false},
+		{"all-reduce/phi shared", adapter.ShareAll, false},
+		{"all-gather and reduce-scatter", adapter.ShareNone, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { splitDeltaTrainsLikeOne(t, tc.share, tc.gather) })
+	}
+}
+
+func splitDeltaTrainsLikeOne(t *testing.T, share adapter.Sharing, gather bool) {
+	one := distOptions(t, 2)
+	one.Adapter.Phi.Share = share
+	before := phiop.Passes()
+	if _, err := Run(context.Background(), one, Env{Console: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	onePasses := phiop.Passes() - before
+
+	two := distOptions(t, 1)
+	two.Adapter.Phi.Share = share
+	two.Model.SplitDelta = true
+	dir := t.TempDir()
+	env := []string{envPasses + "=" + dir}
+	if gather {
+		env = append(env, envGather+"=1")
+	}
+	runTwoRanks(t, two, env...)
+	compareTwoWithOne(t, one, two)
+
+	var passes [2]int64
+	for r := range passes {
+		raw, err := os.ReadFile(filepath.Join(dir, "passes-"+strconv.Itoa(r)))
+		if err == nil {
+			passes[r], err = strconv.ParseInt(string(raw), 10, 64)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("φ passes: one process %d, split ranks %d + %d", onePasses, passes[0], passes[1])
+	if want := int64(4 * 14 * 2); onePasses != want { // 4 steps × 14 layers × forward and backward
+		t.Errorf("one process: %d φ passes, want %d", onePasses, want)
+	}
+	if passes[0]+passes[1] != onePasses || passes[0] == 0 || passes[1] == 0 {
+		t.Errorf("split ranks ran φ %d and %d times; want a part each, %d together", passes[0], passes[1], onePasses)
+	}
+	logs, err := os.ReadFile(filepath.Join(two.Output.Dir, "train.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), `"adapters":14,"owned":`) ||
+		!strings.Contains(string(logs), "split across ranks (model.split_delta)") ||
+		!strings.Contains(string(logs), `"split_delta_steps":4,"split_delta_reduce_s":`) {
+		t.Error("train.log does not note the split, or its 4 steps when training finished")
+	}
+}
+
+// model.split_delta splits what model.delta_per_step holds: one without the other is
+// refused before any work, naming the key.
+func TestSplitDeltaNeedsDeltaPerStep(t *testing.T) {
+	o := tinyOptions(t, t.TempDir())
+	o.Model.DeltaPerStep, o.Model.SplitDelta = false, true
+	_, err := Run(context.Background(), o, Env{Console: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "model.split_delta") {
+		t.Fatalf("Run: %v, want an error naming model.split_delta", err)
+	}
+}
+
+// The deal gives every layer one owner, largest first to the least loaded rank, so
+// no rank's load exceeds the least loaded one's by more than the largest layer; the
+// layout puts each layer inside its owner's block without overlap. The sizes are a
+// Llama block's 7 projections (d = 512, d_kv = 128, d_ff = 1408) twice, over 2 and 3
+// ranks (3: unequal blocks, the shorter ones padded).
+func TestDealOwnersAndLayout(t *testing.T) {
+	var sizes []int64
+	for range 2 {
+		sizes = append(sizes, 512*512, 128*512, 128*512, 512*512, 1408*512, 1408*512, 512*1408)
+	}
+	for _, ranks := range []int{2, 3} {
+		owner := dealOwners(sizes, ranks)
+		if again := dealOwners(sizes, ranks); !slices.Equal(owner, again) {
+			t.Fatalf("%d ranks: two deals differ: %v, %v", ranks, owner, again)
+		}
+		load := make([]int64, ranks)
+		for i, o := range owner {
+			if o < 0 || o >= ranks {
+				t.Fatalf("%d ranks: layer %d dealt to rank %d", ranks, i, o)
+			}
+			load[o] += sizes[i]
+		}
+		if spread := slices.Max(load) - slices.Min(load); spread > slices.Max(sizes) {
+			t.Errorf("%d ranks: loads %v differ by %d, more than the largest layer", ranks, load, spread)
+		}
+		off, block := layout(sizes, owner, ranks)
+		if block != slices.Max(load) {
+			t.Errorf("%d ranks: block %d, want the largest load %d", ranks, block, slices.Max(load))
+		}
+		used := make([]int, int64(ranks)*block)
+		for i, o := range owner {
+			if lo, hi := int64(o)*block, int64(o+1)*block; off[i] < lo || off[i]+sizes[i] > hi {
+				t.Errorf("%d ranks: layer %d at [%d, %d), outside its owner %d's block [%d, %d)", ranks, i, off[i], off[i]+sizes[i], o, lo, hi)
+			}
+			for k := off[i]; k < off[i]+sizes[i] && k < int64(len(used)); k++ {
+				used[k]++
+			}
+		}
+		if slices.Max(used) > 1 {
+			t.Errorf("%d ranks: layers overlap", ranks)
+		}
+		t.Logf("%d ranks: loads %v, block %d", ranks, load, block)
+	}
+}
