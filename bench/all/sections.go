@@ -54,11 +54,12 @@ var sections = []section{
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-accum", "4", "-steps", "5", "-rounds", "2"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-accum", "4", "-steps", "3"}},
 	}},
-	// ≈ 5 min: five runs of 6 steps of ~3 s, startup: 1 and 2 ranks, and beside the
-	// sharded backbone the two other ways to spend less memory (checkpointing, recompute_delta)
+	// ≈ 5.5 min: six runs of 6 steps of ~3 s, startup: 1 and 2 ranks, 2 ranks splitting
+	// ΔW's per-step work (split_delta), and beside the sharded backbone the two other
+	// ways to spend less memory (checkpointing, recompute_delta)
 	{name: "dpscale", render: renderText, runs: []run{{
-		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-shard", "-ckpt", "-recompute"},
-		quickV: []string{"go", "run", "./bench/dpscale", "-preset", "tiny", "-steps", "3", "-warmup", "1", "-rounds", "1", "-threads1", "1", "-recompute"},
+		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-split", "-shard", "-ckpt", "-recompute"},
+		quickV: []string{"go", "run", "./bench/dpscale", "-preset", "tiny", "-steps", "3", "-warmup", "1", "-rounds", "1", "-threads1", "1", "-split", "-recompute"},
 	}}},
 	{name: "allreduce", render: renderText, runs: []run{{ // ≈ 1–2 min
 		argv:   []string{"go", "run", "./dist/collective/bench/allreduce", "-ranks", "2,4", "-min", "1KiB", "-max", "256MiB"},

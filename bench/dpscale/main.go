@@ -53,6 +53,12 @@
 // what data parallelism cannot split.
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -delta-per-step=false
+//
+// -split adds the data-parallel ranks with model.split_delta: each rank forms and
+// back-propagates only its share of the layers' ΔW, and two all-reduces per step share
+// the weights and sum their gradients; its scaling over 1 rank is printed too.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -split
 package main
 
 import (
@@ -84,6 +90,7 @@ type flags struct {
 	recompute             bool
 	method                string
 	deltaPerStep          bool
+	split                 bool
 	ceiling               bool
 	ranks                 int
 	prefetch              []int
@@ -110,6 +117,7 @@ func main() {
 	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
 	flag.StringVar(&f.method, "method", "lrlora", "adapter.method of every run")
 	flag.BoolVar(&f.deltaPerStep, "delta-per-step", true, "model.delta_per_step of every run")
+	flag.BoolVar(&f.split, "split", false, "also run the data-parallel ranks with model.split_delta")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -134,6 +142,7 @@ type result struct {
 	sharded, ckpt  bool
 	noKeep         bool
 	recompute      bool
+	split          bool // model.split_delta
 	prefetch       int
 	shardStats     string
 	peakMiB        float64
@@ -178,6 +187,9 @@ func run(f flags) error {
 	var pairs []ceilingRun
 	for r := range f.rounds {
 		variants := []result{{ranks: 1}, {ranks: f.ranks}}
+		if f.split {
+			variants = append(variants, result{ranks: f.ranks, split: true})
+		}
 		if f.ckpt {
 			variants = append(variants, result{ranks: f.ranks, ckpt: true})
 		}
@@ -236,7 +248,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 	if v.sharded {
 		shardSize = ranks
 	}
-	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, v.recompute, shardSize, prefetch)
+	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, v.recompute, v.split && ranks > 1, shardSize, prefetch)
 	if err != nil {
 		return result{}, err
 	}
@@ -269,7 +281,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
 	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
-	res.recompute = v.recompute
+	res.recompute, res.split = v.recompute, v.split
 	if res.peakMiB, res.tensorMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
@@ -327,12 +339,17 @@ func peakOf(path string, steps int) (rss, tensor float64, stats string, err erro
 			Reused  float64  `json:"shard_reused"`
 			GatherS float64  `json:"shard_gather_s"`
 			WaitS   float64  `json:"shard_wait_s"`
+			Splits  float64  `json:"split_delta_steps"`
+			SplitS  float64  `json:"split_delta_reduce_s"`
 		}
 		if json.Unmarshal(line, &rec) != nil || rec.Message != "training finished" || rec.Peak == nil {
 			continue
 		}
 		if n := float64(steps); rec.Gathers > 0 {
 			stats = fmt.Sprintf("%.0f+%.0f kept, %.3f s, wait %.3f s", rec.Gathers/n, rec.Reused/n, rec.GatherS/n, rec.WaitS/n)
+		}
+		if rec.Splits > 0 {
+			stats = fmt.Sprintf("split_delta: all-reduces %.3f s/step", rec.SplitS/rec.Splits)
 		}
 		return *rec.Peak, rec.Tensor, stats, nil
 	}
@@ -349,7 +366,7 @@ func report(f flags, results []result, cpus int) {
 	fmt.Printf("preset %s, %s adapters (delta_per_step %t), global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
 		f.preset, f.method, f.deltaPerStep, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tpeak tensors MiB\tgathers/step (rank 0)\t")
+	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tpeak tensors MiB\tgathers or all-reduces/step (rank 0)\t")
 	best, peak, tensors := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	var order []string
 	for _, r := range results {
@@ -366,6 +383,10 @@ func report(f flags, results []result, cpus int) {
 	whole := fmt.Sprintf("%d whole", n)
 	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 		best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
+	if split := fmt.Sprintf("%d whole, split_delta", n); f.split {
+		fmt.Printf("best: %d ranks with split_delta %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
+			n, best[split], n, best[split]/best["1 whole"])
+	}
 	for _, key := range order[2:] {
 		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %s\n",
 			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole], ratioOrNA(tensors[key], tensors[whole]))
@@ -386,6 +407,8 @@ func (r result) backbone() string {
 	switch {
 	case r.ckpt:
 		return "whole, checkpointed"
+	case r.split:
+		return "whole, split_delta"
 	case r.sharded && r.recompute && r.noKeep:
 		return fmt.Sprintf("sharded, prefetch %d, recompute_delta, no keep", r.prefetch)
 	case r.sharded && r.recompute:
