@@ -44,3 +44,22 @@ func Backward(outputs, grads []*ts.Tensor) error {
 	}
 	return nil
 }
+
+// SetGrad makes grad the .grad of leaf (a tensor that requires grad and records no
+// graph), so that later backward passes add into grad's storage in place (libtorch's
+// gradient accumulation adds in place into a .grad that exists when, as here, no
+// graph of the gradient is recorded). grad must match leaf's shape, dtype and device
+// and record no graph; it may be a view of a larger buffer. lrlora uses it to gather
+// a held weight's gradient straight into a buffer that a collective then reduces.
+func SetGrad(leaf, grad *ts.Tensor) error {
+	if leaf == nil || grad == nil {
+		return fmt.Errorf("%w: set grad", ErrNilTensor)
+	}
+	msg := C.phiop_set_grad(leaf.Ctensor(), grad.Ctensor())
+	runtime.KeepAlive(leaf)
+	runtime.KeepAlive(grad)
+	if err := takeError(msg); err != nil {
+		return fmt.Errorf("phiop: set grad: %w", err)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package phiop
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,5 +61,45 @@ func TestBackwardChecksItsEntries(t *testing.T) {
 	}
 	if err := Backward(nil, nil); err != nil {
 		t.Errorf("no entries: %v", err)
+	}
+}
+
+// SetGrad points a leaf's .grad at a slot of a larger buffer: later backward passes
+// add into the slot in place (2·1 twice: 4 per element), the rest of the buffer is
+// untouched, and a gradient of another shape or a leaf without requires_grad is
+// refused with a message saying which.
+func TestSetGradGathersIntoTheGivenStorage(t *testing.T) {
+	lockThread(t)
+	leaf := newTensor(t, []float64{1, 2, 3}, []int64{3}, gotch.Double, true)
+	defer leaf.MustDrop()
+	buf := newTensor(t, []float64{7, 7, 0, 0, 0, 7}, []int64{6}, gotch.Double, false)
+	defer buf.MustDrop()
+	slot := buf.MustNarrow(0, 2, 3, false)
+	defer slot.MustDrop()
+	if err := SetGrad(leaf, slot); err != nil {
+		t.Fatal(err)
+	}
+	ones := newTensor(t, []float64{1, 1, 1}, []int64{3}, gotch.Double, false)
+	defer ones.MustDrop()
+	for range 2 {
+		y := leaf.MustMulScalar(ts.FloatScalar(2), false)
+		if err := Backward([]*ts.Tensor{y}, []*ts.Tensor{ones}); err != nil {
+			t.Fatal(err)
+		}
+		y.MustDrop()
+	}
+	if got, want := buf.Float64Values(), []float64{7, 7, 4, 4, 4, 7}; !slices.Equal(got, want) {
+		t.Errorf("buffer %v, want %v (the passes added into the slot)", got, want)
+	}
+	two := newTensor(t, []float64{0, 0}, []int64{2}, gotch.Double, false)
+	defer two.MustDrop()
+	if err := SetGrad(leaf, two); err == nil || !strings.Contains(err.Error(), "gradient [2]") {
+		t.Errorf("a [2] gradient for a [3] leaf: %v", err)
+	}
+	if err := SetGrad(ones, slot); err == nil || !strings.Contains(err.Error(), "not a leaf that requires grad") {
+		t.Errorf("a leaf without requires_grad: %v", err)
+	}
+	if err := SetGrad(nil, slot); !errors.Is(err, ErrNilTensor) {
+		t.Errorf("nil leaf: %v, want ErrNilTensor", err)
 	}
 }

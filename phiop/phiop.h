@@ -33,6 +33,11 @@ char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* a
  * the leaves' .grad and the graph is freed. */
 char* phiop_backward(void** outputs, void** grads, int64_t n);
 
+/* phiop_set_grad makes grad (same shape, dtype and device) the .grad of leaf, a
+ * tensor that requires grad and has no graph: later backward passes add into
+ * grad's storage in place. */
+char* phiop_set_grad(void* leaf, void* grad);
+
 /* Reason codes of phiop_adamw and phiop_adamw_check (phiop/adamw.go). */
 #define PHIOP_ADAMW_OK 0
 #define PHIOP_ADAMW_NIL 1         /* a tensor is undefined */
