@@ -7,13 +7,15 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // Sharing the held weights between processes. Data-parallel ranks hold the same
 // adapters, so every rank forming every layer's merged weight repeats the step's φ
 // work on each of them. Instead one rank (the layer's owner) can form a layer's
 // weight (HoldDeltaInto), the others take its values (HoldReceived); after the
-// micro-batches each rank's gradient of the held weight (HeldGrad) is summed across
+// micro-batches each rank's gradient of the held weight (HeldGrad, or in place in a
+// buffer of the caller's: GatherGradInto) is summed across
 // ranks and the owner alone runs the layer's backward with the sum (BackwardHeldWith).
 // φ's backward is linear in its upstream gradient, so that equals the sum of the
 // ranks' own backwards, up to the order of the sums. The collectives are the
@@ -117,6 +119,30 @@ func (ad *Adapter) checkSlot(slot *ts.Tensor) error {
 	if have != n || slot.DType() != dt || at != want {
 		return fmt.Errorf("lrlora: hold delta %q: slot of %v %v on %v, want %d elements of %v on %v",
 			ad.name, shape, slot.DType(), at, n, dt, want)
+	}
+	return nil
+}
+
+// GatherGradInto makes the held weight's gradient live in slot (HeldSize's elements
+// and dtype on the adapter's device, zero: the passes add into it in place), so that
+// a collective can read the step's gradient there without a copy. It must be called
+// after HoldDelta, HoldDeltaInto or HoldReceived and before the first backward that
+// reaches the held weight; HeldGrad then returns a view of slot. It does nothing where
+// nothing is held.
+func (ad *Adapter) GatherGradInto(slot *ts.Tensor) error {
+	if ad.held == nil {
+		return nil
+	}
+	if err := ad.checkSlot(slot); err != nil {
+		return err
+	}
+	v, err := slot.View([]int64{ad.dOut, ad.dIn}, false)
+	if err != nil {
+		return fmt.Errorf("lrlora: held delta %q: gradient slot: %w", ad.name, err)
+	}
+	defer v.Drop()
+	if err := phiop.SetGrad(ad.held.leaf, v); err != nil {
+		return fmt.Errorf("lrlora: held delta %q: %w", ad.name, err)
 	}
 	return nil
 }
