@@ -26,18 +26,19 @@ import (
 // hold every layer's d_out·d_in elements, grouped by owner: rank k's layers in block
 // k, every block as long as the largest rank's share. At the start of a step each
 // rank forms its layers' weights into its block and one all-gather gives every rank
-// every layer's weight. After the micro-batches each rank writes its gradients of all
-// the held weights into the second buffer and one reduce-scatter leaves each rank the
-// sum over ranks of its own block: the owner runs its layers' backward with that sum.
-// The other ranks leave those layers' parameter gradients at zero, so the usual
-// all-reduce of the parameters' gradients adds up the owners' results. φ's backward
+// every layer's weight. The held weights' gradients gather in place in the second
+// buffer (their .grad are views of it, lrlora.Adapter.GatherGradInto, from the first
+// backward on), and after the micro-batches one reduce-scatter of it leaves each
+// rank the sum over ranks of its own block: the owner runs its layers' backward with
+// that sum. The other ranks leave those layers' parameter gradients at zero, so the
+// usual all-reduce of the parameters' gradients adds up the owners' results. φ's backward
 // is linear in its upstream gradient, so this is the unsplit gradient up to the order
 // of the sums. Cost per step: an all-gather and a reduce-scatter of every held layer's
 // d_out·d_in elements (each moves (n−1)/n of them per rank, half an all-reduce),
 // against each rank's φ work falling to its layers' share.
 //
 // That is the path on GPUs (NCCL). Gloo's all-gather and reduce-scatter are much
-// slower on host memory than its all-reduce, which takes 2.7× less time for the two
+// slower on host memory than its all-reduce, which takes 2.6× less time for the two
 // (measured, BENCHMARKS.md), so on the CPU both steps use an all-reduce of the whole
 // buffer instead: the weights with zeros outside each rank's own layers (a sum with
 // zeros gives the owner's values exactly), and the gradients summed in full, of which
@@ -65,6 +66,9 @@ type deltaShare struct {
 	ar       collective.RawAllReducer // Gloo groups
 	reduceDT collective.DType
 	reduced  time.Duration // the host's time in this step's two collectives
+	// grads is the gradient buffer (hold to release): the held weights' .grad are
+	// views of it, so the passes add into it in place.
+	grads *ts.Tensor
 }
 
 // splitStats sums what the steps that split ΔW spent in its collectives (logged
@@ -220,24 +224,16 @@ func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) erro
 // this rank's layers' backward with its block of the sum; every held weight is
 // released.
 func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) error {
-	all, err := ts.Zeros([]int64{int64(sh.ranks) * sh.block}, sh.dtype, dev) // zeros: no gradient, padding
-	if err != nil {
-		return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", int64(sh.ranks)*sh.block, err)
+	if err := sh.gradsInPlace(dev); err != nil { // a rank without micro-batches this step
+		return err
 	}
-	defer func() {
-		if all != nil {
-			all.Drop()
-		}
-	}()
 	for i, ad := range sh.ads {
-		err := withSlot(all, sh.off[i], sh.n[i], func(slot *ts.Tensor) error { return copyHeldGrad(ad, slot) })
-		if err != nil {
-			return fmt.Errorf("train: split ΔW: %w", err)
-		}
 		if sh.owner[i] != rank {
-			ad.ReleaseDelta() // frees its gradient now, not after the collective
+			ad.ReleaseDelta() // its gradient stays in sh.grads
 		}
 	}
+	all := sh.grads
+	var err error
 	mine, base := all, int64(0)
 	if sh.gather {
 		if mine, err = ts.Empty([]int64{sh.block}, sh.dtype, dev); err != nil {
@@ -258,8 +254,7 @@ func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) 
 	}
 	sh.reduced += time.Since(start)
 	if sh.gather {
-		all.Drop()
-		all = nil
+		sh.release() // the sum is in mine
 	}
 	grads := make([]*ts.Tensor, len(sh.ads)) // views of mine for the owned layers; nil for the others
 	defer func() {
@@ -316,8 +311,33 @@ func withSlot(flat *ts.Tensor, off, n int64, f func(slot *ts.Tensor) error) erro
 	return f(slot)
 }
 
-// copyHeldGrad copies ad's held gradient into slot; a slot whose adapter gathered no
-// gradient is left as it is (zero).
+// gradsInPlace allocates the gradient buffer (zeros: slots of weights no pass
+// reaches, and the padding, stay zero), moves each held weight's gradient so far, if
+// any, into its slot and makes the slot its .grad, so that the passes add into the
+// buffer in place. Called before the step's first backward; later calls do nothing.
+func (sh *deltaShare) gradsInPlace(dev gotch.Device) error {
+	if sh.grads != nil {
+		return nil
+	}
+	var err error
+	if sh.grads, err = ts.Zeros([]int64{int64(sh.ranks) * sh.block}, sh.dtype, dev); err != nil {
+		return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", int64(sh.ranks)*sh.block, err)
+	}
+	for i, ad := range sh.ads {
+		err := withSlot(sh.grads, sh.off[i], sh.n[i], func(slot *ts.Tensor) error {
+			if err := copyHeldGrad(ad, slot); err != nil {
+				return err
+			}
+			return ad.GatherGradInto(slot) // frees the gradient just copied
+		})
+		if err != nil {
+			return fmt.Errorf("train: split ΔW: %w", err)
+		}
+	}
+	return nil
+}
+
+// copyHeldGrad copies ad's held gradient, if it has one, into slot.
 func copyHeldGrad(ad *lrlora.Adapter, slot *ts.Tensor) error {
 	g, err := ad.HeldGrad()
 	if err != nil || g == nil {
@@ -340,6 +360,15 @@ func copyHeldGrad(ad *lrlora.Adapter, slot *ts.Tensor) error {
 		return fmt.Errorf("gradient of %s: %w", ad.Name(), err)
 	}
 	return nil
+}
+
+// release drops the gradient buffer (the caller releases the held weights); a
+// no-op once done.
+func (sh *deltaShare) release() {
+	if sh.grads != nil {
+		sh.grads.Drop()
+		sh.grads = nil
+	}
 }
 
 // zeroMissingGrads gives every parameter without a gradient a zero one (a backward

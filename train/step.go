@@ -40,6 +40,7 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 	if share != nil {
 		// ΔW split across the ranks: each forms its layers' share and receives the rest.
 		defer r.m.ReleaseDeltas()
+		defer share.release()
 		if err := share.hold(ctx, r.m.Device(), r.rank); err != nil {
 			return 0, 0, err
 		}
@@ -62,8 +63,15 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 		}
 	}
 	var tokens int64
+	var beforeBackward func() error
+	if share != nil {
+		// The held weights' gradient buffer, from the first backward on. (Moving the
+		// first backward's gradients into it afterwards instead lowered the peak of
+		// the tensors by 26 MiB but raised the peak RSS by 72 MiB: BENCHMARKS.md.)
+		beforeBackward = func() error { return share.gradsInPlace(r.m.Device()) }
+	}
 	for i, b := range batches {
-		n, err := microStep(r.m, b, norm, r.opts.Data, total)
+		n, err := microStep(r.m, b, norm, r.opts.Data, total, beforeBackward)
 		if err != nil {
 			return 0, 0, fmt.Errorf("micro-batch %d: %w", i, err)
 		}
@@ -89,8 +97,9 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 }
 
 // microStep is one forward and backward pass; it adds the batch's summed loss to
-// total (a one-element float64 tensor on the model's device) and returns the batch's input tokens.
-func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *ts.Tensor) (int64, error) {
+// total (a one-element float64 tensor on the model's device) and returns the batch's
+// input tokens. before, if not nil, runs between the forward and the backward.
+func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *ts.Tensor, before func() error) (int64, error) {
 	bt, err := toTensors(b, o.Packing, m.Device())
 	if err != nil {
 		return 0, err
@@ -111,6 +120,11 @@ func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *
 		return 0, fmt.Errorf("normalise loss: %w", err)
 	}
 	defer scaled.Drop()
+	if before != nil {
+		if err := before(); err != nil {
+			return 0, err
+		}
+	}
 	if err := pass.Backward(scaled); err != nil {
 		return 0, err
 	}
