@@ -39,19 +39,7 @@ func (ad *Adapter) HoldDeltaInto(slot *ts.Tensor) error {
 	if err := ad.HoldDelta(); err != nil {
 		return err
 	}
-	err := tensorkit.NoGrad(func() error {
-		src, err := ad.held.leaf.ViewAs(slot, false)
-		if err != nil {
-			return err
-		}
-		defer src.Drop()
-		out, err := slot.CopyOut(slot, src, false, false)
-		if err != nil {
-			return err
-		}
-		return out.Drop()
-	})
-	if err != nil {
+	if err := tensorkit.CopyValues(slot, ad.held.leaf); err != nil {
 		ad.ReleaseDelta()
 		return fmt.Errorf("lrlora: hold delta %q: copy out: %w", ad.name, err)
 	}

@@ -344,19 +344,7 @@ func copyHeldGrad(ad *lrlora.Adapter, slot *ts.Tensor) error {
 		return err
 	}
 	defer g.Drop()
-	err = tensorkit.NoGrad(func() error {
-		src, err := g.ViewAs(slot, false)
-		if err != nil {
-			return err
-		}
-		defer src.Drop()
-		out, err := slot.CopyOut(slot, src, false, false)
-		if err != nil {
-			return err
-		}
-		return out.Drop()
-	})
-	if err != nil {
+	if err := tensorkit.CopyValues(slot, g); err != nil {
 		return fmt.Errorf("gradient of %s: %w", ad.Name(), err)
 	}
 	return nil

@@ -310,3 +310,30 @@ func TestSetFloat32s(t *testing.T) {
 		t.Errorf("after the refused write: %v, want %v unchanged", again, got)
 	}
 }
+
+// CopyValues writes a 2×3 source into a 6-element slot of a larger buffer, reshaping
+// it, and leaves the rest of the buffer alone; a source of another element count is
+// refused.
+func TestCopyValuesIntoASlot(t *testing.T) {
+	buf := ts.MustZeros([]int64{8}, gotch.Double, gotch.CPU)
+	defer buf.MustDrop()
+	slot := buf.MustNarrow(0, 1, 6, false)
+	defer slot.MustDrop()
+	src := ts.MustOfSlice([]float64{1, 2, 3, 4, 5, 6}).MustReshape([]int64{2, 3}, true)
+	defer src.MustDrop()
+	if err := CopyValues(slot, src); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Float64s(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []float64{0, 1, 2, 3, 4, 5, 6, 0}; !slices.Equal(got, want) {
+		t.Errorf("buffer %v, want %v", got, want)
+	}
+	five := ts.MustZeros([]int64{5}, gotch.Double, gotch.CPU)
+	defer five.MustDrop()
+	if err := CopyValues(slot, five); err == nil {
+		t.Error("5 values into a 6-element slot were accepted")
+	}
+}

@@ -53,3 +53,21 @@ func FillNormal(dst *ts.Tensor, rng *rand.Rand, std float64) error {
 	}
 	return SetFloat32s(dst, vals)
 }
+
+// CopyValues copies src's values into dst in place, outside autograd (dst may be a
+// leaf that requires grad, or a view into a larger buffer): src is read with dst's
+// shape, so it may have any shape of the same number of elements.
+func CopyValues(dst, src *ts.Tensor) error {
+	return NoGrad(func() error {
+		v, err := src.ViewAs(dst, false)
+		if err != nil {
+			return fmt.Errorf("tensorkit: view as the destination: %w", err)
+		}
+		defer v.Drop()
+		out, err := dst.CopyOut(dst, v, false, false)
+		if err != nil {
+			return fmt.Errorf("tensorkit: copy: %w", err)
+		}
+		return out.Drop()
+	})
+}
