@@ -35,6 +35,7 @@ const (
 	envShard     = "LRTRAIN_TRAIN_SHARD"      // shard the backbone across all ranks (a second Gloo group)
 	envPasses    = "LRTRAIN_TRAIN_PASSES"     // a directory: write phiop.Passes() at the end to passes-<rank> there
 	envGather    = "LRTRAIN_TRAIN_GATHER"     // model.split_delta through all-gather and reduce-scatter (Env.seams.splitGather)
+	envDieSplit  = "LRTRAIN_TRAIN_DIE_SPLIT"  // SIGKILL itself before model.split_delta's exchange of this step
 )
 
 // rawCounter counts the raw all-reduces the trainer asks of its group directly (the
@@ -81,6 +82,15 @@ func runChild(path string) int {
 			}
 			// Checkpoints are written at steps every, 2·every, …: count the saves.
 			if name == AdapterFile && saving*int64(o.Checkpoint.Every) == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Minute)
+			}
+		}
+	}
+	if s := os.Getenv(envDieSplit); s != "" {
+		step, _ := strconv.ParseInt(s, 10, 64)
+		env.seams.splitExchange = func(at int64) {
+			if at == step {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				time.Sleep(time.Minute)
 			}
@@ -145,6 +155,14 @@ func runChild(path string) int {
 // startChild starts a training child with options o and extra environment.
 func startChild(t *testing.T, o Options, extra ...string) *exec.Cmd {
 	t.Helper()
+	cmd := childCommand(t, o, extra...)
+	childproc.Start(t, cmd)
+	return cmd
+}
+
+// childCommand is startChild's command, not started.
+func childCommand(t *testing.T, o Options, extra ...string) *exec.Cmd {
+	t.Helper()
 	raw, err := json.Marshal(o)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +177,6 @@ func startChild(t *testing.T, o Options, extra ...string) *exec.Cmd {
 	f.Close()
 	cmd := childproc.Command(context.Background(), "train", append([]string{envOptions + "=" + f.Name()}, extra...)...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, childproc.LogWriter(t, "child: ")
-	childproc.Start(t, cmd)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -45,6 +46,19 @@ func (r *run) allReduce(ctx context.Context, sums []float64) error {
 		}
 	}
 	return sumAcrossRanks(ctx, r.g, sums)
+}
+
+// groupFailed reports whether err comes from a collective that failed because the group
+// did (a peer lost, a timeout, an abort or cancellation, a group broken or closed
+// before), rather than from bad input.
+func groupFailed(err error) bool {
+	for _, e := range []error{collective.ErrPeerLost, collective.ErrTimeout, collective.ErrAborted,
+		collective.ErrBroken, collective.ErrClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // deviceReducer is a group that reduces CUDA memory in place (ncclpg.Group): Device is

@@ -64,6 +64,9 @@ type testSeams struct {
 	// splitGather makes model.split_delta use the all-gather and reduce-scatter (the
 	// GPU path) on a Gloo group too, which otherwise all-reduces.
 	splitGather bool
+	// splitExchange is called with the step number before model.split_delta's
+	// exchange of the held weights.
+	splitExchange func(step int64)
 	// saveHook is called with each checkpoint file's name once half of it is written.
 	saveHook func(name string)
 }

@@ -118,6 +118,12 @@ func (r *run) step(ctx context.Context) error {
 	targets := targetsOf(sd, r.exs.classify)
 	lossSum, tokens, err := r.accumulate(ctx, sd.Batches, max(targets, 1))
 	if err != nil {
+		if groupFailed(err) {
+			// A lost peer or a signal inside the step's own collectives (model.split_delta's
+			// exchange, a sharded backbone's gathers): as below, rank 0 saves the last
+			// completed step.
+			return r.stopped(r.stepError(err))
+		}
 		return r.stepError(err)
 	}
 	// One all-reduce of the gradient bucket, one of the loss and token counts; when

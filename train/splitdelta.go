@@ -214,7 +214,7 @@ func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) erro
 		return sh.ar.AllReduceRaw(ctx, recv, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
 	})
 	if err != nil {
-		return fmt.Errorf("train: split ΔW: gather the held weights: %w", err)
+		return fmt.Errorf("train: split ΔW: exchange the held weights: %w", err)
 	}
 	sh.reduced += time.Since(start)
 	return nil

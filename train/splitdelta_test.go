@@ -1,9 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
+	"github.com/lrtrain/lrtrain/checkpoint"
+	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -144,4 +149,61 @@ func TestDealOwnersAndLayout(t *testing.T) {
 		}
 		t.Logf("%d ranks: loads %v, block %d", ranks, load, block)
 	}
+}
+
+// A rank that dies during model.split_delta's exchange stops the other with one error
+// naming the step and the exchange, and rank 0 saves the last completed step (the
+// failed step changed nothing but gradients), which opens as a checkpoint of step 2.
+func TestSplitDeltaDeadRankStopsTheOther(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	o := distOptions(t, 1)
+	o.Model.SplitDelta = true
+	o.Checkpoint.Every = 0 // nothing saved before the failure: rank 0 saves step 2 then
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var stderr0 bytes.Buffer
+	var ranks []*exec.Cmd
+	for r := range 2 {
+		env := []string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}
+		if r == 1 {
+			env = append(env, envDieSplit+"=3")
+		}
+		cmd := childCommand(t, o, env...)
+		if r == 0 {
+			cmd.Stderr = io.MultiWriter(&stderr0, cmd.Stderr)
+		}
+		childproc.Start(t, cmd)
+		ranks = append(ranks, cmd)
+	}
+	err0, err1 := ranks[0].Wait(), ranks[1].Wait()
+	if err1 == nil || !strings.Contains(err1.Error(), "killed") {
+		t.Fatalf("rank 1: %v, want it killed", err1)
+	}
+	if err0 == nil {
+		t.Fatal("rank 0 finished although rank 1 died")
+	}
+	msg := stderr0.String()
+	for _, want := range []string{"child: train: step 3: ", "split ΔW", "collective", "(step 2 saved in "} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("rank 0's error does not contain %q:\n%s", want, lastLines(msg, 5))
+		}
+	}
+	s, err := OpenCheckpoint(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State.Step != 2 {
+		t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

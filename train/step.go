@@ -41,6 +41,9 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 		// ΔW split across the ranks: each forms its layers' share and receives the rest.
 		defer r.m.ReleaseDeltas()
 		defer share.release()
+		if f := r.env.seams.splitExchange; f != nil {
+			f(r.st.Step + 1)
+		}
 		if err := share.hold(ctx, r.m.Device(), r.rank); err != nil {
 			return 0, 0, err
 		}
