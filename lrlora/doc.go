@@ -33,6 +33,13 @@
 // (TrainableParameters), the parameter count (NumParameters) and checkpoints all
 // derive from it.
 //
+// Over an optimizer step of several micro-batches, HoldDelta forms the merged weight
+// once and BackwardHeld runs φ's backward once with the micro-batches' summed gradient
+// (docs/method.md §4.3). Data-parallel ranks can share that work by layer (§4.4): the
+// owner forms the weight into a buffer (HoldDeltaInto), the others hold what they
+// receive (HoldReceived), gradients gather where the caller says (GatherGradInto) and
+// the owner back-propagates the sum over ranks (BackwardHeldWith).
+//
 // Tensors are gotch tensors over libtorch. Every intermediate is dropped
 // explicitly; W0 and bias stay owned by the model, the rest is freed by Close.
 // libtorch's grad mode is per OS thread, so a goroutine that trains adapters
