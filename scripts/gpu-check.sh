@@ -26,6 +26,11 @@
 #                   adapter forms W0 + ΔW once per step and back-propagates the summed
 #                   gradient once (model.delta_per_step, phiop.Backward on CUDA), against
 #                   the CPU run
+#   8. split        the GPU launch of step 4 with model.split_delta=true: each rank forms
+#                   and back-propagates only its layers' ΔW, the weights travel by
+#                   ncclAllGather and their gradients by ncclReduceScatter on device
+#                   memory; against the CPU run, and train.log must note the split. N/A
+#                   (not a failure) with GPUS=1, where there is nothing to split.
 #
 # LOSS_TOL: float32 training on cuBLAS and on OpenBLAS sums in different orders (relative
 # differences near 1e-6 per reduction), and STEPS optimizer steps compound them; 1e-2 is
@@ -59,7 +64,7 @@ record() { # record NAME STATUS DETAIL; the step's seconds since the previous re
   local took=$((SECONDS - last))
   last=$SECONDS
   summary+=("$(printf '%-12s %s %4ss  %s' "$1" "$2" "$took" "$3")")
-  [ "$2" = PASS ] || failed=1
+  [ "$2" = PASS ] || [ "$2" = N/A ] || failed=1
   printf '\n\033[1m== %s: %s\033[0m %s\n' "$1" "$2" "$3"
 }
 
@@ -139,7 +144,7 @@ PY
 }
 if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$out/model" >"$out/init.log" 2>&1 &&
   train cpu cpu gloo; then
-  for run in gpu sharded recompute accumulate; do
+  for run in gpu sharded recompute accumulate split; do
     extra=()
     name=$run
     case $run in
@@ -147,11 +152,21 @@ if [ -x $bin ] && $bin init-model --arch llama --preset tiny --seed 1 --out "$ou
     sharded) extra=(--set dist.shard_group_size="$GPUS") ;;
     recompute) extra=(--set model.recompute_delta=true) ;;
     accumulate) extra=(--set train.micro_batch_size=4 --set train.grad_accum_steps=2) ;;
+    split) extra=(--set model.split_delta=true) ;;
     esac
+    if [ $run = split ] && [ "$GPUS" -lt 2 ]; then
+      record split N/A "GPUS=$GPUS: one rank has nothing to split"
+      continue
+    fi
     # train.device=cuda, not auto: a libtorch that does not see the GPUs is an error,
     # not a quiet CPU run that would match the reference.
     if train $run cuda nccl "${extra[@]}"; then
-      if detail=$(compare $run); then record $name PASS "$detail"; else record $name FAIL "$detail"; fi
+      if detail=$(compare $run) && { [ $run != split ] || grep -q 'split across ranks (model.split_delta)' "$out/split/train.log"; }; then
+        record $name PASS "$detail"
+      else
+        [ $run = split ] && detail="$detail (or train.log does not note the split)"
+        record $name FAIL "$detail"
+      fi
     else
       record $name FAIL "launch failed: $(tail -n 1 "$out/$run.log") (see $out/$run.log)"
     fi
@@ -161,6 +176,7 @@ else
   record sharded FAIL "no CPU reference"
   record recompute FAIL "no CPU reference"
   record accumulate FAIL "no CPU reference"
+  record split FAIL "no CPU reference"
 fi
 
 printf '\n\033[1m== GPU check summary (%s GPUs, %s steps, outputs under %s)\033[0m\n' "$GPUS" "$STEPS" "$out"
