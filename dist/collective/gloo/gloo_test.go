@@ -18,7 +18,7 @@ import (
 // groups forms a group of size ranks inside this process (each rank a
 // goroutine) through a TCP store, and closes them when the test ends. edit,
 // if given, adjusts each rank's Config.
-func groups(t *testing.T, size int, timeout time.Duration, edit ...func(r int, c *collective.Config)) []*gloo.Group {
+func groups(t testing.TB, size int, timeout time.Duration, edit ...func(r int, c *collective.Config)) []*gloo.Group {
 	t.Helper()
 	srv, err := collective.ServeStore("127.0.0.1:0")
 	if err != nil {

@@ -91,7 +91,9 @@ func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {
 // ReduceScatter reduces send (Size() blocks of len(recv) elements) across
 // ranks with op and leaves block Rank() of the result in recv. It is a ring
 // over Gloo's transport: each rank sends and receives (Size()-1)/Size() of
-// send, half of what an all-reduce moves.
+// send, half of what an all-reduce moves, in 1 MiB segments. The group keeps
+// the ring's receive and running-sum buffers (one block, a second from 3
+// ranks, a third from 4) between calls, until Close.
 func (g *Group) ReduceScatter(ctx context.Context, send, recv []float32, op collective.ReduceOp) error {
 	n := len(recv)
 	if err := g.check("reducescatter", n, collective.Float32, op); err != nil {
