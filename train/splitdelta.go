@@ -37,12 +37,13 @@ import (
 // d_out·d_in elements (each moves (n−1)/n of them per rank, half an all-reduce),
 // against each rank's φ work falling to its layers' share.
 //
-// That is the path on GPUs (NCCL). Gloo's all-gather and reduce-scatter are much
-// slower on host memory than its all-reduce, which takes 2.6× less time for the two
-// (measured, BENCHMARKS.md), so on the CPU both steps use an all-reduce of the whole
+// That is the path on GPUs (NCCL). On the CPU (Gloo) both steps all-reduce the whole
 // buffer instead: the weights with zeros outside each rank's own layers (a sum with
 // zeros gives the owner's values exactly), and the gradients summed in full, of which
-// each rank reads its block.
+// each rank reads its block. Alone, Gloo's all-gather and reduce-scatter take 0.4×
+// the time of the two all-reduces, but in training, side by side, the two ways ran
+// at the same throughput (the collectives' time is mostly the wait for the slower
+// rank) and the reduce-scatter's buffers added 90 MiB of peak RSS (BENCHMARKS.md).
 
 // splitGroup is what a group needs for the split: the raw all-gather and
 // reduce-scatter (Gloo on host memory, NCCL on device memory).
