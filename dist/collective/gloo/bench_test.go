@@ -52,6 +52,8 @@ func BenchmarkBlockCollectives(b *testing.B) {
 		both(b, func(r int) error { return gs[r].AllGatherRaw(ctx, p(block[r]), p(gathered[r]), n, collective.Float32) })
 	})
 	b.Run("reducescatter-2-blocks", func(b *testing.B) {
-		both(b, func(r int) error { return gs[r].ReduceScatterRaw(ctx, p(full[r]), p(block[r]), n, collective.Float32, collective.Sum) })
+		both(b, func(r int) error {
+			return gs[r].ReduceScatterRaw(ctx, p(full[r]), p(block[r]), n, collective.Float32, collective.Sum)
+		})
 	})
 }
