@@ -115,13 +115,20 @@ func (ad *Adapter) checkSlot(slot *ts.Tensor) error {
 // and dtype on the adapter's device, zero: the passes add into it in place), so that
 // a collective can read the step's gradient there without a copy. It must be called
 // after HoldDelta, HoldDeltaInto or HoldReceived and before the first backward that
-// reaches the held weight; HeldGrad then returns a view of slot. It does nothing where
-// nothing is held.
+// reaches the held weight (a gradient already gathered is refused, not dropped);
+// HeldGrad then returns a view of slot. It does nothing where nothing is held.
 func (ad *Adapter) GatherGradInto(slot *ts.Tensor) error {
 	if ad.held == nil {
 		return nil
 	}
 	if err := ad.checkSlot(slot); err != nil {
+		return err
+	}
+	if g, err := ad.HeldGrad(); err != nil || g != nil {
+		if g != nil {
+			g.Drop()
+			err = fmt.Errorf("lrlora: held delta %q: gradient slot set after a backward reached it", ad.name)
+		}
 		return err
 	}
 	v, err := slot.View([]int64{ad.dOut, ad.dIn}, false)

@@ -98,6 +98,11 @@ func TestSharedHoldMatchesPerMicroBatch(t *testing.T) {
 			if err != nil || g0 == nil {
 				t.Fatalf("rank 0's held gradient: %v, %v", g0, err)
 			}
+			late := ts.MustZeros([]int64{n}, dt, gotch.CPU)
+			defer late.MustDrop()
+			if err := ranks[0].GatherGradInto(late); err == nil || !strings.Contains(err.Error(), "after a backward") {
+				t.Errorf("GatherGradInto after a backward: %v, want it refused", err)
+			}
 			g1, err := ranks[1].HeldGrad()
 			if err != nil || g1 == nil {
 				t.Fatalf("rank 1's held gradient: %v, %v", g1, err)

@@ -150,13 +150,21 @@ func flatDType(params []ts.NamedTensor, grads []*ts.Tensor) (collective.DType, e
 			return 0, fmt.Errorf("train: gradients of %s (%v) and %s (%v) differ in dtype", params[0].Name, dt, params[i].Name, grad.DType())
 		}
 	}
-	switch dt {
-	case gotch.Float:
-		return collective.Float32, nil
-	case gotch.Double:
-		return collective.Float64, nil
+	if cdt, ok := reducible(dt); ok {
+		return cdt, nil
 	}
 	return 0, fmt.Errorf("train: all-reduce gradients: dtype %v (want float32 or float64)", dt)
+}
+
+// reducible maps a tensor dtype to the collectives' reducible dtype, if it has one.
+func reducible(dt gotch.DType) (collective.DType, bool) {
+	switch dt {
+	case gotch.Float:
+		return collective.Float32, true
+	case gotch.Double:
+		return collective.Float64, true
+	}
+	return 0, false
 }
 
 // flatBucket is the gradients concatenated: flat holds n elements of dtype, sizes[i]

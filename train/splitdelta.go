@@ -13,7 +13,6 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
-	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/phiop"
 )
@@ -113,12 +112,8 @@ func (r *run) planShare() (*deltaShare, string) {
 			return nil, fmt.Sprintf("adapters %s and %s differ in dtype (%v, %v)", sh.ads[0].Name(), ad.Name(), sh.dtype, dt)
 		}
 	}
-	switch sh.dtype {
-	case gotch.Float:
-		sh.reduceDT = collective.Float32
-	case gotch.Double:
-		sh.reduceDT = collective.Float64
-	default:
+	var ok bool
+	if sh.reduceDT, ok = reducible(sh.dtype); !ok {
 		return nil, fmt.Sprintf("the adapters' dtype %v is not reduced (float32 or float64)", sh.dtype)
 	}
 	sh.owner = dealOwners(sh.n, sh.ranks)
@@ -313,9 +308,9 @@ func withSlot(flat *ts.Tensor, off, n int64, f func(slot *ts.Tensor) error) erro
 }
 
 // gradsInPlace allocates the gradient buffer (zeros: slots of weights no pass
-// reaches, and the padding, stay zero), moves each held weight's gradient so far, if
-// any, into its slot and makes the slot its .grad, so that the passes add into the
-// buffer in place. Called before the step's first backward; later calls do nothing.
+// reaches, and the padding, stay zero) and makes each held weight's .grad its slot,
+// so that the passes add into the buffer in place. Called before the step's first
+// backward (or, on a rank without micro-batches, at its end); later calls do nothing.
 func (sh *deltaShare) gradsInPlace(dev gotch.Device) error {
 	if sh.grads != nil {
 		return nil
@@ -325,28 +320,9 @@ func (sh *deltaShare) gradsInPlace(dev gotch.Device) error {
 		return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", int64(sh.ranks)*sh.block, err)
 	}
 	for i, ad := range sh.ads {
-		err := withSlot(sh.grads, sh.off[i], sh.n[i], func(slot *ts.Tensor) error {
-			if err := copyHeldGrad(ad, slot); err != nil {
-				return err
-			}
-			return ad.GatherGradInto(slot) // frees the gradient just copied
-		})
-		if err != nil {
+		if err := withSlot(sh.grads, sh.off[i], sh.n[i], ad.GatherGradInto); err != nil {
 			return fmt.Errorf("train: split ΔW: %w", err)
 		}
-	}
-	return nil
-}
-
-// copyHeldGrad copies ad's held gradient, if it has one, into slot.
-func copyHeldGrad(ad *lrlora.Adapter, slot *ts.Tensor) error {
-	g, err := ad.HeldGrad()
-	if err != nil || g == nil {
-		return err
-	}
-	defer g.Drop()
-	if err := tensorkit.CopyValues(slot, g); err != nil {
-		return fmt.Errorf("gradient of %s: %w", ad.Name(), err)
 	}
 	return nil
 }
