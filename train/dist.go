@@ -202,14 +202,10 @@ func concatGrads(grads []*ts.Tensor, dt collective.DType) (flatBucket, error) {
 	return b, nil
 }
 
-// computeStream is the CUDA stream libtorch runs this process's kernels on: the legacy
-// default stream (cudaStream_t 0), since the project never sets a current stream.
-const computeStream uintptr = 0
-
 // reduce sums the bucket across ranks in place. On a GPU the all-reduce must start after
 // the kernels that wrote the bucket, and the kernels that read it (scatter, the
 // optimizer) after the all-reduce. A collective.StreamOrderedAllReducer (ncclpg) orders
-// both by CUDA events against computeStream, with no device-wide synchronisation; the
+// both by CUDA events against libtorch's stream (collective.DefaultStream), with no device-wide synchronisation; the
 // host then waits only for the collective itself, bounded by the group's timeout, which
 // also guarantees the group's stream is done with the bucket before libtorch's caching
 // allocator (unaware of that stream) may hand its memory out again. Any other reducer
@@ -221,7 +217,7 @@ func (b flatBucket) reduce(ctx context.Context, red collective.RawAllReducer, de
 		return fmt.Errorf("train: gradient bucket: %w", err)
 	}
 	if ord, ok := red.(collective.StreamOrderedAllReducer); ok && dev.IsCuda() {
-		if err := ord.AllReduceRawOrdered(ctx, ptr, int(b.n), b.dtype, collective.Sum, computeStream); err != nil {
+		if err := ord.AllReduceRawOrdered(ctx, ptr, int(b.n), b.dtype, collective.Sum, collective.DefaultStream); err != nil {
 			return fmt.Errorf("train: all-reduce gradients (ordered after %v's stream): %w", dev, err)
 		}
 		return nil

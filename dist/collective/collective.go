@@ -127,6 +127,28 @@ type RawReduceScatterer interface {
 	ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType, op ReduceOp) error
 }
 
+// StreamOrderedAllGatherer is a RawAllGatherer on CUDA memory (ncclpg) ordered
+// against stream on the device as StreamOrderedAllReducer is: the all-gather
+// starts after the work enqueued on stream before the call (the kernels writing
+// send, or still reading recv), and the work enqueued on stream after the call
+// returns starts after it.
+type StreamOrderedAllGatherer interface {
+	RawAllGatherer
+	AllGatherRawOrdered(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType, stream uintptr) error
+}
+
+// StreamOrderedReduceScatterer is a RawReduceScatterer on CUDA memory (ncclpg)
+// ordered against stream on the device as StreamOrderedAllReducer is.
+type StreamOrderedReduceScatterer interface {
+	RawReduceScatterer
+	ReduceScatterRawOrdered(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType, op ReduceOp, stream uintptr) error
+}
+
+// DefaultStream is the CUDA stream libtorch runs a process's kernels on when
+// nothing sets a current stream (lrtrain never does): the legacy default
+// stream, cudaStream_t 0. The stream-ordered collectives order against it.
+const DefaultStream uintptr = 0
+
 // Store is the key-value store through which the ranks of a group exchange
 // their addresses while they connect. Lookup waits until the key is
 // published (or ctx ends). *rdzv.Worker implements it with etcd; TCPStore

@@ -16,9 +16,11 @@
 // RawReduceScatterer (the same for the gather and the reduce-scatter: the
 // trainer's sharded backbone and model.split_delta). Group adds Abort and
 // Close, which the code that formed a group calls. Both backends implement
-// all of them; ncclpg also implements StreamOrderedAllReducer (the raw
-// all-reduce ordered after a CUDA stream by events, with no device-wide
-// synchronisation).
+// all of them; ncclpg also implements StreamOrderedAllReducer,
+// StreamOrderedAllGatherer and StreamOrderedReduceScatterer (the raw
+// collectives ordered against a CUDA stream by events, with no device-wide
+// synchronisation: the trainer's gradients, gathered blocks and
+// model.split_delta's exchange on GPUs).
 //
 // # What the backends share
 //

@@ -29,10 +29,13 @@
 // # Ordering by events
 //
 // AllReduceRawOrdered (collective.StreamOrderedAllReducer) is the path the
-// trainer uses for gradients on GPU ranks. Instead of the caller
+// trainer uses for gradients on GPU ranks; AllGatherRawOrdered and
+// ReduceScatterRawOrdered (collective.StreamOrderedAllGatherer and
+// StreamOrderedReduceScatterer) are the sharded backbone's gathers and
+// model.split_delta's exchange. Instead of the caller
 // synchronising the device before the call, the group records an event on
 // the caller's stream (libtorch's, the legacy default stream) and makes its
-// own stream wait for it, enqueues the all-reduce, and after it records an
+// own stream wait for it, enqueues the collective, and after it records an
 // event on its stream that the caller's stream waits for. The host never
 // waits for the caller's stream; it still waits for the group's stream,
 // bounded by Config.Timeout, as for every collective: that bounded wait is

@@ -92,7 +92,7 @@ type Group struct {
 	comm   *nccl.Comm
 	stream nccl.Stream
 	stage  [2]staging
-	events [2]nccl.Event // AllReduceRawOrdered's "ready" and "done", made on first use
+	events [2]nccl.Event // the stream-ordered calls' "ready" and "done", made on first use
 }
 
 // Group has every optional collective.
@@ -104,7 +104,9 @@ var (
 	_ collective.RawAllReducer   = (*Group)(nil)
 	_ collective.RawAllGatherer  = (*Group)(nil)
 
-	_ collective.StreamOrderedAllReducer = (*Group)(nil)
+	_ collective.StreamOrderedAllReducer      = (*Group)(nil)
+	_ collective.StreamOrderedAllGatherer     = (*Group)(nil)
+	_ collective.StreamOrderedReduceScatterer = (*Group)(nil)
 )
 
 // New loads NCCL (nccl.Init), exchanges the unique id through cfg.Store

@@ -192,16 +192,13 @@ func (g *Group) AllReduceRaw(ctx context.Context, ptr unsafe.Pointer, n int, dt 
 // AllReduceRaw the caller must have finished writing send, and recv is
 // filled when the call returns. Uint8 moves any element type.
 func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType) error {
-	ndt, ok := dataType(dt)
-	if !ok || n < 0 || (n > 0 && (send == nil || recv == nil)) {
-		return fmt.Errorf("%w: allgather (raw) on rank %d: %d elements of %v at %p into %p",
-			collective.ErrConfig, g.cfg.Rank, n, dt, send, recv)
-	}
-	if n == 0 {
-		return g.precheck(ctx, "allgather (raw)", nil)
+	const name = "allgather (raw)"
+	ndt, err := g.gatherArgs(name, send, recv, n, dt)
+	if err != nil || n == 0 {
+		return g.precheck(ctx, name, err)
 	}
 	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
-	return g.do(ctx, "allgather (raw)", n, ndt, func(st nccl.Stream) error {
+	return g.do(ctx, name, n, ndt, func(st nccl.Stream) error {
 		return g.comm.AllGather(s, r, n, ndt, st)
 	}, nil)
 }
@@ -212,17 +209,34 @@ func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n i
 // AllReduceRaw the caller must have finished writing send, and recv is filled
 // when the call returns.
 func (g *Group) ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) error {
-	ndt, red, err := g.rawArgs("reducescatter (raw)", send, n, dt, op)
-	if err == nil && n > 0 && recv == nil {
-		err = fmt.Errorf("%w: reducescatter (raw) on rank %d: %d elements into a nil pointer", collective.ErrConfig, g.cfg.Rank, n)
-	}
+	const name = "reducescatter (raw)"
+	ndt, red, err := g.scatterArgs(name, send, recv, n, dt, op)
 	if err != nil || n == 0 {
-		return g.precheck(ctx, "reducescatter (raw)", err)
+		return g.precheck(ctx, name, err)
 	}
 	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
-	return g.do(ctx, "reducescatter (raw)", n, ndt, func(st nccl.Stream) error {
+	return g.do(ctx, name, n, ndt, func(st nccl.Stream) error {
 		return g.comm.ReduceScatter(s, r, n, ndt, red, st)
 	}, nil)
+}
+
+// gatherArgs checks the arguments of a raw all-gather and maps dt to NCCL's.
+func (g *Group) gatherArgs(name string, send, recv unsafe.Pointer, n int, dt collective.DType) (nccl.DataType, error) {
+	ndt, ok := dataType(dt)
+	if !ok || n < 0 || (n > 0 && (send == nil || recv == nil)) {
+		return 0, fmt.Errorf("%w: %s on rank %d: %d elements of %v at %p into %p",
+			collective.ErrConfig, name, g.cfg.Rank, n, dt, send, recv)
+	}
+	return ndt, nil
+}
+
+// scatterArgs checks the arguments of a raw reduce-scatter and maps them to NCCL's.
+func (g *Group) scatterArgs(name string, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp) (nccl.DataType, nccl.RedOp, error) {
+	ndt, red, err := g.rawArgs(name, send, n, dt, op)
+	if err == nil && n > 0 && recv == nil {
+		err = fmt.Errorf("%w: %s on rank %d: %d elements into a nil pointer", collective.ErrConfig, name, g.cfg.Rank, n)
+	}
+	return ndt, red, err
 }
 
 // dataType maps dt to NCCL's.

@@ -49,7 +49,53 @@ func (g *Group) AllReduceRawOrdered(ctx context.Context, ptr unsafe.Pointer, n i
 	if err != nil || n == 0 {
 		return g.precheck(ctx, name, err)
 	}
-	p, caller := nccl.DevicePtr(ptr), nccl.Stream(stream)
+	p := nccl.DevicePtr(ptr)
+	return g.ordered(ctx, name, n, ndt, stream, func(s nccl.Stream) error {
+		return g.comm.AllReduce(p, p, n, ndt, red, s)
+	})
+}
+
+// AllGatherRawOrdered is AllGatherRaw for send still being written, and recv
+// still being read, by kernels on stream: the all-gather starts after the work
+// enqueued on stream before the call, and the work enqueued on stream after
+// the call returns starts after it, by the same two events as
+// AllReduceRawOrdered (and with the same host wait for the group's stream). It
+// implements collective.StreamOrderedAllGatherer.
+func (g *Group) AllGatherRawOrdered(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType, stream uintptr) error {
+	const name = "allgather (raw, stream-ordered)"
+	ndt, err := g.gatherArgs(name, send, recv, n, dt)
+	if err != nil || n == 0 {
+		return g.precheck(ctx, name, err)
+	}
+	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
+	return g.ordered(ctx, name, n, ndt, stream, func(st nccl.Stream) error {
+		return g.comm.AllGather(s, r, n, ndt, st)
+	})
+}
+
+// ReduceScatterRawOrdered is ReduceScatterRaw ordered against stream by the
+// same two events as AllReduceRawOrdered (and with the same host wait for the
+// group's stream). It implements collective.StreamOrderedReduceScatterer.
+func (g *Group) ReduceScatterRawOrdered(ctx context.Context, send, recv unsafe.Pointer, n int, dt collective.DType,
+	op collective.ReduceOp, stream uintptr) error {
+	const name = "reducescatter (raw, stream-ordered)"
+	ndt, red, err := g.scatterArgs(name, send, recv, n, dt, op)
+	if err != nil || n == 0 {
+		return g.precheck(ctx, name, err)
+	}
+	s, r := nccl.DevicePtr(send), nccl.DevicePtr(recv)
+	return g.ordered(ctx, name, n, ndt, stream, func(st nccl.Stream) error {
+		return g.comm.ReduceScatter(s, r, n, ndt, red, st)
+	})
+}
+
+// ordered runs the collective launch enqueues between the two events: the
+// group's stream waits for "ready", recorded on the caller's stream, before
+// launch; the caller's stream waits for "done", recorded on the group's stream
+// after it.
+func (g *Group) ordered(ctx context.Context, name string, n int, ndt nccl.DataType, stream uintptr,
+	launch func(nccl.Stream) error) error {
+	caller := nccl.Stream(stream)
 	return g.do(ctx, name, n, ndt, func(s nccl.Stream) error {
 		if err := g.ensureEvents(); err != nil {
 			return err
@@ -57,7 +103,7 @@ func (g *Group) AllReduceRawOrdered(ctx context.Context, ptr unsafe.Pointer, n i
 		if err := nccl.OrderAfter(s, caller, g.events[0]); err != nil {
 			return err
 		}
-		return g.comm.AllReduce(p, p, n, ndt, red, s)
+		return launch(s)
 	}, func() error {
 		// After the watchdog's wait, so that a non-blocking communicator's
 		// collective has settled and is on the stream before "done" is

@@ -22,7 +22,7 @@ import (
 // read the order of the device work off the log.
 
 // orderLine matches the log lines that order streams or run a collective.
-var orderLine = regexp.MustCompile(`^(cudaEventRecord|cudaStreamWaitEvent|cudaStreamSynchronize|ncclAllReduce) `)
+var orderLine = regexp.MustCompile(`^(cudaEventRecord|cudaStreamWaitEvent|cudaStreamSynchronize|ncclAllReduce|ncclAllGather|ncclReduceScatter) `)
 
 // commArg is the communicator handle in a collective's log line.
 var commArg = regexp.MustCompile(` comm=0x[0-9a-f]+`)
