@@ -77,9 +77,11 @@
 // 8-block model) at no extra memory: the kept buffer is one the pool would hold idle.
 // Whether a unit is reused depends only on the calls, so every rank skips the same
 // all-gathers. LRTRAIN_SHARD_NO_KEEP=1 (EnvNoKeep) turns this off, for measurements. On
-// a GPU the goroutine synchronises the device before each gather (the pooled buffer
-// may still be read by queued kernels), which waits for the current block's kernels
-// too: there prefetch overlaps little until the buffers get events of their own.
+// a GPU an NCCL group orders each gather by CUDA events instead of synchronising the
+// device (collective.StreamOrderedAllGatherer): NCCL's stream starts the gather after
+// the kernels queued on libtorch's stream so far (among them the last reads of the
+// pooled buffer it fills), and the kernels queued there later wait for it, so the
+// current block's kernels run while the next block is gathered.
 //
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation
@@ -136,8 +138,9 @@
 // Shards and gathered buffers live on the model's device, and the all-gather writes
 // into the buffer's memory through the group's collective.RawAllGatherer (as bytes):
 // Gloo on the CPU, NCCL on a GPU (dist/worker forms an NCCL shard group for a CUDA
-// rank). Before a GPU gather the device is synchronised, since NCCL runs on its own
-// stream and the pooled buffer may still be read by the previous unit's kernels.
+// rank). NCCL runs on its own stream and the pooled buffer may still be read by the
+// previous unit's kernels: the gather is ordered after them by events (a group without
+// the stream-ordered all-gather gets the device synchronised first).
 //
 // Limits: a group without a raw all-gather is ErrUnsupported; weights listed by Model.Weights are
 // placeholders outside Before/After, so whatever reads them (export, inspection) must

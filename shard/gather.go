@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -71,6 +72,8 @@ type Gatherer struct {
 	pending    map[int]*request
 	reqs       chan *request
 	exited     chan struct{}
+
+	syncs atomic.Int64 // device synchronisations before a gather (tests read it)
 }
 
 // Stats counts what a Gatherer holds and did.

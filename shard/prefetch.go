@@ -178,20 +178,36 @@ func (g *Gatherer) serve(reqs <-chan *request, exited chan<- struct{}) {
 }
 
 // run all-gathers r. It reads only what Bind fixed, so it may run on any goroutine.
-// On a GPU the device is synchronised first: the group's collective runs on its own
-// stream, and the pooled buffer may still be read by kernels queued for an earlier
-// unit.
+// On a GPU the group's collective runs on its own stream, and the pooled buffer may
+// still be read by kernels queued for an earlier unit: a stream-ordered group
+// (ncclpg) starts the all-gather, on the device, after the work queued on libtorch's
+// stream so far and makes the work queued there later wait for it, so the block
+// being computed goes on while the next one is gathered; any other group gets the
+// device synchronised first. Either way run returns once the buffer is filled (the
+// host waits for the group's stream, bounded by its timeout).
 func (g *Gatherer) run(r *request) {
 	defer close(r.done)
 	start := time.Now()
-	if g.dev.IsCuda() {
-		if err := ts.CudaSynchronize(int(g.dev.Value)); err != nil {
+	ordered, isOrdered := g.raw.(collective.StreamOrderedAllGatherer)
+	switch {
+	case g.dev.IsCuda() && isOrdered:
+		r.err = ordered.AllGatherRawOrdered(g.ctx, r.send, r.recv, r.bytes, collective.Uint8, collective.DefaultStream)
+	case g.dev.IsCuda():
+		if err := g.synchronize(); err != nil {
 			r.err = fmt.Errorf("synchronise %v before the all-gather: %w", g.dev, err)
 			return
 		}
+		fallthrough
+	default:
+		r.err = g.raw.AllGatherRaw(g.ctx, r.send, r.recv, r.bytes, collective.Uint8)
 	}
-	r.err = g.raw.AllGatherRaw(g.ctx, r.send, r.recv, r.bytes, collective.Uint8)
 	r.took = time.Since(start)
+}
+
+// synchronize waits for every kernel on every stream of the model's GPU.
+func (g *Gatherer) synchronize() error {
+	g.syncs.Add(1)
+	return ts.CudaSynchronize(int(g.dev.Value))
 }
 
 // await waits for unit u's request (made now if there is none) and returns its

@@ -202,28 +202,14 @@ func TestFlatReducePlainRawReducerSynchronisesTheDevice(t *testing.T) {
 // rank synchronises the device.
 func TestFlatReduceTwoRanksOrdered(t *testing.T) {
 	withFakeNCCL(t)
-	t.Setenv("FAKE_NCCL_SHARED_DIR", t.TempDir())
 	weights := [2][][]float32{
 		{{1, 2, 3, 4, 5, 6}, {-0.5, 0.25, 8, 9}},
 		{{10, -2, 0.5, 4, 0, 1}, {0.5, 0.25, -8, 1}},
 	}
 	want := [][]float32{{11, 0, 3.5, 8, 5, 7}, {0, 0.5, 0, 10}}
-	store := newOneKeyStore()
-	groups := make([]*ncclpg.Group, 2)
+	groups := twoFakeNCCLRanks(t)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for r := range groups {
-		wg.Go(func() {
-			groups[r], errs[r] = ncclpg.New(context.Background(), ncclpg.Config{Rank: r, Size: 2, Store: store, Timeout: time.Minute})
-		})
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-		t.Cleanup(func() { _ = groups[r].Close() })
-	}
 	params := [2][]ts.NamedTensor{withGrads(t, weights[0]...), withGrads(t, weights[1]...)}
 	syncs := deviceSyncs.Load()
 	for r, g := range groups {
@@ -241,6 +227,30 @@ func TestFlatReduceTwoRanksOrdered(t *testing.T) {
 			t.Errorf("rank %d: reduced gradients = %v, want %v", r, got, want)
 		}
 	}
+}
+
+// twoFakeNCCLRanks forms two ncclpg ranks in this process on the fakes (withFakeNCCL
+// first); they meet through the fakes' shared directory and close when the test ends.
+func twoFakeNCCLRanks(t *testing.T) []*ncclpg.Group {
+	t.Helper()
+	t.Setenv("FAKE_NCCL_SHARED_DIR", t.TempDir())
+	store := newOneKeyStore()
+	groups := make([]*ncclpg.Group, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for r := range groups {
+		wg.Go(func() {
+			groups[r], errs[r] = ncclpg.New(context.Background(), ncclpg.Config{Rank: r, Size: 2, Store: store, Timeout: time.Minute})
+		})
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		t.Cleanup(func() { _ = groups[r].Close() })
+	}
+	return groups
 }
 
 // oneKeyStore is a collective.Store in memory for ranks of one process: Lookup waits

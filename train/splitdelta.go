@@ -203,12 +203,13 @@ func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) erro
 		}
 	}
 	start := time.Now()
-	err = sh.collective(dev, mine, all, func(send, recv unsafe.Pointer) error {
-		if sh.gather {
-			return sh.sg.AllGatherRaw(ctx, send, recv, int(sh.block), sh.reduceDT)
-		}
-		return sh.ar.AllReduceRaw(ctx, recv, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
-	})
+	if sh.gather {
+		err = sh.collective(dev, mine, all, sh.gatherWeights(ctx))
+	} else {
+		err = sh.collective(dev, mine, all, rawCalls{plain: func(_, recv unsafe.Pointer) error {
+			return sh.ar.AllReduceRaw(ctx, recv, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
+		}})
+	}
 	if err != nil {
 		return fmt.Errorf("train: split ΔW: exchange the held weights: %w", err)
 	}
@@ -239,12 +240,13 @@ func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) 
 		base = int64(rank) * sh.block
 	}
 	start := time.Now()
-	err = sh.collective(dev, all, mine, func(send, recv unsafe.Pointer) error {
-		if sh.gather {
-			return sh.sg.ReduceScatterRaw(ctx, send, recv, int(sh.block), sh.reduceDT, collective.Sum)
-		}
-		return sh.ar.AllReduceRaw(ctx, send, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
-	})
+	if sh.gather {
+		err = sh.collective(dev, all, mine, sh.scatterGrads(ctx))
+	} else {
+		err = sh.collective(dev, all, mine, rawCalls{plain: func(send, _ unsafe.Pointer) error {
+			return sh.ar.AllReduceRaw(ctx, send, sh.ranks*int(sh.block), sh.reduceDT, collective.Sum)
+		}})
+	}
 	if err != nil {
 		return fmt.Errorf("train: split ΔW: sum the held weights' gradients: %w", err)
 	}
@@ -274,15 +276,46 @@ func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) 
 	return nil
 }
 
-// collective runs f on send's and recv's data. On a GPU the collective runs on the
-// group's own stream, so the device is synchronised first (the kernels that wrote
-// send must be done), and f returns once recv is written.
-func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, f func(send, recv unsafe.Pointer) error) error {
-	if dev.IsCuda() {
-		if err := synchronizeDevice(dev); err != nil {
-			return fmt.Errorf("synchronise %v: %w", dev, err)
+// rawCalls is one of the split's collectives on two buffers' data: plain, and where
+// the group offers it, ordered (stream-ordered against libtorch's CUDA stream).
+type rawCalls struct {
+	plain, ordered func(send, recv unsafe.Pointer) error
+}
+
+// gatherWeights is the all-gather of the owners' blocks of held weights.
+func (sh *deltaShare) gatherWeights(ctx context.Context) rawCalls {
+	n, dt := int(sh.block), sh.reduceDT
+	c := rawCalls{plain: func(send, recv unsafe.Pointer) error { return sh.sg.AllGatherRaw(ctx, send, recv, n, dt) }}
+	if og, ok := sh.sg.(collective.StreamOrderedAllGatherer); ok {
+		c.ordered = func(send, recv unsafe.Pointer) error {
+			return og.AllGatherRawOrdered(ctx, send, recv, n, dt, collective.DefaultStream)
 		}
 	}
+	return c
+}
+
+// scatterGrads is the reduce-scatter of the held weights' gradients: each rank
+// receives the sum of its own block.
+func (sh *deltaShare) scatterGrads(ctx context.Context) rawCalls {
+	n, dt := int(sh.block), sh.reduceDT
+	c := rawCalls{plain: func(send, recv unsafe.Pointer) error {
+		return sh.sg.ReduceScatterRaw(ctx, send, recv, n, dt, collective.Sum)
+	}}
+	if os, ok := sh.sg.(collective.StreamOrderedReduceScatterer); ok {
+		c.ordered = func(send, recv unsafe.Pointer) error {
+			return os.ReduceScatterRawOrdered(ctx, send, recv, n, dt, collective.Sum, collective.DefaultStream)
+		}
+	}
+	return c
+}
+
+// collective runs c on send's and recv's data; it returns once recv is written. On
+// a GPU the group's collective runs on its own stream: c.ordered (ncclpg) orders it
+// by CUDA events after the kernels that wrote send and before those that read recv
+// later, with no device-wide synchronisation; without it the device is synchronised
+// first. The host still waits for the group's stream (bounded by its timeout), so
+// the buffers may be freed to libtorch's caching allocator after the call.
+func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, c rawCalls) error {
 	s, err := send.DataPtr()
 	if err != nil {
 		return err
@@ -291,7 +324,17 @@ func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, f func
 	if err != nil {
 		return err
 	}
-	err = f(s, r)
+	switch {
+	case dev.IsCuda() && c.ordered != nil:
+		err = c.ordered(s, r)
+	case dev.IsCuda():
+		if err = synchronizeDevice(dev); err != nil {
+			return fmt.Errorf("synchronise %v: %w", dev, err)
+		}
+		err = c.plain(s, r)
+	default:
+		err = c.plain(s, r)
+	}
 	runtime.KeepAlive(send)
 	runtime.KeepAlive(recv)
 	return err
