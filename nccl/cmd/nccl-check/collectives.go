@@ -95,13 +95,24 @@ func (c *checker) checkCollectives() {
 			}},
 	)
 	for _, cl := range cases {
-		c.check(cl)
+		c.check(cl, false)
+	}
+	// Ordered by events as the trainer runs them: a sharded backbone's block gathers
+	// and model.split_delta's exchange.
+	for _, cl := range []collective{
+		{"allgather float32, ordered by events", nccl.Float32, rankInputs(nccl.Float32, nccl.Sum, me, n), pad(gathered), 0,
+			func(a, b nccl.DevicePtr) error { return cm.AllGather(a, b, n, nccl.Float32, s) }},
+		{"reducescatter float32/sum, ordered by events", nccl.Float32, rankInputs(nccl.Float32, nccl.Sum, me, n*N), pad(reduced(nccl.Float32, nccl.Sum, N, n, me*n)), 0,
+			func(a, b nccl.DevicePtr) error { return cm.ReduceScatter(a, b, n, nccl.Float32, nccl.Sum, s) }},
+	} {
+		c.check(cl, true)
 	}
 	c.checkInPlace()
 }
 
-// check runs one collective from fresh device buffers and compares.
-func (c *checker) check(cl collective) {
+// check runs one collective from fresh device buffers (ordered by events, or
+// waited for from the host alone: orderedRun) and compares.
+func (c *checker) check(cl collective, ordered bool) {
 	recvInit := encode(cl.dt, filled(len(cl.want), sentinel))
 	send, recv, err := c.buffers(encode(cl.dt, cl.send), recvInit)
 	if err != nil {
@@ -110,7 +121,7 @@ func (c *checker) check(cl collective) {
 	}
 	defer nccl.Free(send)
 	defer nccl.Free(recv)
-	if err := c.runWait(cl.name, c.cfg.timeout, func() error { return cl.run(send, recv) }); err != nil {
+	if err := c.orderedRun(cl.name, ordered, func() error { return cl.run(send, recv) }); err != nil {
 		c.fail(cl.name, "%v", err)
 		return
 	}
@@ -136,35 +147,15 @@ func (c *checker) checkInPlace() {
 func (c *checker) inPlace(name string, ordered bool) {
 	n := c.cfg.count
 	data := encode(nccl.Float32, rankInputs(nccl.Float32, nccl.Sum, c.cfg.rank, n))
-	var events [2]nccl.Event
-	var err error
-	for i := range events {
-		if ordered && err == nil {
-			if events[i], err = nccl.EventCreate(); err == nil {
-				defer nccl.EventDestroy(events[i])
-			}
-		}
-	}
-	var buf nccl.DevicePtr
-	if err == nil {
-		buf, err = nccl.Malloc(len(data))
-	}
+	buf, err := nccl.Malloc(len(data))
 	if err == nil {
 		defer nccl.Free(buf)
 		err = nccl.CopyToDevice(buf, data)
 	}
 	if err == nil {
-		err = c.runWait(name, c.cfg.timeout, func() error {
-			if ordered {
-				if err := nccl.OrderAfter(c.stream, nccl.DefaultStream, events[0]); err != nil {
-					return err
-				}
-			}
+		err = c.orderedRun(name, ordered, func() error {
 			return c.comm.AllReduce(buf, buf, n, nccl.Float32, nccl.Sum, c.stream)
 		})
-	}
-	if err == nil && ordered {
-		err = nccl.OrderAfter(nccl.DefaultStream, c.stream, events[1])
 	}
 	got := make([]byte, len(data))
 	if err == nil {
@@ -175,6 +166,36 @@ func (c *checker) inPlace(name string, ordered bool) {
 		return
 	}
 	c.report(name, nccl.Float32, n, got, encode(nccl.Float32, reduced(nccl.Float32, nccl.Sum, c.cfg.nranks, n, 0)), 0)
+}
+
+// orderedRun enqueues a collective on the communicator's stream and waits for it.
+// Ordered, it runs as the trainer runs its collectives: the communicator's stream
+// first waits for an event recorded on the default stream (libtorch's), and after
+// the collective the default stream waits for an event recorded on the
+// communicator's stream, so that the copy back, on the default stream, runs behind it.
+func (c *checker) orderedRun(name string, ordered bool, enqueue func() error) error {
+	if !ordered {
+		return c.runWait(name, c.cfg.timeout, enqueue)
+	}
+	var events [2]nccl.Event
+	for i := range events {
+		e, err := nccl.EventCreate()
+		if err != nil {
+			return err
+		}
+		defer nccl.EventDestroy(e)
+		events[i] = e
+	}
+	err := c.runWait(name, c.cfg.timeout, func() error {
+		if err := nccl.OrderAfter(c.stream, nccl.DefaultStream, events[0]); err != nil {
+			return err
+		}
+		return enqueue()
+	})
+	if err != nil {
+		return err
+	}
+	return nccl.OrderAfter(nccl.DefaultStream, c.stream, events[1])
 }
 
 func (c *checker) buffers(send, recv []byte) (nccl.DevicePtr, nccl.DevicePtr, error) {

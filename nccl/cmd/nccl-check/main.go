@@ -2,8 +2,8 @@
 // libnccl and libcudart, runs N processes, one per GPU, that meet through
 // a unique id made by rank 0, and on each rank runs AllReduce (every data
 // type and op), Reduce, AllGather, Broadcast, ReduceScatter, a grouped and
-// an in-place AllReduce (also ordered after the default stream by CUDA
-// events, as the trainer runs it), checking every value against the result the
+// an in-place AllReduce (that one, AllGather and ReduceScatter also ordered
+// after the default stream by CUDA events, as the trainer runs them), checking every value against the result the
 // ranks' known inputs imply; it times AllReduce, AllGather, ReduceScatter
 // and Broadcast and reports algorithm and bus bandwidth as nccl-tests does;
 // and, with two ranks or more, it checks that a collective a peer never

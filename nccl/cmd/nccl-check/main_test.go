@@ -40,6 +40,7 @@ func TestChecksPassOnFakeLibraries(t *testing.T) {
 		"PASS reduce float32/sum root=0", "PASS grouped allreduce float64/sum",
 		"PASS allreduce float32/sum in place: n=6 got [-3 -1.5 0 1.5 3 -3]",
 		"PASS allreduce float32/sum in place, ordered by events: n=6 got [-3 -1.5 0 1.5 3 -3]",
+		"PASS allgather float32, ordered by events", "PASS reducescatter float32/sum, ordered by events",
 		"PASS all checks",
 	} {
 		if !strings.Contains(out.String(), want) {
