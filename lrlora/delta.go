@@ -143,8 +143,13 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 
 // mergedWeight returns W_eff = W0 + cast(ΔW), recorded by autograd. With s on φ's
 // amplitudes (deltaParts) W_eff's gradient reaches φ's node with no d_out×d_in pass
-// in between.
+// in between. For LR-LoRA it is one phiop.LeanDelta node (leanDelta): composed op by
+// op, φ's node would keep M = B·A, a d_out×d_in tensor, until backward, beside the
+// W_eff that the product keeps.
 func (ad *Adapter) mergedWeight() (*ts.Tensor, error) {
+	if ad.spec.Method == adapter.LRLoRA && ad.held == nil { // a held ΔW: deltaAs adds it
+		return ad.leanDelta(true)
+	}
 	dw, err := ad.deltaAs(ad.w0)
 	if err != nil {
 		return nil, err
@@ -155,6 +160,36 @@ func (ad *Adapter) mergedWeight() (*ts.Tensor, error) {
 		return nil, fmt.Errorf("lrlora: forward %q: W0 + ΔW: %w", ad.name, err)
 	}
 	return weff, nil
+}
+
+// leanDelta returns LR-LoRA's W_eff = W0 + cast(ΔW) (weff) or ΔW as one
+// phiop.LeanDelta node, which keeps B, A and the K-vectors for backward and
+// recomputes M = B·A there (one rank-r product), with s placed as deltaParts places
+// it: the values are the composed path's (the same calls), the gradients the same
+// products.
+func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) {
+	if ad.closed {
+		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
+	}
+	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
+	amp, alpha := ad.phi.amplitude, ad.scaling
+	if !v.Residual {
+		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
+		if err != nil {
+			return nil, fmt.Errorf("lrlora: delta weight %q: s·a: %w", ad.name, err)
+		}
+		defer sa.Drop() // the node keeps its own reference for backward
+		amp, alpha = sa, 1
+	}
+	var w0 *ts.Tensor
+	if weff {
+		w0 = ad.w0
+	}
+	d, err := phiop.LeanDelta(w0, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v, alpha)
+	if err != nil {
+		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
+	}
+	return d, nil
 }
 
 // forwardRecompute is Forward's merged path as one phiop.LeanLinear node

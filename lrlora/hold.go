@@ -53,8 +53,11 @@ func (ad *Adapter) Holds() bool {
 // is W_eff = W0 + ΔW itself (each pass then skips the d_out×d_in addition);
 // otherwise it is ΔW in the parameters' dtype, so that the micro-batches' gradients
 // add up in float32 even under a bfloat16 backbone. Memory: the held tensor and its
-// gradient (two d_out×d_in tensors per layer, for the whole step) plus what φ's node
-// keeps (M = B·A). W0 must be present (not a released shard) for the W_eff form.
+// gradient, two d_out×d_in tensors per layer for the whole step. For LR-LoRA the
+// held tensor is one phiop.LeanDelta node, which keeps B, A and the K-vectors and
+// recomputes M = B·A in backward (one rank-r product per layer and step); composed
+// op by op, φ's node would keep M, a third d_out×d_in tensor. W0 must be present
+// (not a released shard) for the W_eff form.
 // It does nothing, and returns nil, where Holds is false.
 func (ad *Adapter) HoldDelta() error {
 	if !ad.Holds() {
@@ -66,9 +69,12 @@ func (ad *Adapter) HoldDelta() error {
 	h := &heldDelta{weff: ad.spec.Dropout == 0 && ad.w0.DType() == ad.dtype}
 	err := tensorkit.WithGrad(true, func() error {
 		var err error
-		if h.weff {
+		switch {
+		case ad.spec.Method == adapter.LRLoRA:
+			h.root, err = ad.leanDelta(h.weff)
+		case h.weff:
 			h.root, err = ad.mergedWeight()
-		} else {
+		default:
 			h.root, err = ad.DeltaWeight()
 		}
 		if err != nil {

@@ -215,3 +215,82 @@ func TestHeldDeltaLifecycle(t *testing.T) {
 		t.Errorf("%d live tensor handles, want %d (before: %d, less the adapter's 5)", n, live-5, live)
 	}
 }
+
+// What a held LR-LoRA weight keeps for the step: W_eff alone (the leaf shares the
+// node's output), not M = B·A beside it, which the node recomputes in backward. The
+// caching allocator's in-use bytes count blocks of 64 KiB or more: a 512² float32
+// tensor is 1 MiB; B, A and the K-vectors are below 64 KiB. After BackwardHeld the
+// gradients of B, A, a and β exist (small) and nothing weight-sized is left.
+func TestHeldDeltaKeepsOnlyTheWeight(t *testing.T) {
+	lockThread(t)
+	const side = 512
+	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayer(t, side, side, gotch.Float, 51)
+	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 52)
+	before := phiop.CachingAllocatorStats().InUseBytes
+	if err := ad.HoldDelta(); err != nil {
+		t.Fatal(err)
+	}
+	if held := phiop.CachingAllocatorStats().InUseBytes - before; held != side*side*4 {
+		t.Errorf("held LR-LoRA weight keeps %d bytes in blocks ≥ 64 KiB, want %d (W_eff, not M beside it)", held, side*side*4)
+	}
+	x := constTensor(t, randVals(53, 3*side), []int64{3, side}, gotch.Float)
+	y, err := ad.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := y.MustSum(gotch.Float, true)
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	loss.MustDrop()
+	if err := BackwardHeld([]*Adapter{ad}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ad.TrainableParameters() {
+		g := p.Tensor.MustGrad(false)
+		ok := g.MustDefined()
+		g.MustDrop()
+		if !ok {
+			t.Errorf("%s has no gradient after BackwardHeld", p.Name)
+		}
+	}
+	if after := phiop.CachingAllocatorStats().InUseBytes; after != before {
+		t.Errorf("in use %d bytes after BackwardHeld, want %d as before HoldDelta", after, before)
+	}
+}
+
+// The same in a plain training forward (ΔW formed for the pass): until backward the
+// graph keeps W_eff for the product's ∂x, and not M beside it (composed op by op, φ's
+// node kept M: 2 MiB here).
+func TestForwardKeepsOnlyTheWeight(t *testing.T) {
+	lockThread(t)
+	const side = 512
+	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayer(t, side, side, gotch.Float, 61)
+	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 62)
+	// x requires grad, as a layer's input inside a model does: then the product keeps
+	// W_eff for ∂x.
+	x := constTensor(t, randVals(63, 3*side), []int64{3, side}, gotch.Float).MustSetRequiresGrad(true, false)
+	before := phiop.CachingAllocatorStats().InUseBytes
+	y, err := ad.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept := phiop.CachingAllocatorStats().InUseBytes - before; kept != side*side*4 {
+		t.Errorf("a training forward keeps %d bytes in blocks ≥ 64 KiB until backward, want %d (W_eff, not M beside it)", kept, side*side*4)
+	}
+	loss := y.MustSum(gotch.Float, true)
+	y.MustDrop()
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	loss.MustDrop()
+	if after := phiop.CachingAllocatorStats().InUseBytes; after != before {
+		t.Errorf("in use %d bytes after backward, want %d as before forward", after, before)
+	}
+}

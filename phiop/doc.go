@@ -42,7 +42,10 @@
 // whole LR-LoRA layer, x·(W0 + α·φ_v(B·A))ᵀ + bias, as one autograd node that keeps
 // x, W0, B, A and the K-vectors instead of B·A and W0 + ΔW, and recomputes those two in
 // backward with the calls forward made (any device: the products are libtorch's, φ the
-// fused kernels). lrlora uses it under model.recompute_delta.
+// fused kernels). lrlora uses it under model.recompute_delta. LeanDelta is the merged
+// weight alone, W0 + cast(α·φ_v(B·A)) (or α·φ_v(B·A)), as one node that keeps B, A and
+// the K-vectors instead of B·A and recomputes that product in backward: lrlora's merged
+// weight in training, and what it holds for a step under model.delta_per_step.
 //
 // Caching CPU allocator (cpu_alloc.cpp, alloc.go): InstallCachingAllocator makes
 // libtorch's CPU allocator (c10::SetCPUAllocator) one that keeps freed blocks of

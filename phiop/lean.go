@@ -62,3 +62,43 @@ func LeanLinear(x, w0, bias, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, bas
 	}
 	return ts.FromCtensor(out), nil
 }
+
+// LeanDelta returns an LR-LoRA layer's merged weight
+//
+//	W_eff = W0 + cast(α·φ_v(B·A))   (w0 given)
+//	ΔW    = α·φ_v(B·A)              (w0 nil; in B's dtype)
+//
+// as one autograd node that keeps B, A and the K-vectors for backward, not M = B·A:
+// backward recomputes the rank-r product, then runs φ's fused backward on (M, α·G)
+// (G cast to B's dtype first) and ∂B = ∂M·Aᵀ, ∂A = Bᵀ·∂M. Composed op by op
+// (ApplyVariant on B·A, a scale, a cast, W0 + ΔW) the values are the same calls on the
+// same inputs, and φ's node keeps M, a d_out×d_in tensor, until backward: this is
+// what lrlora holds for a whole optimizer step (Adapter.HoldDelta), where that is one
+// d_out×d_in tensor per layer besides the held weight and its gradient.
+//
+// W0 (d_out×d_in) must not require grad; B (d_out×r), A (r×d_in) and the K-vectors
+// share one float dtype and W0's device. Gradients reach B, A, amplitude and
+// bandwidthRaw as far as they require them.
+func LeanDelta(w0, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant, alpha float64) (*ts.Tensor, error) {
+	if err := validate(b, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
+		return nil, err
+	}
+	if a == nil || a.Ctensor() == nil {
+		return nil, fmt.Errorf("%w: A", ErrNilTensor)
+	}
+	var cw0 unsafe.Pointer
+	if w0 != nil {
+		cw0 = unsafe.Pointer(w0.Ctensor())
+	}
+	var out unsafe.Pointer
+	msg := C.phiop_lean_delta(cw0, b.Ctensor(), a.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(),
+		grid.Ctensor(), C.int(basisCodes[basis]), C.double(scale), cFlag(v.Centred()), cFlag(v.Residual),
+		C.double(alpha), &out)
+	for _, t := range []*ts.Tensor{w0, b, a, amplitude, bandwidthRaw, grid} {
+		runtime.KeepAlive(t)
+	}
+	if err := takeError(msg); err != nil {
+		return nil, fmt.Errorf("phiop: lean delta (%v): %w", v, err)
+	}
+	return ts.FromCtensor(out), nil
+}

@@ -12,6 +12,10 @@
 // anyway, and sum phi in forward's order: the same bits); the tabulated path
 // and CUDA run phi's forward for it. The price is one B A and one W0 + dW per
 // layer in backward, plus that forward where it runs.
+//
+// LeanDeltaFunction is the same idea for the merged weight alone (W_eff, or
+// Delta W), which an adapter holds for a whole optimizer step: it keeps B, A and
+// the K-vectors instead of M, and backward recomputes B A.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -38,15 +42,28 @@ struct Delta {
   // m is B A.
   at::Tensor m() const { return b.mm(a); }
 
-  // weff is W0 + cast(alpha phi), phi = phi_v(m) (computed here when not given), as
-  // lrlora composes it.
+  // dw is alpha phi in B's dtype, phi = phi_v(m) (computed here when not given).
+  at::Tensor dw(const at::Tensor& m, at::Tensor phi = at::Tensor()) const {
+    at::Tensor d = phi.defined() ? std::move(phi) : phi_forward_tensor(m, amp, beta, grid, basis, scale, v);
+    if (alpha != 1.0) d = d.mul(alpha);
+    return d;
+  }
+
+  // weff is W0 + cast(alpha phi), as lrlora composes it.
   at::Tensor weff(const at::Tensor& m, at::Tensor phi = at::Tensor()) const {
-    at::Tensor dw = phi.defined() ? std::move(phi) : phi_forward_tensor(m, amp, beta, grid, basis, scale, v);
-    if (alpha != 1.0) dw = dw.mul(alpha);
-    if (dw.scalar_type() != w0.scalar_type()) dw = dw.to(w0.scalar_type());
-    return w0.add(dw);
+    at::Tensor d = dw(m, std::move(phi));
+    if (d.scalar_type() != w0.scalar_type()) d = d.to(w0.scalar_type());
+    return w0.add(d);
   }
 };
+
+// dphi is phi's upstream gradient for dW_eff (or dDelta W) G: G in B's dtype, times
+// alpha (the cast's and alpha's product backward, in that order).
+at::Tensor dphi(at::Tensor G, const at::Tensor& b, double alpha) {
+  if (G.scalar_type() != b.scalar_type()) G = G.to(b.scalar_type());
+  if (alpha != 1.0) G = G.mul(alpha);
+  return G;
+}
 
 class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> {
  public:
@@ -94,10 +111,8 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
     }
     at::Tensor phi;  // phi_v(M) from phi's backward pass, for W_eff
     if (need_phi) {
-      // dW_eff in W0's dtype; the cast and alpha's product backward, in that order.
-      at::Tensor gphi = G2.t().mm(x.reshape({-1, din}));
-      if (gphi.scalar_type() != b.scalar_type()) gphi = gphi.to(b.scalar_type());
-      if (d.alpha != 1.0) gphi = gphi.mul(d.alpha);
+      // dW_eff in W0's dtype.
+      at::Tensor gphi = dphi(G2.t().mm(x.reshape({-1, din})), b, d.alpha);
       PhiGrads pg = phi_backward_tensors(m, gphi, need_dm, need_x ? &phi : nullptr, d.amp,
                                          d.beta, d.grid, d.basis, d.scale, d.v);
       gphi = at::Tensor();
@@ -110,6 +125,53 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
       // W_eff lives only for this product.
       grads[kX] = G.matmul(d.weff(m, std::move(phi)));
     }
+    return grads;
+  }
+};
+
+// The merged weight alone: W_eff = W0 + cast(alpha phi_v(B A)), or without W0
+// Delta W = alpha phi_v(B A) in B's dtype, as one node that saves B, A and the
+// K-vectors and recomputes M = B A in backward (one rank-r product) instead of
+// keeping it. It is what an adapter holds for a whole optimizer step
+// (lrlora.HoldDelta): composed op by op, phi's node would keep M, a d_out x d_in
+// tensor, beside W_eff and its gradient for the step.
+enum DeltaInput : int { kDW0, kDB, kDA, kDAmp, kDBeta, kDGrid, kDeltaInputs = 10 };
+
+class LeanDeltaFunction : public torch::autograd::Function<LeanDeltaFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& w0, const at::Tensor& b,
+                            const at::Tensor& a, const at::Tensor& amp, const at::Tensor& beta,
+                            const at::Tensor& grid, int64_t basis, double scale, int64_t flags,
+                            double alpha) {
+    ctx->save_for_backward({b, a, amp, beta, grid});
+    ctx->saved_data["basis"] = basis;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["flags"] = flags;
+    ctx->saved_data["alpha"] = alpha;
+    const Delta d{w0, b, a, amp, beta, grid, static_cast<int>(basis), scale, alpha,
+                  Flags::of(flags)};
+    return w0.numel() > 0 ? d.weff(d.m()) : d.dw(d.m());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    sync_num_threads();
+    variable_list grads(kDeltaInputs);
+    const at::Tensor& G = grad_outputs[0];
+    const bool need_dm = ctx->needs_input_grad(kDB) || ctx->needs_input_grad(kDA);
+    if (!G.defined() || !(need_dm || ctx->needs_input_grad(kDAmp) || ctx->needs_input_grad(kDBeta))) {
+      return grads;
+    }
+    const variable_list s = ctx->get_saved_variables();
+    const at::Tensor &b = s[0], &a = s[1];
+    PhiGrads pg = phi_backward_tensors(b.mm(a), dphi(G, b, ctx->saved_data["alpha"].toDouble()),
+                                       need_dm, nullptr, s[2], s[3], s[4],
+                                       static_cast<int>(ctx->saved_data["basis"].toInt()),
+                                       ctx->saved_data["scale"].toDouble(),
+                                       Flags::of(ctx->saved_data["flags"].toInt()));
+    if (ctx->needs_input_grad(kDB)) grads[kDB] = pg.dm.mm(a.t());
+    if (ctx->needs_input_grad(kDA)) grads[kDA] = b.t().mm(pg.dm);
+    if (ctx->needs_input_grad(kDAmp)) grads[kDAmp] = std::move(pg.da);
+    if (ctx->needs_input_grad(kDBeta)) grads[kDBeta] = std::move(pg.dbeta);
     return grads;
   }
 };
@@ -153,6 +215,41 @@ char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* a
                                                     static_cast<int64_t>(basis), scale,
                                                     v.bits(), alpha);
     *out = new at::Tensor(std::move(y));
+  });
+}
+
+char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwidth_raw,
+                       void* grid, int basis, double scale, int centred, int residual,
+                       double alpha, void** out) {
+  return phiop::guarded([&] {
+    *out = nullptr;
+    const at::Tensor& bm = *static_cast<at::Tensor*>(b);
+    const at::Tensor& am = *static_cast<at::Tensor*>(a);
+    // No W0 travels as an empty tensor: the node's inputs must all be defined.
+    const at::Tensor w =
+        w0 != nullptr ? *static_cast<at::Tensor*>(w0) : at::empty({0}, bm.options());
+    const at::Tensor& amp = *static_cast<at::Tensor*>(amplitude);
+    const at::Tensor& beta = *static_cast<at::Tensor*>(bandwidth_raw);
+    const at::Tensor& g = *static_cast<at::Tensor*>(grid);
+    phiop::check_inputs(bm, amp, beta, g, basis, scale);
+    TORCH_CHECK(bm.dim() == 2 && am.dim() == 2 && bm.size(1) == am.size(0),
+                "phiop: lean delta: B ", bm.sizes(), " · A ", am.sizes(), " is not a product");
+    TORCH_CHECK(am.scalar_type() == bm.scalar_type() && am.device() == bm.device(),
+                "phiop: lean delta: A and B must share dtype and device");
+    if (w0 != nullptr) {
+      TORCH_CHECK(w.dim() == 2 && w.size(0) == bm.size(0) && w.size(1) == am.size(1),
+                  "phiop: lean delta: B ", bm.sizes(), " · A ", am.sizes(), " does not match W0 ",
+                  w.sizes());
+      TORCH_CHECK(w.device() == bm.device(), "phiop: lean delta: W0 and B on different devices");
+      TORCH_CHECK(!w.requires_grad(), "phiop: lean delta: W0 must be frozen (requires_grad false)");
+    }
+    TORCH_CHECK(std::isfinite(alpha), "phiop: lean delta: alpha must be finite");
+    phiop::sync_num_threads();
+    const phiop::Flags v{centred != 0 || residual != 0, residual != 0};
+    at::Tensor d = phiop::LeanDeltaFunction::apply(w, bm, am, amp, beta, g,
+                                                   static_cast<int64_t>(basis), scale, v.bits(),
+                                                   alpha);
+    *out = new at::Tensor(std::move(d));
   });
 }
 

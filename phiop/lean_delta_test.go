@@ -1,0 +1,228 @@
+package phiop
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/adapter"
+)
+
+// composedDelta is lrlora's composed merged weight: φ_v(B·A), α·, and W0 + ΔW when w0
+// is given.
+func composedDelta(t *testing.T, l leanLeaves, w0 *ts.Tensor, basis adapter.Basis, scale float64, v Variant, alpha float64) *ts.Tensor {
+	m := l.b.MustMm(l.a, false)
+	phi, err := ApplyVariant(m, l.amp, l.beta, l.grid, basis, scale, v)
+	m.MustDrop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alpha != 1 {
+		phi = phi.MustMulScalar(ts.FloatScalar(alpha), true)
+	}
+	if w0 == nil {
+		return phi
+	}
+	defer phi.MustDrop()
+	return w0.MustAdd(phi, false)
+}
+
+// runDelta returns the weight and the gradients of B, A, a and β of L = Σ w ⊙ out,
+// and drops out.
+func (l leanLeaves) runDelta(t *testing.T, out, w *ts.Tensor) [][]float64 {
+	loss := weightedSum(t, out, w)
+	if err := loss.Backward(); err != nil {
+		t.Fatal(err)
+	}
+	res := [][]float64{values(out)}
+	for _, p := range []*ts.Tensor{l.b, l.a, l.amp, l.beta} {
+		res = append(res, gradValues(p))
+	}
+	out.MustDrop()
+	return res
+}
+
+// LeanDelta computes the composed merged weight (W_eff, or ΔW without W0) and its
+// gradients: the weight with the same calls on the same inputs (bit-identical), the
+// gradients with the same products, whose GEMMs may block their sums another way
+// (64 ulps of each gradient's scale, as for LeanLinear).
+func TestLeanDeltaMatchesComposed(t *testing.T) {
+	lockThread(t)
+	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
+		ulp := math.Pow(2, -52)
+		if dtype == gotch.Float {
+			ulp = math.Pow(2, -23)
+		}
+		for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
+			for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
+				for _, alpha := range []float64{1, 0.7} {
+					for _, withW0 := range []bool{true, false} {
+						name := fmt.Sprintf("%v/%s/%v/alpha=%v/w0=%v", dtype, basis, v, alpha, withW0)
+						t.Run(name, func(t *testing.T) {
+							c := newLeanCase(uint64(len(name)), basis)
+							compareLeanDelta(t, c, gotch.CPU, dtype, withW0, basis, v, alpha, ulp)
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+// compareLeanDelta checks LeanDelta against the composed weight on dev: the weight
+// bit-identical, every gradient within 64 ulps of its scale.
+func compareLeanDelta(t *testing.T, c leanCase, dev gotch.Device, dtype gotch.DType, withW0 bool, basis adapter.Basis, v Variant, alpha, ulp float64) {
+	rng := rand.New(rand.NewPCG(uint64(c.dout), 17))
+	up := make([]float64, c.dout*c.din)
+	for i := range up {
+		up[i] = rng.NormFloat64()
+	}
+	w := newTensor(t, up, []int64{int64(c.dout), int64(c.din)}, dtype, false).MustTo(dev, true)
+	t.Cleanup(func() { w.MustDrop() })
+	ref := c.leavesOn(t, dev, dtype, false)
+	l := c.leavesOn(t, dev, dtype, false)
+	w0ref, w0 := ref.w0, l.w0
+	if !withW0 {
+		w0ref, w0 = nil, nil
+	}
+	want := ref.runDelta(t, composedDelta(t, ref, w0ref, basis, c.p.scale, v, alpha), w)
+	out, err := LeanDelta(w0, l.b, l.a, l.amp, l.beta, l.grid, basis, c.p.scale, v, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := l.runDelta(t, out, w)
+	for i, name := range []string{"weight", "∂B", "∂A", "∂a", "∂β"} {
+		diff, scale := maxAbsDiff(t, got[i], want[i])
+		tol := 64 * ulp * scale
+		if i == 0 {
+			tol = 0
+		}
+		if diff > tol || math.IsNaN(diff) {
+			t.Errorf("%s: max |lean − composed| %.3g, scale %.3g, tolerance %.3g", name, diff, scale, tol)
+		}
+	}
+}
+
+// On a GPU the node runs the same libtorch products and the CUDA φ kernels: compared
+// with the composed weight there, as on the CPU (go test -tags cuda -run CUDA ./phiop/
+// after make -C phiop cuda, on a machine with a GPU).
+func TestLeanDeltaCUDAMatchesComposed(t *testing.T) {
+	requireCUDA(t)
+	lockThread(t)
+	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
+		ulp := math.Pow(2, -52)
+		if dtype == gotch.Float {
+			ulp = math.Pow(2, -23)
+		}
+		for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
+			for _, withW0 := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%v/%v/w0=%v", dtype, v, withW0), func(t *testing.T) {
+					compareLeanDelta(t, newLeanCase(13, adapter.Sinc), gotch.CudaBuilder(0), dtype, withW0, adapter.Sinc, v, 0.7, ulp)
+				})
+			}
+		}
+	}
+}
+
+// Between forward and backward the composed merged weight keeps M beside W_eff (two
+// d_out×d_in tensors) and the lean node only its output: the caching allocator's
+// in-use bytes (blocks of 64 KiB or more; a 1024² float32 tensor is 4 MiB, B, A and
+// the K-vectors are below 64 KiB). After backward and the drops both return to the
+// start.
+func TestLeanDeltaKeepsOnlyTheWeight(t *testing.T) {
+	lockThread(t)
+	const side, r = 1024, 4
+	withCache(t, 256*mib)
+	rng := rand.New(rand.NewPCG(9, 9))
+	p := randomParams(rng, 5, 2, adapter.Sinc, 1)
+	draw := func(n int, std float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = std * rng.NormFloat64()
+		}
+		return v
+	}
+	c := leanCase{din: side, dout: side, r: r, p: p}
+	c.x, c.w0, c.b, c.a = draw(6*side, 1), draw(side*side, 0.03), draw(side*r, 0.5), draw(r*side, 0.5)
+	c.w = draw(6*side, 1)
+	kept := func(lean bool) int64 {
+		l := c.leaves(t, gotch.Float, false)
+		before := CachingAllocatorStats().InUseBytes
+		var out *ts.Tensor
+		var err error
+		if lean {
+			out, err = LeanDelta(l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, p.scale, Variant{}, 1)
+		} else {
+			out = composedDelta(t, l, l.w0, adapter.Sinc, p.scale, Variant{}, 1)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := CachingAllocatorStats().InUseBytes - before
+		// Backward with an upstream gradient of ones; then the gradient and out go.
+		ones := out.MustOnesLike(false)
+		if err := Backward([]*ts.Tensor{out}, []*ts.Tensor{ones}); err != nil {
+			t.Fatal(err)
+		}
+		ones.MustDrop()
+		out.MustDrop()
+		if after := CachingAllocatorStats().InUseBytes; after != before {
+			t.Errorf("lean=%v: in use %d bytes after backward, want %d as before forward", lean, after, before)
+		}
+		return held
+	}
+	const block = 4 * mib // side² float32
+	if held := kept(false); held < 2*block {
+		t.Fatalf("composed weight holds %d bytes until backward, want ≥ %d (M and W_eff): the measurement does not see them", held, 2*block)
+	}
+	if held := kept(true); held != block {
+		t.Errorf("lean node holds %d bytes in blocks ≥ 64 KiB until backward, want %d (W_eff alone)", held, block)
+	}
+}
+
+// Bad inputs are refused with a message naming what is wrong, and nothing is made.
+func TestLeanDeltaRefusesBadInputs(t *testing.T) {
+	lockThread(t)
+	c := newLeanCase(5, adapter.Sinc)
+	l := c.leaves(t, gotch.Float, false)
+	for _, tc := range []struct {
+		name, want string
+		call       func() (*ts.Tensor, error)
+	}{
+		{"W0 requires grad", "W0 must be frozen", func() (*ts.Tensor, error) {
+			w := l.w0.MustDetach(false).MustSetRequiresGrad(true, true)
+			defer w.MustDrop()
+			return LeanDelta(w, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"B·A does not match W0", "does not match W0", func() (*ts.Tensor, error) {
+			w := l.w0.MustT(false)
+			defer w.MustDrop()
+			return LeanDelta(w, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"B·A is no product", "is not a product", func() (*ts.Tensor, error) {
+			return LeanDelta(nil, l.b, l.b, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"nil A", ErrNilTensor.Error() + ": A", func() (*ts.Tensor, error) {
+			return LeanDelta(nil, l.b, nil, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, 1)
+		}},
+		{"alpha", "alpha must be finite", func() (*ts.Tensor, error) {
+			return LeanDelta(l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, math.Inf(1))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := tc.call()
+			if err == nil {
+				out.MustDrop()
+				t.Fatalf("no error, want one mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
