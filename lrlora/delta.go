@@ -15,9 +15,13 @@ import (
 // is on. It is the one function that training
 // (Forward), merging (Merged) and export use. The caller drops the result.
 //
-// For LR-LoRA, φ is the fused phiop node: it keeps M and the K-vectors for
-// backward, not K intermediate d_out×d_in tensors (docs/method.md §4).
+// For LR-LoRA it is one phiop.LeanDelta node (leanDelta): the fused φ kernels, and
+// for backward B, A and the K-vectors, not M or K intermediate d_out×d_in tensors
+// (docs/method.md §4, §4.2).
 func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
+	if ad.spec.Method == adapter.LRLoRA {
+		return ad.leanDelta(false)
+	}
 	t, alpha, err := ad.deltaParts()
 	if err != nil {
 		return nil, err
@@ -32,16 +36,11 @@ func (ad *Adapter) DeltaWeight() (*ts.Tensor, error) {
 	return dw, nil
 }
 
-// deltaParts returns t and α with ΔW = α·t (t d_out×d_in, new).
+// deltaParts returns t and α with ΔW = α·t (t d_out×d_in, new) for LoRA and SineLoRA;
+// LR-LoRA's ΔW is leanDelta's one node.
 //
 // Ops stay out of place on φ's output: an in-place W0 + ΔW on it (one allocation
 // less) raised the small preset's peak RSS at 2×256 tokens from 0.86 to 1.38 GiB.
-//
-// Where s can ride on a small tensor it does: LR-LoRA's plain and centred φ are linear
-// in the amplitudes, s·φ(M; a) = φ(M; s·a), so s multiplies the K amplitudes and
-// α = 1 (no d_out×d_in pass forward, none in backward). With the default s = α/r = 2
-// this is exact in floating point; otherwise the two differ by rounding only.
-// Residual φ (M + φ(M) − φ(0)) is not linear in a, so s stays in α.
 func (ad *Adapter) deltaParts() (*ts.Tensor, float64, error) {
 	if ad.closed {
 		return nil, 0, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
@@ -63,9 +62,6 @@ func (ad *Adapter) deltaParts() (*ts.Tensor, float64, error) {
 		if wm, err = mulScalar(m, ad.spec.SineOmega, true); err == nil {
 			t, err = wm.Sin(true)
 		}
-	case adapter.LRLoRA:
-		t, alpha, err = ad.phiParts(m)
-		m.Drop()
 	default:
 		m.Drop()
 		err = fmt.Errorf("%w: method %v", ErrConfig, ad.spec.Method)
@@ -74,26 +70,6 @@ func (ad *Adapter) deltaParts() (*ts.Tensor, float64, error) {
 		return nil, 0, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
 	}
 	return t, alpha, nil
-}
-
-// phiParts is deltaParts for LR-LoRA, given M = B·A (which it does not drop).
-func (ad *Adapter) phiParts(m *ts.Tensor) (*ts.Tensor, float64, error) {
-	// phi.center and phi.residual (docs/method.md §10); the zero Variant is phiop.Apply.
-	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
-	amp, alpha := ad.phi.amplitude, ad.scaling
-	if !v.Residual {
-		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
-		if err != nil {
-			return nil, 0, fmt.Errorf("s·a: %w", err)
-		}
-		defer sa.Drop() // the φ node keeps its own reference for backward
-		amp, alpha = sa, 1
-	}
-	phi, err := phiop.ApplyVariant(m, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v)
-	if err != nil {
-		return nil, 0, err
-	}
-	return phi, alpha, nil
 }
 
 // Forward computes the adapted layer for x (…×d_in, in W0's dtype).
@@ -142,7 +118,7 @@ func (ad *Adapter) Forward(x *ts.Tensor) (*ts.Tensor, error) {
 }
 
 // mergedWeight returns W_eff = W0 + cast(ΔW), recorded by autograd. With s on φ's
-// amplitudes (deltaParts) W_eff's gradient reaches φ's node with no d_out×d_in pass
+// amplitudes (leanDelta) W_eff's gradient reaches φ's node with no d_out×d_in pass
 // in between. For LR-LoRA it is one phiop.LeanDelta node (leanDelta): composed op by
 // op, φ's node would keep M = B·A, a d_out×d_in tensor, until backward, beside the
 // W_eff that the product keeps.
@@ -164,28 +140,19 @@ func (ad *Adapter) mergedWeight() (*ts.Tensor, error) {
 
 // leanDelta returns LR-LoRA's W_eff = W0 + cast(ΔW) (weff) or ΔW as one
 // phiop.LeanDelta node, which keeps B, A and the K-vectors for backward and
-// recomputes M = B·A there (one rank-r product), with s placed as deltaParts places
-// it: the values are the composed path's (the same calls), the gradients the same
-// products.
+// recomputes M = B·A there (one rank-r product): the values are those of φ, s and
+// W0 + ΔW composed op by op (the same calls), the gradients the same products.
 func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) {
-	if ad.closed {
-		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, ErrClosed)
-	}
-	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
-	amp, alpha := ad.phi.amplitude, ad.scaling
-	if !v.Residual {
-		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
-		if err != nil {
-			return nil, fmt.Errorf("lrlora: delta weight %q: s·a: %w", ad.name, err)
-		}
-		defer sa.Drop() // the node keeps its own reference for backward
-		amp, alpha = sa, 1
-	}
 	var w0 *ts.Tensor
 	if weff {
 		w0 = ad.w0
 	}
-	d, err := phiop.LeanDelta(w0, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v, alpha)
+	var d *ts.Tensor
+	err := ad.withScaledPhi(func(v phiop.Variant, amp *ts.Tensor, alpha float64) error {
+		var err error
+		d, err = phiop.LeanDelta(w0, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v, alpha)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: delta weight %q: %w", ad.name, err)
 	}
@@ -193,28 +160,46 @@ func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) {
 }
 
 // forwardRecompute is Forward's merged path as one phiop.LeanLinear node
-// (SetRecomputeDelta), with s placed as deltaParts places it: the same calls, so the
+// (SetRecomputeDelta), with s placed as leanDelta places it: the same calls, so the
 // same output.
 func (ad *Adapter) forwardRecompute(x *ts.Tensor) (*ts.Tensor, error) {
-	if ad.closed {
-		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, ErrClosed)
-	}
-	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
-	amp, alpha := ad.phi.amplitude, ad.scaling
-	if !v.Residual {
-		sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
-		if err != nil {
-			return nil, fmt.Errorf("lrlora: forward %q: s·a: %w", ad.name, err)
-		}
-		defer sa.Drop() // the node keeps its own reference for backward
-		amp, alpha = sa, 1
-	}
-	y, err := phiop.LeanLinear(x, ad.w0, ad.bias, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid,
-		ad.spec.Basis, ad.phiScale, v, alpha)
+	var y *ts.Tensor
+	err := ad.withScaledPhi(func(v phiop.Variant, amp *ts.Tensor, alpha float64) error {
+		var err error
+		y, err = phiop.LeanLinear(x, ad.w0, ad.bias, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid,
+			ad.spec.Basis, ad.phiScale, v, alpha)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lrlora: forward %q: %w", ad.name, err)
 	}
 	return y, nil
+}
+
+// withScaledPhi calls f with φ's variant (phi.center, phi.residual: docs/method.md
+// §10) and the amplitudes and factor α with ΔW = α·φ_v(M; amp).
+//
+// Where s can ride on a small tensor it does: LR-LoRA's plain and centred φ are linear
+// in the amplitudes, s·φ(M; a) = φ(M; s·a), so s multiplies the K amplitudes and
+// α = 1 (no d_out×d_in pass forward, none in backward). With the default s = α/r = 2
+// this is exact in floating point; otherwise the two differ by rounding only.
+// Residual φ (M + φ(M) − φ(0)) is not linear in a, so s stays in α. The scaled
+// amplitudes are recorded by autograd (their gradient reaches a) and dropped after f:
+// a node f makes keeps its own reference.
+func (ad *Adapter) withScaledPhi(f func(v phiop.Variant, amp *ts.Tensor, alpha float64) error) error {
+	if ad.closed {
+		return ErrClosed
+	}
+	v := phiop.Variant{Center: ad.spec.Center, Residual: ad.spec.Residual}
+	if v.Residual {
+		return f(v, ad.phi.amplitude, ad.scaling)
+	}
+	sa, err := mulScalar(ad.phi.amplitude, ad.scaling, false)
+	if err != nil {
+		return fmt.Errorf("s·a: %w", err)
+	}
+	defer sa.Drop()
+	return f(v, sa, 1)
 }
 
 // forwardLowRank is plain LoRA's training path, as PEFT runs it:

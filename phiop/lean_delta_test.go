@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -136,20 +135,9 @@ func TestLeanDeltaCUDAMatchesComposed(t *testing.T) {
 // start.
 func TestLeanDeltaKeepsOnlyTheWeight(t *testing.T) {
 	lockThread(t)
-	const side, r = 1024, 4
 	withCache(t, 256*mib)
-	rng := rand.New(rand.NewPCG(9, 9))
-	p := randomParams(rng, 5, 2, adapter.Sinc, 1)
-	draw := func(n int, std float64) []float64 {
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = std * rng.NormFloat64()
-		}
-		return v
-	}
-	c := leanCase{din: side, dout: side, r: r, p: p}
-	c.x, c.w0, c.b, c.a = draw(6*side, 1), draw(side*side, 0.03), draw(side*r, 0.5), draw(r*side, 0.5)
-	c.w = draw(6*side, 1)
+	c := bigLeanCase(9)
+	p := c.p
 	kept := func(lean bool) int64 {
 		l := c.leaves(t, gotch.Float, false)
 		before := CachingAllocatorStats().InUseBytes
@@ -176,7 +164,7 @@ func TestLeanDeltaKeepsOnlyTheWeight(t *testing.T) {
 		}
 		return held
 	}
-	const block = 4 * mib // side² float32
+	const block = bigSide * bigSide * 4 // float32
 	if held := kept(false); held < 2*block {
 		t.Fatalf("composed weight holds %d bytes until backward, want ≥ %d (M and W_eff): the measurement does not see them", held, 2*block)
 	}
@@ -190,10 +178,7 @@ func TestLeanDeltaRefusesBadInputs(t *testing.T) {
 	lockThread(t)
 	c := newLeanCase(5, adapter.Sinc)
 	l := c.leaves(t, gotch.Float, false)
-	for _, tc := range []struct {
-		name, want string
-		call       func() (*ts.Tensor, error)
-	}{
+	checkRefusals(t, []refusal{
 		{"W0 requires grad", "W0 must be frozen", func() (*ts.Tensor, error) {
 			w := l.w0.MustDetach(false).MustSetRequiresGrad(true, true)
 			defer w.MustDrop()
@@ -213,16 +198,5 @@ func TestLeanDeltaRefusesBadInputs(t *testing.T) {
 		{"alpha", "alpha must be finite", func() (*ts.Tensor, error) {
 			return LeanDelta(l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, math.Inf(1))
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out, err := tc.call()
-			if err == nil {
-				out.MustDrop()
-				t.Fatalf("no error, want one mentioning %q", tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want it to mention %q", err, tc.want)
-			}
-		})
-	}
+	})
 }

@@ -148,20 +148,9 @@ func TestLeanLinearMatchesComposed(t *testing.T) {
 // both return to the start.
 func TestLeanLinearKeepsNoWeightSizedTensor(t *testing.T) {
 	lockThread(t)
-	const side, r = 1024, 4
 	withCache(t, 256*mib)
-	rng := rand.New(rand.NewPCG(7, 7))
-	p := randomParams(rng, 5, 2, adapter.Sinc, 1)
-	draw := func(n int, std float64) []float64 {
-		v := make([]float64, n)
-		for i := range v {
-			v[i] = std * rng.NormFloat64()
-		}
-		return v
-	}
-	c := leanCase{din: side, dout: side, r: r, p: p}
-	c.x, c.w0, c.b, c.a = draw(6*side, 1), draw(side*side, 0.03), draw(side*r, 0.5), draw(r*side, 0.5)
-	c.w = draw(6*side, 1)
+	c := bigLeanCase(7)
+	p := c.p
 	kept := func(lean bool) int64 {
 		l := c.leaves(t, gotch.Float, false)
 		before := CachingAllocatorStats().InUseBytes
@@ -182,12 +171,55 @@ func TestLeanLinearKeepsNoWeightSizedTensor(t *testing.T) {
 		}
 		return held
 	}
-	const block = 4 * mib // side² float32
+	const block = bigSide * bigSide * 4 // float32
 	if held := kept(false); held < 2*block {
 		t.Fatalf("composed layer holds %d bytes between forward and backward, want ≥ %d (M and W_eff): the measurement does not see them", held, 2*block)
 	}
 	if held := kept(true); held != 0 {
 		t.Errorf("lean node holds %d bytes in blocks ≥ 64 KiB between forward and backward, want 0", held)
+	}
+}
+
+// bigSide is bigLeanCase's d_in = d_out: its d_out×d_in float32 tensors (4 MiB) are
+// blocks the caching allocator counts, and its other tensors are below 64 KiB.
+const bigSide = 1024
+
+// bigLeanCase is a layer of bigSide² with rank 4, for measuring what a node keeps.
+func bigLeanCase(seed uint64) leanCase {
+	const r = 4
+	rng := rand.New(rand.NewPCG(seed, seed))
+	draw := func(n int, std float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = std * rng.NormFloat64()
+		}
+		return v
+	}
+	c := leanCase{din: bigSide, dout: bigSide, r: r, p: randomParams(rng, 5, 2, adapter.Sinc, 1)}
+	c.x, c.w0, c.b, c.a = draw(6*bigSide, 1), draw(bigSide*bigSide, 0.03), draw(bigSide*r, 0.5), draw(r*bigSide, 0.5)
+	c.w = draw(6*bigSide, 1)
+	return c
+}
+
+// refusal is a call that must fail with an error mentioning want.
+type refusal struct {
+	name, want string
+	call       func() (*ts.Tensor, error)
+}
+
+// checkRefusals runs each call: it must fail, naming what is wrong.
+func checkRefusals(t *testing.T, cases []refusal) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			y, err := tc.call()
+			if err == nil {
+				y.MustDrop()
+				t.Fatalf("no error, want one mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want it to mention %q", err, tc.want)
+			}
+		})
 	}
 }
 
@@ -240,10 +272,7 @@ func TestLeanLinearRefusesBadInputs(t *testing.T) {
 	lockThread(t)
 	c := newLeanCase(5, adapter.Sinc)
 	l := c.leaves(t, gotch.Float, false)
-	for _, tc := range []struct {
-		name, want string
-		call       func() (*ts.Tensor, error)
-	}{
+	checkRefusals(t, []refusal{
 		{"W0 requires grad", "W0 must be frozen", func() (*ts.Tensor, error) {
 			w := l.w0.MustDetach(false).MustSetRequiresGrad(true, true)
 			defer w.MustDrop()
@@ -261,16 +290,5 @@ func TestLeanLinearRefusesBadInputs(t *testing.T) {
 		{"scale", "scale", func() (*ts.Tensor, error) {
 			return LeanLinear(l.x, l.w0, nil, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, -1, Variant{}, 1)
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			y, err := tc.call()
-			if err == nil {
-				y.MustDrop()
-				t.Fatalf("no error, want one mentioning %q", tc.want)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q, want it to mention %q", err, tc.want)
-			}
-		})
-	}
+	})
 }
