@@ -142,7 +142,11 @@ func (ad *Adapter) mergedWeight() (*ts.Tensor, error) {
 // phiop.LeanDelta node, which keeps B, A and the K-vectors for backward and
 // recomputes M = B·A there (one rank-r product): the values are those of φ, s and
 // W0 + ΔW composed op by op (the same calls), the gradients the same products.
-func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) {
+func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) { return ad.leanDeltaInto(nil, weff) }
+
+// leanDeltaInto is leanDelta writing the weight into into (nil: none) and returning a
+// tensor over into's memory (phiop.LeanDeltaInto).
+func (ad *Adapter) leanDeltaInto(into *ts.Tensor, weff bool) (*ts.Tensor, error) {
 	var w0 *ts.Tensor
 	if weff {
 		w0 = ad.w0
@@ -150,7 +154,7 @@ func (ad *Adapter) leanDelta(weff bool) (*ts.Tensor, error) {
 	var d *ts.Tensor
 	err := ad.withScaledPhi(func(v phiop.Variant, amp *ts.Tensor, alpha float64) error {
 		var err error
-		d, err = phiop.LeanDelta(w0, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v, alpha)
+		d, err = phiop.LeanDeltaInto(into, w0, ad.b, ad.a, amp, ad.phi.bandwidthRaw, ad.phi.grid, ad.spec.Basis, ad.phiScale, v, alpha)
 		return err
 	})
 	if err != nil {

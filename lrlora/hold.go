@@ -60,6 +60,20 @@ func (ad *Adapter) Holds() bool {
 // (not a released shard) for the W_eff form.
 // It does nothing, and returns nil, where Holds is false.
 func (ad *Adapter) HoldDelta() error {
+	return ad.hold(func(weff bool) (*ts.Tensor, error) {
+		switch {
+		case ad.spec.Method == adapter.LRLoRA:
+			return ad.leanDelta(weff)
+		case weff:
+			return ad.mergedWeight()
+		}
+		return ad.DeltaWeight()
+	})
+}
+
+// hold is HoldDelta with the held weight's graph made by form (W_eff when weff, else
+// ΔW).
+func (ad *Adapter) hold(form func(weff bool) (*ts.Tensor, error)) error {
 	if !ad.Holds() {
 		return nil
 	}
@@ -69,15 +83,7 @@ func (ad *Adapter) HoldDelta() error {
 	h := &heldDelta{weff: ad.spec.Dropout == 0 && ad.w0.DType() == ad.dtype}
 	err := tensorkit.WithGrad(true, func() error {
 		var err error
-		switch {
-		case ad.spec.Method == adapter.LRLoRA:
-			h.root, err = ad.leanDelta(h.weff)
-		case h.weff:
-			h.root, err = ad.mergedWeight()
-		default:
-			h.root, err = ad.DeltaWeight()
-		}
-		if err != nil {
+		if h.root, err = form(h.weff); err != nil {
 			return err
 		}
 		d, err := h.root.Detach(false)

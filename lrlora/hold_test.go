@@ -294,3 +294,42 @@ func TestForwardKeepsOnlyTheWeight(t *testing.T) {
 		t.Errorf("in use %d bytes after backward, want %d as before forward", after, before)
 	}
 }
+
+// HoldDeltaInto holds an LR-LoRA weight in the caller's slot itself: no block beyond
+// the buffer (the caching allocator's in-use bytes do not grow), the same values as
+// HoldDelta's, and the buffer's memory released once the weight is and the caller's
+// handles are dropped.
+func TestHoldDeltaIntoKeepsNoCopy(t *testing.T) {
+	lockThread(t)
+	const side = 512
+	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	l := newLayer(t, side, side, gotch.Float, 71)
+	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 72)
+	if err := ad.HoldDelta(); err != nil {
+		t.Fatal(err)
+	}
+	want := ad.held.leaf.MustDetach(false)
+	defer want.MustDrop()
+	ad.ReleaseDelta()
+	start := phiop.CachingAllocatorStats().InUseBytes
+	flat := ts.MustZeros([]int64{2 * side * side}, gotch.Float, gotch.CPU)
+	slot := flat.MustNarrow(0, side*side, side*side, false)
+	before := phiop.CachingAllocatorStats().InUseBytes
+	if err := ad.HoldDeltaInto(slot); err != nil {
+		t.Fatal(err)
+	}
+	if grew := phiop.CachingAllocatorStats().InUseBytes - before; grew != 0 {
+		t.Errorf("HoldDeltaInto allocated %d bytes in blocks ≥ 64 KiB beside the slot, want 0", grew)
+	}
+	if !ad.held.leaf.MustEqual(want, false) {
+		t.Error("the weight held in the slot differs from HoldDelta's")
+	}
+	slot.MustDrop()
+	flat.MustDrop()
+	ad.ReleaseDelta()
+	if after := phiop.CachingAllocatorStats().InUseBytes; after != start {
+		t.Errorf("in use %d bytes after the release and the drops, want %d", after, start)
+	}
+}

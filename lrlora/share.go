@@ -6,6 +6,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/phiop"
 )
@@ -28,13 +29,19 @@ func (ad *Adapter) HeldSize() (int64, gotch.DType) { return ad.dOut * ad.dIn, ad
 
 // HoldDeltaInto is HoldDelta, and copies the held values into slot, a tensor of
 // HeldSize's elements and dtype on the adapter's device (any shape: another rank's
-// HoldReceived takes them from there). It does nothing where Holds is false.
+// HoldReceived takes them from there). For LR-LoRA the held weight then is slot's
+// memory (phiop.LeanDeltaInto; slot must be contiguous and not require grad), not a
+// second copy: slot must keep the values until BackwardHeldWith or ReleaseDelta. It
+// does nothing where Holds is false.
 func (ad *Adapter) HoldDeltaInto(slot *ts.Tensor) error {
 	if !ad.Holds() {
 		return nil
 	}
 	if err := ad.checkSlot(slot); err != nil {
 		return err
+	}
+	if ad.spec.Method == adapter.LRLoRA {
+		return ad.hold(func(weff bool) (*ts.Tensor, error) { return ad.leanDeltaInto(slot, weff) })
 	}
 	if err := ad.HoldDelta(); err != nil {
 		return err

@@ -80,21 +80,35 @@ func LeanLinear(x, w0, bias, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, bas
 // share one float dtype and W0's device. Gradients reach B, A, amplitude and
 // bandwidthRaw as far as they require them.
 func LeanDelta(w0, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant, alpha float64) (*ts.Tensor, error) {
+	return LeanDeltaInto(nil, w0, b, a, amplitude, bandwidthRaw, grid, basis, scale, v, alpha)
+}
+
+// LeanDeltaInto is LeanDelta with the weight's values written into into (a contiguous
+// tensor of its d_out·d_in elements, dtype and device, not requiring grad; nil: none)
+// and the node's output a tensor over into's memory, which keeps into's storage
+// alive: no second copy of the weight exists. Data-parallel ranks that exchange the
+// merged weights in one flat buffer (model.split_delta) hold them so. into must not
+// change before the output's backward has run (the node does not read it; the caller's
+// own uses of the weight do).
+func LeanDeltaInto(into, w0, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, basis adapter.Basis, scale float64, v Variant, alpha float64) (*ts.Tensor, error) {
 	if err := validate(b, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
 		return nil, err
 	}
 	if a == nil || a.Ctensor() == nil {
 		return nil, fmt.Errorf("%w: A", ErrNilTensor)
 	}
-	var cw0 unsafe.Pointer
+	var cw0, cinto unsafe.Pointer
 	if w0 != nil {
 		cw0 = unsafe.Pointer(w0.Ctensor())
 	}
+	if into != nil {
+		cinto = unsafe.Pointer(into.Ctensor())
+	}
 	var out unsafe.Pointer
 	msg := C.phiop_lean_delta(cw0, b.Ctensor(), a.Ctensor(), amplitude.Ctensor(), bandwidthRaw.Ctensor(),
-		grid.Ctensor(), C.int(basisCodes[basis]), C.double(scale), cFlag(v.Centred()), cFlag(v.Residual),
+		grid.Ctensor(), cinto, C.int(basisCodes[basis]), C.double(scale), cFlag(v.Centred()), cFlag(v.Residual),
 		C.double(alpha), &out)
-	for _, t := range []*ts.Tensor{w0, b, a, amplitude, bandwidthRaw, grid} {
+	for _, t := range []*ts.Tensor{into, w0, b, a, amplitude, bandwidthRaw, grid} {
 		runtime.KeepAlive(t)
 	}
 	if err := takeError(msg); err != nil {

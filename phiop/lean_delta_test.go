@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -199,4 +201,73 @@ func TestLeanDeltaRefusesBadInputs(t *testing.T) {
 			return LeanDelta(l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, 1, Variant{}, math.Inf(1))
 		}},
 	})
+}
+
+// LeanDeltaInto writes the weight into a slot of a flat buffer and its output is that
+// memory: the same values and gradients as LeanDelta's, no block of its own (the
+// caching allocator's in-use bytes do not grow), the buffer's later contents visible
+// through it, and the buffer's storage alive until the output goes.
+func TestLeanDeltaIntoSharesTheBuffer(t *testing.T) {
+	lockThread(t)
+	withCache(t, 256*mib)
+	c := bigLeanCase(11)
+	n := int64(bigSide * bigSide)
+	want := func() [][]float64 {
+		l := c.leaves(t, gotch.Float, false)
+		out, err := LeanDelta(l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, c.p.scale, Variant{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.runDelta(t, out, l.w0) // any fixed d_out×d_in upstream weights
+	}()
+	l := c.leaves(t, gotch.Float, false)
+	flat := ts.MustZeros([]int64{2 * n}, gotch.Float, gotch.CPU)
+	slot := flat.MustNarrow(0, n, n, false) // the second half
+	before := CachingAllocatorStats().InUseBytes
+	out, err := LeanDeltaInto(slot, l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, c.p.scale, Variant{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := CachingAllocatorStats().InUseBytes - before; grew != 0 {
+		t.Errorf("in use grew by %d bytes, want 0: the output has a block of its own", grew)
+	}
+	head := flat.MustNarrow(0, 0, n, false)
+	if v := values(head); slices.Max(v) != 0 || slices.Min(v) != 0 {
+		t.Error("the first half of the buffer was written")
+	}
+	head.MustDrop()
+	if diff, _ := maxAbsDiff(t, values(slot), want[0]); diff != 0 {
+		t.Errorf("slot differs from LeanDelta's weight by %g", diff)
+	}
+	// The output is the slot's memory: a change there shows through it. (Written with
+	// CopyOut, which leaves the slot's handle as it is; gotch's Fill_ swaps in a new
+	// handle and leaks the old one, which would keep the buffer alive.)
+	half := ts.MustFull([]int64{n}, ts.FloatScalar(0.5), gotch.Float, gotch.CPU)
+	slot.MustCopyOut(slot, half, false, false).MustDrop()
+	half.MustDrop()
+	if v := values(out); v[0] != 0.5 || v[len(v)-1] != 0.5 {
+		t.Errorf("output reads %g … %g after the slot was filled with 0.5", v[0], v[len(v)-1])
+	}
+	slot.MustDrop()
+	flat.MustDrop() // the output keeps the storage
+	if v := values(out); v[0] != 0.5 {
+		t.Errorf("output reads %g after the buffer's handles were dropped, want 0.5", v[0])
+	}
+	got := l.runDelta(t, out, l.w0)
+	for i, name := range []string{"∂B", "∂A", "∂a", "∂β"} {
+		if diff, scale := maxAbsDiff(t, got[i+1], want[i+1]); diff != 0 {
+			t.Errorf("%s differs from LeanDelta's by %g (scale %g), want the same bits", name, diff, scale)
+		}
+	}
+	if after := CachingAllocatorStats().InUseBytes; after != before-2*n*4 {
+		t.Errorf("in use %d bytes after backward and the drops, want %d (the buffer freed)", after, before-2*n*4)
+	}
+	bad := ts.MustZeros([]int64{n - 1}, gotch.Float, gotch.CPU)
+	defer bad.MustDrop()
+	if out, err := LeanDeltaInto(bad, l.w0, l.b, l.a, l.amp, l.beta, l.grid, adapter.Sinc, c.p.scale, Variant{}, 1); err == nil {
+		out.MustDrop()
+		t.Error("a slot one element short was accepted")
+	} else if !strings.Contains(err.Error(), "into has") {
+		t.Errorf("short slot: %v, want an error naming into", err)
+	}
 }

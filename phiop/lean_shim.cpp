@@ -135,14 +135,19 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
 // keeping it. It is what an adapter holds for a whole optimizer step
 // (lrlora.HoldDelta): composed op by op, phi's node would keep M, a d_out x d_in
 // tensor, beside W_eff and its gradient for the step.
-enum DeltaInput : int { kDW0, kDB, kDA, kDAmp, kDBeta, kDGrid, kDeltaInputs = 10 };
+//
+// With into (a contiguous tensor of the weight's elements, dtype and device; empty
+// for none) the weight is copied there and the node's output is a tensor over into's
+// memory (it keeps into's storage alive): data-parallel ranks that exchange the
+// weights hold them in one flat buffer, and the node's own copy would be a second.
+enum DeltaInput : int { kDW0, kDB, kDA, kDAmp, kDBeta, kDGrid, kDInto, kDeltaInputs = 11 };
 
 class LeanDeltaFunction : public torch::autograd::Function<LeanDeltaFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& w0, const at::Tensor& b,
                             const at::Tensor& a, const at::Tensor& amp, const at::Tensor& beta,
-                            const at::Tensor& grid, int64_t basis, double scale, int64_t flags,
-                            double alpha) {
+                            const at::Tensor& grid, const at::Tensor& into, int64_t basis,
+                            double scale, int64_t flags, double alpha) {
     ctx->save_for_backward({b, a, amp, beta, grid});
     ctx->saved_data["basis"] = basis;
     ctx->saved_data["scale"] = scale;
@@ -150,7 +155,16 @@ class LeanDeltaFunction : public torch::autograd::Function<LeanDeltaFunction> {
     ctx->saved_data["alpha"] = alpha;
     const Delta d{w0, b, a, amp, beta, grid, static_cast<int>(basis), scale, alpha,
                   Flags::of(flags)};
-    return w0.numel() > 0 ? d.weff(d.m()) : d.dw(d.m());
+    at::Tensor out = w0.numel() > 0 ? d.weff(d.m()) : d.dw(d.m());
+    if (into.numel() == 0) return out;
+    TORCH_CHECK(into.is_contiguous() && into.numel() == out.numel() &&
+                    into.scalar_type() == out.scalar_type() && into.device() == out.device(),
+                "phiop: lean delta: into has ", into.numel(), " elements of ", into.scalar_type(),
+                " on ", into.device(), ", want ", out.numel(), " of ", out.scalar_type(), " on ",
+                out.device(), ", contiguous");
+    into.view(out.sizes()).copy_(out);
+    at::Tensor keep = into;  // the storage stays alive while the output uses it
+    return at::from_blob(into.data_ptr(), out.sizes(), [keep](void*) {}, out.options());
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -219,8 +233,8 @@ char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* a
 }
 
 char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwidth_raw,
-                       void* grid, int basis, double scale, int centred, int residual,
-                       double alpha, void** out) {
+                       void* grid, void* into, int basis, double scale, int centred,
+                       int residual, double alpha, void** out) {
   return phiop::guarded([&] {
     *out = nullptr;
     const at::Tensor& bm = *static_cast<at::Tensor*>(b);
@@ -231,6 +245,8 @@ char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwi
     const at::Tensor& amp = *static_cast<at::Tensor*>(amplitude);
     const at::Tensor& beta = *static_cast<at::Tensor*>(bandwidth_raw);
     const at::Tensor& g = *static_cast<at::Tensor*>(grid);
+    const at::Tensor it =
+        into != nullptr ? *static_cast<at::Tensor*>(into) : at::empty({0}, bm.options());
     phiop::check_inputs(bm, amp, beta, g, basis, scale);
     TORCH_CHECK(bm.dim() == 2 && am.dim() == 2 && bm.size(1) == am.size(0),
                 "phiop: lean delta: B ", bm.sizes(), " · A ", am.sizes(), " is not a product");
@@ -246,7 +262,8 @@ char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwi
     TORCH_CHECK(std::isfinite(alpha), "phiop: lean delta: alpha must be finite");
     phiop::sync_num_threads();
     const phiop::Flags v{centred != 0 || residual != 0, residual != 0};
-    at::Tensor d = phiop::LeanDeltaFunction::apply(w, bm, am, amp, beta, g,
+    TORCH_CHECK(into == nullptr || !it.requires_grad(), "phiop: lean delta: into must not require grad");
+    at::Tensor d = phiop::LeanDeltaFunction::apply(w, bm, am, amp, beta, g, it,
                                                    static_cast<int64_t>(basis), scale, v.bits(),
                                                    alpha);
     *out = new at::Tensor(std::move(d));

@@ -29,10 +29,11 @@ char* phiop_lean_linear(void* x, void* w0, void* bias, void* b, void* a, void* a
 
 /* phiop_lean_delta sets *out to W0 + cast(alpha phi(b a)), or alpha phi(b a) when
  * w0 is NULL, as one autograd node that recomputes b a in backward instead of
- * keeping it (lean.go). */
+ * keeping it (lean.go). With into not NULL the values are copied there and *out
+ * uses into's memory. */
 char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwidth_raw,
-                       void* grid, int basis, double scale, int centred, int residual,
-                       double alpha, void** out);
+                       void* grid, void* into, int basis, double scale, int centred,
+                       int residual, double alpha, void** out);
 
 /* phiop_backward back-propagates from n outputs (torch::Tensor* each, recording
  * a graph) with the gradients grads[i] (same shape, dtype and device), as
