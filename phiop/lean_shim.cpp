@@ -14,8 +14,8 @@
 // layer in backward, plus that forward where it runs.
 //
 // LeanDeltaFunction is the same idea for the merged weight alone (W_eff, or
-// Delta W), which an adapter holds for a whole optimizer step: it keeps B, A and
-// the K-vectors instead of M, and backward recomputes B A.
+// Delta W), what lrlora's merged path forms: it keeps B, A and the K-vectors
+// instead of M, and backward recomputes B A.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -132,9 +132,9 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
 // The merged weight alone: W_eff = W0 + cast(alpha phi_v(B A)), or without W0
 // Delta W = alpha phi_v(B A) in B's dtype, as one node that saves B, A and the
 // K-vectors and recomputes M = B A in backward (one rank-r product) instead of
-// keeping it. It is what an adapter holds for a whole optimizer step
-// (lrlora.HoldDelta): composed op by op, phi's node would keep M, a d_out x d_in
-// tensor, beside W_eff and its gradient for the step.
+// keeping it. It is lrlora's merged weight in training, per pass and as held for a
+// whole optimizer step (lrlora.HoldDelta): composed op by op, phi's node would keep
+// M, a d_out x d_in tensor, beside W_eff (and, held, its gradient).
 //
 // With into (a contiguous tensor of the weight's elements, dtype and device; empty
 // for none) the weight is copied there and the node's output is a tensor over into's
