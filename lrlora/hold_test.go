@@ -216,6 +216,22 @@ func TestHeldDeltaLifecycle(t *testing.T) {
 	}
 }
 
+// side is the d_in = d_out of weightSizedAdapter's layer: its d_out×d_in float32
+// tensors (1 MiB) are blocks the caching allocator counts (64 KiB or more), while B, A
+// and the K-vectors are below 64 KiB.
+const side = 512
+
+// weightSizedAdapter installs the caching allocator (its in-use bytes measure what a
+// weight keeps) and returns a trained-looking rank-4 LR-LoRA adapter on a side×side
+// float32 layer, drawn from seed.
+func weightSizedAdapter(t *testing.T, seed uint64) *Adapter {
+	t.Helper()
+	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	return trainedAdapter(t, newLayer(t, side, side, gotch.Float, seed), spec(adapter.LRLoRA, 4), seed+1)
+}
+
 // What a held LR-LoRA weight keeps for the step: W_eff alone (the leaf shares the
 // node's output), not M = B·A beside it, which the node recomputes in backward. The
 // caching allocator's in-use bytes count blocks of 64 KiB or more: a 512² float32
@@ -223,12 +239,7 @@ func TestHeldDeltaLifecycle(t *testing.T) {
 // gradients of B, A, a and β exist (small) and nothing weight-sized is left.
 func TestHeldDeltaKeepsOnlyTheWeight(t *testing.T) {
 	lockThread(t)
-	const side = 512
-	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
-		t.Fatal(err)
-	}
-	l := newLayer(t, side, side, gotch.Float, 51)
-	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 52)
+	ad := weightSizedAdapter(t, 51)
 	before := phiop.CachingAllocatorStats().InUseBytes
 	if err := ad.HoldDelta(); err != nil {
 		t.Fatal(err)
@@ -267,12 +278,7 @@ func TestHeldDeltaKeepsOnlyTheWeight(t *testing.T) {
 // node kept M: 2 MiB here).
 func TestForwardKeepsOnlyTheWeight(t *testing.T) {
 	lockThread(t)
-	const side = 512
-	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
-		t.Fatal(err)
-	}
-	l := newLayer(t, side, side, gotch.Float, 61)
-	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 62)
+	ad := weightSizedAdapter(t, 61)
 	// x requires grad, as a layer's input inside a model does: then the product keeps
 	// W_eff for ∂x.
 	x := constTensor(t, randVals(63, 3*side), []int64{3, side}, gotch.Float).MustSetRequiresGrad(true, false)
@@ -301,12 +307,7 @@ func TestForwardKeepsOnlyTheWeight(t *testing.T) {
 // handles are dropped.
 func TestHoldDeltaIntoKeepsNoCopy(t *testing.T) {
 	lockThread(t)
-	const side = 512
-	if err := phiop.InstallCachingAllocator(64 << 20); err != nil {
-		t.Fatal(err)
-	}
-	l := newLayer(t, side, side, gotch.Float, 71)
-	ad := trainedAdapter(t, l, spec(adapter.LRLoRA, 4), 72)
+	ad := weightSizedAdapter(t, 71)
 	if err := ad.HoldDelta(); err != nil {
 		t.Fatal(err)
 	}

@@ -55,10 +55,7 @@ func (l leanLeaves) runDelta(t *testing.T, out, w *ts.Tensor) [][]float64 {
 func TestLeanDeltaMatchesComposed(t *testing.T) {
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
-		ulp := math.Pow(2, -52)
-		if dtype == gotch.Float {
-			ulp = math.Pow(2, -23)
-		}
+		ulp := 2 * unitRoundoff(dtype) // the spacing of floats at 1: 2⁻²³, 2⁻⁵²
 		for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 			for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
 				for _, alpha := range []float64{1, 0.7} {
@@ -116,10 +113,7 @@ func TestLeanDeltaCUDAMatchesComposed(t *testing.T) {
 	requireCUDA(t)
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
-		ulp := math.Pow(2, -52)
-		if dtype == gotch.Float {
-			ulp = math.Pow(2, -23)
-		}
+		ulp := 2 * unitRoundoff(dtype) // the spacing of floats at 1: 2⁻²³, 2⁻⁵²
 		for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
 			for _, withW0 := range []bool{true, false} {
 				t.Run(fmt.Sprintf("%v/%v/w0=%v", dtype, v, withW0), func(t *testing.T) {

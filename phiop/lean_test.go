@@ -122,10 +122,7 @@ func (l leanLeaves) run(t *testing.T, y *ts.Tensor) [][]float64 {
 func TestLeanLinearMatchesComposed(t *testing.T) {
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
-		ulp := math.Pow(2, -52)
-		if dtype == gotch.Float {
-			ulp = math.Pow(2, -23)
-		}
+		ulp := 2 * unitRoundoff(dtype) // the spacing of floats at 1: 2⁻²³, 2⁻⁵²
 		for _, basis := range []adapter.Basis{adapter.Sinc, adapter.Gaussian, adapter.BSpline} {
 			for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
 				for _, alpha := range []float64{1, 0.7} {
@@ -254,10 +251,7 @@ func TestLeanLinearCUDAMatchesComposed(t *testing.T) {
 	requireCUDA(t)
 	lockThread(t)
 	for _, dtype := range []gotch.DType{gotch.Double, gotch.Float} {
-		ulp := math.Pow(2, -52)
-		if dtype == gotch.Float {
-			ulp = math.Pow(2, -23)
-		}
+		ulp := 2 * unitRoundoff(dtype) // the spacing of floats at 1: 2⁻²³, 2⁻⁵²
 		for _, v := range []Variant{{}, {Center: true}, {Residual: true}} {
 			t.Run(fmt.Sprintf("%v/%v", dtype, v), func(t *testing.T) {
 				c := newLeanCase(11, adapter.Sinc)

@@ -202,35 +202,46 @@ func concatGrads(grads []*ts.Tensor, dt collective.DType) (flatBucket, error) {
 	return b, nil
 }
 
-// reduce sums the bucket across ranks in place. On a GPU the all-reduce must start after
-// the kernels that wrote the bucket, and the kernels that read it (scatter, the
-// optimizer) after the all-reduce. A collective.StreamOrderedAllReducer (ncclpg) orders
-// both by CUDA events against libtorch's stream (collective.DefaultStream), with no device-wide synchronisation; the
-// host then waits only for the collective itself, bounded by the group's timeout, which
-// also guarantees the group's stream is done with the bucket before libtorch's caching
-// allocator (unaware of that stream) may hand its memory out again. Any other reducer
-// of CUDA memory gets the device synchronised first, since its collective runs on its
-// own stream.
+// reduce sums the bucket across ranks in place, ordered on a GPU as onDevice says: the
+// all-reduce after the kernels that wrote the bucket, the kernels that read it
+// (scatter, the optimizer) after the all-reduce.
 func (b flatBucket) reduce(ctx context.Context, red collective.RawAllReducer, dev gotch.Device) error {
 	ptr, err := b.flat.DataPtr()
 	if err != nil {
 		return fmt.Errorf("train: gradient bucket: %w", err)
 	}
-	if ord, ok := red.(collective.StreamOrderedAllReducer); ok && dev.IsCuda() {
-		if err := ord.AllReduceRawOrdered(ctx, ptr, int(b.n), b.dtype, collective.Sum, collective.DefaultStream); err != nil {
-			return fmt.Errorf("train: all-reduce gradients (ordered after %v's stream): %w", dev, err)
-		}
-		return nil
-	}
-	if dev.IsCuda() {
-		if err := synchronizeDevice(dev); err != nil {
-			return fmt.Errorf("train: synchronise %v before the all-reduce: %w", dev, err)
+	var ordered func() error
+	if ord, ok := red.(collective.StreamOrderedAllReducer); ok {
+		ordered = func() error {
+			return ord.AllReduceRawOrdered(ctx, ptr, int(b.n), b.dtype, collective.Sum, collective.DefaultStream)
 		}
 	}
-	if err := red.AllReduceRaw(ctx, ptr, int(b.n), b.dtype, collective.Sum); err != nil {
+	err = onDevice(dev, ordered, func() error { return red.AllReduceRaw(ctx, ptr, int(b.n), b.dtype, collective.Sum) })
+	if err != nil {
 		return fmt.Errorf("train: all-reduce gradients: %w", err)
 	}
 	return nil
+}
+
+// onDevice runs a collective on memory of dev. On a GPU the group's collective runs on
+// its own stream: ordered, the group's stream-ordered variant (ncclpg; nil when the
+// group has none), orders it by CUDA events after the work queued on libtorch's stream
+// (collective.DefaultStream) and before what is queued there later, with no
+// device-wide synchronisation; the host then waits only for the collective itself,
+// bounded by the group's timeout, which also guarantees the group's stream is done
+// with the memory before libtorch's caching allocator (unaware of that stream) may
+// hand it out again. Without it the device is synchronised first, then plain runs. On
+// the CPU plain runs.
+func onDevice(dev gotch.Device, ordered, plain func() error) error {
+	switch {
+	case dev.IsCuda() && ordered != nil:
+		return ordered()
+	case dev.IsCuda():
+		if err := synchronizeDevice(dev); err != nil {
+			return fmt.Errorf("synchronise %v before the collective: %w", dev, err)
+		}
+	}
+	return plain()
 }
 
 // deviceSyncs counts synchronizeDevice calls, so that tests can check that the step path

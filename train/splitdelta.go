@@ -309,12 +309,9 @@ func (sh *deltaShare) scatterGrads(ctx context.Context) rawCalls {
 	return c
 }
 
-// collective runs c on send's and recv's data; it returns once recv is written. On
-// a GPU the group's collective runs on its own stream: c.ordered (ncclpg) orders it
-// by CUDA events after the kernels that wrote send and before those that read recv
-// later, with no device-wide synchronisation; without it the device is synchronised
-// first. The host still waits for the group's stream (bounded by its timeout), so
-// the buffers may be freed to libtorch's caching allocator after the call.
+// collective runs c on send's and recv's data (onDevice chooses ordered or plain); it
+// returns once recv is written, so the buffers may be freed to libtorch's caching
+// allocator after the call.
 func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, c rawCalls) error {
 	s, err := send.DataPtr()
 	if err != nil {
@@ -324,17 +321,11 @@ func (sh *deltaShare) collective(dev gotch.Device, send, recv *ts.Tensor, c rawC
 	if err != nil {
 		return err
 	}
-	switch {
-	case dev.IsCuda() && c.ordered != nil:
-		err = c.ordered(s, r)
-	case dev.IsCuda():
-		if err = synchronizeDevice(dev); err != nil {
-			return fmt.Errorf("synchronise %v: %w", dev, err)
-		}
-		err = c.plain(s, r)
-	default:
-		err = c.plain(s, r)
+	var ordered func() error
+	if c.ordered != nil {
+		ordered = func() error { return c.ordered(s, r) }
 	}
+	err = onDevice(dev, ordered, func() error { return c.plain(s, r) })
 	runtime.KeepAlive(send)
 	runtime.KeepAlive(recv)
 	return err
