@@ -151,21 +151,23 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		return nil
 	}
-	// The blocks' weights are prepared (gathered) from the top down while the head's
-	// backward runs; the schedule ends with the loop, or drops what a loop that
-	// stopped early left.
+	// The blocks' weights are prepared (gathered) from the top down once the head's
+	// backward is done, not while it runs: the loss's logits and their gradient are
+	// a pass's largest transient, and a block's weights gathered beside them would
+	// add to the step's peak. The schedule ends with the loop, or drops what a loop
+	// that stopped early left.
 	order := make([]int, 0, len(p.inputs))
 	for i := len(p.inputs) - 1; i >= 0; i-- {
 		order = append(order, i)
-	}
-	if err := p.m.hookSchedule(order); err != nil {
-		return err
 	}
 	_, err := withGrad(true, func() (*ts.Tensor, error) {
 		if err := loss.Backward(); err != nil {
 			return nil, fmt.Errorf("model: backward through the head: %w", err)
 		}
 		if err := p.releaseHead(); err != nil {
+			return nil, err
+		}
+		if err := p.m.hookSchedule(order); err != nil {
 			return nil, err
 		}
 		g, err := p.last.Grad(false)
