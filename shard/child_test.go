@@ -84,7 +84,8 @@ func runChild(role string) int {
 	case "abort":
 		return abortChild(m, gat, rank)
 	}
-	v, err := workload(m, 2, 6)
+	var atLoss int64
+	v, err := workload(m, 2, 6, func() { atLoss = gat.Stats().BufferBytes })
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
 		return 1
@@ -97,9 +98,11 @@ func runChild(role string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fmt.Printf("buffer-bound-B=%d\n", gat.BufferBound())
+	fmt.Printf("buffers-B at the loss=%d\n", atLoss)
 	st := gat.Stats()
-	fmt.Printf("shard-B=%d peak-held-B=%d held-B=%d buffers-B=%d gathers=%d reused=%d\n",
-		st.ShardBytes, st.PeakHeldBytes, st.HeldBytes, st.BufferBytes, st.Gathers, st.Reused)
+	fmt.Printf("shard-B=%d peak-held-B=%d held-B=%d peak-buffers-B=%d gathers=%d reused=%d\n",
+		st.ShardBytes, st.PeakHeldBytes, st.HeldBytes, st.PeakBufferBytes, st.Gathers, st.Reused)
 	return 0
 }
 
@@ -112,7 +115,7 @@ func wholeChild(dir, out string, opts []model.Option) int {
 		return 1
 	}
 	defer m.Close()
-	v, err := workload(m, 2, 6)
+	v, err := workload(m, 2, 6, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -170,8 +173,8 @@ func memChild(m *model.Model, gat *shard.Gatherer, loaded time.Duration, dir str
 		procField("VmHWM:"), anonLoaded, procField("RssAnon:"), best.Milliseconds(), loaded.Milliseconds())
 	if gat != nil {
 		st := gat.Stats()
-		fmt.Printf("shard-B=%d peak-held-B=%d buffers-B=%d gathers=%d gather-ms=%d\n",
-			st.ShardBytes, st.PeakHeldBytes, st.BufferBytes, st.Gathers, st.GatherTime.Milliseconds())
+		fmt.Printf("shard-B=%d peak-held-B=%d peak-buffers-B=%d gathers=%d gather-ms=%d\n",
+			st.ShardBytes, st.PeakHeldBytes, st.PeakBufferBytes, st.Gathers, st.GatherTime.Milliseconds())
 	}
 	return 0
 }

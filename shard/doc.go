@@ -32,9 +32,12 @@
 // a shape-correct NaN placeholder and reads none of them; then the plan and this
 // rank's shards. Before(i) all-gathers unit i through the ProcessGroup directly into
 // a libtorch buffer and points the model's own weight tensors at their slices of it
-// with libtorch's set_; After(i) points them back at the placeholders and returns the
-// buffer to a pool sized for one unit (two for a causal LM with tied embeddings,
-// whose head needs the embedding table again).
+// with libtorch's set_; After(i) points them back at the placeholders and gives the
+// buffer up. Each buffer is its unit's size, allocated when its gather is asked for
+// and freed when no longer wanted (libtorch's allocator, or the trainer's caching CPU
+// allocator, hands the memory on to the next), so a rank holds its shards plus the
+// units in use or on their way: a block's size in the middle of the network, not the
+// largest unit's (Qwen2-0.5B's embedding table is 9× a block).
 //
 // Why set_ rather than binding tensors lazily or copying into preallocated weights:
 // the layers and the adapters hold the *ts.Tensor objects they were built with, and
@@ -50,15 +53,16 @@
 //
 // The Gatherer is also the model's model.BlockScheduler: before each run of pieces
 // the model announces the order of its Before calls (embeddings, blocks, head for a
-// forward pass; the blocks from the top down for Pass.Backward, announced before the
-// head's backward runs). With a prefetch depth N ≥ 1 (SetPrefetch; DefaultPrefetch
+// forward pass; the blocks from the top down for Pass.Backward, announced once the
+// head's backward is done, so that no block is gathered beside the loss's logits and
+// their gradient, a step's largest transient). With a prefetch depth N ≥ 1 (SetPrefetch; DefaultPrefetch
 // is 1, dist.shard_prefetch in a run's configuration) every all-gather runs on a
 // goroutine of the gatherer, one at a time in the order the pass asks for them, and
 // Before(i) asks for the units of the next N scheduled pieces as soon as piece i
-// starts, each into a pooled buffer taken on the pass's goroutine, so that they
-// travel while piece i computes; only binding the views (set_) happens on the pass's
-// goroutine. Memory budget: 1 + N gathered units instead of 1 (each pooled buffer is
-// the largest unit's size; one more while a head with tied embeddings is held). The
+// starts, each into a buffer allocated on the pass's goroutine, so that they travel
+// while piece i computes; only binding the views (set_) happens on the pass's
+// goroutine. Memory budget: 1 + N gathered units instead of 1 (one more while a head
+// with tied embeddings is held), the head's unit alone at the loss. The
 // requests depend only on the calls, which are the same on every rank, so the
 // collectives are issued in the same order everywhere. A gather that fails on the
 // goroutine (a peer gone, a timeout, an abort) is reported by the Before that needs
@@ -68,19 +72,22 @@
 // calls when it leaves a run early and at the end of a backward; Close ends the
 // goroutine. Depth 0 gathers each unit when it is needed, on the pass's goroutine.
 //
-// The buffer of the unit released last is kept rather than pooled, with its gathered
-// values, until a request needs it (one that finds no pooled buffer takes it over):
-// a request for that same unit is served from it without an all-gather (Stats.Reused).
-// A training step asks for the last block again right after the head, and the next
-// step's forward pass for block 0 right after backward released it, so with prefetch
-// a step of a checkpointed model gathers 2 units fewer (16 instead of 18 on an
-// 8-block model) at no extra memory: the kept buffer is one the pool would hold idle.
-// Whether a unit is reused depends only on the calls, so every rank skips the same
-// all-gathers. LRTRAIN_SHARD_NO_KEEP=1 (EnvNoKeep) turns this off, for measurements. On
+// The buffer of the unit released last is kept, with its gathered values, until the
+// next Before: a request made until then for that same unit is served from it
+// without an all-gather (Stats.Reused); otherwise that Before frees it. A causal LM
+// with tied embeddings asks for the embeddings again at the start of the next pass
+// right after its head released them. (A training step also asks for the last block
+// again after the head; that buffer is freed instead, so that the head's unit is the
+// only one gathered at the loss, and the block is gathered again once the head's
+// backward is done: one all-gather per step more, waited for in full, for one unit
+// less at the step's peak.) Whether a unit is reused depends only on the calls, so
+// every rank skips the same all-gathers. LRTRAIN_SHARD_NO_KEEP=1 (EnvNoKeep) turns
+// this off, for measurements. On
 // a GPU an NCCL group orders each gather by CUDA events instead of synchronising the
 // device (collective.StreamOrderedAllGatherer): NCCL's stream starts the gather after
 // the kernels queued on libtorch's stream so far (among them the last reads of the
-// pooled buffer it fills), and the kernels queued there later wait for it, so the
+// memory it fills, which the caching allocator may have handed on from an earlier
+// unit's buffer), and the kernels queued there later wait for it, so the
 // current block's kernels run while the next block is gathered.
 //
 // The model calls the hook so that nothing needs a released unit: a Forward with
@@ -127,9 +134,9 @@
 // The processes share about 58 MB of runtime (libtorch, Gloo, Go) and about 40 MB of
 // forward-pass temporaries that malloc keeps; peak RSS also counts the checkpoint
 // pages a process mapped while loading, all of them for the whole model and only its
-// own for a rank. The pooled buffer is allocated once, which spares the page faults
-// of a fresh 17 MB allocation per unit (with fresh buffers malloc also kept up to
-// 30 MB more). Binding a gathered unit's views and releasing them takes about 0.2 ms
+// own for a rank. (Those figures are of a pooled buffer of the largest unit's size,
+// allocated once; buffers are now allocated per gather, which, without the trainer's
+// caching CPU allocator, costs the page faults of fresh allocations.) Binding a gathered unit's views and releasing them takes about 0.2 ms
 // (copying a 16.8 MB unit into preallocated weights would take 1.7 ms, into a fresh
 // allocation 7.9 ms). The all-gather itself costs: on the shared 2-core VM, 15-35 ms
 // per unit over loopback (11.8-16.8 MB); the figures above were measured without
@@ -138,8 +145,8 @@
 // Shards and gathered buffers live on the model's device, and the all-gather writes
 // into the buffer's memory through the group's collective.RawAllGatherer (as bytes):
 // Gloo on the CPU, NCCL on a GPU (dist/worker forms an NCCL shard group for a CUDA
-// rank). NCCL runs on its own stream and the pooled buffer may still be read by the
-// previous unit's kernels: the gather is ordered after them by events (a group without
+// rank). NCCL runs on its own stream and the buffer's memory may still be read by an
+// earlier unit's kernels: the gather is ordered after them by events (a group without
 // the stream-ordered all-gather gets the device synchronised first).
 //
 // Limits: a group without a raw all-gather is ErrUnsupported; weights listed by Model.Weights are

@@ -26,17 +26,21 @@ import (
 // Before(i) gathers the unit straight into a libtorch buffer on the model's device
 // (the group's collective.RawAllGatherer writes into the tensor's memory: Gloo's
 // all-gather on a CPU model, NCCL's on a CUDA one; no copy besides the all-gather
-// itself) and points each of
-// the unit's weight tensors at its slice of that buffer with libtorch's set_, so that
-// the layers and adapters, which hold those tensor objects, compute with the gathered
-// values. After(i) points them back at their placeholders and returns the buffer to a
-// pool for the next unit: buffers are sized for the largest unit and allocated once
-// (one per unit held at the same time, so one, or two for a head with tied word
-// embeddings, which gathers the embeddings too), which keeps resident memory at the
-// shards plus those buffers and spares the page faults of fresh allocations. Reuse is
-// safe because the model calls After only once nothing uses the weights, and any
-// autograd graph that still held them would fail on libtorch's version check rather
-// than read the next unit's values. A unit asked for twice is gathered once (counted).
+// itself) and points each of the unit's weight tensors at its slice of that buffer
+// with libtorch's set_, so that the layers and adapters, which hold those tensor
+// objects, compute with the gathered values. After(i) points them back at their
+// placeholders. Each buffer is its own unit's size, allocated when the gather is
+// requested and freed when it is no longer wanted (libtorch's allocator, or the
+// trainer's caching CPU allocator, hands the memory to the next buffer), so what a
+// rank holds at any moment is its shards plus the units it actually uses or gathers
+// ahead: a block's unit in the middle of the network, not the largest unit (an
+// embedding table can be several times a block). The buffer of the unit released
+// last is kept until the next Before: a request made until then for that same unit
+// takes it with its values (no all-gather); otherwise that Before frees it. Reuse
+// of memory is safe because the model calls After only once nothing uses the
+// weights, and any autograd graph that still held them would fail on libtorch's
+// version check rather than read another unit's values. A unit asked for twice is
+// gathered once (counted).
 //
 // A Gatherer serves one model, from the goroutine that runs its passes; its
 // all-gathers run on a goroutine of its own when it prefetches (SetPrefetch).
@@ -56,10 +60,9 @@ type Gatherer struct {
 	local  *Local
 	held   []int         // per unit: how many Before without After
 	bufs   []*ts.Tensor  // per unit: its gathered buffer while held
-	free   []*ts.Tensor  // pooled buffers of the largest unit's length
-	kept   int           // the unit whose gathered values kept holds, -1 if none
-	keep   *ts.Tensor    // a released unit's buffer, reused if it is asked for next (prefetch.go)
-	noKeep bool          // EnvNoKeep: released buffers go straight back to the pool
+	kept   int           // the unit whose gathered values keep holds, -1 if none
+	keep   *ts.Tensor    // the released unit's buffer, until the next Before (prefetch.go)
+	noKeep bool          // EnvNoKeep: released buffers are freed at once
 	extra  map[int][]int // block → units it needs besides its own (tied embeddings)
 	stats  Stats
 
@@ -78,14 +81,15 @@ type Gatherer struct {
 
 // Stats counts what a Gatherer holds and did.
 type Stats struct {
-	ShardBytes    int64         // this rank's shards of every unit
-	HeldBytes     int64         // gathered buffers held now
-	PeakHeldBytes int64         // most gathered bytes held at once
-	BufferBytes   int64         // pooled gather buffers allocated (each the largest unit)
-	Gathers       int           // units bound from an all-gather (with one rank: from the shard)
-	Reused        int           // units bound again from their kept buffer, without an all-gather
-	GatherTime    time.Duration // spent in them (on the collective goroutine when prefetching)
-	WaitTime      time.Duration // the pass spent waiting for gathers (what prefetch did not hide)
+	ShardBytes      int64         // this rank's shards of every unit
+	HeldBytes       int64         // gathered buffers held now
+	PeakHeldBytes   int64         // most gathered bytes held at once
+	BufferBytes     int64         // gather buffers allocated now: held, requested ahead, kept
+	PeakBufferBytes int64         // most BufferBytes at once
+	Gathers         int           // units bound from an all-gather (with one rank: from the shard)
+	Reused          int           // units bound again from their kept buffer, without an all-gather
+	GatherTime      time.Duration // spent in them (on the collective goroutine when prefetching)
+	WaitTime        time.Duration // the pass spent waiting for gathers (what prefetch did not hide)
 }
 
 // NewGatherer makes the hook for one model of the shard group pg, whose collectives
@@ -193,16 +197,15 @@ func (g *Gatherer) Before(block int) error {
 	if err := g.advance(block); err != nil {
 		return err
 	}
-	for _, u := range us {
-		if g.held[u] == 0 && g.pending[u] == nil && g.pg.Size() > 1 {
-			if err := g.request(block, u); err != nil {
-				return errors.Join(err, g.cancel())
-			}
+	if g.pg.Size() > 1 {
+		if err := g.requestUnits(block, us); err != nil {
+			return errors.Join(err, g.cancel())
 		}
 	}
 	if err := g.requestAhead(); err != nil {
 		return errors.Join(err, g.cancel())
 	}
+	g.dropKept() // no request took it
 	for k, u := range us {
 		if g.held[u] == 0 {
 			if err := g.gather(block, u); err != nil {
@@ -277,19 +280,17 @@ func (g *Gatherer) release(u int) {
 	}
 }
 
-// unbind points unit u's weights at their placeholders and gives its buffer back:
-// it becomes the kept buffer (prefetch.go), the one kept before goes to the pool.
+// unbind points unit u's weights at their placeholders and gives its buffer up: it
+// becomes the kept buffer (prefetch.go), and the one kept before is freed.
 func (g *Gatherer) unbind(u int) {
 	for _, e := range g.plan.Units[u].Tensors {
 		setSource(g.weights[e.Name], g.spares[e.Name])
 	}
 	if g.pg.Size() > 1 {
-		if g.keep != nil {
-			g.free = append(g.free, g.keep)
-		}
+		g.dropKept()
 		g.kept, g.keep = u, g.bufs[u]
 		if g.noKeep {
-			g.free, g.kept, g.keep = append(g.free, g.keep), -1, nil
+			g.dropKept()
 		}
 	} else {
 		g.bufs[u].Drop()
@@ -305,12 +306,13 @@ func (g *Gatherer) Close() {
 		g.local.Close()
 		g.local = nil
 	}
-	for _, b := range append(append(g.free, g.keep), g.bufs...) {
+	g.dropKept()
+	for u, b := range g.bufs {
 		if b != nil {
-			b.Drop()
+			g.freeBuffer(b, u)
 		}
 	}
-	g.free, g.bufs, g.keep, g.kept = nil, nil, nil, -1
+	g.bufs = nil
 	for _, s := range g.spares {
 		s.Drop()
 	}

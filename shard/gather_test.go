@@ -35,7 +35,7 @@ func TestOneRankMatchesTheWholeModel(t *testing.T) {
 	}
 	defer g.Close()
 	defer m.Close()
-	got, err := workload(m, 2, 6)
+	got, err := workload(m, 2, 6, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

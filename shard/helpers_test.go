@@ -43,8 +43,10 @@ func writeModel(t *testing.T, arch, preset, dtype string) string {
 // and returns it as one vector: the logits of an evaluation Forward (grad mode off),
 // then, after adapters are injected (LoRA with B drawn non-zero, so that A, B and the
 // blocks below all get gradient), the logits, loss and every trainable gradient of a
-// checkpointed training pass. It locks the calling goroutine to its OS thread.
-func workload(m *model.Model, batch, seq int) ([]float32, error) {
+// checkpointed training pass. atLoss, if not nil, is called between that pass's Begin
+// and its loss (the head held, its backward still to come). It locks the calling
+// goroutine to its OS thread.
+func workload(m *model.Model, batch, seq int, atLoss func()) ([]float32, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	vocab := int64(m.Config().VocabSize)
@@ -93,6 +95,9 @@ func workload(m *model.Model, batch, seq int) ([]float32, error) {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer p.Close()
+	if atLoss != nil {
+		atLoss()
+	}
 	sq, err := p.Logits().Square(false)
 	if err != nil {
 		return nil, err
@@ -206,7 +211,7 @@ func reference(t *testing.T, dir string, opts ...model.Option) []float32 {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	v, err := workload(m, 2, 6)
+	v, err := workload(m, 2, 6, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 	"unsafe"
 
@@ -23,8 +24,8 @@ const (
 	EnvNoKeep = "LRTRAIN_SHARD_NO_KEEP"
 )
 
-// request is one all-gather of a unit into a pooled buffer. The pass's goroutine
-// fills it (buffer taken from the pool, pointers read) and the gatherer's collective
+// request is one all-gather of a unit into its buffer. The pass's goroutine fills
+// it (buffer allocated, pointers read) and the gatherer's collective
 // goroutine runs it; done closes once err and took are set.
 type request struct {
 	block      int // the piece it was asked for (errors name it)
@@ -42,8 +43,7 @@ type request struct {
 // goroutine; n ≥ 1 runs every all-gather on a goroutine of the gatherer, in the order
 // the pass asks for them, and asks for the next n blocks' as soon as a block starts,
 // so that they travel while it computes. Gathered memory is then at most 1 + n units
-// (each in a buffer of the largest unit's size; one more for a head with tied
-// embeddings) instead of 1. Set it before the first pass; every rank of the shard
+// (one more for a head with tied embeddings) instead of 1. Set it before the first pass; every rank of the shard
 // group must use the same depth.
 func (g *Gatherer) SetPrefetch(n int) error {
 	if n < 0 || n > MaxPrefetch {
@@ -58,6 +58,23 @@ func (g *Gatherer) SetPrefetch(n int) error {
 
 // Prefetch is the depth SetPrefetch set.
 func (g *Gatherer) Prefetch() int { return g.depth }
+
+// BufferBound bounds the gather buffers allocated at once, in bytes, at the depth
+// SetPrefetch set: the units of the piece running and of the depth pieces ahead, and
+// the kept buffer, each at most the largest unit, one unit more where a piece needs
+// another's (a head with tied embeddings). It is what a caching allocator needs room
+// for so that the buffers, freed and allocated again unit by unit, do not evict
+// other blocks.
+func (g *Gatherer) BufferBound() int64 {
+	n := int64(g.depth + 2)
+	if len(g.extra) > 0 {
+		n++
+	}
+	if g.plan == nil || g.pg.Size() == 1 {
+		return 0
+	}
+	return n * g.plan.MaxUnitBytes()
+}
 
 // Schedule implements model.BlockScheduler: order is the sequence of Before calls the
 // model is about to make. It drops (after waiting for them) gathers ahead that an
@@ -94,45 +111,52 @@ func (g *Gatherer) requestAhead() error {
 		if err != nil {
 			return err
 		}
-		for _, u := range us {
-			if g.held[u] == 0 && g.pending[u] == nil {
-				if err := g.request(block, u); err != nil {
-					return err
-				}
-			}
+		if err := g.requestUnits(block, us); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// request takes a pooled buffer for unit u (allocating one if the pool is empty)
-// and hands its all-gather to the collective goroutine, or runs it here at depth 0.
+// requestUnits requests the units us of block that are neither held nor requested.
+// If the kept buffer holds none of those, it goes first, so that the allocator can
+// hand its memory to theirs.
+func (g *Gatherer) requestUnits(block int, us []int) error {
+	var want []int
+	for _, u := range us {
+		if g.held[u] == 0 && g.pending[u] == nil {
+			want = append(want, u)
+		}
+	}
+	if len(want) > 0 && !slices.Contains(want, g.kept) {
+		g.dropKept()
+	}
+	for _, u := range want {
+		if err := g.request(block, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// request allocates a buffer for unit u (or takes the kept one if it holds u; see
+// requestUnits) and hands its all-gather to the collective goroutine, or runs it here at depth 0.
 func (g *Gatherer) request(block, u int) error {
 	unit := g.plan.Units[u]
 	if g.kept == u {
 		return g.reuse(block, u)
 	}
-	var full *ts.Tensor
-	if n := len(g.free); n > 0 {
-		full, g.free = g.free[n-1], g.free[:n-1]
-	} else if g.keep != nil {
-		full, g.keep, g.kept = g.keep, nil, -1 // the kept unit gives its buffer up
-	} else {
-		var err error
-		maxLen := g.plan.MaxUnitBytes() / int64(g.plan.ElemSize)
-		if full, err = ts.Empty([]int64{maxLen}, g.local.DType, g.dev); err != nil {
-			return fmt.Errorf("shard: rank %d: buffer for %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
-		}
-		g.stats.BufferBytes += g.plan.MaxUnitBytes()
+	full, err := g.newBuffer(u)
+	if err != nil {
+		return fmt.Errorf("shard: rank %d: buffer for %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
 	}
 	r := &request{block: block, unit: u, buf: full, done: make(chan struct{}),
 		bytes: int(unit.ShardLen) * g.plan.ElemSize}
-	var err error
 	if r.send, err = g.local.Shards[u].DataPtr(); err == nil {
 		r.recv, err = full.DataPtr()
 	}
 	if err != nil {
-		g.free = append(g.free, full)
+		g.freeBuffer(full, u)
 		return fmt.Errorf("shard: rank %d: gather %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
 	}
 	g.pending[u] = r
@@ -149,6 +173,34 @@ func (g *Gatherer) request(block, u int) error {
 	}
 	g.reqs <- r
 	return nil
+}
+
+// newBuffer allocates unit u's flat buffer on the model's device. On a GPU the
+// memory may be a block that kernels queued on libtorch's stream for an earlier
+// unit still read: the caching allocator orders its reuse on that stream, and run
+// orders the all-gather, which writes from the group's stream, after them.
+func (g *Gatherer) newBuffer(u int) (*ts.Tensor, error) {
+	b, err := ts.Empty([]int64{g.plan.Units[u].Len}, g.local.DType, g.dev)
+	if err != nil {
+		return nil, err
+	}
+	g.stats.BufferBytes += g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	g.stats.PeakBufferBytes = max(g.stats.PeakBufferBytes, g.stats.BufferBytes)
+	return b, nil
+}
+
+// freeBuffer frees b, a buffer of unit u's size.
+func (g *Gatherer) freeBuffer(b *ts.Tensor, u int) {
+	b.Drop()
+	g.stats.BufferBytes -= g.plan.Units[u].Len * int64(g.plan.ElemSize)
+}
+
+// dropKept frees the kept buffer, if there is one.
+func (g *Gatherer) dropKept() {
+	if g.keep != nil {
+		g.freeBuffer(g.keep, g.kept)
+	}
+	g.keep, g.kept = nil, -1
 }
 
 // reuse makes the kept buffer, which still holds unit u's gathered values, u's
@@ -178,7 +230,7 @@ func (g *Gatherer) serve(reqs <-chan *request, exited chan<- struct{}) {
 }
 
 // run all-gathers r. It reads only what Bind fixed, so it may run on any goroutine.
-// On a GPU the group's collective runs on its own stream, and the pooled buffer may
+// On a GPU the group's collective runs on its own stream, and the buffer's memory may
 // still be read by kernels queued for an earlier unit: a stream-ordered group
 // (ncclpg) starts the all-gather, on the device, after the work queued on libtorch's
 // stream so far and makes the work queued there later wait for it, so the block
@@ -234,14 +286,14 @@ func (g *Gatherer) await(block, u int) (*ts.Tensor, error) {
 	return r.buf, nil
 }
 
-// drop returns an unused request's buffer to the pool.
+// drop frees an unused request's buffer.
 func (g *Gatherer) drop(r *request) {
-	g.free = append(g.free, r.buf)
+	g.freeBuffer(r.buf, r.unit)
 	g.stats.HeldBytes -= g.plan.Units[r.unit].Len * int64(g.plan.ElemSize)
 }
 
 // cancel ends the schedule: it waits for every gather requested ahead and not used
-// (they were issued on every rank, so they complete), returns their buffers and
+// (they were issued on every rank, so they complete), frees their buffers and
 // reports the first of their errors.
 func (g *Gatherer) cancel() error {
 	var first error

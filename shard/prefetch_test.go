@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,22 +115,23 @@ func TestSetPrefetchValidatesTheDepth(t *testing.T) {
 }
 
 // accounting replays, for a plan, the calls a model makes to its gatherer (Schedule,
-// Before, After) with the gatherer's rules for requesting ahead, and counts what it
-// must hold: gathered bytes at their peak, pooled buffers, all-gathers.
+// Before, After) with the gatherer's rules for requesting ahead and keeping the last
+// released buffer, and counts what it must hold: gathered bytes at their peak,
+// buffer bytes (held, requested ahead or kept) at their peak, all-gathers.
 type accounting struct {
-	p             *shard.Plan
-	tied          bool // the head needs the embeddings too
-	depth         int
-	held          map[int]int
-	pending       map[int]bool
-	sched         []int
-	pos, ahead    int
-	heldB, peakB  int64
-	buffers, free int
-	kept          int          // the released unit whose buffer is kept, -1 if none
-	fromKept      map[int]bool // pending units served from the kept buffer
-	gathers       int          // units bound from an all-gather
-	reused        int          // units served from the kept buffer
+	p            *shard.Plan
+	tied         bool // the head needs the embeddings too
+	depth        int
+	held         map[int]int
+	pending      map[int]bool
+	sched        []int
+	pos, ahead   int
+	heldB, peakB int64
+	bufB, peakBf int64
+	kept         int          // the released unit whose buffer is kept, -1 if none
+	fromKept     map[int]bool // pending units served from the kept buffer
+	gathers      int          // units bound from an all-gather
+	reused       int          // units served from the kept buffer
 }
 
 func newAccounting(p *shard.Plan, tied bool, depth int) *accounting {
@@ -149,31 +151,43 @@ func (a *accounting) units(b int) []int {
 	return us
 }
 
+func (a *accounting) bytes(u int) int64 { return a.p.Units[u].Len * int64(a.p.ElemSize) }
+
+func (a *accounting) dropKept() {
+	if a.kept >= 0 {
+		a.bufB -= a.bytes(a.kept)
+	}
+	a.kept = -1
+}
+
 func (a *accounting) take(b int) {
+	var want []int
 	for _, u := range a.units(b) {
 		if a.held[u] == 0 && !a.pending[u] {
-			a.pending[u] = true
-			switch {
-			case u == a.kept:
-				a.kept, a.fromKept[u] = -1, true
-				a.reused++
-			case a.free > 0:
-				a.free--
-			case a.kept >= 0:
-				a.kept = -1
-			default:
-				a.buffers++
-			}
-			a.heldB += a.p.Units[u].Len * int64(a.p.ElemSize)
-			a.peakB = max(a.peakB, a.heldB)
+			want = append(want, u)
 		}
+	}
+	if len(want) > 0 && !slices.Contains(want, a.kept) {
+		a.dropKept()
+	}
+	for _, u := range want {
+		a.pending[u] = true
+		if u == a.kept {
+			a.kept, a.fromKept[u] = -1, true
+			a.reused++
+		} else {
+			a.bufB += a.bytes(u)
+			a.peakBf = max(a.peakBf, a.bufB)
+		}
+		a.heldB += a.bytes(u)
+		a.peakB = max(a.peakB, a.heldB)
 	}
 }
 
 func (a *accounting) cancel() {
 	for u := range a.pending {
-		a.free++
-		a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
+		a.bufB -= a.bytes(u)
+		a.heldB -= a.bytes(u)
 	}
 	a.pending, a.fromKept, a.sched, a.pos, a.ahead = map[int]bool{}, map[int]bool{}, nil, 0, 0
 }
@@ -202,6 +216,7 @@ func (a *accounting) before(b int) {
 	}
 	a.take(b)
 	a.requestAhead()
+	a.dropKept()
 	for _, u := range a.units(b) {
 		if a.held[u] == 0 {
 			if !a.fromKept[u] {
@@ -217,11 +232,9 @@ func (a *accounting) before(b int) {
 func (a *accounting) after(b int) {
 	for _, u := range a.units(b) {
 		if a.held[u]--; a.held[u] == 0 {
-			if a.kept >= 0 {
-				a.free++
-			}
+			a.dropKept()
 			a.kept = u
-			a.heldB -= a.p.Units[u].Len * int64(a.p.ElemSize)
+			a.heldB -= a.bytes(u)
 		}
 	}
 }
@@ -244,10 +257,10 @@ func (a *accounting) checkpointed() {
 		a.before(b)
 		a.after(b)
 	}
-	a.before(a.p.Blocks)            // the head is held until backward has gone through it
+	a.before(a.p.Blocks) // the head is held until backward has gone through it
+	a.after(a.p.Blocks)
 	down := pieces(a.p.Blocks-1, 0) // backward recomputes the blocks, not the embeddings
 	a.schedule(down)
-	a.after(a.p.Blocks)
 	for _, b := range down {
 		a.before(b)
 		a.after(b)

@@ -127,7 +127,10 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				acct := expectedStats(plan, cfg.TieWordEmbeddings && c.arch != "roberta", depth)
+				tied := cfg.TieWordEmbeddings && c.arch != "roberta"
+				acct := expectedStats(plan, tied, depth)
+				atLoss := fmt.Sprintf("buffers-B at the loss=%d", headBytes(plan, tied))
+				bound := fmt.Sprintf("buffer-bound-B=%d", bufferBound(plan, tied, depth))
 				name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d/prefetch=%d", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size, depth)
 				t.Run(name, func(t *testing.T) {
 					out := t.TempDir()
@@ -147,6 +150,12 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 						lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 						if st := lines[len(lines)-1]; st != acct {
 							t.Errorf("rank %d: %s, want %s", r.rank, st, acct)
+						}
+						if l := lines[len(lines)-2]; l != atLoss {
+							t.Errorf("rank %d: %s, want %s", r.rank, l, atLoss)
+						}
+						if l := lines[len(lines)-3]; l != bound {
+							t.Errorf("rank %d: %s, want %s", r.rank, l, bound)
 						}
 						serving := 0
 						if depth > 0 {
@@ -169,48 +178,82 @@ func or(s, def string) string {
 	return s
 }
 
+// headBytes is what the head's Before leaves allocated, whatever the prefetch depth:
+// the head's unit (and the embeddings' when they are tied), nothing gathered ahead
+// and no kept buffer, since backward's schedule comes after the head's backward. A head
+// with no frozen tensors (RoBERTa's classification head is trainable, replicated)
+// has no unit.
+func headBytes(p *shard.Plan, tied bool) int64 {
+	var n int64
+	if h, ok := p.Unit(p.Blocks); ok {
+		n = p.Units[h].Len
+	}
+	if tied {
+		e, _ := p.Unit(shard.Embeddings)
+		n += p.Units[e].Len
+	}
+	return n * int64(p.ElemSize)
+}
+
+// bufferBound is what Gatherer.BufferBound must say: depth + 2 of the largest unit,
+// one more with tied embeddings; it must also bound the replay's peak of buffer
+// bytes (-1 if it does not, which no rank prints).
+func bufferBound(p *shard.Plan, tied bool, depth int) int64 {
+	n := int64(depth + 2)
+	if tied {
+		n++
+	}
+	a := newAccounting(p, tied, depth)
+	a.forward()
+	a.checkpointed()
+	if a.peakBf > n*p.MaxUnitBytes() {
+		return -1
+	}
+	return n * p.MaxUnitBytes()
+}
+
 // expectedStats is what a rank's gatherer must report after the workload: its share
 // of the plan; at depth 0 at most one unit gathered at a time (the head and the
 // embeddings together when they are tied), with prefetching that plus the units
-// requested ahead, as the accounting replay of the workload's calls counts them; one
-// pooled buffer per unit held at once; nothing held at the end; and one all-gather
-// per unit for the evaluation pass, again for the checkpointed forward pass, and once
-// per block for the recomputation in backward (prefetching adds none), less the units
-// served from the kept buffer of the unit released last: with prefetching, the last
-// block, which backward recomputes first; with tied embeddings, the embeddings the
-// head released before the next pass starts with them, and, two units ahead, the
-// embeddings again for the head.
+// requested ahead, as the accounting replay of the workload's calls counts them;
+// buffer bytes at their peak: at depth 0 the same as gathered bytes (a request frees
+// the kept buffer before allocating its own), with prefetching the replay's count;
+// nothing held at the end; and one all-gather per unit for the evaluation pass, again
+// for the checkpointed forward pass, and once per block for the recomputation in
+// backward (prefetching adds none), less the units served from the kept buffer of
+// the unit released last: with tied embeddings, the embeddings the head released,
+// which the next pass starts with, and, at depth 2 or more on these 2-block models,
+// the embeddings again for the head in each of the two forward passes, requested
+// while block 0 runs and the embeddings' buffer is still kept. The last block, which
+// backward asks for after the head, is never reused: Pass.Backward announces it only
+// once the head's backward is done, and the head's Before freed it.
 func expectedStats(p *shard.Plan, tied bool, depth int) string {
 	es := int64(p.ElemSize)
-	peak, buffers := p.MaxUnitBytes(), p.MaxUnitBytes()
+	peak := p.MaxUnitBytes()
 	perPass := len(p.Units)
 	if tied {
 		e, _ := p.Unit(shard.Embeddings)
 		h, _ := p.Unit(p.Blocks)
 		peak = max(peak, (p.Units[e].Len+p.Units[h].Len)*es)
-		buffers *= 2
 		perPass++
 	}
 	a := newAccounting(p, tied, depth)
 	a.forward()
 	a.checkpointed()
-	if depth == 0 && (a.peakB != peak || int64(a.buffers)*p.MaxUnitBytes() != buffers) {
+	if depth == 0 && (a.peakB != peak || a.peakBf != peak) {
 		// the replay must agree with the direct count where there is one
-		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.buffers, peak, buffers)
+		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.peakBf, peak, peak)
 	}
 	reused := 0
-	if depth > 0 {
-		reused++ // the last block: its buffer is idle while the head runs
-	}
 	if tied {
 		reused++ // the embeddings the head released, which the next pass starts with
 	}
-	if tied && depth >= 2 {
-		reused++ // the head's embeddings, kept since the forward pass released them
+	if tied && depth >= 2 && p.Blocks == 2 {
+		reused += 2 // the head's embeddings, kept since the forward pass released them
 	}
 	if a.gathers+a.reused != 2*perPass+p.Blocks || a.reused != reused {
 		return fmt.Sprintf("replay: %d gathers + %d reused, direct count %d + %d", a.gathers, a.reused, 2*perPass+p.Blocks-reused, reused)
 	}
-	return fmt.Sprintf("shard-B=%d peak-held-B=%d held-B=0 buffers-B=%d gathers=%d reused=%d",
-		p.ShardBytes(), a.peakB, int64(a.buffers)*p.MaxUnitBytes(), a.gathers, a.reused)
+	return fmt.Sprintf("shard-B=%d peak-held-B=%d held-B=0 peak-buffers-B=%d gathers=%d reused=%d",
+		p.ShardBytes(), a.peakB, a.peakBf, a.gathers, a.reused)
 }
