@@ -15,6 +15,7 @@ import (
 
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
@@ -158,6 +159,7 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
 		t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
 	}
+	checkCacheRoom(t, logs)
 	ws, we := metricsOf(t, whole.Output.Dir)
 	ss, se := metricsOf(t, sharded.Output.Dir)
 	if len(ws) != len(ss) || len(we) != len(se) || len(we) == 0 {
@@ -182,6 +184,36 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 			t.Errorf("%s differs between the sharded and the whole backbone", name)
 		}
 	}
+}
+
+// checkCacheRoom checks that a sharded CPU run raised the CPU block cache's bound from
+// its default by room for the gather buffers: prefetch depth + 2 of the largest unit
+// (the one in use, those ahead, the kept one; the tiny llama's head has its own
+// weights).
+func checkCacheRoom(t *testing.T, logs []byte) {
+	t.Helper()
+	if v := os.Getenv(phiop.CacheEnv); v != "" {
+		t.Fatalf("%s=%s is set: the default bound is not what the run starts from", phiop.CacheEnv, v)
+	}
+	for _, line := range strings.Split(string(logs), "\n") {
+		if !strings.Contains(line, "frozen backbone sharded") {
+			continue
+		}
+		var rec struct {
+			Largest  int64   `json:"largest_unit_bytes"`
+			Prefetch int64   `json:"shard_prefetch"`
+			Cache    float64 `json:"cpu_cache_mib"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		want := mib(phiop.DefaultCacheLimit() + (rec.Prefetch+2)*rec.Largest)
+		if rec.Largest == 0 || rec.Cache != want {
+			t.Errorf("cpu_cache_mib %v with a largest unit of %d bytes at prefetch %d, want %v", rec.Cache, rec.Largest, rec.Prefetch, want)
+		}
+		return
+	}
+	t.Error("no \"frozen backbone sharded\" line")
 }
 
 // With model.recompute_delta (and no activation checkpointing) a sharded backbone keeps

@@ -18,12 +18,13 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phiop.InitThreads()
-	if _, err := phiop.InstallCachingAllocatorFromEnv(); err != nil { // bounded CPU block cache
+	cacheLimit, err := phiop.InstallCachingAllocatorFromEnv() // bounded CPU block cache
+	if err != nil {
 		return nil, err
 	}
 	phiop.ResetAllocPeaks() // the peaks "training finished" reports are this run's (process-wide)
 
-	r := &run{env: env, evaluated: -1}
+	r := &run{env: env, evaluated: -1, cacheLimit: cacheLimit}
 	defer r.close()
 	// 0. The resolved options, the group, the log (rank 0 locks output.dir), the device.
 	if err := r.open(opts); err != nil {

@@ -39,6 +39,8 @@ type run struct {
 	log  *zerolog.Logger
 	dev  gotch.Device
 
+	cacheLimit int64 // the CPU block cache's bound as installed (buildModel may raise it)
+
 	saved *Saved    // the checkpoint resumed from, nil for a fresh run
 	base  BaseModel // the base model's identity, recorded in every checkpoint
 
@@ -215,9 +217,19 @@ func (r *run) buildModel(ctx context.Context) error {
 			return fmt.Errorf("%w: dist.shard_prefetch: %v", ErrConfig, err)
 		}
 		p := r.gatherer.Plan()
-		r.log.Info().Int("shard_group", r.env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
+		ev := r.log.Info().Int("shard_group", r.env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
 			Int64("total_bytes", p.TotalBytes()).Int64("largest_unit_bytes", p.MaxUnitBytes()).
-			Msg("frozen backbone sharded: each rank holds its part and gathers one block at a time")
+			Int("shard_prefetch", r.gatherer.Prefetch())
+		if !r.dev.IsCuda() && r.cacheLimit > 0 {
+			// Gather buffers are allocated per unit and freed after it; room for them
+			// in the CPU block cache keeps them from evicting the activations' blocks
+			// (a tied embedding table of 545 MB cycling through a 1 GiB cache made
+			// Qwen2-0.5B's sharded steps 15 % slower).
+			r.cacheLimit += r.gatherer.BufferBound()
+			phiop.SetCacheLimit(r.cacheLimit)
+			ev = ev.Float64("cpu_cache_mib", mib(r.cacheLimit))
+		}
+		ev.Msg("frozen backbone sharded: each rank holds its part and gathers one block at a time")
 	}
 	r.pcg = rand.NewPCG(r.opts.Train.Seed, adapterStream)
 	if r.shared, err = injectAdapters(r.m, r.opts, rand.New(r.pcg)); err != nil {
