@@ -33,11 +33,13 @@
 // rank's shards. Before(i) all-gathers unit i through the ProcessGroup directly into
 // a libtorch buffer and points the model's own weight tensors at their slices of it
 // with libtorch's set_; After(i) points them back at the placeholders and gives the
-// buffer up. Each buffer is its unit's size, allocated when its gather is asked for
-// and freed when no longer wanted (libtorch's allocator, or the trainer's caching CPU
-// allocator, hands the memory on to the next), so a rank holds its shards plus the
-// units in use or on their way: a block's size in the middle of the network, not the
-// largest unit's (Qwen2-0.5B's embedding table is 9× a block).
+// buffer up. Each buffer is its unit's size (Plan.BufferLen: or that of a unit at
+// most an eighth longer, so that an embedding table and a head of the same shape
+// share one size class), allocated when its gather is asked for and freed when no
+// longer wanted (libtorch's allocator, or the trainer's caching CPU allocator, hands
+// the memory on to the next), so a rank holds its shards plus the units in use or on
+// their way: a block's size in the middle of the network, not the largest unit's
+// (Qwen2-0.5B's embedding table is 9× a block).
 //
 // Why set_ rather than binding tensors lazily or copying into preallocated weights:
 // the layers and the adapters hold the *ts.Tensor objects they were built with, and

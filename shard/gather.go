@@ -29,12 +29,12 @@ import (
 // itself) and points each of the unit's weight tensors at its slice of that buffer
 // with libtorch's set_, so that the layers and adapters, which hold those tensor
 // objects, compute with the gathered values. After(i) points them back at their
-// placeholders. Each buffer is its own unit's size, allocated when the gather is
-// requested and freed when it is no longer wanted (libtorch's allocator, or the
-// trainer's caching CPU allocator, hands the memory to the next buffer), so what a
-// rank holds at any moment is its shards plus the units it actually uses or gathers
-// ahead: a block's unit in the middle of the network, not the largest unit (an
-// embedding table can be several times a block). The buffer of the unit released
+// placeholders. Each buffer is its unit's size (Plan.BufferLen), allocated when the
+// gather is requested and freed when it is no longer wanted (libtorch's allocator,
+// or the trainer's caching CPU allocator, hands the memory to the next buffer), so
+// what a rank holds at any moment is its shards plus the units it actually uses or
+// gathers ahead: a block's unit in the middle of the network, not the largest unit
+// (an embedding table can be several times a block). The buffer of the unit released
 // last is kept until the next Before: a request made until then for that same unit
 // takes it with its values (no all-gather); otherwise that Before frees it. Reuse
 // of memory is safe because the model calls After only once nothing uses the

@@ -192,6 +192,22 @@ func (p *Plan) TotalBytes() int64 {
 	return n * int64(p.ElemSize)
 }
 
+// BufferLen is the length, in elements, of the buffer unit u (an index into Units) is
+// gathered into: the unit's own Len, or that of the longest unit at most an eighth
+// longer. Units of nearly one size (an embedding table and an LM head of the same
+// shape, whose Len differ by the final norm) then share one buffer size, so that a
+// caching allocator, whose freed blocks serve requests of their own size class, can
+// hand either's memory to the other instead of keeping a block of each.
+func (p *Plan) BufferLen(u int) int64 {
+	n := p.Units[u].Len
+	for _, v := range p.Units {
+		if v.Len > n && v.Len*8 <= p.Units[u].Len*9 {
+			n = v.Len
+		}
+	}
+	return n
+}
+
 // MaxUnitBytes is the largest flat buffer, in bytes: what one gathered unit costs.
 func (p *Plan) MaxUnitBytes() int64 {
 	var n int64

@@ -249,3 +249,50 @@ func TestUnitOf(t *testing.T) {
 		}
 	}
 }
+
+// Gather buffers: a unit at most an eighth shorter than another is gathered into a
+// buffer of the longer one's length (the small llama's embedding table and its head,
+// which also holds the final norm); units further apart keep their own length, and no
+// buffer is shorter than its unit.
+func TestBufferLenSharesNearSizes(t *testing.T) {
+	tensors := []shard.Tensor{
+		{Name: "model.embed_tokens.weight", Shape: []int64{8192, 512}},
+		{Name: "model.layers.0.mlp.up_proj.weight", Shape: []int64{1408, 512}},
+		{Name: "model.layers.1.mlp.up_proj.weight", Shape: []int64{1408, 520}},  // 1.6 % longer than block 0
+		{Name: "model.layers.2.mlp.up_proj.weight", Shape: []int64{1408, 1024}}, // twice block 0
+		{Name: "model.norm.weight", Shape: []int64{512}},
+		{Name: "lm_head.weight", Shape: []int64{8192, 512}},
+	}
+	p, err := shard.NewPlan(tensors, 2, shard.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, _ := p.Unit(shard.Embeddings)
+	head, _ := p.Unit(p.Blocks)
+	b0, _ := p.Unit(0)
+	b1, _ := p.Unit(1)
+	b2, _ := p.Unit(2)
+	want := map[int]int64{emb: p.Units[head].Len, head: p.Units[head].Len, b0: p.Units[b1].Len,
+		b1: p.Units[b1].Len, b2: p.Units[b2].Len}
+	for u, n := range want {
+		if got := p.BufferLen(u); got != n {
+			t.Errorf("%d (Len %d): BufferLen %d, want %d", p.Units[u].Block, p.Units[u].Len, got, n)
+		}
+	}
+	if p.Units[emb].Len == p.Units[head].Len || p.Units[b0].Len == p.Units[b1].Len {
+		t.Fatal("the case needs units of nearly, not exactly, one length")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 50 {
+		ts := randomModel(rng)
+		p, err := shard.NewPlan(ts, 1+rng.IntN(4), shard.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for u, unit := range p.Units {
+			if n := p.BufferLen(u); n < unit.Len || 8*n > 9*unit.Len {
+				t.Errorf("unit of Len %d: BufferLen %d, want from Len to 9/8 of it", unit.Len, n)
+			}
+		}
+	}
+}

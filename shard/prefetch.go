@@ -175,24 +175,24 @@ func (g *Gatherer) request(block, u int) error {
 	return nil
 }
 
-// newBuffer allocates unit u's flat buffer on the model's device. On a GPU the
+// newBuffer allocates unit u's flat buffer (Plan.BufferLen) on the model's device. On a GPU the
 // memory may be a block that kernels queued on libtorch's stream for an earlier
 // unit still read: the caching allocator orders its reuse on that stream, and run
 // orders the all-gather, which writes from the group's stream, after them.
 func (g *Gatherer) newBuffer(u int) (*ts.Tensor, error) {
-	b, err := ts.Empty([]int64{g.plan.Units[u].Len}, g.local.DType, g.dev)
+	b, err := ts.Empty([]int64{g.plan.BufferLen(u)}, g.local.DType, g.dev)
 	if err != nil {
 		return nil, err
 	}
-	g.stats.BufferBytes += g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	g.stats.BufferBytes += g.plan.BufferLen(u) * int64(g.plan.ElemSize)
 	g.stats.PeakBufferBytes = max(g.stats.PeakBufferBytes, g.stats.BufferBytes)
 	return b, nil
 }
 
-// freeBuffer frees b, a buffer of unit u's size.
+// freeBuffer frees b, unit u's buffer.
 func (g *Gatherer) freeBuffer(b *ts.Tensor, u int) {
 	b.Drop()
-	g.stats.BufferBytes -= g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	g.stats.BufferBytes -= g.plan.BufferLen(u) * int64(g.plan.ElemSize)
 }
 
 // dropKept frees the kept buffer, if there is one.

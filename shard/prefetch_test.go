@@ -151,11 +151,13 @@ func (a *accounting) units(b int) []int {
 	return us
 }
 
-func (a *accounting) bytes(u int) int64 { return a.p.Units[u].Len * int64(a.p.ElemSize) }
+// bytes is what unit u's gathered values take; bufBytes what its buffer takes.
+func (a *accounting) bytes(u int) int64    { return a.p.Units[u].Len * int64(a.p.ElemSize) }
+func (a *accounting) bufBytes(u int) int64 { return a.p.BufferLen(u) * int64(a.p.ElemSize) }
 
 func (a *accounting) dropKept() {
 	if a.kept >= 0 {
-		a.bufB -= a.bytes(a.kept)
+		a.bufB -= a.bufBytes(a.kept)
 	}
 	a.kept = -1
 }
@@ -176,7 +178,7 @@ func (a *accounting) take(b int) {
 			a.kept, a.fromKept[u] = -1, true
 			a.reused++
 		} else {
-			a.bufB += a.bytes(u)
+			a.bufB += a.bufBytes(u)
 			a.peakBf = max(a.peakBf, a.bufB)
 		}
 		a.heldB += a.bytes(u)
@@ -186,7 +188,7 @@ func (a *accounting) take(b int) {
 
 func (a *accounting) cancel() {
 	for u := range a.pending {
-		a.bufB -= a.bytes(u)
+		a.bufB -= a.bufBytes(u)
 		a.heldB -= a.bytes(u)
 	}
 	a.pending, a.fromKept, a.sched, a.pos, a.ahead = map[int]bool{}, map[int]bool{}, nil, 0, 0

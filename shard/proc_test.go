@@ -186,11 +186,11 @@ func or(s, def string) string {
 func headBytes(p *shard.Plan, tied bool) int64 {
 	var n int64
 	if h, ok := p.Unit(p.Blocks); ok {
-		n = p.Units[h].Len
+		n = p.BufferLen(h)
 	}
 	if tied {
 		e, _ := p.Unit(shard.Embeddings)
-		n += p.Units[e].Len
+		n += p.BufferLen(e)
 	}
 	return n * int64(p.ElemSize)
 }
@@ -216,8 +216,9 @@ func bufferBound(p *shard.Plan, tied bool, depth int) int64 {
 // of the plan; at depth 0 at most one unit gathered at a time (the head and the
 // embeddings together when they are tied), with prefetching that plus the units
 // requested ahead, as the accounting replay of the workload's calls counts them;
-// buffer bytes at their peak: at depth 0 the same as gathered bytes (a request frees
-// the kept buffer before allocating its own), with prefetching the replay's count;
+// buffer bytes (Plan.BufferLen) at their peak: at depth 0 those of the largest unit,
+// or of the head's and the embeddings' together (a request frees the kept buffer
+// before allocating its own), with prefetching the replay's count;
 // nothing held at the end; and one all-gather per unit for the evaluation pass, again
 // for the checkpointed forward pass, and once per block for the recomputation in
 // backward (prefetching adds none), less the units served from the kept buffer of
@@ -229,20 +230,21 @@ func bufferBound(p *shard.Plan, tied bool, depth int) int64 {
 // once the head's backward is done, and the head's Before freed it.
 func expectedStats(p *shard.Plan, tied bool, depth int) string {
 	es := int64(p.ElemSize)
-	peak := p.MaxUnitBytes()
+	peak, peakBuf := p.MaxUnitBytes(), p.MaxUnitBytes() // the longest unit's buffer is its own length
 	perPass := len(p.Units)
 	if tied {
 		e, _ := p.Unit(shard.Embeddings)
 		h, _ := p.Unit(p.Blocks)
 		peak = max(peak, (p.Units[e].Len+p.Units[h].Len)*es)
+		peakBuf = max(peakBuf, (p.BufferLen(e)+p.BufferLen(h))*es)
 		perPass++
 	}
 	a := newAccounting(p, tied, depth)
 	a.forward()
 	a.checkpointed()
-	if depth == 0 && (a.peakB != peak || a.peakBf != peak) {
+	if depth == 0 && (a.peakB != peak || a.peakBf != peakBuf) {
 		// the replay must agree with the direct count where there is one
-		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.peakBf, peak, peak)
+		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.peakBf, peak, peakBuf)
 	}
 	reused := 0
 	if tied {
