@@ -57,9 +57,9 @@
 // the model announces the order of its Before calls (embeddings, blocks, head for a
 // forward pass; the blocks from the top down for Pass.Backward, announced once the
 // head's backward is done, so that no block is gathered beside the loss's logits and
-// their gradient, a step's largest transient). With a prefetch depth N ≥ 1 (SetPrefetch; DefaultPrefetch
-// is 1, dist.shard_prefetch in a run's configuration) every all-gather runs on a
-// goroutine of the gatherer, one at a time in the order the pass asks for them, and
+// their gradient, a step's largest transient). With a prefetch depth N ≥ 1
+// (SetPrefetch; DefaultPrefetch is 1, dist.shard_prefetch in a run's configuration)
+// every all-gather runs on a goroutine of the gatherer, one at a time in the order the pass asks for them, and
 // Before(i) asks for the units of the next N scheduled pieces as soon as piece i
 // starts, each into a buffer allocated on the pass's goroutine, so that they travel
 // while piece i computes; only binding the views (set_) happens on the pass's
@@ -138,7 +138,8 @@
 // pages a process mapped while loading, all of them for the whole model and only its
 // own for a rank. (Those figures are of a pooled buffer of the largest unit's size,
 // allocated once; buffers are now allocated per gather, which, without the trainer's
-// caching CPU allocator, costs the page faults of fresh allocations.) Binding a gathered unit's views and releasing them takes about 0.2 ms
+// caching CPU allocator, costs the page faults of fresh allocations.) Binding a
+// gathered unit's views and releasing them takes about 0.2 ms
 // (copying a 16.8 MB unit into preallocated weights would take 1.7 ms, into a fresh
 // allocation 7.9 ms). The all-gather itself costs: on the shared 2-core VM, 15-35 ms
 // per unit over loopback (11.8-16.8 MB); the figures above were measured without

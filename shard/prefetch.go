@@ -25,8 +25,8 @@ const (
 )
 
 // request is one all-gather of a unit into its buffer. The pass's goroutine fills
-// it (buffer allocated, pointers read) and the gatherer's collective
-// goroutine runs it; done closes once err and took are set.
+// it (buffer allocated, pointers read) and the gatherer's collective goroutine runs
+// it; done closes once err and took are set.
 type request struct {
 	block      int // the piece it was asked for (errors name it)
 	unit       int
@@ -43,8 +43,8 @@ type request struct {
 // goroutine; n ≥ 1 runs every all-gather on a goroutine of the gatherer, in the order
 // the pass asks for them, and asks for the next n blocks' as soon as a block starts,
 // so that they travel while it computes. Gathered memory is then at most 1 + n units
-// (one more for a head with tied embeddings) instead of 1. Set it before the first pass; every rank of the shard
-// group must use the same depth.
+// (one more for a head with tied embeddings) instead of 1. Set it before the first
+// pass; every rank of the shard group must use the same depth.
 func (g *Gatherer) SetPrefetch(n int) error {
 	if n < 0 || n > MaxPrefetch {
 		return fmt.Errorf("%w: prefetch depth %d, want 0 to %d", ErrState, n, MaxPrefetch)
@@ -66,12 +66,12 @@ func (g *Gatherer) Prefetch() int { return g.depth }
 // for so that the buffers, freed and allocated again unit by unit, do not evict
 // other blocks.
 func (g *Gatherer) BufferBound() int64 {
+	if g.plan == nil || g.pg.Size() == 1 {
+		return 0 // one rank gathers nothing: its units are views of its shards
+	}
 	n := int64(g.depth + 2)
 	if len(g.extra) > 0 {
 		n++
-	}
-	if g.plan == nil || g.pg.Size() == 1 {
-		return 0
 	}
 	return n * g.plan.MaxUnitBytes()
 }
@@ -140,7 +140,8 @@ func (g *Gatherer) requestUnits(block int, us []int) error {
 }
 
 // request allocates a buffer for unit u (or takes the kept one if it holds u; see
-// requestUnits) and hands its all-gather to the collective goroutine, or runs it here at depth 0.
+// requestUnits) and hands its all-gather to the collective goroutine, or runs it
+// here at depth 0.
 func (g *Gatherer) request(block, u int) error {
 	unit := g.plan.Units[u]
 	if g.kept == u {
@@ -175,10 +176,10 @@ func (g *Gatherer) request(block, u int) error {
 	return nil
 }
 
-// newBuffer allocates unit u's flat buffer (Plan.BufferLen) on the model's device. On a GPU the
-// memory may be a block that kernels queued on libtorch's stream for an earlier
-// unit still read: the caching allocator orders its reuse on that stream, and run
-// orders the all-gather, which writes from the group's stream, after them.
+// newBuffer allocates unit u's flat buffer (Plan.BufferLen) on the model's device.
+// On a GPU the memory may be a block that kernels queued on libtorch's stream for an
+// earlier unit still read: the caching allocator orders its reuse on that stream,
+// and run orders the all-gather, which writes from the group's stream, after them.
 func (g *Gatherer) newBuffer(u int) (*ts.Tensor, error) {
 	b, err := ts.Empty([]int64{g.plan.BufferLen(u)}, g.local.DType, g.dev)
 	if err != nil {
