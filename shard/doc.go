@@ -123,23 +123,28 @@
 //
 // On the small llama preset (128.0 MB of float32 frozen weights; the largest unit is
 // the 8192×512 embedding or LM head, 16.8 MB; a block is 11.8 MB), a forward pass of
-// 1×128 tokens, each process with one thread on the 2-core VM:
+// 1×128 tokens, each process with one thread on the 2-core VM, prefetch 0 (buffers of
+// their unit's size, freed after use; 2026-12-05):
 //
 //	                        frozen weights held     RSS anon     RSS anon     peak RSS
 //	                        (shards + gathered)     after load   after pass   (VmHWM)
-//	whole model, 1 process  128.0 MB                186 MB       228-230 MB   417 MB
-//	2 ranks, each           64.0 + 16.8 = 80.8 MB   128 MB       177-194 MB   305-312 MB
-//	3 ranks, each           42.7 + 16.8 = 59.4 MB   107-108 MB   158-176 MB   282-291 MB
+//	whole model, 1 process  128.0 MB                185 MB       204 MB       417 MB
+//	2 ranks, each           64.0 + 16.8 = 80.8 MB   123 MB       162-173 MB   299 MB
+//	3 ranks, each           42.7 + 16.8 = 59.4 MB   102-103 MB   141-153 MB   261-268 MB
 //
-//	LRTRAIN_SHARD_MEM_PRESET=small go test ./shard/ -run TestShardedMemory -v
+//	LRT_SHARD_PREFETCH=0 LRTRAIN_SHARD_MEM_PRESET=small go test ./shard/ -run TestShardedMemory -v
+//
+// (With the pool of largest-unit buffers this replaced: 177-194 and 158-176 MB after
+// the pass, 305-312 and 282-291 MB peak. At the default prefetch 1 the ranks hold the
+// head's unit and the last block's at once, 28.6 MB: 185-202 and 177-181 MB after the
+// pass, 300-317 and 292-297 MB peak.)
 //
 // The processes share about 58 MB of runtime (libtorch, Gloo, Go) and about 40 MB of
 // forward-pass temporaries that malloc keeps; peak RSS also counts the checkpoint
 // pages a process mapped while loading, all of them for the whole model and only its
-// own for a rank. (Those figures are of a pooled buffer of the largest unit's size,
-// allocated once; buffers are now allocated per gather, which, without the trainer's
-// caching CPU allocator, costs the page faults of fresh allocations.) Binding a
-// gathered unit's views and releasing them takes about 0.2 ms
+// own for a rank. This test runs without the trainer's caching CPU allocator, so a
+// buffer allocated per gather comes from malloc. Binding a gathered unit's views and
+// releasing them takes about 0.2 ms
 // (copying a 16.8 MB unit into preallocated weights would take 1.7 ms, into a fresh
 // allocation 7.9 ms). The all-gather itself costs: on the shared 2-core VM, 15-35 ms
 // per unit over loopback (11.8-16.8 MB); the figures above were measured without
