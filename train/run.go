@@ -224,7 +224,7 @@ func (r *run) buildModel(ctx context.Context) error {
 			// Gather buffers are allocated per unit and freed after it; room for them
 			// in the CPU block cache keeps them from evicting the activations' blocks
 			// (a tied embedding table of 545 MB cycling through a 1 GiB cache made
-			// Qwen2-0.5B's sharded steps 15 % slower).
+			// Qwen2-0.5B's sharded steps 10-20 % slower).
 			r.cacheLimit += r.gatherer.BufferBound()
 			phiop.SetCacheLimit(r.cacheLimit)
 			ev = ev.Float64("cpu_cache_mib", mib(r.cacheLimit))
