@@ -307,9 +307,9 @@ func (g *Gatherer) Close() {
 		g.local = nil
 	}
 	g.dropKept()
-	for u, b := range g.bufs {
+	for _, b := range g.bufs {
 		if b != nil {
-			g.freeBuffer(b, u)
+			b.Drop() // a gathered buffer, or with one rank a view of the shard: not counted
 		}
 	}
 	g.bufs = nil

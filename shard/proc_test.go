@@ -195,6 +195,15 @@ func headBytes(p *shard.Plan, tied bool) int64 {
 	return n * int64(p.ElemSize)
 }
 
+// replayWorkload replays the calls the workload's two passes make (an evaluation
+// Forward, then a checkpointed training pass) on an accounting for p.
+func replayWorkload(p *shard.Plan, tied bool, depth int) *accounting {
+	a := newAccounting(p, tied, depth)
+	a.forward()
+	a.checkpointed()
+	return a
+}
+
 // bufferBound is what Gatherer.BufferBound must say: depth + 2 of the largest unit,
 // one more with tied embeddings; it must also bound the replay's peak of buffer
 // bytes (-1 if it does not, which no rank prints).
@@ -203,9 +212,7 @@ func bufferBound(p *shard.Plan, tied bool, depth int) int64 {
 	if tied {
 		n++
 	}
-	a := newAccounting(p, tied, depth)
-	a.forward()
-	a.checkpointed()
+	a := replayWorkload(p, tied, depth)
 	if a.peakBf > n*p.MaxUnitBytes() {
 		return -1
 	}
@@ -239,9 +246,7 @@ func expectedStats(p *shard.Plan, tied bool, depth int) string {
 		peakBuf = max(peakBuf, (p.BufferLen(e)+p.BufferLen(h))*es)
 		perPass++
 	}
-	a := newAccounting(p, tied, depth)
-	a.forward()
-	a.checkpointed()
+	a := replayWorkload(p, tied, depth)
 	if depth == 0 && (a.peakB != peak || a.peakBf != peakBuf) {
 		// the replay must agree with the direct count where there is one
 		return fmt.Sprintf("replay: peak %d buffers %d, direct count: %d %d", a.peakB, a.peakBf, peak, peakBuf)
