@@ -77,21 +77,22 @@ func composeVariant(fn phiFn, m, amplitude, bandwidthRaw, grid *ts.Tensor, basis
 		phi.Drop()
 		return nil, err
 	}
-	// In place on φ's fresh output (neither Naive's last op nor the fused node saves
-	// its output).
-	err = phi.Sub_(phi0)
+	// New tensors, not gotch's in-place X_ methods (see tensorkit.Done).
+	centred, err := phi.Sub(phi0, false)
+	phi.Drop()
 	phi0.Drop()
 	if err != nil {
-		phi.Drop()
 		return nil, fmt.Errorf("phiop: %v: φ(M) − φ(0): %w", v, err)
 	}
-	if v.Residual {
-		if err := phi.Add_(m); err != nil {
-			phi.Drop()
-			return nil, fmt.Errorf("phiop: %v: M + φ(M) − φ(0): %w", v, err)
-		}
+	if !v.Residual {
+		return centred, nil
 	}
-	return phi, nil
+	out, err := centred.Add(m, false)
+	centred.Drop()
+	if err != nil {
+		return nil, fmt.Errorf("phiop: %v: M + φ(M) − φ(0): %w", v, err)
+	}
+	return out, nil
 }
 
 // AtZero returns the paper's φ(0) = Σ_k a_k f(−c·b_k·g_k) as a one-element tensor of

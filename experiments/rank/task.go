@@ -161,12 +161,7 @@ func randomTokens(rng *rand.Rand, n, vocab int) []int64 {
 
 func scaleInPlace(x *ts.Tensor, c float64) error {
 	return tensorkit.NoGrad(func() error {
-		y, err := x.MulScalar(ts.FloatScalar(c), false)
-		if err != nil {
-			return err
-		}
-		x.Copy_(y)
-		return y.Drop()
+		return tensorkit.Done(x.MulScalarOut(x, ts.FloatScalar(c), false))
 	})
 }
 

@@ -71,3 +71,14 @@ func CopyValues(dst, src *ts.Tensor) error {
 		return out.Drop()
 	})
 }
+
+// Done drops the handle that a libtorch `out=` call returned and passes its error on.
+// In-place updates go through those variants with out = self (t.MulOut(t, u, false))
+// rather than gotch's `X_` methods: those replace the Go tensor's C handle with a new
+// one and never free the old, which keeps the storage alive for good.
+func Done(h *ts.Tensor, err error) error {
+	if err != nil {
+		return err
+	}
+	return h.Drop()
+}
