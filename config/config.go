@@ -45,6 +45,12 @@ type Model struct {
 	// step of every held layer's d_out×d_in elements share the weights and sum their
 	// gradients. Needs DeltaPerStep; has no effect on one rank.
 	SplitDelta bool `yaml:"split_delta"`
+	// FusedLoss computes a causal LM's loss inside its head, a chunk of positions at a
+	// time, instead of forming the B×T×V logits (model.SetFusedLoss); the default.
+	FusedLoss bool `yaml:"fused_loss" alias:"chunked_loss,fused_linear_cross_entropy"`
+	// LossChunk is the number of positions per chunk of FusedLoss; 0 (the default)
+	// makes a chunk's logits no larger than the hidden states, with at least 32.
+	LossChunk int `yaml:"loss_chunk" alias:"loss_chunk_size,num_output_chunks"`
 }
 
 // Data says which records to read and how they become examples (see package data).
@@ -169,7 +175,7 @@ const (
 // training files have no default.
 func Default() *Config {
 	return &Config{
-		Model:   Model{DType: "float32", DeltaPerStep: true},
+		Model:   Model{DType: "float32", DeltaPerStep: true, FusedLoss: true},
 		Adapter: adapter.Default(),
 		Data:    Data{MaxLen: 512, Template: Template{Name: "alpaca"}, Shuffle: true, LastBatch: "pad"},
 		Train: Train{

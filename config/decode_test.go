@@ -26,7 +26,7 @@ func TestDecodeEmptyIsDefaultResolved(t *testing.T) {
 
 func TestDecodeReadsEveryKind(t *testing.T) {
 	src := `
-model: {path: m, dtype: bfloat16, activation_checkpointing: true, recompute_delta: true, delta_per_step: false, split_delta: true}
+model: {path: m, dtype: bfloat16, activation_checkpointing: true, recompute_delta: true, delta_per_step: false, split_delta: true, fused_loss: false, loss_chunk: 64}
 adapter:
   method: sinelora
   r: 16
@@ -71,7 +71,7 @@ dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
 		t.Fatal(err)
 	}
 	want := Config{
-		Model: Model{Path: "m", DType: "bfloat16", ActivationCheckpointing: true, RecomputeDelta: true, SplitDelta: true},
+		Model: Model{Path: "m", DType: "bfloat16", ActivationCheckpointing: true, RecomputeDelta: true, SplitDelta: true, LossChunk: 64},
 		Adapter: adapter.Spec{Method: "sinelora", R: 16, Alpha: 32, RSLoRA: true, Dropout: 0.05,
 			TargetModules: adapter.Targets{AllLinear: true}, ModulesToSave: []string{"score"},
 			Phi: adapter.Phi{K: 20, L: 2.5, Grid: "chebyshev", Basis: "gaussian", Share: "bandwidth",

@@ -4,7 +4,7 @@
 // begins with the command that runs it.
 //
 //	model:      path, dtype (float32|bfloat16), activation_checkpointing, recompute_delta,
-//	            delta_per_step, split_delta
+//	            delta_per_step, split_delta, fused_loss, loss_chunk
 //	adapter:    method (lrlora|lora|sinelora), r, alpha, rslora, dropout, target_modules,
 //	            modules_to_save, phi {k, l, grid, basis, share}, sine_omega
 //	data:       format, train, eval, max_len, packing, template, labels, regression,

@@ -172,6 +172,9 @@ func (v *validator) model() {
 		v.bad("model.split_delta", "is true while model.delta_per_step is false",
 			"the ranks split the ΔW that delta_per_step holds for the step: set both, or neither")
 	}
+	if m.LossChunk < 0 {
+		v.bad("model.loss_chunk", fmt.Sprintf("is %d", m.LossChunk), "want positions per chunk, or 0 to choose them")
+	}
 }
 
 // adapter reports adapter.Spec's problems, suggesting the nearest name for enumerated keys.

@@ -38,6 +38,7 @@ func TestValidateFindsEachProblem(t *testing.T) {
 		{[]string{"model.dtype=bf16"}, "model.dtype", `is "bf16" at --set model.dtype=bf16; want float32 or bfloat16`},
 		{[]string{"model.dtype=bfloat61"}, "model.dtype", "did you mean `bfloat16`?"},
 		{[]string{"model.delta_per_step=false", "model.split_delta=true"}, "model.split_delta", "is true while model.delta_per_step is false"},
+		{[]string{"model.loss_chunk=-4"}, "model.loss_chunk", "is -4"},
 		{[]string{"adapter.method=lr-lora"}, "adapter.method", "did you mean `lrlora`?"},
 		{[]string{"adapter.r=0"}, "adapter.r", "want an integer ≥ 1"},
 		{[]string{"adapter.alpha=-1"}, "adapter.alpha", "want a finite number > 0"},

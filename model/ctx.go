@@ -29,6 +29,8 @@ type fwdCtx struct {
 	// copyFrozen: blocks use copies of the frozen vectors their graph saves (norm
 	// weights), so that the block hook may release the originals (SetRegather).
 	copyFrozen bool
+	// fused: the head computes the loss from in.Labels (SetFusedLoss).
+	fused bool
 
 	own *scope // owns the tensors above
 }

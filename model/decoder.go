@@ -106,5 +106,9 @@ func (d *decoder) block(s *scope, ctx *fwdCtx, i int, h *ts.Tensor) *ts.Tensor {
 }
 
 func (d *decoder) head(s *scope, ctx *fwdCtx, h *ts.Tensor) *ts.Tensor {
-	return d.lmHead.forward(s, d.norm.forward(s, h))
+	return d.lmHead.forward(s, d.finalNorm(s, h))
 }
+
+func (d *decoder) finalNorm(s *scope, h *ts.Tensor) *ts.Tensor { return d.norm.forward(s, h) }
+
+func (d *decoder) vocab() *Linear { return d.lmHead }

@@ -16,6 +16,11 @@ import (
 //
 // With activation checkpointing on, use Begin instead: it records only block inputs.
 func (m *Model) Forward(in Inputs) (logits *ts.Tensor, err error) {
+	return m.forward(in, false)
+}
+
+// forward is Forward; with fused the head returns the loss (SetFusedLoss).
+func (m *Model) forward(in Inputs, fused bool) (logits *ts.Tensor, err error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
@@ -23,6 +28,7 @@ func (m *Model) Forward(in Inputs) (logits *ts.Tensor, err error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx.fused = fused
 	defer ctx.close()
 	if err := m.hookSchedule(m.forwardOrder()); err != nil {
 		return nil, err
@@ -122,8 +128,12 @@ func (m *Model) runBlock(ctx *fwdCtx, i int, h *ts.Tensor) (*ts.Tensor, error) {
 	return m.own(s, out)
 }
 
-// runHead returns the logits for the last hidden states, owned by the caller.
+// runHead returns the logits for the last hidden states (a fused pass: its loss),
+// owned by the caller.
 func (m *Model) runHead(ctx *fwdCtx, h *ts.Tensor) (*ts.Tensor, error) {
+	if ctx.fused {
+		return m.runFusedLoss(ctx, h)
+	}
 	s := newScope("head")
 	defer s.drop()
 	ctx.at(m.net.numBlocks())

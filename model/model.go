@@ -31,6 +31,10 @@ type Inputs struct {
 	PositionIDs   *ts.Tensor // B×T int64 (decoders; packed sequences); nil: 0..T−1
 	SegmentIDs    *ts.Tensor // B×T int64 packed-document ids (decoders); nil: one per row
 	TokenTypeIDs  *ts.Tensor // B×T int64 (BERT); nil: zeros
+	// Labels are a causal LM's B×T int64 labels, unshifted as CausalLMLoss takes them.
+	// Only Begin reads them, and only with SetFusedLoss: the pass then computes the
+	// loss in its head (Pass.LossSum) instead of the logits.
+	Labels *ts.Tensor
 }
 
 // Model is a loaded Hugging Face model: a frozen backbone, optional LR-LoRA adapters on
@@ -50,6 +54,10 @@ type Model struct {
 	training      bool
 	checkpointing bool
 	regather      bool // SetRegather
+	fused         struct {
+		on    bool
+		chunk int
+	} // SetFusedLoss
 	dropout       struct {
 		seeded bool
 		seed   uint64

@@ -33,6 +33,7 @@ type Pass struct {
 	m      *Model
 	ctx    *fwdCtx
 	logits *ts.Tensor
+	loss   *ts.Tensor // the loss computed in the head (SetFusedLoss), instead of logits
 	inputs []*ts.Tensor // checkpointing: the input of every block, no grad
 	last   *ts.Tensor   // checkpointing: leaf holding the last block's output
 	// regather (SetRegather): every block's output with its graph; inputs then holds
@@ -46,20 +47,28 @@ type Pass struct {
 
 // Begin runs the forward pass of a training step (see SetCheckpointing) and returns it;
 // Logits gives its output. Call Backward with a loss computed from the logits, then
-// Close.
+// Close. With SetFusedLoss and in.Labels a causal LM's pass computes its summed loss
+// instead (LossSum), and Backward takes that, scaled as the trainer normalises it.
 func (m *Model) Begin(in Inputs) (*Pass, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
+	fused, err := m.fusesLoss(in)
+	if err != nil {
+		return nil, err
+	}
 	if m.regather && m.opt.hook != nil && !m.checkpointing {
-		return m.beginRegather(in)
+		return m.beginRegather(in, fused)
 	}
 	if !m.checkpointing {
-		logits, err := m.Forward(in)
+		out, err := m.forward(in, fused)
 		if err != nil {
 			return nil, err
 		}
-		return &Pass{m: m, logits: logits}, nil
+		if fused {
+			return &Pass{m: m, loss: out}, nil
+		}
+		return &Pass{m: m, logits: out}, nil
 	}
 	if m.training {
 		for _, a := range m.adapters {
@@ -73,6 +82,7 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx.fused = fused
 	p := &Pass{m: m, ctx: ctx}
 	if err := p.forward(); err != nil {
 		p.Close()
@@ -122,7 +132,12 @@ func (p *Pass) head(h *ts.Tensor) (err error) {
 		return err
 	}
 	p.headHeld = p.m.opt.hook != nil
-	p.logits, err = withGrad(true, func() (*ts.Tensor, error) { return p.m.runHead(p.ctx, p.last) })
+	out, err := withGrad(true, func() (*ts.Tensor, error) { return p.m.runHead(p.ctx, p.last) })
+	if p.ctx.fused {
+		p.loss = out
+	} else {
+		p.logits = out
+	}
 	return err
 }
 
@@ -135,8 +150,15 @@ func (p *Pass) releaseHead() error {
 	return p.m.hookAfter(p.m.net.numBlocks())
 }
 
-// Logits is the pass's output (owned by the pass).
+// Logits is the pass's output (owned by the pass); nil when the pass computed its
+// loss in the head (LossSum).
 func (p *Pass) Logits() *ts.Tensor { return p.logits }
+
+// LossSum is the summed causal-LM loss the pass computed in its head (Inputs.Labels
+// with SetFusedLoss), the value CausalLMLossSum gives from the logits, as a scalar to
+// back-propagate from (scaled, through Backward); nil when the pass computed logits.
+// Owned by the pass.
+func (p *Pass) LossSum() *ts.Tensor { return p.loss }
 
 // Backward back-propagates loss (a scalar computed from Logits) into the gradients of
 // the adapters and the head. It may be called once.
@@ -263,9 +285,11 @@ func (p *Pass) through(i int, y, x, g *ts.Tensor) (*ts.Tensor, error) {
 // if Backward did not run).
 func (p *Pass) Close() {
 	_ = p.releaseHead()
-	if p.logits != nil {
-		p.logits.Drop()
-		p.logits = nil
+	for _, t := range []**ts.Tensor{&p.logits, &p.loss} {
+		if *t != nil {
+			(*t).Drop()
+			*t = nil
+		}
 	}
 	for _, t := range append(p.inputs, p.outputs...) {
 		t.Drop()

@@ -46,7 +46,7 @@ func (m *Model) RegatherReady() error {
 // beginRegather is Begin under SetRegather: embeddings without autograd, then each
 // block with autograd on a leaf copy of its input between Before(i) and After(i),
 // keeping its output and graph, then the head as the checkpointed pass runs it.
-func (m *Model) beginRegather(in Inputs) (*Pass, error) {
+func (m *Model) beginRegather(in Inputs, fused bool) (*Pass, error) {
 	if err := m.RegatherReady(); err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func (m *Model) beginRegather(in Inputs) (*Pass, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx.copyFrozen = true
+	ctx.copyFrozen, ctx.fused = true, fused
 	p := &Pass{m: m, ctx: ctx, outputs: []*ts.Tensor{}}
 	if err := p.forwardRegather(); err != nil {
 		p.Close()

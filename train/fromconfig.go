@@ -23,7 +23,7 @@ func FromConfig(c *config.Config) (Options, error) {
 	return Options{
 		Model: ModelOptions{Path: c.Model.Path, DType: dtype, ActivationCheckpointing: c.Model.ActivationCheckpointing,
 			RecomputeDelta: c.Model.RecomputeDelta, DeltaPerStep: c.Model.DeltaPerStep,
-			SplitDelta: c.Model.SplitDelta},
+			SplitDelta: c.Model.SplitDelta, FusedLoss: c.Model.FusedLoss, LossChunk: c.Model.LossChunk},
 		Adapter: c.Adapter,
 		Data: DataOptions{Format: c.Data.Format, Train: c.Data.Train, Eval: c.Data.Eval, MaxLen: c.Data.MaxLen,
 			Packing: c.Data.Packing, Template: tmpl, Labels: c.Data.Labels, Regression: c.Data.Regression,

@@ -32,6 +32,8 @@ type ModelOptions struct {
 	RecomputeDelta          bool   `json:"recompute_delta"` // lrlora.Adapter.SetRecomputeDelta on every adapter
 	DeltaPerStep            bool   `json:"delta_per_step"`  // model.HoldDeltas over a step's micro-batches (more than one)
 	SplitDelta              bool   `json:"split_delta"`     // data-parallel ranks split the held ΔW by layer (splitdelta.go)
+	FusedLoss               bool   `json:"fused_loss"`      // model.SetFusedLoss: a causal LM's loss computed in its head
+	LossChunk               int    `json:"loss_chunk"`      // positions per chunk of FusedLoss; 0 chooses
 	NumLabels               int    `json:"num_labels"`      // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
 }
 
@@ -88,7 +90,7 @@ type OutputOptions struct {
 // and training files have none.
 func DefaultOptions() Options {
 	return Options{
-		Model:   ModelOptions{DType: "float32", DeltaPerStep: true},
+		Model:   ModelOptions{DType: "float32", DeltaPerStep: true, FusedLoss: true},
 		Adapter: adapter.Default(),
 		Data:    DataOptions{MaxLen: 512, Shuffle: true, LastBatch: "pad"},
 		Train: TrainOptions{Seed: 42, MicroBatchSize: 4, GradAccumSteps: 1, LR: 2e-4,
@@ -136,6 +138,8 @@ func (o Options) validate() error {
 		return bad("model.path", "not set")
 	case o.Model.SplitDelta && !o.Model.DeltaPerStep:
 		return bad("model.split_delta", "set while model.delta_per_step is not (it splits what that holds)")
+	case o.Model.LossChunk < 0:
+		return bad("model.loss_chunk", "%d, want positions per chunk or 0 to choose them", o.Model.LossChunk)
 	case o.Output.Dir == "":
 		return bad("output.dir", "not set")
 	case len(o.Data.Train) == 0:

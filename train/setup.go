@@ -159,5 +159,6 @@ func injectAdapters(m *model.Model, o Options, rng *rand.Rand) (*lrlora.SharedPh
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	m.SetRecomputeDelta(o.Model.RecomputeDelta)
+	m.SetFusedLoss(o.Model.FusedLoss, o.Model.LossChunk)
 	return shared, nil
 }

@@ -108,13 +108,19 @@ func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *
 		return 0, err
 	}
 	defer bt.drop()
-	pass, err := m.Begin(bt.in)
+	in := bt.in
+	in.Labels = bt.labels // a causal LM's loss computed in the head (model.fused_loss)
+	pass, err := m.Begin(in)
 	if err != nil {
 		return 0, err
 	}
 	defer pass.Close()
-	sum, _, err := bt.lossSum(pass.Logits(), o.Regression)
-	if err != nil {
+	var sum *ts.Tensor
+	if l := pass.LossSum(); l != nil {
+		if sum, err = l.ShallowClone(); err != nil {
+			return 0, fmt.Errorf("loss: %w", err)
+		}
+	} else if sum, _, err = bt.lossSum(pass.Logits(), o.Regression); err != nil {
 		return 0, err
 	}
 	defer sum.Drop()
