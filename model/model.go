@@ -58,7 +58,7 @@ type Model struct {
 		on    bool
 		chunk int
 	} // SetFusedLoss
-	dropout       struct {
+	dropout struct {
 		seeded bool
 		seed   uint64
 		passes uint64 // training passes so far: the next pass's dropout key

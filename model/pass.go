@@ -33,7 +33,7 @@ type Pass struct {
 	m      *Model
 	ctx    *fwdCtx
 	logits *ts.Tensor
-	loss   *ts.Tensor // the loss computed in the head (SetFusedLoss), instead of logits
+	loss   *ts.Tensor   // the loss computed in the head (SetFusedLoss), instead of logits
 	inputs []*ts.Tensor // checkpointing: the input of every block, no grad
 	last   *ts.Tensor   // checkpointing: leaf holding the last block's output
 	// regather (SetRegather): every block's output with its graph; inputs then holds
