@@ -27,7 +27,10 @@
 // summed loss and the number of targets (counted on the device and read to the host),
 // so that a trainer normalises over all its micro-batches; their *Sum forms read
 // nothing, for a trainer that counts its host labels (CausalLMTargets, ClassTargets,
-// RegressionTargets).
+// RegressionTargets). With SetFusedLoss a training pass whose Inputs carry Labels
+// computes a causal LM's summed loss in its head a chunk of positions at a time
+// (Pass.LossSum) instead of returning the B×T×V logits; its gradient is the
+// cross-entropy's, up to the order of sums (lmloss.go states how).
 //
 // Adapters. Inject attaches lrlora adapters to the layers that Targets select (PEFT's
 // rules: names matching the module path or its dotted suffix, a full-match regex, or

@@ -34,6 +34,9 @@ old step
 <!-- bench:dpscale begin -->
 old dpscale
 <!-- bench:dpscale end -->
+<!-- bench:fused-head begin -->
+old fused head
+<!-- bench:fused-head end -->
 <!-- bench:allreduce begin -->
 old allreduce
 <!-- bench:allreduce end -->
@@ -66,6 +69,7 @@ lrlora/lora: step time ×1.200 (median), ×1.200 (min); peak RSS ×1.164; FLOP b
 	"./bench/dpscale":                   "work directory: /tmp/x\nranks  step_s\n    1   3.040\nbest: scaling ratio 1.78\n",
 	"./dist/collective/bench/allreduce": "      size  copy GB/s\n      1KiB     102.00\n",
 	"-bench/Encode":                     "BenchmarkEncode/llama3-2  40  6400000 ns/op  10.24 MB/s  250000 tokens/s\n",
+	"-bench/FusedHead":                  "BenchmarkFusedHead/small/chunk=0-2  3  160000000 ns/op  90.0 logits-ms/op  70.0 fused-ms/op  0.778 fused/logits\n",
 }
 
 func fakeRunner(calls *[][]string) runner {
@@ -124,7 +128,7 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 		}
 	}
 	got := read(t, path)
-	for _, keep := range []string{"old header", "old phi table", "old dpscale", "old allreduce", "old tokenizer",
+	for _, keep := range []string{"old header", "old phi table", "old dpscale", "old fused head", "old allreduce", "old tokenizer",
 		"Prose before.", "Prose between, kept.", "Prose after."} {
 		if !strings.Contains(got, keep) {
 			t.Errorf("%q was lost:\n%s", keep, got)
@@ -144,8 +148,8 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 		"1.00 / 2.00 / 3.00 → 1.00 / 2.00 / 3.00",
 		"- `go run ./train/bench/stepbench -preset tiny -batch 1 -seq 32 -steps 3`",
 	)
-	if n := len(blockNames(got)); n != 7 { // the header and six sections
-		t.Errorf("%d blocks after the rewrite, want 7", n)
+	if n := len(blockNames(got)); n != 8 { // the header and seven sections
+		t.Errorf("%d blocks after the rewrite, want 8", n)
 	}
 }
 
@@ -165,7 +169,8 @@ func TestFullRunWritesEveryBlockAndTheHeader(t *testing.T) {
 		"| 4096×4096 | 400 ms (134 / 266) | 390 ms | 42.0 M/s | 192 MiB | skipped: naive at 4096², K=50: one (…,K) float32 tensor is 3.12 GiB | — | — |",
 		"| BenchmarkEncode/llama3 | 40 | 6400000 | 10.2 | 250000 |",
 		"```text\nranks  step_s\n", // the temporary path is left out
-		"at commit abc1234: all 6 sections in ",
+		"| BenchmarkFusedHead/small/chunk=0 | 3 | 160000000 | 90.0 | 70.0 | 0.778 |",
+		"at commit abc1234: all 7 sections in ",
 	)
 }
 

@@ -54,12 +54,19 @@ var sections = []section{
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-accum", "4", "-steps", "5", "-rounds", "2"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-accum", "4", "-steps", "3"}},
 	}},
-	// ≈ 5.5 min: six runs of 6 steps of ~3 s, startup: 1 and 2 ranks, 2 ranks splitting
-	// ΔW's per-step work (split_delta), and beside the sharded backbone the two other
-	// ways to spend less memory (checkpointing, recompute_delta)
+	// ≈ 6.5 min: eight runs of 6 steps of ~3 s, startup: 1 and 2 ranks, 2 ranks
+	// splitting ΔW's per-step work (split_delta), and beside the sharded backbone (at
+	// prefetch depths 0 and 1) the two other ways to spend less memory (checkpointing,
+	// recompute_delta)
 	{name: "dpscale", render: renderText, runs: []run{{
-		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-split", "-shard", "-ckpt", "-recompute"},
+		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-split", "-shard", "-ckpt", "-recompute", "-shard-prefetch", "0,1"},
 		quickV: []string{"go", "run", "./bench/dpscale", "-preset", "tiny", "-steps", "3", "-warmup", "1", "-rounds", "1", "-threads1", "1", "-split", "-recompute"},
+	}}},
+	// ≈ 1 min: the causal LM head with the loss on the logits and computed in chunks,
+	// alternating, at the small preset's and Qwen2-0.5B's shapes
+	{name: "fused-head", render: renderGeneric, runs: []run{{
+		argv:   []string{"go", "test", "./model/", "-run", "^$", "-bench", "FusedHead", "-benchtime", "3x"},
+		quickV: []string{"go", "test", "./model/", "-run", "^$", "-bench", "FusedHead/small", "-benchtime", "1x"},
 	}}},
 	{name: "allreduce", render: renderText, runs: []run{{ // ≈ 1–2 min
 		argv:   []string{"go", "run", "./dist/collective/bench/allreduce", "-ranks", "2,4", "-min", "1KiB", "-max", "256MiB"},
