@@ -70,6 +70,7 @@ type run struct {
 	evaluated  int64      // the step an evaluation due on resume evaluated, −1 if none
 	peaks      allocPeaks // the CPU allocator's peaks over the run (steps reset its own)
 	heldNoted  bool       // the first step that held ΔW (model.delta_per_step) logged it
+	lossNoted  bool       // the first pass that computed its loss in the head (model.fused_loss) logged it
 	shareNoted bool       // the first step logged whether it split ΔW (model.split_delta)
 	split      splitStats // the steps that split ΔW (model.split_delta): their all-reduces
 }

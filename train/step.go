@@ -74,9 +74,15 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 		beforeBackward = func() error { return share.gradsInPlace(r.m.Device()) }
 	}
 	for i, b := range batches {
-		n, err := microStep(r.m, b, norm, r.opts.Data, total, beforeBackward)
+		n, fused, err := microStep(r.m, b, norm, r.opts.Data, total, beforeBackward)
 		if err != nil {
 			return 0, 0, fmt.Errorf("micro-batch %d: %w", i, err)
+		}
+		if fused && !r.lossNoted {
+			r.lossNoted = true
+			_, chunk := r.m.FusedLoss()
+			r.log.Info().Int("loss_chunk", chunk).
+				Msg("causal LM loss computed in the head without the logits (model.fused_loss; loss_chunk 0: chosen per pass)")
 		}
 		tokens += n
 	}
@@ -101,46 +107,48 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 
 // microStep is one forward and backward pass; it adds the batch's summed loss to
 // total (a one-element float64 tensor on the model's device) and returns the batch's
-// input tokens. before, if not nil, runs between the forward and the backward.
-func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *ts.Tensor, before func() error) (int64, error) {
+// input tokens, and whether the pass computed its loss in the head (model.fused_loss).
+// before, if not nil, runs between the forward and the backward.
+func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *ts.Tensor, before func() error) (int64, bool, error) {
 	bt, err := toTensors(b, o.Packing, m.Device())
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer bt.drop()
 	in := bt.in
 	in.Labels = bt.labels // a causal LM's loss computed in the head (model.fused_loss)
 	pass, err := m.Begin(in)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer pass.Close()
 	var sum *ts.Tensor
+	fused := pass.LossSum() != nil
 	if l := pass.LossSum(); l != nil {
 		if sum, err = l.ShallowClone(); err != nil {
-			return 0, fmt.Errorf("loss: %w", err)
+			return 0, false, fmt.Errorf("loss: %w", err)
 		}
 	} else if sum, _, err = bt.lossSum(pass.Logits(), o.Regression); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer sum.Drop()
 	scaled, err := sum.DivScalar(ts.FloatScalar(float64(norm)), false)
 	if err != nil {
-		return 0, fmt.Errorf("normalise loss: %w", err)
+		return 0, false, fmt.Errorf("normalise loss: %w", err)
 	}
 	defer scaled.Drop()
 	if before != nil {
 		if err := before(); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
 	if err := pass.Backward(scaled); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	if err := addInto(total, sum); err != nil {
-		return 0, fmt.Errorf("accumulate loss: %w", err)
+		return 0, false, fmt.Errorf("accumulate loss: %w", err)
 	}
-	return bt.tokens, nil
+	return bt.tokens, fused, nil
 }
 
 // addInto sets total ← total + float64(v) in place on total's device, outside autograd.
