@@ -47,8 +47,10 @@ type WeightDeferrer interface {
 
 // BlockScheduler is an optional interface of a BlockHook that prepares pieces ahead:
 // before a run of pieces the model calls Schedule with the order in which it will
-// call Before for them — Forward and a checkpointed pass's forward: the embeddings,
-// the blocks, the head; Pass.Backward: the blocks from the top down — and it calls
+// call Before for them — Forward: the embeddings, the blocks, the head; a training
+// pass's forward (Begin): the embeddings and the blocks, the head's Before following
+// unannounced; Pass.Backward: once the top block's backward is done, the blocks below
+// it from the top down — and it calls
 // Schedule(nil) when it leaves a run before its end (an error, a backward that stops
 // below the lowest adapter) and at the end of Pass.Backward. Package shard gathers
 // the next blocks' weights on a goroutine of its own while the current block
@@ -136,6 +138,15 @@ func (m *Model) forwardOrder() []int {
 		order = append(order, i)
 	}
 	return order
+}
+
+// trainOrder is what a training pass's forward schedules: the embeddings and the
+// blocks, not the head. The last block's forward ends with every block's activations
+// kept for backward (the pass's largest memory); weights prepared ahead beside it
+// would raise the step's peak, so the head's are prepared when it starts.
+func (m *Model) trainOrder() []int {
+	order := m.forwardOrder()
+	return order[:len(order)-1]
 }
 
 func (m *Model) hookBefore(i int) error {

@@ -93,7 +93,7 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 
 // forward runs embeddings and blocks without autograd and the head with it.
 func (p *Pass) forward() (err error) {
-	if err := p.m.hookSchedule(p.m.forwardOrder()); err != nil {
+	if err := p.m.hookSchedule(p.m.trainOrder()); err != nil {
 		return err
 	}
 	defer func() {
@@ -173,13 +173,16 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		}
 		return nil
 	}
-	// The blocks' weights are prepared (gathered) from the top down once the head's
-	// backward is done, not while it runs: the loss's logits and their gradient are
-	// a pass's largest transient, and a block's weights gathered beside them would
-	// add to the step's peak. The schedule ends with the loop, or drops what a loop
-	// that stopped early left.
-	order := make([]int, 0, len(p.inputs))
-	for i := len(p.inputs) - 1; i >= 0; i-- {
+	// Nothing is prepared (gathered) ahead until the top block's backward is done:
+	// not while the head's backward runs (with logits, the loss's logits and their
+	// gradient are a pass's largest transient), and not while the top block's runs
+	// beside every block's activations, the most backward holds. The top block's
+	// weights are prepared when it starts; the other blocks' are scheduled from the
+	// top down once it is done. The schedule ends with the loop, or drops what a
+	// loop that stopped early left.
+	top := len(p.inputs) - 1
+	order := make([]int, 0, top)
+	for i := top - 1; i >= 0; i-- {
 		order = append(order, i)
 	}
 	_, err := withGrad(true, func() (*ts.Tensor, error) {
@@ -189,14 +192,17 @@ func (p *Pass) Backward(loss *ts.Tensor) error {
 		if err := p.releaseHead(); err != nil {
 			return nil, err
 		}
-		if err := p.m.hookSchedule(order); err != nil {
-			return nil, err
-		}
 		g, err := p.last.Grad(false)
 		if err != nil {
 			return nil, fmt.Errorf("model: gradient of the last block: %w", err)
 		}
-		for i := len(p.inputs) - 1; i >= 0 && g != nil; i-- {
+		for i := top; i >= 0 && g != nil; i-- {
+			if i == top-1 {
+				if err := p.m.hookSchedule(order); err != nil {
+					g.Drop()
+					return nil, err
+				}
+			}
 			next, err := p.backwardBlock(i, g)
 			g.Drop()
 			if err != nil {

@@ -65,7 +65,7 @@ func (m *Model) beginRegather(in Inputs, fused bool) (*Pass, error) {
 
 func (p *Pass) forwardRegather() (err error) {
 	m := p.m
-	if err := m.hookSchedule(m.forwardOrder()); err != nil {
+	if err := m.hookSchedule(m.trainOrder()); err != nil {
 		return err
 	}
 	defer func() {

@@ -54,17 +54,20 @@
 // # Prefetch
 //
 // The Gatherer is also the model's model.BlockScheduler: before each run of pieces
-// the model announces the order of its Before calls (embeddings, blocks, head for a
-// forward pass; the blocks from the top down for Pass.Backward, announced once the
-// head's backward is done, so that no block is gathered beside the loss's logits and
-// their gradient, a step's largest transient). With a prefetch depth N ≥ 1
+// the model announces the order of its Before calls: embeddings, blocks, head for an
+// evaluation Forward; a training pass announces its embeddings and blocks but not its
+// head, and in Pass.Backward the blocks below the top one once the top block's
+// backward is done. A training step's memory is highest where the forward pass ends
+// and backward begins (every block's activations kept; the loss), so the units needed
+// there — the head's, the top block's in backward — are gathered when needed, never
+// ahead beside it. With a prefetch depth N ≥ 1
 // (SetPrefetch; DefaultPrefetch is 1, dist.shard_prefetch in a run's configuration)
 // every all-gather runs on a goroutine of the gatherer, one at a time in the order the pass asks for them, and
 // Before(i) asks for the units of the next N scheduled pieces as soon as piece i
 // starts, each into a buffer allocated on the pass's goroutine, so that they travel
 // while piece i computes; only binding the views (set_) happens on the pass's
 // goroutine. Memory budget: 1 + N gathered units instead of 1 (one more while a head
-// with tied embeddings is held), the head's unit alone at the loss. The
+// with tied embeddings is held), one alone where a training step peaks. The
 // requests depend only on the calls, which are the same on every rank, so the
 // collectives are issued in the same order everywhere. A gather that fails on the
 // goroutine (a peer gone, a timeout, an abort) is reported by the Before that needs
@@ -81,8 +84,9 @@
 // right after its head released them. (A training step also asks for the last block
 // again after the head; that buffer is freed instead, so that the head's unit is the
 // only one gathered at the loss, and the block is gathered again once the head's
-// backward is done: one all-gather per step more, waited for in full, for one unit
-// less at the step's peak.) Whether a unit is reused depends only on the calls, so
+// backward is done. That gather, the head's, and the one of the block below the top
+// in backward are waited for in full: three per step, for one unit less at each of
+// the step's highest points.) Whether a unit is reused depends only on the calls, so
 // every rank skips the same all-gathers. LRTRAIN_SHARD_NO_KEEP=1 (EnvNoKeep) turns
 // this off, for measurements. On
 // a GPU an NCCL group orders each gather by CUDA events instead of synchronising the

@@ -251,21 +251,28 @@ func (a *accounting) forward() {
 	}
 }
 
-// checkpointed replays Begin and Pass.Backward of a checkpointed training pass.
+// checkpointed replays Begin and Pass.Backward of a checkpointed training pass: the
+// forward schedules the embeddings and the blocks, not the head; backward's top
+// block runs unscheduled, then the blocks below it are scheduled.
 func (a *accounting) checkpointed() {
-	order := pieces(-1, a.p.Blocks)
+	order := pieces(-1, a.p.Blocks-1)
 	a.schedule(order)
-	for _, b := range order[:len(order)-1] {
+	for _, b := range order {
 		a.before(b)
 		a.after(b)
 	}
 	a.before(a.p.Blocks) // the head is held until backward has gone through it
 	a.after(a.p.Blocks)
-	down := pieces(a.p.Blocks-1, 0) // backward recomputes the blocks, not the embeddings
-	a.schedule(down)
-	for _, b := range down {
-		a.before(b)
-		a.after(b)
+	top := a.p.Blocks - 1 // backward recomputes the blocks, not the embeddings
+	a.before(top)
+	a.after(top)
+	if top > 0 {
+		down := pieces(top-1, 0)
+		a.schedule(down)
+		for _, b := range down {
+			a.before(b)
+			a.after(b)
+		}
 	}
 	a.schedule(nil)
 }

@@ -231,10 +231,10 @@ func bufferBound(p *shard.Plan, tied bool, depth int) int64 {
 // backward (prefetching adds none), less the units served from the kept buffer of
 // the unit released last: with tied embeddings, the embeddings the head released,
 // which the next pass starts with, and, at depth 2 or more on these 2-block models,
-// the embeddings again for the head in each of the two forward passes, requested
-// while block 0 runs and the embeddings' buffer is still kept. The last block, which
-// backward asks for after the head, is never reused: Pass.Backward announces it only
-// once the head's backward is done, and the head's Before freed it.
+// the embeddings again for the evaluation pass's head, requested while block 0 runs
+// and the embeddings' buffer is still kept (a training pass does not schedule its
+// head). The last block, which backward asks for after the head, is never reused:
+// the head's Before freed it.
 func expectedStats(p *shard.Plan, tied bool, depth int) string {
 	es := int64(p.ElemSize)
 	peak, peakBuf := p.MaxUnitBytes(), p.MaxUnitBytes() // the longest unit's buffer is its own length
@@ -256,7 +256,7 @@ func expectedStats(p *shard.Plan, tied bool, depth int) string {
 		reused++ // the embeddings the head released, which the next pass starts with
 	}
 	if tied && depth >= 2 && p.Blocks == 2 {
-		reused += 2 // the head's embeddings, kept since the forward pass released them
+		reused++ // the evaluation head's embeddings, kept since that pass released them
 	}
 	if a.gathers+a.reused != 2*perPass+p.Blocks || a.reused != reused {
 		return fmt.Sprintf("replay: %d gathers + %d reused, direct count %d + %d", a.gathers, a.reused, 2*perPass+p.Blocks-reused, reused)
