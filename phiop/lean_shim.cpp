@@ -55,6 +55,17 @@ struct Delta {
     if (d.scalar_type() != w0.scalar_type()) d = d.to(w0.scalar_type());
     return w0.add(d);
   }
+
+  // fresh_weff is weff(m()) with two d_out x d_in tensors at most at any time instead
+  // of three: M is freed once phi(M) is formed, and alpha and W0 are applied in phi's
+  // own buffer. The same bits: x * alpha is the same product in place or not, and
+  // W0 + d = d + W0.
+  at::Tensor fresh_weff() const {
+    at::Tensor d = phi_forward_tensor(m(), amp, beta, grid, basis, scale, v);
+    if (alpha != 1.0) d.mul_(alpha);
+    if (d.scalar_type() != w0.scalar_type()) d = d.to(w0.scalar_type());
+    return d.add_(w0);
+  }
 };
 
 // dphi is phi's upstream gradient for dW_eff (or dDelta W) G: G in B's dtype, times
@@ -84,7 +95,7 @@ class LeanLinearFunction : public torch::autograd::Function<LeanLinearFunction> 
     ctx->saved_data["bias"] = bias.numel() > 0;
     const Delta d{w0, b, a, amp, beta, grid, static_cast<int>(basis), scale, alpha,
                   Flags::of(flags)};
-    at::Tensor weff = d.weff(d.m());
+    at::Tensor weff = d.fresh_weff();
     return bias.numel() > 0 ? at::linear(x, weff, bias) : at::linear(x, weff);
   }
 
@@ -155,7 +166,7 @@ class LeanDeltaFunction : public torch::autograd::Function<LeanDeltaFunction> {
     ctx->saved_data["alpha"] = alpha;
     const Delta d{w0, b, a, amp, beta, grid, static_cast<int>(basis), scale, alpha,
                   Flags::of(flags)};
-    at::Tensor out = w0.numel() > 0 ? d.weff(d.m()) : d.dw(d.m());
+    at::Tensor out = w0.numel() > 0 ? d.fresh_weff() : d.dw(d.m());
     if (into.numel() == 0) return out;
     TORCH_CHECK(into.is_contiguous() && into.numel() == out.numel() &&
                     into.scalar_type() == out.scalar_type() && into.device() == out.device(),
