@@ -32,17 +32,7 @@ func fusedStep(t *testing.T, m *model.Model, in model.Inputs, labels []int64, se
 	if err := p.Backward(mean); err != nil {
 		t.Fatal(err)
 	}
-	grads := map[string][]float64{}
-	for _, nt := range m.TrainableTensors() {
-		if !nt.Trainable {
-			continue
-		}
-		g := nt.Tensor.MustGrad(false)
-		grads[nt.Name] = tensortest.Values(t, g)
-		g.Drop()
-		nt.Tensor.ZeroGrad()
-	}
-	return tensortest.Values(t, mean)[0], grads
+	return tensortest.Values(t, mean)[0], takeGrads(t, m)
 }
 
 // The loss computed in the head, chunk by chunk, against libtorch's cross-entropy on the

@@ -68,6 +68,12 @@ func trainStep(t *testing.T, m *model.Model, in model.Inputs, labels *ts.Tensor)
 	if err := p.Backward(mean); err != nil {
 		t.Fatal(err)
 	}
+	return tensortest.Values(t, mean)[0], takeGrads(t, m)
+}
+
+// takeGrads returns every trainable tensor's gradient by name and zeroes them.
+func takeGrads(t *testing.T, m *model.Model) map[string][]float64 {
+	t.Helper()
 	grads := map[string][]float64{}
 	for _, nt := range m.TrainableTensors() {
 		if !nt.Trainable {
@@ -78,7 +84,7 @@ func trainStep(t *testing.T, m *model.Model, in model.Inputs, labels *ts.Tensor)
 		g.Drop()
 		nt.Tensor.ZeroGrad()
 	}
-	return tensortest.Values(t, mean)[0], grads
+	return grads
 }
 
 // twoSequences is a batch of two 7-token sequences, the second padded by two, and its
