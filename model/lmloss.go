@@ -98,12 +98,8 @@ func (m *Model) runFusedLoss(ctx *fwdCtx, h *ts.Tensor) (*ts.Tensor, error) {
 	}
 	s.track(sum, nil, "")
 	s.track(grad, nil, "")
-	dot := s.mul(hn, grad)
-	if !s.ok(dot) {
-		return nil, s.err
-	}
-	sur, err := dot.Sum(dot.DType(), false)
-	if sur = s.track(sur, err, "sum"); !s.ok(sur) {
+	sur := s.sumProduct(hn, grad)
+	if !s.ok(sur) {
 		return nil, s.err
 	}
 	still, err := sur.Detach(false)

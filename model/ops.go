@@ -148,6 +148,16 @@ func (s *scope) mul(a, b *ts.Tensor) *ts.Tensor {
 	return s.track(out, err, "mul")
 }
 
+// sumProduct is Σ a⊙b, a scalar of a's dtype: backward of it sends b into a.
+func (s *scope) sumProduct(a, b *ts.Tensor) *ts.Tensor {
+	dot := s.mul(a, b)
+	if !s.ok(dot) {
+		return nil
+	}
+	sum, err := dot.Sum(dot.DType(), false)
+	return s.track(sum, err, "sum")
+}
+
 func (s *scope) mulScalar(a *ts.Tensor, v float64) *ts.Tensor {
 	if !s.ok(a) {
 		return nil

@@ -266,12 +266,8 @@ func (p *Pass) through(i int, y, x, g *ts.Tensor) (*ts.Tensor, error) {
 	}
 	s := newScope(fmt.Sprintf("backward of block %d", i))
 	defer s.drop()
-	dot := s.mul(y, g)
-	if !s.ok(dot) {
-		return nil, s.err
-	}
-	sum, err := dot.Sum(dot.DType(), false)
-	if sum = s.track(sum, err, "sum"); !s.ok(sum) {
+	sum := s.sumProduct(y, g)
+	if !s.ok(sum) {
 		return nil, s.err
 	}
 	if err := sum.Backward(); err != nil {
