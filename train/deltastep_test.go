@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,17 +68,5 @@ func deltaPerStepRunsPhiOncePerStep(t *testing.T, share adapter.Sharing) {
 	if want := int64(steps * layers * 2 * accum); per.passes != want {
 		t.Errorf("per micro-batch: %d φ passes in %d steps, want %d", per.passes, steps, want)
 	}
-	if len(held.losses) != steps || len(per.losses) != steps {
-		t.Fatalf("%d and %d step records, want %d", len(held.losses), len(per.losses), steps)
-	}
-	for i := range steps {
-		for _, c := range []struct {
-			what      string
-			got, want float64
-		}{{"loss", held.losses[i], per.losses[i]}, {"grad norm", held.norm[i], per.norm[i]}} {
-			if d := math.Abs(c.got-c.want) / math.Abs(c.want); !(d <= 1e-10) {
-				t.Errorf("step %d: %s %.15g with delta_per_step, %.15g without (relative difference %.3g)", i+1, c.what, c.got, c.want, d)
-			}
-		}
-	}
+	stepsAgree(t, steps, 1e-10, "with delta_per_step", "without", held.losses, held.norm, per.losses, per.norm)
 }

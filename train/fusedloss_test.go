@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,17 +52,5 @@ func TestFusedLossTrainsLikeLogits(t *testing.T) {
 		return out
 	}
 	fused, logits := run(true), run(false)
-	if len(fused.losses) != steps || len(logits.losses) != steps {
-		t.Fatalf("%d and %d step records, want %d", len(fused.losses), len(logits.losses), steps)
-	}
-	for i := range steps {
-		for _, c := range []struct {
-			what      string
-			got, want float64
-		}{{"loss", fused.losses[i], logits.losses[i]}, {"grad norm", fused.norms[i], logits.norms[i]}} {
-			if d := math.Abs(c.got-c.want) / math.Abs(c.want); !(d <= 1e-10) {
-				t.Errorf("step %d: %s %.15g fused, %.15g from the logits (relative difference %.3g)", i+1, c.what, c.got, c.want, d)
-			}
-		}
-	}
+	stepsAgree(t, steps, 1e-10, "fused", "from the logits", fused.losses, fused.norms, logits.losses, logits.norms)
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,4 +68,24 @@ func metricsOf(t testing.TB, dir string) (steps, evals []map[string]any) {
 		}
 	}
 	return steps, evals
+}
+
+// stepsAgree fails the test unless runs a and b (named aName, bName in messages) logged
+// steps records each and every step's loss and gradient norm agree within tol,
+// relative to b's.
+func stepsAgree(t *testing.T, steps int, tol float64, aName, bName string, aLoss, aNorm, bLoss, bNorm []float64) {
+	t.Helper()
+	if len(aLoss) != steps || len(bLoss) != steps {
+		t.Fatalf("%d and %d step records, want %d", len(aLoss), len(bLoss), steps)
+	}
+	for i := range steps {
+		for _, c := range []struct {
+			what      string
+			got, want float64
+		}{{"loss", aLoss[i], bLoss[i]}, {"grad norm", aNorm[i], bNorm[i]}} {
+			if d := math.Abs(c.got-c.want) / math.Abs(c.want); !(d <= tol) {
+				t.Errorf("step %d: %s %.15g %s, %.15g %s (relative difference %.3g)", i+1, c.what, c.got, aName, c.want, bName, d)
+			}
+		}
+	}
 }

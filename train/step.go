@@ -123,8 +123,9 @@ func microStep(m *model.Model, b *data.Batch, norm int64, o DataOptions, total *
 	}
 	defer pass.Close()
 	var sum *ts.Tensor
-	fused := pass.LossSum() != nil
-	if l := pass.LossSum(); l != nil {
+	l := pass.LossSum()
+	fused := l != nil
+	if fused {
 		if sum, err = l.ShallowClone(); err != nil {
 			return 0, false, fmt.Errorf("loss: %w", err)
 		}
