@@ -45,6 +45,12 @@ type Config struct {
 	// AbortOn, when closed, aborts the group: pass the rendezvous worker's
 	// Done() so that a lost etcd session fails the collectives at once.
 	AbortOn <-chan struct{}
+	// SharedMemory (Gloo) is the largest contribution per rank, in bytes, that a
+	// collective moves through shared memory (/dev/shm) instead of TCP when
+	// every rank of the group runs on this host; 0 keeps every collective on
+	// TCP. The ranks must agree on it. Each rank maps a file of its largest
+	// contribution so far and reads its peers' (see the gloo package).
+	SharedMemory int64
 }
 
 func (c Config) withDefaults() Config {

@@ -32,14 +32,19 @@ func runChild(role string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return exitSetup
 	}
+	if dir := os.Getenv(envShmDir); dir != "" {
+		gloo.SetShmDir(dir)
+	}
+	limit, _ := strconv.ParseInt(os.Getenv(envShm), 10, 64)
 	g, err := gloo.New(ctx, collective.Config{
-		Rank: rank, Size: size, Store: store, Hostname: "127.0.0.1", Timeout: timeout,
+		Rank: rank, Size: size, Store: store, Hostname: "127.0.0.1", Timeout: timeout, SharedMemory: limit,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return exitSetup
 	}
 	defer g.Close()
+	fmt.Println("transport", g.Transport())
 	switch role {
 	case "suite":
 		if err := runSuite(ctx, g); err != nil {

@@ -54,7 +54,7 @@ func groups(t testing.TB, size int, timeout time.Duration, edit ...func(r int, c
 }
 
 // blocked starts an all-reduce on g that no peer joins and returns a channel
-// with its error once the call is waiting inside Gloo (see inGloo), or has
+// with its error once the call is waiting for its peer (see inGloo), or has
 // already failed (a group whose peer is gone fails at once).
 func blocked(t *testing.T, g *gloo.Group, ctx context.Context) <-chan error {
 	t.Helper()
@@ -87,8 +87,19 @@ func inGloo() bool {
 		if bytes.Contains(g, []byte(" [syscall")) && bytes.Contains(g, []byte("gloo.(*native).allReduce(")) {
 			return true
 		}
+		// On shared memory: waiting for a peer's counter.
+		if bytes.Contains(g, []byte("gloo.awaitWord(")) && bytes.Contains(g, []byte("gloo.(*Group).AllReduceRaw(")) {
+			return true
+		}
 	}
 	return false
+}
+
+// eachTransport runs f as a subtest per transport a group on one host can
+// use: Gloo's TCP, and shared memory (tr, an edit for groups, sets it).
+func eachTransport(t *testing.T, f func(t *testing.T, tr func(r int, c *collective.Config))) {
+	t.Run("tcp", func(t *testing.T) { f(t, func(int, *collective.Config) {}) })
+	t.Run("shm", func(t *testing.T) { f(t, func(_ int, c *collective.Config) { c.SharedMemory = 1 << 30 }) })
 }
 
 // abortBound is how long a collective may take to end once aborted, cancelled, closed
@@ -255,80 +266,90 @@ func TestMissingPeerTimesOutNamingIt(t *testing.T) {
 }
 
 func TestAbortUnblocksCollectiveAndResetsPeers(t *testing.T) {
-	gs := groups(t, 2, 30*time.Second)
-	ctx := context.Background()
-	done := blocked(t, gs[0], ctx)
-	start := time.Now()
-	gs[0].Abort()
-	err := within(t, done, abortBound)
-	if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "Abort called") {
-		t.Fatalf("got %v, want ErrAborted saying Abort was called", err)
-	}
-	t.Logf("aborted after %s: %v", time.Since(start), err)
-	// The peer's connections were reset: its next collective fails at once.
-	err = within(t, blocked(t, gs[1], ctx), abortBound)
-	if !errors.Is(err, collective.ErrPeerLost) {
-		t.Fatalf("peer: got %v, want ErrPeerLost", err)
-	}
-	// Both groups are broken for good.
-	for r, g := range gs {
-		if err := g.Barrier(ctx); !errors.Is(err, collective.ErrBroken) {
-			t.Fatalf("rank %d after failure: got %v, want ErrBroken", r, err)
+	eachTransport(t, func(t *testing.T, tr func(int, *collective.Config)) {
+		gs := groups(t, 2, 30*time.Second, tr)
+		ctx := context.Background()
+		done := blocked(t, gs[0], ctx)
+		start := time.Now()
+		gs[0].Abort()
+		err := within(t, done, abortBound)
+		if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "Abort called") {
+			t.Fatalf("got %v, want ErrAborted saying Abort was called", err)
 		}
-	}
+		t.Logf("aborted after %s: %v", time.Since(start), err)
+		// The peer's connections were reset: its next collective fails at once.
+		err = within(t, blocked(t, gs[1], ctx), abortBound)
+		if !errors.Is(err, collective.ErrPeerLost) {
+			t.Fatalf("peer: got %v, want ErrPeerLost", err)
+		}
+		// Both groups are broken for good.
+		for r, g := range gs {
+			if err := g.Barrier(ctx); !errors.Is(err, collective.ErrBroken) {
+				t.Fatalf("rank %d after failure: got %v, want ErrBroken", r, err)
+			}
+		}
+	})
 }
 
 func TestCancelledContextAbortsCollective(t *testing.T) {
-	gs := groups(t, 2, 30*time.Second)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := blocked(t, gs[0], ctx)
-	cancel()
-	err := within(t, done, abortBound)
-	if !errors.Is(err, collective.ErrAborted) || !errors.Is(err, context.Canceled) {
-		t.Fatalf("got %v, want ErrAborted and context.Canceled", err)
-	}
+	eachTransport(t, func(t *testing.T, tr func(int, *collective.Config)) {
+		gs := groups(t, 2, 30*time.Second, tr)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := blocked(t, gs[0], ctx)
+		cancel()
+		err := within(t, done, abortBound)
+		if !errors.Is(err, collective.ErrAborted) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want ErrAborted and context.Canceled", err)
+		}
+	})
 }
 
 func TestContextDeadlineShortensTimeout(t *testing.T) {
-	gs := groups(t, 2, 30*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := within(t, blocked(t, gs[0], ctx), abortBound)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want context.DeadlineExceeded", err)
-	}
+	eachTransport(t, func(t *testing.T, tr func(int, *collective.Config)) {
+		gs := groups(t, 2, 30*time.Second, tr)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		err := within(t, blocked(t, gs[0], ctx), abortBound)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want context.DeadlineExceeded", err)
+		}
+	})
 }
 
 func TestAbortOnChannelAbortsCollective(t *testing.T) {
-	lost := make(chan struct{})
-	gs := groups(t, 2, 30*time.Second, func(r int, c *collective.Config) {
-		if r == 0 {
-			c.AbortOn = lost
+	eachTransport(t, func(t *testing.T, tr func(int, *collective.Config)) {
+		lost := make(chan struct{})
+		gs := groups(t, 2, 30*time.Second, func(r int, c *collective.Config) {
+			if r == 0 {
+				c.AbortOn = lost
+			}
+		}, tr)
+		done := blocked(t, gs[0], context.Background())
+		close(lost)
+		err := within(t, done, abortBound)
+		if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "AbortOn") {
+			t.Fatalf("got %v, want ErrAborted naming AbortOn", err)
 		}
 	})
-	done := blocked(t, gs[0], context.Background())
-	close(lost)
-	err := within(t, done, abortBound)
-	if !errors.Is(err, collective.ErrAborted) || !strings.Contains(err.Error(), "AbortOn") {
-		t.Fatalf("got %v, want ErrAborted naming AbortOn", err)
-	}
 }
 
 func TestCloseDuringCollective(t *testing.T) {
-	gs := groups(t, 2, 30*time.Second)
-	done := blocked(t, gs[0], context.Background())
-	closed := make(chan error, 1)
-	go func() { closed <- gs[0].Close() }()
-	if err := within(t, closed, abortBound); err != nil {
-		t.Fatal(err)
-	}
-	if err := within(t, done, abortBound); !errors.Is(err, collective.ErrAborted) {
-		t.Fatalf("got %v, want ErrAborted", err)
-	}
-	if err := gs[0].Barrier(context.Background()); !errors.Is(err, collective.ErrClosed) {
-		t.Fatalf("after Close: got %v, want ErrClosed", err)
-	}
-	if err := gs[0].Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
+	eachTransport(t, func(t *testing.T, tr func(int, *collective.Config)) {
+		gs := groups(t, 2, 30*time.Second, tr)
+		done := blocked(t, gs[0], context.Background())
+		closed := make(chan error, 1)
+		go func() { closed <- gs[0].Close() }()
+		if err := within(t, closed, abortBound); err != nil {
+			t.Fatal(err)
+		}
+		if err := within(t, done, abortBound); !errors.Is(err, collective.ErrAborted) {
+			t.Fatalf("got %v, want ErrAborted", err)
+		}
+		if err := gs[0].Barrier(context.Background()); !errors.Is(err, collective.ErrClosed) {
+			t.Fatalf("after Close: got %v, want ErrClosed", err)
+		}
+		if err := gs[0].Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+	})
 }

@@ -10,12 +10,19 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
+// DefaultSharedMemory is the Config.SharedMemory lrtrain's workers ask for: the
+// largest contribution per rank, in bytes, moved through shared memory.
+const DefaultSharedMemory = 1 << 30
+
 // Group is the CPU process group: a full mesh of TCP connections made by
 // Gloo (libgloo), one per peer.
 type Group struct {
 	cfg  collective.Config
 	life *collective.Lifecycle
 	nat  *native // freed by Close; the lifecycle never interrupts it after that
+	shm  *shm    // the shared-memory transport; nil when off or not possible
+	// noShm says why a group asked for shared memory runs on TCP alone.
+	noShm string
 }
 
 // Group has every optional collective.
@@ -59,7 +66,18 @@ func New(ctx context.Context, cfg collective.Config) (*Group, error) {
 		return nil, fmt.Errorf("%w: %s: %s", sentinelOf(st.code, collective.ErrConfig), desc, st.msg)
 	}
 	g := &Group{cfg: cfg, nat: nat}
-	g.life = collective.NewLifecycle("collective", cfg.Rank, cfg.Size, func() { g.nat.abort() })
+	if cfg.SharedMemory > 0 && cfg.Size > 1 {
+		if g.shm, g.noShm, err = setupShm(cctx, cfg, nat, millis(cfg.Timeout)); err != nil {
+			nat.free()
+			return nil, fmt.Errorf("%s: %w", desc, err)
+		}
+	}
+	g.life = collective.NewLifecycle("collective", cfg.Rank, cfg.Size, func() {
+		g.nat.abort()
+		if g.shm != nil {
+			g.shm.abort()
+		}
+	})
 	g.life.Watch(cfg.AbortOn)
 	return g, nil
 }
@@ -69,6 +87,19 @@ func (g *Group) Rank() int { return g.cfg.Rank }
 
 // Size is the number of ranks.
 func (g *Group) Size() int { return g.cfg.Size }
+
+// Transport says how the collectives move data: "tcp", or "shared memory up
+// to N bytes per rank, tcp above", or "tcp (shared memory: <why not>)" when
+// Config.SharedMemory asked for it and the ranks could not use it.
+func (g *Group) Transport() string {
+	switch {
+	case g.shm != nil:
+		return fmt.Sprintf("shared memory up to %d bytes per rank, tcp above", g.shm.limit)
+	case g.noShm != "":
+		return "tcp (shared memory: " + g.noShm + ")"
+	}
+	return "tcp"
+}
 
 // Timeout is the bound on each collective.
 func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
@@ -85,6 +116,9 @@ func (g *Group) Close() error {
 	return g.life.Close(func() error {
 		g.nat.free()
 		g.nat = nil
+		if g.shm != nil {
+			g.shm.release()
+		}
 		return nil
 	})
 }

@@ -25,6 +25,8 @@ const (
 	envSize    = "LRT_COLL_SIZE"
 	envStore   = "LRT_COLL_STORE"
 	envTimeout = "LRT_COLL_TIMEOUT"
+	envShm     = "LRT_COLL_SHM"     // Config.SharedMemory, bytes
+	envShmDir  = "LRT_COLL_SHM_DIR" // where the child's shared-memory files go
 )
 
 func TestMain(m *testing.M) {
@@ -50,8 +52,9 @@ type child struct {
 
 // spawn starts size children of role, all connecting through a store served
 // by the test, and kills any still running when the test ends. deadline is
-// the hard limit on their lifetime.
-func spawn(t *testing.T, role string, size int, timeout, deadline time.Duration) []*child {
+// the hard limit on their lifetime; env (KEY=value) is added to every child's
+// environment, envOf(rank) to each one's.
+func spawn(t *testing.T, role string, size int, timeout, deadline time.Duration, env []string, envOf ...func(r int) []string) []*child {
 	t.Helper()
 	srv, err := collective.ServeStore("127.0.0.1:0")
 	if err != nil {
@@ -63,9 +66,12 @@ func spawn(t *testing.T, role string, size int, timeout, deadline time.Duration)
 	kids := make([]*child, size)
 	for r := range size {
 		c := &child{rank: r, waited: make(chan struct{})}
-		c.cmd = childproc.Command(ctx, role,
-			envRank+"="+strconv.Itoa(r), envSize+"="+strconv.Itoa(size),
-			envStore+"="+srv.Addr(), envTimeout+"="+timeout.String())
+		vars := append([]string{envRank + "=" + strconv.Itoa(r), envSize + "=" + strconv.Itoa(size),
+			envStore + "=" + srv.Addr(), envTimeout + "=" + timeout.String()}, env...)
+		for _, f := range envOf {
+			vars = append(vars, f(r)...)
+		}
+		c.cmd = childproc.Command(ctx, role, vars...)
 		c.cmd.Stderr = &lockedWriter{mu: &c.mu, b: &c.stderr}
 		out, err := c.cmd.StdoutPipe()
 		if err != nil {

@@ -3,6 +3,7 @@ package gloo
 import (
 	"context"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
@@ -32,7 +33,12 @@ func (g *Group) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, dt co
 		return nil
 	}
 	return g.do(ctx, call{op: "allreduce(" + op.String() + ")", count: n, dt: dt,
-		run: func(nat *native, ms int64) nativeStatus { return nat.allReduce(p, n, dt, op, ms) }})
+		run: func(nat *native, ms int64) nativeStatus {
+			if st, ok := g.viaShm(n*dt.Size(), ms, func(s *shm, dl time.Time) nativeStatus { return s.allReduce(p, n, dt, op, dl) }); ok {
+				return st
+			}
+			return nat.allReduce(p, n, dt, op, ms)
+		}})
 }
 
 // AllGather concatenates send from every rank, in rank order, into recv.
@@ -50,7 +56,7 @@ func (g *Group) AllGather(ctx context.Context, send, recv []float32) error {
 	}
 	return g.do(ctx, call{op: "allgather", count: n, dt: collective.Float32,
 		run: func(nat *native, ms int64) nativeStatus {
-			return nat.allGather(ptr(send), ptr(recv), n, collective.Float32, ms)
+			return g.allGather(nat, ptr(send), ptr(recv), n, collective.Float32, ms)
 		}})
 }
 
@@ -69,7 +75,7 @@ func (g *Group) AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n i
 		return fmt.Errorf("%w: allgather (raw) of %d elements at a nil pointer", collective.ErrConfig, n)
 	}
 	return g.do(ctx, call{op: "allgather (raw)", count: n, dt: dt,
-		run: func(nat *native, ms int64) nativeStatus { return nat.allGather(send, recv, n, dt, ms) }})
+		run: func(nat *native, ms int64) nativeStatus { return g.allGather(nat, send, recv, n, dt, ms) }})
 }
 
 // Broadcast copies root's buf into every other rank's buf, byte for byte
@@ -84,6 +90,9 @@ func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {
 	}
 	return g.do(ctx, call{op: fmt.Sprintf("broadcast(root %d)", root), count: n, dt: collective.Uint8,
 		run: func(nat *native, ms int64) nativeStatus {
+			if st, ok := g.viaShm(n, ms, func(s *shm, dl time.Time) nativeStatus { return s.broadcast(ptr(buf), n, root, dl) }); ok {
+				return st
+			}
 			return nat.broadcast(ptr(buf), n, collective.Uint8, root, ms)
 		}})
 }
@@ -108,7 +117,7 @@ func (g *Group) ReduceScatter(ctx context.Context, send, recv []float32, op coll
 	}
 	return g.do(ctx, call{op: "reducescatter(" + op.String() + ")", count: n, dt: collective.Float32,
 		run: func(nat *native, ms int64) nativeStatus {
-			return nat.reduceScatter(ptr(send), ptr(recv), n, collective.Float32, op, ms)
+			return g.reduceScatter(nat, ptr(send), ptr(recv), n, collective.Float32, op, ms)
 		}})
 }
 
@@ -126,13 +135,39 @@ func (g *Group) ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer,
 		return fmt.Errorf("%w: reducescatter (raw) of %d elements at a nil pointer", collective.ErrConfig, n)
 	}
 	return g.do(ctx, call{op: "reducescatter (raw, " + op.String() + ")", count: n, dt: dt,
-		run: func(nat *native, ms int64) nativeStatus { return nat.reduceScatter(send, recv, n, dt, op, ms) }})
+		run: func(nat *native, ms int64) nativeStatus { return g.reduceScatter(nat, send, recv, n, dt, op, ms) }})
 }
 
 // Barrier returns once every rank has entered it.
 func (g *Group) Barrier(ctx context.Context) error {
 	return g.do(ctx, call{op: "barrier", dt: collective.Float32,
-		run: func(nat *native, ms int64) nativeStatus { return nat.barrier(ms) }})
+		run: func(nat *native, ms int64) nativeStatus {
+			if st, ok := g.viaShm(0, ms, func(s *shm, dl time.Time) nativeStatus { return s.barrier(dl) }); ok {
+				return st
+			}
+			return nat.barrier(ms)
+		}})
+}
+
+// allGather runs an all-gather of n elements of dt per rank on the shared
+// memory transport when it can, else through Gloo.
+func (g *Group) allGather(nat *native, send, recv unsafe.Pointer, n int, dt collective.DType, ms int64) nativeStatus {
+	bytes := n * dt.Size()
+	if st, ok := g.viaShm(bytes, ms, func(s *shm, dl time.Time) nativeStatus { return s.allGather(send, recv, bytes, dl) }); ok {
+		return st
+	}
+	return nat.allGather(send, recv, n, dt, ms)
+}
+
+// reduceScatter is allGather's counterpart for a reduce-scatter (each rank
+// contributes Size()·n elements).
+func (g *Group) reduceScatter(nat *native, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp, ms int64) nativeStatus {
+	if st, ok := g.viaShm(g.cfg.Size*n*dt.Size(), ms, func(s *shm, dl time.Time) nativeStatus {
+		return s.reduceScatter(send, recv, n, dt, op, dl)
+	}); ok {
+		return st
+	}
+	return nat.reduceScatter(send, recv, n, dt, op, ms)
 }
 
 // check validates what every collective shares.

@@ -2,56 +2,139 @@ package gloo_test
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
+// transport is one way a group of processes on this host moves its data: its
+// Config.SharedMemory and what Transport() then starts with.
+type transport struct {
+	name  string
+	limit int64
+	want  string
+}
+
+// transports: Gloo's TCP alone; shared memory for everything; and shared memory
+// up to 64 KiB per rank, so that one group runs the suite's small buffers
+// through shared memory and its large ones (up to 4 MiB) through TCP.
+var transports = []transport{
+	{"tcp", 0, "tcp"},
+	{"shm", 1 << 30, "shared memory up to 1073741824 bytes"},
+	{"shm-64KiB", 64 << 10, "shared memory up to 65536 bytes"},
+}
+
+// env gives the children tr's limit and a directory of the test's own for
+// their shared-memory files, which the test checks with noFilesLeft.
+func (tr transport) env(t *testing.T) ([]string, string) {
+	dir := t.TempDir()
+	return []string{fmt.Sprintf("%s=%d", envShm, tr.limit), envShmDir + "=" + dir}, dir
+}
+
+// noFilesLeft fails the test when dir holds anything: every shared-memory file
+// is unlinked once every rank has mapped it.
+func noFilesLeft(t *testing.T, dir string) {
+	t.Helper()
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range left {
+		t.Errorf("%s left in %s", e.Name(), dir)
+	}
+}
+
 // TestCollectivesAcrossProcesses runs every collective between real
-// processes on loopback and checks the results against references computed
-// independently by each rank (see runSuite).
+// processes on loopback, on each transport, and checks the results against
+// references computed independently by each rank (see runSuite).
 func TestCollectivesAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
-	for _, size := range []int{2, 3, 4} {
-		t.Run(fmt.Sprintf("ranks=%d", size), func(t *testing.T) {
-			kids := spawn(t, "suite", size, 10*time.Second, 40*time.Second)
-			var maxEnter, minExit int64
-			for _, c := range kids {
-				if code := c.wait(t, 40*time.Second); code != exitOK {
-					t.Fatalf("rank %d exited with %d:\n%s", c.rank, code, c.errText())
+	for _, tr := range transports {
+		for _, size := range []int{2, 3, 4} {
+			t.Run(fmt.Sprintf("%s/ranks=%d", tr.name, size), func(t *testing.T) {
+				env, dir := tr.env(t)
+				kids := spawn(t, "suite", size, 10*time.Second, 40*time.Second, env)
+				var maxEnter, minExit int64
+				for _, c := range kids {
+					if code := c.wait(t, 40*time.Second); code != exitOK {
+						t.Fatalf("rank %d exited with %d:\n%s", c.rank, code, c.errText())
+					}
+					if line := c.waitLine(t, "transport ", time.Second); !strings.HasPrefix(line, "transport "+tr.want) {
+						t.Errorf("rank %d: %q, want %q", c.rank, line, tr.want)
+					}
+					var enter, exit int64
+					line := c.waitLine(t, "barrier ", time.Second)
+					if _, err := fmt.Sscanf(line, "barrier %d %d", &enter, &exit); err != nil {
+						t.Fatalf("rank %d: %q: %v", c.rank, line, err)
+					}
+					maxEnter = max(maxEnter, enter)
+					if minExit == 0 || exit < minExit {
+						minExit = exit
+					}
 				}
-				var enter, exit int64
-				line := c.waitLine(t, "barrier ", time.Second)
-				if _, err := fmt.Sscanf(line, "barrier %d %d", &enter, &exit); err != nil {
-					t.Fatalf("rank %d: %q: %v", c.rank, line, err)
+				if minExit < maxEnter {
+					t.Errorf("a rank left the barrier %s before the last one entered", time.Duration(maxEnter-minExit))
 				}
-				maxEnter = max(maxEnter, enter)
-				if minExit == 0 || exit < minExit {
-					minExit = exit
-				}
-			}
-			if minExit < maxEnter {
-				t.Errorf("a rank left the barrier %s before the last one entered", time.Duration(maxEnter-minExit))
-			}
-		})
+				noFilesLeft(t, dir)
+			})
+		}
 	}
 }
 
+// TestSharedMemoryNeedsOneHost gives one of three ranks another shared-memory
+// directory (as a rank in another container or on another node has): the
+// ranks must agree to run on TCP, say why, and pass the suite.
+func TestSharedMemoryNeedsOneHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	env, dir := transports[1].env(t)
+	other := t.TempDir()
+	kids := spawn(t, "suite", 3, 10*time.Second, 40*time.Second, env, func(r int) []string {
+		if r == 1 {
+			return []string{envShmDir + "=" + other}
+		}
+		return nil
+	})
+	for _, c := range kids {
+		if code := c.wait(t, 40*time.Second); code != exitOK {
+			t.Fatalf("rank %d exited with %d:\n%s", c.rank, code, c.errText())
+		}
+		want := "transport tcp (shared memory: the ranks do not share a host"
+		if line := c.waitLine(t, "transport ", time.Second); !strings.HasPrefix(line, want) {
+			t.Errorf("rank %d: %q, want %q…", c.rank, line, want)
+		}
+	}
+	noFilesLeft(t, dir)
+	noFilesLeft(t, other)
+}
+
 // TestKilledRankFailsSurvivors SIGKILLs one of four ranks while they
-// all-reduce in a loop: every survivor's collective must fail within the
-// timeout with an error naming the op, its rank and the timeout, and the
-// survivors must exit.
+// all-reduce in a loop, over TCP and over shared memory: every survivor's
+// collective must fail within the timeout with an error naming the op, its
+// rank and the timeout, and the survivors must exit.
 func TestKilledRankFailsSurvivors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
+	for _, tr := range transports[:2] {
+		t.Run(tr.name, func(t *testing.T) { killedRankFailsSurvivors(t, tr) })
+	}
+}
+
+func killedRankFailsSurvivors(t *testing.T, tr transport) {
 	const timeout = 3 * time.Second
-	kids := spawn(t, "loop", 4, timeout, 30*time.Second)
+	env, dir := tr.env(t)
+	kids := spawn(t, "loop", 4, timeout, 30*time.Second, env)
 	for _, c := range kids {
 		c.waitLine(t, "ready", 15*time.Second)
+		if line := c.waitLine(t, "transport ", time.Second); !strings.HasPrefix(line, "transport "+tr.want) {
+			t.Fatalf("rank %d: %q, want %q", c.rank, line, tr.want)
+		}
 	}
 	victim := kids[1]
 	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -81,17 +164,26 @@ func TestKilledRankFailsSurvivors(t *testing.T) {
 			t.Errorf("rank %d: a call after the failure did not fail with ErrBroken:\n%s", c.rank, c.allLines())
 		}
 	}
+	noFilesLeft(t, dir)
 }
 
 // TestHungRankTimesOut stops one of three ranks (SIGSTOP: its sockets stay
-// open, so only the timeout can notice): the survivors must fail within
-// the timeout, at least one of them with ErrTimeout.
+// open and its process alive, so only the timeout can notice), over TCP and
+// over shared memory: the survivors must fail within the timeout, at least one
+// of them with ErrTimeout.
 func TestHungRankTimesOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
+	for _, tr := range transports[:2] {
+		t.Run(tr.name, func(t *testing.T) { hungRankTimesOut(t, tr) })
+	}
+}
+
+func hungRankTimesOut(t *testing.T, tr transport) {
 	const timeout = 2 * time.Second
-	kids := spawn(t, "loop", 3, timeout, 30*time.Second)
+	env, _ := tr.env(t)
+	kids := spawn(t, "loop", 3, timeout, 30*time.Second, env)
 	for _, c := range kids {
 		c.waitLine(t, "ready", 15*time.Second)
 	}
