@@ -163,6 +163,10 @@ type Dist struct {
 	// the one that computes (0: each when it is needed); each holds one more gathered
 	// block in memory.
 	ShardPrefetch int `yaml:"shard_prefetch" alias:"prefetch,forward_prefetch"`
+	// SharedMemory lets the Gloo groups of ranks that all run on one host move their
+	// collectives through /dev/shm instead of loopback TCP (the default); false keeps
+	// TCP. Ranks on several hosts use TCP either way.
+	SharedMemory bool `yaml:"shared_memory" alias:"shm"`
 }
 
 // Defaults of the trainer that have a name (the adapter's are written in adapter.Default).
@@ -187,7 +191,7 @@ func Default() *Config {
 		Checkpoint: Checkpoint{KeepLast: 3, Resume: "auto"},
 		Export:     Export{MaxShardSize: "5GB"},
 		Output:     Output{Dir: "runs/lrtrain"},
-		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute, ShardGroupSize: 1, ShardPrefetch: 1},
+		Dist:       Dist{Backend: "auto", Timeout: 30 * time.Minute, ShardGroupSize: 1, ShardPrefetch: 1, SharedMemory: true},
 	}
 }
 

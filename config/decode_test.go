@@ -64,7 +64,7 @@ train:
 checkpoint: {dir: ck, every: 25, keep_last: 0, resume: never}
 export: {dir: out, dtype: float16, max_shard_size: 2GB}
 output: {dir: run}
-dist: {backend: gloo, timeout: 90s, shard_group_size: 4}
+dist: {backend: gloo, timeout: 90s, shard_group_size: 4, shared_memory: false}
 `
 	c, err := Decode([]byte(src), "cfg.yaml", nil)
 	if err != nil {
@@ -133,7 +133,7 @@ func TestUnknownKeysNameFileLineAndNearestKey(t *testing.T) {
 		{"traning:\n  lr: 1\n", "traning", "unknown section `traning` at cfg.yaml:1; did you mean `train`?"},
 		// Nothing close: the keys are listed.
 		{"dist:\n  zzzzzz: 1\n", "dist.zzzzzz",
-			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout, shard_group_size, shard_prefetch"},
+			"unknown key `zzzzzz` in section dist at cfg.yaml:2; the keys of section dist are backend, timeout, shard_group_size, shard_prefetch, shared_memory"},
 	}
 	for _, tc := range cases {
 		_, err := Decode([]byte(tc.src), "cfg.yaml", nil)

@@ -16,7 +16,8 @@
 //	checkpoint: dir, every, keep_last, resume (auto|never|<checkpoint dir>)
 //	export:     dir, dtype, max_shard_size
 //	output:     dir, tensorboard (event files under <dir>/tensorboard)
-//	dist:       backend (auto|nccl|gloo), timeout, shard_group_size, shard_prefetch
+//	dist:       backend (auto|nccl|gloo), timeout, shard_group_size, shard_prefetch,
+//	            shared_memory
 //
 // The adapter section is an adapter.Spec, decoded in place: its keys, defaults
 // (adapter.Default), checks and target-module rule live in package adapter. Other names

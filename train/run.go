@@ -293,11 +293,20 @@ func (r *run) start(ctx context.Context) error {
 	}
 	r.log.Info().Str("params", r.count.String()).Int64("steps", r.total).Int("warmup", r.warmup).
 		Int("global_batch", r.sampler.GlobalBatchSize()).Int("world_size", r.g.Size()).Int64("start_step", r.st.Step).
-		Str("resumed_from", r.res.ResumedFrom).Msg("training")
+		Str("resumed_from", r.res.ResumedFrom).Str("collectives", transport(r.g)).Msg("training")
 	if r.saved == nil && startsAtSaddle(r.opts.Adapter) {
 		r.log.Info().Str("phi_init", string(adapter.InitZero)).Msg(saddleNote)
 	}
 	return nil
+}
+
+// transport is how g moves its collectives' data, when its backend says
+// (Gloo: TCP or shared memory), else "".
+func transport(g collective.ProcessGroup) string {
+	if t, ok := g.(interface{ Transport() string }); ok && g.Size() > 1 {
+		return t.Transport()
+	}
+	return ""
 }
 
 // finishedAlready reports a resume of a run that has ended (early stopping, or its last

@@ -185,7 +185,7 @@ func stepLosses(t *testing.T, run string) []float64 {
 
 // With dist.shard_group_size 2 the two launched workers partition the frozen backbone
 // between them (a second Gloo group through the same rendezvous) and train bit for bit
-// what two workers with the whole backbone train. A shard group size that does not
+// what two workers with the whole backbone train, over shared memory or TCP. A shard group size that does not
 // divide the world, or sharding without lrtrain launch, is a usage error.
 func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if testing.Short() {
@@ -221,6 +221,23 @@ func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
 	b, errB := os.ReadFile(filepath.Join(sharded, adapter))
 	if errA != nil || errB != nil || !bytes.Equal(a, b) {
 		t.Errorf("final adapters differ (%v, %v)", errA, errB)
+	}
+
+	// Both runs moved their collectives through /dev/shm (the default on one host);
+	// over loopback TCP the two ranks train the same bits (each all-reduced value is
+	// one float32 addition, and a+b == b+a).
+	tcp := filepath.Join(t.TempDir(), "tcp")
+	if code, msg := launch2(tcp, "dist.shard_group_size=2", "dist.shared_memory=false"); code != exitOK {
+		t.Fatalf("sharded backbone over TCP: exit %d\n%s", code, msg)
+	}
+	for dir, want := range map[string]string{sharded: `"collectives":"shared memory up to`, tcp: `"collectives":"tcp"`} {
+		if logs, err := os.ReadFile(filepath.Join(dir, "train.log")); err != nil || !strings.Contains(string(logs), want) {
+			t.Errorf("%s: the log does not say %s (%v)", dir, want, err)
+		}
+	}
+	c, errC := os.ReadFile(filepath.Join(tcp, adapter))
+	if errC != nil || !bytes.Equal(a, c) {
+		t.Errorf("the final adapter over TCP differs from the one over shared memory (%v)", errC)
 	}
 
 	if code, msg := launch2(t.TempDir(), "dist.shard_group_size=3"); code == exitOK || !strings.Contains(msg, "does not divide the world size 2") {

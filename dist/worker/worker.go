@@ -45,6 +45,9 @@ type Spec struct {
 	ShardGroupSize int
 	// Timeout bounds every collective; not positive: DefaultTimeout.
 	Timeout time.Duration
+	// SharedMemory is dist.shared_memory: Gloo groups whose ranks share a host
+	// move contributions of up to gloo.DefaultSharedMemory bytes through /dev/shm.
+	SharedMemory bool
 	// Lookup reads the environment; nil means os.LookupEnv.
 	Lookup func(string) (string, bool)
 	// RdzvOptions are appended to the launcher's (a logger, a wait timeout).
@@ -54,7 +57,7 @@ type Spec struct {
 // SpecOf is the Spec of a configuration: train.device and the dist section.
 func SpecOf(c *config.Config) Spec {
 	return Spec{Device: c.Train.Device, Backend: c.Dist.Backend, ShardGroupSize: c.Dist.ShardGroupSize,
-		Timeout: c.Dist.Timeout}
+		Timeout: c.Dist.Timeout, SharedMemory: c.Dist.SharedMemory}
 }
 
 // Groups is what a worker trains with: its device and process groups.
@@ -178,12 +181,16 @@ func form(ctx context.Context, g *Groups, s Spec, backend string, cancelRun cont
 	if we.NumNodes == 1 {
 		host = "127.0.0.1"
 	}
+	var shm int64
+	if s.SharedMemory {
+		shm = gloo.DefaultSharedMemory
+	}
 	if backend == "nccl" {
 		g.DP, err = ncclpg.New(ctx, ncclpg.Config{Rank: we.Rank, Size: we.WorldSize, Device: g.Device.Value, Store: w,
 			AbortOn: w.Done(), Timeout: timeout})
 	} else {
 		g.DP, err = gloo.New(ctx, collective.Config{Rank: we.Rank, Size: we.WorldSize, Store: w,
-			AbortOn: w.Done(), Hostname: host, Timeout: timeout})
+			AbortOn: w.Done(), Hostname: host, Timeout: timeout, SharedMemory: shm})
 	}
 	if err != nil {
 		g.DP = nil
@@ -198,7 +205,7 @@ func form(ctx context.Context, g *Groups, s Spec, backend string, cancelRun cont
 				Name: name, AbortOn: w.Done(), Timeout: timeout})
 		} else {
 			g.Shard, err = gloo.New(ctx, collective.Config{Rank: we.Rank % n, Size: n, Store: w,
-				Name: name, AbortOn: w.Done(), Hostname: host, Timeout: timeout})
+				Name: name, AbortOn: w.Done(), Hostname: host, Timeout: timeout, SharedMemory: shm})
 		}
 		if err != nil {
 			g.Shard = nil
