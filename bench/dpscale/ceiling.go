@@ -93,7 +93,7 @@ func sideBySide(f flags, base, data, dir string, n, threads, accum int) (ceiling
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return c, err
 		}
-		cfgPath, err := writeConfig(f, base, data, d, c.accum, false, false, false, 1, 0)
+		cfgPath, err := writeConfig(f, base, data, d, c.accum, false, false, false, 1, 0, true)
 		if err != nil {
 			return c, err
 		}

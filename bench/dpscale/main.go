@@ -54,6 +54,12 @@
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -delta-per-step=false
 //
+// -tcp adds, after every multi-rank run, the same run with dist.shared_memory false: its
+// collectives over loopback TCP instead of /dev/shm (the default for ranks on one host).
+// Each such run is compared with the whole backbone over TCP.
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -shard -recompute -shard-prefetch 0 -tcp
+//
 // -split adds the data-parallel ranks with model.split_delta: each rank forms and
 // back-propagates only its share of the layers' ΔW, and two all-reduces per step share
 // the weights and sum their gradients; its scaling over 1 rank is printed too.
@@ -92,6 +98,7 @@ type flags struct {
 	deltaPerStep          bool
 	split                 bool
 	ceiling               bool
+	tcp                   bool
 	ranks                 int
 	prefetch              []int
 }
@@ -118,6 +125,7 @@ func main() {
 	flag.StringVar(&f.method, "method", "lrlora", "adapter.method of every run")
 	flag.BoolVar(&f.deltaPerStep, "delta-per-step", true, "model.delta_per_step of every run")
 	flag.BoolVar(&f.split, "split", false, "also run the data-parallel ranks with model.split_delta")
+	flag.BoolVar(&f.tcp, "tcp", false, "also run every multi-rank variant with dist.shared_memory false (its collectives over loopback TCP instead of /dev/shm)")
 	flag.IntVar(&f.ranks, "ranks", 2, "ranks of the data-parallel (and sharded) runs")
 	prefetch := flag.String("shard-prefetch", "1", "dist.shard_prefetch of the sharded runs, comma-separated: one run each")
 	flag.Parse()
@@ -143,6 +151,7 @@ type result struct {
 	noKeep         bool
 	recompute      bool
 	split          bool // model.split_delta
+	tcp            bool // dist.shared_memory false
 	prefetch       int
 	shardStats     string
 	peakMiB        float64
@@ -210,6 +219,17 @@ func run(f flags) error {
 				variants = append(variants, result{ranks: f.ranks, sharded: true, prefetch: p, recompute: true, noKeep: true})
 			}
 		}
+		if f.tcp {
+			var both []result
+			for _, v := range variants {
+				both = append(both, v)
+				if v.ranks > 1 {
+					v.tcp = true
+					both = append(both, v)
+				}
+			}
+			variants = both
+		}
 		for k, v := range variants {
 			dir := filepath.Join(tmp, fmt.Sprintf("r%d-v%d", r, k))
 			res, err := runOnce(f, base, data, dir, v, cpus)
@@ -248,7 +268,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 	if v.sharded {
 		shardSize = ranks
 	}
-	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, v.recompute, v.split && ranks > 1, shardSize, prefetch)
+	cfgPath, err := writeConfig(f, base, data, dir, f.accum*2/ranks, v.ckpt, v.recompute, v.split && ranks > 1, shardSize, prefetch, !v.tcp)
 	if err != nil {
 		return result{}, err
 	}
@@ -281,7 +301,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
 	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
-	res.recompute, res.split = v.recompute, v.split
+	res.recompute, res.split, res.tcp = v.recompute, v.split, v.tcp
 	if res.peakMiB, res.tensorMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
@@ -387,9 +407,20 @@ func report(f flags, results []result, cpus int) {
 		fmt.Printf("best: %d ranks with split_delta %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 			n, best[split], n, best[split]/best["1 whole"])
 	}
+	if tcp := whole + ", tcp"; f.tcp {
+		fmt.Printf("best: %d ranks over TCP %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
+			n, best[tcp], n, best[tcp]/best["1 whole"])
+	}
 	for _, key := range order[2:] {
-		fmt.Printf("%s / whole backbone, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %s\n",
-			strings.SplitN(key, " ", 2)[1], n, best[key]/best[whole], peak[key]/peak[whole], ratioOrNA(tensors[key], tensors[whole]))
+		ref := whole // a run over TCP against the whole backbone over TCP
+		if strings.HasSuffix(key, ", tcp") {
+			ref += ", tcp"
+		}
+		if key == ref {
+			continue
+		}
+		fmt.Printf("%s / %s, %d ranks: throughput %.2f, peak RSS %.2f, peak tensors %s\n",
+			strings.SplitN(key, " ", 2)[1], strings.SplitN(ref, " ", 2)[1], n, best[key]/best[ref], peak[key]/peak[ref], ratioOrNA(tensors[key], tensors[ref]))
 	}
 }
 
@@ -404,6 +435,10 @@ func ratioOrNA(a, b float64) string {
 
 // backbone names a run's variant.
 func (r result) backbone() string {
+	if r.tcp {
+		r.tcp = false
+		return r.backbone() + ", tcp"
+	}
 	switch {
 	case r.ckpt:
 		return "whole, checkpointed"
