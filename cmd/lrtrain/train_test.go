@@ -230,7 +230,7 @@ func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if code, msg := launch2(tcp, "dist.shard_group_size=2", "dist.shared_memory=false"); code != exitOK {
 		t.Fatalf("sharded backbone over TCP: exit %d\n%s", code, msg)
 	}
-	for dir, want := range map[string]string{sharded: `"collectives":"shared memory up to`, tcp: `"collectives":"tcp"`} {
+	for dir, want := range map[string]string{sharded: `"collectives":"shared memory (windows of`, tcp: `"collectives":"tcp"`} {
 		if logs, err := os.ReadFile(filepath.Join(dir, "train.log")); err != nil || !strings.Contains(string(logs), want) {
 			t.Errorf("%s: the log does not say %s (%v)", dir, want, err)
 		}

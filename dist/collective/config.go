@@ -45,11 +45,11 @@ type Config struct {
 	// AbortOn, when closed, aborts the group: pass the rendezvous worker's
 	// Done() so that a lost etcd session fails the collectives at once.
 	AbortOn <-chan struct{}
-	// SharedMemory (Gloo) is the largest contribution per rank, in bytes, that a
-	// collective moves through shared memory (/dev/shm) instead of TCP when
-	// every rank of the group runs on this host; 0 keeps every collective on
-	// TCP. The ranks must agree on it. Each rank maps a file of its largest
-	// contribution so far and reads its peers' (see the gloo package).
+	// SharedMemory (Gloo), when positive, moves the collectives through files in
+	// /dev/shm instead of TCP if every rank of the group runs on this host: each
+	// rank's file holds a window of this many bytes (at least 4096), through
+	// which collectives of any size pass a window at a time. 0 keeps TCP. The
+	// ranks must agree on it (see the gloo package).
 	SharedMemory int64
 }
 

@@ -46,7 +46,8 @@ type Spec struct {
 	// Timeout bounds every collective; not positive: DefaultTimeout.
 	Timeout time.Duration
 	// SharedMemory is dist.shared_memory: Gloo groups whose ranks share a host
-	// move contributions of up to gloo.DefaultSharedMemory bytes through /dev/shm.
+	// move their collectives through /dev/shm, in windows of
+	// gloo.DefaultSharedMemory bytes.
 	SharedMemory bool
 	// Lookup reads the environment; nil means os.LookupEnv.
 	Lookup func(string) (string, bool)

@@ -62,22 +62,20 @@
 // With Config.SharedMemory > 0 (lrtrain's workers ask for DefaultSharedMemory)
 // New checks, through the Store, whether every rank runs on this host (the
 // kernel's boot ID, the tmpfs at /dev/shm, the hostname and the network
-// namespace agree) and, through Gloo, whether every rank can map every other's
-// header file there. If so,
-// every collective whose contribution per rank fits the limit moves through
-// files in /dev/shm (shm.go, shmops.go): a rank writes its contribution into
-// its own file, posts its counter, waits for its peers' counters and reads
-// their files into its result; all-gathers copy in rank order, reductions fold
-// in rank order, so every rank computes the same bits. Larger contributions,
-// and every collective of ranks on several hosts, go through TCP as before;
-// Transport says which. Files grow collectively to the largest contribution
-// (allocated up front: a rank that cannot allocate makes every rank use TCP for
-// that size and above), and are unlinked once every rank has mapped them.
+// namespace agree) and, through Gloo, whether every rank can create its file
+// there (a header page and a window of SharedMemory bytes, allocated in full)
+// and map every other's. If so, every collective moves through the files
+// (shm.go, shmops.go), a window at a time: each rank writes its part of the
+// window into its own file, posts its counter, waits for its peers' counters
+// and reads their windows into its result; all-gathers copy in rank order,
+// reductions fold in rank order, so every rank computes the same bits. If not,
+// every collective goes through TCP as before; Transport says which. The files
+// are unlinked once every rank has mapped them, so nothing outlives the ranks.
 //
 // The failure semantics above hold on this transport too: a wait sleeps on
 // its peer's counter (a futex) in ticks of 2 ms and between them checks the
 // abort flag, the deadline, the peer's failure word and the peer's flock on its
-// header (released by the kernel however the process died): a killed rank fails
+// file (released by the kernel however the process died): a killed rank fails
 // its peers within milliseconds, a hung one at the timeout.
 //
 // # Performance

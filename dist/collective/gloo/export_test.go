@@ -10,18 +10,18 @@ import (
 // directory, so that it can check what is left there).
 func SetShmDir(dir string) { shmDir = dir }
 
-// FailDataFiles makes rank's next data files fail to allocate, as a full
-// tmpfs would (ENOSPC); nil restores the real allocation for every rank.
-func FailDataFiles(rank *int) {
+// FailFiles makes rank's shared-memory file fail to allocate, as a full tmpfs
+// would (ENOSPC); nil restores the real allocation for every rank.
+func FailFiles(rank *int) {
 	if rank == nil {
-		createData = createDataFile
+		createFile = createSegment
 		return
 	}
-	mark := fmt.Sprintf("-r%d-d", *rank)
-	createData = func(path string, size int) (*segment, error) {
-		if strings.Contains(path, mark) {
-			return nil, errors.New("no space left on device (test)")
+	suffix := fmt.Sprintf("-r%d", *rank)
+	createFile = func(path string, size int) (*segment, error) {
+		if strings.HasSuffix(path, suffix) {
+			return nil, errors.New("allocate " + path + ": no space left on device (test)")
 		}
-		return createDataFile(path, size)
+		return createSegment(path, size)
 	}
 }

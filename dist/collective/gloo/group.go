@@ -10,9 +10,12 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
-// DefaultSharedMemory is the Config.SharedMemory lrtrain's workers ask for: the
-// largest contribution per rank, in bytes, moved through shared memory.
-const DefaultSharedMemory = 1 << 30
+// DefaultSharedMemory is the Config.SharedMemory lrtrain's workers ask for:
+// each rank's window, in bytes.
+const DefaultSharedMemory = 16 << 20
+
+// minWindow is the smallest Config.SharedMemory New accepts.
+const minWindow = 4096
 
 // Group is the CPU process group: a full mesh of TCP connections made by
 // Gloo (libgloo), one per peer.
@@ -41,6 +44,10 @@ var (
 // cfg.Timeout (or ctx's deadline) with an error naming what it waited for.
 func New(ctx context.Context, cfg collective.Config) (*Group, error) {
 	cfg = cfg.WithDefaults()
+	if w := cfg.SharedMemory; w > 0 && cfg.Size > 1 && (w < minWindow || w < int64(8*cfg.Size)) {
+		return nil, fmt.Errorf("%w: rank %d of %d: a shared-memory window of %d bytes, want at least %d",
+			collective.ErrConfig, cfg.Rank, cfg.Size, w, max(minWindow, 8*cfg.Size))
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,13 +95,13 @@ func (g *Group) Rank() int { return g.cfg.Rank }
 // Size is the number of ranks.
 func (g *Group) Size() int { return g.cfg.Size }
 
-// Transport says how the collectives move data: "tcp", or "shared memory up
-// to N bytes per rank, tcp above", or "tcp (shared memory: <why not>)" when
+// Transport says how the collectives move data: "tcp", "shared memory
+// (windows of N bytes)", or "tcp (shared memory: <why not>)" when
 // Config.SharedMemory asked for it and the ranks could not use it.
 func (g *Group) Transport() string {
 	switch {
 	case g.shm != nil:
-		return fmt.Sprintf("shared memory up to %d bytes per rank, tcp above", g.shm.limit)
+		return fmt.Sprintf("shared memory (windows of %d bytes)", g.shm.window)
 	case g.noShm != "":
 		return "tcp (shared memory: " + g.noShm + ")"
 	}

@@ -34,7 +34,7 @@ func (g *Group) AllReduceRaw(ctx context.Context, p unsafe.Pointer, n int, dt co
 	}
 	return g.do(ctx, call{op: "allreduce(" + op.String() + ")", count: n, dt: dt,
 		run: func(nat *native, ms int64) nativeStatus {
-			if st, ok := g.viaShm(n*dt.Size(), ms, func(s *shm, dl time.Time) nativeStatus { return s.allReduce(p, n, dt, op, dl) }); ok {
+			if st, ok := g.viaShm(ms, func(s *shm, dl time.Time) nativeStatus { return s.allReduce(p, n, dt, op, dl) }); ok {
 				return st
 			}
 			return nat.allReduce(p, n, dt, op, ms)
@@ -90,7 +90,7 @@ func (g *Group) Broadcast(ctx context.Context, buf []byte, root int) error {
 	}
 	return g.do(ctx, call{op: fmt.Sprintf("broadcast(root %d)", root), count: n, dt: collective.Uint8,
 		run: func(nat *native, ms int64) nativeStatus {
-			if st, ok := g.viaShm(n, ms, func(s *shm, dl time.Time) nativeStatus { return s.broadcast(ptr(buf), n, root, dl) }); ok {
+			if st, ok := g.viaShm(ms, func(s *shm, dl time.Time) nativeStatus { return s.broadcast(ptr(buf), n, root, dl) }); ok {
 				return st
 			}
 			return nat.broadcast(ptr(buf), n, collective.Uint8, root, ms)
@@ -142,7 +142,7 @@ func (g *Group) ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer,
 func (g *Group) Barrier(ctx context.Context) error {
 	return g.do(ctx, call{op: "barrier", dt: collective.Float32,
 		run: func(nat *native, ms int64) nativeStatus {
-			if st, ok := g.viaShm(0, ms, func(s *shm, dl time.Time) nativeStatus { return s.barrier(dl) }); ok {
+			if st, ok := g.viaShm(ms, func(s *shm, dl time.Time) nativeStatus { return s.barrier(dl) }); ok {
 				return st
 			}
 			return nat.barrier(ms)
@@ -150,10 +150,10 @@ func (g *Group) Barrier(ctx context.Context) error {
 }
 
 // allGather runs an all-gather of n elements of dt per rank on the shared
-// memory transport when it can, else through Gloo.
+// memory transport when the group has one, else through Gloo.
 func (g *Group) allGather(nat *native, send, recv unsafe.Pointer, n int, dt collective.DType, ms int64) nativeStatus {
 	bytes := n * dt.Size()
-	if st, ok := g.viaShm(bytes, ms, func(s *shm, dl time.Time) nativeStatus { return s.allGather(send, recv, bytes, dl) }); ok {
+	if st, ok := g.viaShm(ms, func(s *shm, dl time.Time) nativeStatus { return s.allGather(send, recv, bytes, dl) }); ok {
 		return st
 	}
 	return nat.allGather(send, recv, n, dt, ms)
@@ -162,7 +162,7 @@ func (g *Group) allGather(nat *native, send, recv unsafe.Pointer, n int, dt coll
 // reduceScatter is allGather's counterpart for a reduce-scatter (each rank
 // contributes Size()·n elements).
 func (g *Group) reduceScatter(nat *native, send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp, ms int64) nativeStatus {
-	if st, ok := g.viaShm(g.cfg.Size*n*dt.Size(), ms, func(s *shm, dl time.Time) nativeStatus {
+	if st, ok := g.viaShm(ms, func(s *shm, dl time.Time) nativeStatus {
 		return s.reduceScatter(send, recv, n, dt, op, dl)
 	}); ok {
 		return st

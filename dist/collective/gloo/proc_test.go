@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // transport is one way a group of processes on this host moves its data: its
@@ -17,13 +19,13 @@ type transport struct {
 	want  string
 }
 
-// transports: Gloo's TCP alone; shared memory for everything; and shared memory
-// up to 64 KiB per rank, so that one group runs the suite's small buffers
-// through shared memory and its large ones (up to 4 MiB) through TCP.
+// transports: Gloo's TCP alone; shared memory with lrtrain's windows; and
+// shared memory with windows of 4 KiB, so that the suite's buffers (up to 4 MiB)
+// cross many windows, at sizes that are not multiples of one.
 var transports = []transport{
 	{"tcp", 0, "tcp"},
-	{"shm", 1 << 30, "shared memory up to 1073741824 bytes"},
-	{"shm-64KiB", 64 << 10, "shared memory up to 65536 bytes"},
+	{"shm", gloo.DefaultSharedMemory, "shared memory (windows of 16777216 bytes)"},
+	{"shm-window-4KiB", 4096, "shared memory (windows of 4096 bytes)"},
 }
 
 // env gives the children tr's limit and a directory of the test's own for

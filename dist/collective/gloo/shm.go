@@ -15,16 +15,20 @@ import (
 )
 
 // shm is the shared-memory transport of a group whose ranks all run on one
-// host: every collective whose contribution fits the limit goes through
-// mapped files instead of Gloo's TCP connections.
+// host: every collective goes through mapped files instead of Gloo's TCP
+// connections.
 //
-// The protocol. Each rank has a counter (its header's sequence word) that only
-// it increments ("posts") and every peer reads; "waiting" means waiting until
-// every peer's counter has reached this rank's. A collective is: wait (every
-// peer has finished reading this rank's data file, so it may be overwritten),
-// write the contribution, post, wait (every contribution is written), read the
-// peers' files, post. The last post is not waited for: the next collective's
-// first wait does that, usually without sleeping. Every rank runs the same
+// Each rank owns one file: a header page (its counter and failure word) and a
+// window of Config.SharedMemory bytes. A collective moves its data a window at
+// a time, so the files stay that size whatever the collective moves.
+//
+// The protocol. A rank's counter (its header's sequence word) is incremented
+// only by that rank ("posts") and read by every peer; "waiting" means waiting
+// until every peer's counter has reached this rank's. One window is: wait (every
+// peer has finished reading this rank's window, so it may be overwritten),
+// write this rank's part, post, wait (every part is written), read the peers'
+// windows, post. The last post is not waited for: the next window's first
+// wait does that, usually without sleeping. Every rank runs the same
 // collectives with the same sizes, so the counters advance in step.
 //
 // Failures. A wait sleeps on the peer's counter (a futex) in ticks of
@@ -35,21 +39,17 @@ import (
 // closed sockets do.
 type shm struct {
 	rank, size int
-	nonce      string // rank 0's: names the files of this group
-	limit      int    // the largest contribution in bytes that goes through shared memory
-	hdr        []*segment
-	data       []*segment // every rank's data file; nil until a collective needs one
-	capacity   int        // bytes of each data file
-	gen        int        // data files created so far
+	window     int        // bytes of each rank's window
+	files      []*segment // every rank's file: header page, then its window
 	seq        uint32     // this rank's counter, as last posted
 	aborted    atomic.Bool
-	probed     time.Time // when the peers' processes were last checked
+	probed     time.Time // when a peer's process was last checked
 }
 
 // setupShm builds the transport after Gloo has connected, or returns nil and
-// why not. It needs every rank on this host (equal hostIdentity) and a header
-// file each that every rank can map; the ranks agree on both through Gloo, so
-// that they all use the transport or all do without it.
+// why not. It needs every rank on this host (equal hostIdentity) and a file
+// each, allocated in full, that every rank can map; the ranks agree on both
+// through Gloo, so that they all use the transport or all do without it.
 func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs int64) (*shm, string, error) {
 	nonce := make([]byte, 8)
 	rand.Read(nonce)
@@ -58,7 +58,8 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	if err := cfg.Store.Publish(ctx, fmt.Sprintf("%s%d", prefix, cfg.Rank), []byte(id+"\n"+hex.EncodeToString(nonce))); err != nil {
 		return nil, "", fmt.Errorf("%w: publish rank %d's host (key %q): %w", collective.ErrStore, cfg.Rank, prefix, err)
 	}
-	s := &shm{rank: cfg.Rank, size: cfg.Size, limit: int(cfg.SharedMemory)}
+	s := &shm{rank: cfg.Rank, size: cfg.Size, window: int(cfg.SharedMemory) / 64 * 64}
+	var nonce0 string
 	same := id != ""
 	for r := range cfg.Size {
 		v, err := cfg.Store.Lookup(ctx, fmt.Sprintf("%s%d", prefix, r))
@@ -68,7 +69,7 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 		peer, n, _ := strings.Cut(string(v), "\n")
 		same = same && peer == id
 		if r == 0 {
-			s.nonce = n
+			nonce0 = n
 		}
 	}
 	agree := func(ok bool) (bool, error) {
@@ -81,26 +82,28 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 		}
 		return v[0] == 1, nil
 	}
-	s.hdr = make([]*segment, cfg.Size)
-	own := segmentPath(s.nonce, s.rank, "h")
+	s.files = make([]*segment, cfg.Size)
+	own := segmentPath(nonce0, s.rank)
+	size := hdrBytes + s.window
 	reason := ""
 	var err error
 	if !same {
 		reason = "the ranks do not share a host (or " + shmDir + ")"
-	} else if s.hdr[s.rank], err = createSegment(own, hdrBytes, true); err != nil {
+	} else if s.files[s.rank], err = createFile(own, size); err != nil {
 		reason = err.Error()
 	}
 	ok, aerr := agree(reason == "")
 	if aerr != nil || !ok {
 		s.release()
+		os.Remove(own)
 		if reason == "" {
-			reason = "another rank could not create its header in " + shmDir
+			reason = "another rank could not create its file in " + shmDir
 		}
 		return nil, reason, aerr
 	}
 	for r := range cfg.Size {
 		if r != s.rank && reason == "" {
-			if s.hdr[r], err = openSegment(segmentPath(s.nonce, r, "h"), hdrBytes); err != nil {
+			if s.files[r], err = openSegment(segmentPath(nonce0, r), size); err != nil {
 				reason = err.Error()
 			}
 		}
@@ -110,29 +113,30 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	if aerr != nil || !ok {
 		s.release()
 		if reason == "" {
-			reason = "another rank could not map this rank's header"
+			reason = "another rank could not map this rank's file"
 		}
 		return nil, reason, aerr
 	}
 	return s, "", nil
 }
 
+// createFile creates this rank's file (a variable for the tests, which make
+// it fail as a full tmpfs would).
+var createFile = createSegment
+
 // release unmaps every file (their names are already gone).
 func (s *shm) release() {
-	for _, seg := range s.hdr {
+	for _, seg := range s.files {
 		seg.unmap()
 	}
-	for _, seg := range s.data {
-		seg.unmap()
-	}
-	s.hdr, s.data = nil, nil
+	s.files = nil
 }
 
 // abort fails this rank's collective in flight (within a tick) and every
 // peer's that waits on it: it raises the failure word and wakes the peers.
 func (s *shm) abort() {
 	s.aborted.Store(true)
-	if h := s.hdr[s.rank]; h != nil && h.mem != nil {
+	if h := s.files[s.rank]; h != nil && h.mem != nil {
 		atomic.StoreUint32(h.word(offFailed), 1)
 		futexWake(h.word(offSeq))
 	}
@@ -141,18 +145,23 @@ func (s *shm) abort() {
 // post advances this rank's counter and wakes the peers waiting on it.
 func (s *shm) post() {
 	s.seq++
-	w := s.hdr[s.rank].word(offSeq)
+	w := s.files[s.rank].word(offSeq)
 	atomic.StoreUint32(w, s.seq)
 	futexWake(w)
 }
 
-// await waits until every peer's counter reaches this rank's.
+// await waits until every peer's counter reaches this rank's. A peer that
+// has failed fails the wait even when its counter is there: the group is
+// broken for every rank, as a peer's reset connections break Gloo's.
 func (s *shm) await(deadline time.Time) *nativeStatus {
 	for p := range s.size {
 		if p == s.rank {
 			continue
 		}
-		err := awaitWord(s.hdr[p].word(offSeq), s.seq, func() error { return s.check(p, deadline) })
+		err := awaitWord(s.files[p].word(offSeq), s.seq, func() error { return s.check(p, deadline) })
+		if err == nil && atomic.LoadUint32(s.files[p].word(offFailed)) != 0 {
+			err = s.check(p, deadline)
+		}
 		if err != nil {
 			st := err.(*shmError).status
 			return &st
@@ -174,111 +183,40 @@ func (s *shm) check(p int, deadline time.Time) error {
 	switch {
 	case s.aborted.Load():
 		return fail(codeIO, "aborted while waiting for rank %d", p)
-	case atomic.LoadUint32(s.hdr[p].word(offFailed)) != 0:
+	case atomic.LoadUint32(s.files[p].word(offFailed)) != 0:
 		return fail(codeIO, "rank %d failed its own collective", p)
 	case time.Now().After(deadline):
 		return fail(codeTimeout, "timed out waiting for rank %d", p)
 	}
 	if time.Since(s.probed) >= 10*time.Millisecond {
 		s.probed = time.Now()
-		if !s.hdr[p].alive() {
+		if !s.files[p].alive() {
 			return fail(codeIO, "rank %d's process is gone", p)
 		}
 	}
 	return nil
 }
 
-// createData creates this rank's next data file (a variable for the tests,
-// which make it fail as a full tmpfs would).
-var createData = createDataFile
-
-func createDataFile(path string, size int) (*segment, error) { return createSegment(path, size, false) }
-
-// fits makes the data files hold bytes per rank, growing them when needed. It
-// reports false when the contribution goes through TCP instead: over the
-// limit, or a rank could not allocate the larger file (the limit then drops
-// below bytes on every rank alike).
-func (s *shm) fits(bytes int, deadline time.Time) (bool, *nativeStatus) {
-	switch {
-	case bytes <= s.capacity:
-		return true, nil
-	case bytes > s.limit:
-		return false, nil
-	}
-	if st := s.await(deadline); st != nil { // the peers are done with the old files
-		return false, st
-	}
-	const align = 1 << 20
-	size := (bytes + align - 1) / align * align
-	path := segmentPath(s.nonce, s.rank, fmt.Sprintf("d%d", s.gen+1))
-	seg, err := createData(path, size)
-	mine := uint32(growOK)
-	if err != nil {
-		mine = growFailed
-	}
-	atomic.StoreUint32(s.hdr[s.rank].word(offGrow), mine)
-	s.post()
-	if st := s.await(deadline); st != nil {
-		seg.unmap()
-		os.Remove(path)
-		return false, st
-	}
-	all := true
-	for p := range s.size {
-		all = all && atomic.LoadUint32(s.hdr[p].word(offGrow)) == growOK
-	}
-	data := make([]*segment, s.size)
-	data[s.rank] = seg
-	var openErr error
-	for p := range s.size {
-		if all && p != s.rank && openErr == nil {
-			data[p], openErr = openSegment(segmentPath(s.nonce, p, fmt.Sprintf("d%d", s.gen+1)), size)
-		}
-	}
-	s.post() // every rank has read the grow words and opened what it could
-	st := s.await(deadline)
-	os.Remove(path)
-	if openErr != nil || st != nil || !all {
-		for _, d := range data {
-			d.unmap()
-		}
-		if openErr != nil {
-			return false, &nativeStatus{code: codeIO, msg: fmt.Sprintf("rank %d: %v (shared memory)", s.rank, openErr)}
-		}
-		if st != nil {
-			return false, st
-		}
-		s.limit = bytes - 1
-		return false, nil
-	}
-	for _, d := range s.data {
-		d.unmap()
-	}
-	s.data, s.capacity = data, size
-	s.gen++
-	return true, nil
-}
-
-// exchange runs one collective's steps around write and read (either may be
-// nil): wait until this rank's data file is free, write, post, wait for every
-// contribution, read, post.
-func (s *shm) exchange(deadline time.Time, write func(own []byte), read func(files [][]byte)) nativeStatus {
+// exchange runs one window's steps around write and read (either may be
+// nil): wait until this rank's window is free, write, post, wait for every
+// part, read, post. write gets this rank's window, read every rank's.
+func (s *shm) exchange(deadline time.Time, write func(own []byte), read func(windows [][]byte)) nativeStatus {
 	if st := s.await(deadline); st != nil {
 		return *st
 	}
 	if write != nil {
-		write(s.data[s.rank].mem)
+		write(s.files[s.rank].mem[hdrBytes:])
 	}
 	s.post()
 	if st := s.await(deadline); st != nil {
 		return *st
 	}
 	if read != nil {
-		files := make([][]byte, s.size)
-		for p, d := range s.data {
-			files[p] = d.mem
+		windows := make([][]byte, s.size)
+		for p, f := range s.files {
+			windows[p] = f.mem[hdrBytes:]
 		}
-		read(files)
+		read(windows)
 	}
 	s.post()
 	return nativeStatus{code: codeOK}

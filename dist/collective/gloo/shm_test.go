@@ -2,6 +2,7 @@ package gloo_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -11,14 +12,14 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
-// shmGroups forms size ranks in this process on shared memory up to limit
-// bytes, with their files in a directory of the test's own (returned).
-func shmGroups(t *testing.T, size int, limit int64) ([]*gloo.Group, string) {
+// shmGroups forms size ranks in this process on shared memory with windows
+// of window bytes, their files in a directory of the test's own (returned).
+func shmGroups(t *testing.T, size int, window int64) ([]*gloo.Group, string) {
 	t.Helper()
 	dir := t.TempDir()
 	gloo.SetShmDir(dir)
 	t.Cleanup(func() { gloo.SetShmDir("/dev/shm") })
-	gs := groups(t, size, 30*time.Second, func(_ int, c *collective.Config) { c.SharedMemory = limit })
+	gs := groups(t, size, 30*time.Second, func(_ int, c *collective.Config) { c.SharedMemory = window })
 	for r, g := range gs {
 		if tr := g.Transport(); !strings.HasPrefix(tr, "shared memory") {
 			t.Fatalf("rank %d: transport %q", r, tr)
@@ -55,34 +56,46 @@ func gatherAll(t *testing.T, gs []*gloo.Group, n int) {
 	}
 }
 
-// TestSharedMemoryFilesGrowAndGo: contributions larger than any before make
-// every rank map larger files (in steps of 1 MiB), and no file is left in the
-// directory once every rank has mapped it, while the groups are still open.
-func TestSharedMemoryFilesGrowAndGo(t *testing.T) {
-	gs, dir := shmGroups(t, 3, 1<<30)
-	for _, n := range []int{1000, 3 << 18, 17, 9<<18 + 5, 1000} {
+// TestSharedMemoryWindows moves contributions smaller and larger than a
+// window, and not multiples of it, and leaves no file in the directory once
+// every rank has mapped the others'.
+func TestSharedMemoryWindows(t *testing.T) {
+	gs, dir := shmGroups(t, 3, 4096)
+	noFilesLeft(t, dir)
+	for _, n := range []int{1000, 1024, 1025, 3 << 18, 17} {
 		gatherAll(t, gs, n)
-		noFilesLeft(t, dir)
 	}
 }
 
-// TestSharedMemoryFullFallsBackToTCP: when one rank cannot allocate its larger
-// file (a full /dev/shm), every rank moves that contribution, and any larger,
-// through TCP, and smaller ones keep going through shared memory.
-func TestSharedMemoryFullFallsBackToTCP(t *testing.T) {
-	gs, dir := shmGroups(t, 2, 1<<30)
-	gatherAll(t, gs, 1000) // a 1 MiB file each
+// TestSharedMemoryUnavailableMeansTCP: when one rank cannot allocate its file
+// (a full /dev/shm), every rank runs on TCP and says why.
+func TestSharedMemoryUnavailableMeansTCP(t *testing.T) {
+	dir := t.TempDir()
+	gloo.SetShmDir(dir)
 	full := 1
-	gloo.FailDataFiles(&full)
-	t.Cleanup(func() { gloo.FailDataFiles(nil) })
-	gatherAll(t, gs, 1<<19) // 2 MiB per rank: rank 1 cannot grow
-	want := "shared memory up to 2097151 bytes per rank"
+	gloo.FailFiles(&full)
+	t.Cleanup(func() {
+		gloo.SetShmDir("/dev/shm")
+		gloo.FailFiles(nil)
+	})
+	gs := groups(t, 3, 30*time.Second, func(_ int, c *collective.Config) { c.SharedMemory = 1 << 20 })
 	for r, g := range gs {
+		want := "tcp (shared memory: another rank could not create its file"
+		if r == full {
+			want = "tcp (shared memory: allocate " + dir
+		}
 		if tr := g.Transport(); !strings.HasPrefix(tr, want) {
-			t.Fatalf("rank %d after the failed allocation: %q, want %q", r, tr, want)
+			t.Errorf("rank %d: transport %q, want %q…", r, tr, want)
 		}
 	}
-	gatherAll(t, gs, 1<<20)   // over the new limit: TCP without trying
-	gatherAll(t, gs, 1<<18-1) // fits the 1 MiB files
+	gatherAll(t, gs, 1000)
 	noFilesLeft(t, dir)
+}
+
+// A window too small for the group is a configuration error.
+func TestSharedMemoryWindowTooSmall(t *testing.T) {
+	_, err := gloo.New(context.Background(), collective.Config{Rank: 0, Size: 2, SharedMemory: 100, Hostname: "127.0.0.1"})
+	if !errors.Is(err, collective.ErrConfig) || !strings.Contains(err.Error(), "window of 100 bytes") {
+		t.Fatalf("got %v, want ErrConfig naming the window", err)
+	}
 }

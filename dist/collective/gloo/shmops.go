@@ -7,96 +7,109 @@ import (
 	"github.com/lrtrain/lrtrain/dist/collective"
 )
 
-// The collectives on the shared-memory transport (shm.go). Each rank reads
-// the peers' contributions straight from their files: an all-gather copies
-// them in rank order, a reduction folds them in rank order, so every rank
-// computes the same bits (Gloo's ring folds in an order that depends on the
-// rank; for two ranks both give the same result, since a+b == b+a).
+// The collectives on the shared-memory transport (shm.go), a window at a time.
+// Each rank reads the peers' parts straight from their windows: an all-gather
+// copies them in rank order, a reduction folds them in rank order, so every
+// rank computes the same bits (Gloo's ring folds in an order that depends on
+// the rank; for two ranks both give the same result, since a+b == b+a).
 
-// viaShm runs op on the transport when g has one and bytes per rank fit; ok
-// is false when the call must go through Gloo instead.
-func (g *Group) viaShm(bytes int, timeoutMs int64, op func(s *shm, deadline time.Time) nativeStatus) (st nativeStatus, ok bool) {
-	s := g.shm
-	if s == nil {
+// viaShm runs op on the transport when g has one; ok is false when the call
+// must go through Gloo instead.
+func (g *Group) viaShm(timeoutMs int64, op func(s *shm, deadline time.Time) nativeStatus) (st nativeStatus, ok bool) {
+	if g.shm == nil {
 		return nativeStatus{}, false
 	}
-	deadline := time.Now().Add(time.Duration(timeoutMs) * time.Millisecond)
-	fits, fail := s.fits(bytes, deadline)
-	if fail != nil {
-		return *fail, true
-	}
-	if !fits {
-		return nativeStatus{}, false
-	}
-	return op(s, deadline), true
+	return op(g.shm, time.Now().Add(time.Duration(timeoutMs)*time.Millisecond)), true
 }
 
-// raw is n bytes at p as a slice (n > 0).
+// raw is n bytes at p as a slice.
 func raw(p unsafe.Pointer, n int) []byte { return unsafe.Slice((*byte)(p), n) }
+
+// windows runs step for each window of n units, per units at a time
+// (offset and length in units), until one fails.
+func windows(n, per int, step func(off, k int) nativeStatus) nativeStatus {
+	for off := 0; off < n; off += per {
+		if st := step(off, min(per, n-off)); st.code != codeOK {
+			return st
+		}
+	}
+	return nativeStatus{code: codeOK}
+}
 
 func (s *shm) allGather(send, recv unsafe.Pointer, bytes int, deadline time.Time) nativeStatus {
 	src, dst := raw(send, bytes), raw(recv, bytes*s.size)
-	return s.exchange(deadline,
-		func(own []byte) { copy(own, src) },
-		func(files [][]byte) {
-			for p, f := range files {
-				if p == s.rank {
-					copy(dst[p*bytes:], src)
-				} else {
-					copy(dst[p*bytes:(p+1)*bytes], f)
+	return windows(bytes, s.window, func(off, k int) nativeStatus {
+		return s.exchange(deadline,
+			func(own []byte) { copy(own, src[off:off+k]) },
+			func(wins [][]byte) {
+				for p, w := range wins {
+					copy(dst[p*bytes+off:p*bytes+off+k], w[:k])
 				}
-			}
-		})
+			})
+	})
 }
 
 func (s *shm) broadcast(buf unsafe.Pointer, bytes, root int, deadline time.Time) nativeStatus {
 	b := raw(buf, bytes)
-	var write func([]byte)
-	if s.rank == root {
-		write = func(own []byte) { copy(own, b) }
-	}
-	return s.exchange(deadline, write, func(files [][]byte) {
-		if s.rank != root {
-			copy(b, files[root][:bytes])
+	return windows(bytes, s.window, func(off, k int) nativeStatus {
+		var write func([]byte)
+		if s.rank == root {
+			write = func(own []byte) { copy(own, b[off:off+k]) }
 		}
+		return s.exchange(deadline, write, func(wins [][]byte) {
+			if s.rank != root {
+				copy(b[off:off+k], wins[root][:k])
+			}
+		})
 	})
 }
 
 // allReduce folds every rank's n elements into buf; reduceScatter folds block
-// Rank() of every rank's send into recv. Both fold the ranks' files in rank
-// order, this rank's own included (its file holds what it wrote).
+// Rank() of every rank's send into recv. Both fold the ranks' windows in rank
+// order, this rank's own included (its window holds what it wrote).
 func (s *shm) allReduce(buf unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp, deadline time.Time) nativeStatus {
-	bytes := n * dt.Size()
-	return s.exchange(deadline,
-		func(own []byte) { copy(own, raw(buf, bytes)) },
-		func(files [][]byte) { foldFiles(buf, files, 0, n, dt, op, s.size) })
+	es := dt.Size()
+	return windows(n, s.window/es, func(off, k int) nativeStatus {
+		at := unsafe.Add(buf, off*es)
+		return s.exchange(deadline,
+			func(own []byte) { copy(own, raw(at, k*es)) },
+			func(wins [][]byte) { foldWindows(at, wins, 0, k, dt, op, s.size) })
+	})
 }
 
+// reduceScatter's window holds, for a stretch of k elements of the block, the
+// stretch of every rank's block: rank r folds the r-th of them.
 func (s *shm) reduceScatter(send, recv unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp, deadline time.Time) nativeStatus {
-	bytes := n * dt.Size()
-	return s.exchange(deadline,
-		func(own []byte) { copy(own, raw(send, bytes*s.size)) },
-		func(files [][]byte) { foldFiles(recv, files, s.rank*n, n, dt, op, s.size) })
+	es := dt.Size()
+	return windows(n, s.window/(es*s.size), func(off, k int) nativeStatus {
+		return s.exchange(deadline,
+			func(own []byte) {
+				for q := range s.size {
+					copy(own[q*k*es:(q+1)*k*es], raw(unsafe.Add(send, (q*n+off)*es), k*es))
+				}
+			},
+			func(wins [][]byte) { foldWindows(unsafe.Add(recv, off*es), wins, s.rank*k, k, dt, op, s.size) })
+	})
 }
 
 func (s *shm) barrier(deadline time.Time) nativeStatus { return s.exchange(deadline, nil, nil) }
 
-// foldFiles writes into dst the fold with op of elements [off, off+n) of every
-// file, in rank order (divided by size for Avg).
-func foldFiles(dst unsafe.Pointer, files [][]byte, off, n int, dt collective.DType, op collective.ReduceOp, size int) {
+// foldWindows writes into dst the fold with op of elements [off, off+n) of
+// every window, in rank order (divided by size for Avg).
+func foldWindows(dst unsafe.Pointer, wins [][]byte, off, n int, dt collective.DType, op collective.ReduceOp, size int) {
 	switch dt {
 	case collective.Float32:
-		fold(unsafe.Slice((*float32)(dst), n), typed[float32](files, off, n), op, size)
+		fold(unsafe.Slice((*float32)(dst), n), typed[float32](wins, off, n), op, size)
 	case collective.Float64:
-		fold(unsafe.Slice((*float64)(dst), n), typed[float64](files, off, n), op, size)
+		fold(unsafe.Slice((*float64)(dst), n), typed[float64](wins, off, n), op, size)
 	}
 }
 
-// typed views elements [off, off+n) of each file as T.
-func typed[T float32 | float64](files [][]byte, off, n int) [][]T {
-	out := make([][]T, len(files))
-	for p, f := range files {
-		out[p] = unsafe.Slice((*T)(unsafe.Pointer(&f[0])), off+n)[off:]
+// typed views elements [off, off+n) of each window as T.
+func typed[T float32 | float64](wins [][]byte, off, n int) [][]T {
+	out := make([][]T, len(wins))
+	for p, w := range wins {
+		out[p] = unsafe.Slice((*T)(unsafe.Pointer(&w[0])), off+n)[off:]
 	}
 	return out
 }

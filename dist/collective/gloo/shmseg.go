@@ -15,11 +15,10 @@ import (
 )
 
 // The shared-memory transport's files live in shmDir, a tmpfs every process of
-// one container (or one host without containers) sees. Each rank owns a header
-// file (one page: its sequence counter and failure word) and, once a collective
-// needs it, a data file of the largest contribution so far. Every file is
-// unlinked as soon as every rank has mapped it, so a killed rank leaves nothing
-// behind: the memory goes when the last process that maps it exits.
+// one container (or one host without containers) sees. Each rank owns one: a
+// header page (its sequence counter and failure word), then its window. Every
+// file is unlinked as soon as every rank has mapped it, so a killed rank leaves
+// nothing behind: the memory goes when the last process that maps it exits.
 var shmDir = "/dev/shm"
 
 // Offsets in a header page; the two words sit on separate cache lines.
@@ -27,13 +26,6 @@ const (
 	hdrBytes  = 4096
 	offSeq    = 0  // uint32: incremented at every step of the protocol (a futex word)
 	offFailed = 64 // uint32: 1 once the rank failed or aborted a collective
-	offGrow   = 128
-)
-
-// Values of the grow word: a rank's outcome of creating its next data file.
-const (
-	growOK     = 1
-	growFailed = 2
 )
 
 // hostIdentity names the memory a rank can share: the kernel's boot, the
@@ -65,9 +57,9 @@ type segment struct {
 
 // createSegment creates path (which must not exist) with size bytes allocated
 // up front: on a tmpfs with too little room this fails here, with ENOSPC,
-// rather than later as a SIGBUS on first touch. lock takes an exclusive flock
+// rather than later as a SIGBUS on first touch. It takes an exclusive flock
 // that the kernel drops when the process dies (see alive).
-func createSegment(path string, size int, lock bool) (*segment, error) {
+func createSegment(path string, size int) (*segment, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
@@ -81,10 +73,8 @@ func createSegment(path string, size int, lock bool) (*segment, error) {
 	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
 		return fail("allocate", err)
 	}
-	if lock {
-		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-			return fail("lock", err)
-		}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return fail("lock", err)
 	}
 	if s.mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return fail("map", err)
@@ -92,8 +82,8 @@ func createSegment(path string, size int, lock bool) (*segment, error) {
 	return s, nil
 }
 
-// openSegment maps a peer's file. Its header is mapped writable only for the
-// futex calls' sake; a rank writes nothing but its own files.
+// openSegment maps a peer's file. It is mapped writable only for the futex
+// calls' sake; a rank writes nothing but its own file.
 func openSegment(path string, size int) (*segment, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
@@ -146,8 +136,8 @@ func (s *segment) alive() bool {
 // word is the uint32 at off in a mapped page.
 func (s *segment) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.mem[off])) }
 
-func segmentPath(nonce string, rank int, kind string) string {
-	return filepath.Join(shmDir, fmt.Sprintf("lrtrain-gloo-%s-r%d-%s", nonce, rank, kind))
+func segmentPath(nonce string, rank int) string {
+	return filepath.Join(shmDir, fmt.Sprintf("lrtrain-gloo-%s-r%d", nonce, rank))
 }
 
 // The futex operations (linux/futex.h), shared between processes.
