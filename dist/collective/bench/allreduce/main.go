@@ -1,5 +1,6 @@
 // Command allreduce measures the CPU backend's all-reduce between processes
-// on this machine, next to a single-process copy() of the same size.
+// on this machine, over Gloo's loopback TCP and over shared memory (/dev/shm,
+// dist.shared_memory), next to a single-process copy() of the same size.
 //
 //	go run ./dist/collective/bench/allreduce -ranks 2,4 -min 1KiB -max 256MiB
 //
@@ -57,6 +58,7 @@ const (
 	envSize  = "LRT_BENCH_SIZE"
 	envStore = "LRT_BENCH_STORE"
 	envSizes = "LRT_BENCH_BYTES"
+	envShm   = "LRT_BENCH_SHM" // Config.SharedMemory of the ranks
 )
 
 func main() {
@@ -70,8 +72,9 @@ func main() {
 	ranks := flag.String("ranks", "2,4", "world sizes, comma-separated")
 	minSize := flag.String("min", "1KiB", "smallest buffer")
 	maxSize := flag.String("max", "256MiB", "largest buffer")
+	transports := flag.String("transports", "tcp,shm", "tcp (Gloo's loopback TCP) and/or shm (/dev/shm), comma-separated: one run of each world size per transport")
 	flag.Parse()
-	if err := run(*ranks, *minSize, *maxSize); err != nil {
+	if err := run(*ranks, *minSize, *maxSize, *transports); err != nil {
 		fmt.Fprintln(os.Stderr, "allreduce:", err)
 		os.Exit(1)
 	}
@@ -80,7 +83,20 @@ func main() {
 // result is one world size's time per all-reduce, by buffer size.
 type result map[int]time.Duration
 
-func run(ranksFlag, minFlag, maxFlag string) error {
+// world is one measured configuration: a world size on a transport.
+type world struct {
+	n   int
+	shm bool
+}
+
+func (w world) String() string {
+	if w.shm {
+		return fmt.Sprintf("%d ranks, shm", w.n)
+	}
+	return fmt.Sprintf("%d ranks, tcp", w.n)
+}
+
+func run(ranksFlag, minFlag, maxFlag, transportsFlag string) error {
 	lo, err := parseBytes(minFlag)
 	if err != nil {
 		return err
@@ -93,26 +109,36 @@ func run(ranksFlag, minFlag, maxFlag string) error {
 	for s := lo; s <= hi; s *= 4 {
 		sizes = append(sizes, s)
 	}
-	var worlds []int
+	var worlds []world
 	for _, f := range strings.Split(ranksFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 2 {
 			return fmt.Errorf("bad world size %q", f)
 		}
-		worlds = append(worlds, n)
+		for _, t := range strings.Split(transportsFlag, ",") {
+			switch strings.TrimSpace(t) {
+			case "tcp":
+				worlds = append(worlds, world{n: n})
+			case "shm":
+				worlds = append(worlds, world{n: n, shm: true})
+			default:
+				return fmt.Errorf("bad transport %q (tcp or shm)", t)
+			}
+		}
 	}
 	results := make([]result, len(worlds))
-	for i, n := range worlds {
-		if results[i], err = runWorld(n, sizes); err != nil {
-			return fmt.Errorf("%d ranks: %w", n, err)
+	for i, w := range worlds {
+		if results[i], err = runWorld(w, sizes); err != nil {
+			return fmt.Errorf("%s: %w", w, err)
 		}
 	}
 	printTable(worlds, sizes, results)
 	return nil
 }
 
-// runWorld starts n ranks and collects rank 0's timings.
-func runWorld(n int, sizes []int) (result, error) {
+// runWorld starts w.n ranks and collects rank 0's timings.
+func runWorld(w world, sizes []int) (result, error) {
+	n := w.n
 	srv, err := collective.ServeStore("127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -133,7 +159,7 @@ func runWorld(n int, sizes []int) (result, error) {
 	for r := range n {
 		c := exec.CommandContext(ctx, self)
 		c.Env = append(os.Environ(), envRank+"="+strconv.Itoa(r), envSize+"="+strconv.Itoa(n),
-			envStore+"="+srv.Addr(), envSizes+"="+strings.Join(list, ","))
+			envStore+"="+srv.Addr(), envSizes+"="+strings.Join(list, ","), fmt.Sprintf("%s=%t", envShm, w.shm))
 		c.Stderr = os.Stderr
 		if r == 0 {
 			pipe, err := c.StdoutPipe()
@@ -173,8 +199,12 @@ func runRank() error {
 	if err != nil {
 		return err
 	}
+	var shm int64
+	if os.Getenv(envShm) == "true" {
+		shm = gloo.DefaultSharedMemory
+	}
 	g, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store,
-		Name: "bench", Hostname: "127.0.0.1", Timeout: 2 * time.Minute})
+		Name: "bench", Hostname: "127.0.0.1", Timeout: 2 * time.Minute, SharedMemory: shm})
 	if err != nil {
 		return err
 	}
@@ -224,23 +254,23 @@ func copyTime(size int) time.Duration {
 	return best
 }
 
-func printTable(worlds, sizes []int, results []result) {
+func printTable(worlds []world, sizes []int, results []result) {
 	fmt.Printf("%10s %10s", "size", "copy GB/s")
-	for _, n := range worlds {
-		fmt.Printf(" | %d ranks: %10s %9s %9s", n, "time", "algbw", "busbw")
+	for _, w := range worlds {
+		fmt.Printf(" | %s: %9s %9s", w, "time", "busbw")
 	}
 	fmt.Println()
 	for _, s := range sizes {
 		c := copyTime(s)
 		fmt.Printf("%10s %10.2f", human(s), gbps(s, c))
-		for i, n := range worlds {
+		for i, w := range worlds {
 			t := results[i][s]
-			bus := float64(s) * 2 * float64(n-1) / float64(n)
-			fmt.Printf(" | %8s %10s %9.3f %9.3f", "", t.Round(time.Microsecond), gbps(s, t), gbps(int(bus), t))
+			bus := float64(s) * 2 * float64(w.n-1) / float64(w.n)
+			fmt.Printf(" | %*s %9s %9.3f", len(w.String())+1, "", t.Round(time.Microsecond), gbps(int(bus), t))
 		}
 		fmt.Println()
 	}
-	fmt.Println("GB/s = 1e9 bytes/s; busbw = size·2(n−1)/n / time; copy = size / time of copy(dst, src)")
+	fmt.Println("GB/s = 1e9 bytes/s; busbw = size·2(n−1)/n / time; copy = size / time of copy(dst, src); tcp: Gloo's loopback TCP, shm: /dev/shm (dist.shared_memory)")
 }
 
 func gbps(bytes int, t time.Duration) float64 {
