@@ -230,9 +230,17 @@ func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if code, msg := launch2(tcp, "dist.shard_group_size=2", "dist.shared_memory=false"); code != exitOK {
 		t.Fatalf("sharded backbone over TCP: exit %d\n%s", code, msg)
 	}
-	for dir, want := range map[string]string{sharded: `"collectives":"shared memory (windows of`, tcp: `"collectives":"tcp"`} {
-		if logs, err := os.ReadFile(filepath.Join(dir, "train.log")); err != nil || !strings.Contains(string(logs), want) {
-			t.Errorf("%s: the log does not say %s (%v)", dir, want, err)
+	// A /dev/shm too small for the ranks' windows (a container's 64 MiB default, with
+	// other tests' ranks beside these) makes them agree on TCP, saying so: accepted,
+	// since the point here is that they agree and train the same bits.
+	for dir, want := range map[string][]string{
+		sharded: {`"collectives":"shared memory (windows of`, `"collectives":"tcp (shared memory: allocate`,
+			`"collectives":"tcp (shared memory: another rank could not create its file`},
+		tcp: {`"collectives":"tcp"`},
+	} {
+		logs, err := os.ReadFile(filepath.Join(dir, "train.log"))
+		if err != nil || !slices.ContainsFunc(want, func(w string) bool { return strings.Contains(string(logs), w) }) {
+			t.Errorf("%s: the log says none of %q (%v)", dir, want, err)
 		}
 	}
 	c, errC := os.ReadFile(filepath.Join(tcp, adapter))

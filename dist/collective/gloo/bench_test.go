@@ -15,16 +15,16 @@ import (
 // use between 2 ranks for a block of 47 MiB of float32 per rank (about the small
 // preset's held weights over 2 ranks): an all-reduce of both blocks, an all-gather of
 // the blocks and a reduce-scatter of both blocks. One op is both ranks' call, after an
-// untimed first one. Each runs over Gloo's TCP and over shared memory; "unit" is
-// the all-gather of one block of the small preset's sharded backbone (5.6 MiB per
-// rank), the size shard.Gatherer moves 18 times a step.
+// untimed first one. Each runs over Gloo's TCP and over shared memory with windows of
+// 1, 4 and 16 MiB per rank; "unit" is the all-gather of one block of the small preset's
+// sharded backbone (5.6 MiB per rank), the size shard.Gatherer moves 18 times a step.
 //
 //	go test -run '^$' -bench BlockCollectives -benchtime 5x ./dist/collective/gloo/
 func BenchmarkBlockCollectives(b *testing.B) {
 	for _, tr := range []struct {
 		name  string
 		limit int64
-	}{{"tcp", 0}, {"shm", 1 << 30}} {
+	}{{"tcp", 0}, {"shm-window-1MiB", 1 << 20}, {"shm-window-4MiB", 4 << 20}, {"shm-window-16MiB", 16 << 20}} {
 		b.Run(tr.name, func(b *testing.B) {
 			blockCollectives(b, groups(b, 2, time.Minute, func(_ int, c *collective.Config) { c.SharedMemory = tr.limit }))
 		})

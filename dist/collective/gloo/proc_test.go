@@ -24,7 +24,7 @@ type transport struct {
 // cross many windows, at sizes that are not multiples of one.
 var transports = []transport{
 	{"tcp", 0, "tcp"},
-	{"shm", gloo.DefaultSharedMemory, "shared memory (windows of 16777216 bytes)"},
+	{"shm", gloo.DefaultSharedMemory, fmt.Sprintf("shared memory (windows of %d bytes)", gloo.DefaultSharedMemory)},
 	{"shm-window-4KiB", 4096, "shared memory (windows of 4096 bytes)"},
 }
 

@@ -55,8 +55,9 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	rand.Read(nonce)
 	prefix := "gloo." + cfg.Name + ".shm."
 	id := hostIdentity()
-	if err := cfg.Store.Publish(ctx, fmt.Sprintf("%s%d", prefix, cfg.Rank), []byte(id+"\n"+hex.EncodeToString(nonce))); err != nil {
-		return nil, "", fmt.Errorf("%w: publish rank %d's host (key %q): %w", collective.ErrStore, cfg.Rank, prefix, err)
+	key := fmt.Sprintf("%s%d", prefix, cfg.Rank)
+	if err := cfg.Store.Publish(ctx, key, []byte(id+"\n"+hex.EncodeToString(nonce))); err != nil {
+		return nil, "", fmt.Errorf("%w: publish rank %d's host (key %q): %w", collective.ErrStore, cfg.Rank, key, err)
 	}
 	s := &shm{rank: cfg.Rank, size: cfg.Size, window: int(cfg.SharedMemory) / 64 * 64}
 	var nonce0 string
