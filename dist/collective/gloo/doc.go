@@ -1,9 +1,10 @@
 // Package gloo is lrtrain's CPU process group (collective.Group):
 // all-reduce, all-gather, broadcast, reduce-scatter and barrier over Go
 // slices (or raw memory, see collective.RawAllReducer and RawAllGatherer), on Gloo's TCP
-// transport (Debian's libgloo-dev; no libtorch needed). It is the only
-// package that links libgloo; the interface it implements is in
-// dist/collective, which has no cgo.
+// transport (Debian's libgloo-dev; no libtorch needed), or, when every rank
+// runs on one host and Config.SharedMemory asks for it, through files in
+// /dev/shm (see "Shared memory on one host"). It is the only package that links
+// libgloo; the interface it implements is in dist/collective, which has no cgo.
 //
 // # Forming a group
 //
