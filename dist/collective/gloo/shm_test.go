@@ -57,13 +57,37 @@ func gatherAll(t *testing.T, gs []*gloo.Group, n int) {
 }
 
 // TestSharedMemoryWindows moves contributions smaller and larger than a
-// window, and not multiples of it, and leaves no file in the directory once
-// every rank has mapped the others'.
+// window, and not multiples of it, also in place, and leaves no file in the
+// directory once every rank has mapped the others'.
 func TestSharedMemoryWindows(t *testing.T) {
 	gs, dir := shmGroups(t, 3, 4096)
 	noFilesLeft(t, dir)
 	for _, n := range []int{1000, 1024, 1025, 3 << 18, 17} {
 		gatherAll(t, gs, n)
+	}
+	// In place: each rank's send is its own block of recv, as NCCL's in-place
+	// all-gather takes it.
+	const n = 3000
+	recv := make([][]float32, len(gs))
+	errs := make([]error, len(gs))
+	var wg sync.WaitGroup
+	for r, g := range gs {
+		recv[r] = make([]float32, n*len(gs))
+		for i := range n {
+			recv[r][r*n+i] = float32(value(r, i))
+		}
+		wg.Go(func() { errs[r] = g.AllGather(context.Background(), recv[r][r*n:(r+1)*n], recv[r]) })
+	}
+	wg.Wait()
+	for r := range gs {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: in-place all-gather: %v", r, errs[r])
+		}
+		for q := range gs {
+			if s := firstMismatch(recv[r][q*n:(q+1)*n], func(i int) float64 { return value(q, i) }); s != "" {
+				t.Fatalf("rank %d, in-place all-gather, rank %d's block: %s", r, q, s)
+			}
+		}
 	}
 }
 
