@@ -198,10 +198,11 @@ func (s *shm) check(p int, deadline time.Time) error {
 	return nil
 }
 
-// exchange runs one window's steps around write and read (either may be
-// nil): wait until this rank's window is free, write, post, wait for every
-// part, read, post. write gets this rank's window, read every rank's.
-func (s *shm) exchange(deadline time.Time, write func(own []byte), read func(windows [][]byte)) nativeStatus {
+// exchange runs one window's steps around write and reads (write may be nil):
+// wait until this rank's window is free, write, post, then for each read: wait
+// for every peer's post, read, post. write gets this rank's window, a read every
+// rank's (and may write this rank's part that no peer reads in that step).
+func (s *shm) exchange(deadline time.Time, write func(own []byte), reads ...func(windows [][]byte)) nativeStatus {
 	if st := s.await(deadline); st != nil {
 		return *st
 	}
@@ -209,16 +210,18 @@ func (s *shm) exchange(deadline time.Time, write func(own []byte), read func(win
 		write(s.files[s.rank].mem[hdrBytes:])
 	}
 	s.post()
-	if st := s.await(deadline); st != nil {
-		return *st
+	windows := make([][]byte, s.size)
+	for p, f := range s.files {
+		windows[p] = f.mem[hdrBytes:]
 	}
-	if read != nil {
-		windows := make([][]byte, s.size)
-		for p, f := range s.files {
-			windows[p] = f.mem[hdrBytes:]
+	for _, read := range reads {
+		if st := s.await(deadline); st != nil {
+			return *st
 		}
-		read(windows)
+		if read != nil {
+			read(windows)
+		}
+		s.post()
 	}
-	s.post()
 	return nativeStatus{code: codeOK}
 }

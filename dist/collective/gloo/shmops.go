@@ -67,13 +67,36 @@ func (s *shm) broadcast(buf unsafe.Pointer, bytes, root int, deadline time.Time)
 // allReduce folds every rank's n elements into buf; reduceScatter folds block
 // Rank() of every rank's send into recv. Both fold the ranks' windows in rank
 // order, this rank's own included (its window holds what it wrote).
+//
+// With two ranks each rank folds the whole window. From three on, rank r folds
+// only its r-th stretch of the window, into its result and its own window, and
+// every rank then copies the other stretches from their owners' windows: each
+// rank reads two windows' worth instead of one per rank. Both give the same
+// bits (every element is folded over the ranks in rank order).
 func (s *shm) allReduce(buf unsafe.Pointer, n int, dt collective.DType, op collective.ReduceOp, deadline time.Time) nativeStatus {
 	es := dt.Size()
 	return windows(n, s.window/es, func(off, k int) nativeStatus {
 		at := unsafe.Add(buf, off*es)
-		return s.exchange(deadline,
-			func(own []byte) { copy(own, raw(at, k*es)) },
-			func(wins [][]byte) { foldWindows(at, wins, 0, k, dt, op, s.size) })
+		write := func(own []byte) { copy(own, raw(at, k*es)) }
+		if s.size < 3 {
+			return s.exchange(deadline, write, func(wins [][]byte) { foldWindows(at, wins, 0, k, dt, op, s.size) })
+		}
+		stretch := func(q int) (lo, hi int) { return q * k / s.size, (q + 1) * k / s.size }
+		return s.exchange(deadline, write,
+			func(wins [][]byte) {
+				lo, hi := stretch(s.rank)
+				if hi > lo {
+					foldWindows(unsafe.Add(at, lo*es), wins, lo, hi-lo, dt, op, s.size)
+					copy(wins[s.rank][lo*es:hi*es], raw(unsafe.Add(at, lo*es), (hi-lo)*es))
+				}
+			},
+			func(wins [][]byte) {
+				for q, w := range wins {
+					if lo, hi := stretch(q); q != s.rank {
+						copy(raw(unsafe.Add(at, lo*es), (hi-lo)*es), w[lo*es:hi*es])
+					}
+				}
+			})
 	})
 }
 
