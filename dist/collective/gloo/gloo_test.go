@@ -96,10 +96,12 @@ func inGloo() bool {
 }
 
 // eachTransport runs f as a subtest per transport a group on one host can
-// use: Gloo's TCP, and shared memory (tr, an edit for groups, sets it).
+// use (the first two of proc_test's transports: Gloo's TCP and lrtrain's
+// shared memory); tr, an edit for groups, sets it.
 func eachTransport(t *testing.T, f func(t *testing.T, tr func(r int, c *collective.Config))) {
-	t.Run("tcp", func(t *testing.T) { f(t, func(int, *collective.Config) {}) })
-	t.Run("shm", func(t *testing.T) { f(t, func(_ int, c *collective.Config) { c.SharedMemory = 1 << 30 }) })
+	for _, tp := range transports[:2] {
+		t.Run(tp.name, func(t *testing.T) { f(t, func(_ int, c *collective.Config) { c.SharedMemory = tp.limit }) })
+	}
 }
 
 // abortBound is how long a collective may take to end once aborted, cancelled, closed

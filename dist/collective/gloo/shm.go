@@ -93,28 +93,24 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	} else if s.files[s.rank], err = createFile(own, size); err != nil {
 		reason = err.Error()
 	}
+	other := "another rank could not create its file in " + shmDir
 	ok, aerr := agree(reason == "")
-	if aerr != nil || !ok {
-		s.release()
-		os.Remove(own)
-		if reason == "" {
-			reason = "another rank could not create its file in " + shmDir
-		}
-		return nil, reason, aerr
-	}
-	for r := range cfg.Size {
-		if r != s.rank && reason == "" {
-			if s.files[r], err = openSegment(segmentPath(nonce0, r), size); err != nil {
-				reason = err.Error()
+	if aerr == nil && ok {
+		for r := range cfg.Size {
+			if r != s.rank && reason == "" {
+				if s.files[r], err = openSegment(segmentPath(nonce0, r), size); err != nil {
+					reason = err.Error()
+				}
 			}
 		}
+		other = "another rank could not map this rank's file"
+		ok, aerr = agree(reason == "")
 	}
-	ok, aerr = agree(reason == "")
 	os.Remove(own) // every rank has it mapped, or none will use it
 	if aerr != nil || !ok {
 		s.release()
 		if reason == "" {
-			reason = "another rank could not map this rank's file"
+			reason = other
 		}
 		return nil, reason, aerr
 	}
@@ -159,27 +155,22 @@ func (s *shm) await(deadline time.Time) *nativeStatus {
 		if p == s.rank {
 			continue
 		}
-		err := awaitWord(s.files[p].word(offSeq), s.seq, func() error { return s.check(p, deadline) })
-		if err == nil && atomic.LoadUint32(s.files[p].word(offFailed)) != 0 {
-			err = s.check(p, deadline)
+		st := awaitWord(s.files[p].word(offSeq), s.seq, func() *nativeStatus { return s.check(p, deadline) })
+		if st == nil && atomic.LoadUint32(s.files[p].word(offFailed)) != 0 {
+			st = s.check(p, deadline)
 		}
-		if err != nil {
-			st := err.(*shmError).status
-			return &st
+		if st != nil {
+			return st
 		}
 	}
 	return nil
 }
 
-type shmError struct{ status nativeStatus }
-
-func (e *shmError) Error() string { return e.status.msg }
-
-// check ends a wait on peer p: this rank aborted, p failed or died, or the
-// deadline passed.
-func (s *shm) check(p int, deadline time.Time) error {
-	fail := func(code int, format string, a ...any) error {
-		return &shmError{nativeStatus{code: code, msg: fmt.Sprintf(format, a...) + " (shared memory)"}}
+// check ends a wait on peer p with a failure: this rank aborted, p failed or
+// died, or the deadline passed; nil lets the wait go on.
+func (s *shm) check(p int, deadline time.Time) *nativeStatus {
+	fail := func(code int, format string, a ...any) *nativeStatus {
+		return &nativeStatus{code: code, msg: fmt.Sprintf(format, a...) + " (shared memory)"}
 	}
 	switch {
 	case s.aborted.Load():

@@ -120,7 +120,7 @@ func (s *segment) unmap() {
 	}
 }
 
-// alive reports whether the process that created the header s maps is still
+// alive reports whether the process that created the file s maps is still
 // running: it holds an exclusive flock on the file, which the kernel releases
 // when the process exits, however it dies. A shared lock taken through this
 // rank's own descriptor succeeds only once that lock is gone.
@@ -172,8 +172,8 @@ const spinFor = 200
 const waitTick = 2 * time.Millisecond
 
 // awaitWord waits until the word at w reaches target. check runs after every
-// sleep that did not see progress and ends the wait with its error.
-func awaitWord(w *uint32, target uint32, check func() error) error {
+// sleep that did not see progress; a failure it returns ends the wait.
+func awaitWord(w *uint32, target uint32, check func() *nativeStatus) *nativeStatus {
 	for i := 0; ; i++ {
 		v := atomic.LoadUint32(w)
 		if reached(v, target) {
@@ -189,8 +189,8 @@ func awaitWord(w *uint32, target uint32, check func() error) error {
 		if reached(atomic.LoadUint32(w), target) {
 			return nil
 		}
-		if err := check(); err != nil {
-			return err
+		if st := check(); st != nil {
+			return st
 		}
 	}
 }
