@@ -178,8 +178,13 @@ func (g *Group) failure(ctx context.Context, c call, timeout time.Duration, st n
 	} else {
 		err = fmt.Errorf("%w: %s: %s", sentinelOf(st.code, collective.ErrPeerLost), desc, st.msg)
 	}
+	// The context's deadline may have passed before its timer marked it done
+	// (a loaded machine runs the timer late): a call its deadline cut short
+	// says so either way.
 	if ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	} else if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		err = fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
 	}
 	return err
 }
