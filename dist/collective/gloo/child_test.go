@@ -35,6 +35,9 @@ func runChild(role string) int {
 	if dir := os.Getenv(envShmDir); dir != "" {
 		gloo.SetShmDir(dir)
 	}
+	if os.Getenv(envHang) != "" {
+		gloo.HangAfterCreate(rank)
+	}
 	limit, _ := strconv.ParseInt(os.Getenv(envShm), 10, 64)
 	g, err := gloo.New(ctx, collective.Config{
 		Rank: rank, Size: size, Store: store, Hostname: "127.0.0.1", Timeout: timeout, SharedMemory: limit,

@@ -27,6 +27,7 @@ const (
 	envTimeout = "LRT_COLL_TIMEOUT"
 	envShm     = "LRT_COLL_SHM"     // Config.SharedMemory, bytes
 	envShmDir  = "LRT_COLL_SHM_DIR" // where the child's shared-memory files go
+	envHang    = "LRT_COLL_HANG"    // this rank stops in setup once its shared-memory file exists
 )
 
 func TestMain(m *testing.M) {

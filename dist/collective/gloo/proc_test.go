@@ -3,11 +3,13 @@ package gloo_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
@@ -113,6 +115,86 @@ func TestSharedMemoryNeedsOneHost(t *testing.T) {
 	}
 	noFilesLeft(t, dir)
 	noFilesLeft(t, other)
+}
+
+// TestKilledInSetupFileIsSwept SIGKILLs a rank right after it created its
+// shared-memory file, before the agreement after which every rank unlinks its
+// own: the survivor's setup must fail (the group cannot form) and remove its
+// own file, the victim's stays. The next group formed in that directory
+// removes it once it is old enough and unlocked, and leaves alone what is not:
+// a file some process holds locked (a live rank), a young file (a rank that
+// is taking its lock), and files that are not the transport's.
+func TestKilledInSetupFileIsSwept(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	env, dir := transports[1].env(t)
+	kids := spawn(t, "suite", 2, 10*time.Second, 40*time.Second, env, func(r int) []string {
+		if r == 1 {
+			return []string{envHang + "=1"}
+		}
+		return nil
+	})
+	line := kids[1].waitLine(t, "created ", 20*time.Second)
+	orphan := strings.TrimPrefix(line, "created ")
+	if err := kids[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := kids[0].wait(t, 20*time.Second); code != exitSetup {
+		t.Fatalf("rank 0 exited with %d, want %d (setup failed):\n%s", code, exitSetup, kids[0].errText())
+	}
+	kids[1].wait(t, 5*time.Second)
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || filepath.Join(dir, left[0].Name()) != orphan {
+		t.Fatalf("after the kill %s holds %v, want only the victim's %s", dir, left, orphan)
+	}
+
+	old := time.Now().Add(-2 * gloo.OrphanAge)
+	keep := map[string]bool{}
+	file := func(name string, age time.Time) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, age, age); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	if err := os.Chtimes(orphan, old, old); err != nil { // as if a minute had passed
+		t.Fatal(err)
+	}
+	locked := file("lrtrain-gloo-live-r0", old)
+	f, err := os.Open(locked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	keep[locked] = true
+	keep[file("lrtrain-gloo-young-r0", time.Now())] = true
+	keep[file("other-old-file", old)] = true
+
+	gloo.SetShmDir(dir)
+	t.Cleanup(func() { gloo.SetShmDir("/dev/shm") })
+	gs := groups(t, 2, 30*time.Second, func(_ int, c *collective.Config) { c.SharedMemory = 4096 })
+	if tr := gs[0].Transport(); !strings.HasPrefix(tr, "shared memory") {
+		t.Fatalf("transport %q", tr)
+	}
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Errorf("the killed rank's %s is still there (stat: %v)", orphan, err)
+	}
+	for path := range keep {
+		if _, err := os.Stat(path); err != nil {
+			t.Errorf("%s was removed: %v", path, err)
+		}
+	}
+	gatherAll(t, gs, 1000)
 }
 
 // TestKilledRankFailsSurvivors SIGKILLs one of four ranks while they

@@ -90,8 +90,11 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	var err error
 	if !same {
 		reason = "the ranks do not share a host (or " + shmDir + ")"
-	} else if s.files[s.rank], err = createFile(own, size); err != nil {
-		reason = err.Error()
+	} else {
+		sweepOrphans(time.Now()) // what ranks killed in this window before left
+		if s.files[s.rank], err = createFile(own, size); err != nil {
+			reason = err.Error()
+		}
 	}
 	other := "another rank could not create its file in " + shmDir
 	ok, aerr := agree(reason == "")

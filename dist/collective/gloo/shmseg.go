@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -17,8 +18,10 @@ import (
 // The shared-memory transport's files live in shmDir, a tmpfs every process of
 // one container (or one host without containers) sees. Each rank owns one: a
 // header page (its sequence counter and failure word), then its window. Every
-// file is unlinked as soon as every rank has mapped it, so a killed rank leaves
-// nothing behind: the memory goes when the last process that maps it exits.
+// file is unlinked as soon as every rank has mapped it, so a rank killed after
+// setup leaves nothing behind: the memory goes when the last process that maps
+// it exits. A rank killed during setup leaves its file, which the next group
+// formed on this host removes (sweepOrphans).
 var shmDir = "/dev/shm"
 
 // Offsets in a header page; the two words sit on separate cache lines.
@@ -70,11 +73,11 @@ func createSegment(path string, size int) (*segment, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
-		return fail("allocate", err)
-	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return fail("lock", err)
+	}
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, int64(size)); err != nil {
+		return fail("allocate", err)
 	}
 	if s.mem, err = unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
 		return fail("map", err)
@@ -136,8 +139,48 @@ func (s *segment) alive() bool {
 // word is the uint32 at off in a mapped page.
 func (s *segment) word(off int) *uint32 { return (*uint32)(unsafe.Pointer(&s.mem[off])) }
 
+// segmentPrefix starts the name of every file of the transport in shmDir.
+const segmentPrefix = "lrtrain-gloo-"
+
 func segmentPath(nonce string, rank int) string {
-	return filepath.Join(shmDir, fmt.Sprintf("lrtrain-gloo-%s-r%d", nonce, rank))
+	return filepath.Join(shmDir, fmt.Sprintf("%s%s-r%d", segmentPrefix, nonce, rank))
+}
+
+// orphanAge is how long a file must have gone unmodified before sweepOrphans
+// may remove it. A live rank holds its file's flock from a few microseconds
+// after creating it until the name is gone; the age keeps a sweep away from
+// files in those microseconds.
+const orphanAge = time.Minute
+
+// sweepOrphans removes the files of ranks that died while their file still had
+// a name: between creating it and the ranks' agreement that every rank mapped
+// every file (setupShm), a window of milliseconds in which a killed rank's file
+// would otherwise stay in shmDir, holding its window's memory, until reboot. A
+// file is an orphan when it is older than orphanAge and nobody holds its
+// flock; this process then takes the flock itself, so two sweeps never both
+// see a file free. Files it cannot open (another user's) are left alone.
+func sweepOrphans(now time.Time) {
+	ents, err := os.ReadDir(shmDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), segmentPrefix) || !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(shmDir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		fd := int(f.Fd())
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && now.Sub(time.Unix(st.Mtim.Unix())) >= orphanAge &&
+			unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(path)
+		}
+		f.Close()
+	}
 }
 
 // The futex operations (linux/futex.h), shared between processes.
