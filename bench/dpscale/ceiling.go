@@ -200,12 +200,16 @@ func reportCeiling(f flags, results []result, pairs []ceilingRun) {
 	w.Flush()
 	fmt.Printf("ceiling = %d independent / 1 alone (the same process by itself); scaling = %d ranks / 1 rank; DP efficiency = scaling / ceiling\n", n, n)
 	w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "round\t1 alone tokens/s\t%d independent tokens/s\tceiling\t1 rank tokens/s\t%d ranks tokens/s\tscaling\tDP efficiency\tmeasured steps overlap\t\n", n, n)
-	var ceilings, scalings, effs []float64
-	var best1, bestAlone, bestInd, bestDP float64
+	splitCols := ""
+	if f.split {
+		splitCols = "split_delta scaling\tsplit_delta DP efficiency\t"
+	}
+	fmt.Fprintf(w, "round\t1 alone tokens/s\t%d independent tokens/s\tceiling\t1 rank tokens/s\t%d ranks tokens/s\tscaling\tDP efficiency\t%smeasured steps overlap\t\n", n, n, splitCols)
+	var ceilings, scalings, effs, splitEffs []float64
+	var best1, bestAlone, bestInd, bestDP, bestSplit float64
 	var flagged []string
 	for _, c := range pairs {
-		var one, dp float64
+		var one, dp, split float64
 		for _, r := range results {
 			if r.round != c.round {
 				continue
@@ -215,12 +219,19 @@ func reportCeiling(f flags, results []result, pairs []ceilingRun) {
 				one = r.tokens / r.seconds
 			case r.backbone() == "whole":
 				dp = r.tokens / r.seconds
+			case r.backbone() == "whole, split_delta":
+				split = r.tokens / r.seconds
 			}
 		}
 		ind, alone := c.tokensPerS(), c.alone.tokens/c.alone.seconds
-		best1, bestAlone, bestInd, bestDP = max(best1, one), max(bestAlone, alone), max(bestInd, ind), max(bestDP, dp)
+		best1, bestAlone, bestInd, bestDP, bestSplit = max(best1, one), max(bestAlone, alone), max(bestInd, ind), max(bestDP, dp), max(bestSplit, split)
 		ceiling, scaling := ind/alone, dp/one
 		ceilings, scalings, effs = append(ceilings, ceiling), append(scalings, scaling), append(effs, scaling/ceiling)
+		splitCells := ""
+		if f.split {
+			splitEffs = append(splitEffs, split/one/ceiling)
+			splitCells = fmt.Sprintf("%.2f\t%.0f %%\t", split/one, 100*split/one/ceiling)
+		}
 		overlap := "not timed"
 		if c.timed {
 			share, gap := c.overlap()
@@ -230,9 +241,13 @@ func reportCeiling(f flags, results []result, pairs []ceilingRun) {
 					c.round+1, 100*share, n, gap.Seconds()))
 			}
 		}
-		fmt.Fprintf(w, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f %%\t%s\t\n", c.round+1, alone, ind, ceiling, one, dp, scaling, 100*scaling/ceiling, overlap)
+		fmt.Fprintf(w, "%d\t%.0f\t%.0f\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f %%\t%s%s\t\n", c.round+1, alone, ind, ceiling, one, dp, scaling, 100*scaling/ceiling, splitCells, overlap)
 	}
 	w.Flush()
+	if f.split {
+		fmt.Printf("split_delta: best %.0f tokens/s, scaling %.2f, data-parallel efficiency %.0f %% (best), %.0f %% (median of the rounds)\n",
+			bestSplit, bestSplit/best1, 100*(bestSplit/best1)/(bestInd/bestAlone), 100*median(splitEffs))
+	}
 	fmt.Printf("best: 1 alone %.0f tokens/s, %d independent %.0f, 1 rank %.0f, %d ranks %.0f: ceiling %.2f, scaling %.2f, data-parallel efficiency %.0f %%\n",
 		bestAlone, n, bestInd, best1, n, bestDP, bestInd/bestAlone, bestDP/best1, 100*(bestDP/best1)/(bestInd/bestAlone))
 	fmt.Printf("median of the rounds: ceiling %.2f, scaling %.2f, data-parallel efficiency %.0f %%\n",
