@@ -112,7 +112,9 @@ type StreamOrderedAllReducer interface {
 // own (tensors' data: host memory for Gloo, device memory on the group's
 // device for NCCL) without copying it. send points to n elements of dt, recv
 // to Size()·n, filled in rank order; Uint8 moves any element type byte for
-// byte. Both must stay valid until the call returns.
+// byte. Both must stay valid until the call returns. send may be this rank's
+// own block of recv (recv + Rank()·n elements): the gather is then in place,
+// as NCCL defines it; any other overlap is an error of the caller's.
 type RawAllGatherer interface {
 	AllGatherRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType) error
 }

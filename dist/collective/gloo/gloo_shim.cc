@@ -284,14 +284,19 @@ int lrt_gloo_allgather(lrt_gloo* g, void* send, void* recv, size_t n,
   return guard(st, [&] {
     gloo::AllgatherOptions opts(g->ctx);
     const size_t total = n * g->ctx->size;
+    // send already in place (this rank's block of recv): Gloo gathers in
+    // place when given no input, instead of copying the block onto itself.
+    const size_t esize = dtype == LRT_F64 ? 8 : dtype == LRT_U8 ? 1 : 4;
+    const bool inPlace =
+        static_cast<char*>(send) == static_cast<char*>(recv) + g->ctx->rank * n * esize;
     if (dtype == LRT_F64) {
-      opts.setInput(static_cast<double*>(send), n);
+      if (!inPlace) opts.setInput(static_cast<double*>(send), n);
       opts.setOutput(static_cast<double*>(recv), total);
     } else if (dtype == LRT_U8) {
-      opts.setInput(static_cast<uint8_t*>(send), n);
+      if (!inPlace) opts.setInput(static_cast<uint8_t*>(send), n);
       opts.setOutput(static_cast<uint8_t*>(recv), total);
     } else {
-      opts.setInput(static_cast<float*>(send), n);
+      if (!inPlace) opts.setInput(static_cast<float*>(send), n);
       opts.setOutput(static_cast<float*>(recv), total);
     }
     opts.setTimeout(Millis(timeout_ms));

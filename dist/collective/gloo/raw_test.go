@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/dist/collective/gloo"
 )
 
 // TestAllReduceRawOnForeignMemory reduces float64 buffers that Go does not
@@ -49,47 +50,76 @@ func TestAllReduceRawOnForeignMemory(t *testing.T) {
 	}
 }
 
-// TestAllGatherRawOnForeignMemory gathers bytes and float32s that Go does not
-// own (mmap'ed, as a CPU tensor's data would be) through the raw entry point,
-// between three ranks: every rank ends with every block, in rank order, bit for
-// bit.
+// TestAllGatherRawOnForeignMemory gathers bytes, float32s and float64s that Go
+// does not own (mmap'ed, as a CPU tensor's data would be) through the raw entry
+// point, between three ranks, over TCP and over shared memory (windows of 4 KiB,
+// so that the blocks cross many), from separate send buffers and in place (each
+// rank's send its own block of recv, as NCCL defines an in-place all-gather): every
+// rank ends with every block, in rank order, bit for bit.
 func TestAllGatherRawOnForeignMemory(t *testing.T) {
-	const n, size = 10_007, 3
-	gs := groups(t, size, 10*time.Second)
-	for _, dt := range []collective.DType{collective.Uint8, collective.Float32} {
-		nb := n * dt.Size()
-		sends, recvs := make([][]byte, size), make([][]byte, size)
-		for r := range gs {
-			for _, b := range []*[]byte{&sends[r], &recvs[r]} {
-				mem, err := syscall.Mmap(-1, 0, nb*size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { syscall.Munmap(mem) })
-				*b = mem
+	for _, tr := range []struct {
+		name   string
+		window int64
+	}{{"tcp", 0}, {"shm", 4096}} {
+		t.Run(tr.name, func(t *testing.T) {
+			var gs []*gloo.Group
+			if tr.window == 0 {
+				gs = groups(t, 3, 10*time.Second)
+			} else {
+				gs, _ = shmGroups(t, 3, tr.window)
 			}
+			for _, dt := range []collective.DType{collective.Uint8, collective.Float32, collective.Float64} {
+				for _, inPlace := range []bool{false, true} {
+					allGatherRaw(t, gs, dt, inPlace)
+				}
+			}
+		})
+	}
+}
+
+func allGatherRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace bool) {
+	const n = 10_007
+	size, nb := len(gs), n*dt.Size()
+	want := func(r int) []byte {
+		b := make([]byte, nb)
+		for i := range b {
+			b[i] = byte(i*7 + r*31)
+		}
+		return b
+	}
+	sends, recvs := make([][]byte, size), make([][]byte, size)
+	for r := range gs {
+		for _, b := range []*[]byte{&sends[r], &recvs[r]} {
+			mem, err := syscall.Mmap(-1, 0, nb*size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Munmap(mem) })
+			*b = mem
+		}
+		if inPlace {
+			sends[r] = recvs[r][r*nb : (r+1)*nb]
+		} else {
 			sends[r] = sends[r][:nb]
-			for i := range sends[r] {
-				sends[r][i] = byte(i*7 + r*31)
-			}
 		}
-		errs := make([]error, size)
-		var wg sync.WaitGroup
-		for r, g := range gs {
-			var raw collective.RawAllGatherer = g
-			wg.Go(func() {
-				errs[r] = raw.AllGatherRaw(context.Background(), unsafe.Pointer(&sends[r][0]), unsafe.Pointer(&recvs[r][0]), n, dt)
-			})
+		copy(sends[r], want(r))
+	}
+	errs := make([]error, size)
+	var wg sync.WaitGroup
+	for r, g := range gs {
+		var raw collective.RawAllGatherer = g
+		wg.Go(func() {
+			errs[r] = raw.AllGatherRaw(context.Background(), unsafe.Pointer(&sends[r][0]), unsafe.Pointer(&recvs[r][0]), n, dt)
+		})
+	}
+	wg.Wait()
+	for r := range gs {
+		if errs[r] != nil {
+			t.Fatalf("%s (in place %v) rank %d: %v", dt, inPlace, r, errs[r])
 		}
-		wg.Wait()
-		for r := range gs {
-			if errs[r] != nil {
-				t.Fatalf("%s rank %d: %v", dt, r, errs[r])
-			}
-			for q := range size {
-				if got := recvs[r][q*nb : (q+1)*nb]; !bytes.Equal(got, sends[q]) {
-					t.Fatalf("%s rank %d: block %d differs from rank %d's send", dt, r, q, q)
-				}
+		for q := range size {
+			if got := recvs[r][q*nb : (q+1)*nb]; !bytes.Equal(got, want(q)) {
+				t.Fatalf("%s (in place %v) rank %d: block %d differs from rank %d's send", dt, inPlace, r, q, q)
 			}
 		}
 	}
