@@ -36,6 +36,7 @@ const (
 	envPasses    = "LRTRAIN_TRAIN_PASSES"     // a directory: write phiop.Passes() at the end to passes-<rank> there
 	envGather    = "LRTRAIN_TRAIN_GATHER"     // model.split_delta through all-gather and reduce-scatter (Env.seams.splitGather)
 	envDieSplit  = "LRTRAIN_TRAIN_DIE_SPLIT"  // SIGKILL itself before model.split_delta's exchange of this step
+	envSharedMem = "LRTRAIN_TRAIN_SHM"        // the data-parallel group through shared memory (gloo.DefaultSharedMemory)
 )
 
 // rawCounter counts the raw all-reduces the trainer asks of its group directly (the
@@ -107,8 +108,12 @@ func runChild(path string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
+		var shm int64
+		if os.Getenv(envSharedMem) != "" {
+			shm = gloo.DefaultSharedMemory
+		}
 		g, err := gloo.New(ctx, collective.Config{Rank: rank, Size: size, Store: store,
-			Hostname: "127.0.0.1", Timeout: time.Minute})
+			Hostname: "127.0.0.1", Timeout: time.Minute, SharedMemory: shm})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2

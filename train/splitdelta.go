@@ -36,13 +36,33 @@ import (
 // d_out·d_in elements (each moves (n−1)/n of them per rank, half an all-reduce),
 // against each rank's φ work falling to its layers' share.
 //
-// That is the path on GPUs (NCCL). On the CPU (Gloo) both steps all-reduce the whole
-// buffer instead: the weights with zeros outside each rank's own layers (a sum with
-// zeros gives the owner's values exactly), and the gradients summed in full, of which
-// each rank reads its block. Alone, Gloo's all-gather and reduce-scatter take 0.4×
-// the time of the two all-reduces, but in training, side by side, the two ways ran
-// at the same throughput (the collectives' time is mostly the wait for the slower
-// rank) and the reduce-scatter's buffers added 90 MiB of peak RSS (BENCHMARKS.md).
+// The owner's block is formed in place in the gathered buffer (the all-gather's send
+// is its own block of recv), so the owned weights exist once.
+//
+// That is the path on GPUs (NCCL) and on CPU ranks whose Gloo group runs through
+// shared memory. Over Gloo's TCP both steps all-reduce the whole buffer instead: the
+// weights with zeros outside each rank's own layers (a sum with zeros gives the
+// owner's values exactly), and the gradients summed in full, of which each rank reads
+// its block. Over TCP, side by side in training, the two ways ran at the same
+// throughput (the collectives' time is mostly the wait for the slower rank) and the
+// TCP reduce-scatter's kept buffers added 90 MiB of peak RSS; through shared memory
+// the gathering way runs faster (no 94 MB of zeros to write, fewer bytes to move)
+// for about half that RSS (BENCHMARKS.md).
+
+// viaSharedMemory reports whether g moves its collectives through shared memory
+// (a Gloo group whose ranks share a host).
+func viaSharedMemory(g collective.ProcessGroup) bool {
+	s, ok := g.(interface{ SharedMemory() bool })
+	return ok && s.SharedMemory()
+}
+
+// exchange names how the split moves the weights and their gradients (logged).
+func (sh *deltaShare) exchange() string {
+	if sh.gather {
+		return "all-gather and reduce-scatter"
+	}
+	return "all-reduce"
+}
 
 // splitGroup is what a group needs for the split: the raw all-gather and
 // reduce-scatter (Gloo on host memory, NCCL on device memory).
@@ -92,7 +112,7 @@ func (r *run) planShare() (*deltaShare, string) {
 		return nil, fmt.Sprintf("the group (%T) does not reach %v memory", r.g, dev)
 	case onDevice && !ok:
 		return nil, fmt.Sprintf("the group (%T) has no raw all-gather and reduce-scatter", r.g)
-	case onDevice || (ok && r.env.seams.splitGather):
+	case onDevice || (ok && (r.env.seams.splitGather || viaSharedMemory(r.g))):
 		sh.gather, sh.sg = true, sg
 	default:
 		if sh.ar, ok = r.g.(collective.RawAllReducer); !ok {
@@ -161,6 +181,17 @@ func dealOwners(sizes []int64, ranks int) []int {
 	return owner
 }
 
+// fill is how many elements of its block rank's layers take (the rest is padding).
+func (sh *deltaShare) fill(rank int) int64 {
+	var n int64
+	for i, o := range sh.owner {
+		if o == rank {
+			n += sh.n[i]
+		}
+	}
+	return n
+}
+
 // owned counts the layers this rank owns.
 func (sh *deltaShare) owned(rank int) int {
 	n := 0
@@ -186,11 +217,18 @@ func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) erro
 	defer all.Drop() // the received weights keep its storage
 	mine, base := all, int64(0)
 	if sh.gather {
-		if mine, err = ts.Zeros([]int64{sh.block}, sh.dtype, dev); err != nil { // zeros: the padding
-			return fmt.Errorf("train: split ΔW: buffer of %d elements: %w", sh.block, err)
+		// The owned weights are formed in this rank's block of the buffer, which the
+		// all-gather then leaves in place: no second copy of them. Its padding is zeroed.
+		base = int64(rank) * sh.block
+		if mine, err = all.Narrow(0, base, sh.block, false); err != nil {
+			return fmt.Errorf("train: split ΔW: block %d of the buffer: %w", rank, err)
 		}
 		defer mine.Drop()
-		base = int64(rank) * sh.block
+		if pad := sh.block - sh.fill(rank); pad > 0 {
+			if err := withSlot(mine, sh.block-pad, pad, func(p *ts.Tensor) error { return p.Zero_() }); err != nil {
+				return fmt.Errorf("train: split ΔW: padding of block %d: %w", rank, err)
+			}
+		}
 	}
 	for i, ad := range sh.ads {
 		if sh.owner[i] == rank {

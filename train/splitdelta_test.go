@@ -27,27 +27,32 @@ import (
 // and step), each a part of it: every layer is formed once, by its owner, not once
 // per rank. With φ shared by all layers too (each owner adds its layers' part into
 // the shared parameters' gradient, and the all-reduce adds the owners' parts). Both
-// ways of exchanging the held weights and their gradients: the CPU's all-reduces and
-// the GPU's all-gather and reduce-scatter (here through Gloo; the layers grouped by
-// owner, the shorter rank's block padded).
+// ways of exchanging the held weights and their gradients: the all-reduces of Gloo
+// over TCP, and the all-gather (in place: each owner forms its weights in its block
+// of the gathered buffer) and reduce-scatter of GPUs and of Gloo through shared
+// memory (the layers grouped by owner, the shorter rank's block padded): over TCP
+// with the seam that asks for them, and through shared memory, where the trainer
+// chooses them itself. The log names the way each run took.
 func TestSplitDeltaTrainsLikeOne(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
 	for _, tc := range []struct {
-		name   string
-		share  adapter.Sharing
-		gather bool
+		name     string
+		share    adapter.Sharing
+		env      []string
+		exchange string
 	}{
-		{"all-reduce", adapter.ShareNone, false},
-		{"all-reduce/phi shared", adapter.ShareAll, false},
-		{"all-gather and reduce-scatter", adapter.ShareNone, true},
+		{"all-reduce", adapter.ShareNone, nil, "all-reduce"},
+		{"all-reduce/phi shared", adapter.ShareAll, nil, "all-reduce"},
+		{"all-gather and reduce-scatter", adapter.ShareNone, []string{envGather + "=1"}, "all-gather and reduce-scatter"},
+		{"shared memory", adapter.ShareNone, []string{envSharedMem + "=1"}, "all-gather and reduce-scatter"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { splitDeltaTrainsLikeOne(t, tc.share, tc.gather) })
+		t.Run(tc.name, func(t *testing.T) { splitDeltaTrainsLikeOne(t, tc.share, tc.env, tc.exchange) })
 	}
 }
 
-func splitDeltaTrainsLikeOne(t *testing.T, share adapter.Sharing, gather bool) {
+func splitDeltaTrainsLikeOne(t *testing.T, share adapter.Sharing, extra []string, exchange string) {
 	one := distOptions(t, 2)
 	one.Adapter.Phi.Share = share
 	before := phiop.Passes()
@@ -60,11 +65,7 @@ func splitDeltaTrainsLikeOne(t *testing.T, share adapter.Sharing, gather bool) {
 	two.Adapter.Phi.Share = share
 	two.Model.SplitDelta = true
 	dir := t.TempDir()
-	env := []string{envPasses + "=" + dir}
-	if gather {
-		env = append(env, envGather+"=1")
-	}
-	runTwoRanks(t, two, env...)
+	runTwoRanks(t, two, append([]string{envPasses + "=" + dir}, extra...)...)
 	compareTwoWithOne(t, one, two)
 
 	var passes [2]int64
@@ -92,6 +93,9 @@ func splitDeltaTrainsLikeOne(t *testing.T, share adapter.Sharing, gather bool) {
 		!strings.Contains(string(logs), "split across ranks (model.split_delta)") ||
 		!strings.Contains(string(logs), `"split_delta_steps":4,"split_delta_reduce_s":`) {
 		t.Error("train.log does not note the split, or its 4 steps when training finished")
+	}
+	if want := `"exchange":"` + exchange + `"`; !strings.Contains(string(logs), want) {
+		t.Errorf("train.log does not name the exchange %s", want)
 	}
 }
 

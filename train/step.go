@@ -50,7 +50,7 @@ func (r *run) accumulate(ctx context.Context, batches []*data.Batch, norm int64)
 		if !r.shareNoted {
 			r.shareNoted = true
 			r.log.Info().Int("adapters", len(share.ads)).Int("owned", share.owned(r.rank)).Int("ranks", r.g.Size()).
-				Msg("ΔW formed once per optimizer step, split across ranks (model.split_delta)")
+				Str("exchange", share.exchange()).Msg("ΔW formed once per optimizer step, split across ranks (model.split_delta)")
 		}
 	} else if len(batches) > 1 && r.opts.Model.DeltaPerStep {
 		// ΔW once for the step: φ forward here, its backward after the last micro-batch.

@@ -110,6 +110,10 @@ func (g *Group) Transport() string {
 	return "tcp"
 }
 
+// SharedMemory reports whether the collectives run through shared memory
+// (Transport says more).
+func (g *Group) SharedMemory() bool { return g.shm != nil }
+
 // Timeout is the bound on each collective.
 func (g *Group) Timeout() time.Duration { return g.cfg.Timeout }
 
