@@ -124,7 +124,9 @@ type RawAllGatherer interface {
 // NCCL) without copying it: send points to Size()·n elements of dt (block k is
 // rank k's share), recv to n, which receive block Rank() of the reduction with
 // op. dt must be Float32 or Float64; both must stay valid until the call
-// returns.
+// returns. recv may be this rank's own block of send (send + Rank()·n
+// elements): the reduction is then in place, as NCCL defines it; any other
+// overlap is an error of the caller's.
 type RawReduceScatterer interface {
 	ReduceScatterRaw(ctx context.Context, send, recv unsafe.Pointer, n int, dt DType, op ReduceOp) error
 }

@@ -126,55 +126,83 @@ func allGatherRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace b
 }
 
 // TestReduceScatterRawOnForeignMemory reduce-scatters float32 and float64
-// buffers that Go does not own (mmap'ed) between three ranks: rank r ends with
-// block r of the elementwise sum, each element the sum of the three ranks'
-// inputs (exact: the inputs are small integers).
+// buffers that Go does not own (mmap'ed) between three ranks, over TCP and over
+// shared memory (windows of 4 KiB), into a separate buffer and in place (recv
+// this rank's own block of send, as NCCL defines an in-place reduce-scatter):
+// rank r ends with block r of the elementwise sum, each element the sum of the
+// three ranks' inputs (exact: the inputs are small integers), and in place the
+// other blocks of its send untouched.
 func TestReduceScatterRawOnForeignMemory(t *testing.T) {
-	const n, size = 10_007, 3
-	gs := groups(t, size, 10*time.Second)
-	for _, dt := range []collective.DType{collective.Float32, collective.Float64} {
-		sends, recvs := make([][]byte, size), make([][]byte, size)
-		for r := range gs {
-			for k, b := range []*[]byte{&sends[r], &recvs[r]} {
-				nb := n * dt.Size() * (size - k*(size-1)) // send: size blocks, recv: one
-				mem, err := syscall.Mmap(-1, 0, nb, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { syscall.Munmap(mem) })
-				*b = mem
+	for _, tr := range []struct {
+		name   string
+		window int64
+	}{{"tcp", 0}, {"shm", 4096}} {
+		t.Run(tr.name, func(t *testing.T) {
+			var gs []*gloo.Group
+			if tr.window == 0 {
+				gs = groups(t, 3, 10*time.Second)
+			} else {
+				gs, _ = shmGroups(t, 3, tr.window)
 			}
-			for i := range n * size {
-				setAt(sends[r], dt, i, input(collective.Sum, r, i))
-			}
-		}
-		errs := make([]error, size)
-		var wg sync.WaitGroup
-		for r, g := range gs {
-			var raw collective.RawReduceScatterer = g
-			wg.Go(func() {
-				errs[r] = raw.ReduceScatterRaw(context.Background(), unsafe.Pointer(&sends[r][0]), unsafe.Pointer(&recvs[r][0]), n, dt, collective.Sum)
-			})
-		}
-		wg.Wait()
-		for r := range gs {
-			if errs[r] != nil {
-				t.Fatalf("%s rank %d: %v", dt, r, errs[r])
-			}
-			for i := range n {
-				if got, want := at(recvs[r], dt, i), reduced(collective.Sum, size, r*n+i); got != want {
-					t.Fatalf("%s rank %d: element %d of its block is %v, want %v", dt, r, i, got, want)
+			for _, dt := range []collective.DType{collective.Float32, collective.Float64} {
+				for _, inPlace := range []bool{false, true} {
+					reduceScatterRaw(t, gs, dt, inPlace)
 				}
 			}
-		}
-	}
-	var raw collective.RawReduceScatterer = gs[0]
-	if err := raw.ReduceScatterRaw(context.Background(), nil, nil, 4, collective.Float32, collective.Sum); err == nil {
-		t.Error("a reduce-scatter at nil pointers was accepted")
+		})
 	}
 }
 
-// setAt and at write and read element i of a float32 or float64 buffer.
+func reduceScatterRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace bool) {
+	const n = 10_007
+	size := len(gs)
+	sends, recvs := make([][]byte, size), make([][]byte, size)
+	for r := range gs {
+		for k, b := range []*[]byte{&sends[r], &recvs[r]} {
+			nb := n * dt.Size() * (size - k*(size-1)) // send: size blocks, recv: one
+			mem, err := syscall.Mmap(-1, 0, nb, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { syscall.Munmap(mem) })
+			*b = mem
+		}
+		for i := range n * size {
+			setAt(sends[r], dt, i, input(collective.Sum, r, i))
+		}
+		if inPlace {
+			recvs[r] = sends[r][r*n*dt.Size() : (r+1)*n*dt.Size()]
+		}
+	}
+	errs := make([]error, size)
+	var wg sync.WaitGroup
+	for r, g := range gs {
+		var raw collective.RawReduceScatterer = g
+		wg.Go(func() {
+			errs[r] = raw.ReduceScatterRaw(context.Background(), unsafe.Pointer(&sends[r][0]), unsafe.Pointer(&recvs[r][0]), n, dt, collective.Sum)
+		})
+	}
+	wg.Wait()
+	for r := range gs {
+		if errs[r] != nil {
+			t.Fatalf("%s (in place %v) rank %d: %v", dt, inPlace, r, errs[r])
+		}
+		for i := range n {
+			if got, want := at(recvs[r], dt, i), reduced(collective.Sum, size, r*n+i); got != want {
+				t.Fatalf("%s (in place %v) rank %d: element %d of its block is %v, want %v", dt, inPlace, r, i, got, want)
+			}
+		}
+		for i := range n * size {
+			if i/n == r && inPlace {
+				continue
+			}
+			if got, want := at(sends[r], dt, i), input(collective.Sum, r, i); got != want {
+				t.Fatalf("%s (in place %v) rank %d: send element %d became %v, want %v", dt, inPlace, r, i, got, want)
+			}
+		}
+	}
+}
+
 func setAt(b []byte, dt collective.DType, i int, v float64) {
 	if dt == collective.Float32 {
 		unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)[i] = float32(v)
