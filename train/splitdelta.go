@@ -36,8 +36,9 @@ import (
 // d_out·d_in elements (each moves (n−1)/n of them per rank, half an all-reduce),
 // against each rank's φ work falling to its layers' share.
 //
-// The owner's block is formed in place in the gathered buffer (the all-gather's send
-// is its own block of recv), so the owned weights exist once.
+// Both run in place: the owner forms its weights in its block of the gathered buffer
+// (the all-gather's send is its own block of recv), and the reduce-scatter leaves the
+// sum in the rank's block of the gradient buffer, so neither exists twice.
 //
 // That is the path on GPUs (NCCL) and on CPU ranks whose Gloo group runs through
 // shared memory. Over Gloo's TCP both steps all-reduce the whole buffer instead: the
@@ -270,12 +271,12 @@ func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) 
 	all := sh.grads
 	var err error
 	mine, base := all, int64(0)
-	if sh.gather {
-		if mine, err = ts.Empty([]int64{sh.block}, sh.dtype, dev); err != nil {
-			return fmt.Errorf("train: split ΔW: gradient buffer of %d elements: %w", sh.block, err)
+	if sh.gather { // the reduce-scatter leaves the sum in this rank's block, in place
+		base = int64(rank) * sh.block
+		if mine, err = all.Narrow(0, base, sh.block, false); err != nil {
+			return fmt.Errorf("train: split ΔW: block %d of the gradient buffer: %w", rank, err)
 		}
 		defer mine.Drop()
-		base = int64(rank) * sh.block
 	}
 	start := time.Now()
 	if sh.gather {
@@ -290,7 +291,7 @@ func (sh *deltaShare) backward(ctx context.Context, dev gotch.Device, rank int) 
 	}
 	sh.reduced += time.Since(start)
 	if sh.gather {
-		sh.release() // the sum is in mine
+		sh.release() // mine keeps the buffer's storage
 	}
 	grads := make([]*ts.Tensor, len(sh.ads)) // views of mine for the owned layers; nil for the others
 	defer func() {
