@@ -369,7 +369,7 @@ func peakOf(path string, steps int) (rss, tensor float64, stats string, err erro
 			stats = fmt.Sprintf("%.0f+%.0f kept, %.3f s, wait %.3f s", rec.Gathers/n, rec.Reused/n, rec.GatherS/n, rec.WaitS/n)
 		}
 		if rec.Splits > 0 {
-			stats = fmt.Sprintf("split_delta: all-reduces %.3f s/step", rec.SplitS/rec.Splits)
+			stats = fmt.Sprintf("split_delta: exchange %.3f s/step", rec.SplitS/rec.Splits)
 		}
 		return *rec.Peak, rec.Tensor, stats, nil
 	}
