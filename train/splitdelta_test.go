@@ -162,6 +162,13 @@ func TestSplitDeltaDeadRankStopsTheOther(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
+	t.Run("tcp", func(t *testing.T) { splitDeltaDeadRank(t, "all-reduce") })
+	t.Run("shared memory", func(t *testing.T) { splitDeltaDeadRank(t, "all-gather and reduce-scatter", envSharedMem+"=1") })
+}
+
+// splitDeltaDeadRank is TestSplitDeltaDeadRankStopsTheOther with extra in both
+// ranks' environment, where the split's exchange is the one named.
+func splitDeltaDeadRank(t *testing.T, exchange string, extra ...string) {
 	o := distOptions(t, 1)
 	o.Model.SplitDelta = true
 	o.Checkpoint.Every = 0 // nothing saved before the failure: rank 0 saves step 2 then
@@ -173,7 +180,7 @@ func TestSplitDeltaDeadRankStopsTheOther(t *testing.T) {
 	var stderr0 bytes.Buffer
 	var ranks []*exec.Cmd
 	for r := range 2 {
-		env := []string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}
+		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
 		if r == 1 {
 			env = append(env, envDieSplit+"=3")
 		}
@@ -203,6 +210,13 @@ func TestSplitDeltaDeadRankStopsTheOther(t *testing.T) {
 	}
 	if s.State.Step != 2 {
 		t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
+	}
+	logs, err := os.ReadFile(filepath.Join(o.Output.Dir, "train.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"exchange":"` + exchange + `"`; !strings.Contains(string(logs), want) {
+		t.Errorf("train.log does not name the exchange %s", want)
 	}
 }
 
