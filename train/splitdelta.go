@@ -13,6 +13,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/phiop"
 )
@@ -226,7 +227,7 @@ func (sh *deltaShare) hold(ctx context.Context, dev gotch.Device, rank int) erro
 		}
 		defer mine.Drop()
 		if pad := sh.block - sh.fill(rank); pad > 0 {
-			if err := withSlot(mine, sh.block-pad, pad, func(p *ts.Tensor) error { return p.Zero_() }); err != nil {
+			if err := withSlot(mine, sh.block-pad, pad, func(p *ts.Tensor) error { return tensorkit.Done(p.ZeroOut(p, false)) }); err != nil {
 				return fmt.Errorf("train: split ΔW: padding of block %d: %w", rank, err)
 			}
 		}
