@@ -57,24 +57,23 @@ func TestAllReduceRawOnForeignMemory(t *testing.T) {
 // rank's send its own block of recv, as NCCL defines an in-place all-gather): every
 // rank ends with every block, in rank order, bit for bit.
 func TestAllGatherRawOnForeignMemory(t *testing.T) {
-	for _, tr := range []struct {
-		name   string
-		window int64
-	}{{"tcp", 0}, {"shm", 4096}} {
-		t.Run(tr.name, func(t *testing.T) {
-			var gs []*gloo.Group
-			if tr.window == 0 {
-				gs = groups(t, 3, 10*time.Second)
-			} else {
-				gs, _ = shmGroups(t, 3, tr.window)
+	onThreeRanks(t, func(t *testing.T, gs []*gloo.Group) {
+		for _, dt := range []collective.DType{collective.Uint8, collective.Float32, collective.Float64} {
+			for _, inPlace := range []bool{false, true} {
+				allGatherRaw(t, gs, dt, inPlace)
 			}
-			for _, dt := range []collective.DType{collective.Uint8, collective.Float32, collective.Float64} {
-				for _, inPlace := range []bool{false, true} {
-					allGatherRaw(t, gs, dt, inPlace)
-				}
-			}
-		})
-	}
+		}
+	})
+}
+
+// onThreeRanks runs f on three ranks over TCP, then on three through shared
+// memory with windows of 4 KiB (so that the tests' blocks cross many).
+func onThreeRanks(t *testing.T, f func(t *testing.T, gs []*gloo.Group)) {
+	t.Run("tcp", func(t *testing.T) { f(t, groups(t, 3, 10*time.Second)) })
+	t.Run("shm", func(t *testing.T) {
+		gs, _ := shmGroups(t, 3, 4096)
+		f(t, gs)
+	})
 }
 
 func allGatherRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace bool) {
@@ -133,24 +132,13 @@ func allGatherRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace b
 // three ranks' inputs (exact: the inputs are small integers), and in place the
 // other blocks of its send untouched.
 func TestReduceScatterRawOnForeignMemory(t *testing.T) {
-	for _, tr := range []struct {
-		name   string
-		window int64
-	}{{"tcp", 0}, {"shm", 4096}} {
-		t.Run(tr.name, func(t *testing.T) {
-			var gs []*gloo.Group
-			if tr.window == 0 {
-				gs = groups(t, 3, 10*time.Second)
-			} else {
-				gs, _ = shmGroups(t, 3, tr.window)
+	onThreeRanks(t, func(t *testing.T, gs []*gloo.Group) {
+		for _, dt := range []collective.DType{collective.Float32, collective.Float64} {
+			for _, inPlace := range []bool{false, true} {
+				reduceScatterRaw(t, gs, dt, inPlace)
 			}
-			for _, dt := range []collective.DType{collective.Float32, collective.Float64} {
-				for _, inPlace := range []bool{false, true} {
-					reduceScatterRaw(t, gs, dt, inPlace)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 func reduceScatterRaw(t *testing.T, gs []*gloo.Group, dt collective.DType, inPlace bool) {
