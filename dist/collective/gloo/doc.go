@@ -71,7 +71,13 @@
 // and reads their windows into its result; all-gathers copy in rank order,
 // reductions fold in rank order, so every rank computes the same bits. If not,
 // every collective goes through TCP as before; Transport says which. The files
-// are unlinked once every rank has mapped them, so nothing outlives the ranks.
+// are unlinked once every rank has mapped them, so nothing outlives the ranks;
+// the file of a rank killed during that setup is removed by the next group
+// formed on the host (older than a minute, nobody holding its lock).
+//
+// On either transport the raw all-gather and reduce-scatter also run in place,
+// as NCCL defines it: an all-gather whose send is this rank's own block of recv,
+// a reduce-scatter whose recv is this rank's own block of send.
 //
 // The failure semantics above hold on this transport too: a wait sleeps on
 // its peer's counter (a futex) in ticks of 2 ms and between them checks the
