@@ -47,7 +47,7 @@ import (
 // throughput (the collectives' time is mostly the wait for the slower rank) and the
 // TCP reduce-scatter's kept buffers added 90 MiB of peak RSS; through shared memory
 // the gathering way runs faster (no 94 MB of zeros to write, fewer bytes to move)
-// for about half that RSS (BENCHMARKS.md).
+// for about 10 MiB more RSS than the all-reduces (BENCHMARKS.md).
 
 // viaSharedMemory reports whether g moves its collectives through shared memory
 // (a Gloo group whose ranks share a host).
