@@ -36,7 +36,8 @@ func floats(t *testing.T, v []float32) *ts.Tensor {
 var orderedCall = regexp.MustCompile(`^(cudaEventRecord|cudaStreamWaitEvent|cudaStreamSynchronize|cudaDeviceSynchronize|ncclAllGather|ncclReduceScatter)\b`)
 
 // Two GPU ranks exchange the owners' weights by an all-gather and sum the gradients'
-// blocks by a reduce-scatter, each ordered against libtorch's stream by events: values
+// blocks by a reduce-scatter, both in place, each ordered against libtorch's stream
+// by events: values
 // exact (halves and small integers), no device-wide synchronisation, and per rank and
 // collective an event recorded on stream 0, the group's stream waiting for it, the
 // collective, an event on the group's stream, stream 0 waiting for it.
@@ -49,10 +50,23 @@ func TestSplitExchangeOrderedByEventsOnGPU(t *testing.T) {
 	owned := [2][]float32{{1, 2, 3}, {-0.5, 4, 8}}                       // each rank's block of weights
 	grads := [2][]float32{{1, 0, 2, 0.5, 0.5, 1}, {3, 1, -2, 1, 1.5, 0}} // each rank's gradients of every weight
 	want := [2][]float32{{4, 1, 0}, {1.5, 2, 1}}                         // rank r: block r summed over ranks
+	// In place, as deltaShare.hold and backward call them: mine is rank r's block of
+	// all (which holds the owned weights there before the gather), gmine rank r's
+	// block of gall.
 	var mine, all, gall, gmine [2]*ts.Tensor
 	for r := range 2 {
-		mine[r], all[r] = floats(t, owned[r]), floats(t, make([]float32, 2*block))
-		gall[r], gmine[r] = floats(t, grads[r]), floats(t, make([]float32, block))
+		start := make([]float32, 2*block)
+		copy(start[r*block:], owned[r])
+		all[r], gall[r] = floats(t, start), floats(t, grads[r])
+		var err error
+		if mine[r], err = all[r].Narrow(0, int64(r*block), block, false); err != nil {
+			t.Fatal(err)
+		}
+		if gmine[r], err = gall[r].Narrow(0, int64(r*block), block, false); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(mine[r].MustDrop)
+		t.Cleanup(gmine[r].MustDrop)
 	}
 	syncs := deviceSyncs.Load()
 	for r, g := range groups {
