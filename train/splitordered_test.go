@@ -37,10 +37,10 @@ var orderedCall = regexp.MustCompile(`^(cudaEventRecord|cudaStreamWaitEvent|cuda
 
 // Two GPU ranks exchange the owners' weights by an all-gather and sum the gradients'
 // blocks by a reduce-scatter, both in place, each ordered against libtorch's stream
-// by events: values
-// exact (halves and small integers), no device-wide synchronisation, and per rank and
-// collective an event recorded on stream 0, the group's stream waiting for it, the
-// collective, an event on the group's stream, stream 0 waiting for it.
+// by events: values exact (halves and small integers), no device-wide
+// synchronisation, and per rank and collective an event recorded on stream 0, the
+// group's stream waiting for it, the collective, an event on the group's stream,
+// stream 0 waiting for it.
 func TestSplitExchangeOrderedByEventsOnGPU(t *testing.T) {
 	logPath := withFakeNCCL(t)
 	const block = 3
