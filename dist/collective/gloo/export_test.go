@@ -18,31 +18,34 @@ func FailFiles(rank *int) {
 		createFile = createSegment
 		return
 	}
-	suffix := fmt.Sprintf("-r%d", *rank)
-	createFile = func(path string, size int) (*segment, error) {
-		if strings.HasSuffix(path, suffix) {
-			return nil, errors.New("allocate " + path + ": no space left on device (test)")
-		}
-		return createSegment(path, size)
-	}
+	onRankFile(*rank, func(path string, _ int) (*segment, error) {
+		return nil, errors.New("allocate " + path + ": no space left on device (test)")
+	})
 }
 
 // HangAfterCreate makes rank's setup stop for good right after it created its
 // shared-memory file, printing "created <path>" first (a rank killed in the
-// setup's window); a negative rank restores the real setup.
+// setup's window; used by child processes, which never restore it).
 func HangAfterCreate(rank int) {
-	if rank < 0 {
-		createFile = createSegment
-		return
-	}
-	suffix := fmt.Sprintf("-r%d", rank)
-	createFile = func(path string, size int) (*segment, error) {
+	onRankFile(rank, func(path string, size int) (*segment, error) {
 		s, err := createSegment(path, size)
-		if err == nil && strings.HasSuffix(path, suffix) {
+		if err == nil {
 			fmt.Println("created", path)
 			time.Sleep(time.Hour)
 		}
 		return s, err
+	})
+}
+
+// onRankFile makes createFile call create for rank's file and the real
+// createSegment for every other.
+func onRankFile(rank int, create func(path string, size int) (*segment, error)) {
+	suffix := fmt.Sprintf("-r%d", rank)
+	createFile = func(path string, size int) (*segment, error) {
+		if strings.HasSuffix(path, suffix) {
+			return create(path, size)
+		}
+		return createSegment(path, size)
 	}
 }
 

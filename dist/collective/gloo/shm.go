@@ -91,7 +91,7 @@ func setupShm(ctx context.Context, cfg collective.Config, nat *native, timeoutMs
 	if !same {
 		reason = "the ranks do not share a host (or " + shmDir + ")"
 	} else {
-		sweepOrphans(time.Now()) // what ranks killed in this window before left
+		sweepOrphans() // what ranks killed in this window before left
 		if s.files[s.rank], err = createFile(own, size); err != nil {
 			reason = err.Error()
 		}

@@ -159,7 +159,7 @@ const orphanAge = time.Minute
 // file is an orphan when it is older than orphanAge and nobody holds its
 // flock; this process then takes the flock itself, so two sweeps never both
 // see a file free. Files it cannot open (another user's) are left alone.
-func sweepOrphans(now time.Time) {
+func sweepOrphans() {
 	ents, err := os.ReadDir(shmDir)
 	if err != nil {
 		return
@@ -175,7 +175,7 @@ func sweepOrphans(now time.Time) {
 		}
 		fd := int(f.Fd())
 		var st unix.Stat_t
-		if unix.Fstat(fd, &st) == nil && now.Sub(time.Unix(st.Mtim.Unix())) >= orphanAge &&
+		if unix.Fstat(fd, &st) == nil && time.Since(time.Unix(st.Mtim.Unix())) >= orphanAge &&
 			unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			os.Remove(path)
 		}
