@@ -1,12 +1,13 @@
 package phiop
 
-// The cgo build flags of the package and the φ op's calls into C. Five other
+// The cgo build flags of the package and the φ op's calls into C. Six other
 // hand-written files speak C for their own parts: adamw.go (the multi-tensor
 // AdamW step, adamw_shim.cpp), alloc.go (the caching CPU allocator,
-// cpu_alloc.cpp), lean.go (the recomputing LR-LoRA layer and merged weight, lean_shim.cpp) and
+// cpu_alloc.cpp), lean.go (the recomputing LR-LoRA layer and merged weight, lean_shim.cpp),
+// fused.go (RMSNorm and SwiGLU as single nodes, fused_shim.cpp) and
 // backward.go (backward with given gradients, backward_shim.cpp) call their
 // entry points of phiop.h; cgo_libtorch.go is generated. The C++ side
-// (phi_shim.cpp, lean_shim.cpp, backward_shim.cpp, phi_shim_cuda.cpp,
+// (phi_shim.cpp, lean_shim.cpp, fused_shim.cpp, backward_shim.cpp, phi_shim_cuda.cpp,
 // phi_kernel_cpu.cpp, phi_kernel_f64.cpp, adamw_shim.cpp, adamw_shim_cuda.cpp,
 // cpu_alloc.cpp) is
 // compiled by cgo with the flags below plus libtorch's: include dirs, C++ standard

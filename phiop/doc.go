@@ -47,6 +47,17 @@
 // the K-vectors instead of B·A and recomputes that product in backward: lrlora's merged
 // weight in training, and what it holds for a step under model.delta_per_step.
 //
+// A decoder block's elementwise pieces (fused.go, fused_shim.cpp): RMSNorm is Llama's
+// norm, w ⊙ cast(x₃₂·rsqrt(mean(x₃₂²) + ε)), and SwiGLU the gated product
+// silu(gate) ⊙ up, each as one autograd node whose forward runs the composed ops'
+// own calls (the same bits). Composed, autograd keeps the normalised x (for the
+// weight's product) and silu(gate) (for the product with up) until the block's
+// backward; these nodes keep x and one rsqrt per row, and gate and up, which the block
+// holds anyway, and recompute the rest in backward. SwiGLU's gradients are the
+// composed ops' bit for bit; RMSNorm's backward is the closed form
+// ∂x = r·(G − n·mean(G ⊙ n)) (n the normalised x, r the rsqrt, G the gradient
+// reaching n), equal to the composed chain up to float32 rounding. model uses both.
+//
 // Caching CPU allocator (cpu_alloc.cpp, alloc.go): InstallCachingAllocator makes
 // libtorch's CPU allocator (c10::SetCPUAllocator) one that keeps freed blocks of
 // 64 KiB or more mapped, in 64 KiB size classes below 1 MiB and eight classes per

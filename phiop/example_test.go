@@ -112,3 +112,38 @@ func ExampleBackward() {
 	fmt.Println(g.Float64Values())
 	// Output: [8 2]
 }
+
+// RMSNorm and SwiGLU are a decoder block's norm and gated product as one autograd node
+// each. One row x = (3, 4): mean(x²) = 12.5, so with ε = 0 the row is divided by
+// √12.5 = 3.5355 and scaled by w = (1, 2). silu(g)·u for g = (0, 1), u = (5, 2):
+// silu(0) = 0 and silu(1) = 1/(1 + e⁻¹) = 0.7311.
+//
+// Run: go test ./phiop/ -run ExampleRMSNorm
+func ExampleRMSNorm() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	x := ts.MustOfSlice([]float64{3, 4}).MustReshape([]int64{1, 2}, true)
+	defer x.MustDrop()
+	w := ts.MustOfSlice([]float64{1, 2})
+	defer w.MustDrop()
+	y, err := phiop.RMSNorm(x, w, 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer y.MustDrop()
+	g, u := ts.MustOfSlice([]float64{0, 1}), ts.MustOfSlice([]float64{5, 2})
+	defer g.MustDrop()
+	defer u.MustDrop()
+	s, err := phiop.SwiGLU(g, u)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.MustDrop()
+	fmt.Printf("rms norm %.4f\n", y.Float64Values())
+	fmt.Printf("swiglu   %.4f\n", s.Float64Values())
+	// Output:
+	// rms norm [0.8485 2.2627]
+	// swiglu   [0.0000 1.4621]
+}

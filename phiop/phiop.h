@@ -35,6 +35,15 @@ char* phiop_lean_delta(void* w0, void* b, void* a, void* amplitude, void* bandwi
                        void* grid, void* into, int basis, double scale, int centred,
                        int residual, double alpha, void** out);
 
+/* phiop_rms_norm sets *out to weight * cast(x32 rsqrt(mean(x32^2) + eps)) over x's
+ * last dimension (x32: x in float32, or float64 for float64), as one autograd node
+ * that keeps x and the per-row rsqrt for backward (fused.go). */
+char* phiop_rms_norm(void* x, void* weight, double eps, void** out);
+
+/* phiop_swiglu sets *out to silu(gate) * up as one autograd node that keeps gate
+ * and up, not silu(gate), for backward (fused.go). */
+char* phiop_swiglu(void* gate, void* up, void** out);
+
 /* phiop_backward back-propagates from n outputs (torch::Tensor* each, recording
  * a graph) with the gradients grads[i] (same shape, dtype and device), as
  * torch::autograd::backward does with grad_tensors: gradients accumulate into
