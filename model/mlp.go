@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // act applies a hidden_act by its canonical name (see activation).
@@ -54,5 +56,20 @@ func (m *gatedMLP) forward(s *scope, x *ts.Tensor) *ts.Tensor {
 	} else {
 		gate, up = m.gate.forward(s, x), m.up.forward(s, x)
 	}
-	return m.down.forward(s, s.mul(s.act(m.act, gate), up))
+	return m.down.forward(s, s.gated(m.act, gate, up))
+}
+
+// gated is act(gate) ⊙ up; for SiLU one autograd node (phiop.SwiGLU) that keeps gate
+// and up for backward and recomputes silu(gate) there: the same values and gradients
+// as the two ops, one intermediate-size tensor per token fewer until the block's
+// backward.
+func (s *scope) gated(act string, gate, up *ts.Tensor) *ts.Tensor {
+	if act != "silu" {
+		return s.mul(s.act(act, gate), up)
+	}
+	if !s.ok(gate, up) {
+		return nil
+	}
+	y, err := phiop.SwiGLU(gate, up)
+	return s.track(y, err, "swiglu")
 }

@@ -3,6 +3,8 @@ package model
 import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/phiop"
 )
 
 // rmsNorm is LlamaRMSNorm: y = w ⊙ (x / √(mean(x²) + ε)), with the normalisation done in
@@ -17,14 +19,17 @@ func bindRMSNorm(b *binder, name string, size int, eps float64) *rmsNorm {
 	return &rmsNorm{weight: b.weight(name+".weight", []int64{int64(size)}, InitOnes), eps: eps}
 }
 
+// forward runs the norm as one autograd node (phiop.RMSNorm): the values of the ops
+// composed one by one, but backward keeps x and the per-row rsqrt instead of the
+// normalised x, one hidden-size tensor per norm and token fewer until the block's
+// backward.
 func (n *rmsNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
-	if !s.ok(x) {
+	w := s.frozen(n.weight)
+	if !s.ok(x, w) {
 		return nil
 	}
-	x32 := s.toDType(x, upcast(x.DType()))
-	inv := s.rsqrt(s.addScalar(s.meanLast(s.square(x32)), n.eps))
-	y := s.toDType(s.mul(x32, inv), x.DType())
-	return s.mul(s.frozen(n.weight), y)
+	y, err := phiop.RMSNorm(x, w, n.eps)
+	return s.track(y, err, "rms norm")
 }
 
 // layerNorm is torch.nn.LayerNorm over the last dimension with weight and bias.
