@@ -20,9 +20,9 @@ func bindRMSNorm(b *binder, name string, size int, eps float64) *rmsNorm {
 }
 
 // forward runs the norm as one autograd node (phiop.RMSNorm): the values of the ops
-// composed one by one, but backward keeps x and the per-row rsqrt instead of the
-// normalised x, one hidden-size tensor per norm and token fewer until the block's
-// backward.
+// composed one by one, but backward keeps only x and the per-row rsqrt, not the
+// normalised x (libtorch 1.13) or a float32 copy of a bfloat16 x: one hidden-size
+// tensor per norm and token fewer until the block's backward.
 func (n *rmsNorm) forward(s *scope, x *ts.Tensor) *ts.Tensor {
 	w := s.frozen(n.weight)
 	if !s.ok(x, w) {

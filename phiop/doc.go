@@ -50,10 +50,11 @@
 // A decoder block's elementwise pieces (fused.go, fused_shim.cpp): RMSNorm is Llama's
 // norm, w ⊙ cast(x₃₂·rsqrt(mean(x₃₂²) + ε)), and SwiGLU the gated product
 // silu(gate) ⊙ up, each as one autograd node whose forward runs the composed ops'
-// own calls (the same bits). Composed, autograd keeps the normalised x (for the
-// weight's product) and silu(gate) (for the product with up) until the block's
-// backward; these nodes keep x and one rsqrt per row, and gate and up, which the block
-// holds anyway, and recompute the rest in backward. SwiGLU's gradients are the
+// own calls (the same bits). Composed, autograd keeps silu(gate) (for the product with
+// up) and, with libtorch 1.13, the normalised x (for the product with the frozen weight;
+// 2.x skips it), or in bfloat16 a float32 copy of x, until the block's backward; these
+// nodes keep x and one rsqrt per row, and gate and up, which the block holds anyway,
+// and recompute the rest in backward. SwiGLU's gradients are the
 // composed ops' bit for bit; RMSNorm's backward is the closed form
 // ∂x = r·(G − n·mean(G ⊙ n)) (n the normalised x, r the rsqrt, G the gradient
 // reaching n), equal to the composed chain up to float32 rounding. model uses both.

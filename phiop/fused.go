@@ -19,9 +19,11 @@ import (
 //
 // the cast back to x's dtype, as one autograd node. Composed op by op (square, mean,
 // rsqrt, two products and the casts) the forward's values are the same bits, but
-// autograd keeps the normalised x₃₂·rsqrt(…), a tensor of x's size, for the weight's
-// product; this node keeps x and the per-row rsqrt, and its backward recomputes the
-// rest: with n = x₃₂·rsqrt(…) and G the gradient reaching n,
+// autograd keeps, for x in bfloat16 or float16, x₃₂ (a float32 copy) for the product
+// with the rsqrt, and with libtorch 1.13 also the normalised x₃₂·rsqrt(…) for the
+// weight's product (2.x skips it when the weight is frozen). This node keeps x and the
+// per-row rsqrt, and its backward recomputes the rest: with n = x₃₂·rsqrt(…) and G the
+// gradient reaching n,
 //
 //	∂x = rsqrt(…) · (G − n · mean(G ⊙ n)),   ∂w = Σ_rows g ⊙ cast(n).
 //
