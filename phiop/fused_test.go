@@ -78,60 +78,47 @@ func TestFusedOpsMatchFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
 	const rows, n, eps, h, tol = 6, 16, 1e-6, 1e-5, 1e-7
 	shape := []int64{2, 3, n}
-
-	t.Run("rms_norm", func(t *testing.T) {
-		xv, wv, c := randVals(rng, rows*n, 1.5), randVals(rng, n, 1), randVals(rng, rows*n, 1)
-		x := newTensor(t, xv, shape, gotch.Double, true)
-		w := newTensor(t, wv, []int64{n}, gotch.Double, true)
-		y, err := RMSNorm(x, w, eps)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer y.MustDrop()
-		if d, s := maxAbsDiff(t, values(y), refRMSNorm(xv, wv, eps)); d > 1e-13*s {
-			t.Errorf("values differ from the formula by %g (scale %g)", d, s)
-		}
-		weightedSum(t, y, newTensor(t, c, shape, gotch.Double, false)).MustBackward()
-		loss := func() float64 { return dot(c, refRMSNorm(xv, wv, eps)) }
-		for _, g := range []struct {
-			name      string
-			got, want []float64
-		}{
-			{"∂x", gradValues(x), centralDiffs(xv, h, loss)},
-			{"∂w", gradValues(w), centralDiffs(wv, h, loss)},
-		} {
-			if d, s := maxAbsDiff(t, g.got, g.want); d > tol*math.Max(s, 1) {
-				t.Errorf("%s differs from central differences by %g (scale %g)", g.name, d, s)
+	for _, c := range []struct {
+		name        string
+		names       [2]string
+		std         [2]float64
+		secondShape []int64
+		op          func(a, b *ts.Tensor) (*ts.Tensor, error)
+		ref         func(a, b []float64) []float64
+	}{
+		{"rms_norm", [2]string{"∂x", "∂w"}, [2]float64{1.5, 1}, []int64{n},
+			func(a, b *ts.Tensor) (*ts.Tensor, error) { return RMSNorm(a, b, eps) },
+			func(a, b []float64) []float64 { return refRMSNorm(a, b, eps) }},
+		{"swiglu", [2]string{"∂gate", "∂up"}, [2]float64{2, 1}, shape, SwiGLU, refSwiGLU},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			nb := 1
+			for _, d := range c.secondShape {
+				nb *= int(d)
 			}
-		}
-	})
-
-	t.Run("swiglu", func(t *testing.T) {
-		gv, uv, c := randVals(rng, rows*n, 2), randVals(rng, rows*n, 1), randVals(rng, rows*n, 1)
-		g := newTensor(t, gv, shape, gotch.Double, true)
-		u := newTensor(t, uv, shape, gotch.Double, true)
-		y, err := SwiGLU(g, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer y.MustDrop()
-		if d, s := maxAbsDiff(t, values(y), refSwiGLU(gv, uv)); d > 1e-13*s {
-			t.Errorf("values differ from the formula by %g (scale %g)", d, s)
-		}
-		weightedSum(t, y, newTensor(t, c, shape, gotch.Double, false)).MustBackward()
-		loss := func() float64 { return dot(c, refSwiGLU(gv, uv)) }
-		for _, d := range []struct {
-			name      string
-			got, want []float64
-		}{
-			{"∂gate", gradValues(g), centralDiffs(gv, h, loss)},
-			{"∂up", gradValues(u), centralDiffs(uv, h, loss)},
-		} {
-			if diff, s := maxAbsDiff(t, d.got, d.want); diff > tol*math.Max(s, 1) {
-				t.Errorf("%s differs from central differences by %g (scale %g)", d.name, diff, s)
+			av, bv, cv := randVals(rng, rows*n, c.std[0]), randVals(rng, nb, c.std[1]), randVals(rng, rows*n, 1)
+			a := newTensor(t, av, shape, gotch.Double, true)
+			b := newTensor(t, bv, c.secondShape, gotch.Double, true)
+			y, err := c.op(a, b)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	})
+			defer y.MustDrop()
+			if d, s := maxAbsDiff(t, values(y), c.ref(av, bv)); d > 1e-13*s {
+				t.Errorf("values differ from the formula by %g (scale %g)", d, s)
+			}
+			weightedSum(t, y, newTensor(t, cv, shape, gotch.Double, false)).MustBackward()
+			loss := func() float64 { return dot(cv, c.ref(av, bv)) }
+			for i, g := range [][2][]float64{
+				{gradValues(a), centralDiffs(av, h, loss)},
+				{gradValues(b), centralDiffs(bv, h, loss)},
+			} {
+				if d, s := maxAbsDiff(t, g[0], g[1]); d > tol*math.Max(s, 1) {
+					t.Errorf("%s differs from central differences by %g (scale %g)", c.names[i], d, s)
+				}
+			}
+		})
+	}
 }
 
 // composedRMSNorm is the norm as the model composed it op by op before the fused node.
