@@ -63,13 +63,3 @@ func SwiGLU(gate, up *ts.Tensor) (*ts.Tensor, error) {
 	}
 	return ts.FromCtensor(out), nil
 }
-
-// nonNil names the first of xs (names[i] for xs[i]) that is nil or holds no C tensor.
-func nonNil(names []string, xs ...*ts.Tensor) error {
-	for i, t := range xs {
-		if t == nil || t.Ctensor() == nil {
-			return fmt.Errorf("%w: %s", ErrNilTensor, names[i])
-		}
-	}
-	return nil
-}

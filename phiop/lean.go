@@ -38,13 +38,8 @@ func LeanLinear(x, w0, bias, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, bas
 	if err := validate(b, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
 		return nil, err
 	}
-	for _, t := range []struct {
-		name string
-		t    *ts.Tensor
-	}{{"x", x}, {"W0", w0}, {"A", a}} {
-		if t.t == nil || t.t.Ctensor() == nil {
-			return nil, fmt.Errorf("%w: %s", ErrNilTensor, t.name)
-		}
+	if err := nonNil([]string{"x", "W0", "A"}, x, w0, a); err != nil {
+		return nil, err
 	}
 	var cbias unsafe.Pointer
 	if bias != nil {
@@ -94,8 +89,8 @@ func LeanDeltaInto(into, w0, b, a, amplitude, bandwidthRaw, grid *ts.Tensor, bas
 	if err := validate(b, amplitude, bandwidthRaw, grid, basis, scale); err != nil {
 		return nil, err
 	}
-	if a == nil || a.Ctensor() == nil {
-		return nil, fmt.Errorf("%w: A", ErrNilTensor)
+	if err := nonNil([]string{"A"}, a); err != nil {
+		return nil, err
 	}
 	var cw0, cinto unsafe.Pointer
 	if w0 != nil {

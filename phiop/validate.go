@@ -101,3 +101,13 @@ func checkMeta(metas [4]meta, basis adapter.Basis, scale float64, haveCUDA bool)
 	}
 	return nil
 }
+
+// nonNil names the first of xs (names[i] for xs[i]) that is nil or holds no C tensor.
+func nonNil(names []string, xs ...*ts.Tensor) error {
+	for i, t := range xs {
+		if t == nil || t.Ctensor() == nil {
+			return fmt.Errorf("%w: %s", ErrNilTensor, names[i])
+		}
+	}
+	return nil
+}
