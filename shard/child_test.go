@@ -82,7 +82,7 @@ func runChild(role string) int {
 	case "mem":
 		return memChild(m, gat, loaded, "", nil)
 	case "abort":
-		return abortChild(m, gat, rank)
+		return abortChild(m, gat, g, rank)
 	}
 	var atLoss int64
 	v, err := workload(m, 2, 6, func() { atLoss = gat.Stats().BufferBytes })
@@ -90,10 +90,11 @@ func runChild(role string) int {
 		fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
 		return 1
 	}
-	serving := serveGoroutines()
+	serving, peers := serveGoroutines(), gat.PeerReads()
 	m.Close()
 	gat.Close()
 	fmt.Printf("collective goroutines: %d during the run, %d after Close\n", serving, serveGoroutines())
+	fmt.Printf("peer reads: %v\n", peers)
 	if err := writeFloats(filepath.Join(os.Getenv(envOut), fmt.Sprintf("%d.bin", rank)), v); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -96,6 +96,25 @@
 // unit's buffer), and the kernels queued there later wait for it, so the
 // current block's kernels run while the next block is gathered.
 //
+// # Peer reads
+//
+// A rank's shards never change after loading, so ranks on one host need not meet to
+// gather them: on a CPU, Bind exchanges where every rank's shards live (one
+// all-gather of small records, and an agreement) and, where every rank can read
+// every other's memory (the same boot and PID namespace; process_vm_readv allowed:
+// dist/peermem), a gather copies each peer's shard of the unit straight out of that
+// peer's memory, one system call per peer, while the peer computes: no rank waits
+// for another, where an all-gather waits for the slowest rank at every unit. The
+// rank's memory is the same (the copy lands in the unit's buffer). Each read is
+// checked against a token on a page of the peer, which the peer unmaps before it
+// frees its shards, and against its pidfd: reading a rank that has exited or given
+// its shards up fails (collective.ErrPeerLost, naming the rank) instead of returning
+// stale bytes. Close waits until every peer has closed or exited (at most 30 s), as
+// a peer may still be reading this rank's shards; Abort does not wait. Any rank that
+// cannot read the others, or has LRTRAIN_SHARD_PEER_READS=0 (EnvPeerReads), makes the
+// whole group all-gather; ranks on several hosts and GPUs always do. PeerReads
+// reports which.
+//
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation
 // checkpointing (SetCheckpointing, Begin) runs embeddings and blocks without autograd,

@@ -76,6 +76,8 @@ type Gatherer struct {
 	reqs       chan *request
 	exited     chan struct{}
 
+	peers *peers // set where the ranks read each other's shards (peers.go)
+
 	syncs atomic.Int64 // device synchronisations before a gather (tests read it)
 }
 
@@ -150,6 +152,12 @@ func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
 	if err := local.moveTo(m.Device()); err != nil {
 		local.Close()
 		return err
+	}
+	if g.pg.Size() > 1 && peerReadable(m.Device()) {
+		if g.peers, err = openPeers(g.ctx, raw, g.pg, local); err != nil {
+			local.Close()
+			return err
+		}
 	}
 	g.plan, g.local, g.bound, g.raw, g.dev = plan, local, true, raw, m.Device()
 	g.held = make([]int, len(plan.Units))
@@ -298,10 +306,27 @@ func (g *Gatherer) unbind(u int) {
 	g.bufs[u] = nil
 }
 
+// PeerReads reports whether the ranks gather by reading each other's shards (a CPU
+// group on one host; see Bind) rather than by all-gathers.
+func (g *Gatherer) PeerReads() bool { return g.peers != nil }
+
 // Close waits for the gathers in flight, ends the collective goroutine and frees the
-// shards and placeholders the gatherer holds (after the model's Close).
-func (g *Gatherer) Close() {
+// shards and placeholders the gatherer holds (after the model's Close). Where the
+// ranks read each other's shards, it first waits until every other rank has closed
+// or exited (at most 30 s), since they may still be reading this rank's: call it on
+// every rank, after the same passes, or Abort.
+func (g *Gatherer) Close() { g.close(true) }
+
+// Abort is Close after a failure: it does not wait for the other ranks, whose later
+// reads of this rank's shards fail (collective.ErrPeerLost, naming this rank).
+func (g *Gatherer) Abort() { g.close(false) }
+
+func (g *Gatherer) close(wait bool) {
 	_ = g.stop()
+	if g.peers != nil {
+		g.peers.close(wait)
+		g.peers = nil
+	}
 	if g.local != nil {
 		g.local.Close()
 		g.local = nil

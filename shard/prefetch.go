@@ -243,6 +243,8 @@ func (g *Gatherer) run(r *request) {
 	start := time.Now()
 	ordered, isOrdered := g.raw.(collective.StreamOrderedAllGatherer)
 	switch {
+	case g.peers != nil:
+		r.err = g.peers.gather(r.unit, r.send, r.recv, r.bytes)
 	case g.dev.IsCuda() && isOrdered:
 		r.err = ordered.AllGatherRawOrdered(g.ctx, r.send, r.recv, r.bytes, collective.Uint8, collective.DefaultStream)
 	case g.dev.IsCuda():

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -29,13 +30,27 @@ func serveGoroutines() int {
 	}
 }
 
-// abortChild is role abort: rank 1 gathers the embeddings and block 0 as a forward
-// pass would (scheduled so that it requests nothing beyond them) and leaves, closing
-// its end of the group; rank 0 runs a whole evaluation Forward, whose gather of block
-// 1 (requested ahead while block 0 runs) must fail. Rank 0 prints the error
-// and how many collective goroutines are left once the gatherer is closed.
-func abortChild(m *model.Model, gat *shard.Gatherer, rank int) int {
+// abortChild is role abort. Where the ranks all-gather, rank 1 gathers the
+// embeddings and block 0 as a forward pass would (scheduled so that it requests
+// nothing beyond them) and leaves, closing its end of the group; rank 0 runs a whole
+// evaluation Forward, whose gather of block 1 (requested ahead while block 0 runs)
+// must fail. Where they read each other's shards, no gather needs rank 1 to take
+// part: rank 1 gives its shards up as after a failure (Abort) and meets rank 0 at a
+// barrier, and then rank 0's Forward must fail at its first gather, the embeddings'.
+// Rank 0 prints the error and how many collective goroutines are left once the
+// gatherer is closed.
+func abortChild(m *model.Model, gat *shard.Gatherer, g collective.ProcessGroup, rank int) int {
+	barrier := g.(collective.Barrierer).Barrier
 	if rank == 1 {
+		if gat.PeerReads() {
+			m.Close()
+			gat.Abort()
+			if err := barrier(context.Background()); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			return 0
+		}
 		if err := gat.Schedule([]int{-1, 0}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -47,6 +62,12 @@ func abortChild(m *model.Model, gat *shard.Gatherer, rank int) int {
 			}
 		}
 		return 0
+	}
+	if gat.PeerReads() {
+		if err := barrier(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	runtime.LockOSThread()
 	ids := make([]int64, 12)
@@ -75,24 +96,40 @@ func abortChild(m *model.Model, gat *shard.Gatherer, rank int) int {
 // When a rank leaves the group in the middle of a pass, the gather that rank 0 asked
 // for ahead fails on the collective goroutine; the error must reach the pass at the
 // block it was for, name that block and the rank, and leave no goroutine behind.
+// Reading the shards of a rank that gave them up fails likewise, naming the rank that
+// left, and Close does not wait for it.
 func TestPrefetchFailureNamesBlockAndRank(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process; runs without -short")
 	}
 	dir := writeModel(t, "llama", "tiny", "")
-	runs := runRanks(t, "abort", 2, 60*time.Second, envDir+"="+dir, envPrefetch+"=1")
-	for _, r := range runs {
-		if r.err != nil {
-			t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
-		}
-	}
-	out := runs[0].stdout
-	t.Logf("rank 0: %s", out)
-	if !strings.Contains(out, "before the block 1: shard: rank 0: gather of block 1: ") {
-		t.Errorf("rank 0's error does not name block 1 and rank 0:\n%s", out)
-	}
-	if !strings.Contains(out, "left after Close: 0\n") {
-		t.Errorf("collective goroutines left after Close:\n%s", out)
+	for _, c := range []struct {
+		peer bool
+		want string
+	}{
+		{false, "before the block 1: shard: rank 0: gather of block 1: "},
+		{true, "before the embeddings: shard: rank 0: gather of embeddings: collective: peer lost: rank 1: peermem: peer gone: "},
+	} {
+		t.Run(fmt.Sprintf("peer-reads=%v", c.peer), func(t *testing.T) {
+			env := shard.EnvPeerReads + "=0"
+			if c.peer {
+				env = shard.EnvPeerReads + "=1"
+			}
+			runs := runRanks(t, "abort", 2, 60*time.Second, envDir+"="+dir, envPrefetch+"=1", env)
+			for _, r := range runs {
+				if r.err != nil {
+					t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
+				}
+			}
+			out := runs[0].stdout
+			t.Logf("rank 0: %s", out)
+			if !strings.Contains(out, c.want) {
+				t.Errorf("rank 0's error does not say %q:\n%s", c.want, out)
+			}
+			if !strings.Contains(out, "left after Close: 0\n") {
+				t.Errorf("collective goroutines left after Close:\n%s", out)
+			}
+		})
 	}
 }
 
