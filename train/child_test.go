@@ -36,6 +36,7 @@ const (
 	envPasses    = "LRTRAIN_TRAIN_PASSES"     // a directory: write phiop.Passes() at the end to passes-<rank> there
 	envGather    = "LRTRAIN_TRAIN_GATHER"     // model.split_delta through all-gather and reduce-scatter (Env.seams.splitGather)
 	envDieSplit  = "LRTRAIN_TRAIN_DIE_SPLIT"  // SIGKILL itself before model.split_delta's exchange of this step
+	envDieStep   = "LRTRAIN_TRAIN_DIE_STEP"   // SIGKILL itself as this step starts
 	envSharedMem = "LRTRAIN_TRAIN_SHM"        // the data-parallel group through shared memory (gloo.DefaultSharedMemory)
 )
 
@@ -91,6 +92,15 @@ func runChild(path string) int {
 	if s := os.Getenv(envDieSplit); s != "" {
 		step, _ := strconv.ParseInt(s, 10, 64)
 		env.seams.splitExchange = func(at int64) {
+			if at == step {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				time.Sleep(time.Minute)
+			}
+		}
+	}
+	if s := os.Getenv(envDieStep); s != "" {
+		step, _ := strconv.ParseInt(s, 10, 64)
+		env.seams.stepStart = func(at int64) {
 			if at == step {
 				syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				time.Sleep(time.Minute)

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/lrtrain/lrtrain/checkpoint"
 	"github.com/lrtrain/lrtrain/dist/collective"
+	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/phiop"
 	"github.com/lrtrain/lrtrain/safetensors"
+	"github.com/lrtrain/lrtrain/shard"
 )
 
 // distOptions is a float64 run of 4 steps over global batches of 4 examples:
@@ -146,7 +149,7 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run := func(extra ...string) Options {
+	run := func(t *testing.T, extra ...string) Options {
 		o := distOptions(t, 1)
 		o.Data.Eval = []string{evalFile}
 		o.Train.EvalEvery = 2
@@ -154,12 +157,32 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 		runTwoRanks(t, o, extra...)
 		return o
 	}
-	whole, sharded := run(), run(envShard+"=1")
-	logs, err := os.ReadFile(filepath.Join(sharded.Output.Dir, "train.log"))
-	if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
-		t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
+	// Sharded ranks on one host read each other's shards; with peer reads off they
+	// all-gather them. Both must train as the whole backbone does.
+	whole := run(t)
+	for _, c := range []struct{ env, path string }{
+		{shard.EnvPeerReads + "=1", "peer reads"},
+		{shard.EnvPeerReads + "=0", "all-gather"},
+	} {
+		t.Run(strings.ReplaceAll(c.path, " ", "-"), func(t *testing.T) {
+			sharded := run(t, envShard+"=1", c.env)
+			logs, err := os.ReadFile(filepath.Join(sharded.Output.Dir, "train.log"))
+			if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
+				t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
+			}
+			if want := `"shard_gather":"` + c.path + `"`; !strings.Contains(string(logs), want) {
+				t.Errorf("the sharded run's log does not say %s", want)
+			}
+			checkCacheRoom(t, logs)
+			sameTraining(t, whole, sharded)
+		})
 	}
-	checkCacheRoom(t, logs)
+}
+
+// sameTraining fails unless the runs logged the same losses, gradient norms and
+// evaluations and saved the same adapters, bit for bit.
+func sameTraining(t *testing.T, whole, sharded Options) {
+	t.Helper()
 	ws, we := metricsOf(t, whole.Output.Dir)
 	ss, se := metricsOf(t, sharded.Output.Dir)
 	if len(ws) != len(ss) || len(we) != len(se) || len(we) == 0 {
@@ -252,6 +275,63 @@ func TestShardedRegatherTrainsLikeWhole(t *testing.T) {
 		if !slices.Equal(w, b[name]) {
 			t.Errorf("%s differs between the sharded and the whole backbone", name)
 		}
+	}
+}
+
+// A rank of a sharded backbone killed as step 3 starts stops the other: rank 0's
+// next gather (a read of rank 1's shards, or an all-gather with it) or its gradient
+// all-reduce finds rank 1 gone, and rank 0 fails naming the lost peer, after saving
+// step 2, the last completed step, which is intact.
+func TestShardedDeadRankStopsTheOther(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process; runs without -short")
+	}
+	for _, peer := range []string{"1", "0"} {
+		t.Run(shard.EnvPeerReads+"="+peer, func(t *testing.T) {
+			o := distOptions(t, 1)
+			o.Checkpoint.Every = 0 // nothing saved before the failure: rank 0 saves step 2 then
+			srv, err := collective.ServeStore("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			var stderr0 bytes.Buffer
+			var ranks []*exec.Cmd
+			for r := range 2 {
+				env := []string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2",
+					envShard + "=1", shard.EnvPeerReads + "=" + peer}
+				if r == 1 {
+					env = append(env, envDieStep+"=3")
+				}
+				cmd := childCommand(t, o, env...)
+				if r == 0 {
+					cmd.Stderr = io.MultiWriter(&stderr0, cmd.Stderr)
+				}
+				childproc.Start(t, cmd)
+				ranks = append(ranks, cmd)
+			}
+			err0, err1 := ranks[0].Wait(), ranks[1].Wait()
+			if err1 == nil || !strings.Contains(err1.Error(), "killed") {
+				t.Fatalf("rank 1: %v, want it killed", err1)
+			}
+			if err0 == nil {
+				t.Fatal("rank 0 finished although rank 1 died")
+			}
+			msg := stderr0.String()
+			t.Logf("rank 0: %s", lastLines(msg, 1))
+			for _, want := range []string{"child: train: step 3: ", "collective: peer lost", "(step 2 saved in "} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("rank 0's error does not contain %q:\n%s", want, lastLines(msg, 5))
+				}
+			}
+			s, err := OpenCheckpoint(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.State.Step != 2 {
+				t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
+			}
+		})
 	}
 }
 

@@ -67,6 +67,8 @@ type testSeams struct {
 	// splitExchange is called with the step number before model.split_delta's
 	// exchange of the held weights.
 	splitExchange func(step int64)
+	// stepStart is called with the step number as each step starts.
+	stepStart func(step int64)
 	// saveHook is called with each checkpoint file's name once half of it is written.
 	saveHook func(name string)
 }

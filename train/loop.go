@@ -14,7 +14,7 @@ import (
 // CheckpointOptions.Resume), and returns how the run ended. Every rank of env.Group
 // calls it with the same options. It blocks the calling goroutine, which it locks to
 // its OS thread (libtorch's grad mode is per thread).
-func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
+func Run(ctx context.Context, opts Options, env Env) (_ *Result, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	phiop.InitThreads()
@@ -25,7 +25,7 @@ func Run(ctx context.Context, opts Options, env Env) (*Result, error) {
 	phiop.ResetAllocPeaks() // the peaks "training finished" reports are this run's (process-wide)
 
 	r := &run{env: env, evaluated: -1, cacheLimit: cacheLimit}
-	defer r.close()
+	defer func() { r.close(err != nil) }()
 	// 0. The resolved options, the group, the log (rank 0 locks output.dir), the device.
 	if err := r.open(opts); err != nil {
 		return nil, err
@@ -106,6 +106,9 @@ func (r *run) train(ctx context.Context) (stop string, err error) {
 
 // step takes one optimizer step.
 func (r *run) step(ctx context.Context) error {
+	if f := r.env.seams.stepStart; f != nil {
+		f(r.st.Step + 1)
+	}
 	begin := time.Now()
 	r.peaks.add(phiop.CachingAllocatorStats()) // what came before the step, then the step's own
 	phiop.ResetAllocPeaks()
