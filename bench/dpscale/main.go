@@ -60,6 +60,12 @@
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -shard -recompute -shard-prefetch 0 -tcp
 //
+// -all-gather adds, after every sharded run, the same run with LRTRAIN_SHARD_PEER_READS=0:
+// its ranks all-gather each block instead of copying the others' shards out of their
+// memory (what ranks on one host do by default).
+//
+//	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -shard -recompute -shard-prefetch 0,1 -all-gather
+//
 // -split adds the data-parallel ranks with model.split_delta: each rank forms and
 // back-propagates only its share of the layers' ΔW, and two all-reduces per step share
 // the weights and sum their gradients; its scaling over 1 rank is printed too.
@@ -83,8 +89,12 @@ import (
 	"time"
 )
 
-// envNoKeep is shard.EnvNoKeep (not imported: the bench builds without libtorch).
-const envNoKeep = "LRTRAIN_SHARD_NO_KEEP"
+// envNoKeep and envPeerReads are shard.EnvNoKeep and shard.EnvPeerReads (not
+// imported: the bench builds without libtorch).
+const (
+	envNoKeep    = "LRTRAIN_SHARD_NO_KEEP"
+	envPeerReads = "LRTRAIN_SHARD_PEER_READS"
+)
 
 type flags struct {
 	bin, preset, data     string
@@ -93,6 +103,7 @@ type flags struct {
 	threads1              int
 	keep, shard, packing  bool
 	ckpt, noKeep          bool
+	allGather             bool
 	recompute             bool
 	method                string
 	deltaPerStep          bool
@@ -121,6 +132,7 @@ func main() {
 	flag.BoolVar(&f.ckpt, "ckpt", false, "also run the whole backbone with model.activation_checkpointing")
 	flag.BoolVar(&f.recompute, "recompute", false, "also run the whole backbone (and, with -shard, the sharded one) with model.recompute_delta")
 	flag.BoolVar(&f.noKeep, "no-keep", false, "also run each sharded run with "+envNoKeep+"=1")
+	flag.BoolVar(&f.allGather, "all-gather", false, "also run each sharded run with "+envPeerReads+"=0 (all-gathers instead of reads of the peers' shards)")
 	flag.BoolVar(&f.ceiling, "ceiling", false, "also run, each round, -ranks independent single-rank processes side by side (the data-parallel ranks' configuration, no communication)")
 	flag.StringVar(&f.method, "method", "lrlora", "adapter.method of every run")
 	flag.BoolVar(&f.deltaPerStep, "delta-per-step", true, "model.delta_per_step of every run")
@@ -149,6 +161,7 @@ type result struct {
 	ranks, threads int
 	sharded, ckpt  bool
 	noKeep         bool
+	allGather      bool // LRTRAIN_SHARD_PEER_READS=0
 	recompute      bool
 	split          bool // model.split_delta
 	tcp            bool // dist.shared_memory false
@@ -230,6 +243,17 @@ func run(f flags) error {
 			}
 			variants = both
 		}
+		if f.allGather {
+			var both []result
+			for _, v := range variants {
+				both = append(both, v)
+				if v.sharded {
+					v.allGather = true
+					both = append(both, v)
+				}
+			}
+			variants = both
+		}
 		for k, v := range variants {
 			dir := filepath.Join(tmp, fmt.Sprintf("r%d-v%d", r, k))
 			res, err := runOnce(f, base, data, dir, v, cpus)
@@ -289,6 +313,9 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 	if v.noKeep {
 		cmd.Env = append(cmd.Env, envNoKeep+"=1")
 	}
+	if v.allGather {
+		cmd.Env = append(cmd.Env, envPeerReads+"=0")
+	}
 	started := time.Now()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return result{}, fmt.Errorf("%d rank(s): %w\n%s", ranks, err, tail(out))
@@ -301,7 +328,7 @@ func runOnce(f flags, base, data, dir string, v result, cpus int) (result, error
 		return result{}, fmt.Errorf("%d rank(s): %d measured steps, want %d (run took %v)", ranks, res.steps, f.steps-f.warmup, time.Since(started))
 	}
 	res.ranks, res.threads, res.sharded, res.prefetch, res.ckpt, res.noKeep = ranks, threads, v.sharded, prefetch, v.ckpt, v.noKeep
-	res.recompute, res.split, res.tcp = v.recompute, v.split, v.tcp
+	res.recompute, res.split, res.tcp, res.allGather = v.recompute, v.split, v.tcp, v.allGather
 	if res.peakMiB, res.tensorMiB, res.shardStats, err = peakOf(filepath.Join(dir, "out", "train.log"), f.steps); err != nil {
 		return result{}, err
 	}
@@ -438,6 +465,10 @@ func (r result) backbone() string {
 	if r.tcp {
 		r.tcp = false
 		return r.backbone() + ", tcp"
+	}
+	if r.allGather {
+		r.allGather = false
+		return r.backbone() + ", all-gather"
 	}
 	switch {
 	case r.ckpt:
