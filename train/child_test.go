@@ -62,6 +62,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// dieAt is a seam that SIGKILLs this process when called with step s (nil where s
+// is empty).
+func dieAt(s string) func(int64) {
+	if s == "" {
+		return nil
+	}
+	step, _ := strconv.ParseInt(s, 10, 64)
+	return func(at int64) {
+		if at == step {
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			time.Sleep(time.Minute)
+		}
+	}
+}
+
 // runChild runs one training process as the environment describes.
 func runChild(path string) int {
 	raw, err := os.ReadFile(path)
@@ -89,24 +104,8 @@ func runChild(path string) int {
 			}
 		}
 	}
-	if s := os.Getenv(envDieSplit); s != "" {
-		step, _ := strconv.ParseInt(s, 10, 64)
-		env.seams.splitExchange = func(at int64) {
-			if at == step {
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				time.Sleep(time.Minute)
-			}
-		}
-	}
-	if s := os.Getenv(envDieStep); s != "" {
-		step, _ := strconv.ParseInt(s, 10, 64)
-		env.seams.stepStart = func(at int64) {
-			if at == step {
-				syscall.Kill(os.Getpid(), syscall.SIGKILL)
-				time.Sleep(time.Minute)
-			}
-		}
-	}
+	env.seams.splitExchange = dieAt(os.Getenv(envDieSplit))
+	env.seams.stepStart = dieAt(os.Getenv(envDieStep))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM) // as lrtrain train does
 	defer stop()
 	var counter *rawCounter

@@ -290,48 +290,55 @@ func TestShardedDeadRankStopsTheOther(t *testing.T) {
 		t.Run(shard.EnvPeerReads+"="+peer, func(t *testing.T) {
 			o := distOptions(t, 1)
 			o.Checkpoint.Every = 0 // nothing saved before the failure: rank 0 saves step 2 then
-			srv, err := collective.ServeStore("127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			var stderr0 bytes.Buffer
-			var ranks []*exec.Cmd
-			for r := range 2 {
-				env := []string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2",
-					envShard + "=1", shard.EnvPeerReads + "=" + peer}
-				if r == 1 {
-					env = append(env, envDieStep+"=3")
-				}
-				cmd := childCommand(t, o, env...)
-				if r == 0 {
-					cmd.Stderr = io.MultiWriter(&stderr0, cmd.Stderr)
-				}
-				childproc.Start(t, cmd)
-				ranks = append(ranks, cmd)
-			}
-			err0, err1 := ranks[0].Wait(), ranks[1].Wait()
-			if err1 == nil || !strings.Contains(err1.Error(), "killed") {
-				t.Fatalf("rank 1: %v, want it killed", err1)
-			}
-			if err0 == nil {
-				t.Fatal("rank 0 finished although rank 1 died")
-			}
-			msg := stderr0.String()
-			t.Logf("rank 0: %s", lastLines(msg, 1))
-			for _, want := range []string{"child: train: step 3: ", "collective: peer lost", "(step 2 saved in "} {
-				if !strings.Contains(msg, want) {
-					t.Errorf("rank 0's error does not contain %q:\n%s", want, lastLines(msg, 5))
-				}
-			}
-			s, err := OpenCheckpoint(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(2)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if s.State.Step != 2 {
-				t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
-			}
+			deadRankRun(t, o, envDieStep+"=3", []string{"collective: peer lost"}, envShard+"=1", shard.EnvPeerReads+"="+peer)
 		})
+	}
+}
+
+// deadRankRun trains o on two ranks (extra in both environments) of which rank 1
+// dies as die says, some time in step 3, and checks that rank 0 fails at step 3 with
+// an error that says each of want, after saving step 2 intact.
+func deadRankRun(t *testing.T, o Options, die string, want []string, extra ...string) {
+	t.Helper()
+	srv, err := collective.ServeStore("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var stderr0 bytes.Buffer
+	var ranks []*exec.Cmd
+	for r := range 2 {
+		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
+		if r == 1 {
+			env = append(env, die)
+		}
+		cmd := childCommand(t, o, env...)
+		if r == 0 {
+			cmd.Stderr = io.MultiWriter(&stderr0, cmd.Stderr)
+		}
+		childproc.Start(t, cmd)
+		ranks = append(ranks, cmd)
+	}
+	err0, err1 := ranks[0].Wait(), ranks[1].Wait()
+	if err1 == nil || !strings.Contains(err1.Error(), "killed") {
+		t.Fatalf("rank 1: %v, want it killed", err1)
+	}
+	if err0 == nil {
+		t.Fatal("rank 0 finished although rank 1 died")
+	}
+	msg := stderr0.String()
+	t.Logf("rank 0: %s", lastLines(msg, 1))
+	for _, w := range append([]string{"child: train: step 3: ", "(step 2 saved in "}, want...) {
+		if !strings.Contains(msg, w) {
+			t.Errorf("rank 0's error does not contain %q:\n%s", w, lastLines(msg, 5))
+		}
+	}
+	s, err := OpenCheckpoint(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State.Step != 2 {
+		t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
 	}
 }
 

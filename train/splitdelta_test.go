@@ -1,11 +1,9 @@
 package train
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,9 +11,6 @@ import (
 	"testing"
 
 	"github.com/lrtrain/lrtrain/adapter"
-	"github.com/lrtrain/lrtrain/checkpoint"
-	"github.com/lrtrain/lrtrain/dist/collective"
-	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -172,45 +167,7 @@ func splitDeltaDeadRank(t *testing.T, exchange string, extra ...string) {
 	o := distOptions(t, 1)
 	o.Model.SplitDelta = true
 	o.Checkpoint.Every = 0 // nothing saved before the failure: rank 0 saves step 2 then
-	srv, err := collective.ServeStore("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	var stderr0 bytes.Buffer
-	var ranks []*exec.Cmd
-	for r := range 2 {
-		env := append([]string{envStore + "=" + srv.Addr(), envRank + "=" + strconv.Itoa(r), envSize + "=2"}, extra...)
-		if r == 1 {
-			env = append(env, envDieSplit+"=3")
-		}
-		cmd := childCommand(t, o, env...)
-		if r == 0 {
-			cmd.Stderr = io.MultiWriter(&stderr0, cmd.Stderr)
-		}
-		childproc.Start(t, cmd)
-		ranks = append(ranks, cmd)
-	}
-	err0, err1 := ranks[0].Wait(), ranks[1].Wait()
-	if err1 == nil || !strings.Contains(err1.Error(), "killed") {
-		t.Fatalf("rank 1: %v, want it killed", err1)
-	}
-	if err0 == nil {
-		t.Fatal("rank 0 finished although rank 1 died")
-	}
-	msg := stderr0.String()
-	for _, want := range []string{"child: train: step 3: ", "split ΔW", "collective", "(step 2 saved in "} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("rank 0's error does not contain %q:\n%s", want, lastLines(msg, 5))
-		}
-	}
-	s, err := OpenCheckpoint(filepath.Join(o.Output.Dir, "checkpoints", checkpoint.DirName(2)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.State.Step != 2 {
-		t.Errorf("saved checkpoint holds step %d, want 2", s.State.Step)
-	}
+	deadRankRun(t, o, envDieSplit+"=3", []string{"split ΔW", "collective"}, extra...)
 	logs, err := os.ReadFile(filepath.Join(o.Output.Dir, "train.log"))
 	if err != nil {
 		t.Fatal(err)
