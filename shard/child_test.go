@@ -34,6 +34,9 @@ const (
 	envSeq   = "LRT_SHARD_SEQ"
 	// envPrefetch is the gatherer's prefetch depth (SetPrefetch); unset: the default.
 	envPrefetch = "LRT_SHARD_PREFETCH"
+	// envNoPeer names the ranks that set shard.EnvPeerReads=0 before loading: "all",
+	// one rank's number, or "" (none: each sets it to 1)
+	envNoPeer = "LRT_SHARD_NO_PEER"
 )
 
 func runChild(role string) int {
@@ -62,6 +65,11 @@ func runChild(role string) int {
 		return 2
 	}
 	defer g.Close()
+	peer := "1"
+	if np := os.Getenv(envNoPeer); np == "all" || np == strconv.Itoa(rank) {
+		peer = "0"
+	}
+	os.Setenv(shard.EnvPeerReads, peer)
 	loadStart := time.Now()
 	m, gat, err := shard.Load(ctx, g, os.Getenv(envDir), opts...)
 	loaded := time.Since(loadStart)
@@ -90,11 +98,11 @@ func runChild(role string) int {
 		fmt.Fprintf(os.Stderr, "rank %d: %v\n", rank, err)
 		return 1
 	}
-	serving, peers := serveGoroutines(), gat.PeerReads()
+	serving, path := serveGoroutines(), gat.GatherPath()
 	m.Close()
 	gat.Close()
 	fmt.Printf("collective goroutines: %d during the run, %d after Close\n", serving, serveGoroutines())
-	fmt.Printf("peer reads: %v\n", peers)
+	fmt.Printf("gather: %s\n", path)
 	if err := writeFloats(filepath.Join(os.Getenv(envOut), fmt.Sprintf("%d.bin", rank)), v); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -113,7 +113,7 @@
 // a peer may still be reading this rank's shards; Abort does not wait. Any rank that
 // cannot read the others, or has LRTRAIN_SHARD_PEER_READS=0 (EnvPeerReads), makes the
 // whole group all-gather; ranks on several hosts and GPUs always do. PeerReads
-// reports which.
+// reports which, and GatherPath says why not.
 //
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation

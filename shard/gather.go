@@ -76,7 +76,8 @@ type Gatherer struct {
 	reqs       chan *request
 	exited     chan struct{}
 
-	peers *peers // set where the ranks read each other's shards (peers.go)
+	peers   *peers // set where the ranks read each other's shards (peers.go)
+	peerWhy string // why they do not, where a CPU group could
 
 	syncs atomic.Int64 // device synchronisations before a gather (tests read it)
 }
@@ -154,7 +155,7 @@ func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
 		return err
 	}
 	if g.pg.Size() > 1 && peerReadable(m.Device()) {
-		if g.peers, err = openPeers(g.ctx, raw, g.pg, local); err != nil {
+		if g.peers, g.peerWhy, err = openPeers(g.ctx, raw, g.pg, local); err != nil {
 			local.Close()
 			return err
 		}
@@ -309,6 +310,18 @@ func (g *Gatherer) unbind(u int) {
 // PeerReads reports whether the ranks gather by reading each other's shards (a CPU
 // group on one host; see Bind) rather than by all-gathers.
 func (g *Gatherer) PeerReads() bool { return g.peers != nil }
+
+// GatherPath names how the ranks gather, for a log: "peer reads", "all-gather", or
+// "all-gather (no peer reads: <why>)" where a CPU group could not read its peers.
+func (g *Gatherer) GatherPath() string {
+	switch {
+	case g.peers != nil:
+		return "peer reads"
+	case g.peerWhy != "":
+		return "all-gather (no peer reads: " + g.peerWhy + ")"
+	}
+	return "all-gather"
+}
 
 // Close waits for the gathers in flight, ends the collective goroutine and frees the
 // shards and placeholders the gatherer holds (after the model's Close). Where the

@@ -39,15 +39,15 @@ type peers struct {
 
 // openPeers exchanges the ranks' records through pg (two collectives, issued on
 // every rank of a CPU group) and returns the peers when every rank can read every
-// other, nil otherwise. The shards' addresses must not change until close.
-func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective.ProcessGroup, local *Local) (*peers, error) {
+// other; otherwise nil and why not. The shards' addresses must not change until close.
+func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective.ProcessGroup, local *Local) (*peers, string, error) {
 	size, rank := pg.Size(), pg.Rank()
-	want := os.Getenv(EnvPeerReads) != "0"
+	want, why := os.Getenv(EnvPeerReads) != "0", EnvPeerReads+"=0"
 	var self *peermem.Local
 	if want {
 		var err error
 		if self, err = peermem.Publish(); err != nil {
-			want = false
+			want, why = false, err.Error()
 		}
 	}
 	addrs := make([]uint64, len(local.Shards))
@@ -65,16 +65,21 @@ func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective
 		if self != nil {
 			self.Revoke()
 		}
-		return nil, fmt.Errorf("shard: rank %d: exchange the shards' addresses: %w", rank, err)
+		return nil, "", fmt.Errorf("shard: rank %d: exchange the shards' addresses: %w", rank, err)
 	}
 	p := &peers{self: self, ranks: make([]*peermem.Peer, size), rank: rank}
 	for r := range size {
 		if r == rank || !want {
 			continue
 		}
-		pr, err := peermem.Attach(self, recv[r*n:(r+1)*n])
+		rec := recv[r*n : (r+1)*n]
+		if rec[0] == 0 { // its send buffer, left zero: peer reads off or unavailable there
+			want, why = false, fmt.Sprintf("rank %d takes no part", r)
+			break
+		}
+		pr, err := peermem.Attach(self, rec)
 		if err != nil {
-			want = false
+			want, why = false, fmt.Sprintf("rank %d: %v", r, err)
 			break
 		}
 		p.ranks[r] = pr
@@ -87,13 +92,16 @@ func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective
 	}
 	if err := pg.AllReduceFloat64(ctx, verdict, collective.Min); err != nil {
 		p.close(false)
-		return nil, fmt.Errorf("shard: rank %d: agree on peer reads: %w", rank, err)
+		return nil, "", fmt.Errorf("shard: rank %d: agree on peer reads: %w", rank, err)
 	}
 	if verdict[0] != 1 {
 		p.close(false)
-		return nil, nil
+		if want {
+			why = "another rank cannot read its peers"
+		}
+		return nil, why, nil
 	}
-	return p, nil
+	return p, "", nil
 }
 
 // gather fills recv (the unit's buffer: the ranks' shards of bytes each, in rank

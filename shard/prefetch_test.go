@@ -111,9 +111,9 @@ func TestPrefetchFailureNamesBlockAndRank(t *testing.T) {
 		{true, "before the embeddings: shard: rank 0: gather of embeddings: collective: peer lost: rank 1: peermem: peer gone: "},
 	} {
 		t.Run(fmt.Sprintf("peer-reads=%v", c.peer), func(t *testing.T) {
-			env := shard.EnvPeerReads + "=0"
+			env := envNoPeer + "=all"
 			if c.peer {
-				env = shard.EnvPeerReads + "=1"
+				env = envNoPeer + "="
 			}
 			runs := runRanks(t, "abort", 2, 60*time.Second, envDir+"="+dir, envPrefetch+"=1", env)
 			for _, r := range runs {

@@ -101,14 +101,17 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 		arch, diskDType, compute string
 		ranks                    []int
 		depths                   []int // prefetch depths (SetPrefetch)
-		allGather                bool  // EnvPeerReads=0: all-gathers, though the ranks share this host
+		// noPeer: the ranks with EnvPeerReads=0 ("all": every rank; "1": rank 1 alone,
+		// which makes the whole group all-gather); "": they read each other's shards
+		noPeer string
 	}{
-		{"llama", "", "", []int{2, 3}, []int{0, 1, 2}, false},
-		{"llama", "", "", []int{2, 3}, []int{0, 1}, true},
-		{"qwen2", "", "", []int{2}, []int{1, 2}, false}, // tied embeddings: the head gathers them again
-		{"roberta", "", "", []int{3}, []int{1}, false},
-		{"llama", "", "bfloat16", []int{3}, []int{1}, false}, // bfloat16 buffers travel as float32 words
-		{"llama", "", "bfloat16", []int{3}, []int{1}, true},
+		{"llama", "", "", []int{2, 3}, []int{0, 1, 2}, ""},
+		{"llama", "", "", []int{2, 3}, []int{0, 1}, "all"},
+		{"llama", "", "", []int{3}, []int{1}, "1"},
+		{"qwen2", "", "", []int{2}, []int{1, 2}, ""}, // tied embeddings: the head gathers them again
+		{"roberta", "", "", []int{3}, []int{1}, ""},
+		{"llama", "", "bfloat16", []int{3}, []int{1}, ""}, // bfloat16 buffers travel as float32 words
+		{"llama", "", "bfloat16", []int{3}, []int{1}, "all"},
 	} {
 		dir := writeModel(t, c.arch, "tiny", c.diskDType)
 		want := wholeInChild(t, dir, c.compute)
@@ -134,15 +137,11 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 				acct := expectedStats(plan, tied, depth)
 				atLoss := fmt.Sprintf("buffers-B at the loss=%d", headBytes(plan, tied))
 				bound := fmt.Sprintf("buffer-bound-B=%d", bufferBound(plan, tied, depth))
-				path, peerEnv := "peer-reads", shard.EnvPeerReads+"=1"
-				if c.allGather {
-					path, peerEnv = "all-gathers", shard.EnvPeerReads+"=0"
-				}
-				name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d/prefetch=%d/%s", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size, depth, path)
+				name := fmt.Sprintf("%s/disk=%s/compute=%s/ranks=%d/prefetch=%d/no-peer-reads=%s", c.arch, or(c.diskDType, "float32"), or(c.compute, "float32"), size, depth, or(c.noPeer, "none"))
 				t.Run(name, func(t *testing.T) {
 					out := t.TempDir()
 					runs := runRanks(t, "workload", size, 60*time.Second, envDir+"="+dir, envOut+"="+out,
-						envDType+"="+c.compute, envPrefetch+"="+strconv.Itoa(depth), peerEnv)
+						envDType+"="+c.compute, envPrefetch+"="+strconv.Itoa(depth), envNoPeer+"="+c.noPeer)
 					for _, r := range runs {
 						if r.err != nil {
 							t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
@@ -171,7 +170,7 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 						if want := fmt.Sprintf("collective goroutines: %d during the run, 0 after Close", serving); lines[0] != want {
 							t.Errorf("rank %d: %s, want %s", r.rank, lines[0], want)
 						}
-						if want := fmt.Sprintf("peer reads: %v", !c.allGather); lines[1] != want {
+						if want := "gather: " + gatherPath(c.noPeer, r.rank); lines[1] != want {
 							t.Errorf("rank %d: %s, want %s", r.rank, lines[1], want)
 						}
 					}
@@ -179,6 +178,18 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gatherPath is what Gatherer.GatherPath must say on rank where the ranks noPeer
+// (TestShardedRanksMatchTheWholeModel) have peer reads off.
+func gatherPath(noPeer string, rank int) string {
+	switch {
+	case noPeer == "":
+		return "peer reads"
+	case noPeer == "all" || noPeer == strconv.Itoa(rank):
+		return "all-gather (no peer reads: " + shard.EnvPeerReads + "=0)"
+	}
+	return "all-gather (no peer reads: rank " + noPeer + " takes no part)"
 }
 
 func or(s, def string) string {

@@ -162,9 +162,9 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 	whole := run(t)
 	for _, c := range []struct{ env, path string }{
 		{shard.EnvPeerReads + "=1", "peer reads"},
-		{shard.EnvPeerReads + "=0", "all-gather"},
+		{shard.EnvPeerReads + "=0", "all-gather (no peer reads: " + shard.EnvPeerReads + "=0)"},
 	} {
-		t.Run(strings.ReplaceAll(c.path, " ", "-"), func(t *testing.T) {
+		t.Run(c.env, func(t *testing.T) {
 			sharded := run(t, envShard+"=1", c.env)
 			logs, err := os.ReadFile(filepath.Join(sharded.Output.Dir, "train.log"))
 			if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {

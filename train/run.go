@@ -101,14 +101,6 @@ func (r *run) open(opts Options) error {
 	return checkDevice(r.dev, r.opts)
 }
 
-// gatherPath names how a sharded rank gathers its blocks, for the log.
-func gatherPath(g *shard.Gatherer) string {
-	if g.PeerReads() {
-		return "peer reads"
-	}
-	return "all-gather"
-}
-
 // close releases what the run holds: the optimizer, the model, the gatherer, the shared
 // φ and last the log (and the lock on output.dir). After a failure (failed) the
 // gatherer does not wait for the other ranks to stop reading this rank's shards.
@@ -231,7 +223,7 @@ func (r *run) buildModel(ctx context.Context) error {
 		p := r.gatherer.Plan()
 		ev := r.log.Info().Int("shard_group", r.env.ShardGroup.Size()).Int64("held_bytes", p.ShardBytes()).
 			Int64("total_bytes", p.TotalBytes()).Int64("largest_unit_bytes", p.MaxUnitBytes()).
-			Int("shard_prefetch", r.gatherer.Prefetch()).Str("shard_gather", gatherPath(r.gatherer))
+			Int("shard_prefetch", r.gatherer.Prefetch()).Str("shard_gather", r.gatherer.GatherPath())
 		if !r.dev.IsCuda() && r.cacheLimit > 0 {
 			// Gather buffers are allocated per unit and freed after it; room for them
 			// in the CPU block cache keeps them from evicting the activations' blocks
