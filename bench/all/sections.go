@@ -54,12 +54,13 @@ var sections = []section{
 		{argv: []string{"go", "run", "./train/bench/stepbench", "-batch", "1", "-seq", "256", "-accum", "4", "-steps", "5", "-rounds", "2"},
 			quickV: []string{"go", "run", "./train/bench/stepbench", "-preset", "tiny", "-batch", "1", "-seq", "32", "-accum", "4", "-steps", "3"}},
 	}},
-	// ≈ 6.5 min: eight runs of 6 steps of ~3 s, startup: 1 and 2 ranks, 2 ranks
+	// ≈ 8.5 min: twelve runs of 6 steps of ~3 s, startup: 1 and 2 ranks, 2 ranks
 	// splitting ΔW's per-step work (split_delta), and beside the sharded backbone (at
-	// prefetch depths 0 and 1) the two other ways to spend less memory (checkpointing,
+	// prefetch depths 0 and 1, its ranks reading each other's shards and, again, with
+	// all-gathers) the two other ways to spend less memory (checkpointing,
 	// recompute_delta)
 	{name: "dpscale", render: renderText, runs: []run{{
-		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-split", "-shard", "-ckpt", "-recompute", "-shard-prefetch", "0,1"},
+		argv:   []string{"go", "run", "./bench/dpscale", "-preset", "small", "-steps", "6", "-rounds", "1", "-threads1", "1", "-split", "-shard", "-ckpt", "-recompute", "-shard-prefetch", "0,1", "-all-gather"},
 		quickV: []string{"go", "run", "./bench/dpscale", "-preset", "tiny", "-steps", "3", "-warmup", "1", "-rounds", "1", "-threads1", "1", "-split", "-recompute"},
 	}}},
 	// ≈ 1 min: the causal LM head with the loss on the logits and computed in chunks,
