@@ -136,11 +136,13 @@
 //
 // Tests run 2 and 3 ranks as real processes in a Gloo group on loopback (llama in
 // float32 and bfloat16, Qwen2 with tied embeddings, RoBERTa with its replicated
-// classification head; prefetch depths 0, 1 and 2) and demand the unsharded model's
-// evaluation logits and the logits, loss and every adapter gradient of a
-// checkpointed training pass bit for bit, the gatherer's memory accounting to the
-// byte (replayed from the calls the model makes), no collective goroutine left after
-// Close, and, when a rank leaves mid-pass, an error naming the block and the rank.
+// classification head; prefetch depths 0, 1 and 2; gathering by peer reads, by
+// all-gathers, and by all-gathers because one rank turned peer reads off) and
+// demand the unsharded model's evaluation logits and the logits, loss and every
+// adapter gradient of a checkpointed training pass bit for bit, the gatherer's
+// memory accounting to the byte (replayed from the calls the model makes), no
+// collective goroutine left after Close, and, when a rank leaves mid-pass or gives
+// its shards up, an error naming the block and the rank.
 //
 // # Memory
 //
