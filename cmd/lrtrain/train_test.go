@@ -213,6 +213,10 @@ func TestLaunchShardedBackboneTrainsLikeWhole(t *testing.T) {
 	if err != nil || !strings.Contains(string(logs), "frozen backbone sharded") {
 		t.Fatalf("the sharded run's log does not say the backbone was sharded (%v)", err)
 	}
+	// The launcher's workers on one host read each other's shards.
+	if !strings.Contains(string(logs), `"shard_gather":"peer reads"`) {
+		t.Errorf("the sharded run's log does not say its ranks read each other's shards")
+	}
 	if w, s := stepLosses(t, whole), stepLosses(t, sharded); !slices.Equal(w, s) || len(w) != 3 {
 		t.Errorf("step losses: %v sharded, %v whole", s, w)
 	}
