@@ -20,6 +20,9 @@ import (
 	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 )
 
+// These tests read real child processes, so they need what the package needs: a
+// kernel that lets a process read its child with process_vm_readv (Debian's defaults:
+// Yama's ptrace_scope 0 or 1, process_vm_readv not filtered by seccomp).
 func TestMain(m *testing.M) {
 	childproc.Main(map[string]func() int{"owner": ownerChild})
 	os.Exit(m.Run())
