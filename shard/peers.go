@@ -52,13 +52,15 @@ func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective
 	}
 	addrs := make([]uint64, len(local.Shards))
 	for u, s := range local.Shards {
-		if p, err := s.DataPtr(); err == nil {
-			addrs[u] = uint64(uintptr(p))
+		p, err := s.DataPtr()
+		if err != nil && want {
+			want, why = false, fmt.Sprintf("the shard of unit %d: %v", u, err)
 		}
+		addrs[u] = uint64(uintptr(p))
 	}
 	n := peermem.RecordLen(len(addrs))
 	send, recv := make([]byte, n), make([]byte, n*size)
-	if self != nil {
+	if want {
 		copy(send, self.Record(addrs))
 	}
 	if err := raw.AllGatherRaw(ctx, unsafe.Pointer(&send[0]), unsafe.Pointer(&recv[0]), n, collective.Uint8); err != nil {
@@ -78,6 +80,10 @@ func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective
 			break
 		}
 		pr, err := peermem.Attach(self, rec)
+		if err == nil && len(pr.Addrs) != len(addrs) {
+			pr.Close()
+			err = fmt.Errorf("%d shard addresses, this rank's plan has %d units", len(pr.Addrs), len(addrs))
+		}
 		if err != nil {
 			want, why = false, fmt.Sprintf("rank %d: %v", r, err)
 			break
