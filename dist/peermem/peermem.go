@@ -184,6 +184,18 @@ func Attach(self *Local, rec []byte) (*Peer, error) {
 // that the peer is still the process that published its record and has not
 // revoked it (ErrGone otherwise: dst may hold anything).
 func (p *Peer) ReadAt(dst []byte, addr uint64) error {
+	_, err := p.read(dst, addr)
+	return err
+}
+
+// Closing reports whether the peer has called SetClosing.
+func (p *Peer) Closing() (bool, error) {
+	state, err := p.read(nil, 0)
+	return state == stateClose, err
+}
+
+// read is ReadAt, returning the state word the peer's page held after the data.
+func (p *Peer) read(dst []byte, addr uint64) (uint64, error) {
 	var tail [tokenLen + 8]byte
 	local := []unix.Iovec{{Base: &tail[0]}}
 	local[0].SetLen(len(tail))
@@ -198,44 +210,23 @@ func (p *Peer) ReadAt(dst []byte, addr uint64) error {
 	n, err := unix.ProcessVMReadv(p.Pid, local, remote, 0)
 	switch {
 	case errors.Is(err, unix.ESRCH):
-		return fmt.Errorf("%w: pid %d exited", ErrGone, p.Pid)
+		return 0, fmt.Errorf("%w: pid %d exited", ErrGone, p.Pid)
 	case errors.Is(err, unix.EPERM):
-		return fmt.Errorf("%w: pid %d: %v", ErrNotLocal, p.Pid, err)
+		return 0, fmt.Errorf("%w: pid %d: %v", ErrNotLocal, p.Pid, err)
 	case errors.Is(err, unix.EFAULT):
-		return fmt.Errorf("%w: pid %d: address %#x not readable", ErrGone, p.Pid, addr)
+		return 0, fmt.Errorf("%w: pid %d: address %#x not readable", ErrGone, p.Pid, addr)
 	case err != nil:
-		return fmt.Errorf("peermem: read pid %d: %w", p.Pid, err)
+		return 0, fmt.Errorf("peermem: read pid %d: %w", p.Pid, err)
 	case n == len(dst) && len(dst) > 0:
-		return fmt.Errorf("%w: pid %d revoked its memory", ErrGone, p.Pid)
+		return 0, fmt.Errorf("%w: pid %d revoked its memory", ErrGone, p.Pid)
 	case n != want:
-		return fmt.Errorf("%w: pid %d: read %d of %d bytes", ErrGone, p.Pid, n, want)
+		return 0, fmt.Errorf("%w: pid %d: read %d of %d bytes", ErrGone, p.Pid, n, want)
 	case !bytes.Equal(tail[:tokenLen], p.token[:]):
-		return fmt.Errorf("%w: pid %d is another process", ErrGone, p.Pid)
-	}
-	if p.exited() {
-		return fmt.Errorf("%w: pid %d exited", ErrGone, p.Pid)
-	}
-	return nil
-}
-
-// Closing reports whether the peer has called SetClosing.
-func (p *Peer) Closing() (bool, error) {
-	var tail [tokenLen + 8]byte
-	local := []unix.Iovec{{Base: &tail[0]}}
-	local[0].SetLen(len(tail))
-	remote := []unix.RemoteIovec{{Base: uintptr(p.page), Len: len(tail)}}
-	n, err := unix.ProcessVMReadv(p.Pid, local, remote, 0)
-	switch {
-	case errors.Is(err, unix.ESRCH), errors.Is(err, unix.EFAULT):
-		return false, fmt.Errorf("%w: pid %d", ErrGone, p.Pid)
-	case err != nil:
-		return false, fmt.Errorf("%w: pid %d: %v", ErrNotLocal, p.Pid, err)
-	case n != len(tail) || !bytes.Equal(tail[:tokenLen], p.token[:]):
-		return false, fmt.Errorf("%w: pid %d is another process", ErrGone, p.Pid)
+		return 0, fmt.Errorf("%w: pid %d is another process", ErrGone, p.Pid)
 	case p.exited():
-		return false, fmt.Errorf("%w: pid %d exited", ErrGone, p.Pid)
+		return 0, fmt.Errorf("%w: pid %d exited", ErrGone, p.Pid)
 	}
-	return binary.LittleEndian.Uint64(tail[tokenLen:]) == stateClose, nil
+	return binary.LittleEndian.Uint64(tail[tokenLen:]), nil
 }
 
 // exited reports whether the peer's pidfd says it exited (false without one).
