@@ -154,7 +154,7 @@ func (g *Gatherer) Bind(m *model.Model, src safetensors.Reader) error {
 		local.Close()
 		return err
 	}
-	if g.pg.Size() > 1 && peerReadable(m.Device()) {
+	if g.pg.Size() > 1 && m.Device() == gotch.CPU { // peer reads: CPU memory only
 		if g.peers, g.peerWhy, err = openPeers(g.ctx, raw, g.pg, local); err != nil {
 			local.Close()
 			return err

@@ -8,15 +8,13 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/sugarme/gotch"
-
 	"github.com/lrtrain/lrtrain/dist/collective"
 	"github.com/lrtrain/lrtrain/dist/peermem"
 )
 
 // EnvPeerReads set to 0 makes a CPU shard group all-gather every unit even where
-// its ranks share a host (see peers). Every rank must agree; a rank that disagrees
-// makes the whole group all-gather.
+// its ranks share a host (see peers); set on any one rank, it does so for the whole
+// group.
 const EnvPeerReads = "LRTRAIN_SHARD_PEER_READS"
 
 // closeWait bounds how long Close waits for the peers to finish reading this rank's
@@ -155,6 +153,3 @@ func (p *peers) close(wait bool) {
 		p.self.Revoke()
 	}
 }
-
-// peerReadable reports whether a group on dev may gather by peer reads: a CPU model.
-func peerReadable(dev gotch.Device) bool { return dev == gotch.CPU }
