@@ -45,11 +45,11 @@ type Model struct {
 	// step of every held layer's d_out×d_in elements share the weights and sum their
 	// gradients. Needs DeltaPerStep; has no effect on one rank.
 	SplitDelta bool `yaml:"split_delta"`
-	// FusedLoss computes a causal LM's loss inside its head, a chunk of positions at a
-	// time, instead of forming the B×T×V logits (model.SetFusedLoss); the default.
+	// FusedLoss computes a causal LM's loss inside its head, a chunk of vocabulary rows
+	// at a time, instead of forming the B×T×V logits (model.SetFusedLoss); the default.
 	FusedLoss bool `yaml:"fused_loss" alias:"chunked_loss,fused_linear_cross_entropy"`
-	// LossChunk is the number of positions per chunk of FusedLoss; 0 (the default)
-	// makes a chunk's logits no larger than the hidden states, with at least 32.
+	// LossChunk is the number of vocabulary rows per chunk of FusedLoss; 0 (the
+	// default) makes a chunk's logits hold max(N·H, 2²⁰) elements for N positions.
 	LossChunk int `yaml:"loss_chunk" alias:"loss_chunk_size,num_output_chunks"`
 }
 

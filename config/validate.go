@@ -173,7 +173,7 @@ func (v *validator) model() {
 			"the ranks split the ΔW that delta_per_step holds for the step: set both, or neither")
 	}
 	if m.LossChunk < 0 {
-		v.bad("model.loss_chunk", fmt.Sprintf("is %d", m.LossChunk), "want positions per chunk, or 0 to choose them")
+		v.bad("model.loss_chunk", fmt.Sprintf("is %d", m.LossChunk), "want vocabulary rows per chunk, or 0 to choose them")
 	}
 }
 

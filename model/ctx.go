@@ -31,6 +31,9 @@ type fwdCtx struct {
 	copyFrozen bool
 	// fused: the head computes the loss from in.Labels (SetFusedLoss).
 	fused bool
+	// rows: the block hook serves the vocabulary matrices' rows (RowReader): the
+	// pass reads them through it and never has them bound; nil when they are bound.
+	rows RowReader
 
 	own *scope // owns the tensors above
 }

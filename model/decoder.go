@@ -94,7 +94,29 @@ func (d *decoder) prepare(ctx *fwdCtx) error {
 }
 
 func (d *decoder) embedTokens(s *scope, ctx *fwdCtx) *ts.Tensor {
-	return ctx.dropout(s, s.embedding(d.embed, ctx.in.InputIDs), d.embedDrop)
+	if ctx.rows == nil {
+		return ctx.dropout(s, s.embedding(d.embed, ctx.in.InputIDs), d.embedDrop)
+	}
+	src, err := newRowSource(d.embed, ctx.rows)
+	if err != nil {
+		s.fail(err)
+		return nil
+	}
+	return ctx.dropout(s, src.lookup(s, ctx.in.InputIDs), d.embedDrop)
+}
+
+// vocabWeights lists the vocabulary matrices (and the head's bias) that a pass
+// computing its loss in the head reads by rows: the embedding table, and the LM
+// head's weight where it is not tied to it.
+func (d *decoder) vocabWeights() []*ts.Tensor {
+	ws := []*ts.Tensor{d.embed}
+	if d.lmHead.Weight != d.embed {
+		ws = append(ws, d.lmHead.Weight)
+	}
+	if d.lmHead.Bias != nil {
+		ws = append(ws, d.lmHead.Bias)
+	}
+	return ws
 }
 
 func (d *decoder) block(s *scope, ctx *fwdCtx, i int, h *ts.Tensor) *ts.Tensor {

@@ -28,9 +28,12 @@
 // so that a trainer normalises over all its micro-batches; their *Sum forms read
 // nothing, for a trainer that counts its host labels (CausalLMTargets, ClassTargets,
 // RegressionTargets). With SetFusedLoss a training pass whose Inputs carry Labels
-// computes a causal LM's summed loss in its head a chunk of positions at a time
+// computes a causal LM's summed loss in its head a chunk of vocabulary rows at a time
 // (Pass.LossSum) instead of returning the B×T×V logits; its gradient is the
-// cross-entropy's, up to the order of sums (lmloss.go states how).
+// cross-entropy's, up to the order of sums (lmloss.go states how). A block hook that
+// is also a RowReader serves such a pass the vocabulary matrices' rows (the
+// embeddings of the batch's ids, the head's a chunk at a time) instead of binding
+// them whole.
 //
 // Adapters. Inject attaches lrlora adapters to the layers that Targets select (PEFT's
 // rules: names matching the module path or its dotted suffix, a full-match regex, or

@@ -30,6 +30,9 @@ func (m *Model) forward(in Inputs, fused bool) (logits *ts.Tensor, err error) {
 	}
 	ctx.fused = fused
 	defer ctx.close()
+	if err := m.streamRows(ctx); err != nil {
+		return nil, err
+	}
 	if err := m.hookSchedule(m.forwardOrder()); err != nil {
 		return nil, err
 	}

@@ -306,6 +306,63 @@ func (s *scope) embedding(w, ids *ts.Tensor) *ts.Tensor {
 	return s.track(out, err, "embedding")
 }
 
+func (s *scope) exp(a *ts.Tensor) *ts.Tensor {
+	if !s.ok(a) {
+		return nil
+	}
+	out, err := a.Exp(false)
+	return s.track(out, err, "exp")
+}
+
+func (s *scope) log(a *ts.Tensor) *ts.Tensor {
+	if !s.ok(a) {
+		return nil
+	}
+	out, err := a.Log(false)
+	return s.track(out, err, "log")
+}
+
+func (s *scope) div(a, b *ts.Tensor) *ts.Tensor {
+	if !s.ok(a, b) {
+		return nil
+	}
+	out, err := a.Div(b, false)
+	return s.track(out, err, "div")
+}
+
+func (s *scope) maximum(a, b *ts.Tensor) *ts.Tensor {
+	if !s.ok(a, b) {
+		return nil
+	}
+	out, err := a.Maximum(b, false)
+	return s.track(out, err, "maximum")
+}
+
+func (s *scope) gather(a *ts.Tensor, dim int64, idx *ts.Tensor) *ts.Tensor {
+	if !s.ok(a, idx) {
+		return nil
+	}
+	out, err := a.Gather(dim, idx, false, false)
+	return s.track(out, err, "gather")
+}
+
+// sumRows sums a 2-D tensor along its rows, keeping the dimension (N×1).
+func (s *scope) sumRows(a *ts.Tensor) *ts.Tensor {
+	if !s.ok(a) {
+		return nil
+	}
+	out, err := a.SumDimIntlist([]int64{1}, true, a.DType(), false)
+	return s.track(out, err, "sum")
+}
+
+func (s *scope) indexSelect(a *ts.Tensor, dim int64, idx *ts.Tensor) *ts.Tensor {
+	if !s.ok(a, idx) {
+		return nil
+	}
+	out, err := a.IndexSelect(dim, idx, false)
+	return s.track(out, err, "index select")
+}
+
 func (s *scope) maskedFill(a, mask *ts.Tensor, v float64) *ts.Tensor {
 	if !s.ok(a, mask) {
 		return nil

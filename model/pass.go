@@ -83,6 +83,10 @@ func (m *Model) Begin(in Inputs) (*Pass, error) {
 		return nil, err
 	}
 	ctx.fused = fused
+	if err := m.streamRows(ctx); err != nil {
+		ctx.close()
+		return nil, err
+	}
 	p := &Pass{m: m, ctx: ctx}
 	if err := p.forward(); err != nil {
 		p.Close()

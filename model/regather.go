@@ -55,6 +55,10 @@ func (m *Model) beginRegather(in Inputs, fused bool) (*Pass, error) {
 		return nil, err
 	}
 	ctx.copyFrozen, ctx.fused = true, fused
+	if err := m.streamRows(ctx); err != nil {
+		ctx.close()
+		return nil, err
+	}
 	p := &Pass{m: m, ctx: ctx, outputs: []*ts.Tensor{}}
 	if err := p.forwardRegather(); err != nil {
 		p.Close()

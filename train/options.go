@@ -33,7 +33,7 @@ type ModelOptions struct {
 	DeltaPerStep            bool   `json:"delta_per_step"`  // model.HoldDeltas over a step's micro-batches (more than one)
 	SplitDelta              bool   `json:"split_delta"`     // data-parallel ranks split the held ΔW by layer (splitdelta.go)
 	FusedLoss               bool   `json:"fused_loss"`      // model.SetFusedLoss: a causal LM's loss computed in its head
-	LossChunk               int    `json:"loss_chunk"`      // positions per chunk of FusedLoss; 0 chooses
+	LossChunk               int    `json:"loss_chunk"`      // vocabulary rows per chunk of FusedLoss; 0 chooses
 	NumLabels               int    `json:"num_labels"`      // classifiers: 0 means len(data.labels), 1 with data.regression, else config.json's
 }
 
@@ -139,7 +139,7 @@ func (o Options) validate() error {
 	case o.Model.SplitDelta && !o.Model.DeltaPerStep:
 		return bad("model.split_delta", "set while model.delta_per_step is not (it splits what that holds)")
 	case o.Model.LossChunk < 0:
-		return bad("model.loss_chunk", "%d, want positions per chunk or 0 to choose them", o.Model.LossChunk)
+		return bad("model.loss_chunk", "%d, want vocabulary rows per chunk or 0 to choose them", o.Model.LossChunk)
 	case o.Output.Dir == "":
 		return bad("output.dir", "not set")
 	case len(o.Data.Train) == 0:
