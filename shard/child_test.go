@@ -91,6 +91,8 @@ func runChild(role string) int {
 		return memChild(m, gat, loaded, "", nil)
 	case "abort":
 		return abortChild(m, gat, g, rank)
+	case "rows":
+		return rowsChild(m, gat, rank)
 	}
 	var atLoss int64
 	v, err := workload(m, 2, 6, func() { atLoss = gat.Stats().BufferBytes })

@@ -115,6 +115,21 @@
 // whole group all-gather; ranks on several hosts and GPUs always do. PeerReads
 // reports which, and GatherPath says why not.
 //
+// # Vocabulary rows
+//
+// The Gatherer is also a model.RowReader. A causal LM's training pass that computes
+// its loss in the head (model.SetFusedLoss) reads its vocabulary matrices only by
+// rows: the embeddings of the batch's ids, and the head's projection a chunk of rows
+// at a time. Where the ranks read each other's shards, StreamRows takes those
+// matrices off the gathers for the pass — a unit of them alone (an embedding table)
+// is not gathered, a unit that ends with one (a final norm, then lm_head) is gathered
+// up to it into a buffer of that length — and ReadRows copies a row range straight
+// from the ranks that hold it: this rank's shard, or one process_vm_readv per peer,
+// checked as a gather's reads are. The largest gather of a step, at its peak (a tied
+// embedding table beside every block's activations), goes. Any other pass
+// (evaluation, or a pass with logits) and ranks that all-gather gather the matrices
+// whole: over a collective, each row range would be a meeting of the group.
+//
 // The model calls the hook so that nothing needs a released unit: a Forward with
 // grad mode off gathers each piece around its run; for training, activation
 // checkpointing (SetCheckpointing, Begin) runs embeddings and blocks without autograd,

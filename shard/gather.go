@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +80,11 @@ type Gatherer struct {
 	peers   *peers // set where the ranks read each other's shards (peers.go)
 	peerWhy string // why they do not, where a CPU group could
 
+	// Rows (rows.go): the weights the current pass reads by rows, and per unit the
+	// elements its gathers fill (nil: every unit whole).
+	streamed map[string]bool
+	spans    []int64
+
 	syncs atomic.Int64 // device synchronisations before a gather (tests read it)
 }
 
@@ -93,6 +99,9 @@ type Stats struct {
 	Reused          int           // units bound again from their kept buffer, without an all-gather
 	GatherTime      time.Duration // spent in them (on the collective goroutine when prefetching)
 	WaitTime        time.Duration // the pass spent waiting for gathers (what prefetch did not hide)
+	RowReads        int           // ReadRows calls (rows.go): vocabulary rows read instead of gathered
+	RowBytes        int64         // what they copied
+	RowTime         time.Duration // what they took, on the pass's goroutine
 }
 
 // NewGatherer makes the hook for one model of the shard group pg, whose collectives
@@ -192,7 +201,11 @@ func (g *Gatherer) units(block int) ([]int, error) {
 	if u, ok := g.plan.Unit(block); ok {
 		us = append(us, u)
 	}
-	return append(us, g.extra[block]...), nil
+	us = append(us, g.extra[block]...)
+	if g.spans != nil { // units read by rows alone are not gathered (rows.go)
+		us = slices.DeleteFunc(us, func(u int) bool { return g.spans[u] == 0 })
+	}
+	return us, nil
 }
 
 // Before gathers the units block needs (model.BlockHook): it requests those not
@@ -265,10 +278,13 @@ func (g *Gatherer) gather(block, u int) error {
 	}
 	g.bufs[u] = full
 	for _, e := range unit.Tensors {
+		if g.streamed[e.Name] {
+			continue // read by rows (rows.go)
+		}
 		if err := bindView(g.weights[e.Name], full, e); err != nil {
 			g.unbind(u)
 			if g.pg.Size() > 1 {
-				g.stats.HeldBytes -= unit.Len * int64(g.plan.ElemSize)
+				g.stats.HeldBytes -= g.spanOf(u) * int64(g.plan.ElemSize)
 			}
 			return fmt.Errorf("shard: gather %s: bind %q: %w", name, e.Name, err)
 		}
@@ -285,7 +301,7 @@ func (g *Gatherer) release(u int) {
 	}
 	g.unbind(u)
 	if g.pg.Size() > 1 {
-		g.stats.HeldBytes -= g.plan.Units[u].Len * int64(g.plan.ElemSize)
+		g.stats.HeldBytes -= g.spanOf(u) * int64(g.plan.ElemSize)
 	}
 }
 

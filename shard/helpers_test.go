@@ -24,10 +24,12 @@ import (
 
 func TestMain(m *testing.M) {
 	childproc.Main(map[string]func() int{
-		"whole":    func() int { return runChild("whole") },
-		"mem":      func() int { return runChild("mem") },
-		"workload": func() int { return runChild("workload") },
-		"abort":    func() int { return runChild("abort") },
+		"whole":      func() int { return runChild("whole") },
+		"mem":        func() int { return runChild("mem") },
+		"workload":   func() int { return runChild("workload") },
+		"abort":      func() int { return runChild("abort") },
+		"rows":       func() int { return runChild("rows") },
+		"rows-whole": rowsWholeChild,
 	})
 	os.Exit(m.Run())
 }

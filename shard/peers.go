@@ -108,13 +108,18 @@ func openPeers(ctx context.Context, raw collective.RawAllGatherer, pg collective
 	return p, "", nil
 }
 
-// gather fills recv (the unit's buffer: the ranks' shards of bytes each, in rank
-// order) with this rank's shard of unit u, from local, and every other rank's.
-func (p *peers) gather(u int, send, recv unsafe.Pointer, bytes int) error {
+// gather fills the first limit bytes of recv (the unit's buffer: the ranks' shards
+// of bytes each, in rank order) with this rank's shard of unit u, from local, and
+// every other rank's.
+func (p *peers) gather(u int, send, recv unsafe.Pointer, bytes, limit int) error {
 	for r, pr := range p.ranks {
-		dst := unsafe.Slice((*byte)(unsafe.Add(recv, r*bytes)), bytes)
+		if r*bytes >= limit {
+			break
+		}
+		n := min(bytes, limit-r*bytes)
+		dst := unsafe.Slice((*byte)(unsafe.Add(recv, r*bytes)), n)
 		if r == p.rank {
-			copy(dst, unsafe.Slice((*byte)(send), bytes))
+			copy(dst, unsafe.Slice((*byte)(send), n))
 			continue
 		}
 		if err := pr.ReadAt(dst, pr.Addrs[u]); err != nil {

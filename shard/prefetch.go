@@ -161,7 +161,7 @@ func (g *Gatherer) request(block, u int) error {
 		return fmt.Errorf("shard: rank %d: gather %s: %w", g.pg.Rank(), g.plan.unitName(unit), err)
 	}
 	g.pending[u] = r
-	g.stats.HeldBytes += unit.Len * int64(g.plan.ElemSize)
+	g.stats.HeldBytes += g.spanOf(u) * int64(g.plan.ElemSize)
 	g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
 	if g.depth == 0 {
 		g.run(r)
@@ -181,11 +181,11 @@ func (g *Gatherer) request(block, u int) error {
 // earlier unit still read: the caching allocator orders its reuse on that stream,
 // and run orders the all-gather, which writes from the group's stream, after them.
 func (g *Gatherer) newBuffer(u int) (*ts.Tensor, error) {
-	b, err := ts.Empty([]int64{g.plan.BufferLen(u)}, g.local.DType, g.dev)
+	b, err := ts.Empty([]int64{g.bufferLen(u)}, g.local.DType, g.dev)
 	if err != nil {
 		return nil, err
 	}
-	g.stats.BufferBytes += g.plan.BufferLen(u) * int64(g.plan.ElemSize)
+	g.stats.BufferBytes += g.bufferLen(u) * int64(g.plan.ElemSize)
 	g.stats.PeakBufferBytes = max(g.stats.PeakBufferBytes, g.stats.BufferBytes)
 	return b, nil
 }
@@ -193,7 +193,7 @@ func (g *Gatherer) newBuffer(u int) (*ts.Tensor, error) {
 // freeBuffer frees b, unit u's buffer.
 func (g *Gatherer) freeBuffer(b *ts.Tensor, u int) {
 	b.Drop()
-	g.stats.BufferBytes -= g.plan.BufferLen(u) * int64(g.plan.ElemSize)
+	g.stats.BufferBytes -= g.bufferLen(u) * int64(g.plan.ElemSize)
 }
 
 // dropKept frees the kept buffer, if there is one.
@@ -214,7 +214,7 @@ func (g *Gatherer) reuse(block, u int) error {
 	g.keep, g.kept = nil, -1
 	g.pending[u] = r
 	g.stats.Reused++
-	g.stats.HeldBytes += g.plan.Units[u].Len * int64(g.plan.ElemSize)
+	g.stats.HeldBytes += g.spanOf(u) * int64(g.plan.ElemSize)
 	g.stats.PeakHeldBytes = max(g.stats.PeakHeldBytes, g.stats.HeldBytes)
 	return nil
 }
@@ -244,7 +244,7 @@ func (g *Gatherer) run(r *request) {
 	ordered, isOrdered := g.raw.(collective.StreamOrderedAllGatherer)
 	switch {
 	case g.peers != nil:
-		r.err = g.peers.gather(r.unit, r.send, r.recv, r.bytes)
+		r.err = g.peers.gather(r.unit, r.send, r.recv, r.bytes, int(g.spanOf(r.unit))*g.plan.ElemSize)
 	case g.dev.IsCuda() && isOrdered:
 		r.err = ordered.AllGatherRawOrdered(g.ctx, r.send, r.recv, r.bytes, collective.Uint8, collective.DefaultStream)
 	case g.dev.IsCuda():
@@ -292,7 +292,7 @@ func (g *Gatherer) await(block, u int) (*ts.Tensor, error) {
 // drop frees an unused request's buffer.
 func (g *Gatherer) drop(r *request) {
 	g.freeBuffer(r.buf, r.unit)
-	g.stats.HeldBytes -= g.plan.Units[r.unit].Len * int64(g.plan.ElemSize)
+	g.stats.HeldBytes -= g.spanOf(r.unit) * int64(g.plan.ElemSize)
 }
 
 // cancel ends the schedule: it waits for every gather requested ahead and not used

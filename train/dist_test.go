@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -172,6 +173,13 @@ func TestShardedBackboneTrainsLikeWhole(t *testing.T) {
 			}
 			if want := `"shard_gather":"` + c.path + `"`; !strings.Contains(string(logs), want) {
 				t.Errorf("the sharded run's log does not say %s", want)
+			}
+			// With peer reads a training pass reads the vocabulary matrices by rows
+			// (the embeddings of its ids, the head's a chunk at a time) instead of
+			// gathering them; all-gathering ranks gather them whole.
+			reads := regexp.MustCompile(`"shard_row_reads":(\d+)`).FindStringSubmatch(string(logs))
+			if reads == nil || (reads[1] != "0") != (c.path == "peer reads") {
+				t.Errorf("%s: the log's shard_row_reads is %v", c.path, reads)
 			}
 			checkCacheRoom(t, logs)
 			sameTraining(t, whole, sharded)

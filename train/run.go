@@ -367,7 +367,9 @@ func (r *run) finish(ctx context.Context, stop string) (*Result, error) {
 	if r.gatherer != nil {
 		gs := r.gatherer.Stats()
 		ev = ev.Int("shard_gathers", gs.Gathers).Int("shard_reused", gs.Reused).Float64("shard_gather_s", round(gs.GatherTime.Seconds(), 3)).
-			Float64("shard_wait_s", round(gs.WaitTime.Seconds(), 3)).Int("shard_prefetch", r.gatherer.Prefetch())
+			Float64("shard_wait_s", round(gs.WaitTime.Seconds(), 3)).Int("shard_prefetch", r.gatherer.Prefetch()).
+			Int("shard_row_reads", gs.RowReads).Float64("shard_row_mib", round(float64(gs.RowBytes)/(1<<20), 1)).
+			Float64("shard_row_s", round(gs.RowTime.Seconds(), 3))
 	}
 	if r.split.steps > 0 {
 		ev = ev.Int("split_delta_steps", r.split.steps).Float64("split_delta_reduce_s", round(r.split.reduce.Seconds(), 3))
