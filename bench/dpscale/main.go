@@ -66,6 +66,13 @@
 //
 //	go run ./bench/dpscale -preset small -steps 6 -rounds 2 -threads1 1 -shard -recompute -shard-prefetch 0,1 -all-gather
 //
+// -arch and -preset pick the model (init-model's: Qwen2-0.5B's shapes with -arch qwen2
+// -preset qwen2-0.5b, whose steps take tens of seconds on 2 cores); -single=false leaves
+// out the 1-rank run, so that every ratio is against the whole backbone on as many
+// ranks:
+//
+//	go run ./bench/dpscale -arch qwen2 -preset qwen2-0.5b -steps 4 -rounds 1 -single=false -shard -recompute -shard-prefetch 0
+//
 // -split adds the data-parallel ranks with model.split_delta: each rank forms and
 // back-propagates only its share of the layers' ΔW, and two all-reduces per step share
 // the weights and sum their gradients; its scaling over 1 rank is printed too.
@@ -98,6 +105,8 @@ const (
 
 type flags struct {
 	bin, preset, data     string
+	arch                  string
+	single                bool
 	steps, warmup, rounds int
 	micro, accum, maxLen  int
 	threads1              int
@@ -117,7 +126,9 @@ type flags struct {
 func main() {
 	var f flags
 	flag.StringVar(&f.bin, "lrtrain", "", "lrtrain binary (default: go build ./cmd/lrtrain into a temporary directory)")
-	flag.StringVar(&f.preset, "preset", "small", "model preset of lrtrain init-model (tiny, small)")
+	flag.StringVar(&f.preset, "preset", "small", "model preset of lrtrain init-model (tiny, small; qwen2-0.5b with -arch qwen2)")
+	flag.StringVar(&f.arch, "arch", "llama", "architecture of lrtrain init-model (llama, qwen2, ...)")
+	flag.BoolVar(&f.single, "single", true, "run 1 rank each round (the data-parallel baseline); -single=false leaves it out")
 	flag.StringVar(&f.data, "data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training data")
 	flag.IntVar(&f.steps, "steps", 8, "optimizer steps per run")
 	flag.IntVar(&f.warmup, "warmup", 2, "leading steps of each run left out of the measurement")
@@ -175,6 +186,9 @@ type result struct {
 }
 
 func run(f flags) error {
+	if f.ceiling && !f.single {
+		return fmt.Errorf("-ceiling compares with the single rank: leave -single on")
+	}
 	if f.steps <= f.warmup {
 		return fmt.Errorf("-steps %d must exceed -warmup %d", f.steps, f.warmup)
 	}
@@ -201,14 +215,17 @@ func run(f flags) error {
 		return err
 	}
 	base := filepath.Join(tmp, "base")
-	if out, err := exec.Command(f.bin, "init-model", "--arch", "llama", "--preset", f.preset, "--seed", "1", "--out", base).CombinedOutput(); err != nil {
+	if out, err := exec.Command(f.bin, "init-model", "--arch", f.arch, "--preset", f.preset, "--seed", "1", "--out", base).CombinedOutput(); err != nil {
 		return fmt.Errorf("init-model: %w\n%s", err, out)
 	}
 	cpus := runtime.NumCPU()
 	var results []result
 	var pairs []ceilingRun
 	for r := range f.rounds {
-		variants := []result{{ranks: 1}, {ranks: f.ranks}}
+		variants := []result{{ranks: f.ranks}}
+		if f.single {
+			variants = append([]result{{ranks: 1}}, variants...)
+		}
 		if f.split {
 			variants = append(variants, result{ranks: f.ranks, split: true})
 		}
@@ -410,8 +427,8 @@ func report(f flags, results []result, cpus int) {
 	if f.packing {
 		rows = "packed rows"
 	}
-	fmt.Printf("preset %s, %s adapters (delta_per_step %t), global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
-		f.preset, f.method, f.deltaPerStep, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
+	fmt.Printf("%s preset %s, %s adapters (delta_per_step %t), global batch %d %s × max_len %d, %d steps (first %d left out), %d CPUs\n",
+		f.arch, f.preset, f.method, f.deltaPerStep, f.micro*f.accum*2, rows, f.maxLen, f.steps, f.warmup, cpus)
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "ranks\tbackbone\tthreads/rank\tgrad_accum\ttokens/step\tstep_s\ttokens/s\tpeak RSS MiB (rank 0)\tpeak tensors MiB\tgathers or all-reduces/step (rank 0)\t")
 	best, peak, tensors := map[string]float64{}, map[string]float64{}, map[string]float64{}
@@ -428,17 +445,23 @@ func report(f flags, results []result, cpus int) {
 	w.Flush()
 	n := f.ranks
 	whole := fmt.Sprintf("%d whole", n)
-	fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
-		best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
-	if split := fmt.Sprintf("%d whole, split_delta", n); f.split {
+	if f.single {
+		fmt.Printf("best: 1 rank %.0f tokens/s, %d ranks %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
+			best["1 whole"], n, best[whole], n, best[whole]/best["1 whole"])
+	}
+	if split := fmt.Sprintf("%d whole, split_delta", n); f.split && f.single {
 		fmt.Printf("best: %d ranks with split_delta %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 			n, best[split], n, best[split]/best["1 whole"])
 	}
-	if tcp := whole + ", tcp"; f.tcp {
+	if tcp := whole + ", tcp"; f.tcp && f.single {
 		fmt.Printf("best: %d ranks over TCP %.0f tokens/s, scaling ratio (%d ranks / 1 rank) %.2f\n",
 			n, best[tcp], n, best[tcp]/best["1 whole"])
 	}
-	for _, key := range order[2:] {
+	skip := 1 // the 2-rank whole backbone, every ratio's reference
+	if f.single {
+		skip = 2
+	}
+	for _, key := range order[skip:] {
 		ref := whole // a run over TCP against the whole backbone over TCP
 		if strings.HasSuffix(key, ", tcp") {
 			ref += ", tcp"
