@@ -161,7 +161,7 @@ func lossAndGrad(x, labels *ts.Tensor, w, b *rowSource, chunk int) (sum, grad *t
 	if !s.ok(safe, keep) {
 		return nil, nil, s.err
 	}
-	st := &softmaxState{n: n, hid: hid, dtype: upcast(x.DType()), dev: dev}
+	st := &softmaxState{dtype: upcast(x.DType())}
 	defer st.drop()
 	c := chunkRows(chunk, n, hid, vocab)
 	for v0 := int64(0); v0 < vocab; v0 += c {
@@ -204,12 +204,10 @@ func chunkRows(chunk int, n, hid, vocab int64) int64 {
 // softmaxState is the running state of a log-softmax over the vocabulary taken a
 // chunk of rows at a time (each position's running maximum m of the logits so far,
 // Σ exp(z − m), Σ exp(z − m)·W_v and its target's logit), so that no chunk's logits
-// outlive the chunk. Each is n×1 or n×H in dtype (float32, or float64 for float64
+// outlive the chunk. Each is N×1 or N×H in dtype (float32, or float64 for float64
 // models); nil until the first chunk.
 type softmaxState struct {
-	n, hid    int64
 	dtype     gotch.DType
-	dev       gotch.Device
 	m, s, acc *ts.Tensor
 	zy        *ts.Tensor
 }
