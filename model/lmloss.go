@@ -247,24 +247,11 @@ func (st *softmaxState) add(x, y *ts.Tensor, w, b *rowSource, v0, k int64) error
 	if !s.ok(zy, cm) {
 		return s.err
 	}
-	if st.m == nil { // the first chunk
-		if err := expShifted(z, cm); err != nil {
-			return err
-		}
-		rs := s.sumRows(z)
-		g := s.toDType(s.matmul(s.toDType(z, wc.DType()), wc), st.dtype)
-		if !s.ok(rs, g) {
-			return s.err
-		}
-		st.m, st.zy, st.s, st.acc = s.keep(cm), s.keep(zy), s.keep(rs), s.keep(g)
-		return nil
+	next := cm
+	if st.m != nil {
+		next = s.maximum(st.m, cm)
 	}
-	if err := tensorkit.Done(st.zy.AddOut(st.zy, zy, false)); err != nil {
-		return fmt.Errorf("add: %w", err)
-	}
-	next := s.maximum(st.m, cm)
-	scale := s.exp(s.sub(st.m, next))
-	if !s.ok(next, scale) {
+	if !s.ok(next) {
 		return s.err
 	}
 	if err := expShifted(z, next); err != nil {
@@ -275,7 +262,16 @@ func (st *softmaxState) add(x, y *ts.Tensor, w, b *rowSource, v0, k int64) error
 	if !s.ok(rs, g) {
 		return s.err
 	}
+	if st.m == nil { // the first chunk
+		st.m, st.zy, st.s, st.acc = s.keep(next), s.keep(zy), s.keep(rs), s.keep(g)
+		return nil
+	}
+	scale := s.exp(s.sub(st.m, next))
+	if !s.ok(scale) {
+		return s.err
+	}
 	for _, op := range []error{
+		tensorkit.Done(st.zy.AddOut(st.zy, zy, false)),
 		tensorkit.Done(st.s.MulOut(st.s, scale, false)),
 		tensorkit.Done(st.s.AddOut(st.s, rs, false)),
 		tensorkit.Done(st.acc.MulOut(st.acc, scale, false)),
