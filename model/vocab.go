@@ -5,6 +5,8 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lrtrain/lrtrain/internal/tensorkit"
 )
 
 // RowReader is an optional interface of a BlockHook that supplies rows of deferred
@@ -125,7 +127,7 @@ func (r *rowSource) lookup(s *scope, ids *ts.Tensor) *ts.Tensor {
 	s.track(uniq, nil, "")
 	s.track(inv, nil, "")
 	s.track(counts, nil, "")
-	vals, err := int64s(uniq)
+	vals, err := tensorkit.Int64s(uniq)
 	if err != nil {
 		s.fail(fmt.Errorf("ids: %w", err))
 		return nil
@@ -160,22 +162,4 @@ func (r *rowSource) lookup(s *scope, ids *ts.Tensor) *ts.Tensor {
 	}
 	out := s.indexSelect(table, 0, inv)
 	return s.view(out, append(is, r.shape[1:]...)...)
-}
-
-// int64s copies a 1-D int64 tensor to the host.
-func int64s(t *ts.Tensor) ([]int64, error) {
-	n := t.Numel()
-	out := make([]int64, n)
-	if n == 0 {
-		return out, nil
-	}
-	host, err := t.To(gotch.CPU, false)
-	if err != nil {
-		return nil, err
-	}
-	defer host.Drop()
-	if err := host.CopyData(out, n); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
