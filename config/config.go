@@ -50,7 +50,7 @@ type Model struct {
 	FusedLoss bool `yaml:"fused_loss" alias:"chunked_loss,fused_linear_cross_entropy"`
 	// LossChunk is the number of vocabulary rows per chunk of FusedLoss; 0 (the
 	// default) makes a chunk's logits hold max(N·H, 2²⁰) elements for N positions.
-	LossChunk int `yaml:"loss_chunk" alias:"loss_chunk_size,num_output_chunks"`
+	LossChunk int `yaml:"loss_chunk" alias:"loss_chunk_size"`
 }
 
 // Data says which records to read and how they become examples (see package data).
