@@ -61,19 +61,7 @@ func workload(m *model.Model, batch, seq int, atLoss func()) ([]float32, error) 
 		return nil, err
 	}
 	defer in.Drop()
-	var out []float32
-
-	prev, err := ts.GradSetEnabled(false)
-	if err != nil {
-		return nil, err
-	}
-	logits, err := m.Forward(model.Inputs{InputIDs: in})
-	ts.GradSetEnabled(prev)
-	if err != nil {
-		return nil, fmt.Errorf("eval forward: %w", err)
-	}
-	out, err = appendValues(out, logits)
-	logits.Drop()
+	out, err := appendEvalLogits(nil, m, in)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +121,22 @@ func workload(m *model.Model, batch, seq int, atLoss func()) ([]float32, error) 
 		}
 	}
 	return out, nil
+}
+
+// appendEvalLogits appends to out the logits of an evaluation Forward of m on ids
+// (grad mode off).
+func appendEvalLogits(out []float32, m *model.Model, ids *ts.Tensor) ([]float32, error) {
+	prev, err := ts.GradSetEnabled(false)
+	if err != nil {
+		return nil, err
+	}
+	logits, err := m.Forward(model.Inputs{InputIDs: ids})
+	ts.GradSetEnabled(prev)
+	if err != nil {
+		return nil, fmt.Errorf("eval forward: %w", err)
+	}
+	defer logits.Drop()
+	return appendValues(out, logits)
 }
 
 // perturbB fills every lora_B with small deterministic values (it starts at zero).

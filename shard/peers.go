@@ -122,12 +122,21 @@ func (p *peers) gather(u int, send, recv unsafe.Pointer, bytes, limit int) error
 			copy(dst, unsafe.Slice((*byte)(send), n))
 			continue
 		}
-		if err := pr.ReadAt(dst, pr.Addrs[u]); err != nil {
-			if errors.Is(err, peermem.ErrGone) {
-				return fmt.Errorf("%w: rank %d: %v", collective.ErrPeerLost, r, err)
-			}
-			return fmt.Errorf("read rank %d's shard: %w", r, err)
+		if err := p.read(r, dst, pr.Addrs[u]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// read copies len(dst) bytes at addr out of rank r's memory; a rank that has exited
+// or given its shards up is collective.ErrPeerLost, naming it.
+func (p *peers) read(r int, dst []byte, addr uint64) error {
+	if err := p.ranks[r].ReadAt(dst, addr); err != nil {
+		if errors.Is(err, peermem.ErrGone) {
+			return fmt.Errorf("%w: rank %d: %v", collective.ErrPeerLost, r, err)
+		}
+		return fmt.Errorf("read rank %d's shard: %w", r, err)
 	}
 	return nil
 }

@@ -1,16 +1,12 @@
 package shard
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"time"
 	"unsafe"
 
 	"github.com/sugarme/gotch/ts"
-
-	"github.com/lrtrain/lrtrain/dist/collective"
-	"github.com/lrtrain/lrtrain/dist/peermem"
 )
 
 // StreamRows implements model.RowReader. Where the ranks read each other's shards
@@ -187,12 +183,8 @@ func (g *Gatherer) readRange(u int, lo, hi int64, dst unsafe.Pointer) error {
 			copy(out, unsafe.Slice((*byte)(unsafe.Add(own, at)), len(out)))
 			continue
 		}
-		pr := g.peers.ranks[r]
-		if err := pr.ReadAt(out, pr.Addrs[u]+uint64(at)); err != nil {
-			if errors.Is(err, peermem.ErrGone) {
-				return fmt.Errorf("%w: rank %d: %v", collective.ErrPeerLost, r, err)
-			}
-			return fmt.Errorf("read rank %d's shard: %w", r, err)
+		if err := g.peers.read(int(r), out, g.peers.ranks[r].Addrs[u]+uint64(at)); err != nil {
+			return err
 		}
 	}
 	return nil

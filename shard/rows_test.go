@@ -102,18 +102,7 @@ func rowsWorkload(m *model.Model, atLoss func()) ([]float32, error) {
 		return nil, err
 	}
 	m.Train(false)
-	prev, err := ts.GradSetEnabled(false)
-	if err != nil {
-		return nil, err
-	}
-	logits, err := m.Forward(model.Inputs{InputIDs: in})
-	ts.GradSetEnabled(prev)
-	if err != nil {
-		return nil, fmt.Errorf("eval forward: %w", err)
-	}
-	out, err = appendValues(out, logits)
-	logits.Drop()
-	if err != nil {
+	if out, err = appendEvalLogits(out, m, in); err != nil {
 		return nil, err
 	}
 	if err := train(); err != nil {
