@@ -101,6 +101,35 @@ func (f *File) Bytes(name string) ([]byte, error) {
 	return f.data[ti.Offsets[0]:ti.Offsets[1]:ti.Offsets[1]], nil
 }
 
+// Release gives the named tensor's pages back: they leave this process's mapping, and
+// with it the process's resident set, while the kernel's page cache keeps them, so a
+// later Bytes reads the same bytes again (faulted in from the cache). A loader calls it
+// once it has copied a tensor, so that a checkpoint read in full does not stay resident
+// beside its copies until Close. The pages at either end may hold a neighbour's bytes
+// too; those are read again the same way when needed. Nothing to do for a File made by
+// Decode or where files are read instead of mapped. The error (the kernel refusing, as
+// for locked memory) leaves the mapping as it was: callers may treat it as advisory.
+func (f *File) Release(name string) error {
+	if f.closed {
+		return fmt.Errorf("%w: %s", ErrClosed, f.path)
+	}
+	ti, ok := f.hdr.infos[name]
+	if !ok {
+		return fmt.Errorf("%w: %q in %s", ErrNotFound, name, f.path)
+	}
+	if f.mapped == nil || ti.Offsets[1] == ti.Offsets[0] {
+		return nil
+	}
+	page := int64(os.Getpagesize())
+	start := int64(len(f.mapped)-len(f.data)) + ti.Offsets[0]
+	lo := start / page * page
+	hi := min(int64(len(f.mapped)), (start+ti.Offsets[1]-ti.Offsets[0]+page-1)/page*page)
+	if err := releasePages(f.mapped[lo:hi]); err != nil {
+		return fmt.Errorf("safetensors: release %q in %s: %w", name, f.path, err)
+	}
+	return nil
+}
+
 // Float32s converts the named F32, F16, BF16 or F64 tensor to a new []float32.
 func (f *File) Float32s(name string) ([]float32, error) { return float32sOf(f, name) }
 
@@ -132,6 +161,7 @@ type Reader interface {
 	Names() []string
 	Info(name string) (TensorInfo, bool)
 	Bytes(name string) ([]byte, error)
+	Release(name string) error
 	Close() error
 }
 

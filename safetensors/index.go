@@ -146,6 +146,15 @@ func (x *Index) Bytes(name string) ([]byte, error) {
 	return x.files[s].Bytes(name)
 }
 
+// Release gives the named tensor's pages back (see File.Release).
+func (x *Index) Release(name string) error {
+	s, ok := x.shardOf[name]
+	if !ok {
+		return fmt.Errorf("%w: %q in %s", ErrNotFound, name, x.dir)
+	}
+	return x.files[s].Release(name)
+}
+
 // Float32s converts the named float tensor to a new []float32 (see File.Float32s).
 func (x *Index) Float32s(name string) ([]float32, error) { return float32sOf(x, name) }
 

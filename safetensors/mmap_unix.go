@@ -5,6 +5,8 @@ package safetensors
 import (
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 func mapFile(f *os.File, size int) ([]byte, error) {
@@ -12,3 +14,8 @@ func mapFile(f *os.File, size int) ([]byte, error) {
 }
 
 func unmapFile(b []byte) error { return syscall.Munmap(b) }
+
+// releasePages drops b's pages from this process's mapping (madvise MADV_DONTNEED): the
+// mapping is shared and read-only, so nothing is lost, and the next read faults the
+// file's bytes back in from the page cache.
+func releasePages(b []byte) error { return unix.Madvise(b, unix.MADV_DONTNEED) }
