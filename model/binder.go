@@ -198,6 +198,9 @@ func (b *binder) load(spec TensorSpec) (*ts.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model: %s: tensor %q: %w", where, ckName, err)
 	}
+	// The tensor is a copy: its mapped pages need not stay resident beside it until the
+	// file is closed. Advisory: if the kernel refuses, they stay mapped until Close.
+	_ = b.src.Release(ckName)
 	if t, err = b.place(t, spec.Head); err != nil {
 		return nil, fmt.Errorf("model: %s: tensor %q: %w", where, ckName, err)
 	}

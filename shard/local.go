@@ -81,6 +81,10 @@ func readPiece(src safetensors.Reader, ck string, shape []int64, pc Piece, shard
 	if err != nil {
 		return fmt.Errorf("shard: read %q: %w", ck, err)
 	}
+	// The piece is copied into the shard below: its mapped pages need not stay resident
+	// beside the shard until the file is closed. Advisory: if the kernel refuses, they
+	// stay mapped until Close.
+	defer func() { _ = src.Release(ck) }()
 	es := int64(from.Size())
 	part := raw[pc.From*es : (pc.From+pc.Numel)*es] // the only bytes of ck this rank reads
 	dst, err := dataOf(shard, pc.At, pc.Numel)
