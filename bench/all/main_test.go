@@ -61,10 +61,12 @@ PASS
 `,
 	"./train/bench/stepbench": `llama small, 2×256 tokens per step, r = 8, all seven projections, 6 steps, 2 threads
 FLOP model (GFLOP per step): lora 64.64; lrlora 116.4 = …; bound lrlora/lora ×1.801 (both at the same FLOP rate)
+kernel-time model (s per step, …): lora 1.000 = …; lrlora 1.500 = …; bound lrlora/lora ×1.500
 method     step (med)   step (min)   peak RSS MiB   peak tensors MiB       params
 lora          1.450s       1.400s          893.0              701.5      3784704
 lrlora        1.740s       1.680s         1039.0              822.0      3790304
-lrlora/lora: step time ×1.200 (median), ×1.200 (min); peak RSS ×1.164; FLOP bound ×1.801; peak tensors ×1.172
+lrlora/lora: step time ×1.200 (median), ×1.200 (min); peak RSS ×1.164; FLOP bound ×1.801; kernel-time bound ×1.500; peak tensors ×1.172
+beyond the kernels (median step − kernel-time model): lora 0.450s, lrlora 0.240s; lrlora's excess -0.210s
 `,
 	"./bench/dpscale":                   "work directory: /tmp/x\nranks  step_s\n    1   3.040\nbest: scaling ratio 1.78\n",
 	"./dist/collective/bench/allreduce": "      size  copy GB/s\n      1KiB     102.00\n",
@@ -141,7 +143,8 @@ func TestQuickSectionsRewriteOnlyTheirBlocks(t *testing.T) {
 	}
 	wantAll(t, got,
 		"| 1024 | 45.8 ms | 503 ms | 9.10 % | 8.20 % | 60.5 ms | 12.0 / 11.5 % |",
-		"| 2×32 | 1.450 s / 1.400 s | 1.740 s / 1.680 s | 1.200× | 1.200× | 1.801× | 0.67 | 893.0 / 1039.0 MiB | 701.5 / 822.0 MiB |",
+		"| 2×32 | 1.450 s / 1.400 s | 1.740 s / 1.680 s | 1.200× | 1.200× | 1.801× | 0.67 | 1.500× | 0.80 | -0.210 s | 893.0 / 1039.0 MiB | 701.5 / 822.0 MiB |",
+		"- 2×32: kernel-time model (s per step, …): lora 1.000 = …; lrlora 1.500 = …; bound lrlora/lora ×1.500",
 		"| 2×32, B ~ N(0, 0.1²) | 1.450 s / 1.400 s |",
 		"| 4 × 1×32 (micro-batches) | 1.450 s / 1.400 s |",
 		"(-quick: tiny sizes, not a measurement)",

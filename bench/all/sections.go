@@ -180,17 +180,20 @@ func renderOverhead(rs []result) (string, error) {
 }
 
 var (
-	stepRowRE   = regexp.MustCompile(`(?m)^(lora|lrlora)\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+([0-9.]+)\s+(\d+)\s*$`)
-	stepRatioRE = regexp.MustCompile(`lrlora/lora: step time ×([0-9.]+) \(median\), ×([0-9.]+) \(min\); peak RSS ×([0-9.]+); FLOP bound ×([0-9.]+)`)
-	flopLineRE  = regexp.MustCompile(`(?m)^FLOP model .*$`)
+	stepRowRE    = regexp.MustCompile(`(?m)^(lora|lrlora)\s+([0-9.]+)s\s+([0-9.]+)s\s+([0-9.]+)\s+([0-9.]+)\s+(\d+)\s*$`)
+	stepRatioRE  = regexp.MustCompile(`lrlora/lora: step time ×([0-9.]+) \(median\), ×([0-9.]+) \(min\); peak RSS ×([0-9.]+); FLOP bound ×([0-9.]+)(?:; kernel-time bound ×([0-9.]+))?`)
+	kernelLineRE = regexp.MustCompile(`(?m)^kernel-time model .*$`)
+	beyondRE     = regexp.MustCompile(`lrlora's excess (-?[0-9.]+)s`)
+	flopLineRE   = regexp.MustCompile(`(?m)^FLOP model .*$`)
 )
 
-// renderStep: stepbench's LoRA and LR-LoRA rows, their ratios and the FLOP bound, one
-// table row per run (tokens per step: micro-batches × sequences × tokens).
+// renderStep: stepbench's LoRA and LR-LoRA rows, their ratios, the FLOP bound and the
+// kernel-time bound, one table row per run (tokens per step: micro-batches × sequences
+// × tokens).
 func renderStep(rs []result) (string, error) {
 	var sb strings.Builder
-	sb.WriteString("| tokens per step | LoRA step, median / fastest | LR-LoRA step, median / fastest | ratio, median | ratio, fastest | FLOP bound | fastest ÷ bound | peak RSS LoRA / LR-LoRA | peak tensors LoRA / LR-LoRA |\n")
-	sb.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	sb.WriteString("| tokens per step | LoRA step, median / fastest | LR-LoRA step, median / fastest | ratio, median | ratio, fastest | FLOP bound | fastest ÷ bound | kernel-time bound | median ÷ kernel-time bound | LR-LoRA beyond its kernels, less LoRA's | peak RSS LoRA / LR-LoRA | peak tensors LoRA / LR-LoRA |\n")
+	sb.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var notes []string
 	for _, r := range rs {
 		label := flagValue(r.argv, "-batch", "2") + "×" + flagValue(r.argv, "-seq", "256")
@@ -208,13 +211,25 @@ func renderStep(rs []result) (string, error) {
 		if rows["lora"] == nil || rows["lrlora"] == nil || ratio == nil {
 			return "", fmt.Errorf("bench: stepbench %s: no lora/lrlora rows or ratio line in its output", label)
 		}
+		med, _ := strconv.ParseFloat(ratio[1], 64)
 		fastest, _ := strconv.ParseFloat(ratio[2], 64)
 		bound, _ := strconv.ParseFloat(ratio[4], 64)
+		kernel, kernelRatio, excess := "–", "–", "–"
+		if ratio[5] != "" {
+			kb, _ := strconv.ParseFloat(ratio[5], 64)
+			kernel, kernelRatio = ratio[5]+"×", fmt.Sprintf("%.2f", med/kb)
+		}
+		if m := beyondRE.FindStringSubmatch(r.out); m != nil {
+			excess = m[1] + " s"
+		}
 		lo, lr := rows["lora"], rows["lrlora"]
-		fmt.Fprintf(&sb, "| %s | %s s / %s s | %s s / %s s | %s× | %s× | %s× | %.2f | %s / %s MiB | %s / %s MiB |\n", label,
-			lo[0], lo[1], lr[0], lr[1], ratio[1], ratio[2], ratio[4], fastest/bound, lo[2], lr[2], lo[3], lr[3])
+		fmt.Fprintf(&sb, "| %s | %s s / %s s | %s s / %s s | %s× | %s× | %s× | %.2f | %s | %s | %s | %s / %s MiB | %s / %s MiB |\n", label,
+			lo[0], lo[1], lr[0], lr[1], ratio[1], ratio[2], ratio[4], fastest/bound, kernel, kernelRatio, excess, lo[2], lr[2], lo[3], lr[3])
 		if fl := flopLineRE.FindString(r.out); fl != "" {
 			notes = append(notes, "- "+label+": "+fl)
+		}
+		if kl := kernelLineRE.FindString(r.out); kl != "" {
+			notes = append(notes, "- "+label+": "+kl)
 		}
 	}
 	if len(notes) > 0 {

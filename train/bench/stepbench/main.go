@@ -28,10 +28,13 @@
 // model and batch (bench/flops): FLOPs(LR-LoRA)/FLOPs(LoRA), the step-time ratio if both
 // ran at the same FLOP rate. The report's ratio line is
 //
-//	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B; peak tensors ×T
+//	lrlora/lora: step time ×M (median), ×F (min); peak RSS ×P; FLOP bound ×B; kernel-time bound ×K; peak tensors ×T
 //
 // which `make bench` (bench/all) reads, followed by the mean steps, their ratio and the
-// ratio of each round's two children.
+// ratio of each round's two children. The kernel-time bound (kernels.go; with the
+// default -methods, unless -kernel-model=false) puts each counted part of the step at
+// the time its kernel takes alone, φ's included: a measured ratio above it is time
+// LR-LoRA spends outside its kernels.
 package main
 
 import (
@@ -86,6 +89,7 @@ func main() {
 	child := flag.String("child", "", "internal: run one method against -model")
 	dataPath := flag.String("data", "data/testdata/alpaca_tiny_train.json", "alpaca_json training file")
 	modelDir := flag.String("model", "", "internal: model directory")
+	kernels := flag.Bool("kernel-model", true, "with -methods lora,lrlora, time each kernel of the step alone first and print the kernel-time model's bound (kernels.go)")
 	spread := flag.Float64("spread", 0, "start from a trained-looking adapter: lora_B ~ N(0, σ²), φ amplitudes ~ N(0, (σ/2)²) (0: the default start, B = 0)")
 	flag.Parse()
 	if *child != "" {
@@ -121,6 +125,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The kernels are timed under the CPU allocator a training run installs (train.Run):
+	// its cached blocks spare each product's output the page faults of fresh memory.
+	if _, err := phiop.InstallCachingAllocatorFromEnv(); err != nil {
+		log.Fatal(err)
+	}
 	if *gemms {
 		if err := runGEMMs(fc, int64(*batch**seq)); err != nil {
 			log.Fatal(err)
@@ -130,6 +139,12 @@ func main() {
 	bound, err := printFLOPs(fc, flops.Batch{B: *batch, T: *seq, Accum: *accum})
 	if err != nil {
 		log.Fatal(err)
+	}
+	var km kernelParts
+	if *kernels && *methods == "lora,lrlora" {
+		if km, err = kernelModel(fc, flops.Batch{B: *batch, T: *seq, Accum: *accum}, *spread); err != nil {
+			log.Fatal(err)
+		}
 	}
 	byMethod := map[string]*result{}
 	roundMeans := map[string][]float64{} // each child's mean step, by method, in round order
@@ -181,6 +196,9 @@ func main() {
 				pick = bound.tabulated
 			}
 			fmt.Printf("; FLOP bound ×%.3f", pick)
+			if km.ok {
+				fmt.Printf("; kernel-time bound ×%.3f", km.bound())
+			}
 		}
 		if a.PeakTensorMiB > 0 {
 			fmt.Printf("; peak tensors ×%.3f\n", b.PeakTensorMiB/a.PeakTensorMiB)
@@ -189,6 +207,9 @@ func main() {
 		}
 		if b.Method == "lrlora" {
 			fmt.Printf("lrlora: %d of %d φ passes tabulated\n", b.PhiTabulated, b.PhiPasses)
+		}
+		if km.ok && a.Method == "lora" && b.Method == "lrlora" {
+			km.beyond(median(a.StepS), median(b.StepS))
 		}
 		// Means are steadier than medians when one method's steps are bimodal, and a
 		// round's ratio pairs two children that ran back to back, under about the same load.
