@@ -49,18 +49,29 @@ func timeGEMM(op gemmOp) (float64, error) {
 		return 0, fmt.Errorf("stepbench: %s operand: %w", op.name, err)
 	}
 	defer b.Drop()
+	return timeMedian(func() error {
+		c, err := a.Mm(b, false)
+		if err != nil {
+			return fmt.Errorf("stepbench: %s: %w", op.name, err)
+		}
+		c.Drop()
+		return nil
+	})
+}
+
+// timeMedian returns the median seconds of one call of f over 5 rounds of at least
+// 50 ms each, after 3 calls that warm up and set the rounds' length.
+func timeMedian(f func() error) (float64, error) {
 	run := func(n int) (float64, error) {
 		begin := time.Now()
 		for range n {
-			c, err := a.Mm(b, false)
-			if err != nil {
-				return 0, fmt.Errorf("stepbench: %s: %w", op.name, err)
+			if err := f(); err != nil {
+				return 0, err
 			}
-			c.Drop()
 		}
 		return time.Since(begin).Seconds() / float64(n), nil
 	}
-	per, err := run(3) // warm-up, and a first estimate of the rounds' length
+	per, err := run(3)
 	if err != nil {
 		return 0, err
 	}

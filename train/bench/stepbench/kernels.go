@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"time"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -144,35 +143,15 @@ func timeDelta(din, dout int64, r int, spread float64) (float64, error) {
 		return 0, fmt.Errorf("stepbench: ΔW's work: %w", err)
 	}
 	defer g.Drop()
-	one := func() error {
+	return timeMedian(func() error {
 		if err := ad.HoldDelta(); err != nil {
-			return err
+			return fmt.Errorf("stepbench: ΔW's work %d→%d: %w", din, dout, err)
 		}
-		return lrlora.BackwardHeldWith([]*lrlora.Adapter{ad}, []*ts.Tensor{g})
-	}
-	run := func(n int) (float64, error) {
-		begin := time.Now()
-		for range n {
-			if err := one(); err != nil {
-				return 0, fmt.Errorf("stepbench: ΔW's work %d→%d: %w", din, dout, err)
-			}
+		if err := lrlora.BackwardHeldWith([]*lrlora.Adapter{ad}, []*ts.Tensor{g}); err != nil {
+			return fmt.Errorf("stepbench: ΔW's work %d→%d: %w", din, dout, err)
 		}
-		return time.Since(begin).Seconds() / float64(n), nil
-	}
-	per, err := run(2) // warm-up, and the rounds' length
-	if err != nil {
-		return 0, err
-	}
-	n := max(2, int(0.05/max(per, 1e-9)))
-	var rounds []float64
-	for range 5 {
-		s, err := run(n)
-		if err != nil {
-			return 0, err
-		}
-		rounds = append(rounds, s)
-	}
-	return median(rounds), nil
+		return nil
+	})
 }
 
 // amplitudesOnly draws the φ amplitudes from N(0, std²) and leaves B = 0: the state of
