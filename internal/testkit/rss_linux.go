@@ -1,0 +1,48 @@
+package testkit
+
+import (
+	"bufio"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// PeakRSSGrowth runs f and returns how far this process's resident set rose above
+// where it stood when f began, at its highest while f ran: the kernel's peak (VmHWM)
+// is reset first (writing 5 to /proc/self/clear_refs), so an earlier peak does not
+// count. Run it where nothing else in the process allocates meanwhile (no parallel
+// tests).
+func PeakRSSGrowth(t testing.TB, f func()) int64 {
+	t.Helper()
+	runtime.GC()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Fatalf("reset the peak resident set: %v", err)
+	}
+	before := statusBytes(t, "VmRSS:")
+	f()
+	return statusBytes(t, "VmHWM:") - before
+}
+
+// statusBytes reads one "kB" field of /proc/self/status.
+func statusBytes(t testing.TB, field string) int64 {
+	t.Helper()
+	file, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/self/status %s %q: %v", field, rest, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
