@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/sugarme/gotch/ts"
-
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
@@ -65,7 +63,8 @@ func Merged(m *model.Model, out string, o Options) (*Result, error) {
 	}
 	res := &Result{Dir: out, DType: torchName, Tensors: len(tensors), Merged: merged}
 	for _, t := range tensors {
-		res.Bytes += int64(len(t.Data))
+		n, _ := safetensors.NumElements(t.Shape)
+		res.Bytes += n * int64(dt.Size())
 	}
 	err = writeDir(out, o.Overwrite, func(tmp string) error {
 		if err := safetensors.WriteSharded(tmp, tensors, maxShard, o.metadata()); err != nil {
@@ -86,7 +85,9 @@ func Merged(m *model.Model, out string, o Options) (*Result, error) {
 	return res, nil
 }
 
-// mergedTensors encodes every weight of m, merging the adapted ones, and returns the
+// mergedTensors describes every weight of m for the writer, each merged (the adapted
+// ones) and encoded only when the writer reaches it, so that the export holds one
+// weight's copy at a time beside the model, not the whole model's; it returns the
 // names of the adapted layers.
 func mergedTensors(m *model.Model, dt safetensors.DType) ([]safetensors.Tensor, []string, error) {
 	adapted := map[string]*lrlora.Adapter{}
@@ -98,25 +99,28 @@ func mergedTensors(m *model.Model, dt safetensors.DType) ([]safetensors.Tensor, 
 	var out []safetensors.Tensor
 	var merged []string
 	for _, w := range m.Weights() {
-		t := w.Tensor
-		var owned *ts.Tensor
-		if ad, ok := adapted[w.Name]; ok {
-			var err error
-			if owned, err = mergedWeight(ad); err != nil {
-				return nil, nil, err
-			}
-			t = owned
+		shape, err := w.Tensor.Size()
+		if err != nil {
+			return nil, nil, fmt.Errorf("export: %s: %w", w.Name, err)
+		}
+		name, t, ad := w.Name, w.Tensor, adapted[w.Name]
+		if ad != nil {
 			merged = append(merged, ad.Name())
 			delete(adapted, w.Name)
 		}
-		st, err := encodeTensor(w.Name, t, dt)
-		if owned != nil {
-			owned.Drop()
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, st)
+		out = append(out, safetensors.Tensor{Name: name, DType: dt, Shape: shape, Produce: func() ([]byte, error) {
+			src := t
+			if ad != nil {
+				owned, err := mergedWeight(ad)
+				if err != nil {
+					return nil, err
+				}
+				defer owned.Drop()
+				src = owned
+			}
+			st, err := encodeTensor(name, src, dt)
+			return st.Data, err
+		}})
 	}
 	for name := range adapted { // cannot happen: every linear's weight is a bound weight
 		return nil, nil, fmt.Errorf("export: adapted weight %s is not among the model's weights", name)

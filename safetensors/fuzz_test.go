@@ -14,8 +14,8 @@ func FuzzOpen(f *testing.F) {
 	}
 	var buf bytes.Buffer
 	Encode(&buf, []Tensor{
-		{"a", F16, []int64{2}, []byte{0, 0x3c, 0, 0xbc}},
-		{"b", I8, []int64{}, []byte{0xff}},
+		{"a", F16, []int64{2}, []byte{0, 0x3c, 0, 0xbc}, nil},
+		{"b", I8, []int64{}, []byte{0xff}, nil},
 	}, map[string]string{"k": "v"})
 	f.Add(buf.Bytes())
 	f.Add(image(`{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[2],"data_offsets":[1,3]}}`, 3))
@@ -33,7 +33,7 @@ func FuzzOpen(f *testing.F) {
 		for _, name := range file.Names() {
 			ti, _ := file.Info(name)
 			b, _ := file.Bytes(name)
-			ts = append(ts, Tensor{name, ti.DType, ti.Shape, b})
+			ts = append(ts, Tensor{name, ti.DType, ti.Shape, b, nil})
 		}
 		var out bytes.Buffer
 		if err := Encode(&out, ts, file.Metadata()); err != nil {

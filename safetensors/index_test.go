@@ -15,7 +15,7 @@ import (
 
 func u8Tensor(name string, n int) Tensor {
 	d := bytes.Repeat([]byte{byte(len(name))}, n)
-	return Tensor{name, U8, []int64{int64(n)}, d}
+	return Tensor{name, U8, []int64{int64(n)}, d, nil}
 }
 
 func TestWriteShardedGroupsLikeTransformers(t *testing.T) {

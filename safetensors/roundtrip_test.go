@@ -32,23 +32,23 @@ func sampleTensors(t *testing.T) []Tensor {
 	}
 	f64, _ := EncodeFloat64s(F64, []float64{math.Pi, -1e-310, 1e300})
 	return []Tensor{
-		{"w.f64", F64, []int64{3}, f64},
-		{"w.f32", F32, []int64{2, 2}, mustF(F32, 1.5, -2, 0.1, float32(math.Inf(-1)))},
-		{"w.f16", F16, []int64{1, 3}, mustF(F16, 1, -0.5, 0x1p-24)},
-		{"w.bf16", BF16, []int64{3}, mustF(BF16, 1, -3, 1e38)},
-		{"i.i64", I64, []int64{2}, mustI(I64, math.MinInt64, math.MaxInt64)},
-		{"i.i32", I32, []int64{2}, mustI(I32, -5, math.MaxInt32)},
-		{"i.i16", I16, []int64{2}, mustI(I16, -300, 300)},
-		{"i.i8", I8, []int64{2}, mustI(I8, -128, 127)},
-		{"u.u64", U64, []int64{1}, mustI(U64, math.MaxInt64)},
-		{"u.u32", U32, []int64{1}, mustI(U32, math.MaxUint32)},
-		{"u.u16", U16, []int64{1}, mustI(U16, 65535)},
-		{"u.u8", U8, []int64{2}, mustI(U8, 0, 255)},
-		{"b.bool", BOOL, []int64{3}, mustI(BOOL, 1, 0, 1)},
-		{"f8.e4m3", F8E4M3, []int64{2}, []byte{0x38, 0xb8}},
-		{"f8.e5m2", F8E5M2, []int64{2}, []byte{0x3c, 0xbc}},
-		{"scalar", F32, []int64{}, mustF(F32, 7)},
-		{"empty", F16, []int64{4, 0}, nil},
+		{"w.f64", F64, []int64{3}, f64, nil},
+		{"w.f32", F32, []int64{2, 2}, mustF(F32, 1.5, -2, 0.1, float32(math.Inf(-1))), nil},
+		{"w.f16", F16, []int64{1, 3}, mustF(F16, 1, -0.5, 0x1p-24), nil},
+		{"w.bf16", BF16, []int64{3}, mustF(BF16, 1, -3, 1e38), nil},
+		{"i.i64", I64, []int64{2}, mustI(I64, math.MinInt64, math.MaxInt64), nil},
+		{"i.i32", I32, []int64{2}, mustI(I32, -5, math.MaxInt32), nil},
+		{"i.i16", I16, []int64{2}, mustI(I16, -300, 300), nil},
+		{"i.i8", I8, []int64{2}, mustI(I8, -128, 127), nil},
+		{"u.u64", U64, []int64{1}, mustI(U64, math.MaxInt64), nil},
+		{"u.u32", U32, []int64{1}, mustI(U32, math.MaxUint32), nil},
+		{"u.u16", U16, []int64{1}, mustI(U16, 65535), nil},
+		{"u.u8", U8, []int64{2}, mustI(U8, 0, 255), nil},
+		{"b.bool", BOOL, []int64{3}, mustI(BOOL, 1, 0, 1), nil},
+		{"f8.e4m3", F8E4M3, []int64{2}, []byte{0x38, 0xb8}, nil},
+		{"f8.e5m2", F8E5M2, []int64{2}, []byte{0x3c, 0xbc}, nil},
+		{"scalar", F32, []int64{}, mustF(F32, 7), nil},
+		{"empty", F16, []int64{4, 0}, nil, nil},
 	}
 }
 
@@ -122,8 +122,8 @@ func TestWriteOpenRoundTripEveryDType(t *testing.T) {
 func TestWriteLayout(t *testing.T) {
 	var buf bytes.Buffer
 	err := Encode(&buf, []Tensor{
-		{"b", U8, []int64{3}, []byte{1, 2, 3}},
-		{"a", I16, []int64{1}, []byte{9, 0}},
+		{"b", U8, []int64{3}, []byte{1, 2, 3}, nil},
+		{"a", I16, []int64{1}, []byte{9, 0}, nil},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -143,12 +143,12 @@ func TestWriteLayout(t *testing.T) {
 func TestWriteRejectsBadTensors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.safetensors")
 	cases := map[string][]Tensor{
-		"duplicate":     {{"a", U8, []int64{1}, []byte{1}}, {"a", U8, []int64{1}, []byte{2}}},
-		"size mismatch": {{"a", F32, []int64{2}, []byte{1, 2, 3}}},
-		"unknown dtype": {{"a", "F4", []int64{1}, []byte{1}}},
-		"negative dim":  {{"a", U8, []int64{-1}, nil}},
-		"reserved name": {{metadataKey, U8, []int64{1}, []byte{1}}},
-		"empty name":    {{"", U8, []int64{1}, []byte{1}}},
+		"duplicate":     {{"a", U8, []int64{1}, []byte{1}, nil}, {"a", U8, []int64{1}, []byte{2}, nil}},
+		"size mismatch": {{"a", F32, []int64{2}, []byte{1, 2, 3}, nil}},
+		"unknown dtype": {{"a", "F4", []int64{1}, []byte{1}, nil}},
+		"negative dim":  {{"a", U8, []int64{-1}, nil, nil}},
+		"reserved name": {{metadataKey, U8, []int64{1}, []byte{1}, nil}},
+		"empty name":    {{"", U8, []int64{1}, []byte{1}, nil}},
 	}
 	for name, ts := range cases {
 		if err := Write(path, ts, nil); err == nil || !strings.Contains(err.Error(), path) {
@@ -164,7 +164,7 @@ func TestWriteRejectsBadTensors(t *testing.T) {
 func TestWriteAtomicOnENOSPC(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "model.safetensors")
-	old := []Tensor{{"x", U8, []int64{1}, []byte{42}}}
+	old := []Tensor{{"x", U8, []int64{1}, []byte{42}, nil}}
 	if err := Write(path, old, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestWriteAtomicOnENOSPC(t *testing.T) {
 }
 
 func TestEncodeReportsWriterErrors(t *testing.T) {
-	err := Encode(failingWriter{}, []Tensor{{"x", U8, []int64{1}, []byte{1}}}, nil)
+	err := Encode(failingWriter{}, []Tensor{{"x", U8, []int64{1}, []byte{1}, nil}}, nil)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Errorf("Encode error = %v, want ENOSPC", err)
 	}

@@ -33,7 +33,7 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64, metadata ma
 	var groups [][]Tensor
 	var size int64
 	for _, t := range tensors {
-		n := int64(len(t.Data))
+		n := t.byteLen()
 		if len(groups) == 0 || (size+n > maxShardBytes && len(groups[len(groups)-1]) > 0) {
 			groups = append(groups, nil)
 			size = 0
@@ -58,7 +58,7 @@ func WriteSharded(dir string, tensors []Tensor, maxShardBytes int64, metadata ma
 		keep[name] = true
 		for _, t := range g {
 			weightMap[t.Name] = name
-			total += int64(len(t.Data))
+			total += t.byteLen()
 		}
 		if err := Write(filepath.Join(dir, name), g, metadata); err != nil {
 			return err

@@ -23,7 +23,34 @@ type Tensor struct {
 	Name  string
 	DType DType
 	Shape []int64
-	Data  []byte
+	// Data holds the bytes. Or, with Data nil, Produce makes them when the writer
+	// reaches this tensor, once, and the writer lets them go once written: a file is
+	// then written a tensor at a time, never held whole in memory. Produce must return
+	// the elements of Shape in DType (the writer checks the length); its error ends
+	// the write, which then leaves nothing behind.
+	Data    []byte
+	Produce func() ([]byte, error)
+}
+
+// byteLen is the length of t's bytes, from its shape and dtype (t validated).
+func (t Tensor) byteLen() int64 {
+	n, _ := NumElements(t.Shape)
+	return n * int64(t.DType.Size())
+}
+
+// bytes returns t's bytes: Data, or what Produce makes.
+func (t Tensor) bytes() ([]byte, error) {
+	if t.Data != nil || t.Produce == nil {
+		return t.Data, nil
+	}
+	b, err := t.Produce()
+	if err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	if want := t.byteLen(); int64(len(b)) != want {
+		return nil, fmt.Errorf("tensor %q: %s shape %v needs %d bytes, Produce made %d", t.Name, t.DType, t.Shape, want, len(b))
+	}
+	return b, nil
 }
 
 // Write writes tensors and metadata to path as a safetensors file, atomically: the bytes
@@ -76,7 +103,7 @@ func prepare(tensors []Tensor, metadata map[string]string) ([]Tensor, error) {
 		if !ok {
 			return nil, fmt.Errorf("tensor %q: invalid shape %v", t.Name, t.Shape)
 		}
-		if want := n * int64(t.DType.Size()); int64(len(t.Data)) != want {
+		if want := n * int64(t.DType.Size()); (t.Data != nil || t.Produce == nil) && int64(len(t.Data)) != want {
 			return nil, fmt.Errorf("tensor %q: %s shape %v needs %d bytes, Data has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 		}
 	}
@@ -99,7 +126,11 @@ func encodeSorted(w io.Writer, sorted []Tensor, metadata map[string]string) erro
 		return err
 	}
 	for _, t := range sorted {
-		if _, err := w.Write(t.Data); err != nil {
+		b, err := t.bytes()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(b); err != nil {
 			return err
 		}
 	}
@@ -130,7 +161,7 @@ func headerJSON(sorted []Tensor, metadata map[string]string) []byte {
 		for j, d := range t.Shape {
 			dims[j] = strconv.FormatInt(d, 10)
 		}
-		end := off + int64(len(t.Data))
+		end := off + t.byteLen()
 		fmt.Fprintf(&b, `%s:{"dtype":%s,"shape":[%s],"data_offsets":[%d,%d]}`,
 			jsonString(t.Name), jsonString(string(t.DType)), strings.Join(dims, ","), off, end)
 		off = end
