@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"github.com/lrtrain/lrtrain/lrlora"
@@ -86,9 +87,9 @@ func Merged(m *model.Model, out string, o Options) (*Result, error) {
 }
 
 // mergedTensors describes every weight of m for the writer, each merged (the adapted
-// ones) and encoded only when the writer reaches it, so that the export holds one
-// weight's copy at a time beside the model, not the whole model's; it returns the
-// names of the adapted layers.
+// ones) when the writer reaches it and streamed to the file a chunk at a time, so that
+// the export holds one merged weight and one chunk beside the model, not an encoded
+// copy of the model; it returns the names of the adapted layers.
 func mergedTensors(m *model.Model, dt safetensors.DType) ([]safetensors.Tensor, []string, error) {
 	adapted := map[string]*lrlora.Adapter{}
 	for _, l := range m.Linears() {
@@ -108,18 +109,17 @@ func mergedTensors(m *model.Model, dt safetensors.DType) ([]safetensors.Tensor, 
 			merged = append(merged, ad.Name())
 			delete(adapted, w.Name)
 		}
-		out = append(out, safetensors.Tensor{Name: name, DType: dt, Shape: shape, Produce: func() ([]byte, error) {
+		out = append(out, safetensors.Tensor{Name: name, DType: dt, Shape: shape, Stream: func(w io.Writer) error {
 			src := t
 			if ad != nil {
 				owned, err := mergedWeight(ad)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				defer owned.Drop()
 				src = owned
 			}
-			st, err := encodeTensor(name, src, dt)
-			return st.Data, err
+			return streamTensor(w, name, src, dt)
 		}})
 	}
 	for name := range adapted { // cannot happen: every linear's weight is a bound weight

@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -29,6 +30,43 @@ func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.
 		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
 	}
 	return safetensors.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
+}
+
+// streamChunk is how many elements streamTensor reads out of a tensor at a time.
+const streamChunk = 1 << 20
+
+// streamTensor writes t's values to w in dtype dt, converted as encodeTensor converts
+// them (through float32, element by element), a chunk of streamChunk elements at a
+// time: the host holds one chunk's values and bytes, not the tensor's (a 151936×896
+// embedding table is 545 MB of float32).
+func streamTensor(w io.Writer, name string, t *ts.Tensor, dt safetensors.DType) error {
+	return tensorkit.NoGrad(func() error {
+		flat, err := t.Reshape([]int64{-1}, false)
+		if err != nil {
+			return fmt.Errorf("export: %s: %w", name, err)
+		}
+		defer flat.Drop()
+		n := flat.Numel()
+		for off := 0; off < int(n); off += streamChunk {
+			part, err := flat.Narrow(0, int64(off), int64(min(streamChunk, int(n)-off)), false)
+			if err != nil {
+				return fmt.Errorf("export: %s: %w", name, err)
+			}
+			vals, err := tensorkit.Float32s(part)
+			part.Drop()
+			if err != nil {
+				return fmt.Errorf("export: %s: read values: %w", name, err)
+			}
+			data, err := safetensors.EncodeFloat32s(dt, vals)
+			if err != nil {
+				return fmt.Errorf("export: %s: %w", name, err)
+			}
+			if _, err := w.Write(data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // mergedWeight returns W0 + ΔW for one adapter, in float32 whatever the backbone's

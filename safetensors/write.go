@@ -23,13 +23,13 @@ type Tensor struct {
 	Name  string
 	DType DType
 	Shape []int64
-	// Data holds the bytes. Or, with Data nil, Produce makes them when the writer
-	// reaches this tensor, once, and the writer lets them go once written: a file is
-	// then written a tensor at a time, never held whole in memory. Produce must return
-	// the elements of Shape in DType (the writer checks the length); its error ends
-	// the write, which then leaves nothing behind.
-	Data    []byte
-	Produce func() ([]byte, error)
+	// Data holds the bytes. Or, with Data nil, Stream writes them to w when the writer
+	// reaches this tensor, once: a file is then written a piece at a time, never held
+	// whole in memory. Stream must write exactly the elements of Shape in DType (the
+	// writer counts); its error ends the write (Write and WriteSharded then leave
+	// nothing behind; Encode's writer has what came before).
+	Data   []byte
+	Stream func(w io.Writer) error
 }
 
 // byteLen is the length of t's bytes, from its shape and dtype (t validated).
@@ -38,19 +38,32 @@ func (t Tensor) byteLen() int64 {
 	return n * int64(t.DType.Size())
 }
 
-// bytes returns t's bytes: Data, or what Produce makes.
-func (t Tensor) bytes() ([]byte, error) {
-	if t.Data != nil || t.Produce == nil {
-		return t.Data, nil
+// writeTo writes t's bytes to w: Data, or what Stream writes, counted.
+func (t Tensor) writeTo(w io.Writer) error {
+	if t.Data != nil || t.Stream == nil {
+		_, err := w.Write(t.Data)
+		return err
 	}
-	b, err := t.Produce()
-	if err != nil {
-		return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
+	c := &countingWriter{w: w}
+	if err := t.Stream(c); err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
-	if want := t.byteLen(); int64(len(b)) != want {
-		return nil, fmt.Errorf("tensor %q: %s shape %v needs %d bytes, Produce made %d", t.Name, t.DType, t.Shape, want, len(b))
+	if want := t.byteLen(); c.n != want {
+		return fmt.Errorf("tensor %q: %s shape %v needs %d bytes, Stream wrote %d", t.Name, t.DType, t.Shape, want, c.n)
 	}
-	return b, nil
+	return nil
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Write writes tensors and metadata to path as a safetensors file, atomically: the bytes
@@ -103,7 +116,7 @@ func prepare(tensors []Tensor, metadata map[string]string) ([]Tensor, error) {
 		if !ok {
 			return nil, fmt.Errorf("tensor %q: invalid shape %v", t.Name, t.Shape)
 		}
-		if want := n * int64(t.DType.Size()); (t.Data != nil || t.Produce == nil) && int64(len(t.Data)) != want {
+		if want := n * int64(t.DType.Size()); (t.Data != nil || t.Stream == nil) && int64(len(t.Data)) != want {
 			return nil, fmt.Errorf("tensor %q: %s shape %v needs %d bytes, Data has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 		}
 	}
@@ -126,11 +139,7 @@ func encodeSorted(w io.Writer, sorted []Tensor, metadata map[string]string) erro
 		return err
 	}
 	for _, t := range sorted {
-		b, err := t.bytes()
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(b); err != nil {
+		if err := t.writeTo(w); err != nil {
 			return err
 		}
 	}
