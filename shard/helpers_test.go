@@ -20,6 +20,7 @@ import (
 	"github.com/lrtrain/lrtrain/lrlora"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/model/hfinit"
+	"github.com/lrtrain/lrtrain/shard"
 )
 
 func TestMain(m *testing.M) {
@@ -222,4 +223,18 @@ func reference(t *testing.T, dir string, opts ...model.Option) []float32 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// frozenTensors lists the frozen weights of the model in dir, as a Gatherer defers them.
+func frozenTensors(t *testing.T, dir string) []shard.Tensor {
+	t.Helper()
+	cfg, err := model.ReadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors, err := shard.FrozenTensors(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tensors
 }

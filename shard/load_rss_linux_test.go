@@ -7,7 +7,6 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/lrtrain/lrtrain/internal/testkit"
-	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/safetensors"
 	"github.com/lrtrain/lrtrain/shard"
 )
@@ -18,14 +17,7 @@ import (
 // mapped until the file is closed, twice its part).
 func TestLoadLocalDoesNotKeepTheCheckpointResident(t *testing.T) {
 	dir := writeModel(t, "llama", "small", "") // 128 MB of float32
-	cfg, err := model.ReadConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tensors, err := shard.FrozenTensors(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tensors := frozenTensors(t, dir)
 	plan, err := shard.NewPlan(tensors, 2, shard.Options{ElemSize: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -77,14 +77,7 @@ func TestLocalShardsReadOnlyTheirPieces(t *testing.T) {
 	}{{"", gotch.Float, 3}, {"bfloat16", gotch.Float, 2}, {"", gotch.BFloat16, 2}} {
 		t.Run(fmt.Sprintf("disk=%s/compute=%v/ranks=%d", or(c.disk, "float32"), c.compute, c.size), func(t *testing.T) {
 			dir := writeModel(t, "llama", "tiny", c.disk)
-			cfg, err := model.ReadConfig(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tensors, err := shard.FrozenTensors(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			tensors := frozenTensors(t, dir)
 			plan, err := shard.NewPlan(tensors, c.size, shard.Options{ElemSize: int(c.compute.Size())})
 			if err != nil {
 				t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
-	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
 )
 
@@ -32,14 +31,7 @@ func TestShardedMemory(t *testing.T) {
 	env := []string{envDir + "=" + dir, envBatch + "=1", envSeq + "=128"}
 	base := memRun(t, 0, env)
 	t.Logf("%s llama, whole model, 1 process: %s", preset, base.line)
-	cfg, err := model.ReadConfig(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tensors, err := shard.FrozenTensors(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tensors := frozenTensors(t, dir)
 	for _, size := range []int{2, 3} {
 		plan, err := shard.NewPlan(tensors, size, shard.Options{})
 		if err != nil {
