@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -67,13 +68,7 @@ func workload(m *model.Model, batch, seq int, atLoss func()) ([]float32, error) 
 		return nil, err
 	}
 
-	spec := adapter.Default()
-	spec.Method, spec.R, spec.TargetModules = adapter.LoRA, 2, adapter.Targets{AllLinear: true}
-	ads, err := m.Inject(spec, rand.New(rand.NewPCG(5, 6)))
-	if err != nil {
-		return nil, err
-	}
-	if err := perturbB(ads); err != nil {
+	if _, err := injectLoRA(m); err != nil {
 		return nil, err
 	}
 	m.Train(true)
@@ -141,6 +136,34 @@ func appendEvalLogits(out []float32, m *model.Model, ids *ts.Tensor) ([]float32,
 }
 
 // perturbB fills every lora_B with small deterministic values (it starts at zero).
+// injectLoRA injects rank-2 LoRA adapters into every linear layer of m, with B drawn
+// non-zero (perturbB), so that A, B and the blocks below all get gradient.
+func injectLoRA(m *model.Model) ([]*lrlora.Adapter, error) {
+	spec := adapter.Default()
+	spec.Method, spec.R, spec.TargetModules = adapter.LoRA, 2, adapter.Targets{AllLinear: true}
+	ads, err := m.Inject(spec, rand.New(rand.NewPCG(5, 6)))
+	if err != nil {
+		return nil, err
+	}
+	return ads, perturbB(ads)
+}
+
+// checkRankOutput compares what rank r wrote into out (its <rank>.bin) with want, bit
+// for bit, failing t on a failed rank.
+func checkRankOutput(t *testing.T, r rankRun, out string, want []float32) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
+	}
+	got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := firstDiff(got, want); d != "" {
+		t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
+	}
+}
+
 func perturbB(ads []*lrlora.Adapter) error {
 	for k, a := range ads {
 		for _, nt := range a.Tensors() {

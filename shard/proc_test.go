@@ -143,16 +143,7 @@ func TestShardedRanksMatchTheWholeModel(t *testing.T) {
 					runs := runRanks(t, "workload", size, 60*time.Second, envDir+"="+dir, envOut+"="+out,
 						envDType+"="+c.compute, envPrefetch+"="+strconv.Itoa(depth), envNoPeer+"="+c.noPeer)
 					for _, r := range runs {
-						if r.err != nil {
-							t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
-						}
-						got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
-						if err != nil {
-							t.Fatal(err)
-						}
-						if d := firstDiff(got, want); d != "" {
-							t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
-						}
+						checkRankOutput(t, r, out, want)
 						lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 						if st := lines[len(lines)-1]; st != acct {
 							t.Errorf("rank %d: %s, want %s", r.rank, st, acct)

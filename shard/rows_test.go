@@ -3,7 +3,6 @@ package shard_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/sugarme/gotch/ts"
 
-	"github.com/lrtrain/lrtrain/adapter"
 	"github.com/lrtrain/lrtrain/internal/testkit/childproc"
 	"github.com/lrtrain/lrtrain/model"
 	"github.com/lrtrain/lrtrain/shard"
@@ -48,13 +46,7 @@ func rowsWorkload(m *model.Model, atLoss func()) ([]float32, error) {
 		return nil, err
 	}
 	defer lab.Drop()
-	spec := adapter.Default()
-	spec.Method, spec.R, spec.TargetModules = adapter.LoRA, 2, adapter.Targets{AllLinear: true}
-	ads, err := m.Inject(spec, rand.New(rand.NewPCG(5, 6)))
-	if err != nil {
-		return nil, err
-	}
-	if err := perturbB(ads); err != nil {
+	if _, err := injectLoRA(m); err != nil {
 		return nil, err
 	}
 	m.SetCheckpointing(true)
@@ -141,16 +133,7 @@ func TestVocabularyReadByRowsMatchesTheWholeModel(t *testing.T) {
 			vocabBytes := int64(cfg.VocabSize * cfg.HiddenSize * 4)
 			out := t.TempDir()
 			for _, r := range runRanks(t, "rows", 2, 60*time.Second, envDir+"="+dir, envOut+"="+out, envNoPeer+"="+c.noPeer) {
-				if r.err != nil {
-					t.Fatalf("rank %d: %v\n%s", r.rank, r.err, r.stderr)
-				}
-				got, err := readFloats(filepath.Join(out, fmt.Sprintf("%d.bin", r.rank)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d := firstDiff(got, want); d != "" {
-					t.Errorf("rank %d differs from the whole model: %s", r.rank, d)
-				}
+				checkRankOutput(t, r, out, want)
 				var reads, atLoss int64
 				if _, err := fmt.Sscanf(strings.TrimSpace(r.stdout), "row reads %d, buffers at the loss %d", &reads, &atLoss); err != nil {
 					t.Fatalf("rank %d printed %q: %v", r.rank, r.stdout, err)
