@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -12,33 +13,29 @@ import (
 	"github.com/lrtrain/lrtrain/safetensors"
 )
 
-// encodeTensor converts t to a safetensors tensor of dtype dt. Float tensors go
-// through float32 (exact for float32, bfloat16 and float16 sources; float64 sources
-// are rounded once to float32 and, for bf16/f16 outputs, once more — export
-// dtypes are at most float32).
+// encodeTensor converts t to a safetensors tensor of dtype dt, held in memory (the
+// adapter export's small tensors): streamTensor's bytes.
 func encodeTensor(name string, t *ts.Tensor, dt safetensors.DType) (safetensors.Tensor, error) {
 	shape, err := t.Size()
 	if err != nil {
 		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
 	}
-	vals, err := tensorkit.Float32s(t)
-	if err != nil {
-		return safetensors.Tensor{}, fmt.Errorf("export: %s: read values: %w", name, err)
+	var buf bytes.Buffer
+	if err := streamTensor(&buf, name, t, dt); err != nil {
+		return safetensors.Tensor{}, err
 	}
-	data, err := safetensors.EncodeFloat32s(dt, vals)
-	if err != nil {
-		return safetensors.Tensor{}, fmt.Errorf("export: %s: %w", name, err)
-	}
-	return safetensors.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
+	return safetensors.Tensor{Name: name, DType: dt, Shape: shape, Data: buf.Bytes()}, nil
 }
 
 // streamChunk is how many elements streamTensor reads out of a tensor at a time.
 const streamChunk = 1 << 20
 
-// streamTensor writes t's values to w in dtype dt, converted as encodeTensor converts
-// them (through float32, element by element), a chunk of streamChunk elements at a
-// time: the host holds one chunk's values and bytes, not the tensor's (a 151936×896
-// embedding table is 545 MB of float32).
+// streamTensor writes t's values to w in dtype dt, a chunk of streamChunk elements at
+// a time: the host holds one chunk's values and bytes, not the tensor's (a 151936×896
+// embedding table is 545 MB of float32). Float tensors go through float32, element by
+// element (exact for float32, bfloat16 and float16 sources; float64 sources are
+// rounded once to float32 and, for bf16/f16 outputs, once more — export dtypes are at
+// most float32).
 func streamTensor(w io.Writer, name string, t *ts.Tensor, dt safetensors.DType) error {
 	return tensorkit.NoGrad(func() error {
 		flat, err := t.Reshape([]int64{-1}, false)
@@ -47,8 +44,8 @@ func streamTensor(w io.Writer, name string, t *ts.Tensor, dt safetensors.DType) 
 		}
 		defer flat.Drop()
 		n := flat.Numel()
-		for off := 0; off < int(n); off += streamChunk {
-			part, err := flat.Narrow(0, int64(off), int64(min(streamChunk, int(n)-off)), false)
+		for off := int64(0); off < int64(n); off += streamChunk {
+			part, err := flat.Narrow(0, off, min(streamChunk, int64(n)-off), false)
 			if err != nil {
 				return fmt.Errorf("export: %s: %w", name, err)
 			}

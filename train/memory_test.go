@@ -1,18 +1,17 @@
 package train
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lrtrain/lrtrain/internal/testkit"
 	"github.com/lrtrain/lrtrain/phiop"
 )
 
@@ -99,22 +98,4 @@ func TestMemoryStaysFlat(t *testing.T) {
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 // vmRSS reads the resident set size from /proc/self/status, in bytes.
-func vmRSS(t *testing.T) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
-}
+func vmRSS(t *testing.T) int64 { return testkit.StatusBytes(t, "VmRSS:") }

@@ -67,9 +67,9 @@ func kernelModel(c flops.Config, b flops.Batch, spread float64) (kernelParts, er
 	for _, p := range projections(c) {
 		both, lora, lrl := projectionOps(t, p.din, p.dout, int64(c.R))
 		for _, g := range []struct {
-			ops []gemmOp
-			add *float64
-		}{{both, &k.frozen}, {lora, &k.lora}, {lrl[:1], &k.gtx}} { // lrl[0]: Gᵀ·x; the rest are in ΔW's work
+			ops       []gemmOp
+			add, flop *float64 // seconds, and FLOPs where the rate is wanted
+		}{{both, &k.frozen, &frozenFLOP}, {lora, &k.lora, nil}, {lrl[:1], &k.gtx, nil}} { // lrl[0]: Gᵀ·x; the rest are in ΔW's work
 			for _, op := range g.ops {
 				s, err := timeGEMM(op)
 				if err != nil {
@@ -80,8 +80,8 @@ func kernelModel(c flops.Config, b flops.Batch, spread float64) (kernelParts, er
 					n = float64(p.withGrad)
 				}
 				*g.add += s * n * float64(b.Accum)
-				if g.add == &k.frozen {
-					frozenFLOP += 2 * float64(op.m*op.k*op.n) * n * float64(b.Accum)
+				if g.flop != nil {
+					*g.flop += 2 * float64(op.m*op.k*op.n) * n * float64(b.Accum)
 				}
 			}
 		}

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// PeakRSSGrowth runs f and returns how far this process's resident set rose above
+// PeakRSSGrowth runs f (Linux) and returns how far this process's resident set rose above
 // where it stood when f began, at its highest while f ran: the kernel's peak (VmHWM)
 // is reset first (writing 5 to /proc/self/clear_refs), so an earlier peak does not
 // count. Run it where nothing else in the process allocates meanwhile (no parallel
@@ -20,13 +20,14 @@ func PeakRSSGrowth(t testing.TB, f func()) int64 {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		t.Fatalf("reset the peak resident set: %v", err)
 	}
-	before := statusBytes(t, "VmRSS:")
+	before := StatusBytes(t, "VmRSS:")
 	f()
-	return statusBytes(t, "VmHWM:") - before
+	return StatusBytes(t, "VmHWM:") - before
 }
 
-// statusBytes reads one "kB" field of /proc/self/status.
-func statusBytes(t testing.TB, field string) int64 {
+// StatusBytes reads one "kB" field of /proc/self/status ("VmRSS:", "VmHWM:", ...) in
+// bytes (Linux).
+func StatusBytes(t testing.TB, field string) int64 {
 	t.Helper()
 	file, err := os.Open("/proc/self/status")
 	if err != nil {
